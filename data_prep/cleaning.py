@@ -1,0 +1,126 @@
+"""Cleaning steps applied to every song before features are computed.
+
+Each step is a pure function of mono float samples at the contract's rate.
+"""
+import dataclasses
+
+import librosa
+import numpy as np
+import pyloudnorm
+import scipy.signal
+
+from melodygan_jax import audio
+
+# BS.1770's absolute gate: anything quieter has no measurable loudness.
+ABSOLUTE_GATE_LUFS = -70.0
+_FADE_S = 0.01  # Fades at the joins of removed silences, so joins do not click.
+
+
+class UnusableAudio(Exception):
+  """Audio that decodes but cannot become training data; str() is the reason."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CleaningOptions:
+  """How prepare cleans each song (each field is a prepare flag)."""
+  remove_silence: bool = True
+  silence_threshold_db: float = 60.0  # Below the song's peak RMS.
+  min_silence_s: float = 1.0  # Shorter pauses are music, not silence.
+  normalize_loudness: bool = True
+  target_lufs: float = -18.0
+  true_peak_ceiling_dbtp: float = -1.0
+  reduce_noise: bool = False
+  noise_reduction: float = 0.8  # Share of the estimated noise removed.
+
+
+def remove_silence(samples: np.ndarray, threshold_db: float,
+                   min_silence_s: float) -> np.ndarray:
+  """Drops leading, trailing and long inner silences (librosa.effects.split).
+
+  Args:
+    samples: mono float samples at the contract's rate.
+    threshold_db: frames this far below the loudest frame count as silent.
+    min_silence_s: inner silences shorter than this are kept.
+
+  Returns:
+    The kept samples, joined with short fades.
+  """
+  intervals = librosa.effects.split(samples, top_db=threshold_db,
+                                    frame_length=2048, hop_length=512)
+  if len(intervals) == 0:
+    return samples[:0]
+  min_gap = int(min_silence_s * audio.SAMPLE_RATE_HZ)
+  merged = [list(intervals[0])]
+  for start, end in intervals[1:]:
+    if start - merged[-1][1] < min_gap:
+      merged[-1][1] = end
+    else:
+      merged.append([start, end])
+  fade = int(_FADE_S * audio.SAMPLE_RATE_HZ)
+  pieces = []
+  for index, (start, end) in enumerate(merged):
+    piece = samples[start:end].copy()
+    ramp = np.linspace(0.0, 1.0, min(fade, len(piece) // 2), dtype=np.float32)
+    if index > 0 or start > 0:
+      piece[:len(ramp)] *= ramp
+    if index < len(merged) - 1 or end < len(samples):
+      piece[len(piece) - len(ramp):] *= ramp[::-1]
+    pieces.append(piece)
+  return np.concatenate(pieces)
+
+
+def integrated_loudness(samples: np.ndarray) -> float:
+  """ITU-R BS.1770-4 integrated loudness in LUFS (-inf for silence)."""
+  meter = pyloudnorm.Meter(audio.SAMPLE_RATE_HZ)
+  return float(meter.integrated_loudness(samples.astype(np.float64)))
+
+
+def true_peak_dbtp(samples: np.ndarray) -> float:
+  """Peak of the 4x oversampled signal in dBTP (BS.1770-4, annex 2)."""
+  oversampled = scipy.signal.resample_poly(samples, 4, 1)
+  peak = float(np.max(np.abs(oversampled))) if len(oversampled) else 0.0
+  return 20.0 * np.log10(max(peak, 1e-12))
+
+
+def normalize_loudness(samples: np.ndarray, target_lufs: float,
+                       true_peak_ceiling_dbtp: float) -> np.ndarray:
+  """Scales to `target_lufs`, then down if needed to stay under the ceiling.
+
+  Raises:
+    UnusableAudio: silence (loudness -inf, which would put NaN into features)
+      or a clip shorter than one 400 ms loudness block.
+  """
+  if len(samples) < int(0.4 * audio.SAMPLE_RATE_HZ):
+    raise UnusableAudio('too short to measure loudness (< 0.4 s)')
+  loudness = integrated_loudness(samples)
+  if not np.isfinite(loudness) or loudness < ABSOLUTE_GATE_LUFS:
+    raise UnusableAudio(f'silent: loudness below {ABSOLUTE_GATE_LUFS:.0f} LUFS')
+  gained = samples * np.float32(10.0 ** ((target_lufs - loudness) / 20.0))
+  peak = true_peak_dbtp(gained)
+  if peak > true_peak_ceiling_dbtp:
+    gained *= np.float32(10.0 ** ((true_peak_ceiling_dbtp - peak) / 20.0))
+  return gained.astype(np.float32)
+
+
+def reduce_noise(samples: np.ndarray, strength: float) -> np.ndarray:
+  """Stationary spectral gating (noisereduce), for hiss and hum."""
+  import noisereduce  # pylint: disable=g-import-not-at-top  # Slow import, rarely on.
+  return noisereduce.reduce_noise(
+      y=samples, sr=audio.SAMPLE_RATE_HZ, stationary=True,
+      prop_decrease=strength).astype(np.float32)
+
+
+def clean(samples: np.ndarray, options: CleaningOptions) -> np.ndarray:
+  """Runs the enabled steps in order: noise, silence, loudness."""
+  if options.reduce_noise:
+    samples = reduce_noise(samples, options.noise_reduction)
+  if options.remove_silence:
+    samples = remove_silence(samples, options.silence_threshold_db, options.min_silence_s)
+    if len(samples) == 0:
+      raise UnusableAudio('silent: nothing above the silence threshold')
+  if options.normalize_loudness:
+    samples = normalize_loudness(samples, options.target_lufs,
+                                 options.true_peak_ceiling_dbtp)
+  elif np.max(np.abs(samples), initial=0.0) == 0.0:
+    raise UnusableAudio('silent: all samples are zero')
+  return samples

@@ -1,0 +1,256 @@
+r"""Prepare a folder of songs as a training data set.
+
+  python -m data_prep.prepare --input_dir=raw/ --output_dir=data/ [--num_workers=N]
+
+Writes under --output_dir:
+  clean/        mono 22 050 Hz 16-bit WAVs, mirroring the input folders
+  tfds/         sharded TFRecords of log-mel/MFCC segments (TFDS-readable)
+  stats.json    per-band log-mel mean/std of the train split
+  report.json   every input file: used, or skipped and why
+  work/         per-file progress; a re-run skips files finished here
+
+Unreadable, silent or too-short files are skipped and reported; the exit
+status is non-zero only when no usable segment came out.
+"""
+import collections
+import concurrent.futures
+import dataclasses
+import multiprocessing
+import os
+import pathlib
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+from data_prep import cleaning
+from data_prep import separation
+from data_prep import shards
+from data_prep import song as song_lib
+from melodygan_jax import atomic_files
+from melodygan_jax import audio
+from melodygan_jax import records
+
+_DEFAULTS = cleaning.CleaningOptions()
+
+_INPUT_DIR = flags.DEFINE_string('input_dir', None, 'Folder of audio files, read recursively.')
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where the data set is written.')
+_NUM_WORKERS = flags.DEFINE_integer('num_workers', None, 'Worker processes (default: all cores).')
+_SEPARATION = flags.DEFINE_enum('separation', 'none', separation.BACKENDS,
+                                'Vocal/instrumental separation backend.')
+_STEMS = flags.DEFINE_list('stems', ['mix'], 'Stems in the data set: mix, vocals, instrumental.')
+_SEGMENT_FRAMES = flags.DEFINE_integer('segment_frames', 256, 'STFT frames per record.')
+_VALIDATION_FRACTION = flags.DEFINE_float(
+    'validation_fraction', 0.1, 'Share of songs (by hash of their path) held out.')
+_SHARD_SIZE_MB = flags.DEFINE_float('shard_size_mb', 128.0, 'Target size of one shard.')
+_REMOVE_SILENCE = flags.DEFINE_bool('remove_silence', _DEFAULTS.remove_silence,
+                                    'Remove leading, trailing and long inner silences.')
+_SILENCE_THRESHOLD_DB = flags.DEFINE_float(
+    'silence_threshold_db', _DEFAULTS.silence_threshold_db,
+    'Frames this many dB below the loudest frame are silent.')
+_MIN_SILENCE_S = flags.DEFINE_float('min_silence_s', _DEFAULTS.min_silence_s,
+                                    'Shorter inner silences are kept.')
+_NORMALIZE_LOUDNESS = flags.DEFINE_bool('normalize_loudness', _DEFAULTS.normalize_loudness,
+                                        'Normalize integrated loudness (BS.1770).')
+_TARGET_LUFS = flags.DEFINE_float('target_lufs', _DEFAULTS.target_lufs, 'Loudness target.')
+_TRUE_PEAK_CEILING_DBTP = flags.DEFINE_float(
+    'true_peak_ceiling_dbtp', _DEFAULTS.true_peak_ceiling_dbtp,
+    'Gain is lowered so the true peak stays below this.')
+_REDUCE_NOISE = flags.DEFINE_bool('reduce_noise', _DEFAULTS.reduce_noise,
+                                  'Stationary spectral-gating noise reduction.')
+_NOISE_REDUCTION = flags.DEFINE_float('noise_reduction', _DEFAULTS.noise_reduction,
+                                      'Share of the estimated noise removed (0-1).')
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareOptions:
+  input_dir: str
+  output_dir: str
+  song: song_lib.SongOptions = song_lib.SongOptions()
+  validation_fraction: float = 0.1
+  shard_size_mb: float = 128.0
+  num_workers: int = 1
+  show_progress: bool = True
+
+
+def check_options(options: PrepareOptions) -> None:
+  """Rejects unusable options before any work.
+
+  Raises:
+    ValueError: one line naming the flag and what is wrong.
+  """
+  input_dir = pathlib.Path(options.input_dir)
+  if not input_dir.is_dir():
+    raise ValueError(f'--input_dir={options.input_dir}: no such folder')
+  if not options.output_dir:
+    raise ValueError('--output_dir is required')
+  if pathlib.Path(options.output_dir).resolve() == input_dir.resolve():
+    raise ValueError('--output_dir must differ from --input_dir')
+  if options.song.segment_frames < song_lib.MIN_SEGMENT_FRAMES:
+    raise ValueError(f'--segment_frames={options.song.segment_frames}: '
+                     f'must be at least {song_lib.MIN_SEGMENT_FRAMES}')
+  if not 0.0 <= options.validation_fraction < 1.0:
+    raise ValueError(f'--validation_fraction={options.validation_fraction}: must be in [0, 1)')
+  if options.num_workers < 1:
+    raise ValueError(f'--num_workers={options.num_workers}: must be at least 1')
+  if options.shard_size_mb <= 0:
+    raise ValueError(f'--shard_size_mb={options.shard_size_mb}: must be positive')
+  unknown = set(options.song.separation.stems) - set(audio.STEM_KINDS)
+  if unknown or not options.song.separation.stems:
+    raise ValueError(f'--stems={",".join(options.song.separation.stems)}: '
+                     f'each must be one of {", ".join(audio.STEM_KINDS)}')
+  if not 0.0 <= options.song.cleaning.noise_reduction <= 1.0:
+    raise ValueError(f'--noise_reduction={options.song.cleaning.noise_reduction}: '
+                     'must be in [0, 1]')
+  separation.check_options(options.song.separation)
+
+
+def find_inputs(input_dir: pathlib.Path, skip_dir: pathlib.Path) -> list[pathlib.Path]:
+  """Every non-hidden file under `input_dir`, sorted, outside `skip_dir`."""
+  found = []
+  for root, dirs, files in os.walk(input_dir):
+    root_path = pathlib.Path(root)
+    dirs[:] = sorted(d for d in dirs if not d.startswith('.')
+                     and (root_path / d).resolve() != skip_dir)
+    found.extend(root_path / f for f in sorted(files) if not f.startswith('.'))
+  return sorted(found)
+
+
+def make_tasks(options: PrepareOptions) -> list[song_lib.SongTask]:
+  """One task per input file, with collision-free output names."""
+  input_dir = pathlib.Path(options.input_dir)
+  output_dir = pathlib.Path(options.output_dir)
+  paths = find_inputs(input_dir, output_dir.resolve())
+  sources = [path.relative_to(input_dir).as_posix() for path in paths]
+  # `a.mp3` and `a.flac` would both become `a.wav`: keep the suffix for those.
+  stem_counts = collections.Counter(os.path.splitext(s)[0] for s in sources)
+  tasks = []
+  for path, source in zip(paths, sources):
+    base = os.path.splitext(source)[0]
+    name = source if stem_counts[base] > 1 else base
+    tasks.append(song_lib.SongTask(
+        input_path=str(path), source=source,
+        clean_path=str(output_dir / 'clean' / f'{name}.wav'),
+        cache_path=str(output_dir / 'work' / name), options=options.song))
+  return tasks
+
+
+def _run_tasks(tasks, options, executor):
+  """Runs the unfinished tasks; yields every task's outcome."""
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  todo = []
+  for task in tasks:
+    finished = song_lib.load_finished(task)
+    if finished is None:
+      todo.append(task)
+    else:
+      yield finished
+  progress = tqdm(total=len(todo), unit='file', desc='prepare',
+                  disable=not options.show_progress or not todo)
+  own_executor = None
+  if executor is None and options.num_workers > 1 and len(todo) > 1:
+    own_executor = executor = concurrent.futures.ProcessPoolExecutor(
+        max_workers=options.num_workers, mp_context=multiprocessing.get_context('spawn'))
+  try:
+    outcomes = executor.map(song_lib.process_song, todo) if executor else map(song_lib.process_song, todo)
+    for outcome in outcomes:
+      progress.update()
+      yield outcome
+  finally:
+    progress.close()
+    if own_executor:
+      own_executor.shutdown()
+
+
+def prepare(options: PrepareOptions,
+            executor: concurrent.futures.Executor | None = None) -> dict:
+  """Runs the whole preparation; returns the report (also in report.json).
+
+  Args:
+    options: what to prepare and how; checked first.
+    executor: a pool to run songs on; by default one of `num_workers`
+      processes (none for a single worker).
+  """
+  check_options(options)
+  started = time.perf_counter()
+  output_dir = pathlib.Path(options.output_dir)
+  tasks = make_tasks(options)
+  outcomes = list(_run_tasks(tasks, options, executor))
+  used = [outcome for outcome in outcomes if outcome['status'] == 'used']
+  report = {
+      'input_dir': str(options.input_dir),
+      'files': sorted(outcomes, key=lambda outcome: outcome['source']),
+      'num_used': len(used),
+      'num_skipped': len(outcomes) - len(used),
+      'num_segments': sum(o['num_segments'] * len(o['stems']) for o in used),
+  }
+  if used:
+    stats = shards.write_dataset(
+        output_dir, used, {task.source: task.cache_path for task in tasks},
+        options.song.segment_frames, options.validation_fraction, options.shard_size_mb)
+    atomic_files.write_json(output_dir / records.STATS_FILENAME, stats)
+    for outcome in report['files']:
+      if outcome['source'] in stats['splits']:
+        outcome['split'] = stats['splits'][outcome['source']]
+  report['seconds'] = round(time.perf_counter() - started, 2)
+  atomic_files.write_json(output_dir / records.REPORT_FILENAME, report)
+  return report
+
+
+def summarize(report: dict) -> str:
+  used_s = sum(o.get('clean_duration_s', 0.0) for o in report['files'] if o['status'] == 'used')
+  lines = [f'{report["num_used"]} files used ({used_s / 60:.1f} min after cleaning, '
+           f'{report["num_segments"]} segments), {report["num_skipped"]} skipped, '
+           f'in {report["seconds"]:.1f} s']
+  for outcome in report['files']:
+    if outcome['status'] == 'skipped':
+      lines.append(f'  skipped {outcome["source"]}: {outcome["reason"]}')
+  return '\n'.join(lines)
+
+
+def options_from_flags() -> PrepareOptions:
+  return PrepareOptions(
+      input_dir=_INPUT_DIR.value or '',
+      output_dir=_OUTPUT_DIR.value or '',
+      song=song_lib.SongOptions(
+          cleaning=cleaning.CleaningOptions(
+              remove_silence=_REMOVE_SILENCE.value,
+              silence_threshold_db=_SILENCE_THRESHOLD_DB.value,
+              min_silence_s=_MIN_SILENCE_S.value,
+              normalize_loudness=_NORMALIZE_LOUDNESS.value,
+              target_lufs=_TARGET_LUFS.value,
+              true_peak_ceiling_dbtp=_TRUE_PEAK_CEILING_DBTP.value,
+              reduce_noise=_REDUCE_NOISE.value,
+              noise_reduction=_NOISE_REDUCTION.value),
+          segment_frames=_SEGMENT_FRAMES.value,
+          separation=separation.SeparationOptions(
+              backend=_SEPARATION.value, stems=tuple(_STEMS.value))),
+      validation_fraction=_VALIDATION_FRACTION.value,
+      shard_size_mb=_SHARD_SIZE_MB.value,
+      num_workers=_NUM_WORKERS.value or os.cpu_count() or 1)
+
+
+def main(argv):
+  if len(argv) > 1:
+    sys.exit(f'prepare: unexpected arguments: {" ".join(argv[1:])}')
+  if not _INPUT_DIR.value:
+    sys.exit('prepare: --input_dir is required')
+  options = options_from_flags()
+  try:
+    check_options(options)
+  except ValueError as e:
+    sys.exit(f'prepare: {e}')
+  report = prepare(options)
+  print(summarize(report))
+  if report['num_segments'] == 0:
+    sys.exit('prepare: no usable audio came out; see report.json for each file')
+  print(f'data set: {records.dataset_path(options.output_dir)}')
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

@@ -1,0 +1,135 @@
+"""One input file -> cleaned WAV(s) and feature segments: the worker's job.
+
+Runs in a worker process. Its outputs are two files per input: the segments
+(`<cache>.npz`) and the outcome (`<cache>.json`), the json written last, so it
+marks a finished file; a re-run that finds a json with the same fingerprint
+skips the file.
+"""
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import traceback
+
+import numpy as np
+
+from data_prep import cleaning as cleaning_lib
+from data_prep import separation as separation_lib
+from melodygan_jax import atomic_files
+from melodygan_jax import audio
+from melodygan_jax import audio_io
+
+MIN_SEGMENT_FRAMES = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class SongOptions:
+  """Everything that changes what a song's outputs are."""
+  cleaning: cleaning_lib.CleaningOptions = cleaning_lib.CleaningOptions()
+  segment_frames: int = 256
+  separation: separation_lib.SeparationOptions = separation_lib.SeparationOptions()
+
+  def digest(self) -> str:
+    return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True)
+                          .encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class SongTask:
+  input_path: str
+  source: str  # Path relative to the input folder: the song's identity.
+  clean_path: str  # Where the cleaned mix goes; stems go beside it.
+  cache_path: str  # Without suffix: `.npz` and `.json` are added.
+  options: SongOptions
+
+  def fingerprint(self) -> str:
+    stat = os.stat(self.input_path)
+    return f'{stat.st_size}-{stat.st_mtime_ns}-{self.options.digest()}'
+
+
+def cut_segments(features: np.ndarray, segment_frames: int) -> np.ndarray:
+  """[frames, dims] -> [num_segments, segment_frames, dims]; drops the tail."""
+  num_segments = len(features) // segment_frames
+  return features[:num_segments * segment_frames].reshape(
+      num_segments, segment_frames, features.shape[-1])
+
+
+def stem_path(clean_path: str | os.PathLike, stem: str) -> pathlib.Path:
+  """`song.wav` for the mix, `song.vocals.wav` for a stem."""
+  clean_path = pathlib.Path(clean_path)
+  if stem == 'mix':
+    return clean_path
+  return clean_path.with_name(f'{clean_path.stem}.{stem}.wav')
+
+
+def _featurize(stem_samples: dict[str, np.ndarray], segment_frames: int) -> dict:
+  arrays = {}
+  for stem, samples in stem_samples.items():
+    log_mel, mfcc = audio.log_mel_and_mfcc(samples)
+    arrays[f'{stem}/mel'] = cut_segments(log_mel, segment_frames)
+    arrays[f'{stem}/mfcc'] = cut_segments(mfcc, segment_frames)
+  return arrays
+
+
+def _process(task: SongTask, outcome: dict) -> None:
+  samples, sample_rate = audio_io.read_audio(task.input_path)
+  outcome.update(duration_s=round(len(samples) / sample_rate, 3),
+                 sample_rate_hz=sample_rate, channels=samples.shape[1])
+  mono = audio_io.resample(audio_io.to_mono(samples), sample_rate)
+  del samples
+  options = task.options
+  clean = cleaning_lib.clean(mono, options.cleaning)
+  clean_s = len(clean) / audio.SAMPLE_RATE_HZ
+  outcome['clean_duration_s'] = round(clean_s, 3)
+  needed_s = audio.frames_to_seconds(options.segment_frames)
+  if clean_s < needed_s:
+    raise cleaning_lib.UnusableAudio(
+        f'too short: {clean_s:.2f} s after cleaning, one segment needs {needed_s:.2f} s')
+  stem_samples = separation_lib.separate(clean, task, options.separation)
+  for stem, stem_audio in stem_samples.items():
+    audio_io.write_wav(stem_path(task.clean_path, stem), stem_audio)
+  arrays = _featurize(stem_samples, options.segment_frames)
+  with atomic_files.atomic_path(task.cache_path + '.npz') as tmp_path:
+    np.savez(tmp_path, **arrays)
+  outcome.update(status='used', stems=sorted(stem_samples),
+                 num_segments=int(len(arrays[f'{next(iter(stem_samples))}/mel'])))
+
+
+def process_song(task: SongTask) -> dict:
+  """Prepares one file; never raises: failures become a skipped outcome.
+
+  Returns:
+    The outcome, also written to `<cache_path>.json`: source, status
+    ('used' | 'skipped'), reason when skipped, durations, segment count.
+  """
+  outcome = {'source': task.source, 'fingerprint': task.fingerprint()}
+  try:
+    _process(task, outcome)
+  except (audio_io.AudioReadError, cleaning_lib.UnusableAudio,
+          separation_lib.SeparationError) as e:
+    outcome.update(status='skipped', reason=str(e))
+  except Exception as e:  # pylint: disable=broad-except
+    # An unexpected failure on one file must not stop the other files.
+    last_frame = traceback.extract_tb(e.__traceback__)[-1]
+    outcome.update(status='skipped', reason=(
+        f'unexpected {type(e).__name__}: {" ".join(str(e).split())} '
+        f'({pathlib.Path(last_frame.filename).name}:{last_frame.lineno})'))
+  atomic_files.write_json(task.cache_path + '.json', outcome)
+  return outcome
+
+
+def load_finished(task: SongTask) -> dict | None:
+  """The outcome of an earlier run on the same file and options, if any."""
+  path = pathlib.Path(task.cache_path + '.json')
+  if not path.exists():
+    return None
+  try:
+    outcome = atomic_files.read_json(path)
+  except (OSError, ValueError):
+    return None
+  if outcome.get('fingerprint') != task.fingerprint():
+    return None
+  if outcome.get('status') == 'used' and not pathlib.Path(task.cache_path + '.npz').exists():
+    return None
+  return outcome
