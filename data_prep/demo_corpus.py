@@ -192,23 +192,22 @@ def build_corpus(output_dir, num_songs: int = 8, seconds: float = 30.0,
   return mixes
 
 
-_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where the corpus is written.')
-_NUM_SONGS = flags.DEFINE_integer('num_songs', 8, 'Number of songs.')
-_SECONDS = flags.DEFINE_float('seconds', 30.0, 'Length of each song.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Corpus seed: the same seed writes the same files.')
-
-
 def main(argv):
   del argv
-  if not _OUTPUT_DIR.value:
+  if not flags.FLAGS.output_dir:
     raise app.UsageError('--output_dir is required')
-  if _NUM_SONGS.value < 1 or _SECONDS.value < 1:
+  if flags.FLAGS.num_songs < 1 or flags.FLAGS.seconds < 1:
     raise app.UsageError('--num_songs and --seconds must be at least 1')
-  mixes = build_corpus(_OUTPUT_DIR.value, _NUM_SONGS.value, _SECONDS.value, _SEED.value)
-  print(f'{len(mixes)} songs in {pathlib.Path(_OUTPUT_DIR.value) / "songs"}')
+  config = flags.FLAGS
+  mixes = build_corpus(config.output_dir, config.num_songs, config.seconds, config.seed)
+  print(f'{len(mixes)} songs in {pathlib.Path(config.output_dir) / "songs"}')
 
 
 def run():
+  flags.DEFINE_string('output_dir', None, 'Where the corpus is written.')
+  flags.DEFINE_integer('num_songs', 8, 'Number of songs.')
+  flags.DEFINE_float('seconds', 30.0, 'Length of each song.')
+  flags.DEFINE_integer('seed', 0, 'Corpus seed: the same seed writes the same files.')
   app.run(main)
 
 

@@ -32,35 +32,8 @@ from melodygan_jax import atomic_files
 from melodygan_jax import audio
 from melodygan_jax import records
 
+FLAGS = flags.FLAGS
 _DEFAULTS = cleaning.CleaningOptions()
-
-_INPUT_DIR = flags.DEFINE_string('input_dir', None, 'Folder of audio files, read recursively.')
-_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where the data set is written.')
-_NUM_WORKERS = flags.DEFINE_integer('num_workers', None, 'Worker processes (default: all cores).')
-_SEPARATION = flags.DEFINE_enum('separation', 'none', separation.BACKENDS,
-                                'Vocal/instrumental separation backend.')
-_STEMS = flags.DEFINE_list('stems', ['mix'], 'Stems in the data set: mix, vocals, instrumental.')
-_SEGMENT_FRAMES = flags.DEFINE_integer('segment_frames', 256, 'STFT frames per record.')
-_VALIDATION_FRACTION = flags.DEFINE_float(
-    'validation_fraction', 0.1, 'Share of songs (by hash of their path) held out.')
-_SHARD_SIZE_MB = flags.DEFINE_float('shard_size_mb', 128.0, 'Target size of one shard.')
-_REMOVE_SILENCE = flags.DEFINE_bool('remove_silence', _DEFAULTS.remove_silence,
-                                    'Remove leading, trailing and long inner silences.')
-_SILENCE_THRESHOLD_DB = flags.DEFINE_float(
-    'silence_threshold_db', _DEFAULTS.silence_threshold_db,
-    'Frames this many dB below the loudest frame are silent.')
-_MIN_SILENCE_S = flags.DEFINE_float('min_silence_s', _DEFAULTS.min_silence_s,
-                                    'Shorter inner silences are kept.')
-_NORMALIZE_LOUDNESS = flags.DEFINE_bool('normalize_loudness', _DEFAULTS.normalize_loudness,
-                                        'Normalize integrated loudness (BS.1770).')
-_TARGET_LUFS = flags.DEFINE_float('target_lufs', _DEFAULTS.target_lufs, 'Loudness target.')
-_TRUE_PEAK_CEILING_DBTP = flags.DEFINE_float(
-    'true_peak_ceiling_dbtp', _DEFAULTS.true_peak_ceiling_dbtp,
-    'Gain is lowered so the true peak stays below this.')
-_REDUCE_NOISE = flags.DEFINE_bool('reduce_noise', _DEFAULTS.reduce_noise,
-                                  'Stationary spectral-gating noise reduction.')
-_NOISE_REDUCTION = flags.DEFINE_float('noise_reduction', _DEFAULTS.noise_reduction,
-                                      'Share of the estimated noise removed (0-1).')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,32 +182,60 @@ def summarize(report: dict) -> str:
   return '\n'.join(lines)
 
 
+def define_flags() -> None:
+  """Defines the command line's flags (only when run as a program)."""
+  d = _DEFAULTS
+  flags.DEFINE_string('input_dir', None, 'Folder of audio files, read recursively.')
+  flags.DEFINE_string('output_dir', None, 'Where the data set is written.')
+  flags.DEFINE_integer('num_workers', None, 'Worker processes (default: all cores).')
+  flags.DEFINE_enum('separation', 'none', separation.BACKENDS,
+                    'Vocal/instrumental separation backend.')
+  flags.DEFINE_list('stems', ['mix'], 'Stems in the data set: mix, vocals, instrumental.')
+  flags.DEFINE_integer('segment_frames', 256, 'STFT frames per record.')
+  flags.DEFINE_float('validation_fraction', 0.1,
+                     'Share of songs (by hash of their path) held out.')
+  flags.DEFINE_float('shard_size_mb', 128.0, 'Target size of one shard.')
+  flags.DEFINE_bool('remove_silence', d.remove_silence,
+                    'Remove leading, trailing and long inner silences.')
+  flags.DEFINE_float('silence_threshold_db', d.silence_threshold_db,
+                     'Frames this many dB below the loudest frame are silent.')
+  flags.DEFINE_float('min_silence_s', d.min_silence_s, 'Shorter inner silences are kept.')
+  flags.DEFINE_bool('normalize_loudness', d.normalize_loudness,
+                    'Normalize integrated loudness (BS.1770).')
+  flags.DEFINE_float('target_lufs', d.target_lufs, 'Loudness target.')
+  flags.DEFINE_float('true_peak_ceiling_dbtp', d.true_peak_ceiling_dbtp,
+                     'Gain is lowered so the true peak stays below this.')
+  flags.DEFINE_bool('reduce_noise', d.reduce_noise, 'Stationary spectral-gating noise reduction.')
+  flags.DEFINE_float('noise_reduction', d.noise_reduction,
+                     'Share of the estimated noise removed (0-1).')
+
+
 def options_from_flags() -> PrepareOptions:
   return PrepareOptions(
-      input_dir=_INPUT_DIR.value or '',
-      output_dir=_OUTPUT_DIR.value or '',
+      input_dir=FLAGS.input_dir or '',
+      output_dir=FLAGS.output_dir or '',
       song=song_lib.SongOptions(
           cleaning=cleaning.CleaningOptions(
-              remove_silence=_REMOVE_SILENCE.value,
-              silence_threshold_db=_SILENCE_THRESHOLD_DB.value,
-              min_silence_s=_MIN_SILENCE_S.value,
-              normalize_loudness=_NORMALIZE_LOUDNESS.value,
-              target_lufs=_TARGET_LUFS.value,
-              true_peak_ceiling_dbtp=_TRUE_PEAK_CEILING_DBTP.value,
-              reduce_noise=_REDUCE_NOISE.value,
-              noise_reduction=_NOISE_REDUCTION.value),
-          segment_frames=_SEGMENT_FRAMES.value,
+              remove_silence=FLAGS.remove_silence,
+              silence_threshold_db=FLAGS.silence_threshold_db,
+              min_silence_s=FLAGS.min_silence_s,
+              normalize_loudness=FLAGS.normalize_loudness,
+              target_lufs=FLAGS.target_lufs,
+              true_peak_ceiling_dbtp=FLAGS.true_peak_ceiling_dbtp,
+              reduce_noise=FLAGS.reduce_noise,
+              noise_reduction=FLAGS.noise_reduction),
+          segment_frames=FLAGS.segment_frames,
           separation=separation.SeparationOptions(
-              backend=_SEPARATION.value, stems=tuple(_STEMS.value))),
-      validation_fraction=_VALIDATION_FRACTION.value,
-      shard_size_mb=_SHARD_SIZE_MB.value,
-      num_workers=_NUM_WORKERS.value or os.cpu_count() or 1)
+              backend=FLAGS.separation, stems=tuple(FLAGS.stems))),
+      validation_fraction=FLAGS.validation_fraction,
+      shard_size_mb=FLAGS.shard_size_mb,
+      num_workers=FLAGS.num_workers or os.cpu_count() or 1)
 
 
 def main(argv):
   if len(argv) > 1:
     sys.exit(f'prepare: unexpected arguments: {" ".join(argv[1:])}')
-  if not _INPUT_DIR.value:
+  if not FLAGS.input_dir:
     sys.exit('prepare: --input_dir is required')
   options = options_from_flags()
   try:
@@ -249,6 +250,7 @@ def main(argv):
 
 
 def run():
+  define_flags()
   app.run(main)
 
 

@@ -1,0 +1,274 @@
+"""tf.data readers of the data_prep shards, yielding NumPy batches.
+
+Training batches are a pure function of (seed, step, process layout): epoch e
+reads this host's files in an order seeded by (seed, e) through a seeded
+shuffle buffer, and random crops are drawn from stateless seeds of the
+record's position in the stream. Resuming at step s rebuilds the stream at
+epoch (s * batch) // records_per_epoch and skips into it, so a resumed run sees
+exactly the batches an uninterrupted run would have seen, with nothing to save
+but the step. (Saving tf.data's iterator state instead would store the whole
+shuffle buffer in every checkpoint.)
+
+Each host reads a disjoint share: whole shard files when there are at least as
+many files as hosts, else every `process_count`-th record. All hosts use the
+same records_per_epoch (the smallest share), so they stay in step.
+"""
+import dataclasses
+import math
+import os
+import pathlib
+from typing import Iterator
+
+import ml_collections
+import numpy as np
+
+from melodygan_jax import atomic_files
+from melodygan_jax import audio
+from melodygan_jax import records
+
+_MAX_CYCLE_LENGTH = 16  # Shard files read at once by interleave.
+
+
+class DatasetError(ValueError):
+  """A data set that cannot be used; str() names the path and the problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetMeta:
+  """What the readers need to know about one data_prep output folder."""
+  path: pathlib.Path  # The TFDS folder.
+  segment_frames: int
+  stats: dict  # stats.json.
+  split_files: dict[str, list[str]]  # Split -> shard paths, in shard order.
+
+  def shard_counts(self, split: str, stems) -> list[int]:
+    """Records of the given stem kinds in each shard of `split`."""
+    per_shard = self.stats['shard_stem_counts'].get(split, [])
+    return [sum(counts.get(stem, 0) for stem in stems) for counts in per_shard]
+
+  def num_records(self, split: str, stems) -> int:
+    return sum(self.shard_counts(split, stems))
+
+  def normalization(self, stems) -> tuple[np.ndarray, np.ndarray]:
+    """Per-stem log-mel mean and std, each [len(stems), NUM_MELS] float32."""
+    mean = [self.stats['stems'][stem]['log_mel_mean'] for stem in stems]
+    std = [self.stats['stems'][stem]['log_mel_std'] for stem in stems]
+    return np.asarray(mean, np.float32), np.asarray(std, np.float32)
+
+
+def load_dataset_meta(dataset_dir: str | os.PathLike) -> DatasetMeta:
+  """Reads a data_prep output folder's metadata, without TensorFlow.
+
+  Raises:
+    DatasetError: the folder, its data set or stats.json is missing.
+  """
+  dataset_dir = pathlib.Path(dataset_dir)
+  if not str(dataset_dir) or not dataset_dir.is_dir():
+    raise DatasetError(f'data set folder {str(dataset_dir)!r} does not exist '
+                       '(run python -m data_prep.prepare first)')
+  path = records.dataset_path(dataset_dir)
+  stats_path = dataset_dir / records.STATS_FILENAME
+  if not (path / 'dataset_info.json').exists() or not stats_path.exists():
+    raise DatasetError(f'{dataset_dir} holds no prepared data set '
+                       f'(expected {path} and {stats_path})')
+  stats = atomic_files.read_json(stats_path)
+  split_files = {}
+  for split, counts in stats['shard_stem_counts'].items():
+    split_files[split] = [str(path / records.shard_filename(split, i, len(counts)))
+                          for i in range(len(counts))]
+  return DatasetMeta(path=path, segment_frames=int(stats['segment_frames']),
+                     stats=stats, split_files=split_files)
+
+
+def check_data_config(data: ml_collections.ConfigDict, meta: DatasetMeta) -> None:
+  """Checks the `data` config section against a data set.
+
+  Raises:
+    DatasetError: one line naming the field and what is wrong.
+  """
+  if data.crop_frames > meta.segment_frames:
+    raise DatasetError(f'data.crop_frames={data.crop_frames} is longer than the stored '
+                       f'segments ({meta.segment_frames} frames) in {meta.path}')
+  missing = [stem for stem in data.stems if stem not in meta.stats['stems']]
+  if missing:
+    raise DatasetError(f'data.stems: {", ".join(missing)} not in {meta.path} '
+                       f'(it has {", ".join(meta.stats["stems"])})')
+  if meta.num_records(records.TRAIN_SPLIT, data.stems) == 0:
+    raise DatasetError(f'{meta.path} has no train records of stems {", ".join(data.stems)}')
+
+
+@dataclasses.dataclass(frozen=True)
+class HostShare:
+  """The files this host reads, and whether it must also take every n-th record."""
+  files: list[str]
+  num_records: int  # Records of the selected stems this host gets.
+  record_stride: int  # 1, or process_count when hosts share files.
+  record_offset: int
+
+
+def host_share(meta: DatasetMeta, split: str, stems, process_index: int,
+               process_count: int) -> HostShare:
+  files = meta.split_files.get(split, [])
+  counts = meta.shard_counts(split, stems)
+  if len(files) >= process_count:
+    return HostShare(files=files[process_index::process_count],
+                     num_records=sum(counts[process_index::process_count]),
+                     record_stride=1, record_offset=0)
+  total = sum(counts)
+  return HostShare(files=files, num_records=len(range(process_index, total, process_count)),
+                   record_stride=process_count, record_offset=process_index)
+
+
+def _stem_table(stems):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.lookup.StaticHashTable(
+      tf.lookup.KeyValueTensorInitializer(tf.constant(list(stems)),
+                                          tf.range(len(stems), dtype=tf.int32)), -1)
+
+
+def _selected_records(files, share: HostShare, stems, all_stems: bool, shuffle_seed=None):
+  """Records of `files` (in the given order) with one of `stems`, this host's share."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  ds = tf.data.Dataset.from_tensor_slices(files)
+  if shuffle_seed is not None:
+    ds = ds.shuffle(len(files), seed=shuffle_seed)
+  ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), _MAX_CYCLE_LENGTH),
+                     block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if not all_stems:
+    wanted = tf.constant(list(stems))
+    ds = ds.filter(lambda r: tf.reduce_any(tf.equal(records.parse_stem(r), wanted)))
+  if share.record_stride > 1:
+    ds = ds.shard(share.record_stride, share.record_offset)
+  return ds
+
+
+def _normalizer(meta: DatasetMeta, stems):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  mean, std = meta.normalization(stems)
+  table = _stem_table(stems)
+  mean, std = tf.constant(mean), tf.constant(std)
+
+  def normalize(parsed):
+    stem_id = table.lookup(parsed['stem'])
+    mel = (parsed['mel'] - tf.gather(mean, stem_id)) / tf.gather(std, stem_id)
+    return mel, stem_id
+  return normalize
+
+
+def train_batches(data: ml_collections.ConfigDict, meta: DatasetMeta, local_batch_size: int,
+                  seed: int, start_step: int = 0, process_index: int = 0,
+                  process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+  """Endless shuffled, randomly cropped, normalized train batches of this host.
+
+  Args:
+    data: the config's `data` section (crop_frames, shuffle_buffer, stems).
+    meta: from `load_dataset_meta(data.dataset_dir)`.
+    local_batch_size: this host's share of the global batch.
+    seed: the run's seed.
+    start_step: the first batch yielded is the one of this step.
+    process_index: this host (jax.process_index()).
+    process_count: all hosts (jax.process_count()).
+
+  Yields:
+    {'mel': [local_batch, crop_frames, NUM_MELS] float32 normalized log-mel,
+     'stem': [local_batch] int32 index into data.stems}
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  stems = tuple(data.stems)
+  shares = [host_share(meta, records.TRAIN_SPLIT, stems, i, process_count)
+            for i in range(process_count)]
+  records_per_epoch = min(share.num_records for share in shares)
+  if records_per_epoch == 0:
+    raise DatasetError(f'{meta.path}: a host has no train records; write more shards '
+                       '(smaller --shard_size_mb) or use fewer hosts')
+  share = shares[process_index]
+  all_stems = set(stems) >= set(meta.stats['stems'])
+  first_record = start_step * local_batch_size
+  start_epoch, start_offset = divmod(first_record, records_per_epoch)
+  max_offset = meta.segment_frames - data.crop_frames
+  normalize = _normalizer(meta, stems)
+
+  def epoch_records(epoch):
+    epoch_seed = tf.cast(seed, tf.int64) * 1_000_003 + epoch
+    ds = _selected_records(share.files, share, stems, all_stems, shuffle_seed=epoch_seed)
+    ds = ds.shuffle(data.shuffle_buffer, seed=epoch_seed + 1).take(records_per_epoch)
+    ds = tf.data.Dataset.zip(tf.data.Dataset.range(records_per_epoch), ds)
+    ds = ds.skip(tf.where(epoch == start_epoch, tf.constant(start_offset, tf.int64), 0))
+    return ds.map(lambda index, record: (epoch * records_per_epoch + index, record))
+
+  def crop_and_normalize(position, record):
+    parsed = records.parse_segment(record, meta.segment_frames)
+    offset = tf.random.stateless_uniform(
+        [], seed=tf.stack([tf.cast(seed, tf.int64), position]),
+        maxval=max_offset + 1, dtype=tf.int64)
+    parsed['mel'] = parsed['mel'][offset:offset + data.crop_frames]
+    mel, stem_id = normalize(parsed)
+    return {'mel': tf.ensure_shape(mel, [data.crop_frames, None]), 'stem': stem_id}
+
+  ds = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch_records)
+  ds = ds.map(crop_and_normalize, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.batch(local_batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+  return ds.as_numpy_iterator()
+
+
+def num_sequential_batches(meta: DatasetMeta, split: str, stems, crop_frames: int,
+                           local_batch_size: int, process_count: int) -> int:
+  """Batches every host yields in `sequential_batches` (the same on all hosts)."""
+  crops_per_segment = meta.segment_frames // crop_frames
+  largest = max(host_share(meta, split, stems, i, process_count).num_records
+                for i in range(process_count))
+  return math.ceil(largest * crops_per_segment / local_batch_size)
+
+
+def sequential_batches(data: ml_collections.ConfigDict, meta: DatasetMeta, split: str,
+                       local_batch_size: int, crop_frames: int | None = None,
+                       process_index: int = 0,
+                       process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+  """One deterministic pass over a split, every segment cut into whole crops.
+
+  Every host yields the same number of batches (a jitted step over global
+  arrays needs all hosts); padding examples have weight 0.
+
+  Yields:
+    {'mel': [local_batch, crop, NUM_MELS] float32 normalized, 'stem': [local_batch]
+     int32, 'weight': [local_batch] float32 (1 real, 0 padding)}
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  stems = tuple(data.stems)
+  crop_frames = crop_frames or data.crop_frames
+  num_batches = num_sequential_batches(meta, split, stems, crop_frames, local_batch_size,
+                                       process_count)
+  share = host_share(meta, split, stems, process_index, process_count)
+  crops_per_segment = meta.segment_frames // crop_frames
+  normalize = _normalizer(meta, stems)
+
+  def to_crops(record):
+    parsed = records.parse_segment(record, meta.segment_frames)
+    mel, stem_id = normalize(parsed)
+    crops = tf.reshape(mel[:crops_per_segment * crop_frames],
+                       [crops_per_segment, crop_frames, mel.shape[-1]])
+    return tf.data.Dataset.from_tensor_slices(
+        {'mel': crops, 'stem': tf.fill([crops_per_segment], stem_id)})
+
+  batches = iter([])
+  if share.files and share.num_records:
+    all_stems = set(stems) >= set(meta.stats['stems'])
+    ds = _selected_records(share.files, share, stems, all_stems).flat_map(to_crops)
+    batches = ds.batch(local_batch_size).prefetch(2).as_numpy_iterator()
+  empty = {'mel': np.zeros((0, crop_frames, audio.NUM_MELS), np.float32),
+           'stem': np.zeros((0,), np.int32)}
+  for _ in range(num_batches):
+    batch = next(batches, empty)
+    size = len(batch['stem'])
+    pad = local_batch_size - size
+    yield {'mel': np.pad(batch['mel'], ((0, pad), (0, 0), (0, 0))),
+           'stem': np.pad(batch['stem'], (0, pad)),
+           'weight': np.pad(np.ones(size, np.float32), (0, pad))}
+
+
+def denormalize(mel: np.ndarray, meta_or_stats, stem: str) -> np.ndarray:
+  """Normalized log-mel -> log-mel, with the statistics of `stem`."""
+  stats = meta_or_stats.stats if isinstance(meta_or_stats, DatasetMeta) else meta_or_stats
+  mean = np.asarray(stats['stems'][stem]['log_mel_mean'], np.float32)
+  std = np.asarray(stats['stems'][stem]['log_mel_std'], np.float32)
+  return mel * std + mean

@@ -1,0 +1,33 @@
+"""The audio contract's features equal librosa's, computed directly."""
+import librosa
+import numpy as np
+
+from data_prep import demo_corpus
+from melodygan_jax import audio
+
+
+def test_log_mel_and_mfcc_match_librosa():
+  vocals, instrumental = demo_corpus.synthesize_song(seed=3, seconds=3.0)
+  samples = vocals + instrumental
+  log_mel, mfcc = audio.log_mel_and_mfcc(samples)
+
+  mel_magnitude = librosa.feature.melspectrogram(
+      y=samples, sr=22050, n_fft=1024, hop_length=256, win_length=1024, n_mels=80,
+      fmin=0.0, fmax=8000.0, power=1.0)
+  expected_log_mel = np.log(np.maximum(mel_magnitude, 1e-5)).T
+  expected_mfcc = librosa.feature.mfcc(
+      y=samples, sr=22050, n_mfcc=20, n_fft=1024, hop_length=256, win_length=1024,
+      n_mels=80, fmin=0.0, fmax=8000.0).T
+
+  assert log_mel.shape == (1 + len(samples) // 256, 80) == expected_log_mel.shape
+  assert mfcc.shape == expected_mfcc.shape == (log_mel.shape[0], 20)
+  assert log_mel.dtype == mfcc.dtype == np.float32
+  np.testing.assert_allclose(log_mel, expected_log_mel, atol=1e-3)
+  np.testing.assert_allclose(mfcc, expected_mfcc, atol=1e-2, rtol=1e-4)
+  assert log_mel.min() >= np.log(1e-5) - 1e-6
+
+
+def test_silence_hits_the_log_floor_not_minus_infinity():
+  log_mel, mfcc = audio.log_mel_and_mfcc(np.zeros(22050, np.float32))
+  assert np.isfinite(log_mel).all() and np.isfinite(mfcc).all()
+  np.testing.assert_allclose(log_mel, np.log(1e-5), rtol=1e-6)

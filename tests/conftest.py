@@ -1,0 +1,42 @@
+"""Shared fixtures: a small synthetic corpus and its prepared data set.
+
+Four simulated CPU devices make the sharded (data-parallel) path run on any
+machine; this must happen before JAX initializes its backend.
+"""
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                           ' --xla_force_host_platform_device_count=4').strip()
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+jax.config.update('jax_platforms', 'cpu')
+
+from data_prep import demo_corpus  # pylint: disable=g-import-not-at-top,wrong-import-position
+from data_prep import prepare  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+NUM_SONGS = 4
+SONG_SECONDS = 9.0
+
+
+@pytest.fixture(scope='session')
+def corpus_dir(tmp_path_factory):
+  """4 songs of 9 s with their true stems (see data_prep.demo_corpus)."""
+  path = tmp_path_factory.mktemp('corpus')
+  demo_corpus.build_corpus(path, num_songs=NUM_SONGS, seconds=SONG_SECONDS, seed=1)
+  return path
+
+
+@pytest.fixture(scope='session')
+def prepared_dir(corpus_dir, tmp_path_factory):
+  """The corpus prepared with default cleaning and 64-frame segments."""
+  path = tmp_path_factory.mktemp('prepared')
+  options = prepare.PrepareOptions(
+      input_dir=str(corpus_dir / 'songs'), output_dir=str(path),
+      song=prepare.song_lib.SongOptions(segment_frames=64),
+      validation_fraction=0.25, num_workers=1, show_progress=False)
+  report = prepare.prepare(options)
+  assert report['num_used'] == NUM_SONGS
+  return path
