@@ -109,6 +109,31 @@ def make_tasks(options: PrepareOptions) -> list[song_lib.SongTask]:
   return tasks
 
 
+_THREAD_ENV_VARS = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
+
+
+def make_executor(num_workers: int) -> concurrent.futures.ProcessPoolExecutor:
+  """A pool of worker processes, each with single-threaded BLAS.
+
+  The pool is the parallelism: threaded BLAS inside each worker only fights
+  the other workers for cores (measured: 2 workers 1.35x faster this way).
+  """
+  saved = {name: os.environ.get(name) for name in _THREAD_ENV_VARS}
+  os.environ.update(dict.fromkeys(_THREAD_ENV_VARS, '1'))
+  try:
+    executor = concurrent.futures.ProcessPoolExecutor(
+        max_workers=num_workers, mp_context=multiprocessing.get_context('spawn'))
+    # Workers start on first use, after the environment is restored: start them now.
+    list(executor.map(abs, range(num_workers)))
+  finally:
+    for name, value in saved.items():
+      if value is None:
+        os.environ.pop(name, None)
+      else:
+        os.environ[name] = value
+  return executor
+
+
 def _run_tasks(tasks, options, executor):
   """Runs the unfinished tasks; yields every task's outcome."""
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
@@ -119,12 +144,13 @@ def _run_tasks(tasks, options, executor):
       todo.append(task)
     else:
       yield finished
+  # Longest first, so no worker is left with one long song at the end.
+  todo.sort(key=lambda task: -os.path.getsize(task.input_path))
   progress = tqdm(total=len(todo), unit='file', desc='prepare',
                   disable=not options.show_progress or not todo)
   own_executor = None
   if executor is None and options.num_workers > 1 and len(todo) > 1:
-    own_executor = executor = concurrent.futures.ProcessPoolExecutor(
-        max_workers=options.num_workers, mp_context=multiprocessing.get_context('spawn'))
+    own_executor = executor = make_executor(min(options.num_workers, len(todo)))
   try:
     outcomes = executor.map(song_lib.process_song, todo) if executor else map(song_lib.process_song, todo)
     for outcome in outcomes:
