@@ -10,3 +10,16 @@ def data_config() -> ml_collections.ConfigDict:
   data.shuffle_buffer = 2048  # Records; with shuffled shard order, enough to mix songs.
   data.stems = ('mix',)  # Stem kinds to train on: mix, vocals, instrumental.
   return data
+
+
+def train_config() -> ml_collections.ConfigDict:
+  """The `train` section fields every trainer reads; trainers add their own."""
+  train = ml_collections.ConfigDict()
+  train.num_steps = 200_000
+  train.batch_size = 32  # Global: split over every device of every host.
+  train.log_every_steps = 100
+  train.eval_every_steps = 2_000
+  train.checkpoint_every_steps = 2_000
+  train.keep_checkpoints = 3  # Older checkpoints are deleted.
+  train.num_summary_examples = 4  # Spectrograms (and audio) shown in TensorBoard.
+  return train

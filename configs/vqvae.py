@@ -1,0 +1,45 @@
+r"""VQ-VAE on log-mel crops: the codebook every later stage speaks.
+
+  python -m melodygan_jax.train --config=configs/vqvae.py --workdir=runs/vqvae \
+      --config.data.dataset_dir=data/
+  python -m melodygan_jax.train --config=configs/vqvae.py --workdir=runs/vqvae \
+      --config.data.dataset_dir=data/ --config.model.dtype=bfloat16   # GPU/TPU
+
+A [batch, 128, 80] crop becomes [batch, 32, 64] latents (time stride 4), each
+vector one of 512 codes.
+"""
+import ml_collections
+
+from configs import common
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.trainer = 'vqvae'
+  config.seed = 0
+  config.data = common.data_config()
+
+  config.model = ml_collections.ConfigDict()
+  config.model.widths = (256, 256, 256)  # Channels at each time resolution.
+  config.model.strides = (2, 2)  # Time downsampling per stage; total stride 4.
+  config.model.num_res_blocks = 2  # Per resolution, encoder and decoder alike.
+  config.model.codebook_size = 512
+  config.model.codebook_dim = 64
+  config.model.ema_decay = 0.99  # Codebook EMA; ~100 steps of memory.
+  config.model.commitment_cost = 0.25  # Beta in the VQ-VAE paper.
+  config.model.cosine_codebook = False  # l2-normalized lookup (pair with a small dim).
+  config.model.kmeans_init_batches = 4  # First batches whose encodings seed k-means.
+  config.model.usage_window_steps = 100  # Codes unused this long are dead...
+  config.model.restart_every_steps = 100  # ...and restarted this often.
+  config.model.dtype = 'float32'  # Compute dtype; 'bfloat16' on GPU/TPU.
+
+  config.loss = ml_collections.ConfigDict()
+  config.loss.l1_weight = 1.0  # On normalized log-mel.
+  config.loss.mse_weight = 1.0
+
+  config.train = common.train_config()
+  config.train.learning_rate = 3e-4
+  config.train.warmup_steps = 1_000
+  config.train.end_learning_rate = 3e-5  # Cosine decay ends here.
+  config.train.grad_clip_norm = 1.0
+  return config

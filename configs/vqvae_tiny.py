@@ -1,0 +1,29 @@
+r"""configs/vqvae.py shrunk for tests and the demo: seconds per hundred steps on a CPU.
+
+  python -m melodygan_jax.train --config=configs/vqvae_tiny.py --workdir=demo/vqvae \
+      --config.data.dataset_dir=demo/data
+"""
+import ml_collections
+
+from configs import vqvae
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = vqvae.get_config()
+  config.data.crop_frames = 32
+  config.data.shuffle_buffer = 256
+  config.model.widths = (32, 48, 64)
+  config.model.num_res_blocks = 1
+  config.model.codebook_size = 64
+  config.model.codebook_dim = 16
+  config.model.usage_window_steps = 20
+  config.model.restart_every_steps = 20
+  config.train.num_steps = 300
+  config.train.batch_size = 16
+  config.train.learning_rate = 2e-3
+  config.train.warmup_steps = 20
+  config.train.end_learning_rate = 2e-4
+  config.train.log_every_steps = 25
+  config.train.eval_every_steps = 100
+  config.train.checkpoint_every_steps = 100
+  return config

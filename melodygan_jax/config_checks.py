@@ -1,0 +1,62 @@
+"""Config validation that runs before anything compiles.
+
+Every failure is a `ConfigError` whose message is one line naming the field
+(or path) and what is wrong with it.
+"""
+import difflib
+
+import jax
+import ml_collections
+
+
+class ConfigError(ValueError):
+  """A config that cannot run; str() names the field and the problem."""
+
+
+def check_known_fields(config: ml_collections.ConfigDict,
+                       reference: ml_collections.ConfigDict, prefix: str = 'config') -> None:
+  """Every field of `config` exists in `reference` (the experiment's base)."""
+  for name, value in config.items():
+    path = f'{prefix}.{name}'
+    if name not in reference:
+      close = difflib.get_close_matches(name, list(reference.keys()), n=1)
+      hint = f' (did you mean {prefix}.{close[0]}?)' if close else ''
+      raise ConfigError(f'{path}: unknown field{hint}')
+    if isinstance(value, ml_collections.ConfigDict) and isinstance(
+        reference[name], ml_collections.ConfigDict):
+      check_known_fields(value, reference[name], path)
+
+
+def require(condition: bool, field: str, value, problem: str) -> None:
+  if not condition:
+    raise ConfigError(f'{field}={value!r}: {problem}')
+
+
+def check_positive(section: ml_collections.ConfigDict, prefix: str, names) -> None:
+  for name in names:
+    value = section[name]
+    require(isinstance(value, (int, float)) and value > 0, f'{prefix}.{name}', value,
+            'must be a positive number')
+
+
+def check_train_section(train: ml_collections.ConfigDict) -> None:
+  """Steps, frequencies and the global batch against this run's devices."""
+  check_positive(train, 'config.train', (
+      'num_steps', 'batch_size', 'log_every_steps', 'eval_every_steps',
+      'checkpoint_every_steps', 'keep_checkpoints'))
+  devices = jax.device_count()
+  require(train.batch_size % devices == 0, 'config.train.batch_size', train.batch_size,
+          f'must be divisible by the {devices} devices it is split over')
+  require(train.batch_size % jax.process_count() == 0, 'config.train.batch_size',
+          train.batch_size, f'must be divisible by the {jax.process_count()} hosts')
+
+
+def check_data_section(data: ml_collections.ConfigDict) -> None:
+  require(bool(data.dataset_dir), 'config.data.dataset_dir', data.dataset_dir,
+          'required: a data_prep.prepare --output_dir')
+  check_positive(data, 'config.data', ('crop_frames', 'shuffle_buffer'))
+  require(len(data.stems) > 0, 'config.data.stems', data.stems, 'name at least one stem')
+
+
+def check_dtype(field: str, dtype: str) -> None:
+  require(dtype in ('float32', 'bfloat16'), field, dtype, 'must be float32 or bfloat16')

@@ -1,0 +1,72 @@
+"""TensorBoard summaries plus a JSON-lines copy (WORKDIR/metrics.jsonl).
+
+Only process 0 writes; on other hosts every method is a no-op. The JSON lines
+make metrics easy to read from scripts and tests without TensorBoard.
+"""
+import json
+import os
+
+import jax
+import numpy as np
+
+
+def spectrogram_image(log_mel: np.ndarray, low: float, high: float) -> np.ndarray:
+  """[frames, mels] log-mel -> [mels, frames, 3] uint8, low mels at the bottom."""
+  from matplotlib import colormaps  # pylint: disable=g-import-not-at-top
+  scaled = np.clip((np.asarray(log_mel, np.float32) - low) / max(high - low, 1e-6), 0.0, 1.0)
+  rgb = colormaps['magma'](scaled.T[::-1])[..., :3]
+  return (rgb * 255).astype(np.uint8)
+
+
+class MetricWriter:
+  """Scalars, images and audio to WORKDIR (TensorBoard) and metrics.jsonl."""
+
+  def __init__(self, workdir: str):
+    self.active = jax.process_index() == 0
+    self._summary_writer = None
+    self._jsonl_path = os.path.join(workdir, 'metrics.jsonl')
+    if self.active:
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      os.makedirs(workdir, exist_ok=True)
+      self._tf = tf
+      self._summary_writer = tf.summary.create_file_writer(workdir)
+
+  def write_scalars(self, step: int, scalars: dict) -> None:
+    if not self.active:
+      return
+    scalars = {name: float(value) for name, value in scalars.items()}
+    with self._summary_writer.as_default(step=step):
+      for name, value in scalars.items():
+        self._tf.summary.scalar(name, value)
+    with open(self._jsonl_path, 'a') as f:
+      f.write(json.dumps({'step': step, **scalars}) + '\n')
+
+  def write_images(self, step: int, images: dict[str, np.ndarray]) -> None:
+    """images: name -> [height, width, 3] uint8."""
+    if not self.active:
+      return
+    with self._summary_writer.as_default(step=step):
+      for name, image in images.items():
+        self._tf.summary.image(name, image[None], step=step)
+
+  def write_audio(self, step: int, clips: dict[str, np.ndarray], sample_rate: int) -> None:
+    """clips: name -> [samples] float in [-1, 1]."""
+    if not self.active:
+      return
+    with self._summary_writer.as_default(step=step):
+      for name, samples in clips.items():
+        self._tf.summary.audio(name, np.asarray(samples, np.float32)[None, :, None],
+                               sample_rate, step=step)
+
+  def flush(self) -> None:
+    if self.active:
+      self._summary_writer.flush()
+
+
+def read_metrics(workdir: str) -> list[dict]:
+  """All rows of WORKDIR/metrics.jsonl, in order."""
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,169 @@
+"""The training loop every model family shares.
+
+A trainer (trainers/vqvae.py, trainers/gan.py) supplies the model-specific
+parts; this loop owns resuming, logging, evaluation, checkpointing, preemption
+and the non-finite-loss stop:
+
+  state = trainer.create_state()                  # replicated over the mesh
+  state, first_step = checkpoints.restore_latest(manager, state)
+  state = trainer.fresh_start(state) if first_step == 0
+  for step in range(first_step, num_steps):
+    state, metrics = trainer.jit_train_step(state, next(batches))
+    ...
+
+Metrics of a log step are fetched after the next step is dispatched, so the
+host never waits on the device just to log.
+"""
+import dataclasses
+import signal
+import threading
+import time
+from typing import Any, Iterator, Protocol
+
+from absl import logging
+import jax
+import numpy as np
+
+from melodygan_jax import checkpoints
+from melodygan_jax import metric_writer
+
+
+class NonFiniteLossError(RuntimeError):
+  """Training diverged; str() names the steps and the checkpoint kept."""
+
+
+class Trainer(Protocol):
+  """What a model family gives the loop."""
+
+  def create_state(self) -> Any:
+    """A freshly initialized train state with a `.step`, on the mesh."""
+
+  def fresh_start(self, state: Any) -> Any:
+    """Anything done once before step 0 of a new run (e.g. codebook k-means)."""
+
+  def train_batches(self, start_step: int) -> Iterator[Any]:
+    """Global batches; the first is the one of `start_step`."""
+
+  def jit_train_step(self, state: Any, batch: Any) -> tuple[Any, dict]:
+    """One compiled step: (new state, dict of scalar metrics incl. 'loss')."""
+
+  def evaluate(self, state: Any, writer: metric_writer.MetricWriter, step: int) -> dict:
+    """Validation metrics (floats); may also write images or audio."""
+
+
+class PreemptionWatcher:
+  """Turns SIGTERM (a preempted VM) into a clean save-and-stop.
+
+  On several hosts all must stop at the same step: JAX's preemption sync point
+  (driven by the coordination service) decides there.
+  """
+
+  def __init__(self):
+    self._signalled = False
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    else:
+      self._previous = None
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self._signalled = True
+
+  def should_stop(self, step: int) -> bool:
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      return multihost_utils.reached_preemption_sync_point(step)
+    return self._signalled
+
+  def close(self):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+@dataclasses.dataclass
+class _Progress:
+  """Steps/s and ETA over the last log interval."""
+  num_steps: int
+  last_step: int
+  last_time: float = dataclasses.field(default_factory=time.perf_counter)
+
+  def update(self, step: int) -> tuple[float, str]:
+    now = time.perf_counter()
+    steps_per_s = (step - self.last_step) / max(now - self.last_time, 1e-9)
+    self.last_step, self.last_time = step, now
+    eta_s = (self.num_steps - step) / max(steps_per_s, 1e-9)
+    return steps_per_s, time.strftime('%H:%M:%S', time.gmtime(eta_s))
+
+
+def _format(metrics: dict) -> str:
+  return ', '.join(f'{name.split("/")[-1]}={value:.4g}' for name, value in metrics.items())
+
+
+def train_and_evaluate(trainer: Trainer, train_config, workdir: str) -> Any:
+  """Trains to `train_config.num_steps`, resuming from WORKDIR/checkpoints.
+
+  Returns:
+    The final (or preempted) state.
+
+  Raises:
+    NonFiniteLossError: the loss became NaN/inf; the last good checkpoint stays.
+  """
+  manager = checkpoints.make_manager(workdir, train_config)
+  state, first_step = checkpoints.restore_latest(manager, trainer.create_state())
+  if first_step == 0:
+    state = trainer.fresh_start(state)
+    logging.info('starting a new run in %s', workdir)
+  else:
+    logging.info('resuming from the checkpoint of step %d', first_step)
+  writer = metric_writer.MetricWriter(workdir)
+  watcher = PreemptionWatcher()
+  batches = trainer.train_batches(first_step)
+  progress = _Progress(train_config.num_steps, first_step)
+  last_checked_step, last_saved_step = first_step, first_step
+  pending = None  # (step, metrics on device) of the last log step.
+
+  def check_and_log(step, metrics):
+    nonlocal last_checked_step
+    metrics = {name: float(np.asarray(value)) for name, value in jax.device_get(metrics).items()}
+    if not np.isfinite(metrics['train/loss']):
+      raise NonFiniteLossError(
+          f'non-finite loss ({metrics["train/loss"]}) at step {step} (after steps '
+          f'{last_checked_step + 1}-{step}); stopped, the last good checkpoint is '
+          f'step {last_saved_step} in {workdir}/checkpoints')
+    last_checked_step = step
+    if step % train_config.log_every_steps == 0 or step == train_config.num_steps:
+      steps_per_s, eta = progress.update(step)
+      metrics['train/steps_per_s'] = steps_per_s
+      writer.write_scalars(step, metrics)
+      logging.info('step %d/%d: %s | %.2f steps/s, ETA %s', step, train_config.num_steps,
+                   _format(metrics), steps_per_s, eta)
+
+  try:
+    for step in range(first_step, train_config.num_steps):
+      state, metrics = trainer.jit_train_step(state, next(batches))
+      done = step + 1
+      if pending is not None:
+        check_and_log(*pending)
+        pending = None
+      stop = watcher.should_stop(done)
+      is_last = done == train_config.num_steps
+      save_now = stop or is_last or done % train_config.checkpoint_every_steps == 0
+      if save_now:  # Never save a diverged state: check this step's loss first.
+        check_and_log(done, metrics)
+        checkpoints.save(manager, done, state)
+        last_saved_step = done
+      elif done % train_config.log_every_steps == 0:
+        pending = (done, metrics)
+      if (done % train_config.eval_every_steps == 0 or is_last) and not stop:
+        eval_metrics = trainer.evaluate(state, writer, done)
+        writer.write_scalars(done, eval_metrics)
+        logging.info('eval at step %d: %s', done, _format(eval_metrics))
+      if stop:
+        logging.warning('preempted: saved the checkpoint of step %d, stopping', done)
+        break
+  finally:
+    manager.wait_until_finished()
+    manager.close()
+    writer.flush()
+    watcher.close()
+  return state
