@@ -11,6 +11,7 @@ multi-host TPU pod, pass --jax_distributed on every host.
 """
 import importlib
 import json
+import logging as std_logging
 import os
 import sys
 
@@ -31,11 +32,11 @@ def write_config(config, workdir: str) -> None:
     atomic_files.write_json(os.path.join(workdir, 'config.json'), json.loads(config.to_json()))
 
 
-class _WarningsOnlyFromLibraries(logging.logging.Filter):
+class _WarningsOnlyFromLibraries(std_logging.Filter):
   """Orbax logs every save step by step at INFO; keep its warnings only."""
 
   def filter(self, record):
-    return record.levelno >= logging.WARNING or '/orbax/' not in record.pathname
+    return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
 
 
 def load_trainer(config):

@@ -1,0 +1,191 @@
+"""VQ-VAE training end to end: learning, exact resume, preemption, sharding, validation."""
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import vqvae_tiny
+from melodygan_jax import checkpoints
+from melodygan_jax import config_checks
+from melodygan_jax import input_pipeline
+from melodygan_jax import metric_writer
+from melodygan_jax import parallel
+from melodygan_jax.trainers import loop
+from melodygan_jax.trainers import vqvae as vqvae_trainer
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+NUM_STEPS = 240
+OVERRIDES = {'train.num_steps': NUM_STEPS, 'train.checkpoint_every_steps': 40,
+             'train.eval_every_steps': 120, 'train.log_every_steps': 40}
+
+
+def tiny_config(prepared_dir) -> ml_collections.ConfigDict:
+  config = vqvae_tiny.get_config()
+  config.data.dataset_dir = str(prepared_dir)
+  for field, value in OVERRIDES.items():
+    section, name = field.split('.')
+    config[section][name] = value
+  return config
+
+
+def cli_flags(prepared_dir, workdir):
+  return [f'--config={REPO_ROOT / "configs" / "vqvae_tiny.py"}', f'--workdir={workdir}',
+          f'--config.data.dataset_dir={prepared_dir}',
+          *[f'--config.{field}={value}' for field, value in OVERRIDES.items()]]
+
+
+def start_cli(*flags):
+  return subprocess.Popen([sys.executable, '-m', 'melodygan_jax.train', *flags], cwd=REPO_ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def saved_steps(workdir):
+  folder = pathlib.Path(workdir) / 'checkpoints'
+  return sorted(int(p.name) for p in folder.glob('*') if p.name.isdigit()) if folder.exists() else []
+
+
+def wait_for_checkpoint(process, workdir, after_step, timeout_s=240):
+  deadline = time.time() + timeout_s
+  while time.time() < deadline:
+    if [s for s in saved_steps(workdir) if s > after_step]:
+      return
+    if process.poll() is not None:
+      raise AssertionError(f'train exited early: {process.communicate()[1][-2000:]}')
+    time.sleep(0.01)
+  raise AssertionError('no checkpoint appeared')
+
+
+@pytest.fixture(scope='module')
+def trainer(prepared_dir):
+  return vqvae_trainer.VQVAETrainer(tiny_config(prepared_dir))
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(trainer, prepared_dir, tmp_path_factory):
+  """An uninterrupted in-process run, and the validation metrics before training."""
+  workdir = tmp_path_factory.mktemp('uninterrupted')
+  initial = trainer.fresh_start(trainer.create_state())
+  before = trainer.evaluate(initial, metric_writer.MetricWriter(str(workdir / 'before')), 0)
+  final = loop.train_and_evaluate(trainer, trainer.config.train, str(workdir))
+  return workdir, before, parallel.host_values(final)
+
+
+def test_training_lowers_validation_loss(uninterrupted):
+  workdir, before, final = uninterrupted
+  rows = metric_writer.read_metrics(str(workdir))
+  evals = [row for row in rows if 'eval/mse' in row]
+  assert [row['step'] for row in evals] == [120, 240]
+  after = evals[-1]
+  assert after['eval/mse'] < 0.8 * before['eval/mse']
+  assert after['eval/l1'] < before['eval/l1']
+  assert after['eval/spectral_convergence'] < before['eval/spectral_convergence']
+  assert after['eval/codebook_usage'] > 0.3 and after['eval/perplexity'] > 5
+  assert int(final.step) == NUM_STEPS
+  assert saved_steps(workdir) == [160, 200, 240]  # keep_checkpoints=3.
+  assert (workdir / 'checkpoints').exists() and list(workdir.glob('events.out.tfevents.*'))
+
+
+def test_sigterm_then_kill_9_then_resume_equals_uninterrupted(prepared_dir, uninterrupted,
+                                                            trainer, tmp_path):
+  workdir = tmp_path / 'interrupted'
+  flags = cli_flags(prepared_dir, workdir)
+  process = start_cli(*flags)  # SIGTERM (preemption): save and exit cleanly.
+  wait_for_checkpoint(process, workdir, after_step=0)
+  process.send_signal(signal.SIGTERM)
+  _, stderr = process.communicate(timeout=120)
+  assert process.returncode == 0, stderr[-2000:]
+  assert 'preempted' in stderr
+  preempted_at = saved_steps(workdir)[-1]
+  assert 0 < preempted_at < NUM_STEPS
+
+  process = start_cli(*flags)  # kill -9 once a later checkpoint exists.
+  wait_for_checkpoint(process, workdir, after_step=preempted_at)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  killed_at = saved_steps(workdir)[-1]
+  assert killed_at < NUM_STEPS, 'the run ended before it was killed'
+  # A save cut off by the kill leaves only a temporary folder, which is ignored.
+  (workdir / 'checkpoints' / f'{killed_at + 40}.orbax-checkpoint-tmp-1').mkdir()
+
+  process = start_cli(*flags)
+  _, stderr = process.communicate(timeout=300)
+  assert process.returncode == 0, stderr[-2000:]
+  assert f'resuming from the checkpoint of step {killed_at}' in stderr
+  resumed, step = checkpoints.restore_step(str(workdir), trainer.create_state())
+  assert step == NUM_STEPS
+  _, _, final = uninterrupted
+  for a, b in zip(jax.tree.leaves(parallel.host_values(resumed)), jax.tree.leaves(final)):
+    np.testing.assert_array_equal(a, b)  # Bitwise on the CPU.
+
+
+def test_step_on_4_devices_matches_1_device(prepared_dir):
+  assert jax.device_count() == 4
+  config = tiny_config(prepared_dir)
+  results = []
+  for devices in (jax.devices(), jax.devices()[:1]):
+    trainer = vqvae_trainer.VQVAETrainer(config, mesh=parallel.make_mesh(devices))
+    state = trainer.fresh_start(trainer.create_state())
+    batch = next(trainer.train_batches(0))
+    assert len(batch['mel'].sharding.device_set) == len(devices)
+    state, metrics = trainer.jit_train_step(state, batch)
+    results.append((parallel.host_values(state), parallel.host_values(metrics)))
+  (four, four_metrics), (one, one_metrics) = results
+  np.testing.assert_allclose(four_metrics['train/loss'], one_metrics['train/loss'], rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(four), jax.tree.leaves(one)):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(prepared_dir, tmp_path):
+  config = tiny_config(prepared_dir)
+  config.train.num_steps = 80
+  trainer = vqvae_trainer.VQVAETrainer(config)
+  real_step = trainer.jit_train_step
+
+  def poisoned_step(state, batch):
+    if int(state.step) >= 50:  # Diverge after the checkpoint of step 40.
+      batch = {**batch, 'mel': batch['mel'] * np.float32(np.nan)}
+    return real_step(state, batch)
+
+  trainer.jit_train_step = poisoned_step
+  with pytest.raises(loop.NonFiniteLossError, match=r'at step \d+ .*last good checkpoint is step 40'):
+    loop.train_and_evaluate(trainer, config.train, str(tmp_path))
+  assert saved_steps(tmp_path) == [40]
+
+
+def test_config_errors_are_one_line_and_name_the_field(prepared_dir, tmp_path):
+  def error_of(change):
+    config = tiny_config(prepared_dir)
+    change(config)
+    with pytest.raises(ValueError) as error:
+      vqvae_trainer.check_config(config)
+    message = str(error.value)
+    assert '\n' not in message
+    return message
+
+  def mistype(config):
+    with config.ignore_type():
+      config.train.bach_size = 8
+  assert 'config.train.bach_size: unknown field (did you mean config.train.batch_size?)' in (
+      error_of(mistype))
+  assert 'config.train.batch_size=6: must be divisible by the 4 devices' in error_of(
+      lambda c: setattr(c.train, 'batch_size', 6))
+  assert 'data.crop_frames=128 is longer than the stored segments (64 frames)' in error_of(
+      lambda c: setattr(c.data, 'crop_frames', 128))
+  assert f"{tmp_path / 'none'}" in error_of(
+      lambda c: setattr(c.data, 'dataset_dir', str(tmp_path / 'none')))
+  assert 'config.model.dtype' in error_of(lambda c: setattr(c.model, 'dtype', 'float16'))
+
+  started = time.time()  # The CLI fails in seconds, before compiling anything.
+  process = start_cli(*cli_flags(prepared_dir, tmp_path / 'w'), '--config.data.crop_frames=128')
+  _, stderr = process.communicate(timeout=120)
+  assert process.returncode != 0
+  assert stderr.strip().splitlines()[-1].startswith('train: data.crop_frames=128')
+  assert time.time() - started < 60
+  assert not (tmp_path / 'w' / 'checkpoints').exists()
