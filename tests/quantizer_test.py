@@ -16,7 +16,7 @@ def test_lookup_returns_codebook_entries_with_straight_through_gradients():
   quantizer = make_quantizer()
   z = jax.random.normal(jax.random.key(1), (3, 13, 11))
   z_q, aux = quantizer(z)
-  codebook = quantizer.codebook.value
+  codebook = quantizer.codebook[...]
   assert z_q.shape == (3, 13, 11) and aux['codes'].shape == (3, 13)
   np.testing.assert_allclose(z_q, codebook[aux['codes']], atol=1e-6)
   distances = jnp.sum((z[..., None, :] - codebook) ** 2, axis=-1)
@@ -29,13 +29,13 @@ def test_lookup_returns_codebook_entries_with_straight_through_gradients():
 
 def test_ema_update_moves_codes_toward_their_inputs():
   quantizer = make_quantizer(decay=0.9)
-  before = quantizer.codebook.value
+  before = quantizer.codebook[...]
   target = before[3] + 2.0
   z = jnp.broadcast_to(target, (1, 20, 11))
   codes = jnp.full((1, 20), 3, jnp.int32)
   for step in range(5):
     quantizer.update_codebook(z, codes, jnp.int32(step), jax.random.key(step))
-  after = quantizer.codebook.value
+  after = quantizer.codebook[...]
   assert jnp.linalg.norm(after[3] - target) < 0.6 * jnp.linalg.norm(before[3] - target)
   unused = jnp.array([0, 1, 2, 4, 5, 6])
   # Unused codes keep their direction (only the shared normalisation rescales them).
@@ -55,7 +55,7 @@ def test_dead_codes_are_restarted_from_recent_inputs():
   quantizer.update_codebook(z, codes, jnp.int32(4), jax.random.key(9))
   flat = z.reshape(-1, 11)
   for code in range(1, 7):
-    distances = jnp.min(jnp.linalg.norm(flat - quantizer.codebook.value[code], axis=-1))
+    distances = jnp.min(jnp.linalg.norm(flat - quantizer.codebook[...][code], axis=-1))
     assert distances < 0.1, code  # Revived at an input vector.
   assert float(quantizer.usage_share()) == 1.0  # Revived codes get a window of grace.
 
@@ -66,10 +66,10 @@ def test_kmeans_init_finds_the_clusters():
             + 0.1 * jax.random.normal(jax.random.key(0), (400, 2)))
   quantizer = quantizer_lib.VectorQuantizer(4, 2, rngs=nnx.Rngs(0))
   quantizer.kmeans_init(points.reshape(4, 100, 2), jax.random.key(3))
-  found = quantizer.codebook.value
+  found = quantizer.codebook[...]
   for center in centers:
     assert jnp.min(jnp.linalg.norm(found - center, axis=-1)) < 0.2
-  assert bool(quantizer.initialized.value)
+  assert bool(quantizer.initialized[...])
 
 
 def test_cosine_lookup_uses_unit_vectors():

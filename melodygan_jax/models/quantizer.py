@@ -36,7 +36,7 @@ class VectorQuantizer(nnx.Module):
     codebook = l2_normalize(codebook) if cosine else codebook
     self.codebook = CodebookVariable(codebook)
     self.cluster_size = CodebookVariable(jnp.ones((codebook_size,), jnp.float32))
-    self.embed_sum = CodebookVariable(codebook)
+    self.embed_sum = CodebookVariable(jnp.copy(codebook))  # Own buffer: states are donated.
     # Assignments per code in each of the last `usage_window_steps` steps.
     self.usage = CodebookVariable(jnp.zeros((usage_window_steps, codebook_size), jnp.int32))
     self.initialized = CodebookVariable(jnp.array(False))
@@ -48,7 +48,7 @@ class VectorQuantizer(nnx.Module):
   def nearest_codes(self, z: jax.Array) -> jax.Array:
     """[..., dim] -> [...] int32 index of the nearest code."""
     z = self._prepare(z)
-    codebook = self.codebook.value
+    codebook = self.codebook[...]
     scores = z @ codebook.T  # Nearest = largest 2 z.e - |e|^2 (|z|^2 is common).
     if not self.cosine:
       scores = 2.0 * scores - jnp.sum(codebook * codebook, axis=-1)
@@ -56,7 +56,7 @@ class VectorQuantizer(nnx.Module):
 
   def codes_to_latents(self, codes: jax.Array) -> jax.Array:
     """[...] int codes -> [..., dim] codebook vectors."""
-    return jnp.take(self.codebook.value, codes, axis=0)
+    return jnp.take(self.codebook[...], codes, axis=0)
 
   def __call__(self, z_e: jax.Array) -> tuple[jax.Array, dict]:
     """Quantizes encoder outputs.
@@ -84,7 +84,7 @@ class VectorQuantizer(nnx.Module):
 
   def usage_share(self) -> jax.Array:
     """Share of codes assigned at least once in the usage window."""
-    return jnp.mean(jnp.sum(self.usage.value, axis=0) > 0)
+    return jnp.mean(jnp.sum(self.usage[...], axis=0) > 0)
 
   def update_codebook(self, z: jax.Array, codes: jax.Array, step: jax.Array,
                       rng: jax.Array) -> None:
@@ -100,9 +100,9 @@ class VectorQuantizer(nnx.Module):
     one_hot = jax.nn.one_hot(codes.reshape(-1), self.codebook_size, dtype=jnp.float32)
     counts = jnp.sum(one_hot, axis=0)
     decay = self.decay
-    cluster_size = decay * self.cluster_size.value + (1 - decay) * counts
-    embed_sum = decay * self.embed_sum.value + (1 - decay) * (one_hot.T @ z)
-    usage = self.usage.value.at[step % self.usage_window_steps].set(counts.astype(jnp.int32))
+    cluster_size = decay * self.cluster_size[...] + (1 - decay) * counts
+    embed_sum = decay * self.embed_sum[...] + (1 - decay) * (one_hot.T @ z)
+    usage = self.usage[...].at[step % self.usage_window_steps].set(counts.astype(jnp.int32))
 
     # Restart codes unused for a whole window from random recent vectors.
     window_full = step + 1 >= self.usage_window_steps
@@ -114,10 +114,10 @@ class VectorQuantizer(nnx.Module):
     cluster_size = jnp.where(dead, 1.0, cluster_size)
     usage = jnp.where(dead[None, :], 1, usage)  # A window's grace before judged again.
 
-    self.cluster_size.value = cluster_size
-    self.embed_sum.value = embed_sum
-    self.usage.value = usage
-    self.codebook.value = self._codebook_from_stats(cluster_size, embed_sum)
+    self.cluster_size[...] = cluster_size
+    self.embed_sum[...] = embed_sum
+    self.usage[...] = usage
+    self.codebook[...] = self._codebook_from_stats(cluster_size, embed_sum)
 
   def _codebook_from_stats(self, cluster_size, embed_sum):
     total = jnp.sum(cluster_size)
@@ -149,7 +149,7 @@ class VectorQuantizer(nnx.Module):
 
     centroids, counts = jax.lax.scan(lloyd_step, centroids, None, length=iterations)
     cluster_size = jnp.maximum(counts[-1], 1.0)
-    self.codebook.value = centroids
-    self.cluster_size.value = cluster_size
-    self.embed_sum.value = centroids * cluster_size[:, None]
-    self.initialized.value = jnp.array(True)
+    self.codebook[...] = centroids
+    self.cluster_size[...] = cluster_size
+    self.embed_sum[...] = centroids * cluster_size[:, None]
+    self.initialized[...] = jnp.array(True)

@@ -107,7 +107,7 @@ def train_step(graphdef, optimizer, schedule, config, state: TrainState, batch,
       'train/loss': loss, 'train/l1': l1, 'train/mse': mse,
       'train/commitment': aux['commitment_loss'], 'train/perplexity': aux['perplexity'],
       'train/codebook_usage': model.quantizer.usage_share(),
-      'train/grad_norm': optax.global_norm(grads),
+      'train/grad_norm': optax.tree.norm(grads),
       'train/learning_rate': schedule(state.step),
   }
   new_state = state.replace(step=state.step + 1, params=params, codebook=codebook,
@@ -150,6 +150,21 @@ def reconstruct(graphdef, state: TrainState, mel) -> jax.Array:
   return nnx.merge(graphdef, state.params, state.codebook)(mel)[0]
 
 
+def init_state(config: ml_collections.ConfigDict):
+  """A fresh model and optimizer.
+
+  Returns:
+    (graphdef, state, optimizer, schedule): the static model structure, the
+    TrainState (on the default device) and the optax pieces.
+  """
+  model = vqvae.from_config(config.model, rngs=nnx.Rngs(config.seed), num_mels=audio.NUM_MELS)
+  graphdef, params, codebook = nnx.split(model, nnx.Param, quantizer_lib.CodebookVariable)
+  optimizer, schedule = make_optimizer(config.train)
+  state = TrainState(step=jnp.zeros((), jnp.int32), params=params, codebook=codebook,
+                     opt_state=optimizer.init(params))
+  return graphdef, state, optimizer, schedule
+
+
 class VQVAETrainer:
   """Builds the model, its state and compiled steps for one config."""
 
@@ -160,10 +175,7 @@ class VQVAETrainer:
     self.mesh = mesh or parallel.make_mesh()
     # One key per purpose; the step key is folded with the step inside the step.
     self.kmeans_rng, self.base_rng = jax.random.split(jax.random.key(config.seed))
-    model = vqvae.from_config(config.model, rngs=nnx.Rngs(config.seed), num_mels=audio.NUM_MELS)
-    self.graphdef, self._params, self._codebook = nnx.split(
-        model, nnx.Param, quantizer_lib.CodebookVariable)
-    self.optimizer, self.schedule = make_optimizer(config.train)
+    self.graphdef, self._initial_state, self.optimizer, self.schedule = init_state(config)
     stems = tuple(config.data.stems)
     self.stems = stems
     mean, std = self.meta.normalization(stems)
@@ -180,9 +192,9 @@ class VQVAETrainer:
     return self._jit_train_step(state, batch, self.base_rng)
 
   def create_state(self) -> TrainState:
-    state = TrainState(step=jnp.zeros((), jnp.int32), params=self._params,
-                       codebook=self._codebook, opt_state=self.optimizer.init(self._params))
-    return jax.device_put(state, parallel.replicated(self.mesh))
+    # A copy each time: the train step donates (invalidates) the state it gets.
+    fresh = jax.tree.map(lambda x: jnp.array(x, copy=True), self._initial_state)
+    return jax.device_put(fresh, parallel.replicated(self.mesh))
 
   def train_batches(self, start_step: int):
     local = input_pipeline.train_batches(
