@@ -21,6 +21,8 @@ from data_prep import demo_corpus  # pylint: disable=g-import-not-at-top,wrong-i
 from data_prep import prepare  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 NUM_SONGS = 4
+VQVAE_OVERRIDES = {'train.num_steps': 240, 'train.checkpoint_every_steps': 40,
+                   'train.eval_every_steps': 120, 'train.log_every_steps': 40}
 SONG_SECONDS = 9.0
 
 
@@ -43,3 +45,25 @@ def prepared_dir(corpus_dir, tmp_path_factory):
   report = prepare.prepare(options)
   assert report['num_used'] == NUM_SONGS
   return path
+
+
+@pytest.fixture(scope='session')
+def trained_vqvae(prepared_dir, tmp_path_factory):
+  """An uninterrupted in-process tiny VQ-VAE run: (workdir, metrics before, final state)."""
+  from configs import vqvae_tiny  # pylint: disable=g-import-not-at-top
+  from melodygan_jax import metric_writer  # pylint: disable=g-import-not-at-top
+  from melodygan_jax import parallel  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.trainers import loop  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.trainers import vqvae as vqvae_trainer  # pylint: disable=g-import-not-at-top
+  config = vqvae_tiny.get_config()
+  config.data.dataset_dir = str(prepared_dir)
+  for field, value in VQVAE_OVERRIDES.items():
+    section, name = field.split('.')
+    config[section][name] = value
+  trainer = vqvae_trainer.VQVAETrainer(config)
+  workdir = tmp_path_factory.mktemp('vqvae')
+  initial = trainer.fresh_start(trainer.create_state())
+  before = trainer.evaluate(initial, metric_writer.MetricWriter(str(workdir / 'before')), 0)
+  final = loop.train_and_evaluate(trainer, config.train, str(workdir))
+  (workdir / 'config.json').write_text(config.to_json())
+  return workdir, before, parallel.host_values(final)

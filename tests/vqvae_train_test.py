@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from configs import vqvae_tiny
+import conftest
 from melodygan_jax import checkpoints
 from melodygan_jax import config_checks
 from melodygan_jax import input_pipeline
@@ -21,9 +22,8 @@ from melodygan_jax.trainers import loop
 from melodygan_jax.trainers import vqvae as vqvae_trainer
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-NUM_STEPS = 240
-OVERRIDES = {'train.num_steps': NUM_STEPS, 'train.checkpoint_every_steps': 40,
-             'train.eval_every_steps': 120, 'train.log_every_steps': 40}
+OVERRIDES = conftest.VQVAE_OVERRIDES
+NUM_STEPS = OVERRIDES['train.num_steps']
 
 
 def tiny_config(prepared_dir) -> ml_collections.ConfigDict:
@@ -68,13 +68,8 @@ def trainer(prepared_dir):
 
 
 @pytest.fixture(scope='module')
-def uninterrupted(trainer, prepared_dir, tmp_path_factory):
-  """An uninterrupted in-process run, and the validation metrics before training."""
-  workdir = tmp_path_factory.mktemp('uninterrupted')
-  initial = trainer.fresh_start(trainer.create_state())
-  before = trainer.evaluate(initial, metric_writer.MetricWriter(str(workdir / 'before')), 0)
-  final = loop.train_and_evaluate(trainer, trainer.config.train, str(workdir))
-  return workdir, before, parallel.host_values(final)
+def uninterrupted(trained_vqvae):
+  return trained_vqvae
 
 
 def test_training_lowers_validation_loss(uninterrupted):

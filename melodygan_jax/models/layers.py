@@ -5,14 +5,15 @@ from flax import nnx
 
 
 def conv(in_channels: int, out_channels: int, kernel_size: int, *, rngs: nnx.Rngs,
-         stride: int = 1, dtype=jnp.float32) -> nnx.Conv:
-  """A 1-D convolution; strided ones halve time exactly (kernel 2*stride)."""
+         stride: int = 1, dilation: int = 1, dtype=jnp.float32) -> nnx.Conv:
+  """A 1-D convolution keeping length (stride 1) or dividing it by `stride`."""
   if stride == 1:
     padding = 'SAME'
   else:  # Kernel 2s, padding s/2 on each side: frames / s outputs, no overlap loss.
     padding = ((stride // 2, stride - stride // 2),)
   return nnx.Conv(in_channels, out_channels, kernel_size=(kernel_size,), strides=(stride,),
-                  padding=padding, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+                  kernel_dilation=(dilation,), padding=padding, dtype=dtype,
+                  param_dtype=jnp.float32, rngs=rngs)
 
 
 class UpsampleConv(nnx.Module):

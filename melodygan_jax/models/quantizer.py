@@ -20,6 +20,14 @@ def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
   return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis, keepdims=True), 1e-12))
 
 
+def nearest_codes(z: jax.Array, codebook: jax.Array, cosine: bool = False) -> jax.Array:
+  """[..., dim] vectors -> [...] int32 index of the nearest of [codes, dim]."""
+  scores = z @ codebook.T  # Nearest = largest 2 z.e - |e|^2 (|z|^2 is common).
+  if not cosine:
+    scores = 2.0 * scores - jnp.sum(codebook * codebook, axis=-1)
+  return jnp.argmax(scores, axis=-1).astype(jnp.int32)
+
+
 class VectorQuantizer(nnx.Module):
   """Maps [..., dim] vectors to their nearest of `codebook_size` codes."""
 
@@ -47,12 +55,7 @@ class VectorQuantizer(nnx.Module):
 
   def nearest_codes(self, z: jax.Array) -> jax.Array:
     """[..., dim] -> [...] int32 index of the nearest code."""
-    z = self._prepare(z)
-    codebook = self.codebook[...]
-    scores = z @ codebook.T  # Nearest = largest 2 z.e - |e|^2 (|z|^2 is common).
-    if not self.cosine:
-      scores = 2.0 * scores - jnp.sum(codebook * codebook, axis=-1)
-    return jnp.argmax(scores, axis=-1).astype(jnp.int32)
+    return nearest_codes(self._prepare(z), self.codebook[...], self.cosine)
 
   def codes_to_latents(self, codes: jax.Array) -> jax.Array:
     """[...] int codes -> [..., dim] codebook vectors."""

@@ -96,7 +96,8 @@ class _Progress:
 
 
 def _format(metrics: dict) -> str:
-  return ', '.join(f'{name.split("/")[-1]}={value:.4g}' for name, value in metrics.items())
+  return ', '.join(f'{name.removeprefix("train/").removeprefix("eval/")}={value:.4g}'
+                   for name, value in metrics.items() if name != 'train/steps_per_s')
 
 
 def train_and_evaluate(trainer: Trainer, train_config, workdir: str) -> Any:
@@ -121,6 +122,7 @@ def train_and_evaluate(trainer: Trainer, train_config, workdir: str) -> Any:
   progress = _Progress(train_config.num_steps, first_step)
   last_checked_step, last_saved_step = first_step, first_step
   pending = None  # (step, metrics on device) of the last log step.
+  previous_metrics = None
 
   def check_and_log(step, metrics):
     nonlocal last_checked_step
@@ -141,6 +143,11 @@ def train_and_evaluate(trainer: Trainer, train_config, workdir: str) -> Any:
   try:
     for step in range(first_step, train_config.num_steps):
       state, metrics = trainer.jit_train_step(state, next(batches))
+      # Stay one step ahead of the device, not more: an unbounded queue of
+      # dispatched steps holds memory, and on several CPU devices it can
+      # starve the threads that a step's all-reduce waits on.
+      jax.block_until_ready(previous_metrics)
+      previous_metrics = metrics
       done = step + 1
       if pending is not None:
         check_and_log(*pending)

@@ -1,0 +1,50 @@
+r"""Latent GAN: generates VQ-VAE code sequences that decode to new music.
+
+  python -m melodygan_jax.train --config=configs/gan.py --workdir=runs/gan \
+      --config.vqvae_workdir=runs/vqvae
+
+The data are the frozen VQ-VAE's codes of its own data set, encoded once and
+cached in WORKDIR/latents.npz. A training example is a crop of
+data.crop_frames / time_stride consecutive codes (128 frames: 32 codes, 1.5 s).
+"""
+import ml_collections
+
+from configs import common
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.trainer = 'gan'
+  config.seed = 0
+  config.vqvae_workdir = ''  # A finished configs/vqvae.py run (required).
+  config.data = common.data_config()
+  config.data.stems = ()  # Empty: the VQ-VAE's stems. dataset_dir '' : the VQ-VAE's data.
+
+  config.model = ml_collections.ConfigDict()
+  config.model.noise_dim = 128  # Global noise: what stays the same along a sample.
+  config.model.noise_channels = 32  # Per-step noise: what changes along it.
+  config.model.generator_width = 256
+  config.model.generator_dilations = (1, 2, 4, 8, 1, 2, 4, 8)  # Receptive field 61 codes.
+  config.model.output = 'snap'  # 'snap' (nearest code) or 'gumbel' (straight-through softmax).
+  config.model.gumbel_temperature = 1.0  # Also the softness of 'snap's code assignment.
+  config.model.discriminator_width = 256
+  config.model.discriminator_dilations = (1, 2, 4, 8, 1, 2)
+  config.model.dtype = 'float32'  # Compute dtype; 'bfloat16' on GPU/TPU.
+
+  config.loss = ml_collections.ConfigDict()
+  config.loss.kind = 'non_saturating'  # Or 'hinge'.
+  config.loss.r1_gamma = 1.0  # R1 penalty on real latents (Mescheder et al. 2018).
+  config.loss.instance_noise = 0.5  # Gaussian noise on D's inputs (x codebook std): without
+  # it D separates exact codebook vectors perfectly and G gets no useful gradient.
+  config.loss.code_usage_weight = 1.0  # KL(data code frequencies || generated ones).
+
+  config.train = common.train_config()
+  config.train.num_steps = 100_000
+  config.train.batch_size = 64
+  config.train.generator_learning_rate = 1e-4
+  config.train.discriminator_learning_rate = 3e-4  # Faster D: two time-scale rule.
+  config.train.adam_b1 = 0.0  # GANs: no momentum in the first moment.
+  config.train.adam_b2 = 0.99
+  config.train.generator_ema_decay = 0.999  # The EMA generator is the one sampled.
+  config.train.num_eval_samples = 256
+  return config

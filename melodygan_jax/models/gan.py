@@ -1,0 +1,112 @@
+"""Latent GAN: a generator of VQ-VAE code sequences and its discriminator.
+
+Both are fully convolutional in time (dilated residual 1-D convolutions), so
+the generator makes sequences of any length: a global noise vector (the
+sample's character) plus per-step noise. Its output is always made of
+codebook entries:
+  'gumbel': logits over the codes, straight-through Gumbel-softmax; the
+            forward pass is a one-hot choice, the gradient flows through the
+            soft probabilities.
+  'snap':   a vector per step snapped to its nearest code, straight-through.
+"""
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from melodygan_jax.models import layers
+from melodygan_jax.models import quantizer as quantizer_lib
+
+
+class DilatedBlock(nnx.Module):
+  """x + Conv_k1(act(Conv_k3,dilated(act(x))))."""
+
+  def __init__(self, width: int, dilation: int, *, rngs: nnx.Rngs, dtype=jnp.float32,
+               negative_slope: float = 0.0):
+    self.conv_k3 = layers.conv(width, width, 3, dilation=dilation, rngs=rngs, dtype=dtype)
+    self.conv_k1 = layers.conv(width, width, 1, rngs=rngs, dtype=dtype)
+    self.negative_slope = negative_slope
+
+  def __call__(self, x):
+    act = lambda h: jax.nn.leaky_relu(h, self.negative_slope)
+    return x + self.conv_k1(act(self.conv_k3(act(x))))
+
+
+class Generator(nnx.Module):
+  """(global noise [b, noise_dim], step noise [b, steps, noise_channels]) -> codes."""
+
+  def __init__(self, *, noise_dim: int, noise_channels: int, width: int,
+               dilations: Sequence[int], codebook_size: int, codebook_dim: int,
+               output: str, rngs: nnx.Rngs, dtype=jnp.float32):
+    if output not in ('gumbel', 'snap'):
+      raise ValueError(f'generator output {output!r}: choose gumbel or snap')
+    self.output = output
+    self.noise_dim = noise_dim
+    self.noise_channels = noise_channels
+    self.global_in = nnx.Linear(noise_dim, width, rngs=rngs, dtype=dtype)
+    self.local_in = layers.conv(noise_channels, width, 1, rngs=rngs, dtype=dtype)
+    self.blocks = nnx.List([DilatedBlock(width, d, rngs=rngs, dtype=dtype) for d in dilations])
+    self.norm = nnx.LayerNorm(width, rngs=rngs, dtype=dtype)
+    out_features = codebook_size if output == 'gumbel' else codebook_dim
+    self.head = layers.conv(width, out_features, 1, rngs=rngs, dtype=dtype)
+
+  def __call__(self, global_noise: jax.Array, step_noise: jax.Array, codebook: jax.Array,
+               rng: jax.Array, temperature: float = 1.0):
+    """Generates a batch.
+
+    Returns:
+      latents: [b, steps, dim], each a codebook entry (straight-through).
+      codes: [b, steps] int32.
+      code_probs: [b, steps, codebook_size], the distribution each code was
+        drawn from ('snap': a soft assignment by distance), for losses on
+        code usage.
+    """
+    h = self.global_in(global_noise)[:, None, :] + self.local_in(step_noise)
+    for block in self.blocks:
+      h = block(h)
+    out = self.head(jax.nn.relu(self.norm(h))).astype(jnp.float32)
+    codebook = jax.lax.stop_gradient(codebook)
+    if self.output == 'gumbel':
+      gumbel = jax.random.gumbel(rng, out.shape, jnp.float32)
+      soft = jax.nn.softmax((out + gumbel) / temperature, axis=-1)
+      codes = jnp.argmax(soft, axis=-1).astype(jnp.int32)  # Gumbel-max: a draw from softmax(out).
+      hard = jax.nn.one_hot(codes, codebook.shape[0], dtype=jnp.float32)
+      choice = hard + soft - jax.lax.stop_gradient(soft)
+      return choice @ codebook, codes, jax.nn.softmax(out, axis=-1)
+    codes = quantizer_lib.nearest_codes(out, codebook)
+    snapped = jnp.take(codebook, codes, axis=0)
+    distances = (jnp.sum(out * out, -1, keepdims=True) - 2.0 * out @ codebook.T
+                 + jnp.sum(codebook * codebook, axis=-1))
+    # In units of the codebook's spread, so `temperature` means the same for any codebook.
+    spread = 2.0 * jnp.sum(jnp.var(codebook, axis=0))
+    return (out + jax.lax.stop_gradient(snapped - out), codes,
+            jax.nn.softmax(-distances / (spread * temperature), axis=-1))
+
+  def sample_noise(self, rng: jax.Array, batch: int, steps: int):
+    global_rng, step_rng = jax.random.split(rng)
+    return (jax.random.normal(global_rng, (batch, self.noise_dim)),
+            jax.random.normal(step_rng, (batch, steps, self.noise_channels)))
+
+
+class Discriminator(nnx.Module):
+  """Latents [b, steps, dim] -> realness logits [b] (mean of per-step logits)."""
+
+  def __init__(self, *, codebook_dim: int, width: int, dilations: Sequence[int],
+               rngs: nnx.Rngs, dtype=jnp.float32):
+    self.conv_in = layers.conv(codebook_dim, width, 1, rngs=rngs, dtype=dtype)
+    self.blocks = nnx.List([DilatedBlock(width, d, rngs=rngs, dtype=dtype, negative_slope=0.2)
+                            for d in dilations])
+    # +1 channel: the batch's feature std (minibatch discrimination), which
+    # lets the discriminator see a collapsed, too-uniform batch.
+    self.head = layers.conv(width + 1, 1, 1, rngs=rngs, dtype=dtype)
+
+  def __call__(self, latents: jax.Array) -> jax.Array:
+    h = self.conv_in(latents)
+    for block in self.blocks:
+      h = block(h)
+    h = jax.nn.leaky_relu(h, 0.2)
+    batch_std = jnp.mean(jnp.std(h.astype(jnp.float32), axis=0))
+    h = jnp.concatenate([h, jnp.broadcast_to(batch_std, h.shape[:-1] + (1,)).astype(h.dtype)], -1)
+    return jnp.mean(self.head(h).astype(jnp.float32), axis=(1, 2))
+

@@ -1,0 +1,399 @@
+"""Latent GAN training: the model-specific parts the shared loop calls.
+
+The data are code sequences of the frozen VQ-VAE, encoded once and cached in
+WORKDIR/latents.npz: the VQ-VAE is fixed, so its codes never change, and
+encoding on the fly would spend most of each step in the encoder. A batch is a
+pure function of (seed, step): random crops drawn with NumPy from that seed.
+"""
+import dataclasses
+import functools
+import itertools
+import os
+import pathlib
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+
+from melodygan_jax import atomic_files
+from melodygan_jax import config_checks
+from melodygan_jax import input_pipeline
+from melodygan_jax import latent_metrics
+from melodygan_jax import metric_writer
+from melodygan_jax import parallel
+from melodygan_jax import pretrained
+from melodygan_jax import records
+from melodygan_jax.models import gan as gan_models
+from melodygan_jax.trainers import loop
+
+LATENTS_FILENAME = 'latents.npz'
+
+
+@flax.struct.dataclass
+class GANState:
+  step: jax.Array
+  generator: nnx.State
+  generator_ema: nnx.State  # Exponential moving average: the generator that is sampled.
+  discriminator: nnx.State
+  generator_opt_state: optax.OptState
+  discriminator_opt_state: optax.OptState
+
+
+@dataclasses.dataclass
+class LatentData:
+  """Code sequences of whole segments, [num_segments, segment_steps] int32."""
+  train_codes: np.ndarray
+  validation_codes: np.ndarray
+  codebook: np.ndarray  # [codebook_size, codebook_dim] float32.
+
+
+def check_config(config: ml_collections.ConfigDict) -> pretrained.LoadedVQVAE:
+  """Validates a GAN config and its VQ-VAE before anything compiles.
+
+  Fills `data.dataset_dir` and `data.stems` from the VQ-VAE when empty.
+
+  Raises:
+    ValueError subclasses, each with one line naming the field or path.
+  """
+  from configs import gan as base_config  # pylint: disable=g-import-not-at-top
+  config_checks.check_known_fields(config, base_config.get_config())
+  config_checks.require(bool(config.vqvae_workdir), 'config.vqvae_workdir',
+                        config.vqvae_workdir, 'required: a finished configs/vqvae.py workdir')
+  vqvae = pretrained.load_vqvae(config.vqvae_workdir)
+  config.data.dataset_dir = config.data.dataset_dir or vqvae.config.data.dataset_dir
+  config.data.stems = tuple(config.data.stems) or tuple(vqvae.config.data.stems)
+  config_checks.check_data_section(config.data)
+  config_checks.check_train_section(config.train)
+  model = config.model
+  config_checks.check_positive(model, 'config.model', (
+      'noise_dim', 'noise_channels', 'generator_width', 'discriminator_width',
+      'gumbel_temperature'))
+  config_checks.require(model.output in ('gumbel', 'snap'), 'config.model.output',
+                        model.output, 'must be gumbel or snap')
+  config_checks.require(config.loss.kind in ('non_saturating', 'hinge'), 'config.loss.kind',
+                        config.loss.kind, 'must be non_saturating or hinge')
+  config_checks.check_dtype('config.model.dtype', model.dtype)
+  config_checks.require(config.data.crop_frames % vqvae.time_stride == 0,
+                        'config.data.crop_frames', config.data.crop_frames,
+                        f'must be a multiple of the VQ-VAE time stride {vqvae.time_stride}')
+  meta = input_pipeline.load_dataset_meta(config.data.dataset_dir)
+  input_pipeline.check_data_config(config.data, meta)
+  return vqvae
+
+
+def make_models(config, codebook_size: int, codebook_dim: int):
+  dtype = jnp.dtype(config.model.dtype)
+  model = config.model
+  generator = gan_models.Generator(
+      noise_dim=model.noise_dim, noise_channels=model.noise_channels,
+      width=model.generator_width, dilations=tuple(model.generator_dilations),
+      codebook_size=codebook_size, codebook_dim=codebook_dim, output=model.output,
+      rngs=nnx.Rngs(config.seed), dtype=dtype)
+  discriminator = gan_models.Discriminator(
+      codebook_dim=codebook_dim, width=model.discriminator_width,
+      dilations=tuple(model.discriminator_dilations), rngs=nnx.Rngs(config.seed + 1),
+      dtype=dtype)
+  return generator, discriminator
+
+
+def make_optimizers(train):
+  adam = functools.partial(optax.adam, b1=train.adam_b1, b2=train.adam_b2)
+  return adam(train.generator_learning_rate), adam(train.discriminator_learning_rate)
+
+
+def init_state(config, codebook_size: int, codebook_dim: int):
+  """Returns (generator graphdef, discriminator graphdef, GANState, optimizers)."""
+  generator, discriminator = make_models(config, codebook_size, codebook_dim)
+  gen_graphdef, gen_params = nnx.split(generator)
+  disc_graphdef, disc_params = nnx.split(discriminator)
+  gen_optimizer, disc_optimizer = make_optimizers(config.train)
+  state = GANState(
+      step=jnp.zeros((), jnp.int32), generator=gen_params,
+      generator_ema=jax.tree.map(jnp.copy, gen_params), discriminator=disc_params,
+      generator_opt_state=gen_optimizer.init(gen_params),
+      discriminator_opt_state=disc_optimizer.init(disc_params))
+  return gen_graphdef, disc_graphdef, state, (gen_optimizer, disc_optimizer)
+
+
+def sample_codes(gen_graphdef, codebook, temperature, params, rng, batch: int, steps: int):
+  """[batch, steps] codes (and latents) from a generator's params."""
+  generator = nnx.merge(gen_graphdef, params)
+  noise_rng, gumbel_rng = jax.random.split(rng)
+  global_noise, step_noise = generator.sample_noise(noise_rng, batch, steps)
+  return generator(global_noise, step_noise, codebook, gumbel_rng, temperature)
+
+
+def adversarial_losses(kind: str, real_logits, fake_logits):
+  """(discriminator loss, generator loss) of one batch."""
+  if kind == 'hinge':
+    d_loss = jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
+    return d_loss, -jnp.mean(fake_logits)
+  d_loss = jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+  return d_loss, jnp.mean(jax.nn.softplus(-fake_logits))
+
+
+def code_usage_loss(codes: jax.Array, code_probs: jax.Array,
+                    target_histogram: jax.Array) -> jax.Array:
+  """KL(training code frequencies || this batch's generated code frequencies).
+
+  The discriminator sees latent vectors, and nearby codes look alike to it;
+  this term keeps the generator using every code about as often as the data.
+  The value is that of the hard (chosen) codes; its gradient flows through the
+  soft code probabilities (straight-through).
+  """
+  size = code_probs.shape[-1]
+  hard = jnp.mean(jax.nn.one_hot(codes.reshape(-1), size, dtype=jnp.float32), axis=0)
+  soft = jnp.mean(code_probs.reshape(-1, size), axis=0)
+  used = hard + soft - jax.lax.stop_gradient(soft)
+  smoothing = 0.5 / codes.size  # Half a count: a code unused in one batch costs, not infinity.
+  return jnp.sum(target_histogram * (jnp.log(target_histogram + 1e-8)
+                                     - jnp.log(used + smoothing)))
+
+
+def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebook, code_histogram,
+               state: GANState, real_codes, base_rng) -> tuple[GANState, dict]:
+  """One discriminator update, then one generator update against the new one."""
+  gen_optimizer, disc_optimizer = optimizers
+  d_rng, g_rng = jax.random.split(jax.random.fold_in(base_rng, state.step))
+  batch, steps = real_codes.shape
+  real = jnp.take(codebook, real_codes, axis=0)
+  temperature = config.model.gumbel_temperature
+  noise_scale = config.loss.instance_noise * jnp.std(codebook)
+  d_rng, real_noise_rng, fake_noise_rng, g_noise_rng = jax.random.split(d_rng, 4)
+  noisy = lambda x, rng: x + noise_scale * jax.random.normal(rng, x.shape)
+  sample = functools.partial(sample_codes, gen_graphdef, codebook, temperature)
+  fake = jax.lax.stop_gradient(sample(state.generator, d_rng, batch, steps)[0])
+
+  def d_loss_fn(disc_params):
+    discriminator = nnx.merge(disc_graphdef, disc_params)
+    real_logits, real_grads = _logits_and_input_grads(discriminator,
+                                                      noisy(real, real_noise_rng))
+    fake_logits = discriminator(noisy(fake, fake_noise_rng))
+    d_loss, _ = adversarial_losses(config.loss.kind, real_logits, fake_logits)
+    r1 = jnp.mean(jnp.sum(jnp.square(real_grads), axis=(1, 2)))
+    return d_loss + 0.5 * config.loss.r1_gamma * r1, (d_loss, r1, real_logits, fake_logits)
+
+  (_, (d_loss, r1, real_logits, fake_logits)), d_grads = jax.value_and_grad(
+      d_loss_fn, has_aux=True)(state.discriminator)
+  d_updates, disc_opt_state = disc_optimizer.update(
+      d_grads, state.discriminator_opt_state, state.discriminator)
+  disc_params = optax.apply_updates(state.discriminator, d_updates)
+
+  def g_loss_fn(gen_params):
+    fake, codes, code_probs = sample(gen_params, g_rng, batch, steps)
+    fake_logits = nnx.merge(disc_graphdef, disc_params)(noisy(fake, g_noise_rng))
+    _, adversarial = adversarial_losses(config.loss.kind, real_logits, fake_logits)
+    usage = code_usage_loss(codes, code_probs, code_histogram)
+    return adversarial + config.loss.code_usage_weight * usage, (adversarial, usage, codes)
+
+  (_, (g_loss, usage_loss, fake_codes)), g_grads = jax.value_and_grad(
+      g_loss_fn, has_aux=True)(state.generator)
+  g_updates, gen_opt_state = gen_optimizer.update(
+      g_grads, state.generator_opt_state, state.generator)
+  gen_params = optax.apply_updates(state.generator, g_updates)
+  ema = optax.incremental_update(gen_params, state.generator_ema,
+                                 1.0 - config.train.generator_ema_decay)
+  used = jnp.sum(jnp.bincount(fake_codes.reshape(-1), length=codebook.shape[0]) > 0)
+  metrics = {
+      'train/loss': d_loss + g_loss, 'train/d_loss': d_loss, 'train/g_loss': g_loss,
+      'train/r1': r1, 'train/code_usage_kl': usage_loss,
+      'train/d_accuracy': 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0)),
+      'train/d_grad_norm': optax.tree.norm(d_grads), 'train/g_grad_norm': optax.tree.norm(g_grads),
+      'train/fake_codes_used': used / codebook.shape[0],
+  }
+  new_state = state.replace(step=state.step + 1, generator=gen_params, generator_ema=ema,
+                            discriminator=disc_params, generator_opt_state=gen_opt_state,
+                            discriminator_opt_state=disc_opt_state)
+  return new_state, metrics
+
+
+def _logits_and_input_grads(discriminator, real):
+  """D(real) [batch] and dD/dreal per example, for the R1 penalty.
+
+  The discriminator mixes examples only through its batch-std feature, whose
+  gradient R1 ignores, so the gradient of the sum is the per-example gradient.
+  """
+  logits, vjp = jax.vjp(discriminator, real)
+  (grads,) = vjp(jnp.ones_like(logits))
+  return logits, grads
+
+
+def real_crops(codes: np.ndarray, steps: int) -> np.ndarray:
+  """Every non-overlapping crop of `steps` codes of every segment."""
+  per_segment = codes.shape[1] // steps
+  return codes[:, :per_segment * steps].reshape(-1, steps)
+
+
+def encode_split(vqvae: pretrained.LoadedVQVAE, data, meta, split: str, mesh) -> np.ndarray:
+  """Codes of every whole segment of a split, [num_segments, segment_steps]."""
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  batch_size = 8 * jax.device_count()
+  codes, weights = [], []
+  for local in input_pipeline.sequential_batches(
+      data, meta, split, batch_size // jax.process_count(), crop_frames=meta.segment_frames,
+      process_index=jax.process_index(), process_count=jax.process_count()):
+    batch = parallel.global_batch(local, mesh)
+    batch_codes = vqvae.jit_encode_to_codes(vqvae.state, batch['mel'])
+    codes.append(np.asarray(multihost_utils.process_allgather(batch_codes, tiled=True)))
+    weights.append(np.asarray(multihost_utils.process_allgather(batch['weight'], tiled=True)))
+  if not codes:
+    return np.zeros((0, meta.segment_frames // vqvae.time_stride), np.int32)
+  return np.concatenate(codes)[np.concatenate(weights) > 0].astype(np.int32)
+
+
+def load_or_encode_latents(config, workdir: str, vqvae: pretrained.LoadedVQVAE,
+                           mesh) -> LatentData:
+  """The cached codes of WORKDIR/latents.npz, or encode them now and cache them.
+
+  Raises:
+    pretrained.WorkdirError: the cache was made from another VQ-VAE than the
+      one configured (resuming would mix two codebooks).
+  """
+  source = {'vqvae_workdir': os.path.abspath(vqvae.workdir), 'vqvae_step': vqvae.step,
+            'dataset_dir': os.path.abspath(config.data.dataset_dir),
+            'stems': list(config.data.stems)}
+  path = pathlib.Path(workdir) / LATENTS_FILENAME
+  source_path = path.with_suffix('.json')
+  if path.exists() and source_path.exists():
+    cached_source = atomic_files.read_json(source_path)
+    if cached_source != source:
+      raise pretrained.WorkdirError(
+          f'{workdir} was trained on the codes of {cached_source["vqvae_workdir"]} (step '
+          f'{cached_source["vqvae_step"]}), but config.vqvae_workdir is {source["vqvae_workdir"]} '
+          f'(step {source["vqvae_step"]}): use a new --workdir')
+    with np.load(path) as cached:
+      return LatentData(cached['train_codes'], cached['validation_codes'], cached['codebook'])
+  meta = input_pipeline.load_dataset_meta(config.data.dataset_dir)
+  vqvae.replicate_on(mesh)
+  data = LatentData(
+      train_codes=encode_split(vqvae, config.data, meta, records.TRAIN_SPLIT, mesh),
+      validation_codes=encode_split(vqvae, config.data, meta, records.VALIDATION_SPLIT, mesh),
+      codebook=np.asarray(vqvae.codebook, np.float32))
+  if jax.process_index() == 0:
+    with atomic_files.atomic_path(path) as tmp_path:
+      np.savez(tmp_path, train_codes=data.train_codes, validation_codes=data.validation_codes,
+               codebook=data.codebook)
+    atomic_files.write_json(source_path, source)
+  return data
+
+
+class GANTrainer:
+  """Builds the GAN, its state, batches and compiled steps for one config.
+
+  Args:
+    config: a configs/gan.py config.
+    data: the code sequences to learn.
+    vqvae: the VQ-VAE that decodes samples into spectrogram images (optional).
+    mesh: default: all devices.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, data: LatentData,
+               vqvae: pretrained.LoadedVQVAE | None = None, mesh=None):
+    self.config = config
+    self.data = data
+    self.mesh = mesh or parallel.make_mesh()
+    self.steps = config.data.crop_frames // (vqvae.time_stride if vqvae else 1)
+    if data.train_codes.shape[1] < self.steps:
+      raise ValueError(f'config.data.crop_frames={config.data.crop_frames}: longer than the '
+                       f'stored segments ({data.train_codes.shape[1]} codes)')
+    self.vqvae = vqvae
+    replicated = parallel.replicated(self.mesh)
+    if vqvae is not None:
+      vqvae.replicate_on(self.mesh)
+    self.codebook = jax.device_put(jnp.asarray(data.codebook), replicated)
+    histogram = latent_metrics.code_histogram(data.train_codes, len(data.codebook))
+    self.code_histogram = jax.device_put(jnp.asarray(histogram, jnp.float32), replicated)
+    self.gen_graphdef, self.disc_graphdef, self._initial_state, optimizers = init_state(
+        config, *data.codebook.shape)
+    self.base_rng = jax.random.key(config.seed)
+    self._jit_train_step = jax.jit(
+        functools.partial(train_step, self.gen_graphdef, self.disc_graphdef, optimizers,
+                          config),
+        donate_argnums=2, out_shardings=replicated)
+    self.jit_sample = jax.jit(functools.partial(
+        sample_codes, self.gen_graphdef, self.codebook, config.model.gumbel_temperature),
+        static_argnums=(2, 3), out_shardings=replicated)
+    self.real = real_crops(data.validation_codes if len(data.validation_codes)
+                           else data.train_codes, self.steps)
+    self.baselines = self._baseline_metrics()
+
+  def jit_train_step(self, state: GANState, real_codes) -> tuple[GANState, dict]:
+    return self._jit_train_step(self.codebook, self.code_histogram, state, real_codes,
+                                self.base_rng)
+
+  def create_state(self) -> GANState:
+    fresh = jax.tree.map(lambda x: jnp.array(x, copy=True), self._initial_state)
+    return jax.device_put(fresh, parallel.replicated(self.mesh))
+
+  def fresh_start(self, state: GANState) -> GANState:
+    return state
+
+  def train_batches(self, start_step: int):
+    """Random crops of the training codes; batch s depends only on (seed, s)."""
+    codes = self.data.train_codes
+    global_batch = self.config.train.batch_size
+    local = parallel.local_batch_size(global_batch)
+    first = jax.process_index() * local
+    for step in itertools.count(start_step):
+      rng = np.random.default_rng([self.config.seed, step])
+      rows = rng.integers(0, len(codes), size=global_batch)
+      starts = rng.integers(0, codes.shape[1] - self.steps + 1, size=global_batch)
+      crops = codes[rows[:, None], starts[:, None] + np.arange(self.steps)]
+      yield parallel.global_batch(crops[first:first + local], self.mesh)
+
+  def generated_codes(self, state: GANState, num_samples: int, seed: int = 0) -> np.ndarray:
+    codes = self.jit_sample(state.generator_ema, jax.random.key(seed), num_samples,
+                            self.steps)[1]
+    return np.asarray(jax.device_get(codes))
+
+  def _baseline_metrics(self) -> dict:
+    """The two baselines, and the floor: real training crops against held-out ones."""
+    metrics = {}
+    shape = (self.config.train.num_eval_samples, self.steps)
+    training = real_crops(self.data.train_codes, self.steps)
+    picks = np.random.default_rng(1).choice(len(training), size=min(shape[0], len(training)),
+                                            replace=False)
+    floor = latent_metrics.compare(training[picks], self.real, self.data.train_codes,
+                                   self.data.codebook)
+    for name in ('code_js_distance', 'bigram_js_distance', 'latent_frechet'):
+      metrics[f'floor/{name}'] = floor[name]
+    for kind in ('uniform', 'iid'):
+      codes = latent_metrics.baseline_codes(kind, self.data.train_codes,
+                                            len(self.data.codebook), shape, seed=1)
+      for name, value in latent_metrics.compare(codes, self.real, self.data.train_codes,
+                                                self.data.codebook).items():
+        metrics[f'baseline_{kind}/{name}'] = value
+    return metrics
+
+  def evaluate(self, state: GANState, writer: metric_writer.MetricWriter, step: int) -> dict:
+    """Generated codes against held-out real ones, beside the two baselines."""
+    codes = self.generated_codes(state, self.config.train.num_eval_samples)
+    metrics = {f'eval/{name}': value for name, value in latent_metrics.compare(
+        codes, self.real, self.data.train_codes, self.data.codebook).items()}
+    metrics.update(self.baselines)
+    if self.vqvae is not None and writer.active:
+      self._write_spectrograms(writer, step, codes)
+    return metrics
+
+  def _write_spectrograms(self, writer, step, codes) -> None:
+    count = min(self.config.train.num_summary_examples, len(codes))
+    normalized = np.asarray(self.vqvae.jit_decode_codes(self.vqvae.state, codes[:count]))
+    stem = self.config.data.stems[0]
+    images = {}
+    for index in range(count):
+      log_mel = self.vqvae.denormalize(normalized[index], stem)
+      images[f'generated/{index}'] = metric_writer.spectrogram_image(
+          log_mel, float(log_mel.min()), float(log_mel.max()))
+    writer.write_images(step, images)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
+  vqvae = check_config(config)
+  mesh = parallel.make_mesh()
+  data = load_or_encode_latents(config, workdir, vqvae, mesh)
+  trainer = GANTrainer(config, data, vqvae, mesh)
+  return loop.train_and_evaluate(trainer, config.train, workdir)
