@@ -5,10 +5,22 @@ asynchronous; Orbax writes each one under a temporary name and renames it when
 complete, so a run killed mid-save (kill -9 included) restarts from the last
 complete checkpoint.
 """
+import logging
 import os
 
+from absl import logging as absl_logging
 import jax
 import orbax.checkpoint as ocp
+
+
+class _OrbaxWarningsOnly(logging.Filter):
+  """Orbax logs every save, step by step, at INFO; keep its warnings."""
+
+  def filter(self, record):
+    return record.levelno >= logging.WARNING or '/orbax/' not in record.pathname
+
+
+absl_logging.get_absl_handler().addFilter(_OrbaxWarningsOnly())
 
 
 def make_manager(workdir: str, train_config) -> ocp.CheckpointManager:

@@ -76,6 +76,12 @@ class LoadedVQVAE:
         self.graphdef, state.params, state.codebook).decode_codes(codes))
 
   @functools.cached_property
+  def jit_reconstruct(self):
+    """[batch, frames, mels] normalized log-mel -> its reconstruction."""
+    return jax.jit(lambda state, mel: nnx.merge(
+        self.graphdef, state.params, state.codebook)(mel)[0])
+
+  @functools.cached_property
   def jit_decode_latents(self):
     return jax.jit(lambda state, latents: nnx.merge(
         self.graphdef, state.params, state.codebook).decode(latents))

@@ -11,7 +11,6 @@ multi-host TPU pod, pass --jax_distributed on every host.
 """
 import importlib
 import json
-import logging as std_logging
 import os
 import sys
 
@@ -32,13 +31,6 @@ def write_config(config, workdir: str) -> None:
     atomic_files.write_json(os.path.join(workdir, 'config.json'), json.loads(config.to_json()))
 
 
-class _WarningsOnlyFromLibraries(std_logging.Filter):
-  """Orbax logs every save step by step at INFO; keep its warnings only."""
-
-  def filter(self, record):
-    return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
-
-
 def load_trainer(config):
   """The trainer module named by config.trainer."""
   if config.get('trainer') not in TRAINERS:
@@ -51,7 +43,6 @@ def main(argv):
   if len(argv) > 1:
     sys.exit(f'train: unexpected arguments: {" ".join(argv[1:])}')
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  logging.get_absl_handler().addFilter(_WarningsOnlyFromLibraries())
   import jax  # pylint: disable=g-import-not-at-top
   if flags.FLAGS.jax_distributed:
     jax.distributed.initialize()

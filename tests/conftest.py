@@ -67,3 +67,24 @@ def trained_vqvae(prepared_dir, tmp_path_factory):
   final = loop.train_and_evaluate(trainer, config.train, str(workdir))
   (workdir / 'config.json').write_text(config.to_json())
   return workdir, before, parallel.host_values(final)
+
+
+GAN_OVERRIDES = {'train.num_steps': 300, 'train.checkpoint_every_steps': 50,
+                 'train.eval_every_steps': 150, 'train.log_every_steps': 50}
+
+
+@pytest.fixture(scope='session')
+def trained_gan(trained_vqvae, tmp_path_factory):
+  """An uninterrupted in-process tiny GAN run on `trained_vqvae`: (workdir, final state)."""
+  from configs import gan_tiny  # pylint: disable=g-import-not-at-top
+  from melodygan_jax import parallel  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.trainers import gan as gan_trainer  # pylint: disable=g-import-not-at-top
+  config = gan_tiny.get_config()
+  config.vqvae_workdir = str(trained_vqvae[0])
+  for field, value in GAN_OVERRIDES.items():
+    section, name = field.split('.')
+    config[section][name] = value
+  workdir = tmp_path_factory.mktemp('gan')
+  final = gan_trainer.train_and_evaluate(config, str(workdir))
+  (workdir / 'config.json').write_text(config.to_json())
+  return workdir, parallel.host_values(final)

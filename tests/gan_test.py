@@ -13,6 +13,7 @@ import pytest
 from flax import nnx
 
 from configs import gan_tiny
+import conftest
 from melodygan_jax import checkpoints
 from melodygan_jax import latent_metrics
 from melodygan_jax import metric_writer
@@ -23,8 +24,7 @@ from melodygan_jax.trainers import gan as gan_trainer
 from melodygan_jax.trainers import loop
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-OVERRIDES = {'train.num_steps': 300, 'train.checkpoint_every_steps': 50,
-             'train.eval_every_steps': 150, 'train.log_every_steps': 50}
+OVERRIDES = conftest.GAN_OVERRIDES
 
 
 @pytest.mark.parametrize('output', ['gumbel', 'snap'])
@@ -109,11 +109,11 @@ def cli(*flags):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_kill_9_and_resume_equals_uninterrupted(trained_vqvae, tmp_path):
+def test_kill_9_and_resume_equals_uninterrupted(trained_vqvae, trained_gan, tmp_path):
   vqvae_workdir = trained_vqvae[0]
   config = tiny_config(vqvae_workdir)
-  uninterrupted = gan_trainer.train_and_evaluate(config, str(tmp_path / 'whole'))
-  rows = metric_writer.read_metrics(str(tmp_path / 'whole'))
+  whole_workdir, uninterrupted = trained_gan
+  rows = metric_writer.read_metrics(str(whole_workdir))
   final_eval = [row for row in rows if 'eval/latent_frechet' in row][-1]
   assert final_eval['step'] == 300 and 'baseline_iid/latent_frechet' in final_eval
 
@@ -138,7 +138,7 @@ def test_kill_9_and_resume_equals_uninterrupted(trained_vqvae, tmp_path):
   resumed, step = checkpoints.restore_step(str(workdir), trainer_state)
   assert step == 300
   for a, b in zip(jax.tree.leaves(parallel.host_values(resumed)),
-                  jax.tree.leaves(parallel.host_values(uninterrupted))):
+                  jax.tree.leaves(uninterrupted)):
     np.testing.assert_array_equal(a, b)
   source = json.loads((workdir / 'latents.json').read_text())
   assert source['vqvae_step'] == 240

@@ -1,0 +1,151 @@
+"""Log-mel -> waveform in JAX: NNLS mel inversion, then fast Griffin-Lim.
+
+Batched and jit-compiled, so it runs on the accelerator beside the models.
+The `Vocoder` protocol is the seam where a neural vocoder can replace it:
+anything mapping [batch, frames, mels] log-mel to [batch, samples] audio.
+
+Steps (Perraudin et al. 2013 for the momentum):
+1. mel magnitude = exp(log-mel); linear magnitude S >= 0 with mel_fb @ S ~ mel
+   by non-negative least squares, solved with multiplicative updates from the
+   pseudo-inverse (each update keeps S >= 0 and lowers the residual).
+2. Griffin-Lim with momentum from seeded random phases, `iterations` times.
+"""
+import functools
+from typing import Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from melodygan_jax import audio
+
+_EPSILON = 1e-8
+
+
+class Vocoder(Protocol):
+  """log-mel [batch, frames, NUM_MELS] -> audio [batch, (frames - 1) * HOP_LENGTH].
+
+  `rngs` holds one key per clip, so a clip's audio does not depend on the
+  batch it is in.
+  """
+
+  def __call__(self, log_mel: jax.Array, rngs: jax.Array) -> jax.Array:
+    ...
+
+
+@functools.cache
+def _window() -> np.ndarray:
+  # Periodic Hann, as librosa's STFT uses.
+  return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(audio.N_FFT) / audio.N_FFT)).astype(np.float32)
+
+
+def _frames_per_window() -> int:
+  if audio.N_FFT % audio.HOP_LENGTH:
+    raise ValueError('the JAX STFT needs a hop that divides the FFT size')
+  return audio.N_FFT // audio.HOP_LENGTH
+
+
+def stft(samples: jax.Array, num_frames: int) -> jax.Array:
+  """[batch, samples] -> [batch, frames, N_FFT // 2 + 1] complex, as librosa.stft(center=True).
+
+  With hop = N_FFT / k, frame f covers hop-blocks f..f+k-1 of the zero-padded
+  signal, so framing is k shifted slices instead of a gather.
+  """
+  k, hop = _frames_per_window(), audio.HOP_LENGTH
+  pad = audio.N_FFT // 2
+  total = (num_frames + k - 1) * hop
+  padded = jnp.pad(samples, ((0, 0), (pad, max(total - pad - samples.shape[1], 0))))
+  blocks = padded[:, :total].reshape(samples.shape[0], num_frames + k - 1, hop)
+  frames = jnp.concatenate([blocks[:, j:j + num_frames] for j in range(k)], axis=-1)
+  return jnp.fft.rfft(frames * _window(), axis=-1)
+
+
+def istft(spectrum: jax.Array, num_samples: int) -> jax.Array:
+  """Inverse of `stft` by weighted overlap-add: [batch, frames, bins] -> [batch, samples]."""
+  k, hop = _frames_per_window(), audio.HOP_LENGTH
+  batch, num_frames, _ = spectrum.shape
+  frames = jnp.fft.irfft(spectrum, n=audio.N_FFT, axis=-1) * _window()
+  blocks = frames.reshape(batch, num_frames, k, hop)
+  window_blocks = (_window() ** 2).reshape(k, hop)
+  # Overlap-add as k shifted, zero-padded copies summed (cheaper than scatter-adds).
+  shifted = lambda x, j: jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(j, k - 1 - j), (0, 0)])
+  signal = sum(shifted(blocks[:, :, j], j) for j in range(k))
+  envelope = sum(shifted(jnp.broadcast_to(window_blocks[j], (num_frames, hop)), j)
+                 for j in range(k))
+  signal = (signal / jnp.maximum(envelope, _EPSILON)).reshape(batch, -1)
+  start = audio.N_FFT // 2
+  return signal[:, start:start + num_samples]
+
+
+def mel_to_magnitude(mel: jax.Array, iterations: int) -> jax.Array:
+  """Non-negative least-squares inverse of the mel filterbank.
+
+  Args:
+    mel: [batch, frames, NUM_MELS] mel magnitudes (not logs).
+    iterations: multiplicative NNLS updates after the pseudo-inverse start.
+
+  Returns:
+    [batch, frames, N_FFT // 2 + 1] linear magnitudes >= 0.
+  """
+  basis = jnp.asarray(audio.mel_filterbank())  # [mels, bins]
+  start = jnp.maximum(mel @ jnp.asarray(np.linalg.pinv(audio.mel_filterbank())).T, 0.0)
+  # Bins no filter covers (above MEL_FMAX_HZ) stay zero; others start above zero
+  # so multiplicative updates can move them.
+  covered = jnp.asarray(audio.mel_filterbank().sum(0) > 0)
+  magnitude = jnp.where(covered, start + 1e-4 * jnp.mean(start), 0.0)
+  numerator = mel @ basis  # Mel^T-projected target, fixed across iterations.
+
+  def update(magnitude, _):
+    # (S M^T) M, not S (M^T M): two thin products, 3x fewer FLOPs than the Gram form.
+    return magnitude * numerator / ((magnitude @ basis.T) @ basis + _EPSILON), None
+
+  magnitude, _ = jax.lax.scan(update, magnitude, None, length=iterations)
+  return magnitude
+
+
+def griffin_lim(magnitude: jax.Array, rngs: jax.Array, iterations: int,
+                momentum: float = 0.99) -> jax.Array:
+  """Fast Griffin-Lim: [batch, frames, bins] magnitudes, [batch] keys -> [batch, samples]."""
+  num_frames = magnitude.shape[1]
+  num_samples = (num_frames - 1) * audio.HOP_LENGTH
+  uniform = jax.vmap(lambda key: jax.random.uniform(key, magnitude.shape[1:]))(rngs)
+  phase = jnp.exp(2j * jnp.pi * uniform)
+
+  def step(carry, _):
+    phase, previous = carry
+    rebuilt = stft(istft(magnitude * phase, num_samples), num_frames)
+    accelerated = rebuilt - (momentum / (1.0 + momentum)) * previous
+    return (accelerated / (jnp.abs(accelerated) + _EPSILON), rebuilt), None
+
+  (phase, _), _ = jax.lax.scan(step, (phase, jnp.zeros_like(phase)), None, length=iterations)
+  return istft(magnitude * phase, num_samples)
+
+
+@functools.partial(jax.jit, static_argnames=('iterations', 'nnls_iterations', 'momentum'))
+def log_mel_to_audio(log_mel: jax.Array, rngs: jax.Array, iterations: int = 32,
+                     nnls_iterations: int = 20, momentum: float = 0.99) -> jax.Array:
+  """[batch, frames, NUM_MELS] natural-log mel, [batch] keys -> [batch, samples] audio."""
+  magnitude = mel_to_magnitude(jnp.exp(log_mel.astype(jnp.float32)), nnls_iterations)
+  return griffin_lim(magnitude, rngs, iterations, momentum)
+
+
+class GriffinLimVocoder:
+  """The default `Vocoder`: NNLS mel inversion and fast Griffin-Lim."""
+
+  def __init__(self, iterations: int = 32, nnls_iterations: int = 20, momentum: float = 0.99):
+    self.iterations = iterations
+    self.nnls_iterations = nnls_iterations
+    self.momentum = momentum
+
+  def __call__(self, log_mel: jax.Array, rngs: jax.Array) -> jax.Array:
+    return log_mel_to_audio(log_mel, rngs, iterations=self.iterations,
+                            nnls_iterations=self.nnls_iterations, momentum=self.momentum)
+
+
+def mel_spectral_convergence(samples: np.ndarray, target_log_mel: np.ndarray) -> float:
+  """||mel(samples) - mel_target||_F / ||mel_target||_F on mel magnitudes."""
+  produced = np.exp(audio.log_mel(np.asarray(samples, np.float32)))
+  target = np.exp(np.asarray(target_log_mel, np.float32))
+  frames = min(len(produced), len(target))
+  difference = produced[:frames] - target[:frames]
+  return float(np.linalg.norm(difference) / max(np.linalg.norm(target[:frames]), _EPSILON))
