@@ -10,20 +10,20 @@ from configs import gan
 
 def get_config() -> ml_collections.ConfigDict:
   config = gan.get_config()
-  config.data.crop_frames = 32  # 8 codes with the tiny VQ-VAE's stride 4.
+  config.data.crop_frames = 128  # 32 codes with the tiny VQ-VAE's stride 4.
   config.model.noise_dim = 16
   config.model.noise_channels = 8
   config.model.generator_width = 64
   config.model.generator_dilations = (1, 2, 4, 1)
   config.model.discriminator_width = 64
   config.model.discriminator_dilations = (1, 2, 4)
-  config.train.num_steps = 600
+  config.train.num_steps = 2_000
   config.train.batch_size = 32
   config.train.generator_learning_rate = 5e-4
   config.train.discriminator_learning_rate = 1e-3
   config.train.generator_ema_decay = 0.99
-  config.train.log_every_steps = 50
-  config.train.eval_every_steps = 200
-  config.train.checkpoint_every_steps = 200
+  config.train.log_every_steps = 250
+  config.train.eval_every_steps = 1_000
+  config.train.checkpoint_every_steps = 1_000
   config.train.num_eval_samples = 256
   return config

@@ -18,12 +18,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.codebook_dim = 16
   config.model.usage_window_steps = 20
   config.model.restart_every_steps = 20
-  config.train.num_steps = 300
+  config.train.num_steps = 3_000
   config.train.batch_size = 16
   config.train.learning_rate = 2e-3
   config.train.warmup_steps = 20
   config.train.end_learning_rate = 2e-4
-  config.train.log_every_steps = 25
-  config.train.eval_every_steps = 100
-  config.train.checkpoint_every_steps = 100
+  config.train.log_every_steps = 250
+  config.train.eval_every_steps = 1_000
+  config.train.checkpoint_every_steps = 1_000
   return config

@@ -123,7 +123,7 @@ def griffin_lim(magnitude: jax.Array, rngs: jax.Array, iterations: int,
 
 @functools.partial(jax.jit, static_argnames=('iterations', 'nnls_iterations', 'momentum'))
 def log_mel_to_audio(log_mel: jax.Array, rngs: jax.Array, iterations: int = 32,
-                     nnls_iterations: int = 20, momentum: float = 0.99) -> jax.Array:
+                     nnls_iterations: int = 10, momentum: float = 0.99) -> jax.Array:
   """[batch, frames, NUM_MELS] natural-log mel, [batch] keys -> [batch, samples] audio."""
   magnitude = mel_to_magnitude(jnp.exp(log_mel.astype(jnp.float32)), nnls_iterations)
   return griffin_lim(magnitude, rngs, iterations, momentum)
@@ -132,7 +132,7 @@ def log_mel_to_audio(log_mel: jax.Array, rngs: jax.Array, iterations: int = 32,
 class GriffinLimVocoder:
   """The default `Vocoder`: NNLS mel inversion and fast Griffin-Lim."""
 
-  def __init__(self, iterations: int = 32, nnls_iterations: int = 20, momentum: float = 0.99):
+  def __init__(self, iterations: int = 32, nnls_iterations: int = 10, momentum: float = 0.99):
     self.iterations = iterations
     self.nnls_iterations = nnls_iterations
     self.momentum = momentum

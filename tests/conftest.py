@@ -69,8 +69,9 @@ def trained_vqvae(prepared_dir, tmp_path_factory):
   return workdir, before, parallel.host_values(final)
 
 
-GAN_OVERRIDES = {'train.num_steps': 300, 'train.checkpoint_every_steps': 50,
-                 'train.eval_every_steps': 150, 'train.log_every_steps': 50}
+GAN_OVERRIDES = {'data.crop_frames': 32, 'train.num_steps': 300,
+                 'train.checkpoint_every_steps': 50, 'train.eval_every_steps': 150,
+                 'train.log_every_steps': 50}
 
 
 @pytest.fixture(scope='session')
