@@ -33,42 +33,49 @@ class CleaningOptions:
   noise_reduction: float = 0.8  # Share of the estimated noise removed.
 
 
-def remove_silence(samples: np.ndarray, threshold_db: float,
-                   min_silence_s: float) -> np.ndarray:
-  """Drops leading, trailing and long inner silences (librosa.effects.split).
+def audible_intervals(samples: np.ndarray, threshold_db: float,
+                      min_silence_s: float) -> list[tuple[int, int]]:
+  """Sample ranges to keep: all but leading, trailing and long inner silences.
 
   Args:
     samples: mono float samples at the contract's rate.
-    threshold_db: frames this far below the loudest frame count as silent.
+    threshold_db: frames this far below the loudest frame count as silent
+      (librosa.effects.split).
     min_silence_s: inner silences shorter than this are kept.
-
-  Returns:
-    The kept samples, joined with short fades.
   """
   # Non-overlapping 93 ms frames: 4x cheaper than librosa's default hop, and
   # fine enough for silences of a second or more.
   intervals = librosa.effects.split(samples, top_db=threshold_db,
                                     frame_length=2048, hop_length=2048)
-  if len(intervals) == 0:
-    return samples[:0]
   min_gap = int(min_silence_s * audio.SAMPLE_RATE_HZ)
-  merged = [list(intervals[0])]
-  for start, end in intervals[1:]:
-    if start - merged[-1][1] < min_gap:
-      merged[-1][1] = end
+  merged = []
+  for start, end in intervals:
+    if merged and start - merged[-1][1] < min_gap:
+      merged[-1] = (merged[-1][0], int(end))
     else:
-      merged.append([start, end])
+      merged.append((int(start), int(end)))
+  return merged
+
+
+def keep_intervals(samples: np.ndarray, intervals) -> np.ndarray:
+  """Joins the kept ranges, with short fades wherever something was cut."""
   fade = int(_FADE_S * audio.SAMPLE_RATE_HZ)
   pieces = []
-  for index, (start, end) in enumerate(merged):
-    piece = samples[start:end].copy()
+  for index, (start, end) in enumerate(intervals):
+    piece = samples[start:min(end, len(samples))].copy()
     ramp = np.linspace(0.0, 1.0, min(fade, len(piece) // 2), dtype=np.float32)
     if index > 0 or start > 0:
       piece[:len(ramp)] *= ramp
-    if index < len(merged) - 1 or end < len(samples):
+    if index < len(intervals) - 1 or end < len(samples):
       piece[len(piece) - len(ramp):] *= ramp[::-1]
     pieces.append(piece)
-  return np.concatenate(pieces)
+  return np.concatenate(pieces) if pieces else samples[:0]
+
+
+def remove_silence(samples: np.ndarray, threshold_db: float,
+                   min_silence_s: float) -> np.ndarray:
+  """Drops leading, trailing and long inner silences; joins the rest with fades."""
+  return keep_intervals(samples, audible_intervals(samples, threshold_db, min_silence_s))
 
 
 def integrated_loudness(samples: np.ndarray) -> float:
@@ -106,9 +113,9 @@ def true_peak_dbtp(samples: np.ndarray) -> float:
   return 20.0 * np.log10(max(peak, 1e-12))
 
 
-def normalize_loudness(samples: np.ndarray, target_lufs: float,
-                       true_peak_ceiling_dbtp: float) -> np.ndarray:
-  """Scales to `target_lufs`, then down if needed to stay under the ceiling.
+def loudness_gain(samples: np.ndarray, target_lufs: float,
+                  true_peak_ceiling_dbtp: float) -> float:
+  """Linear gain to `target_lufs`, lowered if needed to keep under the ceiling.
 
   Raises:
     UnusableAudio: silence (loudness -inf, which would put NaN into features)
@@ -119,11 +126,18 @@ def normalize_loudness(samples: np.ndarray, target_lufs: float,
   loudness = integrated_loudness(samples)
   if not np.isfinite(loudness) or loudness < ABSOLUTE_GATE_LUFS:
     raise UnusableAudio(f'silent: loudness below {ABSOLUTE_GATE_LUFS:.0f} LUFS')
-  gained = samples * np.float32(10.0 ** ((target_lufs - loudness) / 20.0))
-  peak = true_peak_dbtp(gained)
+  gain = 10.0 ** ((target_lufs - loudness) / 20.0)
+  peak = true_peak_dbtp(samples * np.float32(gain))
   if peak > true_peak_ceiling_dbtp:
-    gained *= np.float32(10.0 ** ((true_peak_ceiling_dbtp - peak) / 20.0))
-  return gained.astype(np.float32)
+    gain *= 10.0 ** ((true_peak_ceiling_dbtp - peak) / 20.0)
+  return float(gain)
+
+
+def normalize_loudness(samples: np.ndarray, target_lufs: float,
+                       true_peak_ceiling_dbtp: float) -> np.ndarray:
+  """Scales to `target_lufs`, then down if needed to stay under the ceiling."""
+  gain = loudness_gain(samples, target_lufs, true_peak_ceiling_dbtp)
+  return (samples * np.float32(gain)).astype(np.float32)
 
 
 def reduce_noise(samples: np.ndarray, strength: float) -> np.ndarray:
@@ -134,17 +148,40 @@ def reduce_noise(samples: np.ndarray, strength: float) -> np.ndarray:
       prop_decrease=strength).astype(np.float32)
 
 
-def clean(samples: np.ndarray, options: CleaningOptions) -> np.ndarray:
-  """Runs the enabled steps in order: noise, silence, loudness."""
+@dataclasses.dataclass(frozen=True)
+class CleaningEdits:
+  """What `clean` did to a song, so its stems can be given exactly the same."""
+  kept_intervals: tuple[tuple[int, int], ...] | None  # None: nothing was cut.
+  gain: float
+
+
+def clean(samples: np.ndarray, options: CleaningOptions) -> tuple[np.ndarray, CleaningEdits]:
+  """Runs the enabled steps in order: noise, silence, loudness.
+
+  Returns:
+    The cleaned samples, and the edits (cuts and gain) that made them.
+  """
   if options.reduce_noise:
     samples = reduce_noise(samples, options.noise_reduction)
+  kept = None
   if options.remove_silence:
-    samples = remove_silence(samples, options.silence_threshold_db, options.min_silence_s)
+    kept = tuple(audible_intervals(samples, options.silence_threshold_db, options.min_silence_s))
+    samples = keep_intervals(samples, kept)
     if len(samples) == 0:
       raise UnusableAudio('silent: nothing above the silence threshold')
+  gain = 1.0
   if options.normalize_loudness:
-    samples = normalize_loudness(samples, options.target_lufs,
-                                 options.true_peak_ceiling_dbtp)
+    gain = loudness_gain(samples, options.target_lufs, options.true_peak_ceiling_dbtp)
+    samples = (samples * np.float32(gain)).astype(np.float32)
   elif np.max(np.abs(samples), initial=0.0) == 0.0:
     raise UnusableAudio('silent: all samples are zero')
-  return samples
+  return samples, CleaningEdits(kept_intervals=kept, gain=gain)
+
+
+def apply_edits(samples: np.ndarray, edits: CleaningEdits, options: CleaningOptions) -> np.ndarray:
+  """Gives a stem of a song the cuts and gain `clean` gave the song itself."""
+  if options.reduce_noise:
+    samples = reduce_noise(samples, options.noise_reduction)
+  if edits.kept_intervals is not None:
+    samples = keep_intervals(samples, edits.kept_intervals)
+  return (samples * np.float32(edits.gain)).astype(np.float32)

@@ -95,6 +95,12 @@ def make_tasks(options: PrepareOptions) -> list[song_lib.SongTask]:
   input_dir = pathlib.Path(options.input_dir)
   output_dir = pathlib.Path(options.output_dir)
   paths = find_inputs(input_dir, output_dir.resolve())
+  stem_index = {}
+  separation_options = options.song.separation
+  if separation_options.backend == 'stems':
+    stem_index, stem_paths = separation.find_stem_files(
+        separation_options.stems_dir or str(input_dir))
+    paths = [path for path in paths if os.path.abspath(path) not in stem_paths]
   sources = [path.relative_to(input_dir).as_posix() for path in paths]
   # `a.mp3` and `a.flac` would both become `a.wav`: keep the suffix for those.
   stem_counts = collections.Counter(os.path.splitext(s)[0] for s in sources)
@@ -105,7 +111,8 @@ def make_tasks(options: PrepareOptions) -> list[song_lib.SongTask]:
     tasks.append(song_lib.SongTask(
         input_path=str(path), source=source,
         clean_path=str(output_dir / 'clean' / f'{name}.wav'),
-        cache_path=str(output_dir / 'work' / name), options=options.song))
+        cache_path=str(output_dir / 'work' / name), options=options.song,
+        stem_files=stem_index.get(path.stem, {})))
   return tasks
 
 
@@ -216,6 +223,18 @@ def define_flags() -> None:
   flags.DEFINE_integer('num_workers', None, 'Worker processes (default: all cores).')
   flags.DEFINE_enum('separation', 'none', separation.BACKENDS,
                     'Vocal/instrumental separation backend.')
+  dsp = separation.DspOptions()
+  flags.DEFINE_string('stems_dir', '', "'stems': folder of pre-separated stems "
+                      '(default: the input folder).')
+  flags.DEFINE_string('uvr_model_dir', '', "'uvr': folder holding the UVR5 model file.")
+  flags.DEFINE_string('uvr_model', separation.SeparationOptions().uvr_model,
+                      "'uvr': model file name.")
+  flags.DEFINE_float('dsp_similarity_width_s', dsp.similarity_width_s,
+                     "'dsp': repeated frames are at least this far apart.")
+  flags.DEFINE_float('dsp_vocal_margin', dsp.vocal_margin, "'dsp': vocal soft-mask margin.")
+  flags.DEFINE_bool('dsp_hpss', dsp.hpss, "'dsp': send percussion to the instrumental first.")
+  flags.DEFINE_integer('dsp_hpss_kernel', dsp.hpss_kernel, "'dsp': HPSS median filter length.")
+  flags.DEFINE_float('dsp_window_s', dsp.window_s, "'dsp': repetition search window.")
   flags.DEFINE_list('stems', ['mix'], 'Stems in the data set: mix, vocals, instrumental.')
   flags.DEFINE_integer('segment_frames', 256, 'STFT frames per record.')
   flags.DEFINE_float('validation_fraction', 0.1,
@@ -252,7 +271,12 @@ def options_from_flags() -> PrepareOptions:
               noise_reduction=FLAGS.noise_reduction),
           segment_frames=FLAGS.segment_frames,
           separation=separation.SeparationOptions(
-              backend=FLAGS.separation, stems=tuple(FLAGS.stems))),
+              backend=FLAGS.separation, stems=tuple(FLAGS.stems), stems_dir=FLAGS.stems_dir,
+              uvr_model_dir=FLAGS.uvr_model_dir, uvr_model=FLAGS.uvr_model,
+              dsp=separation.DspOptions(
+                  similarity_width_s=FLAGS.dsp_similarity_width_s,
+                  vocal_margin=FLAGS.dsp_vocal_margin, hpss=FLAGS.dsp_hpss,
+                  hpss_kernel=FLAGS.dsp_hpss_kernel, window_s=FLAGS.dsp_window_s))),
       validation_fraction=FLAGS.validation_fraction,
       shard_size_mb=FLAGS.shard_size_mb,
       num_workers=FLAGS.num_workers or os.cpu_count() or 1)

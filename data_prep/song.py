@@ -42,10 +42,17 @@ class SongTask:
   clean_path: str  # Where the cleaned mix goes; stems go beside it.
   cache_path: str  # Without suffix: `.npz` and `.json` are added.
   options: SongOptions
+  # 'stems' backend: this song's pre-separated stem files, {stem: paths}.
+  stem_files: dict = dataclasses.field(default_factory=dict, hash=False)
 
   def fingerprint(self) -> str:
-    stat = os.stat(self.input_path)
-    return f'{stat.st_size}-{stat.st_mtime_ns}-{self.options.digest()}'
+    """Changes when the file, its stem files or the options change."""
+    parts = []
+    for path in [self.input_path, *sorted(p for ps in self.stem_files.values() for p in ps)]:
+      stat = os.stat(path)
+      parts.append(f'{stat.st_size}-{stat.st_mtime_ns}')
+    digest = hashlib.sha256('|'.join(parts).encode()).hexdigest()[:16]
+    return f'{digest}-{self.options.digest()}'
 
 
 def cut_segments(features: np.ndarray, segment_frames: int) -> np.ndarray:
@@ -79,14 +86,17 @@ def _process(task: SongTask, outcome: dict) -> None:
   mono = audio_io.resample(audio_io.to_mono(samples), sample_rate)
   del samples
   options = task.options
-  clean = cleaning_lib.clean(mono, options.cleaning)
+
+  clean, edits = cleaning_lib.clean(mono, options.cleaning)
   clean_s = len(clean) / audio.SAMPLE_RATE_HZ
   outcome['clean_duration_s'] = round(clean_s, 3)
   needed_s = audio.frames_to_seconds(options.segment_frames)
   if clean_s < needed_s:
     raise cleaning_lib.UnusableAudio(
         f'too short: {clean_s:.2f} s after cleaning, one segment needs {needed_s:.2f} s')
-  stem_samples = separation_lib.separate(clean, task, options.separation)
+  stem_samples = separation_lib.separate(
+      clean, options.separation, stem_files=task.stem_files, raw_length=len(mono), edits=edits,
+      cleaning_options=options.cleaning)
   for stem, stem_audio in stem_samples.items():
     audio_io.write_wav(stem_path(task.clean_path, stem), stem_audio)
   arrays = _featurize(stem_samples, options.segment_frames)

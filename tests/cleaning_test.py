@@ -57,7 +57,7 @@ def test_silence_and_too_short_are_unusable():
     cleaning.clean(np.zeros(3 * RATE, np.float32), cleaning.CleaningOptions())
   with pytest.raises(cleaning.UnusableAudio, match='too short'):
     cleaning.normalize_loudness(tone(0.2), -18.0, -1.0)
-  denoised = cleaning.clean(tone(3) + np.float32(0.01) * np.random.default_rng(0)
+  denoised, _ = cleaning.clean(tone(3) + np.float32(0.01) * np.random.default_rng(0)
                             .standard_normal(3 * RATE).astype(np.float32),
                             cleaning.CleaningOptions(reduce_noise=True))
   assert np.isfinite(denoised).all() and len(denoised) == 3 * RATE
