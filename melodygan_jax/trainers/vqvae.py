@@ -65,6 +65,9 @@ def check_config(config: ml_collections.ConfigDict,
   config_checks.require(0.0 < model.ema_decay < 1.0, 'config.model.ema_decay',
                         model.ema_decay, 'must be in (0, 1)')
   config_checks.check_dtype('config.model.dtype', model.dtype)
+  config_checks.require(0 <= config.train.warmup_steps < config.train.num_steps,
+                        'config.train.warmup_steps', config.train.warmup_steps,
+                        f'must be below config.train.num_steps={config.train.num_steps}')
   time_stride = int(np.prod(model.strides))
   config_checks.require(config.data.crop_frames % time_stride == 0, 'config.data.crop_frames',
                         config.data.crop_frames,
