@@ -14,6 +14,7 @@ status is non-zero only when no usable segment came out.
 """
 import collections
 import concurrent.futures
+import concurrent.futures.process
 import dataclasses
 import multiprocessing
 import os
@@ -158,15 +159,36 @@ def _run_tasks(tasks, options, executor):
   own_executor = None
   if executor is None and options.num_workers > 1 and len(todo) > 1:
     own_executor = executor = make_executor(min(options.num_workers, len(todo)))
+  done = set()
   try:
     outcomes = executor.map(song_lib.process_song, todo) if executor else map(song_lib.process_song, todo)
-    for outcome in outcomes:
+    for task, outcome in zip(todo, outcomes):
+      done.add(task.source)
       progress.update()
       yield outcome
+  except concurrent.futures.process.BrokenProcessPool:
+    # A worker died (a decoder crash on a hostile file, or the OOM killer):
+    # finish the rest one process per file, so only the culprit is lost.
+    for task in todo:
+      if task.source not in done:
+        progress.update()
+        yield song_lib.load_finished(task) or _run_isolated(task)
   finally:
     progress.close()
     if own_executor:
       own_executor.shutdown()
+
+
+def _run_isolated(task: song_lib.SongTask) -> dict:
+  """Runs one task in a process of its own; a crash becomes a skipped outcome."""
+  with make_executor(1) as executor:
+    try:
+      return executor.submit(song_lib.process_song, task).result()
+    except concurrent.futures.process.BrokenProcessPool:
+      outcome = {'source': task.source, 'fingerprint': task.fingerprint(), 'status': 'skipped',
+                 'reason': 'the decoding process crashed on this file'}
+      atomic_files.write_json(task.cache_path + '.json', outcome)
+      return outcome
 
 
 def prepare(options: PrepareOptions,

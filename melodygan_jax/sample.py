@@ -14,7 +14,6 @@ whole clip is inverted at once, so there are no seams.
 import dataclasses
 import functools
 import html
-import json
 import math
 import os
 import pathlib

@@ -1,5 +1,4 @@
 """data_prep.collect against a local HTTP server: downloads, resumes, reports failures."""
-import functools
 import http.server
 import json
 import threading

@@ -7,7 +7,6 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -15,13 +14,13 @@ from flax import nnx
 from configs import gan_tiny
 import conftest
 from melodygan_jax import checkpoints
+from melodygan_jax import latent_cache
 from melodygan_jax import latent_metrics
 from melodygan_jax import metric_writer
 from melodygan_jax import parallel
 from melodygan_jax import pretrained
 from melodygan_jax.models import gan as gan_models
 from melodygan_jax.trainers import gan as gan_trainer
-from melodygan_jax.trainers import loop
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 OVERRIDES = conftest.GAN_OVERRIDES
@@ -59,7 +58,7 @@ def synthetic_codes(rng, count, length, patterns):
 def test_gan_learns_the_structure_of_synthetic_latents():
   rng = np.random.default_rng(0)
   patterns = [[1, 5, 9, 2], [3, 3, 7, 7, 11], [0, 4, 8, 12, 14, 6]]
-  data = gan_trainer.LatentData(
+  data = latent_cache.LatentData(
       train_codes=synthetic_codes(rng, 300, 24, patterns),
       validation_codes=synthetic_codes(rng, 60, 24, patterns),
       codebook=rng.standard_normal((16, 8)).astype(np.float32))
@@ -147,7 +146,7 @@ def test_kill_9_and_resume_equals_uninterrupted(trained_vqvae, trained_gan, tmp_
 def test_step_on_4_devices_matches_1_device(trained_vqvae, tmp_path):
   config = tiny_config(trained_vqvae[0])
   vqvae = gan_trainer.check_config(config)
-  data = gan_trainer.load_or_encode_latents(config, str(tmp_path), vqvae, parallel.make_mesh())
+  data = latent_cache.load_or_encode_latents(config, str(tmp_path), vqvae, parallel.make_mesh())
   assert data.train_codes.shape[1] == 16  # 64-frame segments / stride 4.
   results = []
   for devices in (jax.devices(), jax.devices()[:1]):
@@ -177,5 +176,5 @@ def test_missing_or_mismatched_vqvae_workdir_is_one_line(trained_vqvae, tmp_path
   (tmp_path / 'run' / 'latents.json').write_text(json.dumps(
       {'vqvae_workdir': '/elsewhere', 'vqvae_step': 7, 'dataset_dir': '', 'stems': []}))
   with pytest.raises(pretrained.WorkdirError, match='use a new --workdir'):
-    gan_trainer.load_or_encode_latents(config, str(tmp_path / 'run'), vqvae,
+    latent_cache.load_or_encode_latents(config, str(tmp_path / 'run'), vqvae,
                                        parallel.make_mesh())

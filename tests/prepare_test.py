@@ -197,3 +197,15 @@ def test_kill_9_and_resume_gives_identical_shards(corpus_dir, prepared_dir, tmp_
   assert json.loads((output_dir / 'stats.json').read_text()) == json.loads(
       (prepared_dir / 'stats.json').read_text())
   assert not [p for p in output_dir.rglob('*') if '.tmp' in p.name]
+
+
+def test_a_dead_worker_loses_no_file(corpus_dir, tmp_path):
+  executor = prepare.make_executor(2)
+  victim = next(iter(executor._processes.values()))  # pylint: disable=protected-access
+  os.kill(victim.pid, signal.SIGKILL)  # As the OOM killer would.
+  victim.join()
+  report = prepare.prepare(prepare.PrepareOptions(
+      input_dir=str(corpus_dir / 'songs'), output_dir=str(tmp_path), show_progress=False,
+      song=prepare.song_lib.SongOptions(segment_frames=64)), executor=executor)
+  executor.shutdown()
+  assert report['num_used'] == 4 and report['num_skipped'] == 0

@@ -1,6 +1,5 @@
 """From latents to sound: inversion, the sampler and its page, reconstruction, evaluation."""
 import json
-import pathlib
 import shutil
 import subprocess
 

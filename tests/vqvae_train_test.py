@@ -1,5 +1,4 @@
 """VQ-VAE training end to end: learning, exact resume, preemption, sharding, validation."""
-import os
 import pathlib
 import signal
 import subprocess
@@ -14,8 +13,6 @@ import pytest
 from configs import vqvae_tiny
 import conftest
 from melodygan_jax import checkpoints
-from melodygan_jax import config_checks
-from melodygan_jax import input_pipeline
 from melodygan_jax import metric_writer
 from melodygan_jax import parallel
 from melodygan_jax.trainers import loop

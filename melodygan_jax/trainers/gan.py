@@ -1,15 +1,11 @@
 """Latent GAN training: the model-specific parts the shared loop calls.
 
-The data are code sequences of the frozen VQ-VAE, encoded once and cached in
-WORKDIR/latents.npz: the VQ-VAE is fixed, so its codes never change, and
-encoding on the fly would spend most of each step in the encoder. A batch is a
-pure function of (seed, step): random crops drawn with NumPy from that seed.
+The data are code sequences of the frozen VQ-VAE (melodygan_jax.latent_cache).
+A batch is a pure function of (seed, step): random crops drawn with NumPy from
+that seed.
 """
-import dataclasses
 import functools
 import itertools
-import os
-import pathlib
 
 import flax
 import jax
@@ -19,19 +15,15 @@ import numpy as np
 import optax
 from flax import nnx
 
-from melodygan_jax import atomic_files
 from melodygan_jax import config_checks
 from melodygan_jax import input_pipeline
+from melodygan_jax import latent_cache
 from melodygan_jax import latent_metrics
 from melodygan_jax import metric_writer
 from melodygan_jax import parallel
 from melodygan_jax import pretrained
-from melodygan_jax import records
 from melodygan_jax.models import gan as gan_models
 from melodygan_jax.trainers import loop
-
-LATENTS_FILENAME = 'latents.npz'
-
 
 @flax.struct.dataclass
 class GANState:
@@ -41,14 +33,6 @@ class GANState:
   discriminator: nnx.State
   generator_opt_state: optax.OptState
   discriminator_opt_state: optax.OptState
-
-
-@dataclasses.dataclass
-class LatentData:
-  """Code sequences of whole segments, [num_segments, segment_steps] int32."""
-  train_codes: np.ndarray
-  validation_codes: np.ndarray
-  codebook: np.ndarray  # [codebook_size, codebook_dim] float32.
 
 
 def check_config(config: ml_collections.ConfigDict) -> pretrained.LoadedVQVAE:
@@ -222,65 +206,6 @@ def _logits_and_input_grads(discriminator, real):
   return logits, grads
 
 
-def real_crops(codes: np.ndarray, steps: int) -> np.ndarray:
-  """Every non-overlapping crop of `steps` codes of every segment."""
-  per_segment = codes.shape[1] // steps
-  return codes[:, :per_segment * steps].reshape(-1, steps)
-
-
-def encode_split(vqvae: pretrained.LoadedVQVAE, data, meta, split: str, mesh) -> np.ndarray:
-  """Codes of every whole segment of a split, [num_segments, segment_steps]."""
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  batch_size = 8 * jax.device_count()
-  codes, weights = [], []
-  for local in input_pipeline.sequential_batches(
-      data, meta, split, batch_size // jax.process_count(), crop_frames=meta.segment_frames,
-      process_index=jax.process_index(), process_count=jax.process_count()):
-    batch = parallel.global_batch(local, mesh)
-    batch_codes = vqvae.jit_encode_to_codes(vqvae.state, batch['mel'])
-    codes.append(np.asarray(multihost_utils.process_allgather(batch_codes, tiled=True)))
-    weights.append(np.asarray(multihost_utils.process_allgather(batch['weight'], tiled=True)))
-  if not codes:
-    return np.zeros((0, meta.segment_frames // vqvae.time_stride), np.int32)
-  return np.concatenate(codes)[np.concatenate(weights) > 0].astype(np.int32)
-
-
-def load_or_encode_latents(config, workdir: str, vqvae: pretrained.LoadedVQVAE,
-                           mesh) -> LatentData:
-  """The cached codes of WORKDIR/latents.npz, or encode them now and cache them.
-
-  Raises:
-    pretrained.WorkdirError: the cache was made from another VQ-VAE than the
-      one configured (resuming would mix two codebooks).
-  """
-  source = {'vqvae_workdir': os.path.abspath(vqvae.workdir), 'vqvae_step': vqvae.step,
-            'dataset_dir': os.path.abspath(config.data.dataset_dir),
-            'stems': list(config.data.stems)}
-  path = pathlib.Path(workdir) / LATENTS_FILENAME
-  source_path = path.with_suffix('.json')
-  if path.exists() and source_path.exists():
-    cached_source = atomic_files.read_json(source_path)
-    if cached_source != source:
-      raise pretrained.WorkdirError(
-          f'{workdir} was trained on the codes of {cached_source["vqvae_workdir"]} (step '
-          f'{cached_source["vqvae_step"]}), but config.vqvae_workdir is {source["vqvae_workdir"]} '
-          f'(step {source["vqvae_step"]}): use a new --workdir')
-    with np.load(path) as cached:
-      return LatentData(cached['train_codes'], cached['validation_codes'], cached['codebook'])
-  meta = input_pipeline.load_dataset_meta(config.data.dataset_dir)
-  vqvae.replicate_on(mesh)
-  data = LatentData(
-      train_codes=encode_split(vqvae, config.data, meta, records.TRAIN_SPLIT, mesh),
-      validation_codes=encode_split(vqvae, config.data, meta, records.VALIDATION_SPLIT, mesh),
-      codebook=np.asarray(vqvae.codebook, np.float32))
-  if jax.process_index() == 0:
-    with atomic_files.atomic_path(path) as tmp_path:
-      np.savez(tmp_path, train_codes=data.train_codes, validation_codes=data.validation_codes,
-               codebook=data.codebook)
-    atomic_files.write_json(source_path, source)
-  return data
-
-
 class GANTrainer:
   """Builds the GAN, its state, batches and compiled steps for one config.
 
@@ -291,7 +216,7 @@ class GANTrainer:
     mesh: default: all devices.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, data: LatentData,
+  def __init__(self, config: ml_collections.ConfigDict, data: latent_cache.LatentData,
                vqvae: pretrained.LoadedVQVAE | None = None, mesh=None):
     self.config = config
     self.data = data
@@ -317,7 +242,7 @@ class GANTrainer:
     self.jit_sample = jax.jit(functools.partial(
         sample_codes, self.gen_graphdef, self.codebook, config.model.gumbel_temperature),
         static_argnums=(2, 3), out_shardings=replicated)
-    self.real = real_crops(data.validation_codes if len(data.validation_codes)
+    self.real = latent_cache.real_crops(data.validation_codes if len(data.validation_codes)
                            else data.train_codes, self.steps)
     self.baselines = self._baseline_metrics()
 
@@ -354,7 +279,7 @@ class GANTrainer:
     """The two baselines, and the floor: real training crops against held-out ones."""
     metrics = {}
     shape = (self.config.train.num_eval_samples, self.steps)
-    training = real_crops(self.data.train_codes, self.steps)
+    training = latent_cache.real_crops(self.data.train_codes, self.steps)
     picks = np.random.default_rng(1).choice(len(training), size=min(shape[0], len(training)),
                                             replace=False)
     floor = latent_metrics.compare(training[picks], self.real, self.data.train_codes,
@@ -394,6 +319,6 @@ class GANTrainer:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   vqvae = check_config(config)
   mesh = parallel.make_mesh()
-  data = load_or_encode_latents(config, workdir, vqvae, mesh)
+  data = latent_cache.load_or_encode_latents(config, workdir, vqvae, mesh)
   trainer = GANTrainer(config, data, vqvae, mesh)
   return loop.train_and_evaluate(trainer, config.train, workdir)
