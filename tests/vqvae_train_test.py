@@ -81,7 +81,12 @@ def test_training_lowers_validation_loss(uninterrupted):
   assert after['eval/codebook_usage'] > 0.3 and after['eval/perplexity'] > 5
   assert int(final.step) == NUM_STEPS
   assert saved_steps(workdir) == [160, 200, 240]  # keep_checkpoints=3.
-  assert (workdir / 'checkpoints').exists() and list(workdir.glob('events.out.tfevents.*'))
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  events = event_accumulator.EventAccumulator(str(workdir), size_guidance={'tensors': 0})
+  events.Reload()
+  tags = set(events.Tags()['tensors'])
+  assert {'train/loss', 'eval/mse', 'reconstruction/0', 'reconstruction/0/input',
+          'reconstruction/0/output'} <= tags  # Scalars, spectrogram images, audio.
 
 
 def test_sigterm_then_kill_9_then_resume_equals_uninterrupted(prepared_dir, uninterrupted,

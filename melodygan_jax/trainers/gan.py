@@ -15,6 +15,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from melodygan_jax import audio
 from melodygan_jax import config_checks
 from melodygan_jax import input_pipeline
 from melodygan_jax import latent_cache
@@ -22,6 +23,7 @@ from melodygan_jax import latent_metrics
 from melodygan_jax import metric_writer
 from melodygan_jax import parallel
 from melodygan_jax import pretrained
+from melodygan_jax import synthesis
 from melodygan_jax.models import gan as gan_models
 from melodygan_jax.trainers import loop
 
@@ -301,19 +303,20 @@ class GANTrainer:
         codes, self.real, self.data.train_codes, self.data.codebook).items()}
     metrics.update(self.baselines)
     if self.vqvae is not None and writer.active:
-      self._write_spectrograms(writer, step, codes)
+      self._write_summaries(writer, step, codes)
     return metrics
 
-  def _write_spectrograms(self, writer, step, codes) -> None:
+  def _write_summaries(self, writer, step, codes) -> None:
+    """A few generated samples, decoded: spectrograms and audio."""
     count = min(self.config.train.num_summary_examples, len(codes))
-    normalized = np.asarray(self.vqvae.jit_decode_codes(self.vqvae.state, codes[:count]))
-    stem = self.config.data.stems[0]
-    images = {}
-    for index in range(count):
-      log_mel = self.vqvae.denormalize(normalized[index], stem)
-      images[f'generated/{index}'] = metric_writer.spectrogram_image(
-          log_mel, float(log_mel.min()), float(log_mel.max()))
-    writer.write_images(step, images)
+    log_mels = synthesis.codes_to_log_mel(self.vqvae, codes[:count], self.config.data.stems[0])
+    writer.write_images(step, {
+        f'generated/{index}': metric_writer.spectrogram_image(
+            log_mel, float(log_mel.min()), float(log_mel.max()))
+        for index, log_mel in enumerate(log_mels)})
+    writer.write_audio(step, {f'generated/{index}': clip for index, clip in
+                              enumerate(synthesis.log_mel_to_audio(log_mels))},
+                       audio.SAMPLE_RATE_HZ)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):

@@ -19,6 +19,7 @@ from melodygan_jax import input_pipeline
 from melodygan_jax import metric_writer
 from melodygan_jax import parallel
 from melodygan_jax import records
+from melodygan_jax import synthesis
 from melodygan_jax.models import quantizer as quantizer_lib
 from melodygan_jax.models import vqvae
 from melodygan_jax.trainers import loop
@@ -240,16 +241,17 @@ class VQVAETrainer:
     metrics = {f'eval/{name}': float(sums[name] / count)
                for name in ('l1', 'mse', 'spectral_convergence')}
     metrics.update({f'eval/{k}': v for k, v in codebook_statistics(sums['code_counts']).items()})
-    self._write_spectrograms(state, writer, step, first_batch)
+    self._write_summaries(state, writer, step, first_batch)
     return metrics
 
-  def _write_spectrograms(self, state, writer, step, local_batch) -> None:
+  def _write_summaries(self, state, writer, step, local_batch) -> None:
+    """Input and reconstruction of a few validation crops: spectrograms and audio."""
     if not writer.active or local_batch is None:
       return
     count = min(self.config.train.num_summary_examples, int(local_batch['weight'].sum()))
     recon = parallel.host_values(self.jit_reconstruct(
         state, parallel.global_batch(local_batch, self.mesh)['mel']))
-    images = {}
+    images, log_mels = {}, []
     for index in range(count):
       stem = self.stems[int(local_batch['stem'][index])]
       pair = [input_pipeline.denormalize(x[index], self.meta, stem)
@@ -257,7 +259,12 @@ class VQVAETrainer:
       low, high = float(pair[0].min()), float(pair[0].max())
       images[f'reconstruction/{index}'] = np.concatenate(
           [metric_writer.spectrogram_image(x, low, high) for x in pair], axis=0)
+      log_mels.extend(pair)
     writer.write_images(step, images)
+    if log_mels:
+      clips = synthesis.log_mel_to_audio(np.stack(log_mels))
+      writer.write_audio(step, {f'reconstruction/{i // 2}/{("input", "output")[i % 2]}': clip
+                                for i, clip in enumerate(clips)}, audio.SAMPLE_RATE_HZ)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
