@@ -190,3 +190,13 @@ def test_evaluate_metrics(trained_vqvae, trained_gan, prepared_dir):
     assert metrics[f'floor/frechet_{kind}'] < metrics[f'baseline_uniform/frechet_{kind}']
     assert metrics[f'baseline_iid/frechet_{kind}'] < metrics[f'baseline_uniform/frechet_{kind}']
     assert np.isfinite(metrics[f'gan/frechet_{kind}'])
+
+
+def test_interpolation_starts_at_the_first_seed(trained_gan, tmp_path):
+  plain = sample.sample(str(trained_gan[0]), str(tmp_path / 'plain'), num_samples=1, seconds=1.0,
+                        seed=3, show_progress=False)
+  moving = sample.sample(str(trained_gan[0]), str(tmp_path / 'moving'), num_samples=4,
+                         seconds=1.0, seed=0, interpolate=(3, 4), show_progress=False)
+  assert moving['interpolate'] == [3, 4] and len(moving['samples']) == 4
+  assert moving['samples'][0]['codes'] == plain['samples'][0]['codes']
+  assert len({tuple(s['codes']) for s in moving['samples']}) > 1  # It moves.
