@@ -26,7 +26,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.generator_width = 256
   config.model.generator_dilations = (1, 2, 4, 8, 1, 2, 4, 8)  # Receptive field 61 codes.
   config.model.output = 'snap'  # 'snap' (nearest code) or 'gumbel' (straight-through softmax).
-  config.model.gumbel_temperature = 1.0  # Also the softness of 'snap's code assignment.
+  config.model.gumbel_temperature = 1.0  # 'gumbel' only.
+  # 'snap' only: softness of the code assignment the code-usage loss sees, in units
+  # of the codebook's spread (low: close to the hard codes that are counted).
+  config.model.snap_temperature = 0.05
   config.model.discriminator_width = 256
   config.model.discriminator_dilations = (1, 2, 4, 8, 1, 2)
   config.model.dtype = 'float32'  # Compute dtype; 'bfloat16' on GPU/TPU.
@@ -36,7 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.r1_gamma = 1.0  # R1 penalty on real latents (Mescheder et al. 2018).
   config.loss.instance_noise = 0.5  # Gaussian noise on D's inputs (x codebook std): without
   # it D separates exact codebook vectors perfectly and G gets no useful gradient.
-  config.loss.code_usage_weight = 1.0  # KL(data code frequencies || generated ones).
+  config.loss.code_usage_weight = 3.0  # KL(data code frequencies || generated ones).
 
   config.train = common.train_config()
   config.train.num_steps = 100_000

@@ -22,6 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.generator_learning_rate = 5e-4
   config.train.discriminator_learning_rate = 1e-3
   config.train.generator_ema_decay = 0.9  # 2,000 steps: a short memory samples better.
+  config.loss.code_usage_weight = 10.0  # Tuned on the demo corpus: code use at the real floor.
   config.train.log_every_steps = 250
   config.train.eval_every_steps = 1_000
   config.train.checkpoint_every_steps = 1_000

@@ -32,6 +32,7 @@ from melodygan_jax import latent_metrics
 from melodygan_jax import pretrained
 from melodygan_jax import records
 from melodygan_jax import synthesis
+from melodygan_jax.trainers import gan as gan_trainer
 
 
 def mfcc_from_log_mel(log_mel: np.ndarray) -> np.ndarray:
@@ -135,7 +136,7 @@ def evaluate_gan(gan_workdir: str, vqvae: pretrained.LoadedVQVAE, meta, data,
   keys, noise = sample.sample_keys_and_noise(generator, seed, range(num_samples))
   generated_codes = np.asarray(sample._generate(  # pylint: disable=protected-access
       generator.graphdef, generator.params, jnp.asarray(vqvae.codebook), keys,
-      jnp.asarray(noise), steps, float(generator.config.model.gumbel_temperature)))
+      jnp.asarray(noise), steps, gan_trainer.generator_temperature(generator.config.model)))
   train_codes = np.asarray(vqvae.jit_encode_to_codes(vqvae.state, np.concatenate(
       [mel for mel, _ in segments(meta, data, records.TRAIN_SPLIT)])))
   code_sets = {

@@ -32,6 +32,7 @@ from melodygan_jax import audio_io
 from melodygan_jax import metric_writer
 from melodygan_jax import pretrained
 from melodygan_jax import synthesis
+from melodygan_jax.trainers import gan as gan_trainer
 
 
 @dataclasses.dataclass
@@ -51,7 +52,6 @@ def load_generator(workdir: str) -> LoadedGenerator:
     pretrained.WorkdirError: missing or mismatched workdirs, one line.
   """
   from melodygan_jax import checkpoints  # pylint: disable=g-import-not-at-top
-  from melodygan_jax.trainers import gan as gan_trainer  # pylint: disable=g-import-not-at-top
   config = pretrained.read_config(workdir, 'gan')
   if pretrained.latest_step(workdir) is None:
     raise pretrained.WorkdirError(f'{workdir}: no checkpoint in {workdir}/checkpoints')
@@ -156,7 +156,7 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
     keys, noise = sample_keys_and_noise(generator, seed, indices, interpolate)
     codes = np.asarray(_generate(generator.graphdef, generator.params, codebook, keys,
                                  jnp.asarray(noise), steps,
-                                 float(generator.config.model.gumbel_temperature)))
+                                 gan_trainer.generator_temperature(generator.config.model)))
     log_mel = synthesis.codes_to_log_mel(vqvae, codes, stem)
     clips = synthesis.log_mel_to_audio(log_mel, seed=seed, indices=indices)
     for index, clip_codes, clip_mel, clip in zip(indices, codes, log_mel, clips):

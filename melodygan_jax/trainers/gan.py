@@ -57,7 +57,7 @@ def check_config(config: ml_collections.ConfigDict) -> pretrained.LoadedVQVAE:
   model = config.model
   config_checks.check_positive(model, 'config.model', (
       'noise_dim', 'noise_channels', 'generator_width', 'discriminator_width',
-      'gumbel_temperature'))
+      'gumbel_temperature', 'snap_temperature'))
   config_checks.require(model.output in ('gumbel', 'snap'), 'config.model.output',
                         model.output, 'must be gumbel or snap')
   config_checks.require(config.loss.kind in ('non_saturating', 'hinge'), 'config.loss.kind',
@@ -105,6 +105,13 @@ def init_state(config, codebook_size: int, codebook_dim: int):
   return gen_graphdef, disc_graphdef, state, (gen_optimizer, disc_optimizer)
 
 
+def generator_temperature(model_config) -> float:
+  """The temperature the generator's output mode uses."""
+  if model_config.output == 'gumbel':
+    return float(model_config.gumbel_temperature)
+  return float(model_config.snap_temperature)
+
+
 def sample_codes(gen_graphdef, codebook, temperature, params, rng, batch: int, steps: int):
   """[batch, steps] codes (and latents) from a generator's params."""
   generator = nnx.merge(gen_graphdef, params)
@@ -147,7 +154,7 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebook, code_h
   d_rng, g_rng = jax.random.split(jax.random.fold_in(base_rng, state.step))
   batch, steps = real_codes.shape
   real = jnp.take(codebook, real_codes, axis=0)
-  temperature = config.model.gumbel_temperature
+  temperature = generator_temperature(config.model)
   noise_scale = config.loss.instance_noise * jnp.std(codebook)
   d_rng, real_noise_rng, fake_noise_rng, g_noise_rng = jax.random.split(d_rng, 4)
   noisy = lambda x, rng: x + noise_scale * jax.random.normal(rng, x.shape)
@@ -242,7 +249,7 @@ class GANTrainer:
                           config),
         donate_argnums=2, out_shardings=replicated)
     self.jit_sample = jax.jit(functools.partial(
-        sample_codes, self.gen_graphdef, self.codebook, config.model.gumbel_temperature),
+        sample_codes, self.gen_graphdef, self.codebook, generator_temperature(config.model)),
         static_argnums=(2, 3), out_shardings=replicated)
     self.real = latent_cache.real_crops(data.validation_codes if len(data.validation_codes)
                            else data.train_codes, self.steps)
