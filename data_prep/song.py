@@ -21,6 +21,8 @@ from melodygan_jax import audio
 from melodygan_jax import audio_io
 
 MIN_SEGMENT_FRAMES = 16
+# Bump when processing changes what a file's outputs are, so re-runs redo them.
+PROCESSING_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,8 +33,8 @@ class SongOptions:
   separation: separation_lib.SeparationOptions = separation_lib.SeparationOptions()
 
   def digest(self) -> str:
-    return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True)
-                          .encode()).hexdigest()[:16]
+    fields = {'version': PROCESSING_VERSION, **dataclasses.asdict(self)}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclasses.dataclass(frozen=True)
