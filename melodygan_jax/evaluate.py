@@ -28,11 +28,13 @@ from flax import nnx
 from melodygan_jax import atomic_files
 from melodygan_jax import audio
 from melodygan_jax import input_pipeline
+from melodygan_jax import inversion
 from melodygan_jax import latent_metrics
 from melodygan_jax import pretrained
 from melodygan_jax import records
 from melodygan_jax import synthesis
 from melodygan_jax.trainers import gan as gan_trainer
+from melodygan_jax.trainers import vqvae as vqvae_trainer
 
 
 def mfcc_from_log_mel(log_mel: np.ndarray) -> np.ndarray:
@@ -75,20 +77,17 @@ def evaluate_vqvae(vqvae: pretrained.LoadedVQVAE, meta, data) -> dict:
       target = vqvae.denormalize(mel[index], stem)
       estimate = vqvae.denormalize(recon[index], stem)
       totals['l1'] += float(np.mean(np.abs(target - estimate)))
-      totals['sc'] += float(np.linalg.norm(np.exp(target) - np.exp(estimate))
-                            / np.linalg.norm(np.exp(target)))
+      totals['sc'] += inversion.spectral_convergence(target, estimate)
       totals['mcd'] += mel_cepstral_distortion(mfcc_from_log_mel(target),
                                                mfcc_from_log_mel(estimate))
       totals['count'] += 1
   count = max(totals['count'], 1)
-  probs = code_counts / max(code_counts.sum(), 1)
-  nonzero = probs[probs > 0]
+  codebook = {f'vqvae/{name}': value
+              for name, value in vqvae_trainer.codebook_statistics(code_counts).items()}
   return {'vqvae/log_mel_l1': totals['l1'] / count,
           'vqvae/mel_spectral_convergence': totals['sc'] / count,
           'vqvae/mel_cepstral_distortion_db': totals['mcd'] / count,
-          'vqvae/codebook_usage': float(np.mean(code_counts > 0)),
-          'vqvae/perplexity': float(np.exp(-np.sum(nonzero * np.log(nonzero)))),
-          'vqvae/num_segments': totals['count']}
+          **codebook, 'vqvae/num_segments': totals['count']}
 
 
 class AudioFeatures:

@@ -142,10 +142,14 @@ class GriffinLimVocoder:
                             nnls_iterations=self.nnls_iterations, momentum=self.momentum)
 
 
+def spectral_convergence(target_log_mel: np.ndarray, estimate_log_mel: np.ndarray) -> float:
+  """||mel_estimate - mel_target||_F / ||mel_target||_F on mel magnitudes (common frames)."""
+  frames = min(len(target_log_mel), len(estimate_log_mel))
+  target = np.exp(np.asarray(target_log_mel[:frames], np.float32))
+  estimate = np.exp(np.asarray(estimate_log_mel[:frames], np.float32))
+  return float(np.linalg.norm(estimate - target) / max(np.linalg.norm(target), _EPSILON))
+
+
 def mel_spectral_convergence(samples: np.ndarray, target_log_mel: np.ndarray) -> float:
-  """||mel(samples) - mel_target||_F / ||mel_target||_F on mel magnitudes."""
-  produced = np.exp(audio.log_mel(np.asarray(samples, np.float32)))
-  target = np.exp(np.asarray(target_log_mel, np.float32))
-  frames = min(len(produced), len(target))
-  difference = produced[:frames] - target[:frames]
-  return float(np.linalg.norm(difference) / max(np.linalg.norm(target[:frames]), _EPSILON))
+  """Spectral convergence of the re-analysed `samples` against a target log-mel."""
+  return spectral_convergence(target_log_mel, audio.log_mel(np.asarray(samples, np.float32)))

@@ -78,8 +78,8 @@ class LoadedVQVAE:
   @functools.cached_property
   def jit_reconstruct(self):
     """[batch, frames, mels] normalized log-mel -> its reconstruction."""
-    return jax.jit(lambda state, mel: nnx.merge(
-        self.graphdef, state.params, state.codebook)(mel)[0])
+    from melodygan_jax.trainers import vqvae as vqvae_trainer  # pylint: disable=g-import-not-at-top
+    return jax.jit(functools.partial(vqvae_trainer.reconstruct, self.graphdef))
 
   @functools.cached_property
   def jit_decode_latents(self):

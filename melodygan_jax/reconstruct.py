@@ -75,8 +75,7 @@ def reconstruct_file(workdir: str, input_path: str, output_path: str, stem: str 
   return {
       'input': input_path, 'output': output_path, 'seconds': len(samples) / audio.SAMPLE_RATE_HZ,
       'log_mel_l1': float(np.mean(np.abs(recon_log_mel - log_mel))),
-      'mel_spectral_convergence': float(
-          np.linalg.norm(np.exp(recon_log_mel) - np.exp(log_mel)) / np.linalg.norm(np.exp(log_mel))),
+      'mel_spectral_convergence': inversion.spectral_convergence(log_mel, recon_log_mel),
       'audio_mel_spectral_convergence': inversion.mel_spectral_convergence(clip, log_mel),
   }
 

@@ -67,11 +67,11 @@ def run_trial(trial, base_config: ml_collections.ConfigDict, workdir: str,
     if 'warmup_steps' in config.train and config.train.warmup_steps >= trial_steps:
       config.train.warmup_steps = trial_steps // 10
   trainer_module = train.load_trainer(config)
-  trainer_module.check_config(config)
+  checked = trainer_module.check_config(config)
   trial_dir = os.path.join(workdir, f'trial_{trial.number}')
   os.makedirs(trial_dir, exist_ok=True)
   train.write_config(config, trial_dir)
-  trainer_module.train_and_evaluate(config, trial_dir)
+  trainer_module.train_and_evaluate(config, trial_dir, checked)
   objective = OBJECTIVES[config.trainer]
   values = [row[objective] for row in metric_writer.read_metrics(trial_dir) if objective in row]
   if not values:

@@ -52,7 +52,7 @@ def main(argv):
   workdir = flags.FLAGS.workdir
   try:
     trainer_module = load_trainer(config)
-    trainer_module.check_config(config)
+    checked = trainer_module.check_config(config)
   except ValueError as e:  # ConfigError, DatasetError: one line, before any compile.
     sys.exit(f'train: {e}')
   os.makedirs(workdir, exist_ok=True)
@@ -60,7 +60,7 @@ def main(argv):
   logging.info('%d process(es), %d device(s): %s', jax.process_count(), jax.device_count(),
                jax.devices()[0].device_kind)
   try:
-    trainer_module.train_and_evaluate(config, workdir)
+    trainer_module.train_and_evaluate(config, workdir, checked)
   except RuntimeError as e:
     if type(e).__name__ == 'NonFiniteLossError':
       sys.exit(f'train: {e}')

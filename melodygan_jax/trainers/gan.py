@@ -326,8 +326,10 @@ class GANTrainer:
                        audio.SAMPLE_RATE_HZ)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
-  vqvae = check_config(config)
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       checked: pretrained.LoadedVQVAE | None = None):
+  """Trains; `checked` is check_config's result when the caller already ran it."""
+  vqvae = checked or check_config(config)
   mesh = parallel.make_mesh()
   data = latent_cache.load_or_encode_latents(config, workdir, vqvae, mesh)
   trainer = GANTrainer(config, data, vqvae, mesh)

@@ -267,6 +267,8 @@ class VQVAETrainer:
                                 for i, clip in enumerate(clips)}, audio.SAMPLE_RATE_HZ)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
-  trainer = VQVAETrainer(config)
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       checked: input_pipeline.DatasetMeta | None = None):
+  """Trains; `checked` is check_config's result when the caller already ran it."""
+  trainer = VQVAETrainer(config, meta=checked)
   return loop.train_and_evaluate(trainer, config.train, workdir)
