@@ -34,7 +34,7 @@ from data_prep import prepare  # pylint: disable=wrong-import-position
 from data_prep import score_separation  # pylint: disable=wrong-import-position
 from data_prep import separation  # pylint: disable=wrong-import-position
 from data_prep import song  # pylint: disable=wrong-import-position
-from melodygan_jax import audio_io  # pylint: disable=wrong-import-position
+from melodygan_jax.audio import audio_io  # pylint: disable=wrong-import-position
 import real_music  # pylint: disable=wrong-import-position
 
 

@@ -4,10 +4,10 @@
 
 End to end: the default GAN (configs/gan.py) generates codes, the default
 VQ-VAE (configs/vqvae.py) decodes them and Griffin-Lim (32 iterations) inverts
-them, in batches, as melodygan_jax.sample does (weights are random: speed does
+them, in batches, as melodygan_jax.generation.sample does (weights are random: speed does
 not depend on training). Inversion: 5 s clips of real music (Debian's
 drascula-music): log-mel -> audio with librosa.feature.inverse.mel_to_audio and
-with melodygan_jax.inversion at the same 32 iterations, for one clip and for a
+with melodygan_jax.audio.inversion at the same 32 iterations, for one clip and for a
 batch of 16; quality is the mel spectral convergence of the re-analysed output
 (mean over the clips; lower is better).
 """
@@ -30,13 +30,15 @@ from flax import nnx  # pylint: disable=wrong-import-position
 
 from configs import gan as gan_config  # pylint: disable=wrong-import-position
 from configs import vqvae as vqvae_config  # pylint: disable=wrong-import-position
-from melodygan_jax import audio  # pylint: disable=wrong-import-position
-from melodygan_jax import audio_io  # pylint: disable=wrong-import-position
-from melodygan_jax import inversion  # pylint: disable=wrong-import-position
-from melodygan_jax import sample  # pylint: disable=wrong-import-position
-from melodygan_jax import synthesis  # pylint: disable=wrong-import-position
-from melodygan_jax.trainers import gan as gan_trainer  # pylint: disable=wrong-import-position
-from melodygan_jax.trainers import vqvae as vqvae_trainer  # pylint: disable=wrong-import-position
+from melodygan_jax.audio import contract  # pylint: disable=wrong-import-position
+from melodygan_jax.audio import spectral_metrics  # pylint: disable=wrong-import-position
+from melodygan_jax.audio import audio_io  # pylint: disable=wrong-import-position
+from melodygan_jax.audio import inversion  # pylint: disable=wrong-import-position
+from melodygan_jax.generation import pretrained  # pylint: disable=wrong-import-position
+from melodygan_jax.generation import sample  # pylint: disable=wrong-import-position
+from melodygan_jax.audio import synthesis  # pylint: disable=wrong-import-position
+from melodygan_jax.training import gan_trainer  # pylint: disable=wrong-import-position
+from melodygan_jax.training import vqvae_trainer  # pylint: disable=wrong-import-position
 import real_music  # pylint: disable=wrong-import-position
 
 ITERATIONS = 32
@@ -50,7 +52,7 @@ def end_to_end(seconds: float, num_samples: int, batch_size: int) -> float:
   codebook = state.codebook['quantizer']['codebook'][...]
   g_config = gan_config.get_config()
   gen_graphdef, _, gan_state, _ = gan_trainer.init_state(g_config, *codebook.shape)
-  generator = sample.LoadedGenerator(config=g_config, vqvae=None, graphdef=gen_graphdef,
+  generator = pretrained.LoadedGenerator(config=g_config, vqvae=None, graphdef=gen_graphdef,
                                      params=gan_state.generator_ema, step=0, workdir='')
   decode = jax.jit(lambda state, codes: nnx.merge(
       graphdef, state.params, state.codebook).decode_codes(codes))
@@ -61,7 +63,7 @@ def end_to_end(seconds: float, num_samples: int, batch_size: int) -> float:
     for first in range(0, num_samples, batch_size):
       indices = list(range(first, min(first + batch_size, num_samples)))
       keys, noise = sample.sample_keys_and_noise(generator, 0, indices)
-      codes = sample._generate(gen_graphdef, gan_state.generator_ema, codebook, keys,  # pylint: disable=protected-access
+      codes = sample.generate_codes(gen_graphdef, gan_state.generator_ema, codebook, keys,
                                jnp.asarray(noise), steps, 1.0)
       log_mel = decode(state, codes)  # Normalized; the scale does not change the cost.
       clips = vocoder(log_mel, synthesis.clip_keys(0, indices))
@@ -84,9 +86,9 @@ def inversion_figures(clips_log_mel: list[np.ndarray]) -> dict:
   def librosa_invert(log_mel, seed):
     np.random.seed(seed)  # mel_to_audio draws its random phases from the global state.
     return librosa.feature.inverse.mel_to_audio(
-        np.exp(log_mel).T, sr=audio.SAMPLE_RATE_HZ, n_fft=audio.N_FFT,
-        hop_length=audio.HOP_LENGTH, win_length=audio.WIN_LENGTH, power=1.0,
-        fmin=audio.MEL_FMIN_HZ, fmax=audio.MEL_FMAX_HZ, n_iter=ITERATIONS)
+        np.exp(log_mel).T, sr=contract.SAMPLE_RATE_HZ, n_fft=contract.N_FFT,
+        hop_length=contract.HOP_LENGTH, win_length=contract.WIN_LENGTH, power=1.0,
+        fmin=contract.MEL_FMIN_HZ, fmax=contract.MEL_FMAX_HZ, n_iter=ITERATIONS)
 
   jax_invert(batch[:1], keys[:1])  # Warm-up (compile) for both batch sizes.
   jax_invert(batch, keys)
@@ -103,7 +105,7 @@ def inversion_figures(clips_log_mel: list[np.ndarray]) -> dict:
   start = time.perf_counter()
   all_librosa = [librosa_invert(m, i) for i, m in enumerate(clips_log_mel)]
   batch_librosa_s = time.perf_counter() - start
-  sc = inversion.mel_spectral_convergence
+  sc = spectral_metrics.audio_spectral_convergence
   return {
       'one_clip_jax_ms': one_jax_s * 1e3, 'one_clip_librosa_ms': one_librosa_s * 1e3,
       'batch16_jax_ms': batch_jax_s * 1e3, 'batch16_librosa_ms': batch_librosa_s * 1e3,
@@ -126,9 +128,9 @@ def main():
   clips = []
   for path in paths:
     samples = audio_io.read_mono(path)
-    for start in range(int(10 * audio.SAMPLE_RATE_HZ), len(samples) - int(CLIP_S * 22050),
-                       int(30 * audio.SAMPLE_RATE_HZ)):
-      clips.append(audio.log_mel(samples[start:start + int(CLIP_S * audio.SAMPLE_RATE_HZ)]))
+    for start in range(int(10 * contract.SAMPLE_RATE_HZ), len(samples) - int(CLIP_S * 22050),
+                       int(30 * contract.SAMPLE_RATE_HZ)):
+      clips.append(contract.log_mel(samples[start:start + int(CLIP_S * contract.SAMPLE_RATE_HZ)]))
       if len(clips) == 16:
         break
     if len(clips) == 16:

@@ -27,7 +27,7 @@ import jax.numpy as jnp  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
 from configs import vqvae as vqvae_config  # pylint: disable=wrong-import-position
-from melodygan_jax.trainers import vqvae as vqvae_trainer  # pylint: disable=wrong-import-position
+from melodygan_jax.training import vqvae_trainer  # pylint: disable=wrong-import-position
 
 
 def matmul_peak_flops(dtype, size=2048, repeats=10) -> float:

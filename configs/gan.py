@@ -50,4 +50,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.adam_b2 = 0.99
   config.train.generator_ema_decay = 0.999  # The EMA generator is the one sampled.
   config.train.num_eval_samples = 256
-  return config
+  # Locked: a variant or override that names a field that does not exist fails at once.
+  return config.lock()

@@ -42,4 +42,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.warmup_steps = 1_000
   config.train.end_learning_rate = 3e-5  # Cosine decay ends here.
   config.train.grad_clip_norm = 1.0
-  return config
+  # Locked: a variant or override that names a field that does not exist fails at once.
+  return config.lock()

@@ -15,10 +15,10 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from melodygan_jax import audio
-from melodygan_jax import audio_io
+from melodygan_jax.audio import contract
+from melodygan_jax.audio import audio_io
 
-SAMPLE_RATE_HZ = audio.SAMPLE_RATE_HZ
+SAMPLE_RATE_HZ = contract.SAMPLE_RATE_HZ
 _MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 # Progressions as scale degrees (0 = I), one chord a bar.
 _PROGRESSIONS = ((0, 4, 5, 3), (5, 3, 0, 4), (0, 5, 3, 4), (1, 4, 0, 5))

@@ -30,8 +30,8 @@ from data_prep import separation
 from data_prep import shards
 from data_prep import song as song_lib
 from melodygan_jax import atomic_files
-from melodygan_jax import audio
-from melodygan_jax import records
+from melodygan_jax.audio import contract
+from melodygan_jax.data import records
 
 FLAGS = flags.FLAGS
 _DEFAULTS = cleaning.CleaningOptions()
@@ -70,10 +70,10 @@ def check_options(options: PrepareOptions) -> None:
     raise ValueError(f'--num_workers={options.num_workers}: must be at least 1')
   if options.shard_size_mb <= 0:
     raise ValueError(f'--shard_size_mb={options.shard_size_mb}: must be positive')
-  unknown = set(options.song.separation.stems) - set(audio.STEM_KINDS)
+  unknown = set(options.song.separation.stems) - set(contract.STEM_KINDS)
   if unknown or not options.song.separation.stems:
     raise ValueError(f'--stems={",".join(options.song.separation.stems)}: '
-                     f'each must be one of {", ".join(audio.STEM_KINDS)}')
+                     f'each must be one of {", ".join(contract.STEM_KINDS)}')
   if not 0.0 <= options.song.cleaning.noise_reduction <= 1.0:
     raise ValueError(f'--noise_reduction={options.song.cleaning.noise_reduction}: '
                      'must be in [0, 1]')

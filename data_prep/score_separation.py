@@ -22,7 +22,7 @@ from absl import flags
 import numpy as np
 
 from melodygan_jax import atomic_files
-from melodygan_jax import audio_io
+from melodygan_jax.audio import audio_io
 
 STEMS = ('vocals', 'instrumental')
 

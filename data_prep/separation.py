@@ -22,8 +22,8 @@ import tempfile
 import librosa
 import numpy as np
 
-from melodygan_jax import audio
-from melodygan_jax import audio_io
+from melodygan_jax.audio import contract
+from melodygan_jax.audio import audio_io
 
 BACKENDS = ('none', 'dsp', 'stems', 'uvr')
 SEPARATED_STEMS = ('vocals', 'instrumental')
@@ -94,8 +94,8 @@ def dsp_vocals(mix: np.ndarray, options: DspOptions) -> np.ndarray:
     magnitude = magnitude * harmonic_mask
   num_frames = magnitude.shape[1]
   width = max(1, int(librosa.time_to_frames(options.similarity_width_s,
-                                            sr=audio.SAMPLE_RATE_HZ, hop_length=_DSP_HOP)))
-  window = int(librosa.time_to_frames(options.window_s, sr=audio.SAMPLE_RATE_HZ,
+                                            sr=contract.SAMPLE_RATE_HZ, hop_length=_DSP_HOP)))
+  window = int(librosa.time_to_frames(options.window_s, sr=contract.SAMPLE_RATE_HZ,
                                       hop_length=_DSP_HOP))
   num_windows = max(1, round(num_frames / max(window, 1)))
   vocals = np.zeros_like(magnitude)
@@ -169,7 +169,7 @@ def find_stem_files(stems_dir: str) -> tuple[dict[str, dict[str, tuple[str, ...]
 
 def _read_stem(paths, length: int) -> np.ndarray:
   stem = sum(audio_io.read_mono(path) for path in paths)
-  if abs(len(stem) - length) > 0.5 * audio.SAMPLE_RATE_HZ:
+  if abs(len(stem) - length) > 0.5 * contract.SAMPLE_RATE_HZ:
     raise SeparationError(f'stem {os.path.basename(paths[0])} is {len(stem) / 22050:.1f} s, '
                           f'its mix {length / 22050:.1f} s: not the same recording')
   return np.pad(stem, (0, max(0, length - len(stem))))[:length]

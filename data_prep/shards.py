@@ -14,8 +14,8 @@ import zlib
 
 import numpy as np
 
-from melodygan_jax import audio
-from melodygan_jax import records
+from melodygan_jax.audio import contract
+from melodygan_jax.data import records
 
 _RECORD_OVERHEAD_BYTES = 160  # Proto framing, source path and scalars.
 
@@ -46,14 +46,14 @@ class _StemStats:
 
   def __init__(self):
     self.num_frames = 0
-    self.mel_sum = np.zeros(audio.NUM_MELS)
-    self.mel_sq_sum = np.zeros(audio.NUM_MELS)
-    self.mfcc_sum = np.zeros(audio.NUM_MFCC)
-    self.mfcc_sq_sum = np.zeros(audio.NUM_MFCC)
+    self.mel_sum = np.zeros(contract.NUM_MELS)
+    self.mel_sq_sum = np.zeros(contract.NUM_MELS)
+    self.mfcc_sum = np.zeros(contract.NUM_MFCC)
+    self.mfcc_sq_sum = np.zeros(contract.NUM_MFCC)
 
   def add(self, mel: np.ndarray, mfcc: np.ndarray) -> None:
-    mel = mel.reshape(-1, audio.NUM_MELS).astype(np.float64)
-    mfcc = mfcc.reshape(-1, audio.NUM_MFCC).astype(np.float64)
+    mel = mel.reshape(-1, contract.NUM_MELS).astype(np.float64)
+    mfcc = mfcc.reshape(-1, contract.NUM_MFCC).astype(np.float64)
     self.num_frames += len(mel)
     self.mel_sum += mel.sum(0)
     self.mel_sq_sum += np.square(mel).sum(0)
@@ -73,7 +73,7 @@ class _StemStats:
 
 
 def _num_shards(num_segments: int, segment_frames: int, shard_size_mb: float) -> int:
-  segment_bytes = segment_frames * (audio.NUM_MELS + audio.NUM_MFCC) * 4
+  segment_bytes = segment_frames * (contract.NUM_MELS + contract.NUM_MFCC) * 4
   total_bytes = num_segments * (segment_bytes + _RECORD_OVERHEAD_BYTES)
   return max(1, math.ceil(total_bytes / (shard_size_mb * 2**20)))
 
@@ -116,7 +116,7 @@ def write_dataset(output_dir: str | os.PathLike, songs: list[dict],
     num_shards = _num_shards(num_segments, segment_frames, shard_size_mb)
     paths = [work_dir / records.shard_filename(split, i, num_shards) for i in range(num_shards)]
     writers = [tf.io.TFRecordWriter(str(path)) for path in paths]
-    counts = [dict.fromkeys(audio.STEM_KINDS, 0) for _ in range(num_shards)]
+    counts = [dict.fromkeys(contract.STEM_KINDS, 0) for _ in range(num_shards)]
     for song in split_songs:
       with np.load(cache_paths[song['source']] + '.npz') as arrays:
         for stem in song['stems']:
@@ -126,7 +126,7 @@ def write_dataset(output_dir: str | os.PathLike, songs: list[dict],
           for index in range(len(mel)):
             key = f'{song["source"]}|{stem}|{index}'.encode()
             shard = zlib.crc32(key) % num_shards
-            start_s = round(audio.frames_to_seconds(index * segment_frames), 4)
+            start_s = round(contract.frames_to_seconds(index * segment_frames), 4)
             writers[shard].write(records.serialize_segment(
                 mel[index], mfcc[index], song['source'], start_s, stem))
             counts[shard][stem] += 1
@@ -149,9 +149,10 @@ def write_dataset(output_dir: str | os.PathLike, songs: list[dict],
   os.replace(work_dir, final_dir)
   shutil.rmtree(old_dir, ignore_errors=True)
   return {
+      'feature_version': contract.FEATURE_VERSION,
       'segment_frames': segment_frames,
-      'num_mels': audio.NUM_MELS,
-      'num_mfcc': audio.NUM_MFCC,
+      'num_mels': contract.NUM_MELS,
+      'num_mfcc': contract.NUM_MFCC,
       'stems': {stem: stem_stats.as_json() for stem, stem_stats in sorted(stats.items())},
       'splits': dict(sorted(split_of.items())),
       'shard_stem_counts': shard_stem_counts,

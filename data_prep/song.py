@@ -17,8 +17,8 @@ import numpy as np
 from data_prep import cleaning as cleaning_lib
 from data_prep import separation as separation_lib
 from melodygan_jax import atomic_files
-from melodygan_jax import audio
-from melodygan_jax import audio_io
+from melodygan_jax.audio import contract
+from melodygan_jax.audio import audio_io
 
 MIN_SEGMENT_FRAMES = 16
 # Bump when processing changes what a file's outputs are, so re-runs redo them.
@@ -75,7 +75,7 @@ def stem_path(clean_path: str | os.PathLike, stem: str) -> pathlib.Path:
 def _featurize(stem_samples: dict[str, np.ndarray], segment_frames: int) -> dict:
   arrays = {}
   for stem, samples in stem_samples.items():
-    log_mel, mfcc = audio.log_mel_and_mfcc(samples)
+    log_mel, mfcc = contract.log_mel_and_mfcc(samples)
     arrays[f'{stem}/mel'] = cut_segments(log_mel, segment_frames)
     arrays[f'{stem}/mfcc'] = cut_segments(mfcc, segment_frames)
   return arrays
@@ -90,9 +90,9 @@ def _process(task: SongTask, outcome: dict) -> None:
   options = task.options
 
   clean, edits = cleaning_lib.clean(mono, options.cleaning)
-  clean_s = len(clean) / audio.SAMPLE_RATE_HZ
+  clean_s = len(clean) / contract.SAMPLE_RATE_HZ
   outcome['clean_duration_s'] = round(clean_s, 3)
-  needed_s = audio.frames_to_seconds(options.segment_frames)
+  needed_s = contract.frames_to_seconds(options.segment_frames)
   if clean_s < needed_s:
     raise cleaning_lib.UnusableAudio(
         f'too short: {clean_s:.2f} s after cleaning, one segment needs {needed_s:.2f} s')

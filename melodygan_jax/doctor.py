@@ -69,7 +69,7 @@ def find_problems(output_dir: str) -> tuple[list[str], list[str]]:
     reads_mp3 = reads_opus = False
     problems.append(f'soundfile/libsndfile cannot load ({e}): pip install -U soundfile')
 
-  from melodygan_jax import audio_io  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.audio import audio_io  # pylint: disable=g-import-not-at-top
   ffmpeg = audio_io.ffmpeg_executable()
   if ffmpeg and os.access(ffmpeg, os.X_OK):
     facts.append(f'ffmpeg                 {ffmpeg}')

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from melodygan_jax import audio_io
+from melodygan_jax.audio import audio_io
 
 TONE_HZ = 440.0
 

@@ -51,10 +51,10 @@ def prepared_dir(corpus_dir, tmp_path_factory):
 def trained_vqvae(prepared_dir, tmp_path_factory):
   """An uninterrupted in-process tiny VQ-VAE run: (workdir, metrics before, final state)."""
   from configs import vqvae_tiny  # pylint: disable=g-import-not-at-top
-  from melodygan_jax import metric_writer  # pylint: disable=g-import-not-at-top
-  from melodygan_jax import parallel  # pylint: disable=g-import-not-at-top
-  from melodygan_jax.trainers import loop  # pylint: disable=g-import-not-at-top
-  from melodygan_jax.trainers import vqvae as vqvae_trainer  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.training import metric_writer  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.training import parallel  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.training import loop  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.training import vqvae_trainer  # pylint: disable=g-import-not-at-top
   config = vqvae_tiny.get_config()
   config.data.dataset_dir = str(prepared_dir)
   for field, value in VQVAE_OVERRIDES.items():
@@ -78,8 +78,8 @@ GAN_OVERRIDES = {'data.crop_frames': 32, 'train.num_steps': 300,
 def trained_gan(trained_vqvae, tmp_path_factory):
   """An uninterrupted in-process tiny GAN run on `trained_vqvae`: (workdir, final state)."""
   from configs import gan_tiny  # pylint: disable=g-import-not-at-top
-  from melodygan_jax import parallel  # pylint: disable=g-import-not-at-top
-  from melodygan_jax.trainers import gan as gan_trainer  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.training import parallel  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.training import gan_trainer  # pylint: disable=g-import-not-at-top
   config = gan_tiny.get_config()
   config.vqvae_workdir = str(trained_vqvae[0])
   for field, value in GAN_OVERRIDES.items():

@@ -13,14 +13,14 @@ from flax import nnx
 
 from configs import gan_tiny
 import conftest
-from melodygan_jax import checkpoints
-from melodygan_jax import latent_cache
-from melodygan_jax import latent_metrics
-from melodygan_jax import metric_writer
-from melodygan_jax import parallel
-from melodygan_jax import pretrained
+from melodygan_jax.training import checkpoints
+from melodygan_jax.data import latent_cache
+from melodygan_jax.evaluation import latent_metrics
+from melodygan_jax.training import metric_writer
+from melodygan_jax.training import parallel
+from melodygan_jax.generation import pretrained
 from melodygan_jax.models import gan as gan_models
-from melodygan_jax.trainers import gan as gan_trainer
+from melodygan_jax.training import gan_trainer
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 OVERRIDES = conftest.GAN_OVERRIDES
@@ -147,7 +147,7 @@ def test_kill_9_and_resume_equals_uninterrupted(trained_vqvae, trained_gan, tmp_
 def test_step_on_4_devices_matches_1_device(trained_vqvae, tmp_path):
   config = tiny_config(trained_vqvae[0])
   vqvae = gan_trainer.check_config(config)
-  data = latent_cache.load_or_encode_latents(config, str(tmp_path), vqvae, parallel.make_mesh())
+  data = gan_trainer.load_or_encode_latents(config, str(tmp_path), vqvae, parallel.make_mesh())
   assert data.train_codes.shape[1] == 16  # 64-frame segments / stride 4.
   results = []
   for devices in (jax.devices(), jax.devices()[:1]):
@@ -176,6 +176,6 @@ def test_missing_or_mismatched_vqvae_workdir_is_one_line(trained_vqvae, tmp_path
            validation_codes=np.zeros((1, 16)), codebook=np.zeros((64, 16)))
   (tmp_path / 'run' / 'latents.json').write_text(json.dumps(
       {'vqvae_workdir': '/elsewhere', 'vqvae_step': 7, 'dataset_dir': '', 'stems': []}))
-  with pytest.raises(pretrained.WorkdirError, match='use a new --workdir'):
-    latent_cache.load_or_encode_latents(config, str(tmp_path / 'run'), vqvae,
+  with pytest.raises(latent_cache.LatentCacheError, match='use a new --workdir'):
+    gan_trainer.load_or_encode_latents(config, str(tmp_path / 'run'), vqvae,
                                        parallel.make_mesh())

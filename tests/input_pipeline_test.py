@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from configs import common
-from melodygan_jax import input_pipeline
+from melodygan_jax.data import input_pipeline
 
 
 @pytest.fixture(scope='module')

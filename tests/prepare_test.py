@@ -16,8 +16,8 @@ import tensorflow_datasets as tfds
 
 from data_prep import prepare
 from data_prep import shards
-from melodygan_jax import audio_io
-from melodygan_jax import records
+from melodygan_jax.audio import audio_io
+from melodygan_jax.data import records
 
 PREPARE_FLAGS = ['--segment_frames=64', '--validation_fraction=0.25']
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
-from melodygan_jax import records
+from melodygan_jax.data import records
 
 
 def test_serialize_segment_decodes_with_tfds_features():

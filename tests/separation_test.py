@@ -15,8 +15,8 @@ from data_prep import prepare
 from data_prep import score_separation
 from data_prep import separation
 from data_prep import song
-from melodygan_jax import input_pipeline
-from melodygan_jax import records
+from melodygan_jax.data import input_pipeline
+from melodygan_jax.data import records
 
 
 @pytest.fixture(scope='module')

@@ -2,7 +2,7 @@
 import optuna
 
 from configs import vqvae_tiny
-from melodygan_jax import sweep
+from melodygan_jax.training import sweep
 
 
 def test_sweep_runs_trials_and_resumes(prepared_dir, tmp_path):

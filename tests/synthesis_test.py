@@ -11,13 +11,14 @@ import pytest
 import soundfile
 
 from data_prep import demo_corpus
-from melodygan_jax import audio
-from melodygan_jax import audio_io
-from melodygan_jax import evaluate
-from melodygan_jax import inversion
-from melodygan_jax import latent_metrics
-from melodygan_jax import reconstruct
-from melodygan_jax import sample
+from melodygan_jax.audio import contract
+from melodygan_jax.audio import audio_io
+from melodygan_jax.evaluation import evaluate
+from melodygan_jax.audio import inversion
+from melodygan_jax.audio import spectral_metrics
+from melodygan_jax.evaluation import latent_metrics
+from melodygan_jax.generation import reconstruct
+from melodygan_jax.generation import sample
 
 
 @pytest.fixture(scope='module')
@@ -27,7 +28,7 @@ def known_song():
 
 
 def test_jax_stft_matches_librosa_and_inverts(known_song):
-  frames = 1 + len(known_song) // audio.HOP_LENGTH
+  frames = 1 + len(known_song) // contract.HOP_LENGTH
   spectrum = inversion.stft(jnp.asarray(known_song)[None], frames)[0]
   expected = librosa.stft(known_song, n_fft=1024, hop_length=256, center=True).T
   np.testing.assert_allclose(np.abs(spectrum), np.abs(expected), atol=1e-3)
@@ -36,13 +37,13 @@ def test_jax_stft_matches_librosa_and_inverts(known_song):
 
 
 def test_inversion_of_a_known_mel_converges(known_song):
-  log_mel = audio.log_mel(known_song)
+  log_mel = contract.log_mel(known_song)
   keys = jax.random.key(0)[None]
   clips = inversion.GriffinLimVocoder(iterations=32)(jnp.asarray(log_mel)[None], keys)
-  assert clips.shape == (1, (len(log_mel) - 1) * audio.HOP_LENGTH)
-  convergence = inversion.mel_spectral_convergence(np.asarray(clips[0]), log_mel)
+  assert clips.shape == (1, (len(log_mel) - 1) * contract.HOP_LENGTH)
+  convergence = spectral_metrics.audio_spectral_convergence(np.asarray(clips[0]), log_mel)
   assert convergence < 0.12, convergence  # librosa.feature.inverse.mel_to_audio: ~0.1.
-  fewer = inversion.mel_spectral_convergence(np.asarray(inversion.GriffinLimVocoder(
+  fewer = spectral_metrics.audio_spectral_convergence(np.asarray(inversion.GriffinLimVocoder(
       iterations=2)(jnp.asarray(log_mel)[None], keys)[0]), log_mel)
   assert convergence < fewer  # More iterations, closer.
   magnitude = inversion.mel_to_magnitude(jnp.exp(jnp.asarray(log_mel))[None], 20)[0]
@@ -163,10 +164,10 @@ def test_reconstruct_any_input_keeps_its_duration(trained_vqvae, corpus_dir, tmp
 
 
 def test_chunked_reconstruction_equals_one_pass(trained_vqvae, corpus_dir):
-  from melodygan_jax import pretrained  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.generation import pretrained  # pylint: disable=g-import-not-at-top
   vqvae = pretrained.load_vqvae(str(trained_vqvae[0]))
   mix, _ = soundfile.read(corpus_dir / 'songs' / 'song_02.wav', dtype='float32')
-  normalized = vqvae.normalize(audio.log_mel(mix[:4 * 22050]), 'mix')[:336]
+  normalized = vqvae.normalize(contract.log_mel(mix[:4 * 22050]), 'mix')[:336]
   whole = np.asarray(vqvae.jit_reconstruct(vqvae.state, normalized[None]))[0]
   chunked = reconstruct.reconstruct_normalized(vqvae, normalized, chunk_frames=48,
                                                overlap_frames=32)

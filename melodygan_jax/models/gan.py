@@ -110,3 +110,36 @@ class Discriminator(nnx.Module):
     h = jnp.concatenate([h, jnp.broadcast_to(batch_std, h.shape[:-1] + (1,)).astype(h.dtype)], -1)
     return jnp.mean(self.head(h).astype(jnp.float32), axis=(1, 2))
 
+
+
+def generator_from_config(model_config, *, codebook_size: int, codebook_dim: int,
+                          seed: int) -> Generator:
+  """The generator of a configs/gan.py `model` section."""
+  return Generator(
+      noise_dim=model_config.noise_dim, noise_channels=model_config.noise_channels,
+      width=model_config.generator_width, dilations=tuple(model_config.generator_dilations),
+      codebook_size=codebook_size, codebook_dim=codebook_dim, output=model_config.output,
+      rngs=nnx.Rngs(seed), dtype=jnp.dtype(model_config.dtype))
+
+
+def discriminator_from_config(model_config, *, codebook_dim: int, seed: int) -> Discriminator:
+  """The discriminator of a configs/gan.py `model` section."""
+  return Discriminator(
+      codebook_dim=codebook_dim, width=model_config.discriminator_width,
+      dilations=tuple(model_config.discriminator_dilations), rngs=nnx.Rngs(seed),
+      dtype=jnp.dtype(model_config.dtype))
+
+
+def generator_temperature(model_config) -> float:
+  """The temperature the generator's output mode uses."""
+  if model_config.output == 'gumbel':
+    return float(model_config.gumbel_temperature)
+  return float(model_config.snap_temperature)
+
+
+def sample_codes(generator: Generator, codebook: jax.Array, temperature: float,
+                 rng: jax.Array, batch: int, steps: int):
+  """(latents [batch, steps, dim], codes [batch, steps], code_probs) from fresh noise."""
+  noise_rng, gumbel_rng = jax.random.split(rng)
+  global_noise, step_noise = generator.sample_noise(noise_rng, batch, steps)
+  return generator(global_noise, step_noise, codebook, gumbel_rng, temperature)

@@ -9,6 +9,7 @@ unused for a whole usage window are restarted from recent encoder outputs.
 """
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 
@@ -156,3 +157,12 @@ class VectorQuantizer(nnx.Module):
     self.cluster_size[...] = cluster_size
     self.embed_sum[...] = centroids * cluster_size[:, None]
     self.initialized[...] = jnp.array(True)
+
+
+def codebook_statistics(code_counts: np.ndarray) -> dict:
+  """Usage share and perplexity of a code histogram [codebook_size] (NumPy)."""
+  code_counts = np.asarray(code_counts, np.float64)
+  probs = code_counts / max(code_counts.sum(), 1.0)
+  nonzero = probs[probs > 0]
+  return {'codebook_usage': float(np.mean(code_counts > 0)),
+          'perplexity': float(np.exp(-np.sum(nonzero * np.log(nonzero))))}

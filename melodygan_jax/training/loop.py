@@ -1,6 +1,6 @@
 """The training loop every model family shares.
 
-A trainer (trainers/vqvae.py, trainers/gan.py) supplies the model-specific
+A trainer (vqvae_trainer.py, gan_trainer.py) supplies the model-specific
 parts; this loop owns resuming, logging, evaluation, checkpointing, preemption
 and the non-finite-loss stop:
 
@@ -24,8 +24,8 @@ from absl import logging
 import jax
 import numpy as np
 
-from melodygan_jax import checkpoints
-from melodygan_jax import metric_writer
+from melodygan_jax.training import checkpoints
+from melodygan_jax.training import metric_writer
 
 
 class NonFiniteLossError(RuntimeError):
@@ -116,7 +116,7 @@ def train_and_evaluate(trainer: Trainer, train_config, workdir: str) -> Any:
     logging.info('starting a new run in %s', workdir)
   else:
     logging.info('resuming from the checkpoint of step %d', first_step)
-  writer = metric_writer.MetricWriter(workdir)
+  writer = metric_writer.MetricWriter(workdir, resumed_step=first_step)
   watcher = PreemptionWatcher()
   batches = trainer.train_batches(first_step)
   progress = _Progress(train_config.num_steps, first_step)

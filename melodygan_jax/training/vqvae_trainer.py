@@ -13,16 +13,19 @@ import numpy as np
 import optax
 from flax import nnx
 
-from melodygan_jax import audio
-from melodygan_jax import config_checks
-from melodygan_jax import input_pipeline
-from melodygan_jax import metric_writer
-from melodygan_jax import parallel
-from melodygan_jax import records
-from melodygan_jax import synthesis
+from melodygan_jax.audio import contract
+from melodygan_jax.audio import spectral_metrics
+from melodygan_jax.audio import spectrogram_image
+from melodygan_jax.audio import synthesis
+from melodygan_jax.data import input_pipeline
+from melodygan_jax.data import records
 from melodygan_jax.models import quantizer as quantizer_lib
 from melodygan_jax.models import vqvae
-from melodygan_jax.trainers import loop
+from melodygan_jax.training import config_checks
+from melodygan_jax.training import loop
+from melodygan_jax.training import metric_writer
+from melodygan_jax.training import parallel
+from melodygan_jax.training import run_files
 
 
 @flax.struct.dataclass
@@ -51,8 +54,6 @@ def check_config(config: ml_collections.ConfigDict,
   Raises:
     config_checks.ConfigError or input_pipeline.DatasetError: one line each.
   """
-  from configs import vqvae as base_config  # pylint: disable=g-import-not-at-top
-  config_checks.check_known_fields(config, base_config.get_config())
   config_checks.check_data_section(config.data)
   config_checks.check_train_section(config.train)
   model = config.model
@@ -125,24 +126,13 @@ def eval_step(graphdef, mean, std, state: TrainState, batch) -> dict:
   mel, weight = batch['mel'], batch['weight']
   recon, aux = model(mel)
   l1, mse = reconstruction_losses(recon, mel, weight)
-  # Spectral convergence on mel magnitudes: un-normalize, then exp.
   stem_mean, stem_std = mean[batch['stem']][:, None], std[batch['stem']][:, None]
-  target = jnp.exp(mel * stem_std + stem_mean)
-  estimate = jnp.exp(recon * stem_std + stem_mean)
-  convergence = (jnp.linalg.norm((target - estimate).reshape(len(mel), -1), axis=-1)
-                 / jnp.linalg.norm(target.reshape(len(mel), -1), axis=-1))
+  convergence = spectral_metrics.spectral_convergence(mel * stem_std + stem_mean,
+                                                      recon * stem_std + stem_mean)
   code_counts = jnp.einsum('b,btk->k', weight, jax.nn.one_hot(
       aux['codes'], model.quantizer.codebook_size))
   return {'l1': l1, 'mse': mse, 'spectral_convergence': jnp.sum(convergence * weight),
           'count': jnp.sum(weight), 'code_counts': code_counts}
-
-
-def codebook_statistics(code_counts: np.ndarray) -> dict:
-  """Usage share and perplexity of a code histogram."""
-  probs = code_counts / max(code_counts.sum(), 1.0)
-  nonzero = probs[probs > 0]
-  return {'codebook_usage': float(np.mean(code_counts > 0)),
-          'perplexity': float(np.exp(-np.sum(nonzero * np.log(nonzero))))}
 
 
 def encode(graphdef, state: TrainState, mel) -> jax.Array:
@@ -161,7 +151,7 @@ def init_state(config: ml_collections.ConfigDict):
     (graphdef, state, optimizer, schedule): the static model structure, the
     TrainState (on the default device) and the optax pieces.
   """
-  model = vqvae.from_config(config.model, rngs=nnx.Rngs(config.seed), num_mels=audio.NUM_MELS)
+  model = vqvae.from_config(config.model, rngs=nnx.Rngs(config.seed), num_mels=contract.NUM_MELS)
   graphdef, params, codebook = nnx.split(model, nnx.Param, quantizer_lib.CodebookVariable)
   optimizer, schedule = make_optimizer(config.train)
   state = TrainState(step=jnp.zeros((), jnp.int32), params=params, codebook=codebook,
@@ -182,7 +172,7 @@ class VQVAETrainer:
     self.graphdef, self._initial_state, self.optimizer, self.schedule = init_state(config)
     stems = tuple(config.data.stems)
     self.stems = stems
-    mean, std = self.meta.normalization(stems)
+    mean, std = self.meta.normalization.stacked(stems)
     replicated = parallel.replicated(self.mesh)
     self._jit_train_step = jax.jit(
         functools.partial(train_step, self.graphdef, self.optimizer, self.schedule, config),
@@ -240,7 +230,7 @@ class VQVAETrainer:
     count = sums['count']
     metrics = {f'eval/{name}': float(sums[name] / count)
                for name in ('l1', 'mse', 'spectral_convergence')}
-    metrics.update({f'eval/{k}': v for k, v in codebook_statistics(sums['code_counts']).items()})
+    metrics.update({f'eval/{k}': v for k, v in quantizer_lib.codebook_statistics(sums['code_counts']).items()})
     self._write_summaries(state, writer, step, first_batch)
     return metrics
 
@@ -254,21 +244,22 @@ class VQVAETrainer:
     images, log_mels = {}, []
     for index in range(count):
       stem = self.stems[int(local_batch['stem'][index])]
-      pair = [input_pipeline.denormalize(x[index], self.meta, stem)
+      pair = [self.meta.normalization.denormalize(x[index], stem)
               for x in (local_batch['mel'], recon)]
       low, high = float(pair[0].min()), float(pair[0].max())
       images[f'reconstruction/{index}'] = np.concatenate(
-          [metric_writer.spectrogram_image(x, low, high) for x in pair], axis=0)
+          [spectrogram_image.spectrogram_image(x, low, high) for x in pair], axis=0)
       log_mels.extend(pair)
     writer.write_images(step, images)
     if log_mels:
       clips = synthesis.log_mel_to_audio(np.stack(log_mels))
       writer.write_audio(step, {f'reconstruction/{i // 2}/{("input", "output")[i % 2]}': clip
-                                for i, clip in enumerate(clips)}, audio.SAMPLE_RATE_HZ)
+                                for i, clip in enumerate(clips)}, contract.SAMPLE_RATE_HZ)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        checked: input_pipeline.DatasetMeta | None = None):
   """Trains; `checked` is check_config's result when the caller already ran it."""
   trainer = VQVAETrainer(config, meta=checked)
+  run_files.write_normalization(workdir, trainer.meta.normalization)
   return loop.train_and_evaluate(trainer, config.train, workdir)

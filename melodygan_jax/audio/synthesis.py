@@ -1,21 +1,14 @@
-"""Codes and latents to sound: the VQ-VAE decoder, then a vocoder.
+"""Log-mel to finished sound: a vocoder, then clipping and edge fades.
 
 Shared by the sampler, reconstruction, evaluation and TensorBoard audio.
 """
 import jax
 import numpy as np
 
-from melodygan_jax import audio
-from melodygan_jax import inversion
-from melodygan_jax import pretrained
+from melodygan_jax.audio import contract
+from melodygan_jax.audio import inversion
 
 FADE_S = 0.005  # Fades at the very start and end of a file, so players do not click.
-
-
-def codes_to_log_mel(vqvae: pretrained.LoadedVQVAE, codes: np.ndarray, stem: str) -> np.ndarray:
-  """[batch, steps] codes -> [batch, steps * stride, NUM_MELS] log-mel (un-normalized)."""
-  normalized = vqvae.jit_decode_codes(vqvae.state, np.asarray(codes, np.int32))
-  return vqvae.denormalize(np.asarray(normalized), stem)
 
 
 def clip_keys(seed: int, indices) -> jax.Array:
@@ -38,7 +31,7 @@ def log_mel_to_audio(log_mel: np.ndarray, seed: int = 0, indices=None,
 def finish(samples: np.ndarray) -> np.ndarray:
   """Clips to [-1, 1] and fades the first and last few milliseconds."""
   samples = np.clip(np.nan_to_num(np.asarray(samples, np.float32)), -1.0, 1.0)
-  fade = min(int(FADE_S * audio.SAMPLE_RATE_HZ), len(samples) // 2)
+  fade = min(int(FADE_S * contract.SAMPLE_RATE_HZ), len(samples) // 2)
   if fade:
     ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
     samples[:fade] *= ramp

@@ -23,8 +23,9 @@ import ml_collections
 import numpy as np
 
 from melodygan_jax import atomic_files
-from melodygan_jax import audio
-from melodygan_jax import records
+from melodygan_jax.audio import contract
+from melodygan_jax.data import normalization as normalization_lib
+from melodygan_jax.data import records
 
 _MAX_CYCLE_LENGTH = 16  # Shard files read at once by interleave.
 
@@ -40,6 +41,7 @@ class DatasetMeta:
   segment_frames: int
   stats: dict  # stats.json.
   split_files: dict[str, list[str]]  # Split -> shard paths, in shard order.
+  normalization: normalization_lib.Normalization  # Of the train split, per stem.
 
   def shard_counts(self, split: str, stems) -> list[int]:
     """Records of the given stem kinds in each shard of `split`."""
@@ -48,12 +50,6 @@ class DatasetMeta:
 
   def num_records(self, split: str, stems) -> int:
     return sum(self.shard_counts(split, stems))
-
-  def normalization(self, stems) -> tuple[np.ndarray, np.ndarray]:
-    """Per-stem log-mel mean and std, each [len(stems), NUM_MELS] float32."""
-    mean = [self.stats['stems'][stem]['log_mel_mean'] for stem in stems]
-    std = [self.stats['stems'][stem]['log_mel_std'] for stem in stems]
-    return np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
 
 def load_dataset_meta(dataset_dir: str | os.PathLike) -> DatasetMeta:
@@ -72,12 +68,16 @@ def load_dataset_meta(dataset_dir: str | os.PathLike) -> DatasetMeta:
     raise DatasetError(f'{dataset_dir} holds no prepared data set '
                        f'(expected {path} and {stats_path})')
   stats = atomic_files.read_json(stats_path)
+  try:
+    normalization = normalization_lib.Normalization.from_stats(stats, str(dataset_dir))
+  except normalization_lib.NormalizationError as e:
+    raise DatasetError(str(e)) from e
   split_files = {}
   for split, counts in stats['shard_stem_counts'].items():
     split_files[split] = [str(path / records.shard_filename(split, i, len(counts)))
                           for i in range(len(counts))]
   return DatasetMeta(path=path, segment_frames=int(stats['segment_frames']),
-                     stats=stats, split_files=split_files)
+                     stats=stats, split_files=split_files, normalization=normalization)
 
 
 def check_data_config(data: ml_collections.ConfigDict, meta: DatasetMeta) -> None:
@@ -144,7 +144,7 @@ def _selected_records(files, share: HostShare, stems, all_stems: bool, shuffle_s
 
 def _normalizer(meta: DatasetMeta, stems):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  mean, std = meta.normalization(stems)
+  mean, std = meta.normalization.stacked(stems)
   table = _stem_table(stems)
   mean, std = tf.constant(mean), tf.constant(std)
 
@@ -255,7 +255,7 @@ def sequential_batches(data: ml_collections.ConfigDict, meta: DatasetMeta, split
     all_stems = set(stems) >= set(meta.stats['stems'])
     ds = _selected_records(share.files, share, stems, all_stems).flat_map(to_crops)
     batches = ds.batch(local_batch_size).prefetch(2).as_numpy_iterator()
-  empty = {'mel': np.zeros((0, crop_frames, audio.NUM_MELS), np.float32),
+  empty = {'mel': np.zeros((0, crop_frames, contract.NUM_MELS), np.float32),
            'stem': np.zeros((0,), np.int32)}
   for _ in range(num_batches):
     batch = next(batches, empty)
@@ -264,11 +264,3 @@ def sequential_batches(data: ml_collections.ConfigDict, meta: DatasetMeta, split
     yield {'mel': np.pad(batch['mel'], ((0, pad), (0, 0), (0, 0))),
            'stem': np.pad(batch['stem'], (0, pad)),
            'weight': np.pad(np.ones(size, np.float32), (0, pad))}
-
-
-def denormalize(mel: np.ndarray, meta_or_stats, stem: str) -> np.ndarray:
-  """Normalized log-mel -> log-mel, with the statistics of `stem`."""
-  stats = meta_or_stats.stats if isinstance(meta_or_stats, DatasetMeta) else meta_or_stats
-  mean = np.asarray(stats['stems'][stem]['log_mel_mean'], np.float32)
-  std = np.asarray(stats['stems'][stem]['log_mel_std'], np.float32)
-  return mel * std + mean

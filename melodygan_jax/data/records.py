@@ -10,8 +10,7 @@ import pathlib
 
 import numpy as np
 
-from melodygan_jax import audio
-
+from melodygan_jax.audio import contract
 DATASET_NAME = 'melodygan_segments'
 DATASET_VERSION = '1.0.0'
 TRAIN_SPLIT = 'train'
@@ -35,9 +34,9 @@ def features_dict(segment_frames: int):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   tensor_bytes = tfds.features.Encoding.BYTES  # Raw bytes: ~10x faster than float lists.
   return tfds.features.FeaturesDict({
-      'mel': tfds.features.Tensor(shape=(segment_frames, audio.NUM_MELS),
+      'mel': tfds.features.Tensor(shape=(segment_frames, contract.NUM_MELS),
                                   dtype=np.float32, encoding=tensor_bytes),
-      'mfcc': tfds.features.Tensor(shape=(segment_frames, audio.NUM_MFCC),
+      'mfcc': tfds.features.Tensor(shape=(segment_frames, contract.NUM_MFCC),
                                    dtype=np.float32, encoding=tensor_bytes),
       'source': tfds.features.Text(),
       'start_s': tfds.features.Scalar(dtype=np.float32),
@@ -79,9 +78,9 @@ def parse_segment(serialized, segment_frames: int) -> dict:
       'stem': tf.io.FixedLenFeature([], tf.string),
   })
   parsed['mel'] = tf.reshape(tf.io.decode_raw(parsed['mel'], tf.float32),
-                             [segment_frames, audio.NUM_MELS])
+                             [segment_frames, contract.NUM_MELS])
   parsed['mfcc'] = tf.reshape(tf.io.decode_raw(parsed['mfcc'], tf.float32),
-                              [segment_frames, audio.NUM_MFCC])
+                              [segment_frames, contract.NUM_MFCC])
   return parsed
 
 

@@ -3,28 +3,12 @@
 Every failure is a `ConfigError` whose message is one line naming the field
 (or path) and what is wrong with it.
 """
-import difflib
-
 import jax
 import ml_collections
 
 
 class ConfigError(ValueError):
   """A config that cannot run; str() names the field and the problem."""
-
-
-def check_known_fields(config: ml_collections.ConfigDict,
-                       reference: ml_collections.ConfigDict, prefix: str = 'config') -> None:
-  """Every field of `config` exists in `reference` (the experiment's base)."""
-  for name, value in config.items():
-    path = f'{prefix}.{name}'
-    if name not in reference:
-      close = difflib.get_close_matches(name, list(reference.keys()), n=1)
-      hint = f' (did you mean {prefix}.{close[0]}?)' if close else ''
-      raise ConfigError(f'{path}: unknown field{hint}')
-    if isinstance(value, ml_collections.ConfigDict) and isinstance(
-        reference[name], ml_collections.ConfigDict):
-      check_known_fields(value, reference[name], path)
 
 
 def require(condition: bool, field: str, value, problem: str) -> None:

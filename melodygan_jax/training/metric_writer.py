@@ -9,25 +9,25 @@ import os
 import jax
 import numpy as np
 
-
-def spectrogram_image(log_mel: np.ndarray, low: float, high: float) -> np.ndarray:
-  """[frames, mels] log-mel -> [mels, frames, 3] uint8, low mels at the bottom."""
-  from matplotlib import colormaps  # pylint: disable=g-import-not-at-top
-  scaled = np.clip((np.asarray(log_mel, np.float32) - low) / max(high - low, 1e-6), 0.0, 1.0)
-  rgb = colormaps['magma'](scaled.T[::-1])[..., :3]
-  return (rgb * 255).astype(np.uint8)
+from melodygan_jax import atomic_files
 
 
 class MetricWriter:
   """Scalars, images and audio to WORKDIR (TensorBoard) and metrics.jsonl."""
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: str, resumed_step: int = 0):
+    """Opens the writers; a run resumed at `resumed_step` drops the rows after it.
+
+    Rows past the restored checkpoint were written by steps that will run
+    again; keeping them would list those steps twice.
+    """
     self.active = jax.process_index() == 0
     self._summary_writer = None
     self._jsonl_path = os.path.join(workdir, 'metrics.jsonl')
     if self.active:
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
       os.makedirs(workdir, exist_ok=True)
+      truncate_metrics(self._jsonl_path, resumed_step)
       self._tf = tf
       self._summary_writer = tf.summary.create_file_writer(workdir)
 
@@ -61,6 +61,18 @@ class MetricWriter:
   def flush(self) -> None:
     if self.active:
       self._summary_writer.flush()
+
+
+def truncate_metrics(path: str, last_step: int) -> None:
+  """Keeps the rows of a metrics.jsonl up to `last_step` (all of them if none is later)."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    rows = [line for line in f if line.strip()]
+  kept = [line for line in rows if json.loads(line).get('step', 0) <= last_step]
+  if len(kept) < len(rows):
+    with atomic_files.atomic_path(path) as tmp_path:
+      tmp_path.write_text(''.join(kept))
 
 
 def read_metrics(workdir: str) -> list[dict]:

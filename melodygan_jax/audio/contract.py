@@ -1,7 +1,7 @@
 """The audio contract: every number that fixes how audio becomes features.
 
 Stored audio is mono 16-bit PCM WAV at `SAMPLE_RATE_HZ`. Models see log-mel
-frames computed by `log_mel_and_mfcc`; inversion (melodygan_jax.inversion)
+frames computed by `log_mel_and_mfcc`; inversion (melodygan_jax.audio.inversion)
 uses the same filterbank, so features and sound stay consistent.
 """
 import functools
@@ -20,6 +20,12 @@ LOG_MEL_FLOOR = 1e-5  # Log-mel = log(max(mel magnitude, floor)).
 NUM_MFCC = 20
 
 STEM_KINDS = ('mix', 'vocals', 'instrumental')
+
+# Data sets, workdirs and checkpoints record this; anything computed with other
+# settings than the ones above is refused, never silently mis-read.
+FEATURE_VERSION = 1
+FEATURE_DESCRIPTION = (f'{NUM_MELS}-band log-mel to {MEL_FMAX_HZ:.0f} Hz, n_fft {N_FFT}, '
+                       f'hop {HOP_LENGTH}, {SAMPLE_RATE_HZ} Hz')
 
 
 def frames_to_seconds(num_frames: float) -> float:

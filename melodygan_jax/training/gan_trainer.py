@@ -1,11 +1,13 @@
 """Latent GAN training: the model-specific parts the shared loop calls.
 
-The data are code sequences of the frozen VQ-VAE (melodygan_jax.latent_cache).
+The data are code sequences of the frozen VQ-VAE, encoded once and cached
+(melodygan_jax.data.latent_cache).
 A batch is a pure function of (seed, step): random crops drawn with NumPy from
 that seed.
 """
 import functools
 import itertools
+import os
 
 import flax
 import jax
@@ -15,17 +17,20 @@ import numpy as np
 import optax
 from flax import nnx
 
-from melodygan_jax import audio
-from melodygan_jax import config_checks
-from melodygan_jax import input_pipeline
-from melodygan_jax import latent_cache
-from melodygan_jax import latent_metrics
-from melodygan_jax import metric_writer
-from melodygan_jax import parallel
-from melodygan_jax import pretrained
-from melodygan_jax import synthesis
+from melodygan_jax.audio import contract
+from melodygan_jax.audio import spectrogram_image
+from melodygan_jax.audio import synthesis
+from melodygan_jax.data import input_pipeline
+from melodygan_jax.data import latent_cache
+from melodygan_jax.data import records
+from melodygan_jax.evaluation import latent_metrics
+from melodygan_jax.generation import pretrained
 from melodygan_jax.models import gan as gan_models
-from melodygan_jax.trainers import loop
+from melodygan_jax.training import config_checks
+from melodygan_jax.training import loop
+from melodygan_jax.training import metric_writer
+from melodygan_jax.training import parallel
+from melodygan_jax.training import run_files
 
 @flax.struct.dataclass
 class GANState:
@@ -45,8 +50,6 @@ def check_config(config: ml_collections.ConfigDict) -> pretrained.LoadedVQVAE:
   Raises:
     ValueError subclasses, each with one line naming the field or path.
   """
-  from configs import gan as base_config  # pylint: disable=g-import-not-at-top
-  config_checks.check_known_fields(config, base_config.get_config())
   config_checks.require(bool(config.vqvae_workdir), 'config.vqvae_workdir',
                         config.vqvae_workdir, 'required: a finished configs/vqvae.py workdir')
   vqvae = pretrained.load_vqvae(config.vqvae_workdir)
@@ -72,17 +75,10 @@ def check_config(config: ml_collections.ConfigDict) -> pretrained.LoadedVQVAE:
 
 
 def make_models(config, codebook_size: int, codebook_dim: int):
-  dtype = jnp.dtype(config.model.dtype)
-  model = config.model
-  generator = gan_models.Generator(
-      noise_dim=model.noise_dim, noise_channels=model.noise_channels,
-      width=model.generator_width, dilations=tuple(model.generator_dilations),
-      codebook_size=codebook_size, codebook_dim=codebook_dim, output=model.output,
-      rngs=nnx.Rngs(config.seed), dtype=dtype)
-  discriminator = gan_models.Discriminator(
-      codebook_dim=codebook_dim, width=model.discriminator_width,
-      dilations=tuple(model.discriminator_dilations), rngs=nnx.Rngs(config.seed + 1),
-      dtype=dtype)
+  generator = gan_models.generator_from_config(
+      config.model, codebook_size=codebook_size, codebook_dim=codebook_dim, seed=config.seed)
+  discriminator = gan_models.discriminator_from_config(
+      config.model, codebook_dim=codebook_dim, seed=config.seed + 1)
   return generator, discriminator
 
 
@@ -105,19 +101,10 @@ def init_state(config, codebook_size: int, codebook_dim: int):
   return gen_graphdef, disc_graphdef, state, (gen_optimizer, disc_optimizer)
 
 
-def generator_temperature(model_config) -> float:
-  """The temperature the generator's output mode uses."""
-  if model_config.output == 'gumbel':
-    return float(model_config.gumbel_temperature)
-  return float(model_config.snap_temperature)
-
-
 def sample_codes(gen_graphdef, codebook, temperature, params, rng, batch: int, steps: int):
-  """[batch, steps] codes (and latents) from a generator's params."""
-  generator = nnx.merge(gen_graphdef, params)
-  noise_rng, gumbel_rng = jax.random.split(rng)
-  global_noise, step_noise = generator.sample_noise(noise_rng, batch, steps)
-  return generator(global_noise, step_noise, codebook, gumbel_rng, temperature)
+  """(latents, codes [batch, steps], code_probs) from a generator's params."""
+  return gan_models.sample_codes(nnx.merge(gen_graphdef, params), codebook, temperature, rng,
+                                 batch, steps)
 
 
 def adversarial_losses(kind: str, real_logits, fake_logits):
@@ -154,7 +141,7 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebook, code_h
   d_rng, g_rng = jax.random.split(jax.random.fold_in(base_rng, state.step))
   batch, steps = real_codes.shape
   real = jnp.take(codebook, real_codes, axis=0)
-  temperature = generator_temperature(config.model)
+  temperature = gan_models.generator_temperature(config.model)
   noise_scale = config.loss.instance_noise * jnp.std(codebook)
   d_rng, real_noise_rng, fake_noise_rng, g_noise_rng = jax.random.split(d_rng, 4)
   noisy = lambda x, rng: x + noise_scale * jax.random.normal(rng, x.shape)
@@ -249,7 +236,8 @@ class GANTrainer:
                           config),
         donate_argnums=2, out_shardings=replicated)
     self.jit_sample = jax.jit(functools.partial(
-        sample_codes, self.gen_graphdef, self.codebook, generator_temperature(config.model)),
+        sample_codes, self.gen_graphdef, self.codebook,
+        gan_models.generator_temperature(config.model)),
         static_argnums=(2, 3), out_shardings=replicated)
     self.real = latent_cache.real_crops(data.validation_codes if len(data.validation_codes)
                            else data.train_codes, self.steps)
@@ -316,21 +304,59 @@ class GANTrainer:
   def _write_summaries(self, writer, step, codes) -> None:
     """A few generated samples, decoded: spectrograms and audio."""
     count = min(self.config.train.num_summary_examples, len(codes))
-    log_mels = synthesis.codes_to_log_mel(self.vqvae, codes[:count], self.config.data.stems[0])
+    log_mels = self.vqvae.codes_to_log_mel(codes[:count], self.config.data.stems[0])
     writer.write_images(step, {
-        f'generated/{index}': metric_writer.spectrogram_image(
+        f'generated/{index}': spectrogram_image.spectrogram_image(
             log_mel, float(log_mel.min()), float(log_mel.max()))
         for index, log_mel in enumerate(log_mels)})
     writer.write_audio(step, {f'generated/{index}': clip for index, clip in
                               enumerate(synthesis.log_mel_to_audio(log_mels))},
-                       audio.SAMPLE_RATE_HZ)
+                       contract.SAMPLE_RATE_HZ)
+
+
+def encode_split(vqvae: pretrained.LoadedVQVAE, data, meta, split: str, mesh) -> np.ndarray:
+  """Codes of every whole segment of a split, [num_segments, segment_steps]."""
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  batch_size = 8 * jax.device_count()
+  codes, weights = [], []
+  for local in input_pipeline.sequential_batches(
+      data, meta, split, batch_size // jax.process_count(), crop_frames=meta.segment_frames,
+      process_index=jax.process_index(), process_count=jax.process_count()):
+    batch = parallel.global_batch(local, mesh)
+    batch_codes = vqvae.jit_encode_to_codes(vqvae.state, batch['mel'])
+    codes.append(np.asarray(multihost_utils.process_allgather(batch_codes, tiled=True)))
+    weights.append(np.asarray(multihost_utils.process_allgather(batch['weight'], tiled=True)))
+  if not codes:
+    return np.zeros((0, meta.segment_frames // vqvae.time_stride), np.int32)
+  return np.concatenate(codes)[np.concatenate(weights) > 0].astype(np.int32)
+
+
+
+def load_or_encode_latents(config, workdir: str, vqvae: pretrained.LoadedVQVAE,
+                           mesh) -> latent_cache.LatentData:
+  """The frozen VQ-VAE's codes of the data set, from the run's cache or encoded now."""
+  source = {'vqvae_workdir': os.path.abspath(vqvae.workdir), 'vqvae_step': vqvae.step,
+            'dataset_dir': os.path.abspath(config.data.dataset_dir),
+            'stems': list(config.data.stems)}
+
+  def encode():
+    meta = input_pipeline.load_dataset_meta(config.data.dataset_dir)
+    vqvae.replicate_on(mesh)
+    return latent_cache.LatentData(
+        train_codes=encode_split(vqvae, config.data, meta, records.TRAIN_SPLIT, mesh),
+        validation_codes=encode_split(vqvae, config.data, meta, records.VALIDATION_SPLIT, mesh),
+        codebook=np.asarray(vqvae.codebook, np.float32))
+
+  return latent_cache.load_or_encode_latents(workdir, source, encode)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        checked: pretrained.LoadedVQVAE | None = None):
   """Trains; `checked` is check_config's result when the caller already ran it."""
   vqvae = checked or check_config(config)
+  run_files.write_normalization(workdir, vqvae.normalization)
+  run_files.copy_vqvae(vqvae, workdir)
   mesh = parallel.make_mesh()
-  data = latent_cache.load_or_encode_latents(config, workdir, vqvae, mesh)
+  data = load_or_encode_latents(config, workdir, vqvae, mesh)
   trainer = GANTrainer(config, data, vqvae, mesh)
   return loop.train_and_evaluate(trainer, config.train, workdir)

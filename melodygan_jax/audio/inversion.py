@@ -17,8 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from melodygan_jax import audio
-
+from melodygan_jax.audio import contract
 _EPSILON = 1e-8
 
 
@@ -36,13 +35,13 @@ class Vocoder(Protocol):
 @functools.cache
 def _window() -> np.ndarray:
   # Periodic Hann, as librosa's STFT uses.
-  return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(audio.N_FFT) / audio.N_FFT)).astype(np.float32)
+  return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(contract.N_FFT) / contract.N_FFT)).astype(np.float32)
 
 
 def _frames_per_window() -> int:
-  if audio.N_FFT % audio.HOP_LENGTH:
+  if contract.N_FFT % contract.HOP_LENGTH:
     raise ValueError('the JAX STFT needs a hop that divides the FFT size')
-  return audio.N_FFT // audio.HOP_LENGTH
+  return contract.N_FFT // contract.HOP_LENGTH
 
 
 def stft(samples: jax.Array, num_frames: int) -> jax.Array:
@@ -51,8 +50,8 @@ def stft(samples: jax.Array, num_frames: int) -> jax.Array:
   With hop = N_FFT / k, frame f covers hop-blocks f..f+k-1 of the zero-padded
   signal, so framing is k shifted slices instead of a gather.
   """
-  k, hop = _frames_per_window(), audio.HOP_LENGTH
-  pad = audio.N_FFT // 2
+  k, hop = _frames_per_window(), contract.HOP_LENGTH
+  pad = contract.N_FFT // 2
   total = (num_frames + k - 1) * hop
   padded = jnp.pad(samples, ((0, 0), (pad, max(total - pad - samples.shape[1], 0))))
   blocks = padded[:, :total].reshape(samples.shape[0], num_frames + k - 1, hop)
@@ -62,9 +61,9 @@ def stft(samples: jax.Array, num_frames: int) -> jax.Array:
 
 def istft(spectrum: jax.Array, num_samples: int) -> jax.Array:
   """Inverse of `stft` by weighted overlap-add: [batch, frames, bins] -> [batch, samples]."""
-  k, hop = _frames_per_window(), audio.HOP_LENGTH
+  k, hop = _frames_per_window(), contract.HOP_LENGTH
   batch, num_frames, _ = spectrum.shape
-  frames = jnp.fft.irfft(spectrum, n=audio.N_FFT, axis=-1) * _window()
+  frames = jnp.fft.irfft(spectrum, n=contract.N_FFT, axis=-1) * _window()
   blocks = frames.reshape(batch, num_frames, k, hop)
   window_blocks = (_window() ** 2).reshape(k, hop)
   # Overlap-add as k shifted, zero-padded copies summed (cheaper than scatter-adds).
@@ -73,7 +72,7 @@ def istft(spectrum: jax.Array, num_samples: int) -> jax.Array:
   envelope = sum(shifted(jnp.broadcast_to(window_blocks[j], (num_frames, hop)), j)
                  for j in range(k))
   signal = (signal / jnp.maximum(envelope, _EPSILON)).reshape(batch, -1)
-  start = audio.N_FFT // 2
+  start = contract.N_FFT // 2
   return signal[:, start:start + num_samples]
 
 
@@ -87,11 +86,11 @@ def mel_to_magnitude(mel: jax.Array, iterations: int) -> jax.Array:
   Returns:
     [batch, frames, N_FFT // 2 + 1] linear magnitudes >= 0.
   """
-  basis = jnp.asarray(audio.mel_filterbank())  # [mels, bins]
-  start = jnp.maximum(mel @ jnp.asarray(np.linalg.pinv(audio.mel_filterbank())).T, 0.0)
+  basis = jnp.asarray(contract.mel_filterbank())  # [mels, bins]
+  start = jnp.maximum(mel @ jnp.asarray(np.linalg.pinv(contract.mel_filterbank())).T, 0.0)
   # Bins no filter covers (above MEL_FMAX_HZ) stay zero; others start above zero
   # so multiplicative updates can move them.
-  covered = jnp.asarray(audio.mel_filterbank().sum(0) > 0)
+  covered = jnp.asarray(contract.mel_filterbank().sum(0) > 0)
   magnitude = jnp.where(covered, start + 1e-4 * jnp.mean(start), 0.0)
   numerator = mel @ basis  # Mel^T-projected target, fixed across iterations.
 
@@ -107,7 +106,7 @@ def griffin_lim(magnitude: jax.Array, rngs: jax.Array, iterations: int,
                 momentum: float = 0.99) -> jax.Array:
   """Fast Griffin-Lim: [batch, frames, bins] magnitudes, [batch] keys -> [batch, samples]."""
   num_frames = magnitude.shape[1]
-  num_samples = (num_frames - 1) * audio.HOP_LENGTH
+  num_samples = (num_frames - 1) * contract.HOP_LENGTH
   uniform = jax.vmap(lambda key: jax.random.uniform(key, magnitude.shape[1:]))(rngs)
   phase = jnp.exp(2j * jnp.pi * uniform)
 
@@ -140,16 +139,3 @@ class GriffinLimVocoder:
   def __call__(self, log_mel: jax.Array, rngs: jax.Array) -> jax.Array:
     return log_mel_to_audio(log_mel, rngs, iterations=self.iterations,
                             nnls_iterations=self.nnls_iterations, momentum=self.momentum)
-
-
-def spectral_convergence(target_log_mel: np.ndarray, estimate_log_mel: np.ndarray) -> float:
-  """||mel_estimate - mel_target||_F / ||mel_target||_F on mel magnitudes (common frames)."""
-  frames = min(len(target_log_mel), len(estimate_log_mel))
-  target = np.exp(np.asarray(target_log_mel[:frames], np.float32))
-  estimate = np.exp(np.asarray(estimate_log_mel[:frames], np.float32))
-  return float(np.linalg.norm(estimate - target) / max(np.linalg.norm(target), _EPSILON))
-
-
-def mel_spectral_convergence(samples: np.ndarray, target_log_mel: np.ndarray) -> float:
-  """Spectral convergence of the re-analysed `samples` against a target log-mel."""
-  return spectral_convergence(target_log_mel, audio.log_mel(np.asarray(samples, np.float32)))

@@ -17,8 +17,7 @@ import numpy as np
 import soundfile
 
 from melodygan_jax import atomic_files
-from melodygan_jax import audio
-
+from melodygan_jax.audio import contract
 # Extensions tried first when scanning a folder; other files are still tried.
 AUDIO_EXTENSIONS = frozenset({
     '.wav', '.wave', '.flac', '.ogg', '.oga', '.opus', '.mp3', '.m4a', '.aac',
@@ -177,7 +176,7 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
 
 
 def resample(samples: np.ndarray, sample_rate: int,
-             target_rate: int = audio.SAMPLE_RATE_HZ) -> np.ndarray:
+             target_rate: int = contract.SAMPLE_RATE_HZ) -> np.ndarray:
   """High-quality (soxr) resampling of mono float samples."""
   if sample_rate == target_rate:
     return samples
@@ -192,7 +191,7 @@ def read_mono(path: str | os.PathLike) -> np.ndarray:
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray,
-              sample_rate: int = audio.SAMPLE_RATE_HZ) -> None:
+              sample_rate: int = contract.SAMPLE_RATE_HZ) -> None:
   """Writes mono 16-bit PCM WAV atomically; samples are clipped to [-1, 1)."""
   samples = np.clip(np.asarray(samples, np.float32), -1.0, 32767 / 32768)
   with atomic_files.atomic_path(path) as tmp_path:
