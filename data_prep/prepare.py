@@ -157,11 +157,14 @@ def _run_tasks(tasks, options, executor):
   progress = tqdm(total=len(todo), unit='file', desc='prepare',
                   disable=not options.show_progress or not todo)
   own_executor = None
-  if executor is None and options.num_workers > 1 and len(todo) > 1:
+  if executor is None and todo:
+    # Always a worker, even for one file or one worker: the main process has
+    # threaded BLAS, whose sums round differently, and a resumed run must
+    # write the same bytes whatever was left to do.
     own_executor = executor = make_executor(min(options.num_workers, len(todo)))
   done = set()
   try:
-    outcomes = executor.map(song_lib.process_song, todo) if executor else map(song_lib.process_song, todo)
+    outcomes = executor.map(song_lib.process_song, todo) if todo else []
     for task, outcome in zip(todo, outcomes):
       done.add(task.source)
       progress.update()
@@ -198,7 +201,7 @@ def prepare(options: PrepareOptions,
   Args:
     options: what to prepare and how; checked first.
     executor: a pool to run songs on; by default one of `num_workers`
-      processes (none for a single worker).
+      processes with single-threaded BLAS (also for a single worker).
   """
   check_options(options)
   started = time.perf_counter()

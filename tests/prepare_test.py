@@ -171,22 +171,33 @@ def test_cli_exit_status_and_one_line_errors(messy_dir, tmp_path):
   assert not (tmp_path / 'o').exists()
 
 
-def test_kill_9_and_resume_gives_identical_shards(corpus_dir, prepared_dir, tmp_path):
-  output_dir = tmp_path / 'resumed'
-  args = [f'--input_dir={corpus_dir / "songs"}', f'--output_dir={output_dir}',
-          '--num_workers=1', *PREPARE_FLAGS]
-  process = run_cli(*args)
+def kill_when_finished(process, output_dir, num_finished):
+  """Kills the whole run (parent and workers, as kill -9 of the job would) once
+  `num_finished` files are done; returns how many were done."""
+  work_dir = output_dir / 'work'
   deadline = time.time() + 120
-  while not list((output_dir / 'work').glob('*.json')) and time.time() < deadline:
+  while len(list(work_dir.glob('*.json'))) < num_finished and time.time() < deadline:
     time.sleep(0.005)
   assert process.poll() is None, 'prepare finished before it could be killed'
-  process.send_signal(signal.SIGKILL)
+  os.killpg(process.pid, signal.SIGKILL)
   process.wait()
-  assert not (output_dir / 'stats.json').exists()
-  finished_before = len(list((output_dir / 'work').glob('*.json')))
-  assert 1 <= finished_before < 4
+  time.sleep(0.2)  # Let the killed workers' exits settle before counting.
+  return len(list(work_dir.glob('*.json')))
 
-  process = run_cli(*args)
+
+def test_kill_9_at_several_points_and_resume_gives_identical_shards(
+    corpus_dir, prepared_dir, tmp_path):
+  """Every file is processed in the same numeric environment (single-threaded
+  BLAS in a worker), whether workers are 1 or 2 and however many files are left."""
+  output_dir = tmp_path / 'resumed'
+  args = [f'--input_dir={corpus_dir / "songs"}', f'--output_dir={output_dir}', *PREPARE_FLAGS]
+  assert 1 <= kill_when_finished(run_cli(*args, '--num_workers=1', start_new_session=True),
+                                 output_dir, 1) < 3
+  assert kill_when_finished(run_cli(*args, '--num_workers=2', start_new_session=True),
+                            output_dir, 3) == 3
+  assert not (output_dir / 'stats.json').exists()
+
+  process = run_cli(*args, '--num_workers=2')  # The one file left.
   stdout, stderr = process.communicate(timeout=300)
   assert process.returncode == 0, stderr
   assert '4 files used' in stdout
