@@ -26,6 +26,7 @@ from absl import app
 from absl import flags
 
 from data_prep import cleaning
+from data_prep import input_files
 from data_prep import separation
 from data_prep import shards
 from data_prep import song as song_lib
@@ -80,22 +81,11 @@ def check_options(options: PrepareOptions) -> None:
   separation.check_options(options.song.separation)
 
 
-def find_inputs(input_dir: pathlib.Path, skip_dir: pathlib.Path) -> list[pathlib.Path]:
-  """Every non-hidden file under `input_dir`, sorted, outside `skip_dir`."""
-  found = []
-  for root, dirs, files in os.walk(input_dir):
-    root_path = pathlib.Path(root)
-    dirs[:] = sorted(d for d in dirs if not d.startswith('.')
-                     and (root_path / d).resolve() != skip_dir)
-    found.extend(root_path / f for f in sorted(files) if not f.startswith('.'))
-  return sorted(found)
-
-
 def make_tasks(options: PrepareOptions) -> list[song_lib.SongTask]:
   """One task per input file, with collision-free output names."""
   input_dir = pathlib.Path(options.input_dir)
   output_dir = pathlib.Path(options.output_dir)
-  paths = find_inputs(input_dir, output_dir.resolve())
+  paths = input_files.list_files(input_dir, skip_dir=output_dir)
   stem_index = {}
   separation_options = options.song.separation
   if separation_options.backend == 'stems':

@@ -220,3 +220,23 @@ def test_a_dead_worker_loses_no_file(corpus_dir, tmp_path):
       song=prepare.song_lib.SongOptions(segment_frames=64)), executor=executor)
   executor.shutdown()
   assert report['num_used'] == 4 and report['num_skipped'] == 0
+
+
+def test_symlinked_folders_are_followed_and_each_file_used_once(tmp_path):
+  input_dir, elsewhere = tmp_path / 'songs', tmp_path / 'elsewhere'
+  (input_dir / 'album').mkdir(parents=True)
+  (elsewhere / 'live').mkdir(parents=True)
+  (input_dir / 'album' / 'a.wav').write_bytes(b'a')
+  (elsewhere / 'live' / 'b.wav').write_bytes(b'b')
+  (input_dir / 'linked').symlink_to(elsewhere)                     # A folder kept elsewhere.
+  (input_dir / 'again').symlink_to(input_dir / 'album')            # The same folder twice.
+  (input_dir / 'album' / 'loop').symlink_to(input_dir)             # A cycle.
+  (elsewhere / 'live' / 'up').symlink_to(elsewhere)                # A cycle in the linked tree.
+  (input_dir / 'alias.wav').symlink_to(input_dir / 'album' / 'a.wav')  # A file twice.
+  os.link(input_dir / 'album' / 'a.wav', input_dir / 'album' / 'z.wav')  # A hard link.
+  (input_dir / 'gone.wav').symlink_to(tmp_path / 'deleted.wav')    # A broken link: reported.
+  tasks = prepare.make_tasks(prepare.PrepareOptions(
+      input_dir=str(input_dir), output_dir=str(tmp_path / 'out')))
+  assert sorted(task.source for task in tasks) == ['album/a.wav', 'gone.wav', 'linked/live/b.wav']
+  outcome = prepare.song_lib.process_song(next(t for t in tasks if t.source == 'gone.wav'))
+  assert outcome['status'] == 'skipped' and 'broken symbolic link' in outcome['reason']
