@@ -86,13 +86,16 @@ def make_tasks(options: PrepareOptions) -> list[song_lib.SongTask]:
   input_dir = pathlib.Path(options.input_dir)
   output_dir = pathlib.Path(options.output_dir)
   paths = input_files.list_files(input_dir, skip_dir=output_dir)
-  stem_index = {}
+  stems_by_song = {}
   separation_options = options.song.separation
   if separation_options.backend == 'stems':
     stem_index, stem_paths = separation.find_stem_files(
         separation_options.stems_dir or str(input_dir))
     paths = [path for path in paths if os.path.abspath(path) not in stem_paths]
   sources = [path.relative_to(input_dir).as_posix() for path in paths]
+  if separation_options.backend == 'stems':
+    stems_by_song = separation.match_stem_files(
+        [os.path.splitext(source)[0] for source in sources], stem_index)
   # `a.mp3` and `a.flac` would both become `a.wav`: keep the suffix for those.
   stem_counts = collections.Counter(os.path.splitext(s)[0] for s in sources)
   tasks = []
@@ -103,7 +106,7 @@ def make_tasks(options: PrepareOptions) -> list[song_lib.SongTask]:
         input_path=str(path), source=source,
         clean_path=str(output_dir / 'clean' / f'{name}.wav'),
         cache_path=str(output_dir / 'work' / name), options=options.song,
-        stem_files=stem_index.get(path.stem, {})))
+        stem_files=stems_by_song.get(base, {})))
   return tasks
 
 
