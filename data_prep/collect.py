@@ -4,13 +4,17 @@ r"""Download a list of audio files into a folder prepare can read.
 
 urls.txt: one http(s):// or file:// URL (or local path) per line; blank lines
 and lines starting with # are skipped. Each download goes to NAME.part and is
-renamed when complete; an interrupted run resumes partial files with HTTP
-Range requests where the server allows it, and skips finished ones (listed in
+renamed when complete, that is when it has the size the server announced (a
+response cut short is resumed on the next try); an interrupted run resumes
+partial files with HTTP Range requests where the server allows it (a partial
+file the server answers 416 for, at the file's full size, is complete), and
+skips finished ones (listed in
 OUTPUT_DIR/collect.json with their size and SHA-256). A URL that fails is
 reported on one line and the others go on; the exit status is non-zero only
 when nothing could be collected.
 """
 import hashlib
+import http.client
 import os
 import pathlib
 import re
@@ -53,16 +57,56 @@ def _sha256(path: pathlib.Path) -> str:
   return digest.hexdigest()
 
 
+class IncompleteDownload(OSError):
+  """The server ended the response before the size it announced; retried."""
+
+
 def _download(url: str, part: pathlib.Path, timeout_s: float) -> None:
-  """Appends the rest of `url` to `part`, resuming where the server allows it."""
+  """Appends the rest of `url` to `part`, resuming where the server allows it.
+
+  Raises:
+    IncompleteDownload: fewer bytes arrived than the server announced.
+    urllib.error.HTTPError, urllib.error.URLError, OSError: as urlopen.
+  """
   offset = part.stat().st_size if part.exists() else 0
   request = urllib.request.Request(url, headers={'User-Agent': 'melodygan-jax-collect'})
   if offset:
     request.add_header('Range', f'bytes={offset}-')
-  with urllib.request.urlopen(request, timeout=timeout_s) as response:
+  try:
+    response = urllib.request.urlopen(request, timeout=timeout_s)
+  except urllib.error.HTTPError as e:
+    if e.code != 416 or not offset:
+      raise
+    if _total_size(e.headers) == offset:
+      return  # Nothing left to fetch: the partial file is the whole file.
+    part.unlink()  # Longer than the file (it changed on the server): start again.
+    _download(url, part, timeout_s)
+    return
+  with response:
     resumed = offset and response.status == 206
+    expected = _expected_size(response.headers, offset if resumed else 0)
     with open(part, 'ab' if resumed else 'wb') as f:
       shutil.copyfileobj(response, f, _CHUNK_BYTES)
+  size = part.stat().st_size
+  # urllib returns what arrived when the connection closes early, without error.
+  if expected is not None and size < expected:
+    raise IncompleteDownload(f'truncated: the server closed the connection after {size} '
+                             f'of {expected} bytes')
+
+
+def _total_size(headers) -> int | None:
+  """The whole file's size from `Content-Range: bytes A-B/TOTAL` (or `*/TOTAL`)."""
+  match = re.fullmatch(r'bytes (?:\d+-\d+|\*)/(\d+)', (headers.get('Content-Range') or '').strip())
+  return int(match[1]) if match else None
+
+
+def _expected_size(headers, offset: int) -> int | None:
+  """The size the part file will have once the response is complete, if known."""
+  total = _total_size(headers)
+  if total is not None:
+    return total
+  length = headers.get('Content-Length')
+  return offset + int(length) if length and length.isdigit() else None
 
 
 def collect(urls: list[str], output_dir: str, retries: int = 3, timeout_s: float = 60.0,
@@ -113,7 +157,7 @@ def _download_with_retries(url: str, part: pathlib.Path, retries: int,
       error = f'HTTP {e.code} {e.reason}'
       if e.code < 500:
         return error
-    except (urllib.error.URLError, OSError, ValueError) as e:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
       error = ' '.join(str(getattr(e, 'reason', e)).split())
     if attempt + 1 < retries:
       time.sleep(min(2**attempt, 10))
