@@ -86,22 +86,20 @@ def make_tasks(options: PrepareOptions) -> list[song_lib.SongTask]:
   input_dir = pathlib.Path(options.input_dir)
   output_dir = pathlib.Path(options.output_dir)
   paths = input_files.list_files(input_dir, skip_dir=output_dir)
-  stems_by_song = {}
+  stem_index = {}
   separation_options = options.song.separation
   if separation_options.backend == 'stems':
     stem_index, stem_paths = separation.find_stem_files(
         separation_options.stems_dir or str(input_dir))
-    paths = [path for path in paths if os.path.abspath(path) not in stem_paths]
+    paths = [path for path in paths if os.path.realpath(path) not in stem_paths]
   sources = [path.relative_to(input_dir).as_posix() for path in paths]
-  if separation_options.backend == 'stems':
-    stems_by_song = separation.match_stem_files(
-        [os.path.splitext(source)[0] for source in sources], stem_index)
+  bases = [os.path.splitext(source)[0] for source in sources]
+  stems_by_song = separation.match_stem_files(bases, stem_index)
   # `a.mp3` and `a.flac` would both become `a.wav`: keep the suffix for those.
-  stem_counts = collections.Counter(os.path.splitext(s)[0] for s in sources)
+  base_counts = collections.Counter(bases)
   tasks = []
-  for path, source in zip(paths, sources):
-    base = os.path.splitext(source)[0]
-    name = source if stem_counts[base] > 1 else base
+  for path, source, base in zip(paths, sources, bases):
+    name = source if base_counts[base] > 1 else base
     tasks.append(song_lib.SongTask(
         input_path=str(path), source=source,
         clean_path=str(output_dir / 'clean' / f'{name}.wav'),

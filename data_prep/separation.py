@@ -24,6 +24,7 @@ import tempfile
 import librosa
 import numpy as np
 
+from data_prep import input_files
 from melodygan_jax import audio
 from melodygan_jax import audio_io
 
@@ -144,9 +145,8 @@ def find_stem_files(stems_dir: str) -> tuple[dict[str, dict[str, tuple[str, ...]
   Returns:
     song key (posix path relative to `stems_dir`, without extension) ->
     {'vocals' | 'instrumental': paths to sum}, and the set of every stem file
-    found (absolute paths, so they are not taken for songs).
+    found (real paths, so they are not taken for songs).
   """
-  from data_prep import input_files  # pylint: disable=g-import-not-at-top
   stems_dir = pathlib.Path(stems_dir)
   index = collections.defaultdict(dict)
   demucs_parts = collections.defaultdict(dict)
@@ -159,7 +159,7 @@ def find_stem_files(stems_dir: str) -> tuple[dict[str, dict[str, tuple[str, ...]
     match = _UVR_NAME.match(base) or _SIMPLE_NAME.match(base)
     if match:
       index[_song_key(folder, match['song'])][match['stem'].lower()] = (str(path),)
-      stem_files.add(os.path.abspath(path))
+      stem_files.add(os.path.realpath(path))
     elif base.lower() in _DEMUCS_STEMS and folder != pathlib.Path('.'):
       # <song's folder>/<model>/<song>/vocals.wav; the model folder may be stems_dir.
       song_folder = folder.parent.parent if folder.parent != pathlib.Path('.') else folder.parent
@@ -167,7 +167,7 @@ def find_stem_files(stems_dir: str) -> tuple[dict[str, dict[str, tuple[str, ...]
   for key, parts in demucs_parts.items():
     if 'vocals' not in parts:
       continue  # Demucs always writes vocals: this is a folder of songs (`bass.wav`...).
-    stem_files.update(os.path.abspath(path) for path in parts.values())
+    stem_files.update(os.path.realpath(path) for path in parts.values())
     index[key].setdefault('vocals', (parts['vocals'],))
     if 'instrumental' in parts:
       index[key].setdefault('instrumental', (parts['instrumental'],))
