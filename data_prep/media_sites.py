@@ -52,6 +52,7 @@ def download(url: str, output_dir: pathlib.Path, options: MediaOptions,
     The items skipped as too long and the errors, each one line.
   """
   outcome = MediaOutcome()
+  output_dir = output_dir.resolve()  # yt-dlp may report paths absolute.
 
   def finished(info: dict) -> None:
     path = pathlib.Path(info['filepath'])
