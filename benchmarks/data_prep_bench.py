@@ -113,18 +113,22 @@ def main():
   inputs = link_inputs(paths, work / 'in')
   warmup_inputs = link_inputs(paths[:1], work / 'warmup_in')
 
+  # Prepare always works in pool workers: both pools start (and warm up) before timing.
+  one_pool = prepare.make_executor(1)
   pool = prepare.make_executor(2)
-  # Warm-up: imports, numba caches, TensorFlow, and both pool workers.
+  # Warm-up: imports, numba caches, TensorFlow, and every pool worker.
   naive_librosa(paths[:1])
-  run_prepare(warmup_inputs, work / 'warmup_1', 1, None)
+  run_prepare(warmup_inputs, work / 'warmup_1', 1, one_pool)
   list(pool.map(song.process_song, prepare.make_tasks(prepare.PrepareOptions(
       input_dir=str(work / 'in'), output_dir=str(work / 'warmup_2')))[:2]))
 
   runs = iter(range(1000))
   naive_s = best_of(args.repeats, lambda: naive_librosa(paths))
-  one_s = best_of(args.repeats, lambda: run_prepare(inputs, work / f'one_{next(runs)}', 1, None))
+  one_s = best_of(args.repeats,
+                  lambda: run_prepare(inputs, work / f'one_{next(runs)}', 1, one_pool))
   two_s = best_of(args.repeats,
                   lambda: run_prepare(inputs, work / f'two_{next(runs)}', 2, pool))
+  one_pool.shutdown()
   pool.shutdown()
 
   rows = [('librosa naive loop (1 process)', naive_s), ('prepare, 1 worker', one_s),

@@ -26,6 +26,7 @@ from absl import app
 from absl import flags
 
 from data_prep import cleaning
+from data_prep import input_files
 from data_prep import separation
 from data_prep import shards
 from data_prep import song as song_lib
@@ -80,40 +81,30 @@ def check_options(options: PrepareOptions) -> None:
   separation.check_options(options.song.separation)
 
 
-def find_inputs(input_dir: pathlib.Path, skip_dir: pathlib.Path) -> list[pathlib.Path]:
-  """Every non-hidden file under `input_dir`, sorted, outside `skip_dir`."""
-  found = []
-  for root, dirs, files in os.walk(input_dir):
-    root_path = pathlib.Path(root)
-    dirs[:] = sorted(d for d in dirs if not d.startswith('.')
-                     and (root_path / d).resolve() != skip_dir)
-    found.extend(root_path / f for f in sorted(files) if not f.startswith('.'))
-  return sorted(found)
-
-
 def make_tasks(options: PrepareOptions) -> list[song_lib.SongTask]:
   """One task per input file, with collision-free output names."""
   input_dir = pathlib.Path(options.input_dir)
   output_dir = pathlib.Path(options.output_dir)
-  paths = find_inputs(input_dir, output_dir.resolve())
+  paths = input_files.list_files(input_dir, skip_dir=output_dir)
   stem_index = {}
   separation_options = options.song.separation
   if separation_options.backend == 'stems':
     stem_index, stem_paths = separation.find_stem_files(
         separation_options.stems_dir or str(input_dir))
-    paths = [path for path in paths if os.path.abspath(path) not in stem_paths]
+    paths = [path for path in paths if os.path.realpath(path) not in stem_paths]
   sources = [path.relative_to(input_dir).as_posix() for path in paths]
+  bases = [os.path.splitext(source)[0] for source in sources]
+  stems_by_song = separation.match_stem_files(bases, stem_index)
   # `a.mp3` and `a.flac` would both become `a.wav`: keep the suffix for those.
-  stem_counts = collections.Counter(os.path.splitext(s)[0] for s in sources)
+  base_counts = collections.Counter(bases)
   tasks = []
-  for path, source in zip(paths, sources):
-    base = os.path.splitext(source)[0]
-    name = source if stem_counts[base] > 1 else base
+  for path, source, base in zip(paths, sources, bases):
+    name = source if base_counts[base] > 1 else base
     tasks.append(song_lib.SongTask(
         input_path=str(path), source=source,
         clean_path=str(output_dir / 'clean' / f'{name}.wav'),
         cache_path=str(output_dir / 'work' / name), options=options.song,
-        stem_files=stem_index.get(path.stem, {})))
+        stem_files=stems_by_song.get(base, {})))
   return tasks
 
 
@@ -157,11 +148,14 @@ def _run_tasks(tasks, options, executor):
   progress = tqdm(total=len(todo), unit='file', desc='prepare',
                   disable=not options.show_progress or not todo)
   own_executor = None
-  if executor is None and options.num_workers > 1 and len(todo) > 1:
+  if executor is None and todo:
+    # Always a worker, even for one file or one worker: the main process has
+    # threaded BLAS, whose sums round differently, and a resumed run must
+    # write the same bytes whatever was left to do.
     own_executor = executor = make_executor(min(options.num_workers, len(todo)))
   done = set()
   try:
-    outcomes = executor.map(song_lib.process_song, todo) if executor else map(song_lib.process_song, todo)
+    outcomes = executor.map(song_lib.process_song, todo) if todo else []
     for task, outcome in zip(todo, outcomes):
       done.add(task.source)
       progress.update()
@@ -198,7 +192,7 @@ def prepare(options: PrepareOptions,
   Args:
     options: what to prepare and how; checked first.
     executor: a pool to run songs on; by default one of `num_workers`
-      processes (none for a single worker).
+      processes with single-threaded BLAS (also for a single worker).
   """
   check_options(options)
   started = time.perf_counter()

@@ -7,7 +7,8 @@ Backends (`--separation`):
          part of an HPSS split; vocals are what does not repeat, the
          instrumental is the rest of the mix (so the stems add up to the mix).
   stems  stems another separator already wrote (UVR5, Demucs, or
-         `Song.vocals.wav`), found by name; a missing stem is reported.
+         `Song.vocals.wav`), found by the song's relative path; a missing
+         stem is reported.
   uvr    UVR5 models through the `audio-separator` package, with the model
          file from --uvr_model_dir (nothing is downloaded).
 """
@@ -16,14 +17,16 @@ import dataclasses
 import functools
 import os
 import pathlib
+import posixpath
 import re
 import tempfile
 
 import librosa
 import numpy as np
 
-from melodygan_jax.audio import contract
+from data_prep import input_files
 from melodygan_jax.audio import audio_io
+from melodygan_jax.audio import contract
 
 BACKENDS = ('none', 'dsp', 'stems', 'uvr')
 SEPARATED_STEMS = ('vocals', 'instrumental')
@@ -128,43 +131,82 @@ _DEMUCS_STEMS = {'vocals': 'vocals', 'no_vocals': 'instrumental', 'instrumental'
 
 
 def find_stem_files(stems_dir: str) -> tuple[dict[str, dict[str, tuple[str, ...]]], set[str]]:
-  """Indexes pre-separated stems under `stems_dir` by song name.
+  """Indexes pre-separated stems under `stems_dir` by their song's relative path.
 
-  Understood layouts:
+  Understood layouts, each in the folder that mirrors the song's own:
     UVR5: `1_Song_(Vocals).wav`, `1_Song_(Instrumental).wav` (also without the
       number, and with a model-name suffix as audio-separator writes them);
     Demucs: `<model>/Song/vocals.wav` with `no_vocals.wav`, or drums, bass and
       other, which are summed into the instrumental;
     simple: `Song.vocals.wav`, `Song.instrumental.wav`.
+  So `album/Song.wav` has the key `album/Song`, from `album/Song.vocals.wav`,
+  `album/1_Song_(Vocals).wav` or `album/htdemucs/Song/vocals.wav`.
 
   Returns:
-    song name -> {'vocals' | 'instrumental': paths to sum}, and the set of
-    every stem file found (so they are not taken for songs).
+    song key (posix path relative to `stems_dir`, without extension) ->
+    {'vocals' | 'instrumental': paths to sum}, and the set of every stem file
+    found (real paths, so they are not taken for songs).
   """
+  stems_dir = pathlib.Path(stems_dir)
   index = collections.defaultdict(dict)
   demucs_parts = collections.defaultdict(dict)
   stem_files = set()
-  for root, _, files in os.walk(stems_dir):
-    for name in sorted(files):
-      path = os.path.join(root, name)
-      base, extension = os.path.splitext(name)
-      if extension.lower() not in audio_io.AUDIO_EXTENSIONS:
-        continue
-      match = _UVR_NAME.match(base) or _SIMPLE_NAME.match(base)
-      if match:
-        index[match['song']][match['stem'].lower()] = (path,)
-        stem_files.add(os.path.abspath(path))
-      elif base.lower() in _DEMUCS_STEMS and os.path.abspath(root) != os.path.abspath(stems_dir):
-        demucs_parts[os.path.basename(root)][_DEMUCS_STEMS[base.lower()]] = path
-        stem_files.add(os.path.abspath(path))
-  for song, parts in demucs_parts.items():
-    if 'vocals' in parts:
-      index[song].setdefault('vocals', (parts['vocals'],))
+  for path in input_files.list_files(stems_dir):
+    base, extension = os.path.splitext(path.name)
+    if extension.lower() not in audio_io.AUDIO_EXTENSIONS:
+      continue
+    folder = path.parent.relative_to(stems_dir)
+    match = _UVR_NAME.match(base) or _SIMPLE_NAME.match(base)
+    if match:
+      index[_song_key(folder, match['song'])][match['stem'].lower()] = (str(path),)
+      stem_files.add(os.path.realpath(path))
+    elif base.lower() in _DEMUCS_STEMS and folder != pathlib.Path('.'):
+      # <song's folder>/<model>/<song>/vocals.wav; the model folder may be stems_dir.
+      song_folder = folder.parent.parent if folder.parent != pathlib.Path('.') else folder.parent
+      demucs_parts[_song_key(song_folder, folder.name)][_DEMUCS_STEMS[base.lower()]] = str(path)
+  for key, parts in demucs_parts.items():
+    if 'vocals' not in parts:
+      continue  # Demucs always writes vocals: this is a folder of songs (`bass.wav`...).
+    stem_files.update(os.path.realpath(path) for path in parts.values())
+    index[key].setdefault('vocals', (parts['vocals'],))
     if 'instrumental' in parts:
-      index[song].setdefault('instrumental', (parts['instrumental'],))
+      index[key].setdefault('instrumental', (parts['instrumental'],))
     elif all(part in parts for part in DEMUCS_PARTS):
-      index[song].setdefault('instrumental', tuple(parts[p] for p in DEMUCS_PARTS))
+      index[key].setdefault('instrumental', tuple(parts[p] for p in DEMUCS_PARTS))
   return dict(index), stem_files
+
+
+def _song_key(folder: pathlib.PurePath, song: str) -> str:
+  return (pathlib.PurePosixPath(*folder.parts) / song).as_posix()
+
+
+def match_stem_files(song_keys: list[str], index: dict) -> dict[str, dict]:
+  """Each song's stems: those at its relative path (`album/Song`).
+
+  A song with none there takes the stems of its bare name (a flat output
+  folder, as UVR5 writes) only when that is unambiguous: one such song, one
+  such set of stems, claimed by no song at its own path. Songs of the same
+  name in different folders never take each other's stems.
+
+  Args:
+    song_keys: each song's path relative to the input folder, without extension.
+    index: `find_stem_files`'s index.
+
+  Returns:
+    song key -> {stem: paths}, for the songs that have stems.
+  """
+  matched = {key: index[key] for key in song_keys if key in index}
+  unclaimed = collections.defaultdict(list)
+  for key in index:
+    if key not in matched:
+      unclaimed[posixpath.basename(key)].append(key)
+  unmatched_names = collections.Counter(
+      posixpath.basename(key) for key in song_keys if key not in matched)
+  for key in song_keys:
+    name = posixpath.basename(key)
+    if key not in matched and unmatched_names[name] == 1 and len(unclaimed[name]) == 1:
+      matched[key] = index[unclaimed[name][0]]
+  return matched
 
 
 def _read_stem(paths, length: int) -> np.ndarray:
@@ -233,7 +275,7 @@ def separate(mix: np.ndarray, options: SeparationOptions, *, stem_files=None,
       if stem not in (stem_files or {}):
         raise SeparationError(f'no {stem} stem found (looked for Song.{stem}.wav, '
                               f'1_Song_({stem.capitalize()}).wav and <model>/Song/ in the '
-                              'stems folder)')
+                              "stems folder's mirror of the song's folder)")
       raw = _read_stem(stem_files[stem], raw_length)
       stems[stem] = cleaning.apply_edits(raw, edits, cleaning_options)[:len(mix)]
   elif wanted and options.backend == 'uvr':

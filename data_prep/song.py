@@ -51,7 +51,11 @@ class SongTask:
     """Changes when the file, its stem files or the options change."""
     parts = []
     for path in [self.input_path, *sorted(p for ps in self.stem_files.values() for p in ps)]:
-      stat = os.stat(path)
+      try:
+        stat = os.stat(path)
+      except OSError:  # A broken link: processing reports it.
+        parts.append('missing')
+        continue
       parts.append(f'{stat.st_size}-{stat.st_mtime_ns}')
     digest = hashlib.sha256('|'.join(parts).encode()).hexdigest()[:16]
     return f'{digest}-{self.options.digest()}'
@@ -82,6 +86,8 @@ def _featurize(stem_samples: dict[str, np.ndarray], segment_frames: int) -> dict
 
 
 def _process(task: SongTask, outcome: dict) -> None:
+  if not os.path.exists(task.input_path):
+    raise audio_io.AudioReadError('cannot be opened: a broken symbolic link, or deleted')
   samples, sample_rate = audio_io.read_audio(task.input_path)
   outcome.update(duration_s=round(len(samples) / sample_rate, 3),
                  sample_rate_hz=sample_rate, channels=samples.shape[1])

@@ -5,7 +5,11 @@
 set -euo pipefail
 DEMO_DIR="${1:-demo}"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
-quiet() { grep -v -e 'absl::InitializeLog' -e 'oneDNN custom operations' -e "backend 'tpu'" || true; }
+# Output filters. grep exits 1 when no line matches, which under pipefail would
+# fail a stage that succeeded; only grep's own errors (2) count. A stage that
+# fails still fails the pipeline: pipefail reports the python's status.
+keep() { grep "$@" || [ "$?" -eq 1 ]; }
+quiet() { keep -v -e 'absl::InitializeLog' -e 'oneDNN custom operations' -e "backend 'tpu'"; }
 
 echo "== 1/6 build the demo corpus"
 python -m data_prep.demo_corpus --output_dir="$DEMO_DIR/corpus"
@@ -15,16 +19,16 @@ python -m data_prep.prepare --input_dir="$DEMO_DIR/corpus/songs" --output_dir="$
 
 echo "== 3/6 train the tiny VQ-VAE"
 python -m melodygan_jax.train --config=configs/vqvae_tiny.py --workdir="$DEMO_DIR/vqvae" \
-    --config.data.dataset_dir="$DEMO_DIR/data" 2>&1 | quiet | grep -e 'eval at' -e 'step [0-9]*/' -e 'rror'
+    --config.data.dataset_dir="$DEMO_DIR/data" 2>&1 | quiet | keep -e 'eval at' -e 'step [0-9]*/' -e 'rror'
 
 echo "== 4/6 train the tiny latent GAN"
 python -m melodygan_jax.train --config=configs/gan_tiny.py --workdir="$DEMO_DIR/gan" \
-    --config.vqvae_workdir="$DEMO_DIR/vqvae" 2>&1 | quiet | grep -e 'eval at' -e 'step [0-9]*/' -e 'rror'
+    --config.vqvae_workdir="$DEMO_DIR/vqvae" 2>&1 | quiet | keep -e 'eval at' -e 'step [0-9]*/' -e 'rror'
 
 echo "== 5/6 evaluate (validation split)"
 python -m melodygan_jax.evaluate --vqvae_workdir="$DEMO_DIR/vqvae" --gan_workdir="$DEMO_DIR/gan" \
-    --data_dir="$DEMO_DIR/data" --output="$DEMO_DIR/metrics.json" 2>&1 | quiet | grep -v '^{'
+    --data_dir="$DEMO_DIR/data" --output="$DEMO_DIR/metrics.json" 2>&1 | quiet | keep -v '^{'
 
 echo "== 6/6 sample"
 python -m melodygan_jax.sample --workdir="$DEMO_DIR/gan" --output_dir="$DEMO_DIR/samples" \
-    --num_samples=4 --seconds=8 2>&1 | quiet | grep -v -e '^sample:' -e 'I[0-9]'
+    --num_samples=4 --seconds=8 2>&1 | quiet | keep -v -e '^sample:' -e 'I[0-9]'

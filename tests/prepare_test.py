@@ -171,22 +171,33 @@ def test_cli_exit_status_and_one_line_errors(messy_dir, tmp_path):
   assert not (tmp_path / 'o').exists()
 
 
-def test_kill_9_and_resume_gives_identical_shards(corpus_dir, prepared_dir, tmp_path):
-  output_dir = tmp_path / 'resumed'
-  args = [f'--input_dir={corpus_dir / "songs"}', f'--output_dir={output_dir}',
-          '--num_workers=1', *PREPARE_FLAGS]
-  process = run_cli(*args)
+def kill_when_finished(process, output_dir, num_finished):
+  """Kills the whole run (parent and workers, as kill -9 of the job would) once
+  `num_finished` files are done; returns how many were done."""
+  work_dir = output_dir / 'work'
   deadline = time.time() + 120
-  while not list((output_dir / 'work').glob('*.json')) and time.time() < deadline:
+  while len(list(work_dir.glob('*.json'))) < num_finished and time.time() < deadline:
     time.sleep(0.005)
   assert process.poll() is None, 'prepare finished before it could be killed'
-  process.send_signal(signal.SIGKILL)
+  os.killpg(process.pid, signal.SIGKILL)
   process.wait()
-  assert not (output_dir / 'stats.json').exists()
-  finished_before = len(list((output_dir / 'work').glob('*.json')))
-  assert 1 <= finished_before < 4
+  time.sleep(0.2)  # Let the killed workers' exits settle before counting.
+  return len(list(work_dir.glob('*.json')))
 
-  process = run_cli(*args)
+
+def test_kill_9_at_several_points_and_resume_gives_identical_shards(
+    corpus_dir, prepared_dir, tmp_path):
+  """Every file is processed in the same numeric environment (single-threaded
+  BLAS in a worker), whether workers are 1 or 2 and however many files are left."""
+  output_dir = tmp_path / 'resumed'
+  args = [f'--input_dir={corpus_dir / "songs"}', f'--output_dir={output_dir}', *PREPARE_FLAGS]
+  assert 1 <= kill_when_finished(run_cli(*args, '--num_workers=1', start_new_session=True),
+                                 output_dir, 1) < 3
+  assert kill_when_finished(run_cli(*args, '--num_workers=2', start_new_session=True),
+                            output_dir, 3) == 3
+  assert not (output_dir / 'stats.json').exists()
+
+  process = run_cli(*args, '--num_workers=2')  # The one file left.
   stdout, stderr = process.communicate(timeout=300)
   assert process.returncode == 0, stderr
   assert '4 files used' in stdout
@@ -209,3 +220,23 @@ def test_a_dead_worker_loses_no_file(corpus_dir, tmp_path):
       song=prepare.song_lib.SongOptions(segment_frames=64)), executor=executor)
   executor.shutdown()
   assert report['num_used'] == 4 and report['num_skipped'] == 0
+
+
+def test_symlinked_folders_are_followed_and_each_file_used_once(tmp_path):
+  input_dir, elsewhere = tmp_path / 'songs', tmp_path / 'elsewhere'
+  (input_dir / 'album').mkdir(parents=True)
+  (elsewhere / 'live').mkdir(parents=True)
+  (input_dir / 'album' / 'a.wav').write_bytes(b'a')
+  (elsewhere / 'live' / 'b.wav').write_bytes(b'b')
+  (input_dir / 'linked').symlink_to(elsewhere)                     # A folder kept elsewhere.
+  (input_dir / 'again').symlink_to(input_dir / 'album')            # The same folder twice.
+  (input_dir / 'album' / 'loop').symlink_to(input_dir)             # A cycle.
+  (elsewhere / 'live' / 'up').symlink_to(elsewhere)                # A cycle in the linked tree.
+  (input_dir / 'alias.wav').symlink_to(input_dir / 'album' / 'a.wav')  # A file twice.
+  os.link(input_dir / 'album' / 'a.wav', input_dir / 'album' / 'z.wav')  # A hard link.
+  (input_dir / 'gone.wav').symlink_to(tmp_path / 'deleted.wav')    # A broken link: reported.
+  tasks = prepare.make_tasks(prepare.PrepareOptions(
+      input_dir=str(input_dir), output_dir=str(tmp_path / 'out')))
+  assert sorted(task.source for task in tasks) == ['album/a.wav', 'gone.wav', 'linked/live/b.wav']
+  outcome = prepare.song_lib.process_song(next(t for t in tasks if t.source == 'gone.wav'))
+  assert outcome['status'] == 'skipped' and 'broken symbolic link' in outcome['reason']

@@ -1,5 +1,6 @@
 """Separation backends on the demo corpus, scored against its true stems."""
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -176,3 +177,52 @@ def test_score_separation_cli(demo_songs, tmp_path):
   assert mean['vocals']['sdr_improvement'] > 6 and mean['instrumental']['sdr_improvement'] > 0.5
   assert mean['vocals']['si_sdr_improvement'] > 3
   assert all(np.isfinite(v) for row in mean.values() for v in row.values())
+
+
+def stems_options(input_dir, output_dir, stems_dir=''):
+  return prepare.PrepareOptions(
+      input_dir=str(input_dir), output_dir=str(output_dir), song=song.SongOptions(
+          separation=separation.SeparationOptions(
+              backend='stems', stems=('mix', 'vocals', 'instrumental'), stems_dir=stems_dir)))
+
+
+def touch(folder, *names):
+  for name in names:
+    (folder / name).parent.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(b'')
+
+
+def test_stems_are_matched_by_relative_path(tmp_path):
+  songs = tmp_path / 'songs'
+  touch(songs, 'a/Song.wav', 'a/Song.vocals.wav', 'a/Song.instrumental.wav',
+        'b/Song.wav', 'b/1_Song_(Vocals).wav', 'b/1_Song_(Instrumental).wav',
+        'c/Song.flac', 'c/htdemucs/Song/vocals.wav', 'c/htdemucs/Song/no_vocals.wav',
+        'Song.wav', 'htdemucs/Song/vocals.wav', 'htdemucs/Song/no_vocals.wav',
+        'd/Other.wav')
+  tasks = prepare.make_tasks(stems_options(songs, tmp_path / 'out'))
+  stem_files = {task.source: {stem: [str(pathlib.Path(p).relative_to(songs)) for p in paths]
+                              for stem, paths in task.stem_files.items()} for task in tasks}
+  assert stem_files == {
+      'a/Song.wav': {'vocals': ['a/Song.vocals.wav'], 'instrumental': ['a/Song.instrumental.wav']},
+      'b/Song.wav': {'vocals': ['b/1_Song_(Vocals).wav'],
+                     'instrumental': ['b/1_Song_(Instrumental).wav']},
+      'c/Song.flac': {'vocals': ['c/htdemucs/Song/vocals.wav'],
+                      'instrumental': ['c/htdemucs/Song/no_vocals.wav']},
+      'Song.wav': {'vocals': ['htdemucs/Song/vocals.wav'],
+                   'instrumental': ['htdemucs/Song/no_vocals.wav']},
+      'd/Other.wav': {},
+  }
+
+
+def test_a_flat_stems_folder_matches_unambiguous_names_only(tmp_path):
+  songs, stems = tmp_path / 'songs', tmp_path / 'uvr_output'
+  touch(songs, 'album/Unique.wav', 'x/Twice.wav', 'y/Twice.wav')
+  touch(stems, '1_Unique_(Vocals).wav', '1_Unique_(Instrumental).wav',
+        '2_Twice_(Vocals).wav', '2_Twice_(Instrumental).wav')
+  tasks = prepare.make_tasks(stems_options(songs, tmp_path / 'out', str(stems)))
+  stem_files = {task.source: task.stem_files for task in tasks}
+  assert stem_files['album/Unique.wav'] == {
+      'vocals': (str(stems / '1_Unique_(Vocals).wav'),),
+      'instrumental': (str(stems / '1_Unique_(Instrumental).wav'),)}
+  # Two songs named Twice, one set of stems: whose they are is not guessed.
+  assert stem_files['x/Twice.wav'] == stem_files['y/Twice.wav'] == {}
