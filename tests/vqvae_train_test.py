@@ -120,6 +120,12 @@ def test_sigterm_then_kill_9_then_resume_equals_uninterrupted(prepared_dir, unin
   _, _, final = uninterrupted
   for a, b in zip(jax.tree.leaves(parallel.host_values(resumed)), jax.tree.leaves(final)):
     np.testing.assert_array_equal(a, b)  # Bitwise on the CPU.
+  # Three runs wrote metrics.jsonl; each logged step is listed once, as uninterrupted.
+  logged = [row['step'] for row in metric_writer.read_metrics(str(workdir))
+            if 'train/loss' in row]
+  expected = [row['step'] for row in metric_writer.read_metrics(str(uninterrupted[0]))
+              if 'train/loss' in row]
+  assert logged == expected
 
 
 def test_step_on_4_devices_matches_1_device(prepared_dir):
