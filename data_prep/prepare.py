@@ -212,9 +212,12 @@ def prepare(options: PrepareOptions,
         output_dir, used, {task.source: task.cache_path for task in tasks},
         options.song.segment_frames, options.validation_fraction, options.shard_size_mb)
     atomic_files.write_json(output_dir / records.STATS_FILENAME, stats)
+    clean_wavs = {task.source: os.path.relpath(task.clean_path, output_dir) for task in tasks}
     for outcome in report['files']:
       if outcome['source'] in stats['splits']:
         outcome['split'] = stats['splits'][outcome['source']]
+        # Where the cleaned audio of a record's `source` is: listening pages play it.
+        outcome['clean_wav'] = pathlib.PurePath(clean_wavs[outcome['source']]).as_posix()
   report['seconds'] = round(time.perf_counter() - started, 2)
   atomic_files.write_json(output_dir / records.REPORT_FILENAME, report)
   return report

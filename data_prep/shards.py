@@ -157,7 +157,3 @@ def write_dataset(output_dir: str | os.PathLike, songs: list[dict],
       'splits': dict(sorted(split_of.items())),
       'shard_stem_counts': shard_stem_counts,
   }
-
-
-def dataset_exists(output_dir: str | os.PathLike) -> bool:
-  return (pathlib.Path(records.dataset_path(output_dir)) / 'dataset_info.json').exists()

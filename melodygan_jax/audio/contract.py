@@ -32,10 +32,6 @@ def frames_to_seconds(num_frames: float) -> float:
   return num_frames * HOP_LENGTH / SAMPLE_RATE_HZ
 
 
-def seconds_to_frames(seconds: float) -> int:
-  return int(round(seconds * SAMPLE_RATE_HZ / HOP_LENGTH))
-
-
 @functools.cache
 def mel_filterbank() -> np.ndarray:
   """librosa's Slaney mel filterbank, [NUM_MELS, N_FFT // 2 + 1] float32."""

@@ -150,7 +150,8 @@ def _normalizer(meta: DatasetMeta, stems):
 
   def normalize(parsed):
     stem_id = table.lookup(parsed['stem'])
-    mel = (parsed['mel'] - tf.gather(mean, stem_id)) / tf.gather(std, stem_id)
+    mel = normalization_lib.normalize_with(parsed['mel'], tf.gather(mean, stem_id),
+                                           tf.gather(std, stem_id))
     return mel, stem_id
   return normalize
 

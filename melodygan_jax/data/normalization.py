@@ -15,6 +15,16 @@ from melodygan_jax.audio import contract
 NORMALIZATION_FILENAME = 'normalization.json'
 
 
+def normalize_with(log_mel, mean, std):
+  """(log_mel - mean) / std: plain arithmetic, so NumPy, JAX and tf.data all use this one."""
+  return (log_mel - mean) / std
+
+
+def denormalize_with(normalized, mean, std):
+  """The inverse of `normalize_with`."""
+  return normalized * std + mean
+
+
 class NormalizationError(ValueError):
   """Statistics that cannot be used; str() names the source and the problem."""
 
@@ -69,8 +79,8 @@ class Normalization:
 
   def normalize(self, log_mel, stem: str) -> np.ndarray:
     mean, std = self.of(stem)
-    return ((np.asarray(log_mel) - mean) / std).astype(np.float32)
+    return normalize_with(np.asarray(log_mel), mean, std).astype(np.float32)
 
   def denormalize(self, normalized, stem: str) -> np.ndarray:
     mean, std = self.of(stem)
-    return (np.asarray(normalized) * std + mean).astype(np.float32)
+    return denormalize_with(np.asarray(normalized), mean, std).astype(np.float32)

@@ -5,7 +5,9 @@ r"""Measure every stage on a data set's validation split.
 
 VQ-VAE (whole validation segments through encode, quantize, decode):
   log_mel_l1, mel_spectral_convergence, mel_cepstral_distortion_db (c1..c19 of
-  librosa MFCCs, which are cepstra of dB mel power), codebook_usage, perplexity.
+  librosa MFCCs, which are cepstra of dB mel power), codebook_usage, perplexity;
+  beside the spectral convergence of the trivial codec that outputs the data
+  set's mean spectrum for every frame.
 With a GAN: generated clips (one segment long) are decoded, inverted to audio
 and re-analysed; the Fréchet distance of their audio features to held-out real
 segments' is reported for MFCC statistics (per clip mean and std) and for the
@@ -62,7 +64,7 @@ def segments(meta, data, split: str, batch_size: int = 16):
 
 def evaluate_vqvae(vqvae: pretrained.LoadedVQVAE, meta, data) -> dict:
   stems = list(data.stems)
-  totals = {'l1': 0.0, 'sc': 0.0, 'mcd': 0.0, 'count': 0}
+  totals = {'l1': 0.0, 'sc': 0.0, 'mcd': 0.0, 'mean_sc': 0.0, 'count': 0}
   code_counts = np.zeros(len(vqvae.codebook))
   for mel, stem_ids in segments(meta, data, records.VALIDATION_SPLIT):
     recon, aux = vqvae.jit_outputs(vqvae.state, mel)
@@ -76,6 +78,9 @@ def evaluate_vqvae(vqvae: pretrained.LoadedVQVAE, meta, data) -> dict:
       totals['sc'] += float(spectral_metrics.spectral_convergence(target, estimate))
       totals['mcd'] += mel_cepstral_distortion(mfcc_from_log_mel(target),
                                                mfcc_from_log_mel(estimate))
+      # The trivial codec: every frame the data set's mean spectrum.
+      mean_spectrum = vqvae.denormalize(np.zeros_like(mel[index]), stem)
+      totals['mean_sc'] += float(spectral_metrics.spectral_convergence(target, mean_spectrum))
       totals['count'] += 1
   count = max(totals['count'], 1)
   codebook = {f'vqvae/{name}': value
@@ -83,6 +88,7 @@ def evaluate_vqvae(vqvae: pretrained.LoadedVQVAE, meta, data) -> dict:
   return {'vqvae/log_mel_l1': totals['l1'] / count,
           'vqvae/mel_spectral_convergence': totals['sc'] / count,
           'vqvae/mel_cepstral_distortion_db': totals['mcd'] / count,
+          'baseline_mean_spectrum/mel_spectral_convergence': totals['mean_sc'] / count,
           **codebook, 'vqvae/num_segments': totals['count']}
 
 

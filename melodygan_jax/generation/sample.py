@@ -3,16 +3,17 @@ r"""Generate music with a trained latent GAN and write a listening page.
   python -m melodygan_jax.sample --workdir=runs/gan --output_dir=samples/ \
       [--num_samples=8] [--seconds=10] [--seed=0] [--interpolate=3,7]
 
-Writes per sample a 22 050 Hz 16-bit mono WAV and a spectrogram PNG, plus
-manifest.json (seed, checkpoint steps, every sample's codes and duration) and
-index.html (players and spectrograms; open it from disk). The same --seed
+Writes per sample a 22 050 Hz 16-bit mono WAV and a spectrogram PNG (wrapped
+into 10 s rows), plus manifest.json (seed, checkpoint steps, every sample's
+codes and duration) and index.html (open it from disk): players, spectrograms
+with axes and a playback cursor, held-out real clips of the run's data set
+beside their reconstructions, and an evaluate --metrics table if given. The same --seed
 writes the same files byte for byte; sample i's codes come from the key
 fold_in(seed, i) alone, whatever the batch it is generated in. --seconds may exceed
 the training crop: generator and decoder are convolutional in time and the
 whole clip is inverted at once, so there are no seams.
 """
 import functools
-import html
 import math
 import os
 import pathlib
@@ -28,9 +29,12 @@ import numpy as np
 from melodygan_jax import atomic_files
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import audio_io
-from melodygan_jax.audio import spectrogram_image
-from melodygan_jax.generation import pretrained
 from melodygan_jax.audio import synthesis
+from melodygan_jax.data import input_pipeline
+from melodygan_jax.data import records
+from melodygan_jax.data import reference_clips
+from melodygan_jax.generation import listening_page
+from melodygan_jax.generation import pretrained
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'steps', 'temperature'))
@@ -78,34 +82,81 @@ def steps_for_seconds(seconds: float, time_stride: int) -> int:
   return max(1, math.ceil(frames / time_stride))
 
 
-def write_page(output_dir: pathlib.Path, manifest: dict) -> None:
-  rows = []
-  for sample in manifest['samples']:
-    name = html.escape(sample['wav'])
-    rows.append(
-        f'<figure><figcaption>{name} &middot; {sample["seconds"]:.2f} s</figcaption>'
-        f'<audio controls preload="metadata" src="{name}"></audio><br>'
-        f'<img src="{html.escape(sample["png"])}" alt="spectrogram of {name}"></figure>')
-  title = f'MelodyGAN-JAX samples (GAN step {manifest["gan_step"]}, seed {manifest["seed"]})'
-  page = f'''<!doctype html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}} figure{{margin:0 0 2em 0}}
-img{{max-width:100%;image-rendering:pixelated}} audio{{width:32em}}</style></head>
-<body><h1>{html.escape(title)}</h1>
-<p>GAN: {html.escape(manifest["gan_workdir"])}; VQ-VAE: {html.escape(manifest["vqvae_workdir"])}
-(step {manifest["vqvae_step"]}).</p>
-{"".join(rows)}
-</body></html>
-'''
-  with atomic_files.atomic_path(output_dir / 'index.html') as tmp_path:
-    tmp_path.write_text(page)
+def write_references(vqvae: pretrained.LoadedVQVAE, output: pathlib.Path, stem: str,
+                     num_references: int, seed: int) -> list[dict]:
+  """Held-out real clips of the run's data set and their codec reconstructions.
+
+  Returns their manifest entries; none when the data set is not on this machine.
+  """
+  try:
+    meta = input_pipeline.load_dataset_meta(vqvae.config.data.dataset_dir)
+  except input_pipeline.DatasetError:
+    return []
+  clips = reference_clips.held_out_clips(
+      vqvae.config.data.dataset_dir, meta.split_files.get(records.VALIDATION_SPLIT, []),
+      meta.segment_frames, num_references, stem)
+  if not clips:
+    return []
+  frames = (meta.segment_frames // vqvae.time_stride) * vqvae.time_stride
+  normalized = np.stack([vqvae.normalize(clip.log_mel[:frames], stem) for clip in clips])
+  recon_log_mel = vqvae.denormalize(np.asarray(vqvae.jit_reconstruct(vqvae.state, normalized)),
+                                    stem)
+  recon_audio = synthesis.log_mel_to_audio(recon_log_mel, seed=seed)
+  entries = []
+  for index, (clip, log_mel, audio) in enumerate(zip(clips, recon_log_mel, recon_audio)):
+    name = f'reference_{index:02d}'
+    entry = {'source': clip.source, 'start_s': clip.start_s}
+    for kind, samples, mel in (('original', clip.samples, clip.log_mel),
+                               ('reconstruction', audio[:len(clip.samples)], log_mel)):
+      audio_io.write_wav(output / f'{name}_{kind}.wav', synthesis.finish(samples))
+      rows = listening_page.write_spectrogram(output / f'{name}_{kind}.png', mel)
+      entry[kind] = {'wav': f'{name}_{kind}.wav', 'png': f'{name}_{kind}.png', 'rows': rows,
+                     'seconds': len(samples) / contract.SAMPLE_RATE_HZ}
+    entries.append(entry)
+  return entries
+
+
+def write_page(output: pathlib.Path, manifest: dict, metrics: dict | None) -> None:
+  """index.html: the samples, then the held-out references beside their reconstructions."""
+  generated = [listening_page.clip_figure(entry['wav'], entry['wav'], entry['png'],
+                                          entry['seconds'], entry['rows'])
+               for entry in manifest['samples']]
+  references = []
+  for entry in manifest['references']:
+    for kind in ('original', 'reconstruction'):
+      clip = entry[kind]
+      label = f'{entry["source"]} at {entry["start_s"]:.1f} s, {kind}'
+      references.append(listening_page.clip_figure(label, clip['wav'], clip['png'],
+                                                   clip['seconds'], clip['rows']))
+  sections = [('Generated', '', generated)]
+  if references:
+    sections.append(('Held-out real music', 'Clips the models never trained on, as recorded '
+                     'and through the VQ-VAE and the same inversion as the samples.',
+                     references))
+  else:
+    sections.append(('Held-out real music', 'The data set of this run is not on this '
+                     'machine, so there are no reference clips.', []))
+  listening_page.write_page(
+      output / 'index.html',
+      f'MelodyGAN-JAX samples (GAN step {manifest["gan_step"]}, seed {manifest["seed"]})',
+      f'GAN: {manifest["gan_workdir"]}; VQ-VAE: {manifest["vqvae_workdir"]} '
+      f'(step {manifest["vqvae_step"]}).', sections, metrics)
 
 
 def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float = 10.0,
            seed: int = 0, batch_size: int = 8, interpolate=None,
-           show_progress: bool = True) -> dict:
-  """Generates, decodes, inverts and writes; returns the manifest."""
-  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+           show_progress: bool = True, num_references: int = 2,
+           metrics: dict | None = None) -> dict:
+  """Generates, decodes, inverts and writes; returns the manifest.
+
+  Args:
+    workdir: a finished GAN run.
+    output_dir: where WAVs, PNGs, manifest.json and index.html go.
+    num_samples, seconds, seed, batch_size, interpolate: what to generate.
+    show_progress: a progress bar on stderr.
+    num_references: held-out real clips (and their reconstructions) on the page.
+    metrics: an evaluate output, shown on the page.
+  """
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   generator = pretrained.load_generator(workdir)
   vqvae = generator.vqvae
@@ -121,18 +172,15 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
     indices = list(range(first, min(first + batch_size, num_samples)))
     keys, noise = sample_keys_and_noise(generator, seed, indices, interpolate)
     codes = np.asarray(generate_codes(generator.graphdef, generator.params, codebook, keys,
-                                 jnp.asarray(noise), steps, generator.temperature))
+                                      jnp.asarray(noise), steps, generator.temperature))
     log_mel = vqvae.codes_to_log_mel(codes, stem)
     clips = synthesis.log_mel_to_audio(log_mel, seed=seed, indices=indices)
     for index, clip_codes, clip_mel, clip in zip(indices, codes, log_mel, clips):
       name = f'sample_{index:04d}'
       clip = synthesis.finish(clip[:num_samples_audio])
       audio_io.write_wav(output / f'{name}.wav', clip)
-      image = np.repeat(spectrogram_image.spectrogram_image(  # 3 px per mel band.
-          clip_mel, float(clip_mel.min()), float(clip_mel.max())), 3, axis=0)
-      with atomic_files.atomic_path(output / f'{name}.png') as tmp_path:
-        pyplot.imsave(tmp_path, image, format='png', metadata={'Software': None})
-      samples.append({'index': index, 'wav': f'{name}.wav', 'png': f'{name}.png',
+      rows = listening_page.write_spectrogram(output / f'{name}.png', clip_mel)
+      samples.append({'index': index, 'wav': f'{name}.wav', 'png': f'{name}.png', 'rows': rows,
                       'seconds': len(clip) / contract.SAMPLE_RATE_HZ,
                       'codes': clip_codes.tolist()})
       progress.update()
@@ -142,9 +190,10 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
       'gan_workdir': os.path.abspath(workdir), 'gan_step': generator.step,
       'vqvae_workdir': os.path.abspath(vqvae.workdir), 'vqvae_step': vqvae.step,
       'stem': stem, 'sample_rate_hz': contract.SAMPLE_RATE_HZ, 'samples': samples,
+      'references': write_references(vqvae, output, stem, num_references, seed),
   }
   atomic_files.write_json(output / 'manifest.json', manifest)
-  write_page(output, manifest)
+  write_page(output, manifest, metrics)
   return manifest
 
 
@@ -161,9 +210,16 @@ def main(argv):
       assert len(interpolate) == 2
     except (ValueError, AssertionError):
       sys.exit(f'sample: --interpolate={",".join(config.interpolate)}: give two seeds, A,B')
+  metrics = None
+  if config.metrics:
+    try:
+      metrics = atomic_files.read_json(config.metrics)
+    except (OSError, ValueError) as e:
+      sys.exit(f'sample: --metrics={config.metrics}: cannot be read as JSON ({e})')
   try:
     manifest = sample(config.workdir, config.output_dir, config.num_samples, config.seconds,
-                      config.seed, config.batch_size, interpolate)
+                      config.seed, config.batch_size, interpolate,
+                      num_references=config.num_references, metrics=metrics)
   except pretrained.WorkdirError as e:
     sys.exit(f'sample: {e}')
   print(f'{len(manifest["samples"])} samples in {config.output_dir}; listen: '
@@ -178,6 +234,9 @@ def run():
   flags.DEFINE_integer('seed', 0, 'The same seed writes the same files.')
   flags.DEFINE_integer('batch_size', 8, 'Clips generated at once.')
   flags.DEFINE_list('interpolate', None, 'Two seeds A,B: clips move from A to B.')
+  flags.DEFINE_integer('num_references', 2, 'Held-out real clips shown beside the samples '
+                       '(with their reconstructions), when the data set is on this machine.')
+  flags.DEFINE_string('metrics', None, 'An evaluate --output JSON to show on the page.')
   flags.mark_flags_as_required(['workdir', 'output_dir'])
   app.run(main)
 

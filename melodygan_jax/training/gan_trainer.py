@@ -192,10 +192,12 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebook, code_h
 
 
 def _logits_and_input_grads(discriminator, real):
-  """D(real) [batch] and dD/dreal per example, for the R1 penalty.
+  """D(real) [batch] and d(sum of D(real))/dreal [batch, steps, dim], for the R1 penalty.
 
-  The discriminator mixes examples only through its batch-std feature, whose
-  gradient R1 ignores, so the gradient of the sum is the per-example gradient.
+  As in StyleGAN's R1, this is the gradient of the summed logits. The
+  discriminator mixes examples through its batch-std feature, so example i's
+  row also holds the small terms of the other examples' logits through that
+  feature; without it, the row would be dD(real_i)/dreal_i exactly.
   """
   logits, vjp = jax.vjp(discriminator, real)
   (grads,) = vjp(jnp.ones_like(logits))

@@ -18,6 +18,7 @@ from melodygan_jax.audio import spectral_metrics
 from melodygan_jax.audio import spectrogram_image
 from melodygan_jax.audio import synthesis
 from melodygan_jax.data import input_pipeline
+from melodygan_jax.data import normalization
 from melodygan_jax.data import records
 from melodygan_jax.models import quantizer as quantizer_lib
 from melodygan_jax.models import vqvae
@@ -127,8 +128,9 @@ def eval_step(graphdef, mean, std, state: TrainState, batch) -> dict:
   recon, aux = model(mel)
   l1, mse = reconstruction_losses(recon, mel, weight)
   stem_mean, stem_std = mean[batch['stem']][:, None], std[batch['stem']][:, None]
-  convergence = spectral_metrics.spectral_convergence(mel * stem_std + stem_mean,
-                                                      recon * stem_std + stem_mean)
+  convergence = spectral_metrics.spectral_convergence(
+      normalization.denormalize_with(mel, stem_mean, stem_std),
+      normalization.denormalize_with(recon, stem_mean, stem_std))
   code_counts = jnp.einsum('b,btk->k', weight, jax.nn.one_hot(
       aux['codes'], model.quantizer.codebook_size))
   return {'l1': l1, 'mse': mse, 'spectral_convergence': jnp.sum(convergence * weight),
