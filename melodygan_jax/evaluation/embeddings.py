@@ -198,25 +198,34 @@ class Embedder:
                             sample_rate_hz: int) -> Iterator[np.ndarray]:
     """Yields each clip's per-patch embeddings [num_patches, 200], in order.
 
-    Patches of consecutive clips share network batches; a clip is yielded once
-    all its patches went through.
+    Patches of consecutive clips share full network batches (only the very
+    last batch is padded); a clip is yielded once all its patches went through.
 
     Args:
       clips: an iterable (a generator is fine) of [samples] mono float clips, each >= 3 s.
       sample_rate_hz: their rate; the audio contract's is 22 050 Hz.
     """
-    pending, counts = [], []
+    waiting = np.zeros((0, PATCH_FRAMES, MUSICNN_NUM_MELS), np.float32)  # Not yet embedded.
+    embedded = np.zeros((0, EMBEDDING_DIM), np.float32)  # Embedded, clip not complete yet.
+    counts = []  # Patches of each clip not yet yielded.
+
+    def completed_clips():
+      nonlocal embedded
+      while counts and len(embedded) >= counts[0]:
+        yield embedded[:counts[0]]
+        embedded = embedded[counts.pop(0):]
+
     for clip in clips:
       patches = log_mel_patches(clip, sample_rate_hz)
-      pending.append(patches)
       counts.append(len(patches))
-      if sum(counts) >= self.batch_size:
-        yield from np.split(self.embed_patch_batch(np.concatenate(pending)),
-                            np.cumsum(counts)[:-1])
-        pending, counts = [], []
-    if pending:
-      yield from np.split(self.embed_patch_batch(np.concatenate(pending)),
-                          np.cumsum(counts)[:-1])
+      waiting = np.concatenate([waiting, patches])
+      full = len(waiting) // self.batch_size * self.batch_size
+      if full:
+        embedded = np.concatenate([embedded, self.embed_patch_batch(waiting[:full])])
+        waiting = waiting[full:]
+        yield from completed_clips()
+    embedded = np.concatenate([embedded, self.embed_patch_batch(waiting)])
+    yield from completed_clips()
 
   def embed(self, clips: Iterable[np.ndarray], sample_rate_hz: int) -> np.ndarray:
     """Mean-pooled clip embeddings.
