@@ -141,6 +141,22 @@ def test_bootstrap_interval_contains_the_estimate_and_narrows_with_more_clips():
   assert (again.low, again.high) == (interval.low, interval.high)
 
 
+def test_fast_intervals_equal_the_generic_bootstrap():
+  rng = np.random.default_rng(14)
+  a, b = rng.standard_normal((40, 5)), rng.standard_normal((40, 5)) + 0.4
+  kad = functools.partial(distances.kernel_audio_distance, bandwidth=1.9)
+  generic = distances.bootstrap_interval(kad, a, b, num_resamples=25, seed=3,
+                                         pass_source_ids=True)
+  fast = distances.kad_interval(a, b, bandwidth=1.9, num_resamples=25, seed=3)
+  np.testing.assert_allclose([fast.value, fast.low, fast.high],
+                             [generic.value, generic.low, generic.high], rtol=1e-9)
+  generic = distances.bootstrap_interval(distances.frechet_distance, a, b, num_resamples=25,
+                                         seed=4)
+  fast = distances.fad_interval(a, b, num_resamples=25, seed=4)
+  np.testing.assert_allclose([fast.value, fast.low, fast.high],
+                             [generic.value, generic.low, generic.high], rtol=1e-9)
+
+
 def test_split_halves_are_disjoint_equal_and_keep_groups_apart():
   groups = np.repeat(np.arange(7), [5, 9, 3, 8, 6, 4, 7])
   half_a, half_b = distances.split_halves(len(groups), groups, seed=3)

@@ -12,7 +12,8 @@ row per clip, e.g. from `embeddings.Embedder.embed`) and runs on the host.
 - `kernel_audio_distance`: KAD (Chung et al. 2025, "KAD: No More FAD!"), the
   unbiased MMD² with a Gaussian kernel, median-distance bandwidth, times 100
   as kadtk reports it. Unbiased, so it can be negative and unequal sizes are fine.
-- `bootstrap_interval`: percentile interval of any of them, both sets resampled.
+- `bootstrap_interval`: percentile interval of any of them, both sets resampled;
+  `fad_interval` and `kad_interval` draw the same resamples without copying rows.
 - `split_halves`: two disjoint equal halves of real clips, the real-vs-real floor.
 - `memorization`: each generated clip's nearest training clip, beside the
   distances of held-out real clips to training (the floor for "too close").
@@ -39,13 +40,14 @@ def gaussian_fit(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return features.mean(axis=0), np.atleast_2d(np.cov(features, rowvar=False))
 
 
-def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+def psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+  """Square root of a symmetric positive semi-definite matrix [dim, dim] (eigh, clipped)."""
   values, vectors = np.linalg.eigh(0.5 * (matrix + matrix.T))
   return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
 
 
 def frechet_distance_of_fits(mean_a: np.ndarray, cov_a: np.ndarray, mean_b: np.ndarray,
-                             cov_b: np.ndarray) -> float:
+                             cov_b: np.ndarray, sqrt_cov_a: np.ndarray | None = None) -> float:
   """||mu_a - mu_b||² + tr(C_a + C_b - 2 (C_a C_b)^½), stably.
 
   tr (C_a C_b)^½ = tr (C_a^½ C_b C_a^½)^½, and the inner matrix is symmetric
@@ -55,11 +57,12 @@ def frechet_distance_of_fits(mean_a: np.ndarray, cov_a: np.ndarray, mean_b: np.n
 
   Args:
     mean_a, mean_b: [dim]. cov_a, cov_b: [dim, dim] covariances.
+    sqrt_cov_a: C_a^½ if already known (`psd_sqrt(cov_a)`), e.g. for a fixed reference.
 
   Returns:
     The squared Fréchet distance (FAD), >= 0 up to rounding.
   """
-  root_a = _psd_sqrt(cov_a)
+  root_a = psd_sqrt(cov_a) if sqrt_cov_a is None else sqrt_cov_a
   inner = root_a @ cov_b @ root_a
   trace_sqrt_product = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(0.5 * (inner + inner.T)),
                                               0.0, None)))
@@ -152,11 +155,13 @@ def fad_infinity(reference: np.ndarray, evaluated: np.ndarray, num_points: int =
   if min_n is None:
     min_n = max(len(evaluated) // 4, evaluated.shape[1] + 2, 2)
   min_n = min(min_n, len(evaluated))
-  reference_fit = gaussian_fit(reference)
+  reference_mean, reference_cov = gaussian_fit(reference)
+  reference_root = psd_sqrt(reference_cov)
   rng = np.random.default_rng(seed)
   counts = np.unique(np.linspace(min_n, len(evaluated), num_points).astype(int))
-  values = [frechet_distance_of_fits(*reference_fit, *gaussian_fit(
-      evaluated[rng.integers(0, len(evaluated), n)])) for n in counts]
+  values = [frechet_distance_of_fits(reference_mean, reference_cov, *gaussian_fit(
+      evaluated[rng.integers(0, len(evaluated), n)]), sqrt_cov_a=reference_root)
+            for n in counts]
   return extrapolate_to_infinite_n(counts, values)
 
 
@@ -228,13 +233,27 @@ class Interval:
     return self.low <= other.high and other.low <= self.high
 
 
+def _resample_rows(rng: np.random.Generator, num_rows: int,
+                   groups: np.ndarray | None) -> np.ndarray:
+  if groups is None:
+    return rng.integers(0, num_rows, num_rows)
+  labels, rows_of_group = np.unique(groups, return_inverse=True)
+  order = np.argsort(rows_of_group, kind='stable')
+  bounds = np.searchsorted(rows_of_group[order], np.arange(len(labels) + 1))
+  drawn = rng.integers(0, len(labels), len(labels))
+  return np.concatenate([order[bounds[g]:bounds[g + 1]] for g in drawn])
+
+
 def bootstrap_interval(metric: Callable[..., float], features_a: np.ndarray,
                        features_b: np.ndarray, num_resamples: int = 200,
                        confidence: float = 0.95, seed: int = 0,
-                       pass_source_ids: bool = False) -> Interval:
+                       pass_source_ids: bool = False, groups_a: np.ndarray | None = None,
+                       groups_b: np.ndarray | None = None) -> Interval:
   """Percentile bootstrap interval of metric(features_a, features_b).
 
-  Each resample draws both sets with replacement at their own sizes.
+  Each resample draws both sets with replacement at their own sizes: rows,
+  or with `groups_*` whole groups (a cluster bootstrap, for rows that are not
+  independent, such as the 3 s patches of one clip).
 
   Args:
     metric: e.g. `frechet_distance`, or `functools.partial(kernel_audio_distance,
@@ -246,6 +265,7 @@ def bootstrap_interval(metric: Callable[..., float], features_a: np.ndarray,
     pass_source_ids: call metric(a, b, source_ids_reference=..., source_ids_evaluated=...)
       with the drawn row indices (for `kernel_audio_distance`, whose unbiasedness
       needs copies of one clip kept out of the within-set pairs).
+    groups_a, groups_b: optional [n_a], [n_b] labels: resample groups, not rows.
 
   Returns:
     `Interval` around the metric on the full sets. For a biased metric (FAD),
@@ -255,15 +275,99 @@ def bootstrap_interval(metric: Callable[..., float], features_a: np.ndarray,
   rng = np.random.default_rng(seed)
   estimates = []
   for _ in range(num_resamples):
-    index_a = rng.integers(0, len(features_a), len(features_a))
-    index_b = rng.integers(0, len(features_b), len(features_b))
+    index_a = _resample_rows(rng, len(features_a), groups_a)
+    index_b = _resample_rows(rng, len(features_b), groups_b)
     extra = ({'source_ids_reference': index_a, 'source_ids_evaluated': index_b}
              if pass_source_ids else {})
     estimates.append(metric(features_a[index_a], features_b[index_b], **extra))
+  return _percentile_interval(metric(features_a, features_b), estimates, confidence)
+
+
+def _bootstrap_counts(rng: np.random.Generator, num_rows: int) -> np.ndarray:
+  # The same draws as `_resample_rows` without groups, as copies per row.
+  return np.bincount(rng.integers(0, num_rows, num_rows), minlength=num_rows).astype(np.float64)
+
+
+def _percentile_interval(value, estimates, confidence) -> Interval:
   tail = 50.0 * (1.0 - confidence)
   low, high = np.percentile(estimates, [tail, 100.0 - tail])
-  return Interval(value=float(metric(features_a, features_b)), low=float(low), high=float(high),
-                  confidence=confidence, num_resamples=num_resamples)
+  return Interval(value=float(value), low=float(low), high=float(high), confidence=confidence,
+                  num_resamples=len(estimates))
+
+
+def _weighted_fit(features: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """The Gaussian fit of the rows repeated `counts` times, without repeating them."""
+  total = counts.sum()
+  mean = counts @ features / total
+  centered = features - mean
+  return mean, (centered * counts[:, None]).T @ centered / (total - 1)
+
+
+def fad_interval(features_a: np.ndarray, features_b: np.ndarray, num_resamples: int = 200,
+                 confidence: float = 0.95, seed: int = 0) -> Interval:
+  """`bootstrap_interval(frechet_distance, ...)`, the same draws, faster.
+
+  A resample's Gaussian fit is weighted by how often each row was drawn, so
+  no resampled copy of the embeddings is made.
+
+  Args:
+    features_a, features_b: [n, dim] each, equal n (FAD is biased in n).
+    num_resamples, confidence, seed: as `bootstrap_interval`.
+
+  Returns:
+    `Interval` of FAD.
+  """
+  features_a = _as_rows(features_a, 'features_a')
+  features_b = _as_rows(features_b, 'features_b')
+  equal_size_pair(features_a, features_b)
+  rng = np.random.default_rng(seed)
+  estimates = []
+  for _ in range(num_resamples):
+    counts_a = _bootstrap_counts(rng, len(features_a))
+    counts_b = _bootstrap_counts(rng, len(features_b))
+    estimates.append(frechet_distance_of_fits(*_weighted_fit(features_a, counts_a),
+                                              *_weighted_fit(features_b, counts_b)))
+  return _percentile_interval(frechet_distance(features_a, features_b), estimates, confidence)
+
+
+def kad_interval(reference: np.ndarray, evaluated: np.ndarray, bandwidth: float | None = None,
+                 num_resamples: int = 200, confidence: float = 0.95, seed: int = 0) -> Interval:
+  """`bootstrap_interval(kad, ..., pass_source_ids=True)`, the same draws, faster.
+
+  The three kernel matrices are computed once; a resample drawing row i c_i
+  times sums its kernel as c^T K c, less the pairs of copies of one row
+  (c_i² of them, each exp(0) = 1). Memory: 3 n² float64 (200 MB at n = 2,880).
+
+  Args:
+    reference: [m, dim]. evaluated: [n, dim].
+    bandwidth: fixed for every resample; default the reference's median distance.
+    num_resamples, confidence, seed: as `bootstrap_interval`.
+
+  Returns:
+    `Interval` of KAD.
+  """
+  reference = _as_rows(reference, 'reference')
+  evaluated = _as_rows(evaluated, 'evaluated')
+  if bandwidth is None:
+    bandwidth = median_pairwise_distance(reference)
+  gamma = 1.0 / (2.0 * bandwidth**2 + 1e-12)
+  kernel_rr = np.exp(-gamma * _squared_distances(reference, reference))
+  kernel_ee = np.exp(-gamma * _squared_distances(evaluated, evaluated))
+  kernel_re = np.exp(-gamma * _squared_distances(reference, evaluated))
+
+  def within(kernel, counts):
+    copies = np.sum(counts**2)
+    return (counts @ kernel @ counts - copies) / (counts.sum()**2 - copies)
+  rng = np.random.default_rng(seed)
+  estimates = []
+  for _ in range(num_resamples):
+    counts_r = _bootstrap_counts(rng, len(reference))
+    counts_e = _bootstrap_counts(rng, len(evaluated))
+    across = counts_r @ kernel_re @ counts_e / (counts_r.sum() * counts_e.sum())
+    estimates.append(KAD_SCALE * (within(kernel_rr, counts_r) + within(kernel_ee, counts_e)
+                                  - 2.0 * across))
+  value = kernel_audio_distance(reference, evaluated, bandwidth=bandwidth)
+  return _percentile_interval(value, estimates, confidence)
 
 
 def split_halves(num_clips: int, groups: np.ndarray | None = None,
