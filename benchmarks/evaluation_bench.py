@@ -12,7 +12,8 @@ Debian soundtracks), decodes to 22 050 Hz mono and cuts 10 s clips. Then:
    embeddings, each with a bootstrap interval.
 3. The same against trivially bad versions of the second half's clips
    (low-passed at 4 kHz; noise shaped by each clip's spectrum and loudness
-   envelope): does any interval overlap the floor's?
+   envelope; Griffin-Lim from an 80-band 8 kHz mel): does any interval
+   overlap the floor's?
 4. ViSQOL, MR-STFT and mel distance time per clip (real vs low-passed).
 5. The time and memory those figures imply for 8 hours of audio.
 Ends with one JSON line of every figure.
@@ -22,11 +23,15 @@ import json
 import os
 import pathlib
 import resource
+import subprocess
 import sys
 import time
 import tracemalloc
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# The distances are many small BLAS calls; on a shared 2-core CPU two OpenBLAS
+# threads spin against each other and other processes (10x slower measured).
+os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
 
 import librosa  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
@@ -44,6 +49,14 @@ EIGHT_HOURS_S = 8 * 3600.0
 
 
 def peak_rss_mb() -> float:
+  """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited on exec)."""
+  try:
+    with open('/proc/self/status') as status:
+      for line in status:
+        if line.startswith('VmHWM:'):
+          return int(line.split()[1]) / 1024.0
+  except OSError:
+    pass
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -64,6 +77,19 @@ def load_clips(music_dirs, clip_seconds: float, max_tracks: int | None):
 def low_passed(clip: np.ndarray, cutoff_hz: float = 4_000.0) -> np.ndarray:
   sos = scipy.signal.butter(8, cutoff_hz, fs=SAMPLE_RATE_HZ, output='sos')
   return scipy.signal.sosfiltfilt(sos, clip).astype(np.float32)
+
+
+def griffin_lim_from_mel(clip: np.ndarray, seed: int, n_iter: int = 32) -> np.ndarray:
+  """The clip through an 80-band, 0-8 kHz magnitude mel and back by Griffin-Lim.
+
+  As the pipeline's own inversion sees it (1024-point STFT, hop 256); the mel
+  is undone by the filterbank's pseudo-inverse (clipped at 0), not NNLS, for speed.
+  """
+  filterbank = librosa.filters.mel(sr=SAMPLE_RATE_HZ, n_fft=1024, n_mels=80, fmax=8_000.0)
+  mel = filterbank @ np.abs(librosa.stft(clip, n_fft=1024, hop_length=256))
+  magnitude = np.maximum(np.linalg.pinv(filterbank) @ mel, 0.0)
+  return librosa.griffinlim(magnitude, n_iter=n_iter, hop_length=256, n_fft=1024,
+                            length=len(clip), random_state=seed).astype(np.float32)
 
 
 def shaped_noise(clip: np.ndarray, seed: int) -> np.ndarray:
@@ -125,6 +151,26 @@ def compare(name, reference_clips, reference_patches, reference_owner,
   return result, {'fad': fad, 'kad': kad_interval, 'fad_inf': fad_inf_interval}
 
 
+def embedder_peak_rss_mb(num_clips: int, clip_seconds: float, batch_size: int) -> float:
+  """Peak RSS of a fresh process that embeds `num_clips` generated clips, streaming."""
+  code = (f'import sys; sys.argv = ["x", "--memory_probe={num_clips}", '
+          f'"--clip_seconds={clip_seconds}", "--batch_size={batch_size}"]; '
+          f'sys.path.insert(0, {str(pathlib.Path(__file__).parent)!r}); '
+          'import evaluation_bench; evaluation_bench.main()')
+  output = subprocess.run([sys.executable, '-c', code], check=True, capture_output=True,
+                          text=True, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'}).stdout
+  return float(output.strip().splitlines()[-1])
+
+
+def memory_probe(num_clips: int, clip_seconds: float, batch_size: int):
+  embedder = embeddings.Embedder(batch_size=batch_size)
+  rng = np.random.default_rng(0)
+  clips = (0.1 * rng.standard_normal(int(clip_seconds * SAMPLE_RATE_HZ)).astype(np.float32)
+           for _ in range(num_clips))
+  embedder.embed(clips, SAMPLE_RATE_HZ)
+  print(peak_rss_mb())
+
+
 def time_distances_at_eight_hours(clip_seconds: float, num_resamples: int) -> dict:
   """Times one floor-style comparison of two 8 h sets (random 200-d embeddings).
 
@@ -171,8 +217,15 @@ def main():
   parser.add_argument('--num_resamples', type=int, default=200)
   parser.add_argument('--visqol_clips', type=int, default=8)
   parser.add_argument('--batch_size', type=int, default=32)
+  parser.add_argument('--griffin_lim', action=argparse.BooleanOptionalAction, default=True,
+                      help='Also compare Griffin-Lim-from-mel versions (~1 s a clip).')
+  parser.add_argument('--memory_probe', type=int, default=0,
+                      help='Internal: embed this many generated clips, print the peak RSS.')
   args = parser.parse_args()
-  figures = {'cpu_count': os.cpu_count(), 'load_average_1min': os.getloadavg()[0]}
+  if args.memory_probe:
+    return memory_probe(args.memory_probe, args.clip_seconds, args.batch_size)
+  figures = {'cpu_count': os.cpu_count(), 'load_average_1min_at_start': os.getloadavg()[0],
+             'openblas_num_threads': os.environ['OPENBLAS_NUM_THREADS']}
 
   started = time.perf_counter()
   clips, tracks, num_tracks = load_clips(args.music_dir or DEFAULT_MUSIC_DIRS,
@@ -183,7 +236,6 @@ def main():
   print(f'{len(clips)} clips of {args.clip_seconds:g} s from {num_tracks} tracks '
         f'({audio_seconds / 60:.1f} min), decoded in {figures["decode_seconds"]:.1f} s')
 
-  rss_before_embedder = peak_rss_mb()
   started = time.perf_counter()
   embedder = embeddings.Embedder(batch_size=args.batch_size)
   embedder.embed(clips[:1], SAMPLE_RATE_HZ)  # Compiles.
@@ -194,12 +246,15 @@ def main():
   figures.update(
       embed_seconds=embed_seconds, embed_clips_per_second=len(clips) / embed_seconds,
       embed_x_real_time=audio_seconds / embed_seconds,
-      peak_rss_mb=peak_rss_mb(), rss_before_embedder_mb=rss_before_embedder,
-      embedder_working_memory_mb=peak_rss_mb() - rss_before_embedder)
+      embedder_peak_rss_mb_20_clips=embedder_peak_rss_mb(20, args.clip_seconds,
+                                                          args.batch_size),
+      embedder_peak_rss_mb_400_clips=embedder_peak_rss_mb(400, args.clip_seconds,
+                                                           args.batch_size))
   print(f'musicnn: {figures["embed_clips_per_second"]:.2f} clips/s = '
         f'{figures["embed_x_real_time"]:.0f}x real time (build + compile '
-        f'{figures["embedder_build_seconds"]:.1f} s); peak RSS {figures["peak_rss_mb"]:.0f} MB '
-        f'({figures["embedder_working_memory_mb"]:.0f} MB above the decoded audio)')
+        f'{figures["embedder_build_seconds"]:.1f} s); a fresh process embedding 20 / 400 '
+        f'clips peaks at {figures["embedder_peak_rss_mb_20_clips"]:.0f} / '
+        f'{figures["embedder_peak_rss_mb_400_clips"]:.0f} MB RSS')
 
   half_a, half_b = distances.split_halves(len(clips), groups=tracks, seed=0)
   figures['half_clips'] = len(half_a)
@@ -212,6 +267,8 @@ def main():
   figures.update(result)
   degradations = {'lowpass_4k': lambda i: low_passed(clips[i]),
                   'shaped_noise': lambda i: shaped_noise(clips[i], seed=int(i))}
+  if args.griffin_lim:
+    degradations['griffin_lim_mel'] = lambda i: griffin_lim_from_mel(clips[i], seed=int(i))
   for name, degrade in degradations.items():
     bad_clip, bad_patch, bad_owner = embed_all(embedder, (degrade(i) for i in half_b))
     result, bad = compare(name, *reference, bad_clip, bad_patch, bad_owner, args.num_resamples)
@@ -252,6 +309,7 @@ def main():
         f'{figures["eight_hours_distances_peak_mb"]:.0f} MB); ViSQOL '
         f'~{figures["eight_hours_visqol_minutes"]:.0f} min, so use --max_clips '
         f'(~{figures["visqol_clips_in_10_minutes"]} clips fit in 10 min)')
+  figures['load_average_1min_at_end'] = os.getloadavg()[0]
   print(json.dumps({k: (bool(v) if isinstance(v, np.bool_) else v) for k, v in figures.items()}))
 
 

@@ -23,8 +23,8 @@ import librosa
 import numpy as np
 
 EMBEDDING_DIM = 200
-# The last three are musicnn.configuration's SR, FFT_SIZE, FFT_HOP and N_MELS;
-# copied (not imported) so that this module does not need musicnn at import.
+# musicnn.configuration's SR, FFT_SIZE, FFT_HOP and N_MELS, copied so that
+# importing this module does not need musicnn (only `Embedder` reads its checkpoint).
 MUSICNN_SAMPLE_RATE_HZ = 16_000
 MUSICNN_FFT_SIZE = 512
 MUSICNN_HOP_LENGTH = 256
