@@ -238,6 +238,19 @@ def test_longest_copied_runs_equal_a_naive_reference():
   assert runs[4] >= 15 and runs[9] == 0
 
 
+def test_longest_copied_runs_with_a_large_codebook_equal_a_naive_reference():
+  # 1000 codes: names are ranked (not dense keys) from the third code on.
+  rng = np.random.default_rng(15)
+  training = rng.integers(0, 1000, (8, 40))
+  generated = rng.integers(0, 1000, (6, 30))
+  generated[1, 3:23] = training[5, 10:30]
+  generated[3, 0:4] = training[2, 36:40]
+  generated[3, 10:17] = training[0, 0:7]
+  runs = ngrams.longest_copied_runs(generated, training)
+  assert runs.tolist() == [naive_longest_copied_run(row, training) for row in generated]
+  assert runs[1] >= 20 and runs[3] >= 7
+
+
 def test_copied_run_statistics_of_a_verbatim_copy():
   training = np.random.default_rng(13).integers(0, 512, (50, 64))
   stats = ngrams.copied_run_statistics(training[:10], training)

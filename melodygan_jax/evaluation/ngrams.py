@@ -95,22 +95,26 @@ def distinct_share(codes: np.ndarray) -> float:
   return len(np.unique(codes, axis=0)) / max(len(codes), 1)
 
 
+_DENSE_NAMES = 2**25  # Up to this many possible names, a pair's key is its name (no sort).
+
+
 def longest_copied_runs(generated: np.ndarray, training: np.ndarray) -> np.ndarray:
   """For each generated sequence, the longest run of codes found verbatim in training.
 
   Exact, with no per-position Python loop. Windows grow one code per round;
-  each window of length L is named by the rank of (name of its first L - 1
-  codes, its last code) among all live windows, a perfect hash, so equal
-  names mean equal code runs. A generated window lives while some training
-  window has its name; a training window lives while some generated window
-  has its name (a longer match must extend a shorter one). Rounds stop when
-  no generated window lives, so their number is the longest copy + 1, and the
-  live sets shrink fast once L passes the typical shared run.
+  each window of length L is named by its pair (name of its first L - 1
+  codes, its last code): the pair's key while keys are few, else the key's
+  rank among the live windows' keys, so names stay small and equal names
+  mean equal code runs. A generated window lives while some training window
+  has its name; a training window lives while some generated window has its
+  name (a longer match must extend a shorter one). Rounds stop when no
+  generated window lives, so they number the longest copy + 1, and the live
+  sets shrink fast once L passes the typical shared run.
 
   Args:
     generated: [num_generated, steps_g] codes.
-    training: [num_training, steps_t] codes (10^5 x a few hundred is fine:
-      the first round holds a few int64 arrays of the training size).
+    training: [num_training, steps_t] codes (10^5 x 256 codes: ~1 GB at the
+      first rounds, which touch every training position).
 
   Returns:
     [num_generated] int64 run lengths (0: not even one code in common).
@@ -123,15 +127,18 @@ def longest_copied_runs(generated: np.ndarray, training: np.ndarray) -> np.ndarr
   if generated.size == 0 or training.size == 0:
     return longest
   alphabet = int(max(generated.max(), training.max())) + 1
-  flat_g, flat_t = generated.reshape(-1), training.reshape(-1)
-  # Live windows: flat start position; their name; length L so far.
-  start_g = np.arange(flat_g.size, dtype=np.int64)
-  start_t = np.arange(flat_t.size, dtype=np.int64)
-  name_g, name_t = flat_g.copy(), flat_t.copy()  # Length 1: the code is its own name.
+  position_type = np.int32 if max(generated.size, training.size) < 2**31 else np.int64
+  flat_g = generated.reshape(-1).astype(np.int32)
+  flat_t = training.reshape(-1).astype(np.int32)
+  # Live windows: flat start position, name; all of length `length`.
+  start_g = np.arange(flat_g.size, dtype=position_type)
+  start_t = np.arange(flat_t.size, dtype=position_type)
+  name_g, name_t = flat_g.astype(np.int64), flat_t.astype(np.int64)  # Length 1: the code.
+  num_names = alphabet
   length = 1
   while True:
-    in_t = np.zeros(alphabet if length == 1 else max_name, bool)
-    in_g = np.zeros_like(in_t)
+    in_t = np.zeros(num_names, bool)
+    in_g = np.zeros(num_names, bool)
     in_t[name_t] = True
     in_g[name_g] = True
     keep_g, keep_t = in_t[name_g], in_g[name_t]
@@ -149,9 +156,11 @@ def longest_copied_runs(generated: np.ndarray, training: np.ndarray) -> np.ndarr
       return longest
     pair_g = name_g * alphabet + flat_g[start_g + length]
     pair_t = name_t * alphabet + flat_t[start_t + length]
-    names, inverse = np.unique(np.concatenate([pair_g, pair_t]), return_inverse=True)
-    name_g, name_t = inverse[:len(pair_g)], inverse[len(pair_g):]
-    max_name = len(names)
+    if num_names * alphabet <= _DENSE_NAMES:
+      name_g, name_t, num_names = pair_g, pair_t, num_names * alphabet
+    else:
+      names, inverse = np.unique(np.concatenate([pair_g, pair_t]), return_inverse=True)
+      name_g, name_t, num_names = inverse[:len(pair_g)], inverse[len(pair_g):], len(names)
     length += 1
 
 
