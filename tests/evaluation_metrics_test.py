@@ -125,19 +125,16 @@ def test_kad_is_unbiased_for_one_distribution_and_grows_with_a_shift():
 
 def test_bootstrap_interval_contains_the_estimate_and_narrows_with_more_clips():
   rng = np.random.default_rng(9)
-  kad = functools.partial(distances.kernel_audio_distance, bandwidth=2.0)
   widths = []
   for count in (60, 480):
     a, b = rng.standard_normal((count, 4)), rng.standard_normal((count, 4)) + 0.7
-    interval = distances.bootstrap_interval(kad, a, b, num_resamples=60, seed=0,
-                                            pass_source_ids=True)
+    interval = distances.kad_interval(a, b, bandwidth=2.0, num_resamples=60, seed=0)
     assert interval.low <= interval.value <= interval.high
     widths.append(interval.high - interval.low)
-    fad = distances.bootstrap_interval(distances.frechet_distance, a, b, num_resamples=60)
+    fad = distances.fad_interval(a, b, num_resamples=60)
     assert fad.low <= fad.value <= fad.high
   assert widths[1] < 0.6 * widths[0]
-  again = distances.bootstrap_interval(kad, a, b, num_resamples=60, seed=0,
-                                       pass_source_ids=True)
+  again = distances.kad_interval(a, b, bandwidth=2.0, num_resamples=60, seed=0)
   assert (again.low, again.high) == (interval.low, interval.high)
 
 
@@ -241,8 +238,8 @@ def test_longest_copied_runs_equal_a_naive_reference():
 def test_longest_copied_runs_with_a_large_codebook_equal_a_naive_reference():
   # 1000 codes: names are ranked (not dense keys) from the third code on.
   rng = np.random.default_rng(15)
-  training = rng.integers(0, 1000, (8, 40))
-  generated = rng.integers(0, 1000, (6, 30))
+  training = rng.integers(0, 1000, (6, 40))
+  generated = rng.integers(0, 1000, (5, 26))
   generated[1, 3:23] = training[5, 10:30]
   generated[3, 0:4] = training[2, 36:40]
   generated[3, 10:17] = training[0, 0:7]
@@ -270,7 +267,7 @@ def synthetic_music(seconds, seed=0):
 
 
 def test_spectral_distances_are_zero_for_identical_and_grow_with_distortion():
-  clip = synthetic_music(2.0)
+  clip = synthetic_music(1.0)
   noise = np.random.default_rng(1).standard_normal(len(clip)).astype(np.float32)
   assert reconstruction.multi_resolution_stft_distance(clip, clip)['total'] == 0.0
   assert reconstruction.mel_distance(clip, clip, SAMPLE_RATE_HZ) == 0.0
