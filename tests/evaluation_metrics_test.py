@@ -109,6 +109,17 @@ def test_kad_equals_the_naive_unbiased_estimator():
                                                                 rel=1e-9)
 
 
+def test_kid_equals_the_naive_unbiased_estimator():
+  rng = np.random.default_rng(16)
+  x, y = rng.standard_normal((9, 3)), rng.standard_normal((12, 3)) + 0.5
+  k = lambda a, b: (a @ b / 3 + 1) ** 3
+  m, n = len(x), len(y)
+  expected = (sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+              + sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+              - 2 * sum(k(a, b) for a in x for b in y) / (m * n))
+  assert distances.kernel_inception_distance(x, y) == pytest.approx(expected, rel=1e-9)
+
+
 def test_kad_is_unbiased_for_one_distribution_and_grows_with_a_shift():
   rng = np.random.default_rng(8)
   null = [distances.kernel_audio_distance(rng.standard_normal((60, 4)),

@@ -12,6 +12,7 @@ row per clip, e.g. from `embeddings.Embedder.embed`) and runs on the host.
 - `kernel_audio_distance`: KAD (Chung et al. 2025, "KAD: No More FAD!"), the
   unbiased MMD² with a Gaussian kernel, median-distance bandwidth, times 100
   as kadtk reports it. Unbiased, so it can be negative and unequal sizes are fine.
+- `kernel_inception_distance`: KID, the same estimator with a cubic kernel.
 - `bootstrap_interval`: percentile interval of any of them, both sets resampled;
   `fad_interval` and `kad_interval` draw the same resamples without copying rows.
 - `split_halves`: two disjoint equal halves of real clips, the real-vs-real floor.
@@ -218,6 +219,28 @@ def kernel_audio_distance(reference: np.ndarray, evaluated: np.ndarray,
       np.exp(-gamma * _squared_distances(evaluated, evaluated)), source_ids_evaluated)
   across = float(np.exp(-gamma * _squared_distances(reference, evaluated)).mean())
   return KAD_SCALE * (within_reference + within_evaluated - 2.0 * across)
+
+
+def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+  """KID: unbiased MMD² with the cubic kernel k(x, y) = (x.y / dim + 1)³ (Bińkowski et al.).
+
+  The kernel has no bandwidth to choose; unbiased like KAD (can be < 0), not scaled.
+
+  Args:
+    features_a: [m, dim]. features_b: [n, dim]; m and n may differ.
+
+  Returns:
+    KID.
+  """
+  features_a = _as_rows(features_a, 'features_a')
+  features_b = _as_rows(features_b, 'features_b')
+  dim = features_a.shape[1]
+
+  def kernel(x, y):
+    return (x @ y.T / dim + 1.0) ** 3
+  return (_mean_off_diagonal(kernel(features_a, features_a), None)
+          + _mean_off_diagonal(kernel(features_b, features_b), None)
+          - 2.0 * float(kernel(features_a, features_b).mean()))
 
 
 @dataclasses.dataclass(frozen=True)
