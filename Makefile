@@ -9,6 +9,9 @@ $(INSTALLED): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	# musicnn's weights (the music embedding of evaluate); its metadata pins a
+	# NumPy and TensorFlow of 2019, and only its checkpoint files are read.
+	$(VENV)/bin/python -m pip install -q --no-deps musicnn==0.1.0
 	touch $@
 
 demo: $(INSTALLED)
