@@ -9,8 +9,9 @@ mixes put the lead vocal) with a little stereo room reverb, at -3 to 0 dB RMS
 relative to the music. The voice
 is Festival's singing mode with the `kal_diphone` voice: diphones cut from
 recordings of a real (male, US English) speaker, pitch-shifted to the notes of
-a seeded pentatonic melody, so it is a real voice's spectrum singing sustained
-pitched notes, and no part of this project's own synthesis.
+a seeded pentatonic melody, with vibrato added, so it is a real voice's
+spectrum singing sustained pitched notes, and no part of this project's own
+synthesis.
 
 The songs go through `prepare` end to end (stereo input, as a user's files),
 with the silence cut off so the stems stay aligned, then are scored against
@@ -105,6 +106,15 @@ def sung_voice(seconds: float, seed: int, folder: pathlib.Path) -> np.ndarray:
   return np.pad(voice, (0, max(0, length - len(voice))))[:length]
 
 
+def with_vibrato(voice: np.ndarray, rate_hz: float = 5.5, depth: float = 0.03) -> np.ndarray:
+  """The voice with a singer's vibrato (+-50 cents at 5.5 Hz): Festival holds each
+  note's pitch flat, which would flatter a harmonic (HPSS) mask. Reading the
+  samples at a speed that swings by +-depth swings the pitch by as much."""
+  t = np.arange(len(voice)) / audio.SAMPLE_RATE_HZ
+  warped = t + depth / (2 * np.pi * rate_hz) * np.sin(2 * np.pi * rate_hz * t)
+  return np.interp(warped * audio.SAMPLE_RATE_HZ, np.arange(len(voice)), voice).astype(np.float32)
+
+
 def music_excerpt(path: pathlib.Path, start_s: float, seconds: float) -> np.ndarray:
   """[2, samples] stereo at the contract's rate."""
   samples, rate = audio_io.read_audio(path)
@@ -141,7 +151,7 @@ def build_corpus(folder: pathlib.Path, music_root: str, seconds: float) -> list[
     music_dir = (pathlib.Path(music_root) / real_music.PACKAGES[package] if music_root
                  else real_music.package_dir(package))
     music = music_excerpt(music_dir / name, start_s, seconds)
-    voice = stereo_reverb(sung_voice(seconds, seed=index, folder=folder), seed=index)
+    voice = stereo_reverb(with_vibrato(sung_voice(seconds, seed=index, folder=folder)), seed=index)
     level_db = VOCAL_LEVELS_DB[index % len(VOCAL_LEVELS_DB)]
     voice *= rms(audio_io.to_mono(music.T)) / rms(audio_io.to_mono(voice.T)) * 10 ** (level_db / 20)
     mixture = music + voice  # Dry part panned centre, the room on both sides.
@@ -249,7 +259,7 @@ def main():
   audio_s = len(clips) * args.seconds
 
   print(f'{len(clips)} clips x {args.seconds:.0f} s of real music (stereo) + Festival '
-        f'kal_diphone singing (centre + room, {VOCAL_LEVELS_DB[0]:+.1f}..'
+        f'kal_diphone singing (vibrato, centre + room, {VOCAL_LEVELS_DB[0]:+.1f}..'
         f'{VOCAL_LEVELS_DB[-1]:+.1f} dB); prepare --separation=dsp on the stereo files '
         '(dsp stereo) and on their mono downmix (dsp mono)')
   print_clips(stereo, mono)

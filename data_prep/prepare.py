@@ -265,9 +265,8 @@ def define_flags() -> None:
                      "'dsp', stereo: higher keeps only the most centred sound as vocals.")
   flags.DEFINE_float('dsp_vocal_low_hz', dsp.vocal_low_hz, "'dsp': vocal band's lower edge.")
   flags.DEFINE_float('dsp_vocal_high_hz', dsp.vocal_high_hz, "'dsp': vocal band's upper edge.")
-  flags.DEFINE_enum('dsp_repet', dsp.repet, separation.REPET_CHOICES,
-                    "'dsp': REPET-SIM (what repeats is accompaniment): for mono input only, "
-                    'always or never.')
+  flags.DEFINE_bool('dsp_repet', dsp.repet, "'dsp': what repeats (REPET-SIM) goes to the "
+                    'instrumental.')
   flags.DEFINE_list('stems', ['mix'], 'Stems in the data set: mix, vocals, instrumental.')
   flags.DEFINE_integer('segment_frames', 256, 'STFT frames per record.')
   flags.DEFINE_float('validation_fraction', 0.1,

@@ -35,6 +35,12 @@ SEPARATED_STEMS = ('vocals', 'instrumental')
 DEMUCS_PARTS = ('drums', 'bass', 'other')  # Summed, they are the instrumental.
 _DSP_N_FFT = 2048
 _DSP_HOP = 512
+# With stereo input the centre mask does most of the work, so the harmonic and
+# repetition masks are softened (raised to this power): a sung voice with
+# vibrato is only partly "harmonic" to HPSS (+0.6 dB vocal SI-SDR over full
+# strength in benchmarks/separation_bench.py). Mono input needs them at full strength, or
+# accompaniment leaks into the vocals (the demo corpus' instrumental lost 2 dB).
+_STEREO_CUE_POWER = 0.5
 # Where --uvr_model_dir points by default: a cache that audio-separator fills.
 DEFAULT_UVR_MODEL_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'melodygan_jax',
                                      'uvr_models')
@@ -59,10 +65,7 @@ class DspOptions:
   # Where the voice has its energy; bins outside go to the instrumental.
   vocal_low_hz: float = 80.0
   vocal_high_hz: float = 8000.0
-  repet: str = 'mono'  # REPET-SIM mask: 'mono' (when no stereo), 'always' or 'never'.
-
-
-REPET_CHOICES = ('mono', 'always', 'never')
+  repet: bool = True  # What repeats (REPET-SIM) is accompaniment.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,8 +89,6 @@ def check_options(options: SeparationOptions) -> None:
   if options.backend == 'none' and set(options.stems) != {'mix'}:
     raise ValueError(f'--stems={",".join(options.stems)}: without separation only '
                      '"mix" exists; pass --separation=dsp, stems or uvr')
-  if options.backend == 'dsp' and options.dsp.repet not in REPET_CHOICES:
-    raise ValueError(f'--dsp_repet={options.dsp.repet}: choose one of {", ".join(REPET_CHOICES)}')
   if options.backend == 'stems' and options.stems_dir and not os.path.isdir(options.stems_dir):
     raise ValueError(f'--stems_dir={options.stems_dir}: no such folder')
   if options.backend == 'uvr':
@@ -169,8 +170,8 @@ def dsp_vocals(mix: np.ndarray, options: DspOptions) -> np.ndarray:
     options: the separator's parameters.
 
   The vocal mask multiplies soft masks that each keep what a lead voice is:
-  centred (stereo only), harmonic (HPSS), not repeating (REPET-SIM; by
-  default only without stereo, where it is the main cue), and in the vocal band.
+  centred (stereo only), harmonic (HPSS), not repeating (REPET-SIM), and in
+  the vocal band.
   """
   stereo = mix.ndim == 2
   channels = [librosa.stft(channel, n_fft=_DSP_N_FFT, hop_length=_DSP_HOP)
@@ -180,12 +181,13 @@ def dsp_vocals(mix: np.ndarray, options: DspOptions) -> np.ndarray:
   mask = vocal_band_mask(options.vocal_low_hz, options.vocal_high_hz) * np.ones_like(magnitude)
   if stereo:
     mask *= centre_mask(*channels, options.centre_power)
+  cue_power = _STEREO_CUE_POWER if stereo else 1.0
   if options.hpss:
     harmonic_mask, _ = librosa.decompose.hpss(magnitude, kernel_size=options.hpss_kernel,
                                               mask=True)
-    mask *= harmonic_mask
-  if options.repet == 'always' or (options.repet == 'mono' and not stereo):
-    mask *= repeating_mask(magnitude, options)
+    mask *= harmonic_mask ** cue_power
+  if options.repet:
+    mask *= repeating_mask(magnitude, options) ** cue_power
   return librosa.istft(mask * mid, hop_length=_DSP_HOP,
                        length=mix.shape[-1]).astype(np.float32)
 

@@ -82,7 +82,7 @@ def test_dsp_takes_the_centred_voice_and_leaves_panned_and_bass_parts(tmp_path):
   gains = {stem: separated[stem]['si_sdr'] - baseline[stem]['si_sdr']
            for stem in score_separation.STEMS}
   print(f'stereo dsp SI-SDR improvement, dB: {gains}')
-  assert gains['vocals'] > 8.0 and gains['instrumental'] > 8.0
+  assert gains['vocals'] > 10.0 and gains['instrumental'] > 7.0  # No centre mask: 8.5, 6.0.
   # The centred sub-bass is out of the vocal band: almost none of it in the vocals.
   bass_bins = librosa.fft_frequencies(sr=22050, n_fft=2048) < 60
   vocal_spectrum = np.abs(librosa.stft(vocals, n_fft=2048))[bass_bins].sum()
@@ -101,7 +101,7 @@ def test_dsp_takes_the_centred_voice_and_leaves_panned_and_bass_parts(tmp_path):
   clean = tmp_path / 'out' / 'clean'
   from_stereo = score_separation.si_sdr(voice, soundfile.read(clean / 'panned.vocals.wav')[0])
   from_mono = score_separation.si_sdr(voice, soundfile.read(clean / 'mono.vocals.wav')[0])
-  assert from_stereo > from_mono + 5.0
+  assert from_stereo > from_mono + 2.5  # Separated from the mono mix, they would be equal.
 
 
 @pytest.fixture(scope='module')
