@@ -6,16 +6,17 @@ Mixtures whose true stems are known by construction: excerpts of the real
 instrumental soundtracks Debian ships (`singularity-music`, `drascula-music`,
 44.1/48 kHz stereo), each with a sung melody added in the stereo centre (where
 mixes put the lead vocal) with a little stereo room reverb, at -3 to 0 dB RMS
-relative to the music. The voice
-is Festival's singing mode with the `kal_diphone` voice: diphones cut from
-recordings of a real (male, US English) speaker, pitch-shifted to the notes of
-a seeded pentatonic melody, with vibrato added, so it is a real voice's
-spectrum singing sustained pitched notes, and no part of this project's own
-synthesis.
+relative to the music. The voice is Festival's singing mode with the
+`kal_diphone` voice: diphones cut from recordings of a real (male, US English)
+speaker, pitch-shifted to the notes of a seeded pentatonic melody, with vibrato
+added: a real voice's spectrum singing sustained pitched notes, and no part of
+this project's own synthesis. It is recorded at 16 kHz, so it has nothing above
+8 kHz, where real voices have their sibilance.
 
-The songs go through `prepare` end to end (stereo input, as a user's files),
-with the silence cut off so the stems stay aligned, then are scored against
-the true stems with data_prep.score_separation, beside the mixture itself.
+The songs go through `prepare` end to end (stereo files as a user's are, and
+their mono downmix), with silence removal off so the stems stay aligned, and
+are scored against the true stems with data_prep.score_separation, beside the
+mixture itself and a plain HPSS split.
 
 Needs: `apt-get install festival festvox-kallpc16k` (the voice) and the two
 music packages (fetched with `apt-get download` unless --music_root holds them

@@ -62,9 +62,10 @@ class DspOptions:
   stereo: bool = True  # Separate a stereo file from its two channels (centre = voice).
   # Stereo input: how sharply the centre-channel mask favours centred bins.
   centre_power: float = 2.0
-  # Where the voice has its energy; bins outside go to the instrumental.
+  # Bins outside this band go to the instrumental. Below 80 Hz is bass and kick;
+  # the top stays open, as a voice's sibilance and air reach past 10 kHz.
   vocal_low_hz: float = 80.0
-  vocal_high_hz: float = 8000.0
+  vocal_high_hz: float = 11025.0
   repet: bool = True  # What repeats (REPET-SIM) is accompaniment.
 
 
@@ -156,7 +157,7 @@ def repeating_mask(magnitude: np.ndarray, options: DspOptions) -> np.ndarray:
 
 
 def vocal_band_mask(low_hz: float, high_hz: float) -> np.ndarray:
-  """[bins, 1]: 1 where a voice has its energy, 0 elsewhere (bass, cymbals)."""
+  """[bins, 1]: 1 where a voice has its energy, 0 elsewhere."""
   frequencies = librosa.fft_frequencies(sr=audio.SAMPLE_RATE_HZ, n_fft=_DSP_N_FFT)
   return ((frequencies >= low_hz) & (frequencies <= high_hz)).astype(np.float32)[:, None]
 
