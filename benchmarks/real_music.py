@@ -14,7 +14,8 @@ PACKAGES = {'drascula-music': 'usr/share/scummvm/drascula/audio',  # 44.1 kHz st
             'singularity-music': 'usr/share/games/singularity/music'}  # 48 kHz stereo.
 
 
-def _unpacked(package: str) -> pathlib.Path:
+def package_dir(package: str) -> pathlib.Path:
+  """The package's music folder, downloaded and unpacked on first use."""
   target = CACHE_DIR / package
   if not (target / PACKAGES[package]).is_dir():
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -27,7 +28,7 @@ def _unpacked(package: str) -> pathlib.Path:
 
 def music_files(min_seconds: float, package: str = 'drascula-music') -> list[pathlib.Path]:
   """Sorted audio files adding up to at least `min_seconds` of music."""
-  folder = pathlib.Path(os.environ.get('MELODYGAN_MUSIC_DIR') or _unpacked(package))
+  folder = pathlib.Path(os.environ.get('MELODYGAN_MUSIC_DIR') or package_dir(package))
   chosen, total = [], 0.0
   for path in sorted(p for p in folder.rglob('*') if p.suffix.lower() in ('.ogg', '.wav', '.flac', '.mp3')):
     chosen.append(path)

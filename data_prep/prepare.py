@@ -245,7 +245,9 @@ def define_flags() -> None:
   dsp = separation.DspOptions()
   flags.DEFINE_string('stems_dir', '', "'stems': folder of pre-separated stems "
                       '(default: the input folder).')
-  flags.DEFINE_string('uvr_model_dir', '', "'uvr': folder holding the UVR5 model file.")
+  flags.DEFINE_string('uvr_model_dir', '', "'uvr': folder of UVR5 model files (default: "
+                      f'{separation.DEFAULT_UVR_MODEL_DIR}); a model not there is downloaded '
+                      'into it on first use, which needs network.')
   flags.DEFINE_string('uvr_model', separation.SeparationOptions().uvr_model,
                       "'uvr': model file name.")
   flags.DEFINE_float('dsp_similarity_width_s', dsp.similarity_width_s,
@@ -254,6 +256,14 @@ def define_flags() -> None:
   flags.DEFINE_bool('dsp_hpss', dsp.hpss, "'dsp': send percussion to the instrumental first.")
   flags.DEFINE_integer('dsp_hpss_kernel', dsp.hpss_kernel, "'dsp': HPSS median filter length.")
   flags.DEFINE_float('dsp_window_s', dsp.window_s, "'dsp': repetition search window.")
+  flags.DEFINE_bool('dsp_stereo', dsp.stereo, "'dsp': separate stereo files from both "
+                    'channels (the lead vocal is centred); --nodsp_stereo: from the mono mix.')
+  flags.DEFINE_float('dsp_centre_power', dsp.centre_power,
+                     "'dsp', stereo: higher keeps only the most centred sound as vocals.")
+  flags.DEFINE_float('dsp_vocal_low_hz', dsp.vocal_low_hz, "'dsp': vocal band's lower edge.")
+  flags.DEFINE_float('dsp_vocal_high_hz', dsp.vocal_high_hz, "'dsp': vocal band's upper edge.")
+  flags.DEFINE_bool('dsp_repet', dsp.repet, "'dsp': what repeats (REPET-SIM) goes to the "
+                    'instrumental.')
   flags.DEFINE_list('stems', ['mix'], 'Stems in the data set: mix, vocals, instrumental.')
   flags.DEFINE_integer('segment_frames', 256, 'STFT frames per record.')
   flags.DEFINE_float('validation_fraction', 0.1,
@@ -295,7 +305,10 @@ def options_from_flags() -> PrepareOptions:
               dsp=separation.DspOptions(
                   similarity_width_s=FLAGS.dsp_similarity_width_s,
                   vocal_margin=FLAGS.dsp_vocal_margin, hpss=FLAGS.dsp_hpss,
-                  hpss_kernel=FLAGS.dsp_hpss_kernel, window_s=FLAGS.dsp_window_s))),
+                  hpss_kernel=FLAGS.dsp_hpss_kernel, window_s=FLAGS.dsp_window_s,
+                  stereo=FLAGS.dsp_stereo, centre_power=FLAGS.dsp_centre_power,
+                  vocal_low_hz=FLAGS.dsp_vocal_low_hz, vocal_high_hz=FLAGS.dsp_vocal_high_hz,
+                  repet=FLAGS.dsp_repet))),
       validation_fraction=FLAGS.validation_fraction,
       shard_size_mb=FLAGS.shard_size_mb,
       num_workers=FLAGS.num_workers or os.cpu_count() or 1)

@@ -2,15 +2,17 @@
 
 Backends (`--separation`):
   none   the mix only.
-  dsp    built in, no model files: REPET-SIM (librosa's nearest-neighbour
-         filtering of the magnitude spectrogram, soft masks) on the harmonic
-         part of an HPSS split; vocals are what does not repeat, the
-         instrumental is the rest of the mix (so the stems add up to the mix).
+  dsp    built in, no model files: soft spectral masks of what a lead voice
+         is: centred in a stereo mix (centre-channel extraction), harmonic
+         (HPSS), in the vocal band, and for mono input not repeating
+         (REPET-SIM); the instrumental is the rest of the mix (so the stems
+         add up to the mix).
   stems  stems another separator already wrote (UVR5, Demucs, or
          `Song.vocals.wav`), found by the song's relative path; a missing
          stem is reported.
   uvr    UVR5 models through the `audio-separator` package, with the model
-         file from --uvr_model_dir (nothing is downloaded).
+         file from --uvr_model_dir; a model not there yet is downloaded into
+         it by audio-separator on first use (when offline: one line, no work).
 """
 import collections
 import dataclasses
@@ -20,9 +22,12 @@ import pathlib
 import posixpath
 import re
 import tempfile
+import urllib.error
+import urllib.request
 
 import librosa
 import numpy as np
+import scipy.ndimage
 
 from data_prep import input_files
 from melodygan_jax.audio import audio_io
@@ -33,6 +38,16 @@ SEPARATED_STEMS = ('vocals', 'instrumental')
 DEMUCS_PARTS = ('drums', 'bass', 'other')  # Summed, they are the instrumental.
 _DSP_N_FFT = 2048
 _DSP_HOP = 512
+# With stereo input the centre mask does most of the work, so the harmonic and
+# repetition masks are softened (raised to this power): a sung voice with
+# vibrato is only partly "harmonic" to HPSS (+0.6 dB vocal SI-SDR over full
+# strength in benchmarks/separation_bench.py). Mono input needs them at full strength, or
+# accompaniment leaks into the vocals (the demo corpus' instrumental lost 2 dB).
+_STEREO_CUE_POWER = 0.5
+# Where --uvr_model_dir points by default: a cache that audio-separator fills.
+DEFAULT_UVR_MODEL_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'melodygan_jax',
+                                     'uvr_models')
+UVR_MODEL_HOST = 'https://github.com'  # audio-separator downloads UVR5 models from here.
 
 
 class SeparationError(Exception):
@@ -43,10 +58,18 @@ class SeparationError(Exception):
 class DspOptions:
   """The built-in separator's parameters (each a prepare flag, --dsp_*)."""
   similarity_width_s: float = 2.0  # Neighbours are at least this far apart in time.
-  vocal_margin: float = 10.0  # Soft-mask margin: higher, fewer accompaniment leaks.
+  vocal_margin: float = 1.0  # Soft-mask margin: higher, fewer accompaniment leaks.
   hpss: bool = True  # Percussion goes straight to the instrumental.
   hpss_kernel: int = 17  # Median filter length (frames and bins).
   window_s: float = 30.0  # Repetition is searched within windows this long.
+  stereo: bool = True  # Separate a stereo file from its two channels (centre = voice).
+  # Stereo input: how sharply the centre-channel mask favours centred bins.
+  centre_power: float = 2.0
+  # Bins outside this band go to the instrumental. Below 80 Hz is bass and kick;
+  # the top stays open, as a voice's sibilance and air reach past 10 kHz.
+  vocal_low_hz: float = 80.0
+  vocal_high_hz: float = 11025.0
+  repet: bool = True  # What repeats (REPET-SIM) is accompaniment.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,11 +96,12 @@ def check_options(options: SeparationOptions) -> None:
   if options.backend == 'stems' and options.stems_dir and not os.path.isdir(options.stems_dir):
     raise ValueError(f'--stems_dir={options.stems_dir}: no such folder')
   if options.backend == 'uvr':
-    model = pathlib.Path(options.uvr_model_dir or '.') / options.uvr_model
-    if not options.uvr_model_dir or not model.is_file():
+    model_dir = uvr_model_dir(options)
+    if not (pathlib.Path(model_dir) / options.uvr_model).is_file() and not model_host_reachable():
       raise ValueError(f'--uvr_model={options.uvr_model} not found in --uvr_model_dir='
-                       f'{options.uvr_model_dir or "(unset)"}: download the model file '
-                       '(UVR5 model list, or audio-separator --list_models) into that folder')
+                       f'{model_dir} and cannot be downloaded ({UVR_MODEL_HOST} unreachable): '
+                       'put the model file there (UVR5 model list, or audio-separator '
+                       '--list_models) or run once with network')
     try:
       import audio_separator  # pylint: disable=g-import-not-at-top,unused-import
     except ImportError:
@@ -85,34 +109,91 @@ def check_options(options: SeparationOptions) -> None:
                        'pip install -e ".[uvr]"') from None
 
 
+def uvr_model_dir(options: SeparationOptions) -> str:
+  return os.path.abspath(options.uvr_model_dir or DEFAULT_UVR_MODEL_DIR)
+
+
+def model_host_reachable(url: str = UVR_MODEL_HOST, timeout_s: float = 5.0) -> bool:
+  """Whether audio-separator could download a model now (any HTTP answer counts)."""
+  try:
+    urllib.request.urlopen(urllib.request.Request(url, method='HEAD'), timeout=timeout_s).close()
+  except urllib.error.HTTPError:
+    return True
+  except (OSError, ValueError):
+    return False
+  return True
+
+
 # ---------------------------------------------------------------- dsp
 
-def dsp_vocals(mix: np.ndarray, options: DspOptions) -> np.ndarray:
-  """REPET-SIM vocals of a mono mix at the contract's rate."""
-  stft = librosa.stft(mix, n_fft=_DSP_N_FFT, hop_length=_DSP_HOP)
-  magnitude = np.abs(stft)
-  if options.hpss:
-    harmonic_mask, _ = librosa.decompose.hpss(magnitude, kernel_size=options.hpss_kernel,
-                                              mask=True)
-    magnitude = magnitude * harmonic_mask
+def centre_mask(left: np.ndarray, right: np.ndarray, power: float) -> np.ndarray:
+  """Share of each bin's mid-channel power that is centred (in both channels alike).
+
+  Mid = (L+R)/2 holds the centre plus half of everything else; side = (L-R)/2
+  holds no centred sound, so |side|^2 estimates the off-centre part of |mid|^2
+  (Avendano & Jot's centre extraction). Averaging over 3x3 bins first keeps
+  the mask from flickering bin to bin (musical noise).
+  """
+  ratio = 1 - np.abs(left - right) ** 2 / np.maximum(np.abs(left + right) ** 2, 1e-20)
+  return scipy.ndimage.uniform_filter(np.maximum(ratio, 0), 3) ** power
+
+
+def repeating_mask(magnitude: np.ndarray, options: DspOptions) -> np.ndarray:
+  """REPET-SIM: a Wiener-like mask of what does not repeat, found within windows."""
   num_frames = magnitude.shape[1]
   width = max(1, int(librosa.time_to_frames(options.similarity_width_s,
                                             sr=contract.SAMPLE_RATE_HZ, hop_length=_DSP_HOP)))
   window = int(librosa.time_to_frames(options.window_s, sr=contract.SAMPLE_RATE_HZ,
                                       hop_length=_DSP_HOP))
   num_windows = max(1, round(num_frames / max(window, 1)))
-  vocals = np.zeros_like(magnitude)
+  mask = np.zeros_like(magnitude)
   for frames in np.array_split(np.arange(num_frames), num_windows):
-    chunk = magnitude[:, frames]
-    chunk_width = min(width, max(1, len(frames) // 4))  # Short songs: nearer neighbours.
     if len(frames) < 8:
       continue  # Too short to find repetition: leave it to the instrumental.
+    chunk = magnitude[:, frames]
+    chunk_width = min(width, max(1, len(frames) // 4))  # Short songs: nearer neighbours.
     repeating = np.minimum(chunk, librosa.decompose.nn_filter(
         chunk, aggregate=np.average, metric='cosine', width=chunk_width))
-    mask = librosa.util.softmask(chunk - repeating, options.vocal_margin * repeating, power=2)
-    vocals[:, frames] = mask * chunk
-  phase = np.exp(1j * np.angle(stft))
-  return librosa.istft(vocals * phase, hop_length=_DSP_HOP, length=len(mix)).astype(np.float32)
+    mask[:, frames] = librosa.util.softmask(chunk - repeating, options.vocal_margin * repeating,
+                                            power=2)
+  return mask
+
+
+def vocal_band_mask(low_hz: float, high_hz: float) -> np.ndarray:
+  """[bins, 1]: 1 where a voice has its energy, 0 elsewhere."""
+  frequencies = librosa.fft_frequencies(sr=audio.SAMPLE_RATE_HZ, n_fft=_DSP_N_FFT)
+  return ((frequencies >= low_hz) & (frequencies <= high_hz)).astype(np.float32)[:, None]
+
+
+def dsp_vocals(mix: np.ndarray, options: DspOptions) -> np.ndarray:
+  """Vocals of a mix at the contract's rate, mono.
+
+  Args:
+    mix: [samples] mono, or [2, samples] stereo (left, right); the vocals are
+      taken from the mid channel (L+R)/2, which is what the mono mix is.
+    options: the separator's parameters.
+
+  The vocal mask multiplies soft masks that each keep what a lead voice is:
+  centred (stereo only), harmonic (HPSS), not repeating (REPET-SIM), and in
+  the vocal band.
+  """
+  stereo = mix.ndim == 2
+  channels = [librosa.stft(channel, n_fft=_DSP_N_FFT, hop_length=_DSP_HOP)
+              for channel in (mix if stereo else mix[None])]
+  mid = (channels[0] + channels[1]) / 2 if stereo else channels[0]
+  magnitude = np.abs(mid)
+  mask = vocal_band_mask(options.vocal_low_hz, options.vocal_high_hz) * np.ones_like(magnitude)
+  if stereo:
+    mask *= centre_mask(*channels, options.centre_power)
+  cue_power = _STEREO_CUE_POWER if stereo else 1.0
+  if options.hpss:
+    harmonic_mask, _ = librosa.decompose.hpss(magnitude, kernel_size=options.hpss_kernel,
+                                              mask=True)
+    mask *= harmonic_mask ** cue_power
+  if options.repet:
+    mask *= repeating_mask(magnitude, options) ** cue_power
+  return librosa.istft(mask * mid, hop_length=_DSP_HOP,
+                       length=mix.shape[-1]).astype(np.float32)
 
 
 def hpss_split(mix: np.ndarray, kernel: int = 17) -> tuple[np.ndarray, np.ndarray]:
@@ -222,6 +303,8 @@ def _read_stem(paths, length: int) -> np.ndarray:
 @functools.cache
 def _uvr_separator(model_dir: str, model: str, output_dir: str):
   from audio_separator.separator import Separator  # pylint: disable=g-import-not-at-top
+  os.makedirs(model_dir, exist_ok=True)
+  # load_model downloads the named model into model_dir when it is not there.
   separator = Separator(model_file_dir=model_dir, output_dir=output_dir, output_format='WAV')
   separator.load_model(model_filename=model)
   return separator
@@ -230,7 +313,7 @@ def _uvr_separator(model_dir: str, model: str, output_dir: str):
 def uvr_stems(mix: np.ndarray, options: SeparationOptions) -> dict[str, np.ndarray]:
   """Runs the UVR5 model on the cleaned mix; returns vocals and instrumental."""
   with tempfile.TemporaryDirectory(prefix='melodygan_uvr_') as folder:
-    separator = _uvr_separator(os.path.abspath(options.uvr_model_dir), options.uvr_model, folder)
+    separator = _uvr_separator(uvr_model_dir(options), options.uvr_model, folder)
     separator.output_dir = folder
     mix_path = os.path.join(folder, 'mix.wav')
     audio_io.write_wav(mix_path, mix)
@@ -248,13 +331,15 @@ def uvr_stems(mix: np.ndarray, options: SeparationOptions) -> dict[str, np.ndarr
 
 # ---------------------------------------------------------------- all backends
 
-def separate(mix: np.ndarray, options: SeparationOptions, *, stem_files=None,
+def separate(mix: np.ndarray, options: SeparationOptions, *, stereo=None, stem_files=None,
              raw_length: int = 0, edits=None, cleaning_options=None) -> dict[str, np.ndarray]:
   """The cleaned mix -> {stem: samples} for every stem in `options.stems`.
 
   Args:
     mix: the cleaned mix.
     options: the backend and its settings.
+    stereo: 'dsp' backend: the cleaned [2, samples] left and right channels
+      when the song is stereo (their average is `mix`), or None.
     stem_files: 'stems' backend: {stem: paths} of this song's stems.
     raw_length: 'stems' backend: the mix's length before cleaning.
     edits: 'stems' backend: the cuts and gain cleaning gave the mix, which the
@@ -267,7 +352,7 @@ def separate(mix: np.ndarray, options: SeparationOptions, *, stem_files=None,
   stems = {'mix': mix}
   wanted = [stem for stem in options.stems if stem != 'mix']
   if wanted and options.backend == 'dsp':
-    vocals = dsp_vocals(mix, options.dsp)
+    vocals = dsp_vocals(mix if stereo is None else stereo, options.dsp)
     stems.update(vocals=vocals, instrumental=(mix - vocals).astype(np.float32))
   elif wanted and options.backend == 'stems':
     from data_prep import cleaning  # pylint: disable=g-import-not-at-top

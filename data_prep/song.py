@@ -22,7 +22,7 @@ from melodygan_jax.audio import audio_io
 
 MIN_SEGMENT_FRAMES = 16
 # Bump when processing changes what a file's outputs are, so re-runs redo them.
-PROCESSING_VERSION = 1
+PROCESSING_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +85,19 @@ def _featurize(stem_samples: dict[str, np.ndarray], segment_frames: int) -> dict
   return arrays
 
 
+def stereo_for_separation(samples: np.ndarray, sample_rate: int,
+                          options: separation_lib.SeparationOptions) -> np.ndarray | None:
+  """[2, samples] at the contract's rate when 'dsp' separation can use the two
+  channels of a stereo file (the centre of a stereo mix is where its lead vocal
+  is); None otherwise (mono and multichannel files are separated from the mono
+  mix)."""
+  if (options.backend != 'dsp' or not options.dsp.stereo or samples.shape[1] != 2
+      or set(options.stems) == {'mix'}):
+    return None
+  return np.stack([audio_io.resample(np.ascontiguousarray(channel), sample_rate)
+                   for channel in samples.T])
+
+
 def _process(task: SongTask, outcome: dict) -> None:
   if not os.path.exists(task.input_path):
     raise audio_io.AudioReadError('cannot be opened: a broken symbolic link, or deleted')
@@ -92,8 +105,9 @@ def _process(task: SongTask, outcome: dict) -> None:
   outcome.update(duration_s=round(len(samples) / sample_rate, 3),
                  sample_rate_hz=sample_rate, channels=samples.shape[1])
   mono = audio_io.resample(audio_io.to_mono(samples), sample_rate)
-  del samples
   options = task.options
+  stereo = stereo_for_separation(samples, sample_rate, options.separation)
+  del samples
 
   clean, edits = cleaning_lib.clean(mono, options.cleaning)
   clean_s = len(clean) / contract.SAMPLE_RATE_HZ
@@ -102,8 +116,11 @@ def _process(task: SongTask, outcome: dict) -> None:
   if clean_s < needed_s:
     raise cleaning_lib.UnusableAudio(
         f'too short: {clean_s:.2f} s after cleaning, one segment needs {needed_s:.2f} s')
+  if stereo is not None:  # The channels get the mix's cuts and gain, so they stay aligned.
+    stereo = np.stack([cleaning_lib.apply_edits(channel, edits, options.cleaning)[:len(clean)]
+                       for channel in stereo])
   stem_samples = separation_lib.separate(
-      clean, options.separation, stem_files=task.stem_files, raw_length=len(mono), edits=edits,
+      clean, options.separation, stereo=stereo, stem_files=task.stem_files, raw_length=len(mono), edits=edits,
       cleaning_options=options.cleaning)
   for stem, stem_audio in stem_samples.items():
     audio_io.write_wav(stem_path(task.clean_path, stem), stem_audio)

@@ -4,6 +4,7 @@ import pathlib
 import subprocess
 import sys
 
+import librosa
 import ml_collections
 import numpy as np
 import pytest
@@ -44,6 +45,64 @@ def test_dsp_improves_both_stems_over_the_mixture(demo_songs):
   print(f'dsp SDR improvement over the mixture, dB: {improvements}')
   assert np.mean(improvements['vocals']) > 6.0
   assert np.mean(improvements['instrumental']) > 0.5
+
+
+def tone(frequencies_hz, seconds, rate=22050, vibrato_hz=0.0, harmonics=6):
+  """A harmonic tone per row of `frequencies_hz` (one f0 per 0.5 s), summed."""
+  t = np.arange(int(seconds * rate)) / rate
+  total = np.zeros_like(t)
+  for f0s in np.atleast_2d(frequencies_hz):
+    f0 = np.repeat(f0s, int(np.ceil(len(t) / len(f0s))))[:len(t)]
+    f0 = f0 * (1 + 0.02 * np.sin(2 * np.pi * vibrato_hz * t))
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    total += sum(np.sin(k * phase) / k for k in range(1, harmonics + 1))
+  return (total / np.abs(total).max()).astype(np.float32)
+
+
+def panned_stereo_song(seconds=8.0, seed=0):
+  """A sung-like centred tone over a changing chord panned hard left and right
+  and a centred sub-bass: the answer is known by construction."""
+  rng = np.random.default_rng(seed)
+  steps = int(seconds * 2)
+  voice = 0.5 * tone(rng.choice([196, 220, 247, 262, 294], steps), seconds, vibrato_hz=5.5)
+  left = 0.5 * tone(rng.choice([330, 349, 392, 440], (2, steps)), seconds)
+  right = 0.5 * tone(rng.choice([523, 587, 659], (2, steps)), seconds)
+  bass = 0.5 * tone([[41.2] * steps], seconds, harmonics=1)  # Below the vocal band.
+  instrumental_lr = np.stack([left + bass, right + bass])
+  return voice, instrumental_lr
+
+
+def test_dsp_takes_the_centred_voice_and_leaves_panned_and_bass_parts(tmp_path):
+  voice, instrumental_lr = panned_stereo_song()
+  stereo = voice[None] + instrumental_lr
+  mix = stereo.mean(0)
+  references = {'vocals': voice, 'instrumental': instrumental_lr.mean(0)}
+  vocals = separation.dsp_vocals(stereo, separation.DspOptions())
+  separated = score_separation.score(references, {'vocals': vocals, 'instrumental': mix - vocals})
+  baseline = score_separation.score(references, {'vocals': mix, 'instrumental': mix})
+  gains = {stem: separated[stem]['si_sdr'] - baseline[stem]['si_sdr']
+           for stem in score_separation.STEMS}
+  print(f'stereo dsp SI-SDR improvement, dB: {gains}')
+  assert gains['vocals'] > 10.0 and gains['instrumental'] > 7.0  # No centre mask: 8.5, 6.0.
+  # The centred sub-bass is out of the vocal band: almost none of it in the vocals.
+  bass_bins = librosa.fft_frequencies(sr=22050, n_fft=2048) < 60
+  vocal_spectrum = np.abs(librosa.stft(vocals, n_fft=2048))[bass_bins].sum()
+  mix_spectrum = np.abs(librosa.stft(mix, n_fft=2048))[bass_bins].sum()
+  assert vocal_spectrum < 0.01 * mix_spectrum
+
+  # prepare hands a stereo file's two channels to the separator.
+  songs = tmp_path / 'songs'
+  songs.mkdir()
+  soundfile.write(songs / 'panned.wav', stereo.T / 2, 22050)
+  soundfile.write(songs / 'mono.wav', mix / 2, 22050)
+  prepare.prepare(prepare.PrepareOptions(
+      input_dir=str(songs), output_dir=str(tmp_path / 'out'), show_progress=False,
+      song=song.SongOptions(separation=separation.SeparationOptions(
+          backend='dsp', stems=('mix', 'vocals', 'instrumental')))))
+  clean = tmp_path / 'out' / 'clean'
+  from_stereo = score_separation.si_sdr(voice, soundfile.read(clean / 'panned.vocals.wav')[0])
+  from_mono = score_separation.si_sdr(voice, soundfile.read(clean / 'mono.vocals.wav')[0])
+  assert from_stereo > from_mono + 2.5  # Separated from the mono mix, they would be equal.
 
 
 @pytest.fixture(scope='module')
@@ -144,21 +203,31 @@ def test_stems_backend_reads_uvr_demucs_and_simple_names(corpus_dir, tmp_path):
   assert set(stats['splits'].values()) == {'train', 'validation'}
 
 
-def test_uvr_without_model_or_package_fails_before_work(corpus_dir, tmp_path):
+def test_uvr_offline_without_model_or_without_package_fails_before_work(
+    corpus_dir, tmp_path, monkeypatch):
   def uvr(model_dir):
     return separation.SeparationOptions(backend='uvr', stems=('mix', 'vocals'),
                                         uvr_model_dir=str(model_dir))
-  with pytest.raises(ValueError, match=r'--uvr_model=UVR-MDX-NET-Inst_HQ_3.onnx not found'):
+  monkeypatch.setattr(separation, 'model_host_reachable', lambda: False)  # Offline.
+  with pytest.raises(ValueError, match=r'--uvr_model=UVR-MDX-NET-Inst_HQ_3.onnx not found in '
+                     r'--uvr_model_dir=.* cannot be downloaded'):
     separation.check_options(uvr(tmp_path))
+  # With network, a missing model is left for audio-separator to download.
+  monkeypatch.setattr(separation, 'model_host_reachable', lambda: True)
+  with pytest.raises(ValueError, match=r'needs the audio-separator package: pip install'):
+    separation.check_options(uvr(tmp_path))
+  monkeypatch.setattr(separation, 'model_host_reachable', lambda: False)
   (tmp_path / 'UVR-MDX-NET-Inst_HQ_3.onnx').write_bytes(b'weights')
   with pytest.raises(ValueError, match=r'needs the audio-separator package: pip install'):
     separation.check_options(uvr(tmp_path))
   result = subprocess.run(
       [sys.executable, '-m', 'data_prep.prepare', f'--input_dir={corpus_dir / "songs"}',
-       f'--output_dir={tmp_path / "out"}', '--separation=uvr', '--stems=mix,vocals'],
+       f'--output_dir={tmp_path / "out"}', '--separation=uvr', '--stems=mix,vocals',
+       f'--uvr_model_dir={tmp_path}'],
       capture_output=True, text=True, timeout=120, check=False)
   assert result.returncode != 0
-  assert result.stderr.strip().splitlines()[-1].startswith('prepare: --uvr_model=')
+  assert result.stderr.strip().splitlines()[-1].startswith(
+      'prepare: --separation=uvr needs the audio-separator package')
   assert not (tmp_path / 'out').exists()
   with pytest.raises(ValueError, match='without separation only "mix" exists'):
     separation.check_options(separation.SeparationOptions(stems=('mix', 'vocals')))
