@@ -9,6 +9,7 @@ import dataclasses
 import pathlib
 from typing import Callable
 
+from absl import logging
 import jax
 import numpy as np
 
@@ -68,4 +69,6 @@ def load_or_encode_latents(workdir: str, source: dict,
       np.savez(tmp_path, train_codes=data.train_codes, validation_codes=data.validation_codes,
                codebook=data.codebook)
     atomic_files.write_json(source_path, source)
+    logging.info('wrote the latent cache %s: %d train and %d validation segments', path,
+                 len(data.train_codes), len(data.validation_codes))
   return data
