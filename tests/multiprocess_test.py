@@ -149,7 +149,7 @@ def test_two_processes_equal_one_process_on_the_same_global_batches(
   # The same arithmetic in another order (gloo's all-reduce across processes):
   # equal to float32 rounding after a few steps; later, code assignments that
   # flip on a rounding difference let the two runs drift apart slowly.
-  for step, rtol, atol in ((8, 1e-4, 1e-6), (24, 0.05, 1e-3)):
+  for step, rtol, atol in ((8, 1e-3, 1e-4), (24, 0.05, 1e-3)):
     two, _ = checkpoints.restore_step(str(workdir), trainer.create_state(), step)
     one, _ = checkpoints.restore_step(str(tmp_path), trainer.create_state(), step)
     for a, b in zip(jax.tree.leaves(parallel.host_values(two)),
