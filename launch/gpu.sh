@@ -18,7 +18,14 @@
 # the same command again resumes. Hyperparameters belong in the config.
 set -euo pipefail
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
+usage() {
+  sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
+  cat <<'EOF2'
+Commands: setup | local|slurm|hosts CONFIG WORKDIR [--config.X=Y ...]
+Variables: PYTHON (default .venv/bin/python); hosts: COORDINATOR_ADDRESS, NUM_PROCESSES,
+  PROCESS_ID; slurm: the allocation's SLURM_JOB_ID and SLURM_NNODES.
+EOF2
+}
 case "${1:-}" in
   -h|--help|help) usage; exit 0 ;;
   '') usage >&2; exit 2 ;;
