@@ -10,7 +10,6 @@ was trained on (WORKDIR/vqvae), so a copied workdir samples anywhere.
 import dataclasses
 import functools
 import os
-import pathlib
 
 import flax
 import jax
@@ -40,7 +39,7 @@ class WorkdirError(ValueError):
 
 def read_config(workdir: str, expected_trainer: str) -> ml_collections.ConfigDict:
   """WORKDIR/config.json as a ConfigDict, checked to be of `expected_trainer`."""
-  path = pathlib.Path(workdir or '') / 'config.json'
+  path = atomic_files.as_path(workdir or '.') / 'config.json'
   if not workdir or not path.exists():
     raise WorkdirError(f'{workdir!r} is not a {expected_trainer} workdir: {path} is missing '
                        f'(train it first with configs/{expected_trainer}.py)')
@@ -52,7 +51,7 @@ def read_config(workdir: str, expected_trainer: str) -> ml_collections.ConfigDic
 
 
 def latest_step(workdir: str) -> int | None:
-  folder = pathlib.Path(workdir) / CHECKPOINTS_DIRNAME
+  folder = atomic_files.as_path(workdir) / CHECKPOINTS_DIRNAME
   steps = [int(p.name) for p in folder.glob('*') if p.name.isdigit()] if folder.exists() else []
   return max(steps) if steps else None
 
@@ -78,7 +77,7 @@ def restore_subtrees(workdir: str, abstract: dict, step: int | None = None,
   step = latest_step(workdir) if step is None else step
   if step is None:
     raise WorkdirError(f'{workdir}: no checkpoint in {os.path.join(workdir, CHECKPOINTS_DIRNAME)}')
-  directory = os.path.abspath(os.path.join(workdir, CHECKPOINTS_DIRNAME))
+  directory = atomic_files.as_path(workdir) / CHECKPOINTS_DIRNAME
   # Where each array goes is given, not read from the checkpoint: inference runs
   # on whatever devices this machine has, not the ones the run was saved from.
   replicated = None if mesh is None else NamedSharding(mesh, PartitionSpec())
@@ -86,8 +85,11 @@ def restore_subtrees(workdir: str, abstract: dict, step: int | None = None,
       x.shape, x.dtype, sharding=replicated or x.sharding), abstract)
   try:
     with ocp.CheckpointManager(directory) as manager:
+      # restore_args carry the target shardings; without them Orbax places
+      # arrays as they were saved, on devices this machine may not have.
       restored = manager.restore(step, args=ocp.args.PyTreeRestore(
-          item=target, partial_restore=True))
+          item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+          partial_restore=True))
   except (ValueError, KeyError, FileNotFoundError) as e:
     raise WorkdirError(f'{workdir}: its checkpoint does not match its config.json '
                        f'({" ".join(str(e).split())[:200]})') from e
@@ -96,9 +98,9 @@ def restore_subtrees(workdir: str, abstract: dict, step: int | None = None,
 
 def read_normalization(workdir: str, config) -> normalization_lib.Normalization:
   """WORKDIR/normalization.json; for runs that predate it, the data set's stats.json."""
-  path = pathlib.Path(workdir) / normalization_lib.NORMALIZATION_FILENAME
+  path = atomic_files.as_path(workdir) / normalization_lib.NORMALIZATION_FILENAME
   if not path.exists():
-    path = pathlib.Path(config.data.dataset_dir or '') / 'stats.json'
+    path = atomic_files.as_path(config.data.dataset_dir or '.') / 'stats.json'
     if not path.exists():
       raise WorkdirError(f'{workdir}: no {normalization_lib.NORMALIZATION_FILENAME} and its '
                          f'data set is gone ({path}); its normalization is needed to encode '
@@ -249,8 +251,8 @@ class LoadedGenerator:
 
 def gan_vqvae_workdir(workdir: str, config) -> str:
   """The GAN's own copy of its VQ-VAE, or (older runs) the one its config names."""
-  copy = os.path.join(workdir, VQVAE_COPY_DIRNAME)
-  return copy if os.path.exists(os.path.join(copy, 'config.json')) else config.vqvae_workdir
+  copy = atomic_files.as_path(workdir) / VQVAE_COPY_DIRNAME
+  return os.fspath(copy) if (copy / 'config.json').exists() else config.vqvae_workdir
 
 
 def load_generator(workdir: str) -> LoadedGenerator:

@@ -17,6 +17,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from melodygan_jax import atomic_files
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import spectrogram_image
 from melodygan_jax.audio import synthesis
@@ -346,8 +347,9 @@ def encode_split(vqvae: pretrained.LoadedVQVAE, data, meta, split: str, mesh) ->
 def load_or_encode_latents(config, workdir: str, vqvae: pretrained.LoadedVQVAE,
                            mesh) -> latent_cache.LatentData:
   """The frozen VQ-VAE's codes of the data set, from the run's cache or encoded now."""
-  source = {'vqvae_workdir': os.path.abspath(vqvae.workdir), 'vqvae_step': vqvae.step,
-            'dataset_dir': os.path.abspath(config.data.dataset_dir),
+  source = {'vqvae_workdir': os.fspath(atomic_files.as_path(vqvae.workdir)),
+            'vqvae_step': vqvae.step,
+            'dataset_dir': os.fspath(atomic_files.as_path(config.data.dataset_dir)),
             'stems': list(config.data.stems)}
 
   def encode():

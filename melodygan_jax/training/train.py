@@ -79,13 +79,14 @@ def main(argv):
   tf.config.set_visible_devices([], 'GPU')  # tf.data only; the accelerators are JAX's.
   config = flags.FLAGS.config
   workdir = flags.FLAGS.workdir
+  from melodygan_jax import atomic_files  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import run_files  # pylint: disable=g-import-not-at-top
   try:
     trainer_module = load_trainer(config)
     run_files.absolute_paths(config)
     checked = trainer_module.check_config(config)
     run_files.absolute_paths(config)
-    os.makedirs(workdir, exist_ok=True)
+    atomic_files.as_path(workdir).mkdir(parents=True, exist_ok=True)
     run_files.write_or_check_config(config, workdir)
   except ValueError as e:  # ConfigError, DatasetError: one line, before any compile.
     sys.exit(f'train: {e}')
