@@ -205,3 +205,20 @@ def test_gan_trains_on_two_processes_from_that_vqvae(two_process_vqvae, tmp_path
   generator = pretrained.load_generator(str(workdir))
   assert generator.step == 12
   assert json.loads((workdir / 'latents.json').read_text())['vqvae_step'] == 24
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--coordinator_address=localhost:1234'],
+     'train: --coordinator_address needs --num_processes, --process_id too'),
+    (['--coordinator_address=localhost', '--num_processes=2', '--process_id=0'],
+     "train: --coordinator_address='localhost': expected HOST:PORT"),
+    (['--coordinator_address=localhost:1234', '--num_processes=2', '--process_id=2'],
+     'train: --process_id=2: must be in [0, --num_processes=2)'),
+])
+def test_incomplete_distributed_flags_are_one_line(flags, message, tmp_path):
+  result = subprocess.run(
+      [sys.executable, '-m', 'melodygan_jax.train', f'--config={REPO_ROOT / "configs/vqvae_tiny.py"}',
+       f'--workdir={tmp_path}', *flags], cwd=REPO_ROOT, capture_output=True, text=True,
+      timeout=120, check=False)
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1].startswith(message)
