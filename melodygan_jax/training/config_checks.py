@@ -52,7 +52,7 @@ def check_data_section(data: ml_collections.ConfigDict) -> None:
 
 
 def check_dtype(field: str, dtype: str) -> None:
-  require(dtype in ('float32', 'bfloat16'), field, dtype, 'must be float32 or bfloat16')
+  require(dtype in ('float32', 'bfloat16'), field, dtype, 'must be auto, float32 or bfloat16')
 
 
 def resolve_dtype(section: ml_collections.ConfigDict, field: str) -> None:
