@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test bench browser clean
+.PHONY: demo test bench browser shellcheck clean
 
 $(INSTALLED): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(INSTALLED): setup.cfg pyproject.toml
 demo: $(INSTALLED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash launch/demo.sh
 
-test: $(INSTALLED) browser
+test: $(INSTALLED) browser shellcheck
 	$(VENV)/bin/python -m pytest -q
 
 # The listening-page test opens index.html in headless Chromium (Debian's package).
@@ -27,6 +27,13 @@ browser:
 	  apt-get install -y -q chromium >/dev/null 2>&1 || \
 	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) || \
 	  echo "note: could not install chromium; the listening-page test will be skipped"
+
+# The launch-script test runs shellcheck (Debian's package).
+shellcheck:
+	@command -v shellcheck >/dev/null || ! command -v apt-get >/dev/null || \
+	  apt-get install -y -q shellcheck >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q shellcheck >/dev/null 2>&1) || \
+	  echo "note: could not install shellcheck; the shellcheck test will be skipped"
 
 bench: $(INSTALLED)
 	$(VENV)/bin/python -m pip install -q -e '.[test,bench]'

@@ -17,6 +17,8 @@ def train_config() -> ml_collections.ConfigDict:
   train = ml_collections.ConfigDict()
   train.num_steps = 200_000
   train.batch_size = 32  # Global: split over every device of every host.
+  # When positive, replaces batch_size with this times the device count (weak scaling).
+  train.per_device_batch_size = 0
   train.log_every_steps = 100
   train.eval_every_steps = 2_000
   train.checkpoint_every_steps = 2_000

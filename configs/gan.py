@@ -32,7 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.snap_temperature = 0.05
   config.model.discriminator_width = 256
   config.model.discriminator_dilations = (1, 2, 4, 8, 1, 2)
-  config.model.dtype = 'float32'  # Compute dtype; 'bfloat16' on GPU/TPU.
+  config.model.dtype = 'auto'  # Compute dtype: bfloat16 on GPU/TPU, float32 on CPU.
 
   config.loss = ml_collections.ConfigDict()
   config.loss.kind = 'non_saturating'  # Or 'hinge'.

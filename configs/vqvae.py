@@ -3,7 +3,7 @@ r"""VQ-VAE on log-mel crops: the codebook every later stage speaks.
   python -m melodygan_jax.train --config=configs/vqvae.py --workdir=runs/vqvae \
       --config.data.dataset_dir=data/
   python -m melodygan_jax.train --config=configs/vqvae.py --workdir=runs/vqvae \
-      --config.data.dataset_dir=data/ --config.model.dtype=bfloat16   # GPU/TPU
+      --config.data.dataset_dir=data/ --config.model.dtype=float32   # no bf16 on GPU/TPU
 
 A [batch, 128, 80] crop becomes [batch, 32, 64] latents (time stride 4), each
 vector one of 512 codes.
@@ -31,7 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.kmeans_init_batches = 4  # First batches whose encodings seed k-means.
   config.model.usage_window_steps = 100  # Codes unused this long are dead...
   config.model.restart_every_steps = 100  # ...and restarted this often.
-  config.model.dtype = 'float32'  # Compute dtype; 'bfloat16' on GPU/TPU.
+  config.model.dtype = 'auto'  # Compute dtype: bfloat16 on GPU/TPU, float32 on CPU.
 
   config.loss = ml_collections.ConfigDict()
   config.loss.l1_weight = 1.0  # On normalized log-mel.

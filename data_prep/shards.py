@@ -98,7 +98,7 @@ def write_dataset(output_dir: str | os.PathLike, songs: list[dict],
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  final_dir = records.dataset_path(output_dir)
+  final_dir = pathlib.Path(records.dataset_path(output_dir))  # Written locally.
   work_dir = final_dir.with_name(final_dir.name + '.tmp')
   shutil.rmtree(work_dir, ignore_errors=True)
   work_dir.mkdir(parents=True)

@@ -16,9 +16,9 @@ same records_per_epoch (the smallest share), so they stay in step.
 import dataclasses
 import math
 import os
-import pathlib
 from typing import Iterator
 
+from etils import epath
 import ml_collections
 import numpy as np
 
@@ -37,7 +37,7 @@ class DatasetError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class DatasetMeta:
   """What the readers need to know about one data_prep output folder."""
-  path: pathlib.Path  # The TFDS folder.
+  path: epath.Path  # The TFDS folder (local or gs://...).
   segment_frames: int
   stats: dict  # stats.json.
   split_files: dict[str, list[str]]  # Split -> shard paths, in shard order.
@@ -58,10 +58,10 @@ def load_dataset_meta(dataset_dir: str | os.PathLike) -> DatasetMeta:
   Raises:
     DatasetError: the folder, its data set or stats.json is missing.
   """
-  dataset_dir = pathlib.Path(dataset_dir)
-  if not str(dataset_dir) or not dataset_dir.is_dir():
-    raise DatasetError(f'data set folder {str(dataset_dir)!r} does not exist '
+  if not os.fspath(dataset_dir) or not atomic_files.as_path(dataset_dir).is_dir():
+    raise DatasetError(f'data set folder {os.fspath(dataset_dir)!r} does not exist '
                        '(run python -m data_prep.prepare first)')
+  dataset_dir = atomic_files.as_path(dataset_dir)
   path = records.dataset_path(dataset_dir)
   stats_path = dataset_dir / records.STATS_FILENAME
   if not (path / 'dataset_info.json').exists() or not stats_path.exists():

@@ -6,9 +6,9 @@ never change, and encoding on the fly would spend most of each GAN step in the
 encoder. A cache made from another VQ-VAE is an error, never silently reused.
 """
 import dataclasses
-import pathlib
 from typing import Callable
 
+from absl import logging
 import jax
 import numpy as np
 
@@ -51,7 +51,7 @@ def load_or_encode_latents(workdir: str, source: dict,
     LatentCacheError: the cache was made from another VQ-VAE or data set than
       the one configured (resuming would mix two codebooks).
   """
-  path = pathlib.Path(workdir) / LATENTS_FILENAME
+  path = atomic_files.as_path(workdir) / LATENTS_FILENAME
   source_path = path.with_suffix('.json')
   if path.exists() and source_path.exists():
     cached_source = atomic_files.read_json(source_path)
@@ -60,12 +60,13 @@ def load_or_encode_latents(workdir: str, source: dict,
           f'{workdir} was trained on the codes of {cached_source["vqvae_workdir"]} (step '
           f'{cached_source["vqvae_step"]}), but config.vqvae_workdir is {source["vqvae_workdir"]} '
           f'(step {source["vqvae_step"]}): use a new --workdir')
-    with np.load(path) as cached:
-      return LatentData(cached['train_codes'], cached['validation_codes'], cached['codebook'])
+    cached = atomic_files.read_npz(path)
+    return LatentData(cached['train_codes'], cached['validation_codes'], cached['codebook'])
   data = encode()
   if jax.process_index() == 0:
-    with atomic_files.atomic_path(path) as tmp_path:
-      np.savez(tmp_path, train_codes=data.train_codes, validation_codes=data.validation_codes,
-               codebook=data.codebook)
+    atomic_files.write_npz(path, train_codes=data.train_codes,
+                           validation_codes=data.validation_codes, codebook=data.codebook)
     atomic_files.write_json(source_path, source)
+    logging.info('wrote the latent cache %s: %d train and %d validation segments', path,
+                 len(data.train_codes), len(data.validation_codes))
   return data

@@ -6,11 +6,13 @@ them with `parse_segment`; `features_dict` is the same schema as TFDS sees it,
 so `tfds.builder_from_directory(dataset_path(OUT))` opens the data set.
 """
 import os
-import pathlib
 
+from etils import epath
 import numpy as np
 
+from melodygan_jax import atomic_files
 from melodygan_jax.audio import contract
+
 DATASET_NAME = 'melodygan_segments'
 DATASET_VERSION = '1.0.0'
 TRAIN_SPLIT = 'train'
@@ -19,9 +21,9 @@ STATS_FILENAME = 'stats.json'
 REPORT_FILENAME = 'report.json'
 
 
-def dataset_path(output_dir: str | os.PathLike) -> pathlib.Path:
-  """The TFDS folder inside a data_prep output folder."""
-  return pathlib.Path(output_dir) / 'tfds' / DATASET_NAME / DATASET_VERSION
+def dataset_path(output_dir: str | os.PathLike) -> epath.Path:
+  """The TFDS folder inside a data_prep output folder (local or gs://...)."""
+  return atomic_files.as_path(output_dir) / 'tfds' / DATASET_NAME / DATASET_VERSION
 
 
 def shard_filename(split: str, shard_index: int, num_shards: int) -> str:

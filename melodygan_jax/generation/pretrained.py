@@ -10,7 +10,6 @@ was trained on (WORKDIR/vqvae), so a copied workdir samples anywhere.
 import dataclasses
 import functools
 import os
-import pathlib
 
 import flax
 import jax
@@ -19,6 +18,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
+from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec
 
@@ -39,7 +39,7 @@ class WorkdirError(ValueError):
 
 def read_config(workdir: str, expected_trainer: str) -> ml_collections.ConfigDict:
   """WORKDIR/config.json as a ConfigDict, checked to be of `expected_trainer`."""
-  path = pathlib.Path(workdir or '') / 'config.json'
+  path = atomic_files.as_path(workdir or '.') / 'config.json'
   if not workdir or not path.exists():
     raise WorkdirError(f'{workdir!r} is not a {expected_trainer} workdir: {path} is missing '
                        f'(train it first with configs/{expected_trainer}.py)')
@@ -51,18 +51,22 @@ def read_config(workdir: str, expected_trainer: str) -> ml_collections.ConfigDic
 
 
 def latest_step(workdir: str) -> int | None:
-  folder = pathlib.Path(workdir) / CHECKPOINTS_DIRNAME
+  folder = atomic_files.as_path(workdir) / CHECKPOINTS_DIRNAME
   steps = [int(p.name) for p in folder.glob('*') if p.name.isdigit()] if folder.exists() else []
   return max(steps) if steps else None
 
 
-def restore_subtrees(workdir: str, abstract: dict, step: int | None = None) -> tuple[dict, int]:
+def restore_subtrees(workdir: str, abstract: dict, step: int | None = None,
+                     mesh: Mesh | None = None) -> tuple[dict, int]:
   """Restores only the named top-level entries of a run's train-state checkpoint.
 
   Args:
     workdir: a finished run.
     abstract: {name: pytree of arrays or ShapeDtypeStructs}, e.g. {'params': ...}.
     step: default: the latest.
+    mesh: restore every array replicated over this mesh (each process reads
+      its own devices' copies: the way onto other hosts' devices); default:
+      where the arrays of `abstract` are.
 
   Returns:
     (the restored entries, the step).
@@ -73,15 +77,19 @@ def restore_subtrees(workdir: str, abstract: dict, step: int | None = None) -> t
   step = latest_step(workdir) if step is None else step
   if step is None:
     raise WorkdirError(f'{workdir}: no checkpoint in {os.path.join(workdir, CHECKPOINTS_DIRNAME)}')
-  directory = os.path.abspath(os.path.join(workdir, CHECKPOINTS_DIRNAME))
+  directory = atomic_files.as_path(workdir) / CHECKPOINTS_DIRNAME
   # Where each array goes is given, not read from the checkpoint: inference runs
   # on whatever devices this machine has, not the ones the run was saved from.
-  target = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), abstract)
+  replicated = None if mesh is None else NamedSharding(mesh, PartitionSpec())
+  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+      x.shape, x.dtype, sharding=replicated or x.sharding), abstract)
   try:
     with ocp.CheckpointManager(directory) as manager:
+      # restore_args carry the target shardings; without them Orbax places
+      # arrays as they were saved, on devices this machine may not have.
       restored = manager.restore(step, args=ocp.args.PyTreeRestore(
-          item=target, partial_restore=True))
+          item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+          partial_restore=True))
   except (ValueError, KeyError, FileNotFoundError) as e:
     raise WorkdirError(f'{workdir}: its checkpoint does not match its config.json '
                        f'({" ".join(str(e).split())[:200]})') from e
@@ -90,9 +98,9 @@ def restore_subtrees(workdir: str, abstract: dict, step: int | None = None) -> t
 
 def read_normalization(workdir: str, config) -> normalization_lib.Normalization:
   """WORKDIR/normalization.json; for runs that predate it, the data set's stats.json."""
-  path = pathlib.Path(workdir) / normalization_lib.NORMALIZATION_FILENAME
+  path = atomic_files.as_path(workdir) / normalization_lib.NORMALIZATION_FILENAME
   if not path.exists():
-    path = pathlib.Path(config.data.dataset_dir or '') / 'stats.json'
+    path = atomic_files.as_path(config.data.dataset_dir or '.') / 'stats.json'
     if not path.exists():
       raise WorkdirError(f'{workdir}: no {normalization_lib.NORMALIZATION_FILENAME} and its '
                          f'data set is gone ({path}); its normalization is needed to encode '
@@ -118,6 +126,7 @@ class LoadedVQVAE:
   graphdef: nnx.GraphDef
   state: VQVAEWeights
   normalization: normalization_lib.Normalization
+  mesh: Mesh | None = None  # Where `state` is replicated; None: one local device.
 
   @property
   def time_stride(self) -> int:
@@ -161,9 +170,20 @@ class LoadedVQVAE:
     return jax.jit(lambda state, mel: nnx.merge(
         self.graphdef, state.params, state.codebook)(mel)[0])
 
-  def replicate_on(self, mesh) -> None:
-    """Puts the weights on every device of `mesh`, to run on batches sharded there."""
-    self.state = jax.device_put(self.state, NamedSharding(mesh, PartitionSpec()))
+  def replicate_on(self, mesh: Mesh) -> None:
+    """Puts the weights on every device of `mesh`, to run on batches sharded there.
+
+    Through host memory: weights committed to one local device cannot be
+    `device_put` onto a mesh that spans other hosts (`load_vqvae(mesh=...)`
+    restores them in place instead).
+    """
+    if self.mesh is mesh:
+      return
+    sharding = NamedSharding(mesh, PartitionSpec())
+    host = jax.device_get(self.state)
+    self.state = jax.tree.map(lambda x: jax.make_array_from_callback(
+        x.shape, sharding, lambda index: x[index]), host)
+    self.mesh = mesh
 
   def normalize(self, log_mel: np.ndarray, stem: str) -> np.ndarray:
     return self.normalization.normalize(log_mel, stem)
@@ -173,7 +193,11 @@ class LoadedVQVAE:
 
   def codes_to_log_mel(self, codes: np.ndarray, stem: str) -> np.ndarray:
     """[batch, steps] codes -> [batch, steps * stride, NUM_MELS] log-mel (un-normalized)."""
-    normalized = self.jit_decode_codes(self.state, np.asarray(codes, np.int32))
+    codes = np.asarray(codes, np.int32)
+    if self.mesh is not None:  # The same codes on every process: replicate them too.
+      codes = jax.make_array_from_callback(
+          codes.shape, NamedSharding(self.mesh, PartitionSpec()), lambda index: codes[index])
+    normalized = self.jit_decode_codes(self.state, codes)
     return self.denormalize(np.asarray(normalized), stem)
 
 
@@ -184,8 +208,14 @@ def _check_ready(workdir: str, trainer: str) -> ml_collections.ConfigDict:
   return config
 
 
-def load_vqvae(workdir: str, step: int | None = None) -> LoadedVQVAE:
+def load_vqvae(workdir: str, step: int | None = None, mesh: Mesh | None = None) -> LoadedVQVAE:
   """Restores a VQ-VAE run's parameters and codebook (latest checkpoint unless `step`).
+
+  Args:
+    workdir: a finished VQ-VAE run.
+    step: default: the latest checkpoint.
+    mesh: restore the weights replicated over this mesh (all hosts' devices in
+      a multi-process run); default: this machine's default device.
 
   Raises:
     WorkdirError: not a VQ-VAE workdir, no checkpoint, weights that do not
@@ -196,11 +226,12 @@ def load_vqvae(workdir: str, step: int | None = None) -> LoadedVQVAE:
   model = vqvae_models.from_config(config.model, rngs=nnx.Rngs(0), num_mels=contract.NUM_MELS)
   graphdef, params, codebook = nnx.split(model, nnx.Param, quantizer_lib.CodebookVariable)
   restored, restored_step = restore_subtrees(
-      workdir, {'params': params, 'codebook': codebook}, step)
-  state = VQVAEWeights(params=jax.tree.map(jnp.asarray, restored['params']),
-                       codebook=jax.tree.map(jnp.asarray, restored['codebook']))
+      workdir, {'params': params, 'codebook': codebook}, step, mesh)
+  place = jnp.asarray if mesh is None else lambda x: x  # Orbax placed them on the mesh.
+  state = VQVAEWeights(params=jax.tree.map(place, restored['params']),
+                       codebook=jax.tree.map(place, restored['codebook']))
   return LoadedVQVAE(workdir=str(workdir), config=config, step=restored_step,
-                     graphdef=graphdef, state=state, normalization=normalization)
+                     graphdef=graphdef, state=state, normalization=normalization, mesh=mesh)
 
 
 @dataclasses.dataclass
@@ -220,8 +251,8 @@ class LoadedGenerator:
 
 def gan_vqvae_workdir(workdir: str, config) -> str:
   """The GAN's own copy of its VQ-VAE, or (older runs) the one its config names."""
-  copy = os.path.join(workdir, VQVAE_COPY_DIRNAME)
-  return copy if os.path.exists(os.path.join(copy, 'config.json')) else config.vqvae_workdir
+  copy = atomic_files.as_path(workdir) / VQVAE_COPY_DIRNAME
+  return os.fspath(copy) if (copy / 'config.json').exists() else config.vqvae_workdir
 
 
 def load_generator(workdir: str) -> LoadedGenerator:

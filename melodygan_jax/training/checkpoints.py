@@ -6,11 +6,12 @@ complete, so a run killed mid-save (kill -9 included) restarts from the last
 complete checkpoint.
 """
 import logging
-import os
 
 from absl import logging as absl_logging
 import jax
 import orbax.checkpoint as ocp
+
+from melodygan_jax import atomic_files
 
 
 class _OrbaxWarningsOnly(logging.Filter):
@@ -28,8 +29,7 @@ def make_manager(workdir: str, train_config) -> ocp.CheckpointManager:
       max_to_keep=train_config.keep_checkpoints,
       enable_async_checkpointing=True,
       cleanup_tmp_directories=True)
-  return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, 'checkpoints')),
-                               options=options)
+  return ocp.CheckpointManager(atomic_files.as_path(workdir) / 'checkpoints', options=options)
 
 
 def restore_latest(manager: ocp.CheckpointManager, state):
@@ -57,7 +57,7 @@ def restore_step(workdir: str, state, step: int | None = None):
   Raises:
     FileNotFoundError: the workdir has no checkpoint.
   """
-  directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
+  directory = atomic_files.as_path(workdir) / 'checkpoints'
   with ocp.CheckpointManager(directory) as manager:
     step = manager.latest_step() if step is None else step
     if step is None:

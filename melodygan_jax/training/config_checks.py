@@ -24,7 +24,16 @@ def check_positive(section: ml_collections.ConfigDict, prefix: str, names) -> No
 
 
 def check_train_section(train: ml_collections.ConfigDict) -> None:
-  """Steps, frequencies and the global batch against this run's devices."""
+  """Steps, frequencies and the global batch against this run's devices.
+
+  A positive `train.per_device_batch_size` sets `train.batch_size` (in place)
+  to that many examples per device, so config.json records the global size.
+  """
+  per_device = train.get('per_device_batch_size', 0)
+  require(isinstance(per_device, int) and per_device >= 0, 'config.train.per_device_batch_size',
+          per_device, 'must be 0 (use batch_size) or a positive number of examples')
+  if per_device:
+    train.batch_size = per_device * jax.device_count()
   check_positive(train, 'config.train', (
       'num_steps', 'batch_size', 'log_every_steps', 'eval_every_steps',
       'checkpoint_every_steps', 'keep_checkpoints'))
@@ -43,4 +52,15 @@ def check_data_section(data: ml_collections.ConfigDict) -> None:
 
 
 def check_dtype(field: str, dtype: str) -> None:
-  require(dtype in ('float32', 'bfloat16'), field, dtype, 'must be float32 or bfloat16')
+  require(dtype in ('float32', 'bfloat16'), field, dtype, 'must be auto, float32 or bfloat16')
+
+
+def resolve_dtype(section: ml_collections.ConfigDict, field: str) -> None:
+  """Replaces a `dtype='auto'` of `section` (in place) with this machine's choice.
+
+  bfloat16 on GPU and TPU (their matrix units run it at full rate), float32 on
+  CPU, where bfloat16 is emulated and slower.
+  """
+  if section.dtype == 'auto':
+    section.dtype = 'bfloat16' if jax.default_backend() in ('gpu', 'tpu') else 'float32'
+  check_dtype(field, section.dtype)

@@ -17,6 +17,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from melodygan_jax import atomic_files
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import spectrogram_image
 from melodygan_jax.audio import synthesis
@@ -52,7 +53,9 @@ def check_config(config: ml_collections.ConfigDict) -> pretrained.LoadedVQVAE:
   """
   config_checks.require(bool(config.vqvae_workdir), 'config.vqvae_workdir',
                         config.vqvae_workdir, 'required: a finished configs/vqvae.py workdir')
-  vqvae = pretrained.load_vqvae(config.vqvae_workdir)
+  # Restored onto the mesh: committed to one local device they could not reach
+  # the other hosts' devices.
+  vqvae = pretrained.load_vqvae(config.vqvae_workdir, mesh=parallel.make_mesh())
   config.data.dataset_dir = config.data.dataset_dir or vqvae.config.data.dataset_dir
   config.data.stems = tuple(config.data.stems) or tuple(vqvae.config.data.stems)
   config_checks.check_data_section(config.data)
@@ -65,7 +68,7 @@ def check_config(config: ml_collections.ConfigDict) -> pretrained.LoadedVQVAE:
                         model.output, 'must be gumbel or snap')
   config_checks.require(config.loss.kind in ('non_saturating', 'hinge'), 'config.loss.kind',
                         config.loss.kind, 'must be non_saturating or hinge')
-  config_checks.check_dtype('config.model.dtype', model.dtype)
+  config_checks.resolve_dtype(model, 'config.model.dtype')
   config_checks.require(config.data.crop_frames % vqvae.time_stride == 0,
                         'config.data.crop_frames', config.data.crop_frames,
                         f'must be a multiple of the VQ-VAE time stride {vqvae.time_stride}')
@@ -89,6 +92,7 @@ def make_optimizers(train):
 
 def init_state(config, codebook_size: int, codebook_dim: int):
   """Returns (generator graphdef, discriminator graphdef, GANState, optimizers)."""
+  config_checks.resolve_dtype(config.model, 'config.model.dtype')
   generator, discriminator = make_models(config, codebook_size, codebook_dim)
   gen_graphdef, gen_params = nnx.split(generator)
   disc_graphdef, disc_params = nnx.split(discriminator)
@@ -227,9 +231,9 @@ class GANTrainer:
     replicated = parallel.replicated(self.mesh)
     if vqvae is not None:
       vqvae.replicate_on(self.mesh)
-    self.codebook = jax.device_put(jnp.asarray(data.codebook), replicated)
+    self.codebook = parallel.replicate(np.asarray(data.codebook), self.mesh)
     histogram = latent_metrics.code_histogram(data.train_codes, len(data.codebook))
-    self.code_histogram = jax.device_put(jnp.asarray(histogram, jnp.float32), replicated)
+    self.code_histogram = parallel.replicate(np.asarray(histogram, np.float32), self.mesh)
     self.gen_graphdef, self.disc_graphdef, self._initial_state, optimizers = init_state(
         config, *data.codebook.shape)
     self.base_rng = jax.random.key(config.seed)
@@ -250,14 +254,17 @@ class GANTrainer:
                                 self.base_rng)
 
   def create_state(self) -> GANState:
-    fresh = jax.tree.map(lambda x: jnp.array(x, copy=True), self._initial_state)
-    return jax.device_put(fresh, parallel.replicated(self.mesh))
+    return parallel.replicate(self._initial_state, self.mesh)
 
   def fresh_start(self, state: GANState) -> GANState:
     return state
 
   def train_batches(self, start_step: int):
     """Random crops of the training codes; batch s depends only on (seed, s)."""
+    return parallel.prefetch_to_mesh(self._local_batches(start_step), self.mesh)
+
+  def _local_batches(self, start_step: int):
+    """This host's rows of each global batch of crops, [local_batch, steps] codes."""
     codes = self.data.train_codes
     global_batch = self.config.train.batch_size
     local = parallel.local_batch_size(global_batch)
@@ -267,7 +274,7 @@ class GANTrainer:
       rows = rng.integers(0, len(codes), size=global_batch)
       starts = rng.integers(0, codes.shape[1] - self.steps + 1, size=global_batch)
       crops = codes[rows[:, None], starts[:, None] + np.arange(self.steps)]
-      yield parallel.global_batch(crops[first:first + local], self.mesh)
+      yield crops[first:first + local]
 
   def generated_codes(self, state: GANState, num_samples: int, seed: int = 0) -> np.ndarray:
     codes = self.jit_sample(state.generator_ema, jax.random.key(seed), num_samples,
@@ -299,14 +306,19 @@ class GANTrainer:
     metrics = {f'eval/{name}': value for name, value in latent_metrics.compare(
         codes, self.real, self.data.train_codes, self.data.codebook).items()}
     metrics.update(self.baselines)
-    if self.vqvae is not None and writer.active:
+    if self.vqvae is not None:
       self._write_summaries(writer, step, codes)
     return metrics
 
   def _write_summaries(self, writer, step, codes) -> None:
-    """A few generated samples, decoded: spectrograms and audio."""
+    """A few generated samples, decoded: spectrograms and audio.
+
+    Every process decodes (a collective on the VQ-VAE's mesh); only process 0 writes.
+    """
     count = min(self.config.train.num_summary_examples, len(codes))
     log_mels = self.vqvae.codes_to_log_mel(codes[:count], self.config.data.stems[0])
+    if not writer.active:
+      return
     writer.write_images(step, {
         f'generated/{index}': spectrogram_image.spectrogram_image(
             log_mel, float(log_mel.min()), float(log_mel.max()))
@@ -337,8 +349,9 @@ def encode_split(vqvae: pretrained.LoadedVQVAE, data, meta, split: str, mesh) ->
 def load_or_encode_latents(config, workdir: str, vqvae: pretrained.LoadedVQVAE,
                            mesh) -> latent_cache.LatentData:
   """The frozen VQ-VAE's codes of the data set, from the run's cache or encoded now."""
-  source = {'vqvae_workdir': os.path.abspath(vqvae.workdir), 'vqvae_step': vqvae.step,
-            'dataset_dir': os.path.abspath(config.data.dataset_dir),
+  source = {'vqvae_workdir': os.fspath(atomic_files.as_path(vqvae.workdir)),
+            'vqvae_step': vqvae.step,
+            'dataset_dir': os.fspath(atomic_files.as_path(config.data.dataset_dir)),
             'stems': list(config.data.stems)}
 
   def encode():

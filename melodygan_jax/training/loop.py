@@ -54,23 +54,27 @@ class Trainer(Protocol):
 class PreemptionWatcher:
   """Turns SIGTERM (a preempted VM) into a clean save-and-stop.
 
-  On several hosts all must stop at the same step: JAX's preemption sync point
-  (driven by the coordination service) decides there.
+  Under `jax.distributed` all hosts must stop at the same step: JAX's
+  preemption sync point decides there. Its notice comes from the SIGTERM
+  handler the coordination service installed at initialization, so no Python
+  handler may replace that one; the watcher installs its own only in a
+  process that is not part of a distributed run.
   """
 
   def __init__(self):
     self._signalled = False
-    if threading.current_thread() is threading.main_thread():
+    self._previous = None
+    self._distributed = jax.distributed.is_initialized()
+    if not self._distributed and threading.current_thread() is threading.main_thread():
       self._previous = signal.signal(signal.SIGTERM, self._handle)
-    else:
-      self._previous = None
 
   def _handle(self, signum, frame):
     del signum, frame
     self._signalled = True
 
   def should_stop(self, step: int) -> bool:
-    if jax.process_count() > 1:
+    """True at the step where every process saves and stops; call at every step."""
+    if self._distributed:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
       return multihost_utils.reached_preemption_sync_point(step)
     return self._signalled

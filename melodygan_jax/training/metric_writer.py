@@ -23,13 +23,13 @@ class MetricWriter:
     """
     self.active = jax.process_index() == 0
     self._summary_writer = None
-    self._jsonl_path = os.path.join(workdir, 'metrics.jsonl')
+    self._jsonl_path = atomic_files.as_path(workdir) / 'metrics.jsonl'
     if self.active:
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
-      os.makedirs(workdir, exist_ok=True)
+      self._jsonl_path.parent.mkdir(parents=True, exist_ok=True)
       truncate_metrics(self._jsonl_path, resumed_step)
       self._tf = tf
-      self._summary_writer = tf.summary.create_file_writer(workdir)
+      self._summary_writer = tf.summary.create_file_writer(os.fspath(self._jsonl_path.parent))
 
   def write_scalars(self, step: int, scalars: dict) -> None:
     if not self.active:
@@ -38,8 +38,13 @@ class MetricWriter:
     with self._summary_writer.as_default(step=step):
       for name, value in scalars.items():
         self._tf.summary.scalar(name, value)
-    with open(self._jsonl_path, 'a') as f:
-      f.write(json.dumps({'step': step, **scalars}) + '\n')
+    row = json.dumps({'step': step, **scalars}) + '\n'
+    if atomic_files.is_url(self._jsonl_path):  # Object stores cannot append: rewrite.
+      old = self._jsonl_path.read_text() if self._jsonl_path.exists() else ''
+      self._jsonl_path.write_text(old + row)
+    else:
+      with self._jsonl_path.open('a') as f:
+        f.write(row)
 
   def write_images(self, step: int, images: dict[str, np.ndarray]) -> None:
     """images: name -> [height, width, 3] uint8."""
@@ -65,10 +70,10 @@ class MetricWriter:
 
 def truncate_metrics(path: str, last_step: int) -> None:
   """Keeps the rows of a metrics.jsonl up to `last_step` (all of them if none is later)."""
-  if not os.path.exists(path):
+  path = atomic_files.as_path(path)
+  if not path.exists():
     return
-  with open(path) as f:
-    rows = [line for line in f if line.strip()]
+  rows = [line + '\n' for line in path.read_text().splitlines() if line.strip()]
   kept = [line for line in rows if json.loads(line).get('step', 0) <= last_step]
   if len(kept) < len(rows):
     with atomic_files.atomic_path(path) as tmp_path:
@@ -77,8 +82,7 @@ def truncate_metrics(path: str, last_step: int) -> None:
 
 def read_metrics(workdir: str) -> list[dict]:
   """All rows of WORKDIR/metrics.jsonl, in order."""
-  path = os.path.join(workdir, 'metrics.jsonl')
-  if not os.path.exists(path):
+  path = atomic_files.as_path(workdir) / 'metrics.jsonl'
+  if not path.exists():
     return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

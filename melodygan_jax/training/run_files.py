@@ -12,8 +12,6 @@ run samples and reconstructs without the data set.
 """
 import json
 import os
-import pathlib
-import shutil
 
 from absl import logging
 import jax
@@ -37,8 +35,8 @@ def absolute_paths(config: ml_collections.ConfigDict) -> None:
   for field in PATH_FIELDS:
     section, _, name = field.rpartition('.')
     holder = config[section] if section else config
-    if name in holder and holder[name] and '://' not in holder[name]:
-      holder[name] = os.path.abspath(holder[name])
+    if name in holder and holder[name]:
+      holder[name] = os.fspath(atomic_files.as_path(holder[name]))
 
 
 def _flatten(tree: dict, prefix: str = '') -> dict:
@@ -67,7 +65,7 @@ def write_or_check_config(config: ml_collections.ConfigDict, workdir: str) -> No
     config_checks.ConfigError: a resumed run changes a field outside
       RESUMABLE_FIELDS.
   """
-  path = pathlib.Path(workdir) / CONFIG_FILENAME
+  path = atomic_files.as_path(workdir) / CONFIG_FILENAME
   resolved = json.loads(config.to_json())
   resuming = path.exists() and pretrained.latest_step(workdir) is not None
   if not resuming:
@@ -85,8 +83,8 @@ def write_or_check_config(config: ml_collections.ConfigDict, workdir: str) -> No
         f'keeps its config (only {", ".join(RESUMABLE_FIELDS)} may change): use a new '
         '--workdir for a new experiment')
   if changes and jax.process_index() == 0:
-    number = 1 + len(list(pathlib.Path(workdir).glob('config.resumed.*.json')))
-    atomic_files.write_json(pathlib.Path(workdir) / f'config.resumed.{number}.json', resolved)
+    number = 1 + len(list(path.parent.glob('config.resumed.*.json')))
+    atomic_files.write_json(path.parent / f'config.resumed.{number}.json', resolved)
     for field, (old, new) in changes.items():
       logging.warning('resumed with config.%s changed: %r -> %r', field, old, new)
     print(f'resumed with {len(changes)} changed field(s): ' + ', '.join(
@@ -97,7 +95,7 @@ def write_or_check_config(config: ml_collections.ConfigDict, workdir: str) -> No
 def write_normalization(workdir: str, normalization: normalization_lib.Normalization) -> None:
   """WORKDIR/normalization.json: the statistics sampling and reconstruction need."""
   if jax.process_index() == 0:
-    atomic_files.write_json(pathlib.Path(workdir) / normalization_lib.NORMALIZATION_FILENAME,
+    atomic_files.write_json(atomic_files.as_path(workdir) / normalization_lib.NORMALIZATION_FILENAME,
                             normalization.to_json())
 
 
@@ -108,14 +106,16 @@ def copy_vqvae(vqvae: pretrained.LoadedVQVAE, workdir: str) -> None:
   """
   if jax.process_index() != 0:
     return
-  target = pathlib.Path(workdir) / pretrained.VQVAE_COPY_DIRNAME
+  target = atomic_files.as_path(workdir) / pretrained.VQVAE_COPY_DIRNAME
   step_dir = target / pretrained.CHECKPOINTS_DIRNAME / str(vqvae.step)
   if step_dir.exists():
     return
-  source_step_dir = pathlib.Path(vqvae.workdir) / pretrained.CHECKPOINTS_DIRNAME / str(vqvae.step)
+  source_step_dir = (atomic_files.as_path(vqvae.workdir) / pretrained.CHECKPOINTS_DIRNAME
+                     / str(vqvae.step))
   tmp_dir = step_dir.with_name(f'.{step_dir.name}.tmp-{os.getpid()}')
-  shutil.rmtree(tmp_dir, ignore_errors=True)
-  shutil.copytree(source_step_dir, tmp_dir)
-  os.replace(tmp_dir, step_dir)  # A copy cut short never looks finished.
+  if tmp_dir.exists():
+    tmp_dir.rmtree()
+  atomic_files.copy_tree(source_step_dir, tmp_dir)
+  tmp_dir.rename(step_dir)  # A copy cut short never looks finished.
   write_normalization(str(target), vqvae.normalization)
   atomic_files.write_json(target / CONFIG_FILENAME, vqvae.config.to_dict())

@@ -6,8 +6,16 @@ r"""Train a model: the one entry point for every trainer.
       --config.vqvae_workdir=runs/vqvae
 
 Any config field can be overridden with --config.SECTION.FIELD=VALUE. Running
-again with the same --workdir resumes from its latest checkpoint. On a
-multi-host TPU pod, pass --jax_distributed on every host.
+again with the same --workdir resumes from its latest checkpoint.
+
+Several processes (hosts): on a TPU VM pod or under SLURM pass --jax_distributed
+on every host (JAX finds the others); elsewhere start one process per host
+with
+
+  --coordinator_address=HOST:PORT --num_processes=N --process_id=I
+
+(process 0 runs the coordinator at HOST:PORT). The workdir must be storage
+every process sees at the same path.
 """
 import importlib
 import os
@@ -30,24 +38,55 @@ def load_trainer(config):
   return importlib.import_module(TRAINERS[config.trainer])
 
 
+def distributed_arguments(flag_values) -> dict | None:
+  """`jax.distributed.initialize` arguments from the flags; None: one process.
+
+  Raises:
+    ValueError: an incomplete or inconsistent set of flags (one line).
+  """
+  explicit = {'coordinator_address': flag_values.coordinator_address,
+              'num_processes': flag_values.num_processes,
+              'process_id': flag_values.process_id}
+  given = [name for name, value in explicit.items() if value is not None]
+  if not given:
+    return {} if flag_values.jax_distributed else None
+  if len(given) < len(explicit):
+    missing = ', '.join(f'--{name}' for name in explicit if name not in given)
+    raise ValueError(f'--{given[0]} needs {missing} too (or none of them, with '
+                     '--jax_distributed, to detect a TPU VM or SLURM cluster)')
+  if ':' not in explicit['coordinator_address']:
+    raise ValueError(f'--coordinator_address={explicit["coordinator_address"]!r}: '
+                     'expected HOST:PORT')
+  if explicit['num_processes'] < 1 or not 0 <= explicit['process_id'] < explicit['num_processes']:
+    raise ValueError(f'--process_id={explicit["process_id"]}: must be in '
+                     f'[0, --num_processes={explicit["num_processes"]})')
+  return explicit
+
+
 def main(argv):
   if len(argv) > 1:
     sys.exit(f'train: unexpected arguments: {" ".join(argv[1:])}')
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  try:
+    distributed = distributed_arguments(flags.FLAGS)
+  except ValueError as e:
+    sys.exit(f'train: {e}')
   import jax  # pylint: disable=g-import-not-at-top
-  if flags.FLAGS.jax_distributed:
-    jax.distributed.initialize()
+  from melodygan_jax.training import parallel  # pylint: disable=g-import-not-at-top
+  if distributed is not None:
+    parallel.initialize_distributed(**distributed)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], 'GPU')  # tf.data only; the accelerators are JAX's.
   config = flags.FLAGS.config
   workdir = flags.FLAGS.workdir
+  from melodygan_jax import atomic_files  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import run_files  # pylint: disable=g-import-not-at-top
   try:
     trainer_module = load_trainer(config)
     run_files.absolute_paths(config)
     checked = trainer_module.check_config(config)
     run_files.absolute_paths(config)
-    os.makedirs(workdir, exist_ok=True)
+    atomic_files.as_path(workdir).mkdir(parents=True, exist_ok=True)
     run_files.write_or_check_config(config, workdir)
   except ValueError as e:  # ConfigError, DatasetError: one line, before any compile.
     sys.exit(f'train: {e}')
@@ -65,7 +104,11 @@ def run():
   config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
   flags.DEFINE_string('workdir', None, 'Checkpoints, summaries and config.json go here.')
   flags.DEFINE_bool('jax_distributed', False,
-                    'Call jax.distributed.initialize() (multi-host TPU/GPU).')
+                    'Call jax.distributed.initialize(), which detects TPU VM pods and SLURM.')
+  flags.DEFINE_string('coordinator_address', None,
+                      'HOST:PORT of process 0, for several processes without a scheduler.')
+  flags.DEFINE_integer('num_processes', None, 'Processes in the run (with --coordinator_address).')
+  flags.DEFINE_integer('process_id', None, "This process's index, 0 to --num_processes - 1.")
   flags.mark_flags_as_required(['config', 'workdir'])
   app.run(main)
 

@@ -67,7 +67,7 @@ def check_config(config: ml_collections.ConfigDict,
                         tuple(model.strides), 'must be positive')
   config_checks.require(0.0 < model.ema_decay < 1.0, 'config.model.ema_decay',
                         model.ema_decay, 'must be in (0, 1)')
-  config_checks.check_dtype('config.model.dtype', model.dtype)
+  config_checks.resolve_dtype(model, 'config.model.dtype')
   config_checks.require(0 <= config.train.warmup_steps < config.train.num_steps,
                         'config.train.warmup_steps', config.train.warmup_steps,
                         f'must be below config.train.num_steps={config.train.num_steps}')
@@ -153,6 +153,7 @@ def init_state(config: ml_collections.ConfigDict):
     (graphdef, state, optimizer, schedule): the static model structure, the
     TrainState (on the default device) and the optax pieces.
   """
+  config_checks.resolve_dtype(config.model, 'config.model.dtype')
   model = vqvae.from_config(config.model, rngs=nnx.Rngs(config.seed), num_mels=contract.NUM_MELS)
   graphdef, params, codebook = nnx.split(model, nnx.Param, quantizer_lib.CodebookVariable)
   optimizer, schedule = make_optimizer(config.train)
@@ -182,22 +183,23 @@ class VQVAETrainer:
     self.jit_eval_step = jax.jit(functools.partial(
         eval_step, self.graphdef, jnp.asarray(mean), jnp.asarray(std)), out_shardings=replicated)
     self.jit_encode = jax.jit(functools.partial(encode, self.graphdef))
-    self.jit_reconstruct = jax.jit(functools.partial(reconstruct, self.graphdef))
+    # Replicated: every process runs it, process 0 reads all of it for summaries.
+    self.jit_reconstruct = jax.jit(functools.partial(reconstruct, self.graphdef),
+                                   out_shardings=replicated)
 
   def jit_train_step(self, state: TrainState, batch) -> tuple[TrainState, dict]:
     return self._jit_train_step(state, batch, self.base_rng)
 
   def create_state(self) -> TrainState:
     # A copy each time: the train step donates (invalidates) the state it gets.
-    fresh = jax.tree.map(lambda x: jnp.array(x, copy=True), self._initial_state)
-    return jax.device_put(fresh, parallel.replicated(self.mesh))
+    return parallel.replicate(self._initial_state, self.mesh)
 
   def train_batches(self, start_step: int):
     local = input_pipeline.train_batches(
         self.config.data, self.meta, parallel.local_batch_size(self.config.train.batch_size),
         seed=self.config.seed, start_step=start_step, process_index=jax.process_index(),
         process_count=jax.process_count())
-    return (parallel.global_batch(batch, self.mesh) for batch in local)
+    return parallel.prefetch_to_mesh(local, self.mesh)
 
   def fresh_start(self, state: TrainState) -> TrainState:
     """Seeds the codebook with k-means of the first batches' encodings."""
@@ -237,12 +239,17 @@ class VQVAETrainer:
     return metrics
 
   def _write_summaries(self, state, writer, step, local_batch) -> None:
-    """Input and reconstruction of a few validation crops: spectrograms and audio."""
-    if not writer.active or local_batch is None:
+    """Input and reconstruction of a few validation crops: spectrograms and audio.
+
+    Every process reconstructs (a collective); only process 0 writes.
+    """
+    if local_batch is None:
       return
-    count = min(self.config.train.num_summary_examples, int(local_batch['weight'].sum()))
     recon = parallel.host_values(self.jit_reconstruct(
         state, parallel.global_batch(local_batch, self.mesh)['mel']))
+    if not writer.active:
+      return
+    count = min(self.config.train.num_summary_examples, int(local_batch['weight'].sum()))
     images, log_mels = {}, []
     for index in range(count):
       stem = self.stems[int(local_batch['stem'][index])]

@@ -1,0 +1,224 @@
+"""Two processes on this machine, as two hosts: jax.distributed on a localhost coordinator.
+
+Each process has 2 CPU devices (4 in all, like the single-process tests), and
+they reach each other through gloo. The tiny VQ-VAE is preempted (SIGTERM to
+one process), resumed through an eval and checkpoints, and must equal a
+single-process run on the same global batches; the tiny GAN then trains from it.
+"""
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from configs import gan_tiny
+from configs import vqvae_tiny
+from melodygan_jax.data import input_pipeline
+from melodygan_jax.generation import pretrained
+from melodygan_jax.training import checkpoints
+from melodygan_jax.training import gan_trainer
+from melodygan_jax.training import metric_writer
+from melodygan_jax.training import parallel
+from melodygan_jax.training import vqvae_trainer
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+NUM_PROCESSES = 2
+VQVAE_OVERRIDES = {'train.num_steps': 24, 'train.checkpoint_every_steps': 8,
+                   'train.eval_every_steps': 16, 'train.log_every_steps': 4,
+                   'train.keep_checkpoints': 10}
+GAN_OVERRIDES = {'data.crop_frames': 32, 'train.num_steps': 12,
+                 'train.checkpoint_every_steps': 6, 'train.eval_every_steps': 12,
+                 'train.log_every_steps': 6, 'train.num_eval_samples': 32}
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+def start_processes(config_file, workdir, overrides, log_dir):
+  """Starts the train CLI as process 0 and 1 of one run; returns the Popens."""
+  port = free_port()
+  env = {**os.environ, 'JAX_PLATFORMS': 'cpu',
+         'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
+  processes = []
+  for index in range(NUM_PROCESSES):
+    log = open(log_dir / f'process_{index}.{time.monotonic_ns()}.log', 'w+')
+    processes.append(subprocess.Popen(
+        [sys.executable, '-m', 'melodygan_jax.train', f'--config={REPO_ROOT / config_file}',
+         f'--workdir={workdir}', f'--coordinator_address=localhost:{port}',
+         f'--num_processes={NUM_PROCESSES}', f'--process_id={index}',
+         *[f'--config.{field}={value}' for field, value in overrides.items()]],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True))
+    processes[-1].log = log
+  return processes
+
+
+def wait_all(processes, timeout_s=400) -> list[str]:
+  """Waits for every process; returns their logs; fails if one did not exit 0."""
+  deadline = time.time() + timeout_s
+  logs = []
+  try:
+    for process in processes:
+      process.wait(timeout=max(1.0, deadline - time.time()))
+  finally:
+    for process in processes:
+      if process.poll() is None:
+        process.kill()
+  for index, process in enumerate(processes):
+    process.log.seek(0)
+    logs.append(process.log.read())
+    process.log.close()
+    assert process.returncode == 0, f'process {index}:\n{logs[-1][-3000:]}'
+  return logs
+
+
+def saved_steps(workdir):
+  folder = pathlib.Path(workdir) / 'checkpoints'
+  return sorted(int(p.name) for p in folder.glob('*') if p.name.isdigit()) if folder.exists() else []
+
+
+def tiny_vqvae_config(prepared_dir):
+  config = vqvae_tiny.get_config()
+  config.data.dataset_dir = str(prepared_dir)
+  for field, value in VQVAE_OVERRIDES.items():
+    section, name = field.split('.')
+    config[section][name] = value
+  return config
+
+
+class TwoHostBatchesTrainer(vqvae_trainer.VQVAETrainer):
+  """One process fed the global batches of a two-process run: both hosts' shares, in order."""
+
+  def train_batches(self, start_step: int):
+    local_size = self.config.train.batch_size // NUM_PROCESSES
+    hosts = [input_pipeline.train_batches(
+        self.config.data, self.meta, local_size, seed=self.config.seed, start_step=start_step,
+        process_index=index, process_count=NUM_PROCESSES) for index in range(NUM_PROCESSES)]
+    global_batches = ({name: np.concatenate([share[name] for share in shares])
+                       for name in shares[0]} for shares in zip(*hosts))
+    return parallel.prefetch_to_mesh(global_batches, self.mesh)
+
+
+@pytest.fixture(scope='module')
+def two_process_vqvae(prepared_dir, tmp_path_factory):
+  """A 2-process VQ-VAE run, preempted once and resumed: (workdir, first logs, resumed logs)."""
+  root = tmp_path_factory.mktemp('two_process')
+  workdir = root / 'vqvae'
+  flags = {'data.dataset_dir': prepared_dir, **VQVAE_OVERRIDES}
+  processes = start_processes('configs/vqvae_tiny.py', workdir, flags, root)
+  deadline = time.time() + 300
+  while not saved_steps(workdir):
+    assert time.time() < deadline and all(p.poll() is None for p in processes), (
+        'no checkpoint before the processes ended')
+    time.sleep(0.01)
+  processes[1].send_signal(signal.SIGTERM)  # A preemption notice reaches one host only.
+  first_logs = wait_all(processes)
+  resumed_logs = wait_all(start_processes('configs/vqvae_tiny.py', workdir, flags, root))
+  return workdir, first_logs, resumed_logs
+
+
+def test_sigterm_to_one_process_stops_both_at_the_same_step(two_process_vqvae):
+  workdir, first_logs, resumed_logs = two_process_vqvae
+  stopped = []
+  for log in first_logs:
+    lines = [line for line in log.splitlines() if 'preempted: saved the checkpoint of step' in line]
+    assert lines, log[-3000:]
+    stopped.append(int(lines[-1].split('step ')[-1].split(',')[0]))
+  assert stopped[0] == stopped[1] < VQVAE_OVERRIDES['train.num_steps']
+  for log in resumed_logs:
+    assert f'resuming from the checkpoint of step {stopped[0]}' in log
+  assert saved_steps(workdir)[-1] == VQVAE_OVERRIDES['train.num_steps']
+
+
+class SilentWriter:
+  """Process 0 of nothing: summaries are computed, not written."""
+  active = False
+
+
+def test_two_processes_equal_one_process_on_the_same_global_batches(
+    two_process_vqvae, prepared_dir):
+  workdir, _, _ = two_process_vqvae
+  trainer = TwoHostBatchesTrainer(tiny_vqvae_config(prepared_dir))
+  state = trainer.fresh_start(trainer.create_state())
+  batches = trainer.train_batches(0)
+  for _ in range(8):
+    state, _ = trainer.jit_train_step(state, next(batches))
+  two, _ = checkpoints.restore_step(str(workdir), trainer.create_state(), 8)
+  # The same arithmetic in another order (gloo's all-reduce across processes):
+  # equal to float32 rounding, which Adam's first steps magnify a little.
+  for a, b in zip(jax.tree.leaves(parallel.host_values(two)),
+                  jax.tree.leaves(parallel.host_values(state))):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+  # The eval ran on both hosts' shares of the validation split: the same
+  # figures as one process evaluating the same state.
+  final, step = checkpoints.restore_step(str(workdir), trainer.create_state())
+  assert step == VQVAE_OVERRIDES['train.num_steps']
+  one = trainer.evaluate(final, SilentWriter(), step)
+  rows = [row for row in metric_writer.read_metrics(str(workdir)) if 'eval/mse' in row]
+  assert [row['step'] for row in rows] == [16, 24]
+  for name in ('eval/mse', 'eval/l1', 'eval/spectral_convergence', 'eval/perplexity',
+               'eval/codebook_usage'):
+    np.testing.assert_allclose(rows[-1][name], one[name], rtol=1e-5)
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  events = event_accumulator.EventAccumulator(str(workdir), size_guidance={'tensors': 0})
+  events.Reload()
+  assert {'eval/mse', 'reconstruction/0', 'reconstruction/0/output'} <= set(
+      events.Tags()['tensors'])
+
+
+def test_gan_trains_on_two_processes_from_that_vqvae(two_process_vqvae, tmp_path):
+  vqvae_workdir, _, _ = two_process_vqvae
+  workdir = tmp_path / 'gan'
+  logs = wait_all(start_processes('configs/gan_tiny.py', workdir,
+                                  {'vqvae_workdir': vqvae_workdir, **GAN_OVERRIDES}, tmp_path))
+  assert saved_steps(workdir) == [6, 12]
+  rows = metric_writer.read_metrics(str(workdir))
+  assert [row['step'] for row in rows if 'eval/latent_frechet' in row] == [12]
+  # The cache holds every segment's codes, both hosts' shares gathered once:
+  # the same rows a single process encodes.
+  assert sorted(name for name in os.listdir(workdir) if 'latents' in name) == [
+      'latents.json', 'latents.npz']  # No temporary file left by a second writer.
+  assert sum('wrote the latent cache' in log for log in logs) == 1
+  config = gan_tiny.get_config()
+  config.vqvae_workdir = str(vqvae_workdir)
+  for field, value in GAN_OVERRIDES.items():
+    section, name = field.split('.')
+    config[section][name] = value
+  vqvae = gan_trainer.check_config(config)
+  single = gan_trainer.load_or_encode_latents(config, str(tmp_path / 'single'), vqvae,
+                                              parallel.make_mesh())
+  with np.load(workdir / 'latents.npz') as cached:
+    for split in ('train_codes', 'validation_codes'):
+      two = cached[split]
+      one = getattr(single, split)
+      assert two.shape == one.shape and len(two) > 0
+      np.testing.assert_array_equal(np.unique(two, axis=0), np.unique(one, axis=0))
+  generator = pretrained.load_generator(str(workdir))
+  assert generator.step == 12
+  assert json.loads((workdir / 'latents.json').read_text())['vqvae_step'] == 24
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--coordinator_address=localhost:1234'],
+     'train: --coordinator_address needs --num_processes, --process_id too'),
+    (['--coordinator_address=localhost', '--num_processes=2', '--process_id=0'],
+     "train: --coordinator_address='localhost': expected HOST:PORT"),
+    (['--coordinator_address=localhost:1234', '--num_processes=2', '--process_id=2'],
+     'train: --process_id=2: must be in [0, --num_processes=2)'),
+])
+def test_incomplete_distributed_flags_are_one_line(flags, message, tmp_path):
+  result = subprocess.run(
+      [sys.executable, '-m', 'melodygan_jax.train', f'--config={REPO_ROOT / "configs/vqvae_tiny.py"}',
+       f'--workdir={tmp_path}', *flags], cwd=REPO_ROOT, capture_output=True, text=True,
+      timeout=120, check=False)
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1].startswith(message)
