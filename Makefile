@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 $(INSTALLED): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	$(VENV)/bin/python -m pip install -q -e '.[test,beam]'
 	touch $@
 
 demo: $(INSTALLED)
@@ -26,7 +26,7 @@ browser:
 	  echo "note: could not install chromium; the listening-page test will be skipped"
 
 bench: $(INSTALLED)
-	$(VENV)/bin/python -m pip install -q -e '.[test,bench]'
+	$(VENV)/bin/python -m pip install -q -e '.[test,beam,bench]'
 	for b in benchmarks/*_bench.py; do $(VENV)/bin/python $$b || exit 1; done
 
 clean:

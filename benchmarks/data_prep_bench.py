@@ -34,6 +34,7 @@ from data_prep import prepare  # pylint: disable=wrong-import-position
 from data_prep import score_separation  # pylint: disable=wrong-import-position
 from data_prep import separation  # pylint: disable=wrong-import-position
 from data_prep import song  # pylint: disable=wrong-import-position
+from data_prep import workers  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import audio_io  # pylint: disable=wrong-import-position
 import real_music  # pylint: disable=wrong-import-position
 
@@ -114,8 +115,8 @@ def main():
   warmup_inputs = link_inputs(paths[:1], work / 'warmup_in')
 
   # Prepare always works in pool workers: both pools start (and warm up) before timing.
-  one_pool = prepare.make_executor(1)
-  pool = prepare.make_executor(2)
+  one_pool = workers.make_executor(1)
+  pool = workers.make_executor(2)
   # Warm-up: imports, numba caches, TensorFlow, and every pool worker.
   naive_librosa(paths[:1])
   run_prepare(warmup_inputs, work / 'warmup_1', 1, one_pool)

@@ -109,7 +109,7 @@ def clean(samples: np.ndarray, options: CleaningOptions) -> tuple[np.ndarray, Cl
       gain = loudness.loudness_gain(samples, options.target_lufs, options.true_peak_ceiling_dbtp)
     except loudness.UnmeasurableLoudness as e:
       raise UnusableAudio(str(e)) from e
-    samples = (samples * np.float32(gain)).astype(np.float32)
+    samples = np.asarray(samples, np.float32) * np.float32(gain)
   elif np.max(np.abs(samples), initial=0.0) == 0.0:
     raise UnusableAudio('silent: all samples are zero')
   return samples, CleaningEdits(kept_intervals=kept, gain=gain)
@@ -121,4 +121,4 @@ def apply_edits(samples: np.ndarray, edits: CleaningEdits, options: CleaningOpti
     samples = reduce_noise(samples, options.noise_reduction)
   if edits.kept_intervals is not None:
     samples = keep_intervals(samples, edits.kept_intervals)
-  return (samples * np.float32(edits.gain)).astype(np.float32)
+  return np.asarray(samples, np.float32) * np.float32(edits.gain)

@@ -10,6 +10,8 @@ import hashlib
 import json
 import os
 import pathlib
+import resource
+import time
 import traceback
 
 import numpy as np
@@ -22,7 +24,8 @@ from melodygan_jax.audio import audio_io
 
 MIN_SEGMENT_FRAMES = 16
 # Bump when processing changes what a file's outputs are, so re-runs redo them.
-PROCESSING_VERSION = 1
+# 2: loudness through float32 sosfilt, features through one batched float32 FFT.
+PROCESSING_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +125,7 @@ def process_song(task: SongTask) -> dict:
     ('used' | 'skipped'), reason when skipped, durations, segment count.
   """
   outcome = {'source': task.source, 'fingerprint': task.fingerprint()}
+  started = time.perf_counter()
   try:
     _process(task, outcome)
   except (audio_io.AudioReadError, cleaning_lib.UnusableAudio,
@@ -133,8 +137,26 @@ def process_song(task: SongTask) -> dict:
     outcome.update(status='skipped', reason=(
         f'unexpected {type(e).__name__}: {" ".join(str(e).split())} '
         f'({pathlib.Path(last_frame.filename).name}:{last_frame.lineno})'))
+  outcome['seconds'] = round(time.perf_counter() - started, 3)
+  outcome['worker_peak_rss_mb'] = peak_rss_mb()
   atomic_files.write_json(task.cache_path + '.json', outcome)
   return outcome
+
+
+def peak_rss_mb() -> float:
+  """This process's peak resident memory so far, in MiB.
+
+  Linux's VmHWM where there is one: getrusage's ru_maxrss also counts the
+  pages a spawned worker shared with its parent before it exec'd Python.
+  """
+  try:
+    with open('/proc/self/status') as status:
+      for line in status:
+        if line.startswith('VmHWM:'):
+          return round(int(line.split()[1]) / 1024, 1)
+  except OSError:
+    pass
+  return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux.
 
 
 def load_finished(task: SongTask) -> dict | None:

@@ -1,0 +1,141 @@
+"""Where prepare's time goes per file: each stage timed alone, before and after.
+
+"Before" is the implementation prepare used until this profile was written
+(pyloudnorm's meter over float64 with a Python loop over blocks; librosa.stft
+then a [mels, frames] product and a transpose); "after" is what prepare runs
+now. Both run here, in one process with single-threaded BLAS (as in a prepare
+worker), on the same decoded music, so their ratio holds on a loaded machine.
+"""
+import io
+import subprocess
+import tempfile
+import time
+
+import librosa
+import numpy as np
+import pyloudnorm
+import soundfile
+import tensorflow as tf
+
+from data_prep import cleaning
+from data_prep import separation
+from data_prep import song
+from melodygan_jax.audio import audio_io
+from melodygan_jax.audio import contract
+from melodygan_jax.audio import loudness
+from melodygan_jax.data import records
+
+
+def loudness_before(samples: np.ndarray) -> float:
+  return float(pyloudnorm.Meter(contract.SAMPLE_RATE_HZ).integrated_loudness(
+      samples.astype(np.float64)))
+
+
+def features_before(samples: np.ndarray):
+  magnitude = np.abs(librosa.stft(samples, n_fft=contract.N_FFT, hop_length=contract.HOP_LENGTH,
+                                  win_length=contract.WIN_LENGTH, window='hann', center=True))
+  log_mel = np.log(np.maximum(contract.mel_filterbank() @ magnitude, contract.LOG_MEL_FLOOR)).T
+  mel_power = contract.mel_filterbank() @ np.square(magnitude)
+  mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel_power), n_mfcc=contract.NUM_MFCC)
+  return log_mel.astype(np.float32), mfcc.T.astype(np.float32)
+
+
+def decode_with_ffmpeg(path) -> np.ndarray:
+  result = subprocess.run(
+      [audio_io.ffmpeg_executable(), '-nostdin', '-v', 'error', '-i', str(path), '-map', '0:a:0',
+       '-f', 'wav', '-c:a', 'pcm_f32le', 'pipe:1'], capture_output=True, check=True)
+  return soundfile.read(io.BytesIO(result.stdout), dtype='float32', always_2d=True)[0]
+
+
+def write_shard(arrays: dict, source: str, path: str) -> None:
+  with tf.io.TFRecordWriter(path) as writer:
+    for index, (mel, mfcc) in enumerate(zip(arrays['mix/mel'], arrays['mix/mfcc'])):
+      writer.write(records.serialize_segment(mel, mfcc, source, float(index), 'mix'))
+
+
+class _Clock:
+  def __init__(self):
+    self.seconds = {}
+
+  def time(self, name, fn, *args):
+    start = time.perf_counter()
+    result = fn(*args)
+    self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+    return result
+
+
+def profile(paths, extras_s: float = 60.0) -> tuple[float, dict, dict]:
+  """Times every stage of prepare's per-file work on `paths`.
+
+  Args:
+    paths: audio files (real compressed music).
+    extras_s: noise reduction and dsp separation, far slower than the rest,
+      run on this many seconds of the first file only; their times are
+      scaled to the whole input.
+
+  Returns:
+    Seconds of audio, and {stage: seconds} before and after.
+  """
+  before, after = _Clock(), _Clock()
+  audio_s = 0.0
+  work = tempfile.mkdtemp(prefix='prepare_profile_')
+  options = cleaning.CleaningOptions()
+  for path in paths:
+    for clock in (before, after):
+      clock.time('decode (libsndfile)', audio_io.read_audio, path)
+    samples, rate = audio_io.read_audio(path)
+    before.time('decode (ffmpeg, for comparison)', decode_with_ffmpeg, path)
+    audio_s += len(samples) / rate
+    mono = after.time('downmix', audio_io.to_mono, samples)
+    before.seconds['downmix'] = after.seconds['downmix']
+    mono = after.time('resample (soxr)', audio_io.resample, mono, rate)
+    before.seconds['resample (soxr)'] = after.seconds['resample (soxr)']
+    kept = after.time('silence split', cleaning.audible_intervals, mono,
+                      options.silence_threshold_db, options.min_silence_s)
+    clean = after.time('silence split', cleaning.keep_intervals, mono, kept)
+    before.seconds['silence split'] = after.seconds['silence split']
+    lufs = before.time('loudness (BS.1770)', loudness_before, clean)
+    after.time('loudness (BS.1770)', loudness.integrated_loudness, clean)
+    gain = np.float32(10 ** ((options.target_lufs - lufs) / 20))
+    after.time('true peak', loudness.true_peak_dbtp, clean * gain)
+    before.seconds['true peak'] = after.seconds['true peak']
+    clean = clean * gain
+    before.time('features (log-mel + MFCC)', features_before, clean)
+    log_mel, mfcc = after.time('features (log-mel + MFCC)', contract.log_mel_and_mfcc, clean)
+    after.time('clean WAV', audio_io.write_wav, f'{work}/clean.wav', clean)
+    arrays = {'mix/mel': song.cut_segments(log_mel, 256), 'mix/mfcc': song.cut_segments(mfcc, 256)}
+    after.time('segments (.npz)', np.savez, f'{work}/segments.npz', **arrays)
+    after.time('TFRecord shard', write_shard, arrays, path.name, f'{work}/shard.tfrecord')
+    for name in ('clean WAV', 'segments (.npz)', 'TFRecord shard'):
+      before.seconds[name] = after.seconds[name]
+  excerpt = audio_io.read_mono(paths[0])[:int(extras_s * contract.SAMPLE_RATE_HZ)]
+  scale = audio_s / (len(excerpt) / contract.SAMPLE_RATE_HZ)
+  for name, fn in (('noise reduction (--reduce_noise)',
+                    lambda: cleaning.reduce_noise(excerpt, options.noise_reduction)),
+                   ('separation (--separation=dsp)',
+                    lambda: separation.dsp_vocals(excerpt, separation.DspOptions()))):
+    start = time.perf_counter()
+    fn()
+    seconds = (time.perf_counter() - start) * scale
+    before.seconds[name] = after.seconds[name] = seconds
+  return audio_s, before.seconds, after.seconds
+
+
+def default_stages(seconds: dict) -> float:
+  """Total of the stages a default prepare runs (no comparisons, no optional steps)."""
+  return sum(v for k, v in seconds.items() if 'comparison' not in k and '--' not in k)
+
+
+def table(audio_s: float, before: dict, after: dict) -> str:
+  total_before, total_after = default_stages(before), default_stages(after)
+  lines = [f'{"stage (1 process)":34s} {"before s":>9s} {"share":>6s} {"after s":>9s} '
+           f'{"share":>6s} {"x real time":>12s}']
+  for name in before:
+    optional = 'comparison' in name or '--' in name
+    share = lambda v, total: '' if optional else f'{100 * v / total:5.1f}%'  # pylint: disable=cell-var-from-loop
+    lines.append(f'{name:34s} {before[name]:9.2f} {share(before[name], total_before):>6s} '
+                 f'{after[name]:9.2f} {share(after[name], total_after):>6s} '
+                 f'{audio_s / after[name]:12.0f}')
+  lines.append(f'{"total (default options)":34s} {total_before:9.2f} {"":6s} {total_after:9.2f} '
+               f'{"":6s} {audio_s / total_after:12.0f}')
+  return '\n'.join(lines)
