@@ -1,15 +1,21 @@
 """Where prepare's time goes per file: each stage timed alone, before and after.
 
 "Before" is the implementation prepare used until this profile was written
-(pyloudnorm's meter over float64 with a Python loop over blocks; librosa.stft
-then a [mels, frames] product and a transpose); "after" is what prepare runs
-now. Both run here, in one process with single-threaded BLAS (as in a prepare
+(the whole file decoded, then downmixed and resampled; librosa.effects.split
+and a cut copy; pyloudnorm's meter over float64 with a Python loop over
+blocks; the true peak of a scaled copy; librosa.stft, a [mels, frames]
+product and a transpose, then np.savez); "after" is what prepare runs now
+(streamed decoding into the 22 050 Hz mono signal; the same silence frames,
+cut in place; the K-weighting through float32 sosfilt; features in chunks
+of batched FFTs straight into the .npz). Both run here, in one process with single-threaded BLAS (as in a prepare
 worker), on the same decoded music, so their ratio holds on a loaded machine.
 """
 import io
+import shutil
 import subprocess
 import tempfile
 import time
+import zipfile
 
 import librosa
 import numpy as np
@@ -18,12 +24,15 @@ import soundfile
 import tensorflow as tf
 
 from data_prep import cleaning
+from data_prep import features
 from data_prep import separation
 from data_prep import song
 from melodygan_jax.audio import audio_io
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import loudness
 from melodygan_jax.data import records
+
+_SEGMENT_FRAMES = 256
 
 
 def loudness_before(samples: np.ndarray) -> float:
@@ -64,6 +73,48 @@ class _Clock:
     return result
 
 
+def silence_split_before(samples: np.ndarray, options: cleaning.CleaningOptions) -> np.ndarray:
+  intervals = librosa.effects.split(samples, top_db=options.silence_threshold_db,
+                                    frame_length=2048, hop_length=2048)
+  min_gap = int(options.min_silence_s * contract.SAMPLE_RATE_HZ)
+  merged = []
+  for start, end in intervals:
+    if merged and start - merged[-1][1] < min_gap:
+      merged[-1] = (merged[-1][0], int(end))
+    else:
+      merged.append((int(start), int(end)))
+  return cleaning.keep_intervals(samples, merged)
+
+
+def silence_split_after(samples: np.ndarray, options: cleaning.CleaningOptions) -> np.ndarray:
+  intervals = cleaning.audible_intervals(samples, options.silence_threshold_db,
+                                         options.min_silence_s)
+  return cleaning.keep_intervals_in_place(samples, intervals)
+
+
+def decode_before(path):
+  samples, rate = audio_io.read_audio(path)
+  return audio_io.resample(audio_io.to_mono(samples), rate)
+
+
+def write_wav_before(path, samples) -> None:
+  soundfile.write(str(path), np.clip(samples, -1.0, 32767 / 32768), contract.SAMPLE_RATE_HZ,
+                  subtype='PCM_16', format='WAV')
+
+
+def features_and_segments_before(samples, path) -> dict:
+  log_mel, mfcc = features_before(samples)
+  arrays = {'mix/mel': song.cut_segments(log_mel, _SEGMENT_FRAMES),
+            'mix/mfcc': song.cut_segments(mfcc, _SEGMENT_FRAMES)}
+  np.savez(path, **arrays)
+  return arrays
+
+
+def features_and_segments_after(samples, path) -> None:
+  with zipfile.ZipFile(path, 'w', allowZip64=True) as archive:
+    features.write_segments(archive, 'mix', samples, _SEGMENT_FRAMES)
+
+
 def profile(paths, extras_s: float = 60.0) -> tuple[float, dict, dict]:
   """Times every stage of prepare's per-file work on `paths`.
 
@@ -81,33 +132,28 @@ def profile(paths, extras_s: float = 60.0) -> tuple[float, dict, dict]:
   work = tempfile.mkdtemp(prefix='prepare_profile_')
   options = cleaning.CleaningOptions()
   for path in paths:
+    audio_s += soundfile.info(str(path)).duration
     for clock in (before, after):
-      clock.time('decode (libsndfile)', audio_io.read_audio, path)
-    samples, rate = audio_io.read_audio(path)
-    before.time('decode (ffmpeg, for comparison)', decode_with_ffmpeg, path)
-    audio_s += len(samples) / rate
-    mono = after.time('downmix', audio_io.to_mono, samples)
-    before.seconds['downmix'] = after.seconds['downmix']
-    mono = after.time('resample (soxr)', audio_io.resample, mono, rate)
-    before.seconds['resample (soxr)'] = after.seconds['resample (soxr)']
-    kept = after.time('silence split', cleaning.audible_intervals, mono,
-                      options.silence_threshold_db, options.min_silence_s)
-    clean = after.time('silence split', cleaning.keep_intervals, mono, kept)
-    before.seconds['silence split'] = after.seconds['silence split']
+      clock.time('decode alone (libsndfile), comparison', audio_io.read_audio, path)
+      clock.time('decode alone (ffmpeg), comparison', decode_with_ffmpeg, path)
+    mono = before.time('decode + downmix + resample', decode_before, path)
+    after.time('decode + downmix + resample', audio_io.decode_mono, path)
+    clean = before.time('silence split', silence_split_before, mono, options)
+    after.time('silence split', silence_split_after, mono.copy(), options)
     lufs = before.time('loudness (BS.1770)', loudness_before, clean)
     after.time('loudness (BS.1770)', loudness.integrated_loudness, clean)
     gain = np.float32(10 ** ((options.target_lufs - lufs) / 20))
-    after.time('true peak', loudness.true_peak_dbtp, clean * gain)
-    before.seconds['true peak'] = after.seconds['true peak']
+    before.time('true peak', loudness.true_peak_dbtp, clean * gain)
+    after.time('true peak', loudness.true_peak_dbtp, clean)
     clean = clean * gain
-    before.time('features (log-mel + MFCC)', features_before, clean)
-    log_mel, mfcc = after.time('features (log-mel + MFCC)', contract.log_mel_and_mfcc, clean)
-    after.time('clean WAV', audio_io.write_wav, f'{work}/clean.wav', clean)
-    arrays = {'mix/mel': song.cut_segments(log_mel, 256), 'mix/mfcc': song.cut_segments(mfcc, 256)}
-    after.time('segments (.npz)', np.savez, f'{work}/segments.npz', **arrays)
-    after.time('TFRecord shard', write_shard, arrays, path.name, f'{work}/shard.tfrecord')
-    for name in ('clean WAV', 'segments (.npz)', 'TFRecord shard'):
-      before.seconds[name] = after.seconds[name]
+    arrays = before.time('features + segments (.npz)', features_and_segments_before, clean,
+                         f'{work}/before.npz')
+    after.time('features + segments (.npz)', features_and_segments_after, clean,
+               f'{work}/after.npz')
+    before.time('clean WAV', write_wav_before, f'{work}/before.wav', clean)
+    after.time('clean WAV', audio_io.write_wav, f'{work}/after.wav', clean)
+    for clock in (before, after):
+      clock.time('TFRecord shard', write_shard, arrays, path.name, f'{work}/shard.tfrecord')
   excerpt = audio_io.read_mono(paths[0])[:int(extras_s * contract.SAMPLE_RATE_HZ)]
   scale = audio_s / (len(excerpt) / contract.SAMPLE_RATE_HZ)
   for name, fn in (('noise reduction (--reduce_noise)',
@@ -118,6 +164,7 @@ def profile(paths, extras_s: float = 60.0) -> tuple[float, dict, dict]:
     fn()
     seconds = (time.perf_counter() - start) * scale
     before.seconds[name] = after.seconds[name] = seconds
+  shutil.rmtree(work, ignore_errors=True)
   return audio_s, before.seconds, after.seconds
 
 

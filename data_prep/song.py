@@ -13,10 +13,12 @@ import pathlib
 import resource
 import time
 import traceback
+import zipfile
 
 import numpy as np
 
 from data_prep import cleaning as cleaning_lib
+from data_prep import features
 from data_prep import separation as separation_lib
 from melodygan_jax import atomic_files
 from melodygan_jax.audio import contract
@@ -79,26 +81,18 @@ def stem_path(clean_path: str | os.PathLike, stem: str) -> pathlib.Path:
   return clean_path.with_name(f'{clean_path.stem}.{stem}.wav')
 
 
-def _featurize(stem_samples: dict[str, np.ndarray], segment_frames: int) -> dict:
-  arrays = {}
-  for stem, samples in stem_samples.items():
-    log_mel, mfcc = contract.log_mel_and_mfcc(samples)
-    arrays[f'{stem}/mel'] = cut_segments(log_mel, segment_frames)
-    arrays[f'{stem}/mfcc'] = cut_segments(mfcc, segment_frames)
-  return arrays
-
-
 def _process(task: SongTask, outcome: dict) -> None:
   if not os.path.exists(task.input_path):
     raise audio_io.AudioReadError('cannot be opened: a broken symbolic link, or deleted')
-  samples, sample_rate = audio_io.read_audio(task.input_path)
-  outcome.update(duration_s=round(len(samples) / sample_rate, 3),
-                 sample_rate_hz=sample_rate, channels=samples.shape[1])
-  mono = audio_io.resample(audio_io.to_mono(samples), sample_rate)
-  del samples
+  # Decoded block by block: only the mono signal at the contract's rate is held whole.
+  mono, sample_rate, channels, source_frames = audio_io.decode_mono(task.input_path)
+  outcome.update(duration_s=round(source_frames / sample_rate, 3),
+                 sample_rate_hz=sample_rate, channels=channels)
   options = task.options
-
-  clean, edits = cleaning_lib.clean(mono, options.cleaning)
+  raw_length = len(mono)
+  # Cut and scaled where it lies: a long song is held once.
+  clean, edits = cleaning_lib.clean(mono, options.cleaning, in_place=True)
+  del mono
   clean_s = len(clean) / contract.SAMPLE_RATE_HZ
   outcome['clean_duration_s'] = round(clean_s, 3)
   needed_s = contract.frames_to_seconds(options.segment_frames)
@@ -106,15 +100,18 @@ def _process(task: SongTask, outcome: dict) -> None:
     raise cleaning_lib.UnusableAudio(
         f'too short: {clean_s:.2f} s after cleaning, one segment needs {needed_s:.2f} s')
   stem_samples = separation_lib.separate(
-      clean, options.separation, stem_files=task.stem_files, raw_length=len(mono), edits=edits,
+      clean, options.separation, stem_files=task.stem_files, raw_length=raw_length, edits=edits,
       cleaning_options=options.cleaning)
   for stem, stem_audio in stem_samples.items():
     audio_io.write_wav(stem_path(task.clean_path, stem), stem_audio)
-  arrays = _featurize(stem_samples, options.segment_frames)
+  num_segments = {}
   with atomic_files.atomic_path(task.cache_path + '.npz') as tmp_path:
-    np.savez(tmp_path, **arrays)
+    with zipfile.ZipFile(tmp_path, 'w', allowZip64=True) as archive:
+      for stem in sorted(stem_samples):
+        num_segments[stem] = features.write_segments(
+            archive, stem, stem_samples[stem], options.segment_frames)
   outcome.update(status='used', stems=sorted(stem_samples),
-                 num_segments=int(len(arrays[f'{next(iter(stem_samples))}/mel'])))
+                 num_segments=int(num_segments[next(iter(stem_samples))]))
 
 
 def process_song(task: SongTask) -> dict:

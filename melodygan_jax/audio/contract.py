@@ -51,18 +51,40 @@ def _hann_window() -> np.ndarray:
   return librosa.filters.get_window('hann', WIN_LENGTH, fftbins=True).astype(np.float32)
 
 
-def magnitude_frames(samples: np.ndarray) -> np.ndarray:
+def num_frames(num_samples: int) -> int:
+  """STFT frames of a signal this long (centred frames, as librosa counts them)."""
+  return 1 + num_samples // HOP_LENGTH
+
+
+def magnitude_frames(samples: np.ndarray, first_frame: int = 0,
+                     count: int | None = None) -> np.ndarray:
   """|STFT| of mono float samples, frames first: [frames, N_FFT // 2 + 1] float32.
 
   librosa's centred STFT (zero padding, periodic Hann), computed in float32
-  with one batched real FFT over every frame (scipy's pocketfft: ~2x
-  faster than librosa.stft here); the frames-first layout makes the mel
-  product land in [frames, mels] without a transpose.
+  with batched real FFTs (scipy's pocketfft: ~2x faster than librosa.stft
+  here); the frames-first layout makes the mel product land in
+  [frames, mels] without a transpose. A range of frames reads only the
+  samples under it, so a long signal can be analysed piece by piece with
+  the same result.
+
+  Args:
+    samples: mono float samples at SAMPLE_RATE_HZ.
+    first_frame: the first frame wanted.
+    count: how many frames (default: all from `first_frame` on).
+
+  Returns:
+    [count, N_FFT // 2 + 1] float32 magnitudes.
   """
-  padded = np.pad(np.asarray(samples, np.float32), N_FFT // 2)
+  total = num_frames(len(samples))
+  count = total - first_frame if count is None else count
+  lo = first_frame * HOP_LENGTH - N_FFT // 2
+  hi = (first_frame + count - 1) * HOP_LENGTH + N_FFT // 2
+  padded = np.zeros(hi - lo, np.float32)  # The samples under the frames, zeros past the ends.
+  inside = np.asarray(samples[max(lo, 0):max(min(hi, len(samples)), 0)], np.float32)
+  padded[max(0, -lo):max(0, -lo) + len(inside)] = inside
   frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH]
-  magnitude = np.empty((len(frames), N_FFT // 2 + 1), np.float32)
-  for start in range(0, len(frames), _FFT_BATCH_FRAMES):  # Bounds the complex buffer.
+  magnitude = np.empty((count, N_FFT // 2 + 1), np.float32)
+  for start in range(0, count, _FFT_BATCH_FRAMES):  # Bounds the complex buffer.
     spectrum = scipy.fft.rfft(frames[start:start + _FFT_BATCH_FRAMES] * _hann_window(), axis=-1)
     np.abs(spectrum, out=magnitude[start:start + _FFT_BATCH_FRAMES])
   return magnitude
