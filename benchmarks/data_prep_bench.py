@@ -199,6 +199,7 @@ def main():
   with workers.make_executor(1) as profiler:  # A prepare worker's single-threaded BLAS.
     profiler.submit(prepare_profile.profile, paths[:1], 5.0).result()  # Warm-up.
     profile_s, before, after = profiler.submit(prepare_profile.profile, paths).result()
+    decoders = profiler.submit(prepare_profile.decoder_comparison, paths[0], str(work)).result()
 
   # Prepare always works in pool workers: both pools start (and warm up) before timing.
   one_pool = workers.make_executor(1)
@@ -233,6 +234,12 @@ def main():
   print()
   print(prepare_profile.table(profile_s, before, after))
   print()
+  print(f'decoding 3 min of the same music, x real time: {"format":>6s} {"libsndfile":>11s} '
+        f'{"ffmpeg":>8s}')
+  for extension, row in decoders.items():
+    print(f'{"":44s} {extension:>6s} {row["audio_s"] / row["libsndfile"]:11.0f} '
+          f'{row["audio_s"] / row["ffmpeg"]:8.0f}')
+  print()
   rows = [('librosa naive loop (1 process)', naive_s), ('prepare, 1 worker', one_s),
           ('prepare, 2 workers', two_s), ('prepare on Beam DirectRunner, 2', beam_s), *cli_rows]
   print(f'{"":40s} {"wall s":>8s} {"x real time":>12s}')
@@ -252,6 +259,8 @@ def main():
       'speedup_profile_vs_before': round(prepare_profile.default_stages(before) /
                                          prepare_profile.default_stages(after), 3),
   }
+  for extension, row in decoders.items():
+    figures[f'speedup_libsndfile_vs_ffmpeg_{extension}'] = round(row['ffmpeg'] / row['libsndfile'], 3)
   if cli_rows:
     figures['speedup_command_line_vs_before'] = round(cli_rows[0][1] / cli_rows[1][1], 3)
   if args.long_hours > 0:

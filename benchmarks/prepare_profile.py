@@ -186,3 +186,30 @@ def table(audio_s: float, before: dict, after: dict) -> str:
   lines.append(f'{"total (default options)":34s} {total_before:9.2f} {"":6s} {total_after:9.2f} '
                f'{"":6s} {audio_s / total_after:12.0f}')
   return '\n'.join(lines)
+
+
+DECODER_FORMATS = {'ogg': 'libvorbis', 'mp3': 'libmp3lame', 'opus': 'libopus', 'flac': 'flac'}
+
+
+def decoder_comparison(path, work: str, seconds: float = 180.0, repeats: int = 2) -> dict:
+  """libsndfile vs the bundled ffmpeg decoding the same music in each format both read.
+
+  Returns:
+    {format: {'libsndfile': s, 'ffmpeg': s, 'audio_s': s}}, best of `repeats`.
+  """
+  results = {}
+  for extension, codec in DECODER_FORMATS.items():
+    encoded = f'{work}/excerpt.{extension}'
+    subprocess.run([audio_io.ffmpeg_executable(), '-y', '-v', 'error', '-t', str(seconds), '-i',
+                    str(path), '-c:a', codec, encoded], check=True)
+    row = {'audio_s': soundfile.info(encoded).duration}
+    for name, decode in (('libsndfile', lambda p: soundfile.read(p, dtype='float32')),
+                         ('ffmpeg', decode_with_ffmpeg)):
+      times = []
+      for _ in range(repeats):
+        start = time.perf_counter()
+        decode(encoded)
+        times.append(time.perf_counter() - start)
+      row[name] = min(times)
+    results[extension] = row
+  return results

@@ -325,6 +325,10 @@ def decode_mono(path: str | os.PathLike,
     mono.append(resampler.resample_chunk(block) if resampler else block)
   if resampler:
     mono.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+    # librosa.resample's length (`resample`, the whole-signal path): zeros to fill it.
+    wanted = int(np.ceil(source_frames * target_rate / sample_rate))
+    mono.append(np.zeros(max(0, wanted - mono.size), np.float32))
+    mono.size = min(mono.size, wanted)
   # MP3 lengths are estimates, so allow a small shortfall before calling a
   # file truncated.
   shortfall = expected_frames - source_frames
