@@ -165,14 +165,21 @@ def write_long_file(paths, hours: float, path: pathlib.Path) -> None:
 
 
 def long_file_figures(paths, hours: float, work: pathlib.Path) -> dict:
+  """The prepare command on one long file, 1 worker: its worker's peak memory and speed.
+
+  Run as the command line, so the worker holds what a user's does (this
+  script's own imports, TensorFlow among them, would inflate it).
+  """
   folder = work / 'long_in'
   folder.mkdir()
   write_long_file(paths, hours, folder / 'long_mix.wav')
+  output_dir = work / 'long_out'
   start = time.perf_counter()
-  report = prepare.prepare(prepare.PrepareOptions(
-      input_dir=str(folder), output_dir=str(work / 'long_out'), num_workers=1,
-      show_progress=False, song=song.SongOptions()))
+  subprocess.run([sys.executable, '-m', 'data_prep.prepare', f'--input_dir={folder}',
+                  f'--output_dir={output_dir}', '--num_workers=1'], cwd=REPO_ROOT, check=True,
+                 capture_output=True)
   seconds = time.perf_counter() - start
+  report = json.loads((output_dir / 'report.json').read_text())
   assert report['num_used'] == 1, report
   (folder / 'long_mix.wav').unlink()
   return {'long_file_hours': hours,
@@ -265,7 +272,7 @@ def main():
     figures['speedup_command_line_vs_before'] = round(cli_rows[0][1] / cli_rows[1][1], 3)
   if args.long_hours > 0:
     long_figures = long_file_figures(paths, args.long_hours, work)
-    print(f'{args.long_hours:g} h file of 48 kHz stereo WAV, 1 worker: peak '
+    print(f'{args.long_hours:g} h file of 48 kHz stereo WAV, prepare command, 1 worker: peak '
           f'{long_figures["long_file_worker_peak_rss_mb"]:.0f} MB resident, '
           f'{long_figures["long_file_real_time_1_worker"]:.0f}x real time')
     figures.update(long_figures)

@@ -21,7 +21,6 @@ import librosa
 import numpy as np
 import pyloudnorm
 import soundfile
-import tensorflow as tf
 
 from data_prep import cleaning
 from data_prep import features
@@ -57,6 +56,7 @@ def decode_with_ffmpeg(path) -> np.ndarray:
 
 
 def write_shard(arrays: dict, source: str, path: str) -> None:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   with tf.io.TFRecordWriter(path) as writer:
     for index, (mel, mfcc) in enumerate(zip(arrays['mix/mel'], arrays['mix/mfcc'])):
       writer.write(records.serialize_segment(mel, mfcc, source, float(index), 'mix'))

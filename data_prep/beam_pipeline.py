@@ -7,8 +7,9 @@ The graph: the listed input files -> prepare each file (decode, clean,
 separate, featurize: `song.process_song`, in a single-threaded-BLAS child
 process as on the local path, so a file that crashes its decoder is skipped,
 not retried into a failed job) -> the split of every used song by the hash
-of its path -> each segment to the shard its identity hashes to -> one
-writer per shard, records sorted by source, stem and start -> TFDS metadata,
+of its path -> each segment to the shard its identity hashes to (a song's
+segments of one shard travel as one element) -> one writer per shard, records
+sorted by source, stem and start -> TFDS metadata,
 stats.json (train-split sums through a CombineFn) and report.json. Every
 choice is the local path's (`shards.shard_of`, `shards.assign_splits`, the
 same record bytes), so both write the same data set.
@@ -82,14 +83,24 @@ class PrepareFile(beam.DoFn):
       self._executor.shutdown()
 
 
-def _segments(outcome: dict, cache_paths: dict, split_of: dict):
-  """A used song's segments: (split, source, stem, index, mel, mfcc) each."""
+def _song_shards(outcome: dict, cache_paths: dict, split_of: dict, num_shards: dict):
+  """A used song's segments, one element per (stem, shard) they hash to.
+
+  Yields:
+    ((split, shard), (source, stem, indices, mel [n, frames, mels], mfcc [n, frames, mfcc])):
+    arrays of a song's segments move through the shuffle together, far
+    cheaper than one element per segment.
+  """
   split = split_of[outcome['source']]
   with np.load(cache_paths[outcome['source']] + '.npz') as arrays:
     for stem in outcome['stems']:
       mel, mfcc = arrays[f'{stem}/mel'], arrays[f'{stem}/mfcc']
-      for index in range(len(mel)):
-        yield split, outcome['source'], stem, index, mel[index], mfcc[index]
+      shard_of = np.array([shards.shard_of(outcome['source'], stem, index, num_shards[split])
+                           for index in range(len(mel))], np.int64)
+      for shard in np.unique(shard_of):
+        indices = np.flatnonzero(shard_of == shard)
+        yield (split, int(shard)), (outcome['source'], stem, indices, mel[indices],
+                                    mfcc[indices])
 
 
 def _stem_sums(outcome: dict, cache_paths: dict, split_of: dict):
@@ -114,20 +125,21 @@ def _shard_counts(outcomes: list[dict], split_of: dict, segment_frames: int,
           for split, total in totals.items() if total}
 
 
-def _write_shard(keyed_segments, work_dir: str, num_shards: dict) -> dict:
+def _write_shard(keyed_groups, work_dir: str, num_shards: dict) -> dict:
   """Writes one shard, its records in the local path's order; returns what it holds."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  (split, shard), segments = keyed_segments
-  segments = sorted(segments, key=lambda segment: segment[1:4])
+  (split, shard), groups = keyed_groups
   path = os.path.join(work_dir, records.shard_filename(split, shard, num_shards[split]))
   counts = dict.fromkeys(contract.STEM_KINDS, 0)
-  segment_frames = None
   with tf.io.TFRecordWriter(path) as writer:
-    for _, source, stem, index, mel, mfcc in segments:
-      segment_frames = len(mel)
-      writer.write(records.serialize_segment(
-          mel, mfcc, source, shards.segment_start_s(index, segment_frames), stem))
-      counts[stem] += 1
+    # Sorted by source and stem; a song's indices are ascending: sorted by start.
+    for source, stem, indices, mel, mfcc in sorted(groups, key=lambda group: group[:2]):
+      segment_frames = mel.shape[1]
+      for index, segment_mel, segment_mfcc in zip(indices, mel, mfcc):
+        writer.write(records.serialize_segment(
+            segment_mel, segment_mfcc, source,
+            shards.segment_start_s(int(index), segment_frames), stem))
+      counts[stem] += len(indices)
   return {'split': split, 'shard': shard, 'counts': counts}
 
 
@@ -217,12 +229,9 @@ def run(tasks: list[song_lib.SongTask], options, runner: str, beam_options: str 
         segment_frames=segment_frames, shard_size_mb=options.shard_size_mb)
     shard_infos = (
         used
-        | 'Segments' >> beam.FlatMap(_segments, cache_paths=cache_paths,
-                                     split_of=beam.pvalue.AsSingleton(split_of))
-        | 'KeyByShard' >> beam.Map(
-            lambda segment, num_shards: ((segment[0], shards.shard_of(
-                segment[1], segment[2], segment[3], num_shards[segment[0]])), segment),
-            num_shards=beam.pvalue.AsSingleton(num_shards))
+        | 'SongShards' >> beam.FlatMap(_song_shards, cache_paths=cache_paths,
+                                       split_of=beam.pvalue.AsSingleton(split_of),
+                                       num_shards=beam.pvalue.AsSingleton(num_shards))
         | 'GroupShards' >> beam.GroupByKey()
         | 'WriteShards' >> beam.Map(_write_shard, work_dir=str(work_dir),
                                     num_shards=beam.pvalue.AsSingleton(num_shards))
