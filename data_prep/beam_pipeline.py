@@ -202,6 +202,10 @@ def run(tasks: list[song_lib.SongTask], options, runner: str, beam_options: str 
     options: the checked `prepare.PrepareOptions`.
     runner: a key of RUNNERS.
     beam_options: further Beam flags, one string (`--project=P --region=R`).
+
+  Returns:
+    The report, as the local path's: files, counts, hours, and the run's
+    throughput and peak worker memory.
   """
   pipeline_flags = pipeline_options(runner, beam_options)
   started = time.time()

@@ -58,6 +58,7 @@ def build_report(input_dir: str, outcomes: list[dict], stats: dict | None, secon
 
 
 def write_report(output_dir: str | os.PathLike, report: dict) -> None:
+  """Writes OUT/report.json atomically."""
   atomic_files.write_json(os.path.join(output_dir, records.REPORT_FILENAME), report)
 
 

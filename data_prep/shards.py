@@ -150,11 +150,22 @@ def write_dataset(output_dir: str | os.PathLike, songs: list[dict],
 
 
 def shard_of(source: str, stem: str, index: int, num_shards: int) -> int:
-  """The shard of one segment: a hash of its identity, the same on every runner."""
+  """The shard of one segment: a hash of its identity, the same on every runner.
+
+  Args:
+    source: the song's path relative to the input folder.
+    stem: the stem kind.
+    index: the segment's position in the song.
+    num_shards: shards of the song's split.
+
+  Returns:
+    An index in [0, num_shards).
+  """
   return zlib.crc32(f'{source}|{stem}|{index}'.encode()) % num_shards
 
 
 def segment_start_s(index: int, segment_frames: int) -> float:
+  """Where segment `index` starts in its (cleaned) song, in seconds, as records store it."""
   return round(contract.frames_to_seconds(index * segment_frames), 4)
 
 

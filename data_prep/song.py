@@ -123,6 +123,11 @@ def process_song(task: SongTask) -> dict:
   """
   outcome = {'source': task.source, 'fingerprint': task.fingerprint()}
   started = time.perf_counter()
+  # A run killed while writing this file's outputs (they take a while for a long
+  # song) left temporaries that no later write would replace.
+  for output in (task.cache_path + '.npz', task.cache_path + '.json',
+                 *(stem_path(task.clean_path, stem) for stem in contract.STEM_KINDS)):
+    atomic_files.remove_stale_temporaries(output)
   try:
     _process(task, outcome)
   except (audio_io.AudioReadError, cleaning_lib.UnusableAudio,
