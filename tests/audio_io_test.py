@@ -149,3 +149,20 @@ def test_streamed_decoding_equals_decoding_whole(tmp_path, codec):
   mono, sample_rate, channels, frames = audio_io.decode_mono(path)
   assert (sample_rate, channels, frames) == (48000, 2, len(whole))
   np.testing.assert_array_equal(mono, audio_io.resample(audio_io.to_mono(whole), rate))
+
+
+def test_opus_goes_through_the_faster_decoder_and_keeps_its_checks(tmp_path, stereo_48k_wav):
+  path = tmp_path / 'tone.opus'
+  encode_with_ffmpeg(stereo_48k_wav, path, 'libopus')
+  assert soundfile.info(path).subtype in audio_io.FFMPEG_FASTER_SUBTYPES
+  mono, sample_rate, channels, frames = audio_io.decode_mono(path)
+  whole, _ = audio_io.read_audio(path)  # libsndfile's libopus: the same stream, decoded.
+  assert (sample_rate, channels, frames) == (48000, 2, len(whole))
+  reference = audio_io.resample(audio_io.to_mono(whole), 48000)
+  assert len(mono) == len(reference)
+  assert np.abs(mono - reference).max() < 0.01
+  assert abs(dominant_frequency(mono, 22050) - TONE_HZ) < 5
+  data = path.read_bytes()
+  (tmp_path / 'cut.opus').write_bytes(data[:len(data) - 100])
+  with pytest.raises(audio_io.AudioReadError, match='truncated'):
+    audio_io.decode_mono(tmp_path / 'cut.opus')

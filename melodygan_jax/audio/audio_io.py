@@ -166,6 +166,9 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
   return samples, sample_rate
 
 
+# Streams libsndfile reads but the bundled ffmpeg decodes faster (measured by
+# benchmarks/data_prep_bench.py: Opus 2x; Vorbis, MP3 and FLAC are faster in libsndfile).
+FFMPEG_FASTER_SUBTYPES = frozenset({'OPUS'})
 _BLOCK_FRAMES = 2**20  # Decoded per step when streaming: ~24 s of 44.1 kHz audio.
 
 
@@ -203,6 +206,9 @@ def _soundfile_blocks(path: pathlib.Path):
     reason = _ogg_truncation(path)
   if reason:
     raise AudioReadError(reason)
+  if info.subtype in FFMPEG_FASTER_SUBTYPES and ffmpeg_executable():
+    sample_rate, channels, _, blocks = _ffmpeg_blocks(path, '')
+    return sample_rate, channels, info.frames, blocks
 
   def blocks():
     try:
