@@ -51,6 +51,10 @@ def test_beam_writes_the_records_and_stats_of_the_local_path(beam_run, prepared_
   local, beam = read_records(prepared_dir), read_records(options.output_dir)
   assert beam and len(beam) == len(local)
   assert beam == local  # Same sources, stems, starts, splits and feature bytes.
+  # In the same order too: each shard file is the local one, byte for byte.
+  shard_files = lambda folder: {path.name: path.read_bytes() for path in
+                                records.dataset_path(folder).glob('*.tfrecord-*')}
+  assert shard_files(options.output_dir) == shard_files(prepared_dir)
   local_stats = json.loads((prepared_dir / 'stats.json').read_text())
   beam_stats = json.loads((pathlib.Path(options.output_dir) / 'stats.json').read_text())
   assert beam_stats['splits'] == local_stats['splits']
