@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 $(INSTALLED): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	$(VENV)/bin/python -m pip install -q -e '.[test,beam]'
 	# musicnn's weights (the music embedding of evaluate); its metadata pins a
 	# NumPy and TensorFlow of 2019, and only its checkpoint files are read.
 	$(VENV)/bin/python -m pip install -q --no-deps musicnn==0.1.0
@@ -36,7 +36,7 @@ shellcheck:
 	  echo "note: could not install shellcheck; the shellcheck test will be skipped"
 
 bench: $(INSTALLED)
-	$(VENV)/bin/python -m pip install -q -e '.[test,bench]'
+	$(VENV)/bin/python -m pip install -q -e '.[test,beam,bench]'
 	for b in benchmarks/*_bench.py; do $(VENV)/bin/python $$b || exit 1; done
 
 clean:

@@ -10,6 +10,7 @@ import numpy as np
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import loudness
 _FADE_S = 0.01  # Fades at the joins of removed silences, so joins do not click.
+_MOVE_SAMPLES = 2**20  # Moved per step when cutting in place.
 
 
 class UnusableAudio(Exception):
@@ -29,6 +30,29 @@ class CleaningOptions:
   noise_reduction: float = 0.8  # Share of the estimated noise removed.
 
 
+_SILENCE_FRAME = 2048  # Non-overlapping 93 ms frames: 4x cheaper than librosa's default hop.
+_CHUNK_FRAMES = 512  # Silence frames measured per step: bounds the temporary copies.
+
+
+def frame_rms(samples: np.ndarray, frame_length: int = _SILENCE_FRAME) -> np.ndarray:
+  """librosa.feature.rms(center=True) with hop = frame, computed piece by piece.
+
+  Each frame's value is librosa's own (the same frames, the same arithmetic);
+  only the zero-padded copy of the whole signal that librosa makes is avoided.
+  """
+  half = frame_length // 2
+  num_frames = 1 + len(samples) // frame_length
+  values = []
+  for first in range(0, num_frames, _CHUNK_FRAMES):
+    count = min(_CHUNK_FRAMES, num_frames - first)
+    lo, hi = first * frame_length - half, (first + count) * frame_length - half
+    piece = np.zeros(hi - lo, np.float32)
+    piece[max(0, -lo):max(0, -lo) + len(samples[max(lo, 0):hi])] = samples[max(lo, 0):hi]
+    values.append(librosa.feature.rms(y=piece, frame_length=frame_length,
+                                      hop_length=frame_length, center=False)[0])
+  return np.concatenate(values)
+
+
 def audible_intervals(samples: np.ndarray, threshold_db: float,
                       min_silence_s: float) -> list[tuple[int, int]]:
   """Sample ranges to keep: all but leading, trailing and long inner silences.
@@ -36,16 +60,24 @@ def audible_intervals(samples: np.ndarray, threshold_db: float,
   Args:
     samples: mono float samples at the contract's rate.
     threshold_db: frames this far below the loudest frame count as silent
-      (librosa.effects.split).
+      (as librosa.effects.split decides, over the whole signal).
     min_silence_s: inner silences shorter than this are kept.
+
+  Returns:
+    (start, end) sample ranges, in order.
   """
-  # Non-overlapping 93 ms frames: 4x cheaper than librosa's default hop, and
-  # fine enough for silences of a second or more.
-  intervals = librosa.effects.split(samples, top_db=threshold_db,
-                                    frame_length=2048, hop_length=2048)
+  rms = frame_rms(samples)
+  non_silent = librosa.amplitude_to_db(rms, ref=np.max, top_db=None) > -threshold_db
+  # librosa.effects.split's edges, from the frames' verdicts.
+  edges = [np.flatnonzero(np.diff(non_silent.astype(int))) + 1]
+  if non_silent[0]:
+    edges.insert(0, np.array([0]))
+  if non_silent[-1]:
+    edges.append(np.array([len(non_silent)]))
+  edges = np.minimum(np.concatenate(edges) * _SILENCE_FRAME, len(samples)).reshape(-1, 2)
   min_gap = int(min_silence_s * contract.SAMPLE_RATE_HZ)
   merged = []
-  for start, end in intervals:
+  for start, end in edges:
     if merged and start - merged[-1][1] < min_gap:
       merged[-1] = (merged[-1][0], int(end))
     else:
@@ -66,6 +98,31 @@ def keep_intervals(samples: np.ndarray, intervals) -> np.ndarray:
       piece[len(piece) - len(ramp):] *= ramp[::-1]
     pieces.append(piece)
   return np.concatenate(pieces) if pieces else samples[:0]
+
+
+def keep_intervals_in_place(samples: np.ndarray, intervals) -> np.ndarray:
+  """`keep_intervals`, written over `samples` itself: no second copy of a long song.
+
+  Returns:
+    A view of the start of `samples` holding the kept audio (the rest of
+    `samples` is left over).
+  """
+  fade = int(_FADE_S * contract.SAMPLE_RATE_HZ)
+  written = 0
+  for index, (start, end) in enumerate(intervals):
+    end = min(end, len(samples))
+    if start != written:  # Kept audio only moves left, so a forward copy is safe.
+      for offset in range(0, end - start, _MOVE_SAMPLES):
+        piece = samples[start + offset:min(end, start + offset + _MOVE_SAMPLES)]
+        samples[written + offset:written + offset + len(piece)] = piece
+    piece = samples[written:written + end - start]
+    ramp = np.linspace(0.0, 1.0, min(fade, len(piece) // 2), dtype=np.float32)
+    if index > 0 or start > 0:
+      piece[:len(ramp)] *= ramp
+    if index < len(intervals) - 1 or end < len(samples):
+      piece[len(piece) - len(ramp):] *= ramp[::-1]
+    written += end - start
+  return samples[:written]
 
 
 def remove_silence(samples: np.ndarray, threshold_db: float,
@@ -89,18 +146,30 @@ class CleaningEdits:
   gain: float
 
 
-def clean(samples: np.ndarray, options: CleaningOptions) -> tuple[np.ndarray, CleaningEdits]:
+def clean(samples: np.ndarray, options: CleaningOptions,
+          in_place: bool = False) -> tuple[np.ndarray, CleaningEdits]:
   """Runs the enabled steps in order: noise, silence, loudness.
+
+  Args:
+    samples: mono float32 samples at the contract's rate.
+    options: which steps, with what settings.
+    in_place: cut and scale `samples` itself (a long song is then held once,
+      not two or three times); the caller must not use it afterwards.
 
   Returns:
     The cleaned samples, and the edits (cuts and gain) that made them.
   """
   if options.reduce_noise:
     samples = reduce_noise(samples, options.noise_reduction)
+    in_place = True  # A fresh array now.
   kept = None
   if options.remove_silence:
     kept = tuple(audible_intervals(samples, options.silence_threshold_db, options.min_silence_s))
-    samples = keep_intervals(samples, kept)
+    if in_place:
+      samples = keep_intervals_in_place(samples, kept)
+    else:
+      samples = keep_intervals(samples, kept)
+      in_place = True
     if len(samples) == 0:
       raise UnusableAudio('silent: nothing above the silence threshold')
   gain = 1.0
@@ -109,7 +178,10 @@ def clean(samples: np.ndarray, options: CleaningOptions) -> tuple[np.ndarray, Cl
       gain = loudness.loudness_gain(samples, options.target_lufs, options.true_peak_ceiling_dbtp)
     except loudness.UnmeasurableLoudness as e:
       raise UnusableAudio(str(e)) from e
-    samples = (samples * np.float32(gain)).astype(np.float32)
+    if in_place and samples.dtype == np.float32:
+      samples *= np.float32(gain)
+    else:
+      samples = np.asarray(samples, np.float32) * np.float32(gain)
   elif np.max(np.abs(samples), initial=0.0) == 0.0:
     raise UnusableAudio('silent: all samples are zero')
   return samples, CleaningEdits(kept_intervals=kept, gain=gain)
@@ -121,4 +193,4 @@ def apply_edits(samples: np.ndarray, edits: CleaningEdits, options: CleaningOpti
     samples = reduce_noise(samples, options.noise_reduction)
   if edits.kept_intervals is not None:
     samples = keep_intervals(samples, edits.kept_intervals)
-  return (samples * np.float32(edits.gain)).astype(np.float32)
+  return np.asarray(samples, np.float32) * np.float32(edits.gain)

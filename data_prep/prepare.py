@@ -1,6 +1,7 @@
 r"""Prepare a folder of songs as a training data set.
 
   python -m data_prep.prepare --input_dir=raw/ --output_dir=data/ [--num_workers=N]
+  python -m data_prep.prepare ... --runner=direct|dataflow|flink|spark [--beam_options=...]
 
 Writes under --output_dir:
   clean/        mono 22 050 Hz 16-bit WAVs, mirroring the input folders
@@ -16,7 +17,6 @@ import collections
 import concurrent.futures
 import concurrent.futures.process
 import dataclasses
-import multiprocessing
 import os
 import pathlib
 import sys
@@ -27,14 +27,17 @@ from absl import flags
 
 from data_prep import cleaning
 from data_prep import input_files
+from data_prep import report as report_lib
 from data_prep import separation
 from data_prep import shards
 from data_prep import song as song_lib
+from data_prep import workers
 from melodygan_jax import atomic_files
 from melodygan_jax.audio import contract
 from melodygan_jax.data import records
 
 FLAGS = flags.FLAGS
+BEAM_RUNNERS = ('direct', 'dataflow', 'flink', 'spark')
 _DEFAULTS = cleaning.CleaningOptions()
 
 
@@ -47,6 +50,8 @@ class PrepareOptions:
   shard_size_mb: float = 128.0
   num_workers: int = 1
   show_progress: bool = True
+  runner: str = ''  # '' for the local process pool, else a Beam runner (BEAM_RUNNERS).
+  beam_options: str = ''  # Further Beam flags, one string.
 
 
 def check_options(options: PrepareOptions) -> None:
@@ -79,6 +84,17 @@ def check_options(options: PrepareOptions) -> None:
     raise ValueError(f'--noise_reduction={options.song.cleaning.noise_reduction}: '
                      'must be in [0, 1]')
   separation.check_options(options.song.separation)
+  if options.runner:
+    if options.runner not in BEAM_RUNNERS:
+      raise ValueError(f'--runner={options.runner}: choose one of {", ".join(BEAM_RUNNERS)} '
+                       '(or leave it out for the local process pool)')
+    try:
+      import apache_beam  # pylint: disable=g-import-not-at-top,unused-import
+    except ImportError:
+      raise ValueError(f'--runner={options.runner} needs Apache Beam: '
+                       "pip install -e '.[beam]'") from None
+  elif options.beam_options:
+    raise ValueError('--beam_options needs --runner')
 
 
 def make_tasks(options: PrepareOptions) -> list[song_lib.SongTask]:
@@ -108,31 +124,6 @@ def make_tasks(options: PrepareOptions) -> list[song_lib.SongTask]:
   return tasks
 
 
-_THREAD_ENV_VARS = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')
-
-
-def make_executor(num_workers: int) -> concurrent.futures.ProcessPoolExecutor:
-  """A pool of worker processes, each with single-threaded BLAS.
-
-  The pool is the parallelism: threaded BLAS inside each worker only fights
-  the other workers for cores (measured: 2 workers 1.35x faster this way).
-  """
-  saved = {name: os.environ.get(name) for name in _THREAD_ENV_VARS}
-  os.environ.update(dict.fromkeys(_THREAD_ENV_VARS, '1'))
-  try:
-    executor = concurrent.futures.ProcessPoolExecutor(
-        max_workers=num_workers, mp_context=multiprocessing.get_context('spawn'))
-    # Workers start on first use, after the environment is restored: start them now.
-    list(executor.map(abs, range(num_workers)))
-  finally:
-    for name, value in saved.items():
-      if value is None:
-        os.environ.pop(name, None)
-      else:
-        os.environ[name] = value
-  return executor
-
-
 def _run_tasks(tasks, options, executor):
   """Runs the unfinished tasks; yields every task's outcome."""
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
@@ -142,7 +133,7 @@ def _run_tasks(tasks, options, executor):
     if finished is None:
       todo.append(task)
     else:
-      yield finished
+      yield {**finished, report_lib.REUSED_KEY: True}
   # Longest first, so no worker is left with one long song at the end.
   todo.sort(key=lambda task: -os.path.getsize(task.input_path))
   progress = tqdm(total=len(todo), unit='file', desc='prepare',
@@ -152,7 +143,7 @@ def _run_tasks(tasks, options, executor):
     # Always a worker, even for one file or one worker: the main process has
     # threaded BLAS, whose sums round differently, and a resumed run must
     # write the same bytes whatever was left to do.
-    own_executor = executor = make_executor(min(options.num_workers, len(todo)))
+    own_executor = executor = workers.make_executor(min(options.num_workers, len(todo)))
   done = set()
   try:
     outcomes = executor.map(song_lib.process_song, todo) if todo else []
@@ -166,72 +157,47 @@ def _run_tasks(tasks, options, executor):
     for task in todo:
       if task.source not in done:
         progress.update()
-        yield song_lib.load_finished(task) or _run_isolated(task)
+        yield song_lib.load_finished(task) or workers.run_isolated(task)
   finally:
     progress.close()
     if own_executor:
       own_executor.shutdown()
 
 
-def _run_isolated(task: song_lib.SongTask) -> dict:
-  """Runs one task in a process of its own; a crash becomes a skipped outcome."""
-  with make_executor(1) as executor:
-    try:
-      return executor.submit(song_lib.process_song, task).result()
-    except concurrent.futures.process.BrokenProcessPool:
-      outcome = {'source': task.source, 'fingerprint': task.fingerprint(), 'status': 'skipped',
-                 'reason': 'the decoding process crashed on this file'}
-      atomic_files.write_json(task.cache_path + '.json', outcome)
-      return outcome
-
-
 def prepare(options: PrepareOptions,
             executor: concurrent.futures.Executor | None = None) -> dict:
-  """Runs the whole preparation; returns the report (also in report.json).
+  """Runs the whole preparation; returns the report.
 
   Args:
-    options: what to prepare and how; checked first.
+    options: what to prepare and how; checked first. Without `runner`, in a
+      local process pool; with one, as an Apache Beam pipeline
+      (data_prep.beam_pipeline), which writes the same data set.
     executor: a pool to run songs on; by default one of `num_workers`
       processes with single-threaded BLAS (also for a single worker).
+
+  Returns:
+    The report, also written to report.json.
   """
   check_options(options)
   started = time.perf_counter()
   output_dir = pathlib.Path(options.output_dir)
   tasks = make_tasks(options)
+  if options.runner:
+    from data_prep import beam_pipeline  # pylint: disable=g-import-not-at-top  # Beam is an extra.
+    return beam_pipeline.run(tasks, options, options.runner, options.beam_options)
   outcomes = list(_run_tasks(tasks, options, executor))
   used = [outcome for outcome in outcomes if outcome['status'] == 'used']
-  report = {
-      'input_dir': str(options.input_dir),
-      'files': sorted(outcomes, key=lambda outcome: outcome['source']),
-      'num_used': len(used),
-      'num_skipped': len(outcomes) - len(used),
-      'num_segments': sum(o['num_segments'] * len(o['stems']) for o in used),
-  }
+  stats = None
   if used:
     stats = shards.write_dataset(
         output_dir, used, {task.source: task.cache_path for task in tasks},
         options.song.segment_frames, options.validation_fraction, options.shard_size_mb)
     atomic_files.write_json(output_dir / records.STATS_FILENAME, stats)
-    clean_wavs = {task.source: os.path.relpath(task.clean_path, output_dir) for task in tasks}
-    for outcome in report['files']:
-      if outcome['source'] in stats['splits']:
-        outcome['split'] = stats['splits'][outcome['source']]
-        # Where the cleaned audio of a record's `source` is: listening pages play it.
-        outcome['clean_wav'] = pathlib.PurePath(clean_wavs[outcome['source']]).as_posix()
-  report['seconds'] = round(time.perf_counter() - started, 2)
-  atomic_files.write_json(output_dir / records.REPORT_FILENAME, report)
+  report = report_lib.build_report(options.input_dir, outcomes, stats,
+                                   time.perf_counter() - started, runner='local',
+                                   clean_wavs=report_lib.clean_wav_paths(tasks, output_dir))
+  report_lib.write_report(output_dir, report)
   return report
-
-
-def summarize(report: dict) -> str:
-  used_s = sum(o.get('clean_duration_s', 0.0) for o in report['files'] if o['status'] == 'used')
-  lines = [f'{report["num_used"]} files used ({used_s / 60:.1f} min after cleaning, '
-           f'{report["num_segments"]} segments), {report["num_skipped"]} skipped, '
-           f'in {report["seconds"]:.1f} s']
-  for outcome in report['files']:
-    if outcome['status'] == 'skipped':
-      lines.append(f'  skipped {outcome["source"]}: {outcome["reason"]}')
-  return '\n'.join(lines)
 
 
 def define_flags() -> None:
@@ -240,6 +206,10 @@ def define_flags() -> None:
   flags.DEFINE_string('input_dir', None, 'Folder of audio files, read recursively.')
   flags.DEFINE_string('output_dir', None, 'Where the data set is written.')
   flags.DEFINE_integer('num_workers', None, 'Worker processes (default: all cores).')
+  flags.DEFINE_string('runner', '', 'Run as an Apache Beam pipeline on this runner: '
+                      f'{", ".join(BEAM_RUNNERS)} (default: the local process pool).')
+  flags.DEFINE_string('beam_options', '', 'With --runner: further Beam pipeline flags, one '
+                      'string ("--project=P --region=R --temp_location=gs://B/tmp").')
   flags.DEFINE_enum('separation', 'none', separation.BACKENDS,
                     'Vocal/instrumental separation backend.')
   dsp = separation.DspOptions()
@@ -311,6 +281,7 @@ def options_from_flags() -> PrepareOptions:
                   repet=FLAGS.dsp_repet))),
       validation_fraction=FLAGS.validation_fraction,
       shard_size_mb=FLAGS.shard_size_mb,
+      runner=FLAGS.runner, beam_options=FLAGS.beam_options,
       num_workers=FLAGS.num_workers or os.cpu_count() or 1)
 
 
@@ -325,7 +296,7 @@ def main(argv):
   except ValueError as e:
     sys.exit(f'prepare: {e}')
   report = prepare(options)
-  print(summarize(report))
+  print(report_lib.summarize(report))
   if report['num_segments'] == 0:
     sys.exit('prepare: no usable audio came out; see report.json for each file')
   print(f'data set: {records.dataset_path(options.output_dir)}')

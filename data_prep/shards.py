@@ -41,8 +41,8 @@ def assign_splits(sources: list[str], validation_fraction: float) -> dict[str, s
   return splits
 
 
-class _StemStats:
-  """Running per-band sums of log-mel and MFCC frames, in float64."""
+class StemStats:
+  """Running per-band sums of log-mel and MFCC frames, in float64 (mergeable)."""
 
   def __init__(self):
     self.num_frames = 0
@@ -60,6 +60,15 @@ class _StemStats:
     self.mfcc_sum += mfcc.sum(0)
     self.mfcc_sq_sum += np.square(mfcc).sum(0)
 
+  def merge(self, other: 'StemStats') -> 'StemStats':
+    """Adds another's sums into this one; returns self."""
+    self.num_frames += other.num_frames
+    self.mel_sum += other.mel_sum
+    self.mel_sq_sum += other.mel_sq_sum
+    self.mfcc_sum += other.mfcc_sum
+    self.mfcc_sq_sum += other.mfcc_sq_sum
+    return self
+
   def as_json(self) -> dict:
     def mean_std(total, sq_total):
       mean = total / self.num_frames
@@ -72,7 +81,7 @@ class _StemStats:
             'log_mel_std': mel_std, 'mfcc_mean': mfcc_mean, 'mfcc_std': mfcc_std}
 
 
-def _num_shards(num_segments: int, segment_frames: int, shard_size_mb: float) -> int:
+def num_shards_for(num_segments: int, segment_frames: int, shard_size_mb: float) -> int:
   segment_bytes = segment_frames * (contract.NUM_MELS + contract.NUM_MFCC) * 4
   total_bytes = num_segments * (segment_bytes + _RECORD_OVERHEAD_BYTES)
   return max(1, math.ceil(total_bytes / (shard_size_mb * 2**20)))
@@ -99,7 +108,7 @@ def write_dataset(output_dir: str | os.PathLike, songs: list[dict],
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   final_dir = pathlib.Path(records.dataset_path(output_dir))  # Written locally.
-  work_dir = final_dir.with_name(final_dir.name + '.tmp')
+  work_dir = staging_dir(output_dir)
   shutil.rmtree(work_dir, ignore_errors=True)
   work_dir.mkdir(parents=True)
 
@@ -113,7 +122,7 @@ def write_dataset(output_dir: str | os.PathLike, songs: list[dict],
     num_segments = sum(song['num_segments'] * len(song['stems']) for song in split_songs)
     if num_segments == 0:
       continue
-    num_shards = _num_shards(num_segments, segment_frames, shard_size_mb)
+    num_shards = num_shards_for(num_segments, segment_frames, shard_size_mb)
     paths = [work_dir / records.shard_filename(split, i, num_shards) for i in range(num_shards)]
     writers = [tf.io.TFRecordWriter(str(path)) for path in paths]
     counts = [dict.fromkeys(contract.STEM_KINDS, 0) for _ in range(num_shards)]
@@ -122,13 +131,12 @@ def write_dataset(output_dir: str | os.PathLike, songs: list[dict],
         for stem in song['stems']:
           mel, mfcc = arrays[f'{stem}/mel'], arrays[f'{stem}/mfcc']
           if split == records.TRAIN_SPLIT:
-            stats.setdefault(stem, _StemStats()).add(mel, mfcc)
+            stats.setdefault(stem, StemStats()).add(mel, mfcc)
           for index in range(len(mel)):
-            key = f'{song["source"]}|{stem}|{index}'.encode()
-            shard = zlib.crc32(key) % num_shards
-            start_s = round(contract.frames_to_seconds(index * segment_frames), 4)
+            shard = shard_of(song['source'], stem, index, num_shards)
             writers[shard].write(records.serialize_segment(
-                mel[index], mfcc[index], song['source'], start_s, stem))
+                mel[index], mfcc[index], song['source'], segment_start_s(index, segment_frames),
+                stem))
             counts[shard][stem] += 1
     for writer in writers:
       writer.close()
@@ -137,6 +145,47 @@ def write_dataset(output_dir: str | os.PathLike, songs: list[dict],
         num_bytes=sum(path.stat().st_size for path in paths)))
     shard_stem_counts[split] = counts
 
+  finish_dataset(work_dir, final_dir, split_infos, segment_frames)
+  return stats_json(stats, split_of, shard_stem_counts, segment_frames)
+
+
+def shard_of(source: str, stem: str, index: int, num_shards: int) -> int:
+  """The shard of one segment: a hash of its identity, the same on every runner.
+
+  Args:
+    source: the song's path relative to the input folder.
+    stem: the stem kind.
+    index: the segment's position in the song.
+    num_shards: shards of the song's split.
+
+  Returns:
+    An index in [0, num_shards).
+  """
+  return zlib.crc32(f'{source}|{stem}|{index}'.encode()) % num_shards
+
+
+def segment_start_s(index: int, segment_frames: int) -> float:
+  """Where segment `index` starts in its (cleaned) song, in seconds, as records store it."""
+  return round(contract.frames_to_seconds(index * segment_frames), 4)
+
+
+def staging_dir(output_dir: str | os.PathLike) -> pathlib.Path:
+  """Where shards are written before the finished folder is swapped in."""
+  final_dir = pathlib.Path(records.dataset_path(output_dir))  # Written locally.
+  return final_dir.with_name(final_dir.name + '.tmp')
+
+
+def finish_dataset(work_dir: pathlib.Path, final_dir: pathlib.Path, split_infos: list,
+                   segment_frames: int) -> None:
+  """Writes the TFDS metadata beside the shards, then swaps the folder in.
+
+  Args:
+    work_dir: the staging folder holding every shard.
+    final_dir: the data set's folder (records.dataset_path).
+    split_infos: a `tfds.core.SplitInfo` per split written.
+    segment_frames: frames per record.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   tfds.folder_dataset.write_metadata(
       data_dir=work_dir, features=records.features_dict(segment_frames),
       split_infos=split_infos, check_data=False,
@@ -148,6 +197,18 @@ def write_dataset(output_dir: str | os.PathLike, songs: list[dict],
     os.replace(final_dir, old_dir)
   os.replace(work_dir, final_dir)
   shutil.rmtree(old_dir, ignore_errors=True)
+
+
+def stats_json(stats: dict, split_of: dict, shard_stem_counts: dict,
+               segment_frames: int) -> dict:
+  """The contents of stats.json.
+
+  Args:
+    stats: stem -> StemStats of the train split.
+    split_of: source -> split of every used song.
+    shard_stem_counts: split -> per shard, {stem: records}.
+    segment_frames: frames per record.
+  """
   return {
       'feature_version': contract.FEATURE_VERSION,
       'segment_frames': segment_frames,

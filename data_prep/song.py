@@ -10,11 +10,15 @@ import hashlib
 import json
 import os
 import pathlib
+import resource
+import time
 import traceback
+import zipfile
 
 import numpy as np
 
 from data_prep import cleaning as cleaning_lib
+from data_prep import features
 from data_prep import separation as separation_lib
 from melodygan_jax import atomic_files
 from melodygan_jax.audio import contract
@@ -22,7 +26,9 @@ from melodygan_jax.audio import audio_io
 
 MIN_SEGMENT_FRAMES = 16
 # Bump when processing changes what a file's outputs are, so re-runs redo them.
-PROCESSING_VERSION = 2
+# 3: loudness through float32 sosfilt, features through one batched float32 FFT;
+#    stereo files reach the dsp separator.
+PROCESSING_VERSION = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,24 +82,16 @@ def stem_path(clean_path: str | os.PathLike, stem: str) -> pathlib.Path:
   return clean_path.with_name(f'{clean_path.stem}.{stem}.wav')
 
 
-def _featurize(stem_samples: dict[str, np.ndarray], segment_frames: int) -> dict:
-  arrays = {}
-  for stem, samples in stem_samples.items():
-    log_mel, mfcc = contract.log_mel_and_mfcc(samples)
-    arrays[f'{stem}/mel'] = cut_segments(log_mel, segment_frames)
-    arrays[f'{stem}/mfcc'] = cut_segments(mfcc, segment_frames)
-  return arrays
-
-
-def stereo_for_separation(samples: np.ndarray, sample_rate: int,
+def stereo_for_separation(input_path: str, channels: int,
                           options: separation_lib.SeparationOptions) -> np.ndarray | None:
   """[2, samples] at the contract's rate when 'dsp' separation can use the two
   channels of a stereo file (the centre of a stereo mix is where its lead vocal
   is); None otherwise (mono and multichannel files are separated from the mono
-  mix)."""
-  if (options.backend != 'dsp' or not options.dsp.stereo or samples.shape[1] != 2
+  mix). Separation holds the whole song, so this reads the file whole."""
+  if (options.backend != 'dsp' or not options.dsp.stereo or channels != 2
       or set(options.stems) == {'mix'}):
     return None
+  samples, sample_rate = audio_io.read_audio(input_path)
   return np.stack([audio_io.resample(np.ascontiguousarray(channel), sample_rate)
                    for channel in samples.T])
 
@@ -101,15 +99,16 @@ def stereo_for_separation(samples: np.ndarray, sample_rate: int,
 def _process(task: SongTask, outcome: dict) -> None:
   if not os.path.exists(task.input_path):
     raise audio_io.AudioReadError('cannot be opened: a broken symbolic link, or deleted')
-  samples, sample_rate = audio_io.read_audio(task.input_path)
-  outcome.update(duration_s=round(len(samples) / sample_rate, 3),
-                 sample_rate_hz=sample_rate, channels=samples.shape[1])
-  mono = audio_io.resample(audio_io.to_mono(samples), sample_rate)
+  # Decoded block by block: only the mono signal at the contract's rate is held whole.
+  mono, sample_rate, channels, source_frames = audio_io.decode_mono(task.input_path)
+  outcome.update(duration_s=round(source_frames / sample_rate, 3),
+                 sample_rate_hz=sample_rate, channels=channels)
   options = task.options
-  stereo = stereo_for_separation(samples, sample_rate, options.separation)
-  del samples
-
-  clean, edits = cleaning_lib.clean(mono, options.cleaning)
+  raw_length = len(mono)
+  stereo = stereo_for_separation(task.input_path, channels, options.separation)
+  # Cut and scaled where it lies: a long song is held once.
+  clean, edits = cleaning_lib.clean(mono, options.cleaning, in_place=True)
+  del mono
   clean_s = len(clean) / contract.SAMPLE_RATE_HZ
   outcome['clean_duration_s'] = round(clean_s, 3)
   needed_s = contract.frames_to_seconds(options.segment_frames)
@@ -120,15 +119,19 @@ def _process(task: SongTask, outcome: dict) -> None:
     stereo = np.stack([cleaning_lib.apply_edits(channel, edits, options.cleaning)[:len(clean)]
                        for channel in stereo])
   stem_samples = separation_lib.separate(
-      clean, options.separation, stereo=stereo, stem_files=task.stem_files, raw_length=len(mono), edits=edits,
+      clean, options.separation, stereo=stereo, stem_files=task.stem_files,
+      raw_length=raw_length, edits=edits,
       cleaning_options=options.cleaning)
   for stem, stem_audio in stem_samples.items():
     audio_io.write_wav(stem_path(task.clean_path, stem), stem_audio)
-  arrays = _featurize(stem_samples, options.segment_frames)
+  num_segments = {}
   with atomic_files.atomic_path(task.cache_path + '.npz') as tmp_path:
-    np.savez(tmp_path, **arrays)
+    with zipfile.ZipFile(tmp_path, 'w', allowZip64=True) as archive:
+      for stem in sorted(stem_samples):
+        num_segments[stem] = features.write_segments(
+            archive, stem, stem_samples[stem], options.segment_frames)
   outcome.update(status='used', stems=sorted(stem_samples),
-                 num_segments=int(len(arrays[f'{next(iter(stem_samples))}/mel'])))
+                 num_segments=int(num_segments[next(iter(stem_samples))]))
 
 
 def process_song(task: SongTask) -> dict:
@@ -139,6 +142,12 @@ def process_song(task: SongTask) -> dict:
     ('used' | 'skipped'), reason when skipped, durations, segment count.
   """
   outcome = {'source': task.source, 'fingerprint': task.fingerprint()}
+  started = time.perf_counter()
+  # A run killed while writing this file's outputs (they take a while for a long
+  # song) left temporaries that no later write would replace.
+  for output in (task.cache_path + '.npz', task.cache_path + '.json',
+                 *(stem_path(task.clean_path, stem) for stem in contract.STEM_KINDS)):
+    atomic_files.remove_stale_temporaries(output)
   try:
     _process(task, outcome)
   except (audio_io.AudioReadError, cleaning_lib.UnusableAudio,
@@ -150,8 +159,26 @@ def process_song(task: SongTask) -> dict:
     outcome.update(status='skipped', reason=(
         f'unexpected {type(e).__name__}: {" ".join(str(e).split())} '
         f'({pathlib.Path(last_frame.filename).name}:{last_frame.lineno})'))
+  outcome['seconds'] = round(time.perf_counter() - started, 3)
+  outcome['worker_peak_rss_mb'] = peak_rss_mb()
   atomic_files.write_json(task.cache_path + '.json', outcome)
   return outcome
+
+
+def peak_rss_mb() -> float:
+  """This process's peak resident memory so far, in MiB.
+
+  Linux's VmHWM where there is one: getrusage's ru_maxrss also counts the
+  pages a spawned worker shared with its parent before it exec'd Python.
+  """
+  try:
+    with open('/proc/self/status') as status:
+      for line in status:
+        if line.startswith('VmHWM:'):
+          return round(int(line.split()[1]) / 1024, 1)
+  except OSError:
+    pass
+  return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux.
 
 
 def load_finished(task: SongTask) -> dict | None:

@@ -8,6 +8,7 @@ next run ignores and overwrites; it never leaves a half-written output under
 the final name.
 """
 import contextlib
+import glob
 import io
 import json
 import os
@@ -41,6 +42,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[epath.Path]:
   finally:
     if tmp_path.exists():
       tmp_path.unlink()
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> None:
+  """Deletes what writes of `path` killed by an earlier process left beside it.
+
+  Call it before writing `path` again: `atomic_path`'s temporaries carry
+  their writer's process id, so a new writer would not overwrite them.
+  """
+  path = pathlib.Path(path)
+  if path.parent.is_dir():
+    for stale in path.parent.glob(f'.{glob.escape(path.stem)}.tmp-*{glob.escape(path.suffix)}'):
+      stale.unlink(missing_ok=True)
 
 
 def write_json(path: str | os.PathLike, payload: Any) -> None:

@@ -133,3 +133,36 @@ def test_write_wav_is_16_bit_and_clips(tmp_path):
   samples, _ = soundfile.read(path, dtype='int16')
   assert samples.tolist() == [0, 16384, 32767, -32768]
   assert [p.name for p in tmp_path.iterdir()] == ['out.wav']
+
+
+@pytest.mark.parametrize('codec', [None, 'aac'])
+def test_streamed_decoding_equals_decoding_whole(tmp_path, codec):
+  """Block by block (libsndfile, or ffmpeg's stream for AAC) gives the whole-file result."""
+  path = tmp_path / 'long.wav'
+  rng = np.random.default_rng(0)
+  samples = (0.3 * rng.standard_normal((2 * 2**20 + 12_345, 2))).astype(np.float32)
+  soundfile.write(path, samples, 48000, subtype='FLOAT')  # More than two decode blocks.
+  if codec:
+    encode_with_ffmpeg(path, tmp_path / 'long.m4a', codec)
+    path = tmp_path / 'long.m4a'
+  whole, rate = audio_io.read_audio(path)
+  mono, sample_rate, channels, frames = audio_io.decode_mono(path)
+  assert (sample_rate, channels, frames) == (48000, 2, len(whole))
+  np.testing.assert_array_equal(mono, audio_io.resample(audio_io.to_mono(whole), rate))
+
+
+def test_opus_goes_through_the_faster_decoder_and_keeps_its_checks(tmp_path, stereo_48k_wav):
+  path = tmp_path / 'tone.opus'
+  encode_with_ffmpeg(stereo_48k_wav, path, 'libopus')
+  assert soundfile.info(path).subtype in audio_io.FFMPEG_FASTER_SUBTYPES
+  mono, sample_rate, channels, frames = audio_io.decode_mono(path)
+  whole, _ = audio_io.read_audio(path)  # libsndfile's libopus: the same stream, decoded.
+  assert (sample_rate, channels, frames) == (48000, 2, len(whole))
+  reference = audio_io.resample(audio_io.to_mono(whole), 48000)
+  assert len(mono) == len(reference)
+  assert np.abs(mono - reference).max() < 0.01
+  assert abs(dominant_frequency(mono, 22050) - TONE_HZ) < 5
+  data = path.read_bytes()
+  (tmp_path / 'cut.opus').write_bytes(data[:len(data) - 100])
+  with pytest.raises(audio_io.AudioReadError, match='truncated'):
+    audio_io.decode_mono(tmp_path / 'cut.opus')

@@ -64,3 +64,33 @@ def test_silence_and_too_short_are_unusable():
                             .standard_normal(3 * RATE).astype(np.float32),
                             cleaning.CleaningOptions(reduce_noise=True))
   assert np.isfinite(denoised).all() and len(denoised) == 3 * RATE
+
+
+def test_loudness_meter_matches_pyloudnorm_and_ignores_how_the_signal_is_cut():
+  import pyloudnorm  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  samples = np.concatenate([tone(2.0, 0.3), np.zeros(RATE, np.float32), tone(1.7, 0.02, 97.0)])
+  samples += np.float32(0.01) * rng.standard_normal(len(samples)).astype(np.float32)
+  expected = pyloudnorm.Meter(RATE).integrated_loudness(samples.astype(np.float64))
+  assert abs(loudness.integrated_loudness(samples) - expected) < 0.01
+  meter = loudness.LoudnessMeter()
+  for start in range(0, len(samples), 12_345):  # Pieces that fit no block boundary.
+    meter.add(samples[start:start + 12_345])
+  assert meter.integrated_loudness() == loudness.integrated_loudness(samples)
+  assert loudness.integrated_loudness(np.zeros(RATE, np.float32)) == -np.inf
+
+
+def test_silence_split_is_librosas_and_cutting_in_place_is_cutting():
+  rng = np.random.default_rng(1)
+  samples = np.concatenate([np.zeros(5000, np.float32), tone(3.0), np.zeros(2 * RATE, np.float32),
+                            tone(2.0, 0.1)]) * np.float32(rng.uniform(0.5, 1.0))
+  # Long enough for several of frame_rms's pieces.
+  samples = np.tile(samples, 4)
+  np.testing.assert_array_equal(
+      cleaning.frame_rms(samples),
+      librosa.feature.rms(y=samples, frame_length=2048, hop_length=2048)[0])
+  intervals = cleaning.audible_intervals(samples, threshold_db=60, min_silence_s=0.0)
+  expected = librosa.effects.split(samples, top_db=60, frame_length=2048, hop_length=2048)
+  assert intervals == [tuple(map(int, pair)) for pair in expected]
+  np.testing.assert_array_equal(cleaning.keep_intervals_in_place(samples.copy(), intervals),
+                                cleaning.keep_intervals(samples, intervals))

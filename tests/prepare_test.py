@@ -16,6 +16,7 @@ import tensorflow_datasets as tfds
 
 from data_prep import prepare
 from data_prep import shards
+from data_prep import workers
 from melodygan_jax.audio import audio_io
 from melodygan_jax.data import records
 
@@ -211,7 +212,7 @@ def test_kill_9_at_several_points_and_resume_gives_identical_shards(
 
 
 def test_a_dead_worker_loses_no_file(corpus_dir, tmp_path):
-  executor = prepare.make_executor(2)
+  executor = workers.make_executor(2)
   victim = next(iter(executor._processes.values()))  # pylint: disable=protected-access
   os.kill(victim.pid, signal.SIGKILL)  # As the OOM killer would.
   victim.join()

@@ -166,6 +166,186 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
   return samples, sample_rate
 
 
+# Streams libsndfile reads but the bundled ffmpeg decodes faster (measured by
+# benchmarks/data_prep_bench.py: Opus 2x; Vorbis, MP3 and FLAC are faster in libsndfile).
+FFMPEG_FASTER_SUBTYPES = frozenset({'OPUS'})
+_BLOCK_FRAMES = 2**20  # Decoded per step when streaming: ~24 s of 44.1 kHz audio.
+
+
+class _GrowingBuffer:
+  """A float32 array appended to in place, grown by doubling when a guess was short."""
+
+  def __init__(self, capacity: int):
+    self._data = np.empty(max(capacity, 1), np.float32)
+    self.size = 0
+
+  def append(self, samples: np.ndarray) -> None:
+    if self.size + len(samples) > len(self._data):
+      grown = np.empty(max(2 * len(self._data), self.size + len(samples)), np.float32)
+      grown[:self.size] = self._data[:self.size]
+      self._data = grown
+    self._data[self.size:self.size + len(samples)] = samples
+    self.size += len(samples)
+
+  def view(self) -> np.ndarray:
+    return self._data[:self.size]
+
+
+def _soundfile_blocks(path: pathlib.Path):
+  """(sample_rate, channels, expected frames, blocks) through libsndfile.
+
+  Raises:
+    soundfile.LibsndfileError: libsndfile cannot open the file (try ffmpeg).
+    AudioReadError: a truncated WAV or Ogg file.
+  """
+  info = soundfile.info(str(path))
+  reason = None
+  if info.format == 'WAV':
+    reason = _riff_truncation(path)
+  elif info.format == 'OGG':
+    reason = _ogg_truncation(path)
+  if reason:
+    raise AudioReadError(reason)
+  if info.subtype in FFMPEG_FASTER_SUBTYPES and ffmpeg_executable():
+    sample_rate, channels, _, blocks = _ffmpeg_blocks(path, '')
+    return sample_rate, channels, info.frames, blocks
+
+  def blocks():
+    try:
+      with soundfile.SoundFile(str(path)) as f:
+        yield from f.blocks(_BLOCK_FRAMES, dtype='float32', always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError) as e:
+      raise AudioReadError(f'corrupt or truncated {info.format} data: {_one_line(e)}') from e
+
+  return info.samplerate, info.channels, info.frames, blocks()
+
+
+def _wav_stream_header(stream) -> tuple[int, int]:
+  """Reads a float32 WAV header from a pipe: (sample_rate, channels)."""
+  if stream.read(12)[8:12] != b'WAVE':
+    raise AudioReadError('not a readable audio file: ffmpeg wrote no WAV stream')
+  sample_rate = channels = None
+  while True:
+    chunk = stream.read(8)
+    if len(chunk) < 8:
+      raise AudioReadError('not a readable audio file: no audio data')
+    chunk_id, chunk_size = chunk[:4], struct.unpack('<I', chunk[4:])[0]
+    if chunk_id == b'data':
+      if sample_rate is None:
+        raise AudioReadError('not a readable audio file: no format in the WAV stream')
+      return sample_rate, channels
+    body = stream.read(chunk_size + (chunk_size & 1))
+    if chunk_id == b'fmt ':
+      channels, sample_rate = struct.unpack('<HI', body[2:8])
+
+
+def _ffmpeg_blocks(path: pathlib.Path, soundfile_error: str):
+  """(sample_rate, channels, 0, blocks) decoded by the bundled ffmpeg, streamed."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  executable = ffmpeg_executable()
+  if executable is None:
+    raise AudioReadError(
+        f'libsndfile cannot read it ({soundfile_error}) and no ffmpeg is installed '
+        '(pip install imageio-ffmpeg)')
+  errors_file = tempfile.TemporaryFile()  # A pipe could fill and stall ffmpeg.
+  process = subprocess.Popen(
+      [executable, '-nostdin', '-v', 'error', '-i', str(path), '-map', '0:a:0',
+       '-vn', '-f', 'wav', '-c:a', 'pcm_f32le', 'pipe:1'],
+      stdout=subprocess.PIPE, stderr=errors_file)
+
+  def finish():
+    process.stdout.close()
+    returncode = process.wait()
+    errors_file.seek(0)
+    errors = errors_file.read().decode(errors='replace').strip()
+    errors_file.close()
+    return returncode, errors
+
+  try:
+    sample_rate, channels = _wav_stream_header(process.stdout)
+  except AudioReadError:
+    returncode, errors = finish()
+    reason = errors.splitlines()[-1] if errors else f'ffmpeg exit status {returncode}'
+    if 'matches no streams' in errors:
+      reason = 'no audio stream'
+    raise AudioReadError(f'not a readable audio file: {reason}') from None
+
+  def blocks():
+    frame_bytes = 4 * channels
+    while True:
+      data = process.stdout.read(_BLOCK_FRAMES * frame_bytes)
+      if not data:
+        break
+      usable = len(data) // frame_bytes * frame_bytes
+      yield np.frombuffer(data[:usable], np.float32).reshape(-1, channels)
+    returncode, errors = finish()
+    if errors:  # At -v error, anything printed is a decoding error.
+      raise AudioReadError(f'corrupt or truncated stream: {errors.splitlines()[0]}')
+    if returncode != 0:
+      raise AudioReadError(f'not a readable audio file: ffmpeg exit status {returncode}')
+
+  return sample_rate, channels, 0, blocks()
+
+
+def decode_mono(path: str | os.PathLike,
+                target_rate: int = contract.SAMPLE_RATE_HZ) -> tuple[np.ndarray, int, int, int]:
+  """Decodes, downmixes and resamples a file block by block.
+
+  Only the mono signal at `target_rate` is ever held whole (a 3-hour file:
+  0.95 GB at 22 050 Hz, where the decoded 48 kHz stereo would take 4.1 GB).
+  soxr's streaming resampler gives exactly the one-shot `resample` result.
+
+  Args:
+    path: any audio file libsndfile or the bundled ffmpeg reads.
+    target_rate: the rate of the returned samples.
+
+  Returns:
+    samples: [frames] float32 at `target_rate`.
+    sample_rate: the file's own rate, in Hz.
+    channels: the file's channel count.
+    source_frames: frames decoded at the file's own rate.
+
+  Raises:
+    AudioReadError: empty, corrupt, truncated, non-audio or non-finite data.
+  """
+  import soxr  # pylint: disable=g-import-not-at-top
+  path = pathlib.Path(path)
+  if path.stat().st_size == 0:
+    raise AudioReadError('empty file (0 bytes)')
+  try:
+    sample_rate, channels, expected_frames, blocks = _soundfile_blocks(path)
+  except soundfile.LibsndfileError as e:
+    sample_rate, channels, expected_frames, blocks = _ffmpeg_blocks(path, _one_line(e))
+  resampler = None
+  if sample_rate != target_rate:
+    resampler = soxr.ResampleStream(sample_rate, target_rate, 1, dtype='float32',
+                                    quality='soxr_hq')
+  mono = _GrowingBuffer(int(expected_frames * target_rate / sample_rate) + 64)
+  source_frames = 0
+  for block in blocks:
+    source_frames += len(block)
+    block = to_mono(block)
+    if not np.isfinite(block).all():  # NaN or inf in any channel survive the mean.
+      raise AudioReadError('contains NaN or infinite samples')
+    block = np.ascontiguousarray(block)
+    mono.append(resampler.resample_chunk(block) if resampler else block)
+  if resampler:
+    mono.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+    # librosa.resample's length (`resample`, the whole-signal path): zeros to fill it.
+    wanted = int(np.ceil(source_frames * target_rate / sample_rate))
+    mono.append(np.zeros(max(0, wanted - mono.size), np.float32))
+    mono.size = min(mono.size, wanted)
+  # MP3 lengths are estimates, so allow a small shortfall before calling a
+  # file truncated.
+  shortfall = expected_frames - source_frames
+  if expected_frames > 0 and shortfall > max(0.01 * expected_frames, 0.05 * sample_rate):
+    raise AudioReadError(
+        f'truncated: header promises {expected_frames} frames, decoded {source_frames}')
+  if source_frames == 0:
+    raise AudioReadError('no audio frames')
+  return mono.view(), sample_rate, channels, source_frames
+
+
 def to_mono(samples: np.ndarray) -> np.ndarray:
   """[frames, channels] -> [frames], the average of the channels."""
   channels = samples.shape[1]
@@ -192,7 +372,13 @@ def read_mono(path: str | os.PathLike) -> np.ndarray:
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray,
               sample_rate: int = contract.SAMPLE_RATE_HZ) -> None:
-  """Writes mono 16-bit PCM WAV atomically; samples are clipped to [-1, 1)."""
-  samples = np.clip(np.asarray(samples, np.float32), -1.0, 32767 / 32768)
+  """Writes mono 16-bit PCM WAV atomically; samples are clipped to [-1, 1).
+
+  Written block by block, so a long song is not copied whole to be clipped.
+  """
   with atomic_files.atomic_path(path) as tmp_path:
-    soundfile.write(str(tmp_path), samples, sample_rate, subtype='PCM_16', format='WAV')
+    with soundfile.SoundFile(str(tmp_path), 'w', sample_rate, 1, subtype='PCM_16',
+                             format='WAV') as f:
+      for start in range(0, len(samples), _BLOCK_FRAMES):
+        f.write(np.clip(np.asarray(samples[start:start + _BLOCK_FRAMES], np.float32),
+                        -1.0, 32767 / 32768))

@@ -8,6 +8,7 @@ import functools
 
 import librosa
 import numpy as np
+import scipy.fft
 
 SAMPLE_RATE_HZ = 22_050
 N_FFT = 1024
@@ -18,6 +19,7 @@ MEL_FMIN_HZ = 0.0
 MEL_FMAX_HZ = 8_000.0
 LOG_MEL_FLOOR = 1e-5  # Log-mel = log(max(mel magnitude, floor)).
 NUM_MFCC = 20
+_FFT_BATCH_FRAMES = 4096  # Frames per batched FFT call.
 
 STEM_KINDS = ('mix', 'vocals', 'instrumental')
 
@@ -40,12 +42,53 @@ def mel_filterbank() -> np.ndarray:
       fmax=MEL_FMAX_HZ, htk=False, norm='slaney', dtype=np.float32)
 
 
+@functools.cache
+def _hann_window() -> np.ndarray:
+  return librosa.filters.get_window('hann', WIN_LENGTH, fftbins=True).astype(np.float32)
+
+
+def num_frames(num_samples: int) -> int:
+  """STFT frames of a signal this long (centred frames, as librosa counts them)."""
+  return 1 + num_samples // HOP_LENGTH
+
+
+def magnitude_frames(samples: np.ndarray, first_frame: int = 0,
+                     count: int | None = None) -> np.ndarray:
+  """|STFT| of mono float samples, frames first: [frames, N_FFT // 2 + 1] float32.
+
+  librosa's centred STFT (zero padding, periodic Hann), computed in float32
+  with batched real FFTs (scipy's pocketfft: ~2x faster than librosa.stft
+  here); the frames-first layout makes the mel product land in
+  [frames, mels] without a transpose. A range of frames reads only the
+  samples under it, so a long signal can be analysed piece by piece with
+  the same result.
+
+  Args:
+    samples: mono float samples at SAMPLE_RATE_HZ.
+    first_frame: the first frame wanted.
+    count: how many frames (default: all from `first_frame` on).
+
+  Returns:
+    [count, N_FFT // 2 + 1] float32 magnitudes.
+  """
+  total = num_frames(len(samples))
+  count = total - first_frame if count is None else count
+  lo = first_frame * HOP_LENGTH - N_FFT // 2
+  hi = (first_frame + count - 1) * HOP_LENGTH + N_FFT // 2
+  padded = np.zeros(hi - lo, np.float32)  # The samples under the frames, zeros past the ends.
+  inside = np.asarray(samples[max(lo, 0):max(min(hi, len(samples)), 0)], np.float32)
+  padded[max(0, -lo):max(0, -lo) + len(inside)] = inside
+  frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH]
+  magnitude = np.empty((count, N_FFT // 2 + 1), np.float32)
+  for start in range(0, count, _FFT_BATCH_FRAMES):  # Bounds the complex buffer.
+    spectrum = scipy.fft.rfft(frames[start:start + _FFT_BATCH_FRAMES] * _hann_window(), axis=-1)
+    np.abs(spectrum, out=magnitude[start:start + _FFT_BATCH_FRAMES])
+  return magnitude
+
+
 def magnitude_spectrogram(samples: np.ndarray) -> np.ndarray:
   """|STFT| of mono float samples, [N_FFT // 2 + 1, frames] float32."""
-  stft = librosa.stft(
-      np.asarray(samples, np.float32), n_fft=N_FFT, hop_length=HOP_LENGTH,
-      win_length=WIN_LENGTH, window='hann', center=True)
-  return np.abs(stft)
+  return magnitude_frames(samples).T
 
 
 def log_mel_from_magnitude(magnitude: np.ndarray) -> np.ndarray:
@@ -62,16 +105,20 @@ def log_mel_and_mfcc(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
   Returns:
     log_mel: [frames, NUM_MELS] float32, natural log of the mel magnitude.
-    mfcc: [frames, NUM_MFCC] float32, from the mel *power* spectrum exactly
-      as `librosa.feature.mfcc(y=...)` computes it.
+    mfcc: [frames, NUM_MFCC] float32, from the mel *power* spectrum as
+      `librosa.feature.mfcc(y=...)` computes it (power_to_db with its 80 dB
+      range below the loudest frame, then an orthonormal DCT-II).
   """
-  magnitude = magnitude_spectrogram(samples)
-  log_mel = log_mel_from_magnitude(magnitude)
-  mel_power = mel_filterbank() @ np.square(magnitude)
-  mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel_power), n_mfcc=NUM_MFCC)
-  return log_mel.astype(np.float32), mfcc.T.astype(np.float32)
+  magnitude = magnitude_frames(samples)
+  filterbank_t = mel_filterbank().T
+  log_mel = np.log(np.maximum(magnitude @ filterbank_t, LOG_MEL_FLOOR))
+  np.square(magnitude, out=magnitude)
+  mel_power_db = librosa.power_to_db(magnitude @ filterbank_t)
+  mfcc = scipy.fft.dct(mel_power_db, axis=-1, type=2, norm='ortho')[:, :NUM_MFCC]
+  return log_mel.astype(np.float32), mfcc.astype(np.float32)
 
 
 def log_mel(samples: np.ndarray) -> np.ndarray:
   """[frames, NUM_MELS] log-mel of mono samples at SAMPLE_RATE_HZ."""
-  return log_mel_from_magnitude(magnitude_spectrogram(samples)).astype(np.float32)
+  return np.log(np.maximum(magnitude_frames(samples) @ mel_filterbank().T,
+                           LOG_MEL_FLOOR)).astype(np.float32)

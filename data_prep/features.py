@@ -1,0 +1,77 @@
+"""A song's log-mel and MFCC segments, computed piece by piece into its .npz.
+
+The result is `contract.log_mel_and_mfcc` of the whole signal cut into
+segments, but no whole-song feature array is ever held: log-mel goes to the
+archive as it is computed, and the MFCC's input (mel power in dB, which is
+clipped 80 dB below the song's loudest frame, known only at the end) waits
+in a temporary file until the second pass.
+"""
+import contextlib
+import tempfile
+import zipfile
+
+import librosa
+import numpy as np
+import scipy.fft
+
+from melodygan_jax.audio import contract
+
+_CHUNK_FRAMES = 4096  # ~48 s of audio per step: 1.3 MB of features, 8 MB of spectrum.
+_MFCC_TOP_DB = 80.0  # librosa.feature.mfcc's power_to_db range.
+
+
+@contextlib.contextmanager
+def _npy_entry(archive: zipfile.ZipFile, name: str, shape: tuple[int, ...]):
+  """A file-like `name.npy` entry of an open .npz, for float32 data written in order."""
+  with archive.open(f'{name}.npy', 'w', force_zip64=True) as entry:
+    np.lib.format.write_array_header_1_0(
+        entry, {'descr': np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                'fortran_order': False, 'shape': shape})
+    yield entry
+
+
+def write_segments(archive: zipfile.ZipFile, stem: str, samples: np.ndarray,
+                   segment_frames: int) -> int:
+  """Adds one stem's `{stem}/mel` and `{stem}/mfcc` segment arrays to `archive`.
+
+  Args:
+    archive: a .npz being written (`np.load` reads it back).
+    stem: the stem kind, the entries' prefix.
+    samples: mono float32 samples at the contract's rate.
+    segment_frames: frames per segment; the tail that fills no segment is dropped.
+
+  Returns:
+    The number of segments: entries hold [segments, segment_frames, NUM_MELS]
+    and [segments, segment_frames, NUM_MFCC] float32.
+  """
+  total_frames = contract.num_frames(len(samples))
+  num_segments = total_frames // segment_frames
+  kept_frames = num_segments * segment_frames
+  filterbank_t = contract.mel_filterbank().T
+  loudest_db = -np.inf
+  with tempfile.TemporaryFile() as power_db_file:
+    with _npy_entry(archive, f'{stem}/mel',
+                    (num_segments, segment_frames, contract.NUM_MELS)) as mel_entry:
+      # Every frame counts for the loudest one, also the tail that is dropped.
+      for first in range(0, total_frames, _CHUNK_FRAMES):
+        count = min(_CHUNK_FRAMES, total_frames - first)
+        magnitude = contract.magnitude_frames(samples, first, count)
+        kept = max(0, min(count, kept_frames - first))
+        log_mel = np.log(np.maximum(magnitude[:kept] @ filterbank_t, contract.LOG_MEL_FLOOR))
+        mel_entry.write(log_mel.astype(np.float32).tobytes())
+        np.square(magnitude, out=magnitude)
+        power_db = librosa.power_to_db(magnitude @ filterbank_t, top_db=None)
+        loudest_db = max(loudest_db, float(power_db.max()))
+        power_db_file.write(power_db[:kept].astype(np.float32).tobytes())
+    power_db_file.seek(0)
+    with _npy_entry(archive, f'{stem}/mfcc',
+                    (num_segments, segment_frames, contract.NUM_MFCC)) as mfcc_entry:
+      row_bytes = 4 * contract.NUM_MELS
+      for first in range(0, kept_frames, _CHUNK_FRAMES):
+        count = min(_CHUNK_FRAMES, kept_frames - first)
+        power_db = np.frombuffer(power_db_file.read(count * row_bytes), np.float32).reshape(
+            count, contract.NUM_MELS)
+        power_db = np.maximum(power_db, np.float32(loudest_db - _MFCC_TOP_DB))
+        mfcc = scipy.fft.dct(power_db, axis=-1, type=2, norm='ortho')[:, :contract.NUM_MFCC]
+        mfcc_entry.write(mfcc.astype(np.float32).tobytes())
+  return num_segments
