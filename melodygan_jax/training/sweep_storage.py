@@ -83,13 +83,17 @@ def repair_torn_journal(path: str) -> bool:
   """
   if not os.path.exists(path) or os.path.getsize(path) == 0:
     return False
-  with journal.get_lock_file(journal.JournalFileSymlinkLock(path)):
+  lock = journal.JournalFileSymlinkLock(path)  # The lock Optuna's appends take.
+  lock.acquire()
+  try:
     with open(path, 'rb+') as f:
       data = f.read()
       if data.endswith(b'\n'):
         return False
       keep = data.rfind(b'\n') + 1
       f.truncate(keep)
+  finally:
+    lock.release()
   logging.warning('%s: removed a torn last line of %d bytes (a worker died mid-write)',
                   path, len(data) - keep)
   return True
