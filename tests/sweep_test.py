@@ -154,9 +154,9 @@ def test_the_best_config_trains(finished_sweep, tmp_path):
   flag_values = flags.FlagValues()
   config_flags.DEFINE_config_file('config', None, 'config', flag_values=flag_values,
                                   lock_config=True)
-  flag_values(['train', f'--config={sweep_dir}/best_config.py', '--config.train.num_steps=4',
-               '--config.train.warmup_steps=1'])
+  flag_values(['train', f'--config={sweep_dir}/best_config.py'])
   config = flag_values.config
+  config.train.num_steps, config.train.warmup_steps = 4, 1
   for field, value in study.best_trial.params.items():
     assert search_space.flatten(config)[field] == value, field
   state = train.load_trainer(config).train_and_evaluate(config, str(tmp_path))
