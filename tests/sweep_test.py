@@ -31,7 +31,7 @@ from melodygan_jax.training import train
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 STEPS = {'train.num_steps': 20, 'train.eval_every_steps': 10,
          'train.checkpoint_every_steps': 10, 'train.log_every_steps': 10,
-         'train.num_summary_examples': 1, 'train.warmup_steps': 2}
+         'train.num_summary_examples': 0, 'train.warmup_steps': 2}
 GOOD = {'train.learning_rate': 3e-3, 'model.codebook_size': 64, 'model.num_res_blocks': 1,
         'model.commitment_cost': 0.25}
 TrialState = optuna.trial.TrialState
@@ -169,7 +169,7 @@ def test_the_best_config_trains(finished_sweep, tmp_path):
 def worker_command(sweep_dir, dataset_dir, *extra) -> list[str]:
   overrides = [f'--config.{field}={value}' for field, value in STEPS.items()]
   return [sys.executable, '-m', 'melodygan_jax.sweep', '--config=configs/vqvae_tiny.py',
-          f'--workdir={sweep_dir}', '--study_name=shared', '--num_trials=3',
+          f'--workdir={sweep_dir}', '--study_name=shared', '--num_trials=2',
           f'--config.data.dataset_dir={dataset_dir}', '--config.sweep.pruner=none',
           *overrides, *extra]
 
@@ -180,24 +180,32 @@ def start_worker(command, log_path):
                           env={**os.environ, 'PYTHONPATH': str(REPO_ROOT)})
 
 
-def kill_mid_trial(worker, load_study, timeout_s=240):
-  """SIGKILLs `worker` once its running trial has saved a checkpoint; returns the trial."""
+def kill_mid_trial(workers, load_study, timeout_s=300) -> list:
+  """SIGKILLs each worker once its running trial has saved a checkpoint.
+
+  Returns:
+    The killed trials, in the order of `workers`.
+  """
+  killed = {}
   deadline = time.time() + timeout_s
-  while time.time() < deadline:
-    assert worker.poll() is None, 'the worker ended before it could be killed'
+  while len(killed) < len(workers):
+    assert time.time() < deadline, 'no checkpoint of a worker\'s trial appeared in time'
     try:
       running = load_study().get_trials(states=(TrialState.RUNNING,))
-    except (KeyError, ValueError):  # The study is not created yet.
+    except KeyError:  # The study is not created yet.
       running = []
     for trial in running:
-      mine = trial.user_attrs.get(sweep_storage.WORKER_ATTR, {}).get('pid') == worker.pid
+      pid = trial.user_attrs.get(sweep_storage.WORKER_ATTR, {}).get('pid')
       trial_dir = trial.user_attrs.get(sweep.TRIAL_DIR_ATTR)
-      if mine and trial_dir and pretrained.latest_step(trial_dir):
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait()
-        return trial
+      for worker in workers:
+        if worker.pid == pid and pid not in killed and pretrained.latest_step(trial_dir):
+          os.kill(pid, signal.SIGKILL)
+          worker.wait()
+          killed[pid] = trial
+    for worker in workers:
+      assert worker.pid in killed or worker.poll() is None, 'a worker ended before its kill'
     time.sleep(0.5)
-  raise AssertionError('no checkpoint of the worker\'s trial appeared in time')
+  return [killed[worker.pid] for worker in workers]
 
 
 def wait_all(workers, logs, timeout_s=400):
@@ -208,49 +216,49 @@ def wait_all(workers, logs, timeout_s=400):
       worker.kill()
 
 
-def check_killed_trial_was_rerun(study, killed_number):
-  """The killed trial failed, and its re-run finished from its own checkpoint."""
+def check_killed_trials_were_rerun(study, killed_numbers, num_trials=2):
+  """Each killed trial failed, and its one re-run finished from its own checkpoint."""
   trials = study.trials
   assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
-  assert trials[killed_number].state == TrialState.FAIL
-  reruns = [t for t in trials if t.system_attrs.get('failed_trial') == killed_number]
-  assert len(reruns) == 1 and reruns[0].state == TrialState.COMPLETE
-  rerun = reruns[0]
-  assert rerun.params == trials[killed_number].params
-  assert rerun.user_attrs[sweep.TRIAL_DIR_ATTR].endswith(f'trial_{killed_number}')
-  assert rerun.user_attrs[sweep.RESUMED_FROM_ATTR] >= 10  # Resumed, not restarted.
-  counted = [t for t in trials if t.number != killed_number]
-  assert len(counted) == 3
-  assert len({t.user_attrs[sweep.TRIAL_DIR_ATTR] for t in counted}) == 3  # No trial run twice.
+  for number in killed_numbers:
+    assert trials[number].state == TrialState.FAIL
+    reruns = [t for t in trials if t.system_attrs.get('failed_trial') == number]
+    assert len(reruns) == 1 and reruns[0].state == TrialState.COMPLETE
+    rerun = reruns[0]
+    assert rerun.params == trials[number].params
+    assert rerun.user_attrs[sweep.TRIAL_DIR_ATTR].endswith(f'trial_{number}')
+    assert rerun.user_attrs[sweep.RESUMED_FROM_ATTR] >= 10  # Resumed, not restarted.
+  counted = [t for t in trials if t.number not in killed_numbers]
+  assert len(counted) == num_trials
+  assert len({t.user_attrs[sweep.TRIAL_DIR_ATTR] for t in counted}) == num_trials
 
 
 @pytest.fixture(scope='module')
 def killed_journal_sweep(prepared_dir, tmp_path_factory):
-  """Two workers on one journal; one is SIGKILLed mid-trial, a third restarts the sweep."""
+  """Two workers on one journal, both SIGKILLed mid-trial; then one restarts the sweep."""
   sweep_dir = tmp_path_factory.mktemp('shared')
   command = worker_command(sweep_dir, prepared_dir)
   logs = [sweep_dir / f'worker_{i}.log' for i in range(3)]
-  first, second = start_worker(command, logs[0]), start_worker(command, logs[1])
-  killed = kill_mid_trial(first, lambda: journal_study(sweep_dir, 'shared'))
+  workers = [start_worker(command, logs[0]), start_worker(command, logs[1])]
+  killed = kill_mid_trial(workers, lambda: journal_study(sweep_dir, 'shared'))
   with open(sweep_dir / sweep_storage.JOURNAL_FILENAME, 'ab') as f:
     f.write(b'{"op_code": 5, "worker_id": "kil')  # As if killed mid-append.
   restarted = start_worker(command, logs[2])
-  wait_all([second, restarted], logs[1:])
-  return sweep_dir, journal_study(sweep_dir, 'shared'), killed, (first, second, restarted)
+  wait_all([restarted], logs[2:])
+  return sweep_dir, journal_study(sweep_dir, 'shared'), killed, workers
 
 
 def test_two_journal_workers_share_one_study(killed_journal_sweep):
-  _, study, _, (first, second, _) = killed_journal_sweep
-  pids = {t.user_attrs[sweep_storage.WORKER_ATTR]['pid'] for t in study.trials}
-  assert {first.pid, second.pid} <= pids
-  params = [tuple(sorted(t.params.items())) for t in study.trials
-            if 'failed_trial' not in t.system_attrs]
-  assert len(set(params)) == len(params)  # Each worker drew its own trials.
+  _, study, killed, workers = killed_journal_sweep
+  assert {t.user_attrs[sweep_storage.WORKER_ATTR]['pid'] for t in killed} == {
+      worker.pid for worker in workers}
+  assert killed[0].number != killed[1].number and killed[0].params != killed[1].params
+  assert len(study.trials) == 4  # Two trials and their re-runs: none drawn twice.
 
 
-def test_a_killed_worker_trial_is_failed_and_resumed_after_a_restart(killed_journal_sweep):
+def test_a_sweep_killed_mid_trial_and_restarted_finishes(killed_journal_sweep):
   sweep_dir, study, killed, _ = killed_journal_sweep
-  check_killed_trial_was_rerun(study, killed.number)
+  check_killed_trials_were_rerun(study, [t.number for t in killed])
   assert (sweep_dir / sweep_storage.JOURNAL_FILENAME).read_bytes().endswith(b'\n')
   assert (sweep_dir / 'best_config.py').exists()
 
@@ -300,9 +308,9 @@ def test_postgres_workers_share_a_study_and_heartbeats_rerun_a_killed_trial(
   logs = [tmp_path / 'worker_0.log', tmp_path / 'worker_1.log']
   first, second = start_worker(command, logs[0]), start_worker(command, logs[1])
   load = lambda: optuna.load_study(study_name='shared', storage=postgres_url)
-  killed = kill_mid_trial(first, load)
-  wait_all([second], logs[1:])
+  killed, = kill_mid_trial([first], load)
+  wait_all([second], logs[1:])  # It waits for the killed trial to go stale, then re-runs it.
   study = load()
-  check_killed_trial_was_rerun(study, killed.number)
-  pids = {t.user_attrs[sweep_storage.WORKER_ATTR]['pid'] for t in study.trials}
-  assert pids == {first.pid, second.pid}
+  check_killed_trials_were_rerun(study, [killed.number])
+  assert {t.user_attrs[sweep_storage.WORKER_ATTR]['pid'] for t in study.trials} == {
+      first.pid, second.pid}

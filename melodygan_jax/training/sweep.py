@@ -22,6 +22,7 @@ plots as PNG.
 """
 import os
 import sys
+import time
 import zlib
 
 from absl import app
@@ -216,7 +217,7 @@ def open_study(config: ml_collections.ConfigDict, sweep_dir: str, study_name: st
 
 def sweep(base_config: ml_collections.ConfigDict, sweep_dir: str, study_name: str,
           num_trials: int, storage_url: str | None = None, fixed_fields=()) -> optuna.Study:
-  """Runs trials until the study has `num_trials` (every worker's count).
+  """Runs trials until the study has `num_trials` (every worker's count), all finished.
 
   Args:
     base_config: the config to tune; its `sweep` section says how.
@@ -236,11 +237,16 @@ def sweep(base_config: ml_collections.ConfigDict, sweep_dir: str, study_name: st
   journal = sweep_storage.uses_journal(study)
   while True:
     sweep_storage.fail_stale_trials(study, liveness)
-    if not should_start_trial(study, num_trials):
+    if should_start_trial(study, num_trials):
+      study.optimize(
+          lambda trial: run_trial(trial, base_config, space, sweep_dir, liveness, journal),
+          n_trials=1, catch=(TrialFailure,), gc_after_trial=True)
+    elif study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+      # Other workers' trials: wait for them, so that a trial whose worker dies
+      # is still re-run, and the results below see every trial.
+      time.sleep(liveness.heartbeat_interval_s)
+    else:
       return study
-    study.optimize(
-        lambda trial: run_trial(trial, base_config, space, sweep_dir, liveness, journal),
-        n_trials=1, catch=(TrialFailure,), gc_after_trial=True)
 
 
 def write_results(study: optuna.Study, base_config: ml_collections.ConfigDict,

@@ -111,10 +111,18 @@ def make_storage(url: str | None, sweep_dir: str, liveness: Liveness):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     repair_torn_journal(path)
     return journal.JournalStorage(journal.JournalFileBackend(path))
-  return optuna.storages.RDBStorage(
-      url, heartbeat_interval=liveness.heartbeat_interval_s,
-      grace_period=liveness.grace_period_s,
-      heartbeat_stale_trial_callback=retry_callback(liveness))
+  import sqlalchemy.exc  # pylint: disable=g-import-not-at-top
+  for attempt in range(3):
+    try:
+      return optuna.storages.RDBStorage(
+          url, heartbeat_interval=liveness.heartbeat_interval_s,
+          grace_period=liveness.grace_period_s,
+          heartbeat_stale_trial_callback=retry_callback(liveness))
+    except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+      # Workers started together on a new database race to create its tables.
+      if attempt == 2:
+        raise
+      time.sleep(1.0)
 
 
 def retry_callback(liveness: Liveness):
