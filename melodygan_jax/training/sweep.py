@@ -216,7 +216,8 @@ def open_study(config: ml_collections.ConfigDict, sweep_dir: str, study_name: st
 
 
 def sweep(base_config: ml_collections.ConfigDict, sweep_dir: str, study_name: str,
-          num_trials: int, storage_url: str | None = None, fixed_fields=()) -> optuna.Study:
+          num_trials: int, storage_url: str | None = None, fixed_fields=(),
+          baseline_trial: bool = False) -> optuna.Study:
   """Runs trials until the study has `num_trials` (every worker's count), all finished.
 
   Args:
@@ -226,6 +227,8 @@ def sweep(base_config: ml_collections.ConfigDict, sweep_dir: str, study_name: st
     num_trials: trials in the study, counting every worker's and earlier runs'.
     storage_url: an Optuna storage URL or `journal:PATH`; None: SWEEP_DIR/optuna.journal.
     fixed_fields: dotted fields set on the command line, kept out of the search.
+    baseline_trial: queue the config's own values as a trial (once per study), so
+      the table shows what the search gained over them.
 
   Returns:
     The study.
@@ -235,6 +238,9 @@ def sweep(base_config: ml_collections.ConfigDict, sweep_dir: str, study_name: st
   os.makedirs(sweep_dir, exist_ok=True)
   study = open_study(base_config, sweep_dir, study_name, storage_url)
   journal = sweep_storage.uses_journal(study)
+  if baseline_trial:
+    fields = search_space.flatten(base_config)
+    study.enqueue_trial({field: fields[field] for field in space}, skip_if_exists=True)
   while True:
     sweep_storage.fail_stale_trials(study, liveness)
     if should_start_trial(study, num_trials):
@@ -299,7 +305,7 @@ def main(argv):
                sweep_storage.redacted(storage_url) if storage_url else sweep_dir)
   try:
     study = sweep(config, sweep_dir, flags.FLAGS.study_name, flags.FLAGS.num_trials,
-                  storage_url, fixed_fields)
+                  storage_url, fixed_fields, flags.FLAGS.baseline_trial)
   except WorkerPreempted as e:
     sys.exit(f'sweep: {e}')
   print(write_results(study, config, sweep_dir, flags.FLAGS.study_name, fixed_fields))
@@ -314,6 +320,8 @@ def run():
                       'Optuna storage URL (postgresql://user@host/db, journal:PATH); default '
                       f'${sweep_storage.STORAGE_ENV} or WORKDIR/optuna.journal. No passwords '
                       'here: PGPASSWORD, ~/.pgpass or the environment variable.')
+  flags.DEFINE_bool('baseline_trial', False,
+                    'Also run the config\'s own values of the searched fields as a trial.')
   flags.mark_flags_as_required(['config', 'workdir', 'study_name'])
   app.run(main)
 
