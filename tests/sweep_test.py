@@ -19,9 +19,11 @@ import optuna
 from optuna.storages import journal
 import pytest
 
+from configs import gan
 from configs import vqvae_tiny
 from melodygan_jax.generation import pretrained
 from melodygan_jax.training import config_checks
+from melodygan_jax.training import run_files
 from melodygan_jax.training import search_space
 from melodygan_jax.training import sweep
 from melodygan_jax.training import sweep_results
@@ -63,6 +65,20 @@ def test_search_space_comes_from_the_config_and_overrides_fix_fields():
   assert isinstance(space['model.num_res_blocks'], optuna.distributions.IntDistribution)
   full = search_space.search_space(config)
   assert full['train.learning_rate'].log and full['train.learning_rate'].low == 3e-4
+  assert set(search_space.search_space(gan.get_config())) == {
+      'train.generator_learning_rate', 'train.discriminator_learning_rate', 'loss.r1_gamma',
+      'loss.code_usage_weight'}
+
+
+def test_a_resumed_trial_may_change_the_sweep_section_but_not_what_it_trains(tmp_path):
+  config = vqvae_tiny.get_config()
+  run_files.write_or_check_config(config, str(tmp_path))
+  (tmp_path / 'checkpoints' / '10').mkdir(parents=True)  # As if trained to step 10.
+  config.sweep.grace_period_s = 5
+  run_files.write_or_check_config(config, str(tmp_path))
+  config.model.codebook_size = 32
+  with pytest.raises(config_checks.ConfigError, match='config.model.codebook_size=32'):
+    run_files.write_or_check_config(config, str(tmp_path))
 
 
 @pytest.mark.parametrize('field, spec, problem', [
