@@ -1,7 +1,8 @@
 """What a sweep leaves in SWEEP_DIR: a table, the best config and plots."""
+import ast
 import os
 import pprint
-import ast
+import warnings
 
 import ml_collections
 import optuna
@@ -74,7 +75,6 @@ def write_plots(study: optuna.Study, sweep_dir: str) -> dict[str, str]:
   matplotlib.use('Agg')
   from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
   from optuna.visualization import matplotlib as optuna_plots  # pylint: disable=g-import-not-at-top
-  import warnings  # pylint: disable=g-import-not-at-top
   outcome = {}
   complete = [t for t in study.get_trials(deepcopy=False)
               if t.state == optuna.trial.TrialState.COMPLETE]
