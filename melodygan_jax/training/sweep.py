@@ -171,7 +171,10 @@ def run_trial(trial: optuna.Trial, base_config: ml_collections.ConfigDict, space
   if (pretrained.latest_step(trial_dir) or 0) < config.train.num_steps:
     _queue_again(trial, liveness)
     raise WorkerPreempted(f'trial {trial.number} stopped by SIGTERM; queued to resume')
-  return last_value(trial_dir, metric)
+  try:
+    return last_value(trial_dir, metric)
+  except TrialFailure as e:
+    _record_failure(trial, e)
 
 
 def _record_failure(trial: optuna.Trial, error: Exception):
