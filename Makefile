@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test bench browser shellcheck clean
+.PHONY: demo test bench browser shellcheck postgres clean
 
 $(INSTALLED): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(INSTALLED): setup.cfg pyproject.toml
 demo: $(INSTALLED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash launch/demo.sh
 
-test: $(INSTALLED) browser shellcheck
+test: $(INSTALLED) browser shellcheck postgres
 	$(VENV)/bin/python -m pytest -q
 
 # The listening-page test opens index.html in headless Chromium (Debian's package).
@@ -34,6 +34,13 @@ shellcheck:
 	  apt-get install -y -q shellcheck >/dev/null 2>&1 || \
 	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q shellcheck >/dev/null 2>&1) || \
 	  echo "note: could not install shellcheck; the shellcheck test will be skipped"
+
+# The sweep test starts its own PostgreSQL server (Debian's package) on a unix socket.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v apt-get >/dev/null || \
+	  apt-get install -y -q postgresql >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q postgresql >/dev/null 2>&1) || \
+	  echo "note: could not install postgresql; the PostgreSQL sweep test will be skipped"
 
 bench: $(INSTALLED)
 	$(VENV)/bin/python -m pip install -q -e '.[test,beam,bench]'

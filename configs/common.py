@@ -25,3 +25,24 @@ def train_config() -> ml_collections.ConfigDict:
   train.keep_checkpoints = 3  # Older checkpoints are deleted.
   train.num_summary_examples = 4  # Spectrograms (and audio) shown in TensorBoard.
   return train
+
+
+def sweep_config(metric: str, pruner: str = 'median') -> ml_collections.ConfigDict:
+  """The `sweep` section `python -m melodygan_jax.sweep` reads; configs add `space`.
+
+  Args:
+    metric: the validation metric a trial is scored by (lower is better).
+    pruner: 'median', 'hyperband' or 'none'.
+  """
+  sweep = ml_collections.ConfigDict()
+  sweep.metric = metric
+  sweep.pruner = pruner  # Stops a trial whose validation curve trails the others.
+  sweep.pruner_startup_trials = 3  # 'median': trials that finish before any is pruned.
+  sweep.pruner_warmup_steps = 0  # 'median': train steps before a trial may be pruned.
+  sweep.heartbeat_interval_s = 60  # A running trial proves its worker alive this often...
+  sweep.grace_period_s = 300  # ...and is failed and re-queued after this long without.
+  sweep.max_retries = 3  # Times a dead worker's trial is re-queued.
+  # Dotted config field -> distribution, nested like the config itself
+  # (melodygan_jax/training/search_space.py lists the distributions).
+  sweep.space = ml_collections.ConfigDict()
+  return sweep

@@ -50,5 +50,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.adam_b2 = 0.99
   config.train.generator_ema_decay = 0.999  # The EMA generator is the one sampled.
   config.train.num_eval_samples = 256
+  # `python -m melodygan_jax.sweep`: scored by the Fréchet distance of generated to
+  # held-out real code sequences.
+  config.sweep = common.sweep_config(metric='eval/latent_frechet')
+  config.sweep.space.train = {'generator_learning_rate': 'log_uniform(3e-5, 1e-3)',
+                              'discriminator_learning_rate': 'log_uniform(3e-5, 3e-3)'}
+  config.sweep.space.loss = {'r1_gamma': 'log_uniform(0.1, 10.0)',
+                             'code_usage_weight': 'uniform(0.0, 10.0)'}
   # Locked: a variant or override that names a field that does not exist fails at once.
   return config.lock()

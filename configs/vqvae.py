@@ -4,6 +4,9 @@ r"""VQ-VAE on log-mel crops: the codebook every later stage speaks.
       --config.data.dataset_dir=data/
   python -m melodygan_jax.train --config=configs/vqvae.py --workdir=runs/vqvae \
       --config.data.dataset_dir=data/ --config.model.dtype=float32   # no bf16 on GPU/TPU
+  python -m melodygan_jax.sweep --config=configs/vqvae.py --workdir=sweeps/vqvae \
+      --study_name=vqvae --num_trials=20 --config.data.dataset_dir=data/ \
+      --config.train.num_steps=2000 --config.train.eval_every_steps=250
 
 A [batch, 128, 80] crop becomes [batch, 32, 64] latents (time stride 4), each
 vector one of 512 codes.
@@ -42,5 +45,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.warmup_steps = 1_000
   config.train.end_learning_rate = 3e-5  # Cosine decay ends here.
   config.train.grad_clip_norm = 1.0
+  # `python -m melodygan_jax.sweep`: scored by held-out reconstruction MSE.
+  config.sweep = common.sweep_config(metric='eval/mse')
+  config.sweep.space.train = {'learning_rate': 'log_uniform(1e-4, 3e-3)'}
+  config.sweep.space.model = {'codebook_size': 'choice(256, 512, 1024)',
+                              'num_res_blocks': 'int(1, 3)',  # Depth, per resolution.
+                              'commitment_cost': 'log_uniform(0.05, 1.0)'}
   # Locked: a variant or override that names a field that does not exist fails at once.
   return config.lock()

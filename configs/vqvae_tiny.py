@@ -26,4 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.log_every_steps = 250
   config.train.eval_every_steps = 1_000
   config.train.checkpoint_every_steps = 1_000
+  config.sweep.space.train.learning_rate = 'log_uniform(3e-4, 1e-2)'
+  config.sweep.space.model.codebook_size = 'choice(32, 64)'
+  config.sweep.space.model.num_res_blocks = 'int(1, 2)'
   return config

@@ -366,12 +366,15 @@ def load_or_encode_latents(config, workdir: str, vqvae: pretrained.LoadedVQVAE,
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       checked: pretrained.LoadedVQVAE | None = None):
-  """Trains; `checked` is check_config's result when the caller already ran it."""
+                       checked: pretrained.LoadedVQVAE | None = None, eval_callback=None):
+  """Trains; `checked` is check_config's result when the caller already ran it.
+
+  `eval_callback(step, metrics)` sees each evaluation (see loop.train_and_evaluate).
+  """
   vqvae = checked or check_config(config)
   run_files.write_normalization(workdir, vqvae.normalization)
   run_files.copy_vqvae(vqvae, workdir)
   mesh = parallel.make_mesh()
   data = load_or_encode_latents(config, workdir, vqvae, mesh)
   trainer = GANTrainer(config, data, vqvae, mesh)
-  return loop.train_and_evaluate(trainer, config.train, workdir)
+  return loop.train_and_evaluate(trainer, config.train, workdir, eval_callback)

@@ -18,7 +18,7 @@ import dataclasses
 import signal
 import threading
 import time
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from absl import logging
 import jax
@@ -104,8 +104,16 @@ def _format(metrics: dict) -> str:
                    for name, value in metrics.items() if name != 'train/steps_per_s')
 
 
-def train_and_evaluate(trainer: Trainer, train_config, workdir: str) -> Any:
+def train_and_evaluate(trainer: Trainer, train_config, workdir: str,
+                       eval_callback: Callable[[int, dict], None] | None = None) -> Any:
   """Trains to `train_config.num_steps`, resuming from WORKDIR/checkpoints.
+
+  Args:
+    trainer: the model family's parts.
+    train_config: the config's `train` section.
+    workdir: checkpoints and summaries.
+    eval_callback: called as (step, validation metrics) after each evaluation;
+      whatever it raises (e.g. a sweep pruning the run) stops training.
 
   Returns:
     The final (or preempted) state.
@@ -169,6 +177,8 @@ def train_and_evaluate(trainer: Trainer, train_config, workdir: str) -> Any:
         eval_metrics = trainer.evaluate(state, writer, done)
         writer.write_scalars(done, eval_metrics)
         logging.info('eval at step %d: %s', done, _format(eval_metrics))
+        if eval_callback is not None:
+          eval_callback(done, eval_metrics)
       if stop:
         logging.warning('preempted: saved the checkpoint of step %d, stopping', done)
         break

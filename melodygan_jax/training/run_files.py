@@ -3,7 +3,7 @@
 config.json is the run's resolved config, written once, when the run starts;
 paths in it are absolute, so the workdir can be read from anywhere. A resumed
 run must be the same experiment: it may change only the fields in
-`RESUMABLE_FIELDS` (how long and how often), and each such change is
+`RESUMABLE_FIELDS` (how long and how often) and the `sweep` section, and each such change is
 recorded as config.resumed.N.json with the difference printed. Any other
 changed field is refused with one line.
 
@@ -73,7 +73,9 @@ def write_or_check_config(config: ml_collections.ConfigDict, workdir: str) -> No
       atomic_files.write_json(path, resolved)
     return
   changes = config_changes(atomic_files.read_json(path), resolved)
-  refused = [field for field in changes if field not in RESUMABLE_FIELDS]
+  # The sweep section says how to search, not what to train.
+  refused = [field for field in changes
+             if field not in RESUMABLE_FIELDS and not field.startswith('sweep.')]
   if refused:
     field = refused[0]
     old, new = changes[field]

@@ -267,8 +267,11 @@ class VQVAETrainer:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       checked: input_pipeline.DatasetMeta | None = None):
-  """Trains; `checked` is check_config's result when the caller already ran it."""
+                       checked: input_pipeline.DatasetMeta | None = None, eval_callback=None):
+  """Trains; `checked` is check_config's result when the caller already ran it.
+
+  `eval_callback(step, metrics)` sees each evaluation (see loop.train_and_evaluate).
+  """
   trainer = VQVAETrainer(config, meta=checked)
   run_files.write_normalization(workdir, trainer.meta.normalization)
-  return loop.train_and_evaluate(trainer, config.train, workdir)
+  return loop.train_and_evaluate(trainer, config.train, workdir, eval_callback)
