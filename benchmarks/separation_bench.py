@@ -43,8 +43,8 @@ from data_prep import prepare
 from data_prep import score_separation
 from data_prep import separation
 from data_prep import song
-from melodygan_jax import audio
-from melodygan_jax import audio_io
+from melodygan_jax.audio import contract
+from melodygan_jax.audio import audio_io
 import real_music
 
 # (package, file, start s): several tracks of both soundtracks, each a passage
@@ -103,7 +103,7 @@ def sung_voice(seconds: float, seed: int, folder: pathlib.Path) -> np.ndarray:
                   '-eval', '(voice_kal_diphone)'], check=True, capture_output=True)
   samples, rate = soundfile.read(wav, dtype='float32')
   voice = audio_io.resample(samples, rate)
-  length = int(seconds * audio.SAMPLE_RATE_HZ)
+  length = int(seconds * contract.SAMPLE_RATE_HZ)
   return np.pad(voice, (0, max(0, length - len(voice))))[:length]
 
 
@@ -111,9 +111,9 @@ def with_vibrato(voice: np.ndarray, rate_hz: float = 5.5, depth: float = 0.03) -
   """The voice with a singer's vibrato (+-50 cents at 5.5 Hz): Festival holds each
   note's pitch flat, which would flatter a harmonic (HPSS) mask. Reading the
   samples at a speed that swings by +-depth swings the pitch by as much."""
-  t = np.arange(len(voice)) / audio.SAMPLE_RATE_HZ
+  t = np.arange(len(voice)) / contract.SAMPLE_RATE_HZ
   warped = t + depth / (2 * np.pi * rate_hz) * np.sin(2 * np.pi * rate_hz * t)
-  return np.interp(warped * audio.SAMPLE_RATE_HZ, np.arange(len(voice)), voice).astype(np.float32)
+  return np.interp(warped * contract.SAMPLE_RATE_HZ, np.arange(len(voice)), voice).astype(np.float32)
 
 
 def music_excerpt(path: pathlib.Path, start_s: float, seconds: float) -> np.ndarray:
@@ -130,7 +130,7 @@ def stereo_reverb(voice: np.ndarray, seed: int, rt60_s: float = 1.2,
   in each, as a produced vocal has; without it every vocal bin would be
   exactly centred, which flatters any centre-channel method."""
   rng = np.random.default_rng(1000 + seed)
-  taps = np.arange(int(rt60_s * audio.SAMPLE_RATE_HZ))
+  taps = np.arange(int(rt60_s * contract.SAMPLE_RATE_HZ))
   decay = 10 ** (-3 * taps / len(taps))  # -60 dB at rt60_s.
   channels = []
   for _ in range(2):
@@ -162,11 +162,11 @@ def build_corpus(folder: pathlib.Path, music_root: str, seconds: float) -> list[
     (folder / 'songs').mkdir(parents=True, exist_ok=True)
     (folder / 'stems' / clip).mkdir(parents=True, exist_ok=True)
     soundfile.write(folder / 'songs' / f'{clip}.wav', (mixture * headroom).T,
-                    audio.SAMPLE_RATE_HZ, subtype='FLOAT')
+                    contract.SAMPLE_RATE_HZ, subtype='FLOAT')
     stems = {'vocals': audio_io.to_mono(voice.T), 'instrumental': audio_io.to_mono(music.T)}
     for stem, samples in stems.items():
       soundfile.write(folder / 'stems' / clip / f'{stem}.wav', samples * headroom,
-                      audio.SAMPLE_RATE_HZ, subtype='FLOAT')
+                      contract.SAMPLE_RATE_HZ, subtype='FLOAT')
   return names
 
 
@@ -205,11 +205,11 @@ def write_mono_copies(folder: pathlib.Path, clips: list[str]) -> None:
   for clip in clips:
     soundfile.write(folder / 'songs_mono' / f'{clip}.wav',
                     audio_io.read_mono(folder / 'songs' / f'{clip}.wav'),
-                    audio.SAMPLE_RATE_HZ, subtype='FLOAT')
+                    contract.SAMPLE_RATE_HZ, subtype='FLOAT')
 
 
 def print_clips(stereo: dict, mono: dict) -> None:
-  print(f'\nSI-SDR dB per clip: mixture / dsp mono / dsp stereo')
+  print('\nSI-SDR dB per clip: mixture / dsp mono / dsp stereo')
   print(f'{"clip":22s} {"vocals":>22s}   {"instrumental":>22s}')
   for clip, row in stereo['songs'].items():
     cells = []
@@ -221,7 +221,7 @@ def print_clips(stereo: dict, mono: dict) -> None:
 
 def print_means(stereo: dict, mono: dict, hpss: dict) -> dict:
   """The mean table; returns the figures for the JSON line."""
-  print(f'\nmean dB               mixture   HPSS  dsp mono  dsp stereo   improvement mono / stereo')
+  print('\nmean dB               mixture   HPSS  dsp mono  dsp stereo   improvement mono / stereo')
   figures = {}
   for stem in score_separation.STEMS:
     for metric in ('si_sdr', 'sdr'):

@@ -21,7 +21,6 @@ the same path.
 import concurrent.futures
 import concurrent.futures.process
 import os
-import pathlib
 import shlex
 import shutil
 import time

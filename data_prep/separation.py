@@ -161,7 +161,7 @@ def repeating_mask(magnitude: np.ndarray, options: DspOptions) -> np.ndarray:
 
 def vocal_band_mask(low_hz: float, high_hz: float) -> np.ndarray:
   """[bins, 1]: 1 where a voice has its energy, 0 elsewhere."""
-  frequencies = librosa.fft_frequencies(sr=audio.SAMPLE_RATE_HZ, n_fft=_DSP_N_FFT)
+  frequencies = librosa.fft_frequencies(sr=contract.SAMPLE_RATE_HZ, n_fft=_DSP_N_FFT)
   return ((frequencies >= low_hz) & (frequencies <= high_hz)).astype(np.float32)[:, None]
 
 

@@ -50,7 +50,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> None:
   Call it before writing `path` again: `atomic_path`'s temporaries carry
   their writer's process id, so a new writer would not overwrite them.
   """
-  path = pathlib.Path(path)
+  path = as_path(path)
   if path.parent.is_dir():
     for stale in path.parent.glob(f'.{glob.escape(path.stem)}.tmp-*{glob.escape(path.suffix)}'):
       stale.unlink(missing_ok=True)
