@@ -431,10 +431,7 @@ def evaluate_audio(vqvae: pretrained.LoadedVQVAE, meta, data, dataset_dir: str,
                for kind in ('iid', 'uniform')}
   code_sets = {f'baseline_{kind}': codes for kind, codes in code_sets.items()}
   if generator is not None:
-    keys, noise = sample.sample_keys_and_noise(generator, options.seed, range(num_clips))
-    code_sets['gan'] = np.asarray(sample.generate_codes(
-        generator.graphdef, generator.params, jnp.asarray(vqvae.codebook), keys,
-        jnp.asarray(noise), steps, generator.temperature))
+    code_sets['gan'] = generate(generator, vqvae, num_clips, steps, options)
   for name, codes in code_sets.items():
     analyze_codes(analyzer, sets, name, codes, options, clip_samples)
 
@@ -454,6 +451,19 @@ def evaluate_audio(vqvae: pretrained.LoadedVQVAE, meta, data, dataset_dir: str,
     metrics[name] = interval_entry(mean_interval(values, options.num_resamples, options.seed))
   metrics.update(memorization_metrics(sets, [name for name in code_sets]))
   return metrics, code_sets
+
+
+def generate(generator: pretrained.LoadedGenerator, vqvae: pretrained.LoadedVQVAE,
+             num_clips: int, steps: int, options: EvaluationOptions) -> np.ndarray:
+  """Codes [num_clips, steps], a fixed-size batch at a time (clip i from fold_in(seed, i))."""
+  codes = []
+  for first in range(0, num_clips, options.batch_size):
+    keys, noise = sample.sample_keys_and_noise(generator, options.seed,
+                                               range(first, first + options.batch_size))
+    codes.append(np.asarray(sample.generate_codes(
+        generator.graphdef, generator.params, jnp.asarray(vqvae.codebook), keys,
+        jnp.asarray(noise), steps, generator.temperature)))
+  return np.concatenate(codes)[:num_clips]
 
 
 def memorization_metrics(sets: FeatureSets, names: list[str]) -> dict:
@@ -526,6 +536,10 @@ def evaluate(vqvae_workdir: str, data_dir: str, gan_workdir: str | None = None,
     raise pretrained.WorkdirError(f'{data_dir}: segments of {meta.segment_frames} frames are '
                                   f'not a multiple of the VQ-VAE stride {vqvae.time_stride}')
   input_pipeline.check_data_config(data, meta)
+  if generator is not None and not np.array_equal(np.asarray(generator.vqvae.codebook),
+                                                  np.asarray(vqvae.codebook)):
+    raise EvaluationError(f'{gan_workdir} was trained on another VQ-VAE than {vqvae_workdir}; '
+                          f'pass --vqvae_workdir={generator.vqvae.workdir}')
   if EVALUATED_STEM not in data.stems:
     raise EvaluationError(f'{vqvae_workdir}: trained on {list(data.stems)}; evaluation '
                           f'compares the {EVALUATED_STEM!r} stem')
