@@ -54,14 +54,14 @@ def test_every_set_has_intervals_and_the_same_count(metrics):
 
 
 def test_floor_sits_below_the_uniform_baseline(metrics):
-  for figure in ('fad', 'kad', 'frechet_mfcc'):
+  for figure in ('fad', 'kad'):
     assert metrics[f'floor/{figure}']['value'] < metrics[f'baseline_uniform/{figure}']['value'], (
         figure)
   # The inversion alone loses less than codec + inversion: its floor.
   assert (metrics['griffin_lim/mr_stft_distance']['value']
           < metrics['vqvae_reconstruction/mr_stft_distance']['value'])
-  assert (metrics['griffin_lim/visqol']['value']
-          > metrics['vqvae_reconstruction/visqol']['value'])
+  assert (metrics['griffin_lim/mel_distance']['value']
+          < metrics['vqvae_reconstruction/mel_distance']['value'])
   assert 0.0 <= metrics['gan/too_close_to_training_share'] <= 1.0
   assert metrics['gan/codes_distinct_share'] > 0.5
 
