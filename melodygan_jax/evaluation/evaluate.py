@@ -256,8 +256,12 @@ def waveform_scores(original: np.ndarray, estimate: np.ndarray, visqol) -> dict:
   """One clip's reconstruction scores: MR-STFT and mel distance, ViSQOL if `visqol`."""
   scores = {'mr_stft_distance': reconstruction.multi_resolution_stft_distance(
                 original, estimate)['total'],
-            'mel_distance': reconstruction.mel_distance(original, estimate,
-                                                        contract.SAMPLE_RATE_HZ)}
+            # The contract's log-mel, so the figure follows a change of bands or band edge.
+            'mel_distance': reconstruction.mel_distance(
+                original, estimate, contract.SAMPLE_RATE_HZ, n_fft=contract.N_FFT,
+                hop_length=contract.HOP_LENGTH, num_mels=contract.NUM_MELS,
+                fmin_hz=contract.MEL_FMIN_HZ, fmax_hz=contract.MEL_FMAX_HZ,
+                log_floor=contract.LOG_MEL_FLOOR)}
   if visqol is not None:
     scores['visqol'] = visqol.score(original, estimate, contract.SAMPLE_RATE_HZ)
   return scores
