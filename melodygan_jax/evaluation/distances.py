@@ -383,9 +383,11 @@ def kad_interval(reference: np.ndarray, evaluated: np.ndarray, bandwidth: float 
     return (counts @ kernel @ counts - copies) / (counts.sum()**2 - copies)
   rng = np.random.default_rng(seed)
   estimates = []
-  for _ in range(num_resamples):
+  while len(estimates) < num_resamples:
     counts_r = _bootstrap_counts(rng, len(reference))
     counts_e = _bootstrap_counts(rng, len(evaluated))
+    if min(np.count_nonzero(counts_r), np.count_nonzero(counts_e)) < 2:
+      continue  # One clip drawn n times has no within-set pairs (a few clips only).
     across = counts_r @ kernel_re @ counts_e / (counts_r.sum() * counts_e.sum())
     estimates.append(KAD_SCALE * (within(kernel_rr, counts_r) + within(kernel_ee, counts_e)
                                   - 2.0 * across))

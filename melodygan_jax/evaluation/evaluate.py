@@ -1,29 +1,46 @@
-r"""Measure every stage on a data set's validation split.
+r"""Measure the codec and the generator on a data set's held-out music.
 
   python -m melodygan_jax.evaluate --vqvae_workdir=runs/vqvae [--gan_workdir=runs/gan] \
-      --data_dir=data/ --output=metrics.json [--num_samples=64]
+      --data_dir=data/ --output=metrics.json [--num_samples=N] [--max_clips=N] [--seed=K] \
+      [--clip_seconds=6] [--num_visqol=8] [--num_resamples=200]
 
-VQ-VAE (whole validation segments through encode, quantize, decode):
-  log_mel_l1, mel_spectral_convergence, mel_cepstral_distortion_db (c1..c19 of
-  librosa MFCCs, which are cepstra of dB mel power), codebook_usage, perplexity;
-  beside the spectral convergence of the trivial codec that outputs the data
-  set's mean spectrum for every frame.
-With a GAN: generated clips (one segment long) are decoded, inverted to audio
-and re-analysed; the Fréchet distance of their audio features to held-out real
-segments' is reported for MFCC statistics (per clip mean and std) and for the
-VQ-VAE encoder's time-pooled features, beside two baselines decoded the same
-way (uniform codes; codes i.i.d. from the real frequencies) and the floor
-(held-out real against train real).
+Every audio set is made of clips of --clip_seconds, analysed streaming in
+batches (memory does not grow with the data set). Held-out real clips are cut
+from the cleaned WAVs (prepare's report.json) and split by source file into
+two disjoint halves of equal size: half A is the reference every set is
+compared with; half B against A is the real-vs-real floor. Compared sets, all
+of the same size as B:
+  floor                 real held-out clips (half B)
+  vqvae_reconstruction  half B through the codec and the inversion: the ceiling
+                        a generator of this codec can reach
+  griffin_lim           half B's true log-mel through the inversion alone
+  gan                   generated codes, decoded and inverted (with --gan_workdir)
+  baseline_iid          codes drawn i.i.d. from the training code frequencies
+  baseline_uniform      uniformly drawn codes
+Per set, against half A: FAD, FAD∞ (with its R²) and KAD on musicnn MSD
+embeddings, and the Fréchet distance of MFCC statistics and of VQ-VAE encoder
+features, each with a bootstrap 95% interval ({"value", "low", "high"} in the
+JSON). Memorization: each generated clip's nearest training clip in musicnn
+space, and the share closer than 95% of held-out real clips get.
+Reconstruction of half B's waveforms: ViSQOL (on --num_visqol clips),
+multi-resolution STFT distance and mel distance against the original, for the
+codec + inversion and for the inversion alone (its floor); on whole held-out
+segments: log-mel L1, mel spectral convergence and MCD, beside the mean-spectrum
+codec. Codes: codebook usage and perplexity; with a GAN, code-histogram and
+bigram JS distances, latent Fréchet distance, distinct share and copied runs.
 """
+import dataclasses
 import json
 import math
 import sys
+import time
 
 from absl import app
 from absl import flags
 import jax.numpy as jnp
 import librosa
 import numpy as np
+import soundfile
 
 from melodygan_jax import atomic_files
 from melodygan_jax.audio import contract
@@ -31,10 +48,32 @@ from melodygan_jax.audio import spectral_metrics
 from melodygan_jax.audio import synthesis
 from melodygan_jax.data import input_pipeline
 from melodygan_jax.data import records
+from melodygan_jax.data import reference_clips
+from melodygan_jax.evaluation import distances
+from melodygan_jax.evaluation import embeddings as embeddings_lib
 from melodygan_jax.evaluation import latent_metrics
+from melodygan_jax.evaluation import reconstruction
 from melodygan_jax.generation import pretrained
 from melodygan_jax.generation import sample
 from melodygan_jax.models import quantizer as quantizer_lib
+
+EVALUATED_STEM = 'mix'  # Cleaned WAVs are mixes; stems would need their own reference.
+FEATURE_KINDS = ('musicnn', 'mfcc', 'encoder')
+
+
+class EvaluationError(ValueError):
+  """Evaluation cannot run on these inputs (one line, names the fix)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationOptions:
+  num_samples: int | None = None  # Clips per compared set; default (and most) half B's size.
+  max_clips: int | None = None    # Most real clips read per split.
+  seed: int = 0
+  clip_seconds: float = 6.0
+  num_visqol: int = 8             # ViSQOL is slow (~1.5 s per 10 s clip): a subset.
+  num_resamples: int = 200        # Bootstrap draws per interval.
+  batch_size: int = 8             # Clips per decode / inversion / embedding batch.
 
 
 def mfcc_from_log_mel(log_mel: np.ndarray) -> np.ndarray:
@@ -54,17 +93,270 @@ def mel_cepstral_distortion(reference: np.ndarray, estimate: np.ndarray) -> floa
   return float(np.mean(0.5 * np.sqrt(2.0 * np.sum(difference**2, axis=-1))))
 
 
+def interval_entry(interval: distances.Interval) -> dict:
+  """The JSON form of a figure with an interval, as `sample --metrics` reads it."""
+  return {'value': interval.value, 'low': interval.low, 'high': interval.high}
+
+
+def mean_interval(values, num_resamples: int, seed: int = 0,
+                  confidence: float = 0.95) -> distances.Interval:
+  """Mean of per-clip values [n] and its percentile bootstrap interval."""
+  values = np.asarray(values, np.float64)
+  if len(values) == 0:
+    return distances.Interval(math.nan, math.nan, math.nan, confidence, 0)
+  draws = np.random.default_rng(seed).integers(0, len(values), (num_resamples, len(values)))
+  tail = 50.0 * (1.0 - confidence)
+  low, high = np.percentile(values[draws].mean(axis=1), [tail, 100.0 - tail])
+  return distances.Interval(float(values.mean()), float(low), float(high), confidence,
+                            num_resamples)
+
+
+# Real clips: planned from file lengths, read one batch at a time.
+
+@dataclasses.dataclass(frozen=True)
+class PlannedClip:
+  source: str
+  path: str
+  start_sample: int
+
+
+def split_sources(meta: input_pipeline.DatasetMeta, split: str) -> list[str]:
+  """Sorted source files with `EVALUATED_STEM` segments in `split`."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  sources = set()
+  for path in meta.split_files.get(split, []):
+    for serialized in tf.data.TFRecordDataset(path):
+      record = records.parse_segment(serialized, meta.segment_frames)
+      if record['stem'].numpy().decode() == EVALUATED_STEM:
+        sources.add(record['source'].numpy().decode())
+  return sorted(sources)
+
+
+def plan_clips(wavs: dict, sources: list[str], clip_samples: int,
+               max_clips: int | None) -> list[PlannedClip]:
+  """Non-overlapping clips of every source's cleaned WAV, evenly spread under a cap.
+
+  Args:
+    wavs: source -> cleaned WAV path (`reference_clips.clean_wavs`).
+    sources: the split's sources; those without a WAV are skipped.
+    clip_samples: clip length.
+    max_clips: most clips in all; taken round-robin over sources (the first
+      clip of every source, then the second, ...), so a cap keeps every file.
+
+  Returns:
+    The clips, in source order.
+  """
+  per_source = []
+  for source in sources:
+    if source not in wavs or not wavs[source].exists():
+      continue
+    num_whole = soundfile.info(str(wavs[source])).frames // clip_samples
+    per_source.append([PlannedClip(source, str(wavs[source]), i * clip_samples)
+                       for i in spread_indices(num_whole, max_clips, len(sources))])
+  rounds = sorted(((rank, index) for index, clips in enumerate(per_source)
+                   for rank in range(len(clips))))
+  if max_clips is not None:
+    rounds = rounds[:max_clips]
+  return [per_source[index][rank] for rank, index in sorted(rounds, key=lambda r: (r[1], r[0]))]
+
+
+def spread_indices(num_whole: int, max_clips: int | None, num_sources: int) -> list[int]:
+  """Which of a file's `num_whole` clips to use: all, or an even spread of its share."""
+  if max_clips is None or num_whole <= max_clips // max(num_sources, 1) + 1:
+    return list(range(num_whole))
+  share = max_clips // max(num_sources, 1) + 1
+  return sorted(set(np.linspace(0, num_whole - 1, share).round().astype(int).tolist()))
+
+
+def read_clip_batches(plan: list[PlannedClip], clip_samples: int, batch_size: int):
+  """Yields [batch, clip_samples] float32 audio of the planned clips, in order."""
+  for first in range(0, len(plan), batch_size):
+    yield np.stack([soundfile.read(clip.path, start=clip.start_sample,
+                                   stop=clip.start_sample + clip_samples, dtype='float32')[0]
+                    for clip in plan[first:first + batch_size]])
+
+
+def fixed_batch(array: np.ndarray, batch_size: int) -> np.ndarray:
+  """`array` [n <= batch_size, ...] zero-padded to batch_size rows: one compiled shape."""
+  padded = np.zeros((batch_size,) + array.shape[1:], array.dtype)
+  padded[:len(array)] = array
+  return padded
+
+
+def fit_length(clips: np.ndarray, clip_samples: int) -> np.ndarray:
+  """[batch, samples] cut or zero-padded at the end to [batch, clip_samples]."""
+  clips = clips[:, :clip_samples]
+  return np.pad(clips, ((0, 0), (0, clip_samples - clips.shape[1])))
+
+
+class ClipAnalyzer:
+  """Audio clips -> musicnn embeddings, MFCC statistics and VQ-VAE encoder features."""
+
+  def __init__(self, vqvae: pretrained.LoadedVQVAE, embedder: embeddings_lib.Embedder,
+               batch_size: int):
+    self.vqvae = vqvae
+    self.embedder = embedder
+    self.batch_size = batch_size
+
+  def log_mels(self, clips: np.ndarray) -> np.ndarray:
+    """[batch, samples] -> [batch, frames, NUM_MELS] log-mel, frames a multiple of the stride."""
+    log_mel = np.stack([contract.log_mel(clip) for clip in clips])
+    frames = log_mel.shape[1] // self.vqvae.time_stride * self.vqvae.time_stride
+    return log_mel[:, :frames]
+
+  def features(self, clips: np.ndarray) -> dict:
+    """[batch, samples] -> {'musicnn': [batch, 200], 'mfcc': [batch, 40], 'encoder': [batch, dim]}."""
+    log_mel = self.log_mels(clips)
+    mfccs = np.stack([mfcc_from_log_mel(one) for one in log_mel])
+    normalized = self.vqvae.normalize(log_mel, EVALUATED_STEM).astype(np.float32)
+    encoded = np.asarray(self.vqvae.jit_encoder(self.vqvae.state,
+                                                fixed_batch(normalized, self.batch_size)))
+    return {'musicnn': self.embedder.embed(clips, contract.SAMPLE_RATE_HZ),
+            'mfcc': np.concatenate([mfccs.mean(1), mfccs.std(1)], axis=-1),
+            'encoder': encoded[:len(clips)].mean(axis=1)}
+
+  def reconstruct(self, log_mel: np.ndarray) -> np.ndarray:
+    """[batch, frames, mels] log-mel -> the codec's reconstruction (un-normalized)."""
+    normalized = self.vqvae.normalize(log_mel, EVALUATED_STEM).astype(np.float32)
+    recon = np.asarray(self.vqvae.jit_reconstruct(self.vqvae.state,
+                                                  fixed_batch(normalized, self.batch_size)))
+    return self.vqvae.denormalize(recon[:len(log_mel)], EVALUATED_STEM)
+
+
+class FeatureSets:
+  """Features of several clip sets, appended batch by batch: rows [n, dim] each."""
+
+  def __init__(self):
+    self._parts = {}
+
+  def add(self, name: str, features: dict) -> None:
+    for kind, rows in features.items():
+      self._parts.setdefault(name, {}).setdefault(kind, []).append(np.asarray(rows))
+
+  def get(self, name: str, kind: str) -> np.ndarray:
+    return np.concatenate(self._parts[name][kind])
+
+  def names(self) -> list[str]:
+    return list(self._parts)
+
+  def count(self, name: str) -> int:
+    return len(self.get(name, FEATURE_KINDS[0]))
+
+
+def invert(log_mel: np.ndarray, clip_samples: int, seed: int, first_index: int,
+           batch_size: int) -> np.ndarray:
+  """Log-mel [batch, frames, mels] -> audio [batch, clip_samples] by the pipeline's inversion."""
+  indices = range(first_index, first_index + batch_size)
+  audio = synthesis.log_mel_to_audio(fixed_batch(log_mel.astype(np.float32), batch_size),
+                                     seed=seed, indices=indices)
+  return fit_length(audio[:len(log_mel)], clip_samples)
+
+
+def waveform_scores(original: np.ndarray, estimate: np.ndarray, visqol) -> dict:
+  """One clip's reconstruction scores: MR-STFT and mel distance, ViSQOL if `visqol`."""
+  scores = {'mr_stft_distance': reconstruction.multi_resolution_stft_distance(
+                original, estimate)['total'],
+            # The contract's log-mel, so the figure follows a change of bands or band edge.
+            'mel_distance': reconstruction.mel_distance(
+                original, estimate, contract.SAMPLE_RATE_HZ, n_fft=contract.N_FFT,
+                hop_length=contract.HOP_LENGTH, num_mels=contract.NUM_MELS,
+                fmin_hz=contract.MEL_FMIN_HZ, fmax_hz=contract.MEL_FMAX_HZ,
+                log_floor=contract.LOG_MEL_FLOOR)}
+  if visqol is not None:
+    scores['visqol'] = visqol.score(original, estimate, contract.SAMPLE_RATE_HZ)
+  return scores
+
+
+def analyze_real_clips(analyzer: ClipAnalyzer, sets: FeatureSets, plan, set_name: str,
+                       options: EvaluationOptions, clip_samples: int,
+                       reconstruct: bool = False, visqol=None) -> dict[str, list[float]]:
+  """Features of real clips (and, with `reconstruct`, of their codec and inversion copies).
+
+  Returns:
+    Per-clip waveform scores, 'vqvae/...' and 'griffin_lim/...' lists (empty
+    without `reconstruct`).
+  """
+  scores = {}
+  for batch_index, clips in enumerate(read_clip_batches(plan, clip_samples, options.batch_size)):
+    first = batch_index * options.batch_size
+    sets.add(set_name, analyzer.features(clips))
+    if not reconstruct:
+      continue
+    log_mel = analyzer.log_mels(clips)
+    for name, source_mel in (('vqvae_reconstruction', analyzer.reconstruct(log_mel)),
+                             ('griffin_lim', log_mel)):
+      audio = invert(source_mel, clip_samples, options.seed, first, options.batch_size)
+      sets.add(name, analyzer.features(audio))
+      for offset, (original, estimate) in enumerate(zip(clips, audio)):
+        use_visqol = visqol if first + offset < options.num_visqol else None
+        for score, value in waveform_scores(original, estimate, use_visqol).items():
+          scores.setdefault(f'{name}/{score}', []).append(value)
+  return scores
+
+
+def analyze_codes(analyzer: ClipAnalyzer, sets: FeatureSets, set_name: str, codes: np.ndarray,
+                  options: EvaluationOptions, clip_samples: int) -> None:
+  """Codes [n, steps] decoded, inverted and analysed as clips, one batch at a time."""
+  for first in range(0, len(codes), options.batch_size):
+    chunk = codes[first:first + options.batch_size]
+    log_mel = analyzer.vqvae.codes_to_log_mel(fixed_batch(chunk, options.batch_size),
+                                              EVALUATED_STEM)[:len(chunk)]
+    sets.add(set_name, analyzer.features(invert(log_mel, clip_samples, options.seed, first,
+                                                options.batch_size)))
+
+
+def distances_to_reference(reference: np.ndarray, evaluated: np.ndarray, kind: str,
+                           options: EvaluationOptions, bandwidth: float) -> dict:
+  """Fréchet (and for musicnn FAD∞, KAD) of one set against the reference, with intervals."""
+  seed, resamples = options.seed, options.num_resamples
+  if kind != 'musicnn':
+    return {f'frechet_{kind}': interval_entry(distances.fad_interval(
+        reference, evaluated, num_resamples=resamples, seed=seed))}
+  min_n = max(2, len(evaluated) // 4)
+
+  def fad_infinity_value(a, b):
+    return distances.fad_infinity(a, b, num_points=6, min_n=min_n, seed=seed).value
+  extrapolation = distances.fad_infinity(reference, evaluated, min_n=min_n, seed=seed)
+  infinity = distances.bootstrap_interval(fad_infinity_value, reference, evaluated,
+                                          num_resamples=max(resamples // 4, 20), seed=seed)
+  return {'fad': interval_entry(distances.fad_interval(reference, evaluated,
+                                                       num_resamples=resamples, seed=seed)),
+          'fad_infinity': {'value': extrapolation.value, 'low': infinity.low,
+                           'high': infinity.high},
+          'fad_infinity_r2': extrapolation.r2,
+          'kad': interval_entry(distances.kad_interval(
+              reference, evaluated, bandwidth=bandwidth, num_resamples=resamples, seed=seed))}
+
+
+def stream_codes(vqvae: pretrained.LoadedVQVAE, meta, data, split: str,
+                 max_segments: int | None) -> np.ndarray:
+  """The codes of a split's whole segments [n, steps] (small: ints, not spectrograms)."""
+  codes, count = [], 0
+  for mel, _ in segments(meta, data, split):
+    codes.append(np.asarray(vqvae.jit_encode_to_codes(vqvae.state, mel)))
+    count += len(mel)
+    if max_segments is not None and count >= max_segments:
+      break
+  if not codes:
+    raise EvaluationError(f'no {split} segments in the data set')
+  return np.concatenate(codes)[:max_segments]
+
+
 def segments(meta, data, split: str, batch_size: int = 16):
   """Whole normalized segments of a split: [batch, segment_frames, mels] batches + stems."""
   for batch in input_pipeline.sequential_batches(data, meta, split, batch_size,
                                                  crop_frames=meta.segment_frames):
     real = batch['weight'] > 0
-    yield batch['mel'][real], batch['stem'][real]
+    if real.any():
+      yield batch['mel'][real], batch['stem'][real]
 
 
-def evaluate_vqvae(vqvae: pretrained.LoadedVQVAE, meta, data) -> dict:
+def evaluate_vqvae(vqvae: pretrained.LoadedVQVAE, meta, data,
+                   options: EvaluationOptions) -> dict:
+  """Mel-domain reconstruction of whole held-out segments, and codebook use."""
   stems = list(data.stems)
-  totals = {'l1': 0.0, 'sc': 0.0, 'mcd': 0.0, 'mean_sc': 0.0, 'count': 0}
+  per_segment = {'log_mel_l1': [], 'mel_spectral_convergence': [],
+                 'mel_cepstral_distortion_db': [], 'mean_spectrum_sc': []}
   code_counts = np.zeros(len(vqvae.codebook))
   for mel, stem_ids in segments(meta, data, records.VALIDATION_SPLIT):
     recon, aux = vqvae.jit_outputs(vqvae.state, mel)
@@ -74,98 +366,173 @@ def evaluate_vqvae(vqvae: pretrained.LoadedVQVAE, meta, data) -> dict:
       stem = stems[int(stem_id)]
       target = vqvae.denormalize(mel[index], stem)
       estimate = vqvae.denormalize(recon[index], stem)
-      totals['l1'] += spectral_metrics.log_mel_l1(target, estimate)
-      totals['sc'] += float(spectral_metrics.spectral_convergence(target, estimate))
-      totals['mcd'] += mel_cepstral_distortion(mfcc_from_log_mel(target),
-                                               mfcc_from_log_mel(estimate))
+      per_segment['log_mel_l1'].append(spectral_metrics.log_mel_l1(target, estimate))
+      per_segment['mel_spectral_convergence'].append(
+          float(spectral_metrics.spectral_convergence(target, estimate)))
+      per_segment['mel_cepstral_distortion_db'].append(mel_cepstral_distortion(
+          mfcc_from_log_mel(target), mfcc_from_log_mel(estimate)))
       # The trivial codec: every frame the data set's mean spectrum.
       mean_spectrum = vqvae.denormalize(np.zeros_like(mel[index]), stem)
-      totals['mean_sc'] += float(spectral_metrics.spectral_convergence(target, mean_spectrum))
-      totals['count'] += 1
-  count = max(totals['count'], 1)
-  codebook = {f'vqvae/{name}': value
-              for name, value in quantizer_lib.codebook_statistics(code_counts).items()}
-  return {'vqvae/log_mel_l1': totals['l1'] / count,
-          'vqvae/mel_spectral_convergence': totals['sc'] / count,
-          'vqvae/mel_cepstral_distortion_db': totals['mcd'] / count,
-          'baseline_mean_spectrum/mel_spectral_convergence': totals['mean_sc'] / count,
-          **codebook, 'vqvae/num_segments': totals['count']}
+      per_segment['mean_spectrum_sc'].append(
+          float(spectral_metrics.spectral_convergence(target, mean_spectrum)))
+    if options.max_clips is not None and len(per_segment['log_mel_l1']) >= options.max_clips:
+      break
+
+  def entry(values):
+    return interval_entry(mean_interval(values, options.num_resamples, options.seed))
+  metrics = {f'vqvae/{name}': entry(values) for name, values in per_segment.items()
+             if name != 'mean_spectrum_sc'}
+  metrics['baseline_mean_spectrum/mel_spectral_convergence'] = entry(
+      per_segment['mean_spectrum_sc'])
+  metrics.update({f'vqvae/{name}': value for name, value in
+                  quantizer_lib.codebook_statistics(code_counts).items()})
+  metrics['vqvae/num_segments'] = len(per_segment['log_mel_l1'])
+  return metrics
 
 
-class AudioFeatures:
-  """Per clip: MFCC mean and std, and the VQ-VAE encoder's time-pooled output."""
-
-  def __init__(self, vqvae: pretrained.LoadedVQVAE, stem: str):
-    self.vqvae = vqvae
-    self.stem = stem
-
-  def of_log_mel(self, log_mels: np.ndarray, mfccs: np.ndarray) -> dict:
-    mfcc_stats = np.concatenate([mfccs.mean(1), mfccs.std(1)], axis=-1)
-    normalized = self.vqvae.normalize(log_mels, self.stem).astype(np.float32)
-    frames = (log_mels.shape[1] // self.vqvae.time_stride) * self.vqvae.time_stride
-    pooled = np.mean(np.asarray(self.vqvae.jit_encoder(self.vqvae.state,
-                                                       normalized[:, :frames])), axis=1)
-    return {'mfcc': mfcc_stats, 'encoder': pooled}
-
-  def of_audio(self, clips: np.ndarray) -> dict:
-    pairs = [contract.log_mel_and_mfcc(clip) for clip in clips]
-    return self.of_log_mel(np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]))
-
-
-def real_features(features: AudioFeatures, meta, data, split: str, stem_id: int) -> dict:
-  """Features of the stored segments of one stem (their log-mel and true MFCCs)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  stem = data.stems[stem_id]
-  log_mels, mfccs = [], []
-  for path in meta.split_files.get(split, []):
-    for record in tf.data.TFRecordDataset(path):
-      parsed = records.parse_segment(record, meta.segment_frames)
-      if parsed['stem'].numpy().decode() == stem:
-        log_mels.append(parsed['mel'].numpy())
-        mfccs.append(parsed['mfcc'].numpy())
-  return features.of_log_mel(np.stack(log_mels), np.stack(mfccs))
+def real_clip_plans(meta, dataset_dir: str, clip_samples: int, options: EvaluationOptions):
+  """Half A (reference), half B (floor) of held-out clips, and training clips."""
+  wavs = reference_clips.clean_wavs(dataset_dir)
+  if not wavs:
+    raise EvaluationError(f'{dataset_dir}: no cleaned WAVs listed in {records.REPORT_FILENAME}; '
+                          'prepare the data set again with this version')
+  held_out = plan_clips(wavs, split_sources(meta, records.VALIDATION_SPLIT), clip_samples,
+                        options.max_clips)
+  sources = sorted({clip.source for clip in held_out})
+  if len(sources) < 2:
+    raise EvaluationError(
+        f'{dataset_dir}: {len(sources)} held-out file(s) with a {options.clip_seconds:g} s '
+        'clip; the real-vs-real floor needs two (raise --validation_fraction in prepare, or '
+        'lower --clip_seconds)')
+  half_a, half_b = distances.split_halves(
+      len(held_out), groups=[sources.index(clip.source) for clip in held_out], seed=options.seed)
+  training = plan_clips(wavs, split_sources(meta, records.TRAIN_SPLIT), clip_samples,
+                        options.max_clips)
+  return [held_out[i] for i in half_a], [held_out[i] for i in half_b], training
 
 
-def evaluate_gan(gan_workdir: str, vqvae: pretrained.LoadedVQVAE, meta, data,
-                 num_samples: int, seed: int = 0) -> dict:
-  generator = pretrained.load_generator(gan_workdir)
-  stem = data.stems[0]
-  features = AudioFeatures(vqvae, stem)
-  steps = meta.segment_frames // vqvae.time_stride
-  keys, noise = sample.sample_keys_and_noise(generator, seed, range(num_samples))
-  generated_codes = np.asarray(sample.generate_codes(
-      generator.graphdef, generator.params, jnp.asarray(vqvae.codebook), keys,
-      jnp.asarray(noise), steps, generator.temperature))
-  train_codes = np.asarray(vqvae.jit_encode_to_codes(vqvae.state, np.concatenate(
-      [mel for mel, _ in segments(meta, data, records.TRAIN_SPLIT)])))
-  code_sets = {
-      'gan': generated_codes,
-      'baseline_uniform': latent_metrics.baseline_codes(
-          'uniform', train_codes, len(vqvae.codebook), generated_codes.shape, seed=1),
-      'baseline_iid': latent_metrics.baseline_codes(
-          'iid', train_codes, len(vqvae.codebook), generated_codes.shape, seed=1),
-  }
-  held_out = real_features(features, meta, data, records.VALIDATION_SPLIT, 0)
-  train = real_features(features, meta, data, records.TRAIN_SPLIT, 0)
+def evaluate_audio(vqvae: pretrained.LoadedVQVAE, meta, data, dataset_dir: str,
+                   generator: pretrained.LoadedGenerator | None,
+                   options: EvaluationOptions) -> dict:
+  """Every audio set against half A; reconstruction scores; memorization."""
+  clip_samples = int(round(options.clip_seconds * contract.SAMPLE_RATE_HZ))
+  half_a, half_b, training = real_clip_plans(meta, dataset_dir, clip_samples, options)
+  num_clips = len(half_b) if options.num_samples is None else min(options.num_samples,
+                                                                  len(half_b))
+  half_a, half_b = half_a[:num_clips], half_b[:num_clips]
+  analyzer = ClipAnalyzer(vqvae, embeddings_lib.Embedder(batch_size=16), options.batch_size)
+  sets = FeatureSets()
+  visqol = reconstruction.Visqol() if options.num_visqol > 0 else None
+  analyze_real_clips(analyzer, sets, half_a, 'reference', options, clip_samples)
+  scores = analyze_real_clips(analyzer, sets, half_b, 'floor', options, clip_samples,
+                              reconstruct=True, visqol=visqol)
+  analyze_real_clips(analyzer, sets, training, 'training', options, clip_samples)
+
+  steps = sample.steps_for_seconds(options.clip_seconds, vqvae.time_stride)
+  train_codes = stream_codes(vqvae, meta, data, records.TRAIN_SPLIT, options.max_clips)
+  code_sets = {kind: latent_metrics.baseline_codes(kind, train_codes, len(vqvae.codebook),
+                                                   (num_clips, steps), seed=options.seed + 1)
+               for kind in ('iid', 'uniform')}
+  code_sets = {f'baseline_{kind}': codes for kind, codes in code_sets.items()}
+  if generator is not None:
+    code_sets['gan'] = generate(generator, vqvae, num_clips, steps, options)
+  for name, codes in code_sets.items():
+    analyze_codes(analyzer, sets, name, codes, options, clip_samples)
+
+  metrics = {'audio/clip_seconds': options.clip_seconds, 'audio/num_clips': num_clips,
+             'audio/num_training_clips': len(training)}
+  reference = sets.get('reference', 'musicnn')
+  bandwidth = distances.median_pairwise_distance(reference)
+  for name in sets.names():
+    if name in ('reference', 'training'):
+      continue
+    metrics[f'{name}/num_clips'] = sets.count(name)
+    for kind in FEATURE_KINDS:
+      for figure, value in distances_to_reference(sets.get('reference', kind), sets.get(
+          name, kind), kind, options, bandwidth).items():
+        metrics[f'{name}/{figure}'] = value
+  for name, values in scores.items():
+    metrics[name] = interval_entry(mean_interval(values, options.num_resamples, options.seed))
+  metrics.update(memorization_metrics(sets, [name for name in code_sets]))
+  return metrics, code_sets
+
+
+def generate(generator: pretrained.LoadedGenerator, vqvae: pretrained.LoadedVQVAE,
+             num_clips: int, steps: int, options: EvaluationOptions) -> np.ndarray:
+  """Codes [num_clips, steps], a fixed-size batch at a time (clip i from fold_in(seed, i))."""
+  codes = []
+  for first in range(0, num_clips, options.batch_size):
+    keys, noise = sample.sample_keys_and_noise(generator, options.seed,
+                                               range(first, first + options.batch_size))
+    codes.append(np.asarray(sample.generate_codes(
+        generator.graphdef, generator.params, jnp.asarray(vqvae.codebook), keys,
+        jnp.asarray(noise), steps, generator.temperature)))
+  return np.concatenate(codes)[:num_clips]
+
+
+def memorization_metrics(sets: FeatureSets, names: list[str]) -> dict:
+  """Nearest training clip of each generated clip, against the held-out floor (half B)."""
+  training = sets.get('training', 'musicnn')
+  metrics = {}
+  for name in names:
+    found = distances.memorization(sets.get(name, 'musicnn'), training,
+                                   sets.get('floor', 'musicnn'))
+    metrics[f'{name}/too_close_to_training_share'] = found.too_close_share
+    metrics[f'{name}/nearest_training_distance_median'] = float(
+        np.median(found.nearest_training_distance))
+    metrics['floor/nearest_training_distance_p5'] = found.threshold
+  return metrics
+
+
+def evaluate_codes(code_sets: dict, vqvae: pretrained.LoadedVQVAE, meta, data,
+                   options: EvaluationOptions) -> dict:
+  """Code statistics of every generated set against held-out codes, through `ngrams`."""
+  held_out = stream_codes(vqvae, meta, data, records.VALIDATION_SPLIT, options.max_clips)
+  training = stream_codes(vqvae, meta, data, records.TRAIN_SPLIT, options.max_clips)
+  codebook = np.asarray(vqvae.codebook)
+  steps = held_out.shape[1]
   metrics = {}
   for name, codes in code_sets.items():
-    log_mel = vqvae.codes_to_log_mel(codes, stem)
-    clips = synthesis.log_mel_to_audio(log_mel, seed=seed)
-    generated = features.of_audio(clips)
-    for kind in ('mfcc', 'encoder'):
-      metrics[f'{name}/frechet_{kind}'] = latent_metrics.frechet_distance(
-          generated[kind], held_out[kind])
-  for kind in ('mfcc', 'encoder'):
-    metrics[f'floor/frechet_{kind}'] = latent_metrics.frechet_distance(
-        train[kind], held_out[kind])
-  metrics['gan/step'] = generator.step
-  metrics['gan/num_samples'] = num_samples
+    for figure, value in latent_metrics.compare(codes[:, :steps], held_out, training,
+                                                codebook).items():
+      metrics[f'{name}/codes_{figure}'] = value
+  # The floor: as many training sequences as held-out ones (the figures depend on counts).
+  picks = np.random.default_rng(options.seed).choice(
+      len(training), size=min(len(training), len(held_out)), replace=False)
+  floor = training[np.sort(picks)]
+  metrics['floor/codes_code_js_distance'] = latent_metrics.jensen_shannon_distance(
+      latent_metrics.code_histogram(floor, len(codebook)),
+      latent_metrics.code_histogram(held_out, len(codebook)))
+  metrics['floor/codes_bigram_js_distance'] = latent_metrics.bigram_js_distance(
+      floor, held_out, len(codebook))
+  metrics['floor/codes_latent_frechet'] = latent_metrics.frechet_distance(
+      latent_metrics.sequence_features(floor, codebook),
+      latent_metrics.sequence_features(held_out, codebook))
   return metrics
 
 
 def evaluate(vqvae_workdir: str, data_dir: str, gan_workdir: str | None = None,
-             num_samples: int = 64) -> dict:
+             options: EvaluationOptions = EvaluationOptions()) -> dict:
+  """All figures, as the JSON `main` writes.
+
+  Args:
+    vqvae_workdir: a finished VQ-VAE run (with a GAN: the one it decodes with).
+    data_dir: a data_prep.prepare --output_dir.
+    gan_workdir: a finished GAN run, or None for the codec alone.
+    options: sizes, seed and costs.
+
+  Returns:
+    Figure name -> float, int, or {'value', 'low', 'high'} for a figure with an interval.
+
+  Raises:
+    EvaluationError, pretrained.WorkdirError, input_pipeline.DatasetError: one line.
+  """
+  if options.clip_seconds < embeddings_lib.PATCH_SECONDS:
+    raise EvaluationError(f'--clip_seconds={options.clip_seconds:g} is shorter than one '
+                          f'{embeddings_lib.PATCH_SECONDS:g} s musicnn patch')
+  started = time.perf_counter()
   vqvae = pretrained.load_vqvae(vqvae_workdir)
+  generator = pretrained.load_generator(gan_workdir) if gan_workdir else None
   meta = input_pipeline.load_dataset_meta(data_dir)
   data = vqvae.config.data
   data.dataset_dir = data_dir
@@ -173,27 +540,51 @@ def evaluate(vqvae_workdir: str, data_dir: str, gan_workdir: str | None = None,
     raise pretrained.WorkdirError(f'{data_dir}: segments of {meta.segment_frames} frames are '
                                   f'not a multiple of the VQ-VAE stride {vqvae.time_stride}')
   input_pipeline.check_data_config(data, meta)
+  if generator is not None and not np.array_equal(np.asarray(generator.vqvae.codebook),
+                                                  np.asarray(vqvae.codebook)):
+    raise EvaluationError(f'{gan_workdir} was trained on another VQ-VAE than {vqvae_workdir}; '
+                          f'pass --vqvae_workdir={generator.vqvae.workdir}')
+  if EVALUATED_STEM not in data.stems:
+    raise EvaluationError(f'{vqvae_workdir}: trained on {list(data.stems)}; evaluation '
+                          f'compares the {EVALUATED_STEM!r} stem')
   metrics = {'vqvae/step': vqvae.step}
-  metrics.update(evaluate_vqvae(vqvae, meta, data))
-  if gan_workdir:
-    metrics.update(evaluate_gan(gan_workdir, vqvae, meta, data, num_samples))
+  if generator is not None:
+    metrics['gan/step'] = generator.step
+  metrics.update(evaluate_vqvae(vqvae, meta, data, options))
+  audio_metrics, code_sets = evaluate_audio(vqvae, meta, data, data_dir, generator, options)
+  metrics.update(audio_metrics)
+  metrics.update(evaluate_codes(code_sets, vqvae, meta, data, options))
+  metrics['evaluate/seconds'] = time.perf_counter() - started
   return metrics
+
+
+def format_figure(value) -> str:
+  """'1.23 [1.01, 1.52]' for a figure with an interval, else the value."""
+  if isinstance(value, dict):
+    return f'{value["value"]:.4g} [{value["low"]:.4g}, {value["high"]:.4g}]'
+  if isinstance(value, float) and not math.isnan(value):
+    return f'{value:.4g}'
+  return str(value)
 
 
 def main(argv):
   if len(argv) > 1:
     sys.exit(f'evaluate: unexpected arguments: {" ".join(argv[1:])}')
   config = flags.FLAGS
+  for name in ('num_samples', 'max_clips'):
+    if getattr(config, name) is not None and getattr(config, name) < 2:
+      sys.exit(f'evaluate: --{name} must be at least 2, got {getattr(config, name)}')
+  options = EvaluationOptions(num_samples=config.num_samples, max_clips=config.max_clips,
+                              seed=config.seed, clip_seconds=config.clip_seconds,
+                              num_visqol=config.num_visqol, num_resamples=config.num_resamples)
   try:
-    metrics = evaluate(config.vqvae_workdir, config.data_dir, config.gan_workdir,
-                       config.num_samples)
-  except (pretrained.WorkdirError, input_pipeline.DatasetError) as e:
+    metrics = evaluate(config.vqvae_workdir, config.data_dir, config.gan_workdir, options)
+  except (EvaluationError, pretrained.WorkdirError, input_pipeline.DatasetError) as e:
     sys.exit(f'evaluate: {e}')
   atomic_files.write_json(config.output, metrics)
   width = max(len(name) for name in metrics)
   for name, value in metrics.items():
-    print(f'{name:{width}s} {value:.4g}' if isinstance(value, float) and not math.isnan(value)
-          else f'{name:{width}s} {value}')
+    print(f'{name:{width}s} {format_figure(value)}')
   print(json.dumps(metrics))
 
 
@@ -202,7 +593,13 @@ def run():
   flags.DEFINE_string('gan_workdir', None, 'A finished configs/gan.py run (optional).')
   flags.DEFINE_string('data_dir', None, 'A data_prep.prepare --output_dir.')
   flags.DEFINE_string('output', 'metrics.json', 'Where the metrics are written.')
-  flags.DEFINE_integer('num_samples', 64, 'Generated clips (and baseline clips) compared.')
+  flags.DEFINE_integer('num_samples', None,
+                       'Clips per compared set (default and most: half the held-out clips).')
+  flags.DEFINE_integer('max_clips', None, 'Most real clips (and segments) read per split.')
+  flags.DEFINE_integer('seed', 0, 'Generation, inversion, halves and bootstrap seed.')
+  flags.DEFINE_float('clip_seconds', 6.0, 'Length of every compared clip (>= 3 s).')
+  flags.DEFINE_integer('num_visqol', 8, 'Held-out clips scored by ViSQOL (slow; 0 = none).')
+  flags.DEFINE_integer('num_resamples', 200, 'Bootstrap draws per interval.')
   flags.mark_flags_as_required(['vqvae_workdir', 'data_dir'])
   app.run(main)
 

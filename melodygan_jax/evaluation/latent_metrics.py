@@ -1,53 +1,40 @@
 """How close generated code sequences are to real ones, and whether they copy.
 
 All functions take integer code sequences [num_sequences, steps] and plain
-NumPy; they run on the host after sampling.
+NumPy; they run on the host after sampling. The n-gram counting, distinct
+share and copied runs are the vectorized ones of `ngrams`; the names here are
+kept for the GAN trainer's eval and `evaluate`.
 """
 import numpy as np
-import scipy.linalg
+
+from melodygan_jax.evaluation import distances
+from melodygan_jax.evaluation import ngrams
+
+code_histogram = ngrams.code_histogram
+jensen_shannon_distance = ngrams.jensen_shannon_distance
+distinct_share = ngrams.distinct_share
+longest_copied_runs = ngrams.longest_copied_runs
 
 
-def code_histogram(codes: np.ndarray, codebook_size: int) -> np.ndarray:
-  counts = np.bincount(np.asarray(codes).reshape(-1), minlength=codebook_size)
-  return counts / max(counts.sum(), 1)
-
-
-def jensen_shannon_distance(p: np.ndarray, q: np.ndarray) -> float:
-  """sqrt of the JS divergence in bits: 0 (same) to 1 (disjoint)."""
-  m = 0.5 * (p + q)
-
-  def kl(a, b):
-    mask = a > 0
-    return float(np.sum(a[mask] * np.log2(a[mask] / b[mask])))
-  return float(np.sqrt(max(0.5 * kl(p, m) + 0.5 * kl(q, m), 0.0)))
-
-
-def bigram_js_distance(codes_a: np.ndarray, codes_b: np.ndarray) -> float:
+def bigram_js_distance(codes_a: np.ndarray, codes_b: np.ndarray,
+                       codebook_size: int | None = None) -> float:
   """JS distance between the histograms of consecutive code pairs.
 
   Unlike the code histogram, this sees order: shuffling a sequence's codes in
   time changes it, so i.i.d. codes score badly however right their frequencies.
+
+  Args:
+    codes_a, codes_b: [num_sequences, steps] codes.
+    codebook_size: K (default: the largest code seen + 1; the distance does not depend on it).
   """
-  def pair_counts(codes):
-    codes = np.asarray(codes).astype(np.int64)
-    pairs = codes[:, :-1] * 2**20 + codes[:, 1:]  # One key per (code, next code).
-    keys, counts = np.unique(pairs, return_counts=True)
-    return dict(zip(keys.tolist(), counts.tolist()))
-  counts_a, counts_b = pair_counts(codes_a), pair_counts(codes_b)
-  keys = sorted(set(counts_a) | set(counts_b))
-  p = np.array([counts_a.get(k, 0) for k in keys], np.float64)
-  q = np.array([counts_b.get(k, 0) for k in keys], np.float64)
-  return jensen_shannon_distance(p / max(p.sum(), 1), q / max(q.sum(), 1))
+  if codebook_size is None:
+    codebook_size = int(max(np.max(codes_a), np.max(codes_b))) + 1
+  return ngrams.ngram_js_distance(codes_a, codes_b, 2, codebook_size)
 
 
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
-  """Fréchet distance between Gaussians fitted to two sets of feature rows."""
-  mean_a, mean_b = features_a.mean(0), features_b.mean(0)
-  cov_a = np.atleast_2d(np.cov(features_a, rowvar=False))
-  cov_b = np.atleast_2d(np.cov(features_b, rowvar=False))
-  covmean, _ = scipy.linalg.sqrtm(cov_a @ cov_b, disp=False)
-  covmean = np.real(covmean)
-  return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a + cov_b - 2.0 * covmean))
+  """Fréchet distance between Gaussians fitted to two sets of feature rows [n, dim]."""
+  return distances.frechet_distance(features_a, features_b, subsample_to_min=True)
 
 
 def sequence_features(codes: np.ndarray, codebook: np.ndarray) -> np.ndarray:
@@ -56,75 +43,48 @@ def sequence_features(codes: np.ndarray, codebook: np.ndarray) -> np.ndarray:
   return np.concatenate([latents.mean(1), latents.std(1)], axis=-1)
 
 
-def distinct_share(codes: np.ndarray) -> float:
-  """Share of distinct sequences: 1 = all different, 1/num = mode collapse."""
-  codes = np.asarray(codes)
-  return len({row.tobytes() for row in codes}) / max(len(codes), 1)
-
-
-def _ngrams(sequences: np.ndarray, length: int) -> set[bytes]:
-  found = set()
-  for row in sequences:
-    row_bytes = row.astype(np.int32)
-    for start in range(len(row) - length + 1):
-      found.add(row_bytes[start:start + length].tobytes())
-  return found
-
-
-def longest_copied_runs(generated: np.ndarray, training: np.ndarray) -> np.ndarray:
-  """For each generated sequence, the longest run of codes found verbatim in training.
-
-  Binary search on the run length, with the set of training n-grams of each
-  length tried (a run of n implies runs of every shorter length).
-  """
-  generated = np.asarray(generated).astype(np.int32)
-  training = np.asarray(training).astype(np.int32)
-  max_length = min(generated.shape[1], training.shape[1])
-  cache = {}
-
-  def has_run(row, length):
-    if length not in cache:
-      cache[length] = _ngrams(training, length)
-    grams = cache[length]
-    return any(row[s:s + length].tobytes() in grams for s in range(len(row) - length + 1))
-
-  longest = np.zeros(len(generated), np.int64)
-  for index, row in enumerate(generated):
-    low, high = 0, max_length  # Invariant: a run of `low` exists; none longer than `high`.
-    while low < high:
-      mid = (low + high + 1) // 2
-      if has_run(row, mid):
-        low = mid
-      else:
-        high = mid - 1
-    longest[index] = low
-  return longest
-
-
 def compare(generated: np.ndarray, real: np.ndarray, training: np.ndarray,
             codebook: np.ndarray) -> dict:
-  """All metrics of `generated` against held-out `real` (and `training` for copies)."""
+  """All metrics of `generated` against held-out `real` (and `training` for copies).
+
+  Args:
+    generated: [g, steps] codes. real: [r, steps] held-out codes. training: [t, steps_t].
+    codebook: [codebook_size, dim] vectors.
+
+  Returns:
+    {'code_js_distance', 'bigram_js_distance', 'latent_frechet', 'distinct_share',
+     'copied_run_mean', 'copied_run_p90', 'copied_run_max'} floats.
+  """
   codebook_size = len(codebook)
-  runs = longest_copied_runs(generated, training) / generated.shape[1]
   return {
       'code_js_distance': jensen_shannon_distance(code_histogram(generated, codebook_size),
                                                   code_histogram(real, codebook_size)),
-      'bigram_js_distance': bigram_js_distance(generated, real),
+      'bigram_js_distance': bigram_js_distance(generated, real, codebook_size),
       'latent_frechet': frechet_distance(sequence_features(generated, codebook),
                                          sequence_features(real, codebook)),
       'distinct_share': distinct_share(generated),
-      'copied_run_mean': float(runs.mean()),
-      'copied_run_p90': float(np.percentile(runs, 90)),
-      'copied_run_max': float(runs.max()),
+      **ngrams.copied_run_statistics(generated, training),
   }
 
 
-def baseline_codes(kind: str, training: np.ndarray, codebook_size: int, shape,
-                   seed: int = 0) -> np.ndarray:
-  """'uniform' codes, or 'iid' draws from the training code frequencies."""
+def baseline_codes(kind: str, training: np.ndarray | None, codebook_size: int, shape,
+                   seed: int = 0, code_counts: np.ndarray | None = None) -> np.ndarray:
+  """'uniform' codes, or 'iid' draws from the training code frequencies.
+
+  Args:
+    kind: 'uniform' or 'iid'.
+    training: training codes (any shape); unused with `code_counts`.
+    codebook_size: K.
+    shape: of the returned codes.
+    seed: of the draws.
+    code_counts: [codebook_size] training code counts, when they were counted streaming.
+  """
   rng = np.random.default_rng(seed)
   if kind == 'uniform':
     return rng.integers(0, codebook_size, size=shape)
   if kind == 'iid':
-    return rng.choice(codebook_size, size=shape, p=code_histogram(training, codebook_size))
+    if code_counts is None:
+      code_counts = np.bincount(np.asarray(training).reshape(-1), minlength=codebook_size)
+    code_counts = np.asarray(code_counts, np.float64)
+    return rng.choice(codebook_size, size=shape, p=code_counts / code_counts.sum())
   raise ValueError(f'unknown baseline {kind!r}')

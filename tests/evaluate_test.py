@@ -1,0 +1,145 @@
+"""evaluate: intervals, equal counts, floor and baselines on the tiny trained runs."""
+import json
+
+import numpy as np
+import pytest
+
+from data_prep import prepare
+from melodygan_jax.evaluation import evaluate
+from melodygan_jax.evaluation import latent_metrics
+
+# 3 of the 4 corpus songs held out at this fraction (hash split): the floor needs 2.
+VALIDATION_FRACTION = 0.4
+OPTIONS = evaluate.EvaluationOptions(clip_seconds=3.0, num_visqol=2, num_resamples=30,
+                                     batch_size=4)
+SETS = ('floor', 'vqvae_reconstruction', 'griffin_lim', 'gan', 'baseline_iid',
+        'baseline_uniform')
+
+
+@pytest.fixture(scope='module')
+def held_out_dir(corpus_dir, tmp_path_factory):
+  """The test corpus prepared again with three songs held out."""
+  path = tmp_path_factory.mktemp('held_out')
+  prepare.prepare(prepare.PrepareOptions(
+      input_dir=str(corpus_dir / 'songs'), output_dir=str(path),
+      song=prepare.song_lib.SongOptions(segment_frames=64),
+      validation_fraction=VALIDATION_FRACTION, num_workers=1, show_progress=False))
+  return path
+
+
+@pytest.fixture(scope='module')
+def metrics(trained_vqvae, trained_gan, held_out_dir):
+  return evaluate.evaluate(str(trained_vqvae[0]), str(held_out_dir), str(trained_gan[0]),
+                           OPTIONS)
+
+
+def test_every_set_has_intervals_and_the_same_count(metrics):
+  num_clips = metrics['audio/num_clips']
+  assert num_clips >= 2
+  for name in SETS:
+    assert metrics[f'{name}/num_clips'] == num_clips, name
+    for figure in ('fad', 'fad_infinity', 'kad', 'frechet_mfcc', 'frechet_encoder'):
+      entry = metrics[f'{name}/{figure}']
+      assert set(entry) == {'value', 'low', 'high'}, (name, figure)
+      assert np.isfinite(list(entry.values())).all() and entry['low'] <= entry['high']
+    assert np.isfinite(metrics[f'{name}/fad_infinity_r2'])
+  for name in ('vqvae_reconstruction', 'griffin_lim'):
+    for score in ('visqol', 'mr_stft_distance', 'mel_distance'):
+      entry = metrics[f'{name}/{score}']
+      assert entry['low'] <= entry['value'] <= entry['high'], (name, score)
+  for figure in ('log_mel_l1', 'mel_spectral_convergence', 'mel_cepstral_distortion_db'):
+    entry = metrics[f'vqvae/{figure}']
+    assert entry['low'] <= entry['value'] <= entry['high']
+  json.dumps(metrics)  # The file evaluate writes.
+
+
+def test_floor_sits_below_the_uniform_baseline(metrics):
+  for figure in ('fad', 'kad'):
+    assert metrics[f'floor/{figure}']['value'] < metrics[f'baseline_uniform/{figure}']['value'], (
+        figure)
+  # The inversion alone loses less than codec + inversion: its floor.
+  assert (metrics['griffin_lim/mr_stft_distance']['value']
+          < metrics['vqvae_reconstruction/mr_stft_distance']['value'])
+  assert (metrics['griffin_lim/mel_distance']['value']
+          < metrics['vqvae_reconstruction/mel_distance']['value'])
+  assert 0.0 <= metrics['gan/too_close_to_training_share'] <= 1.0
+  assert metrics['gan/codes_distinct_share'] > 0.5
+
+
+def test_halves_hold_whole_files_and_equal_counts(trained_vqvae, held_out_dir):
+  from melodygan_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  meta = input_pipeline.load_dataset_meta(str(held_out_dir))
+  half_a, half_b, training = evaluate.real_clip_plans(meta, str(held_out_dir), 3 * 22_050,
+                                                      OPTIONS)
+  assert len(half_a) == len(half_b) >= 2
+  assert not {c.source for c in half_a} & {c.source for c in half_b}
+  assert not {c.source for c in half_a + half_b} & {c.source for c in training}
+  capped = evaluate.real_clip_plans(
+      meta, str(held_out_dir), 3 * 22_050, evaluate.EvaluationOptions(max_clips=4))
+  assert len(capped[2]) <= 4 and len(capped[0]) + len(capped[1]) <= 4
+
+
+def test_one_held_out_file_is_refused_in_one_line(trained_vqvae, prepared_dir):
+  with pytest.raises(evaluate.EvaluationError, match='floor needs two'):
+    evaluate.evaluate(str(trained_vqvae[0]), str(prepared_dir), options=OPTIONS)
+  with pytest.raises(evaluate.EvaluationError, match='shorter than one 3 s'):
+    evaluate.evaluate(str(trained_vqvae[0]), str(prepared_dir),
+                      options=evaluate.EvaluationOptions(clip_seconds=2.0))
+
+
+def test_plan_spreads_a_cap_over_every_file(tmp_path):
+  import soundfile  # pylint: disable=g-import-not-at-top
+  wavs = {}
+  for name, seconds in (('a.wav', 10), ('b.wav', 4)):
+    wavs[name] = tmp_path / name
+    soundfile.write(str(wavs[name]), np.zeros(seconds * 100, np.float32), 100)
+  plan = evaluate.plan_clips(wavs, ['a.wav', 'b.wav'], 100, max_clips=4)
+  assert len(plan) == 4
+  assert sorted(c.source for c in plan).count('b.wav') >= 1
+  assert len({(c.source, c.start_sample) for c in plan}) == 4  # No clip twice.
+  assert all(c.start_sample + 100 <= 1000 for c in plan if c.source == 'a.wav')
+
+
+def test_memorization_flags_copies_of_training_clips():
+  rng = np.random.default_rng(0)
+  sets = evaluate.FeatureSets()
+  training = rng.normal(size=(40, 5))
+  sets.add('training', {'musicnn': training})
+  sets.add('floor', {'musicnn': rng.normal(size=(20, 5))})
+  sets.add('copies', {'musicnn': training[:10] + 1e-6})
+  sets.add('new', {'musicnn': rng.normal(size=(10, 5)) + 4.0})
+  found = evaluate.memorization_metrics(sets, ['copies', 'new'])
+  assert found['copies/too_close_to_training_share'] == 1.0
+  assert found['new/too_close_to_training_share'] == 0.0
+
+
+def test_mean_interval_covers_the_mean_and_shrinks_with_more_clips():
+  rng = np.random.default_rng(0)
+  small = evaluate.mean_interval(rng.normal(3.0, 1.0, 20), 200)
+  large = evaluate.mean_interval(rng.normal(3.0, 1.0, 2000), 200)
+  assert small.low < 3.0 < small.high and large.low < 3.0 < large.high
+  assert large.high - large.low < 0.3 * (small.high - small.low)
+  assert evaluate.format_figure({'value': 1.0, 'low': 0.5, 'high': 2.0}) == '1 [0.5, 2]'
+
+
+def test_latent_metrics_match_set_based_definitions():
+  rng = np.random.default_rng(0)
+  generated = rng.integers(0, 5, (6, 12))
+  training = rng.integers(0, 5, (4, 12))
+  training[0, 2:9] = generated[1, 3:10]  # A copied run of 7.
+
+  def longest(row):
+    grams = {tuple(t[s:s + n]) for t in training for n in range(1, 13)
+             for s in range(13 - n)}
+    return max((n for n in range(1, 13) for s in range(13 - n) if tuple(row[s:s + n]) in grams),
+               default=0)
+  np.testing.assert_array_equal(latent_metrics.longest_copied_runs(generated, training),
+                                [longest(row) for row in generated])
+  assert latent_metrics.longest_copied_runs(generated, training)[1] >= 7
+  assert latent_metrics.bigram_js_distance(generated, generated) == 0.0
+  # The same codes in another order: the histogram cannot tell, the bigrams can.
+  ordered = np.sort(generated, axis=1)
+  assert latent_metrics.bigram_js_distance(generated, ordered) > 0.3
+  counts = np.array([0.0, 3.0, 1.0])
+  drawn = latent_metrics.baseline_codes('iid', None, 3, (2000,), code_counts=counts)
+  assert not (drawn == 0).any() and abs((drawn == 1).mean() - 0.75) < 0.05
