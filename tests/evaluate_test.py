@@ -62,6 +62,9 @@ def test_floor_sits_below_the_uniform_baseline(metrics):
           < metrics['vqvae_reconstruction/mr_stft_distance']['value'])
   assert (metrics['griffin_lim/mel_distance']['value']
           < metrics['vqvae_reconstruction/mel_distance']['value'])
+  # The codec beats the trivial one that outputs the mean spectrum for every frame.
+  assert (metrics['vqvae/mel_spectral_convergence']['value']
+          < metrics['baseline_mean_spectrum/mel_spectral_convergence']['value'])
   assert 0.0 <= metrics['gan/too_close_to_training_share'] <= 1.0
   assert metrics['gan/codes_distinct_share'] > 0.5
 
@@ -143,3 +146,14 @@ def test_latent_metrics_match_set_based_definitions():
   counts = np.array([0.0, 3.0, 1.0])
   drawn = latent_metrics.baseline_codes('iid', None, 3, (2000,), code_counts=counts)
   assert not (drawn == 0).any() and abs((drawn == 1).mean() - 0.75) < 0.05
+
+
+def test_mel_cepstral_distortion_is_zero_only_for_equal_cepstra():
+  frames = np.random.default_rng(0).standard_normal((30, 20))
+  assert evaluate.mel_cepstral_distortion(frames, frames) == 0.0
+  shifted = frames.copy()
+  shifted[:, 1] += 1.0  # c1 one unit off in every frame: 0.5 * sqrt(2) dB (librosa's dB cepstra).
+  assert evaluate.mel_cepstral_distortion(frames, shifted) == pytest.approx(0.5 * np.sqrt(2))
+  shifted_c0 = frames.copy()
+  shifted_c0[:, 0] += 5.0  # c0 (overall level) is left out.
+  assert evaluate.mel_cepstral_distortion(frames, shifted_c0) == 0.0

@@ -15,10 +15,8 @@ import soundfile
 from data_prep import demo_corpus
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import audio_io
-from melodygan_jax.evaluation import evaluate
 from melodygan_jax.audio import inversion
 from melodygan_jax.audio import spectral_metrics
-from melodygan_jax.evaluation import latent_metrics
 from melodygan_jax.generation import reconstruct
 from melodygan_jax.generation import listening_page
 from melodygan_jax.generation import sample
@@ -179,7 +177,8 @@ def test_listening_page_plays_in_headless_chromium(samples_dir, tmp_path):
   # A clip shorter than a row is one row of its own length (64 frames for the references).
   row_height = contract.NUM_MELS * listening_page.PIXELS_PER_BAND
   assert all(width >= 60 and height == row_height for width, height in found['images'])
-  assert found['visible'] == 'block' and found['position'] == pytest.approx(0.1, abs=0.01)
+  # A 2.5 s clip is one row of 2.5 s: 1 s is 0.4 of the way across it.
+  assert found['visible'] == 'block' and found['position'] == pytest.approx(0.4, abs=0.01)
 
 
 def test_long_spectrograms_wrap_into_readable_rows(tmp_path):
@@ -232,26 +231,6 @@ def test_chunked_reconstruction_equals_one_pass(trained_vqvae, corpus_dir):
                                                overlap_frames=32)
   # Away from the clip's own edges (where padding differs) chunks join seamlessly.
   np.testing.assert_allclose(chunked[40:-40], whole[40:-40], atol=1e-4)
-
-
-def test_evaluate_metrics(trained_vqvae, trained_gan, prepared_dir):
-  frames = np.random.default_rng(0).standard_normal((30, 20))
-  assert evaluate.mel_cepstral_distortion(frames, frames) == 0.0
-  features = np.random.default_rng(1).standard_normal((50, 6))
-  assert latent_metrics.frechet_distance(features, features) == pytest.approx(0.0, abs=1e-6)
-  metrics = evaluate.evaluate(str(trained_vqvae[0]), str(prepared_dir), str(trained_gan[0]),
-                              num_samples=24)
-  assert metrics['vqvae/num_segments'] > 0
-  # Better than the trivial codec that outputs the mean spectrum for every frame.
-  assert 0 < metrics['vqvae/mel_spectral_convergence'] < (
-      metrics['baseline_mean_spectrum/mel_spectral_convergence'])
-  assert metrics['vqvae/mel_cepstral_distortion_db'] > 0
-  assert 0 < metrics['vqvae/codebook_usage'] <= 1
-  for kind in ('mfcc', 'encoder'):
-    # Real against real is closest; uniform codes are the farthest from real music.
-    assert metrics[f'floor/frechet_{kind}'] < metrics[f'baseline_uniform/frechet_{kind}']
-    assert metrics[f'baseline_iid/frechet_{kind}'] < metrics[f'baseline_uniform/frechet_{kind}']
-    assert np.isfinite(metrics[f'gan/frechet_{kind}'])
 
 
 def test_interpolation_starts_at_the_first_seed(trained_gan, tmp_path):
