@@ -90,7 +90,13 @@ def _ogg_truncation(path: pathlib.Path) -> str | None:
   return None
 
 
-def _read_with_soundfile(path: pathlib.Path) -> tuple[np.ndarray, int]:
+def _checked_info(path: pathlib.Path):
+  """libsndfile's info on `path`, after the truncation checks libsndfile lacks.
+
+  Raises:
+    AudioReadError: a WAV whose header promises more than the file holds, or
+      an Ogg file cut mid-page.
+  """
   info = soundfile.info(str(path))
   reason = None
   if info.format == 'WAV':
@@ -99,6 +105,11 @@ def _read_with_soundfile(path: pathlib.Path) -> tuple[np.ndarray, int]:
     reason = _ogg_truncation(path)
   if reason:
     raise AudioReadError(reason)
+  return info
+
+
+def _read_with_soundfile(path: pathlib.Path) -> tuple[np.ndarray, int]:
+  info = _checked_info(path)
   try:
     samples, sample_rate = soundfile.read(str(path), dtype='float32', always_2d=True)
   except (soundfile.LibsndfileError, RuntimeError) as e:
@@ -198,14 +209,7 @@ def _soundfile_blocks(path: pathlib.Path):
     soundfile.LibsndfileError: libsndfile cannot open the file (try ffmpeg).
     AudioReadError: a truncated WAV or Ogg file.
   """
-  info = soundfile.info(str(path))
-  reason = None
-  if info.format == 'WAV':
-    reason = _riff_truncation(path)
-  elif info.format == 'OGG':
-    reason = _ogg_truncation(path)
-  if reason:
-    raise AudioReadError(reason)
+  info = _checked_info(path)
   if info.subtype in FFMPEG_FASTER_SUBTYPES and ffmpeg_executable():
     sample_rate, channels, _, blocks = _ffmpeg_blocks(path, '')
     return sample_rate, channels, info.frames, blocks
