@@ -63,11 +63,13 @@ def segments(meta, data, split: str, batch_size: int = 16):
 def evaluate_vqvae(vqvae: pretrained.LoadedVQVAE, meta, data) -> dict:
   stems = list(data.stems)
   totals = {'l1': 0.0, 'sc': 0.0, 'mcd': 0.0, 'count': 0}
-  code_counts = np.zeros(len(vqvae.codebook))
+  code_counts = np.zeros((vqvae.num_levels, vqvae.codebook_size))
   for mel, stem_ids in segments(meta, data, records.VALIDATION_SPLIT):
     recon, aux = vqvae.jit_outputs(vqvae.state, mel)
     recon, codes = np.asarray(recon), np.asarray(aux['codes'])
-    code_counts += np.bincount(codes.reshape(-1), minlength=len(code_counts))
+    for level in range(vqvae.num_levels):
+      code_counts[level] += np.bincount(codes[..., level].reshape(-1),
+                                        minlength=vqvae.codebook_size)
     for index, stem_id in enumerate(stem_ids):
       stem = stems[int(stem_id)]
       target = vqvae.denormalize(mel[index], stem)
@@ -78,8 +80,12 @@ def evaluate_vqvae(vqvae: pretrained.LoadedVQVAE, meta, data) -> dict:
                                                mfcc_from_log_mel(estimate))
       totals['count'] += 1
   count = max(totals['count'], 1)
-  codebook = {f'vqvae/{name}': value
-              for name, value in quantizer_lib.codebook_statistics(code_counts).items()}
+  per_level = [quantizer_lib.codebook_statistics(counts) for counts in code_counts]
+  codebook = {f'vqvae/{name}': float(np.mean([level[name] for level in per_level]))
+              for name in ('codebook_usage', 'perplexity')}
+  codebook['vqvae/codebook_usage_min'] = float(min(level['codebook_usage']
+                                                   for level in per_level))
+  codebook['vqvae/bits_per_second'] = vqvae.bits_per_second()
   return {'vqvae/log_mel_l1': totals['l1'] / count,
           'vqvae/mel_spectral_convergence': totals['sc'] / count,
           'vqvae/mel_cepstral_distortion_db': totals['mcd'] / count,
@@ -128,16 +134,16 @@ def evaluate_gan(gan_workdir: str, vqvae: pretrained.LoadedVQVAE, meta, data,
   steps = meta.segment_frames // vqvae.time_stride
   keys, noise = sample.sample_keys_and_noise(generator, seed, range(num_samples))
   generated_codes = np.asarray(sample.generate_codes(
-      generator.graphdef, generator.params, jnp.asarray(vqvae.codebook), keys,
+      generator.graphdef, generator.params, jnp.asarray(vqvae.codebooks), keys,
       jnp.asarray(noise), steps, generator.temperature))
   train_codes = np.asarray(vqvae.jit_encode_to_codes(vqvae.state, np.concatenate(
       [mel for mel, _ in segments(meta, data, records.TRAIN_SPLIT)])))
   code_sets = {
       'gan': generated_codes,
       'baseline_uniform': latent_metrics.baseline_codes(
-          'uniform', train_codes, len(vqvae.codebook), generated_codes.shape, seed=1),
+          'uniform', train_codes, vqvae.codebook_size, generated_codes.shape, seed=1),
       'baseline_iid': latent_metrics.baseline_codes(
-          'iid', train_codes, len(vqvae.codebook), generated_codes.shape, seed=1),
+          'iid', train_codes, vqvae.codebook_size, generated_codes.shape, seed=1),
   }
   held_out = real_features(features, meta, data, records.VALIDATION_SPLIT, 0)
   train = real_features(features, meta, data, records.TRAIN_SPLIT, 0)

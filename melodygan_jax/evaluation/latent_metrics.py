@@ -1,15 +1,28 @@
 """How close generated code sequences are to real ones, and whether they copy.
 
-All functions take integer code sequences [num_sequences, steps] and plain
-NumPy; they run on the host after sampling.
+All functions take integer code sequences [num_sequences, steps, levels]
+(residual quantization: one code per level per step), the codebooks
+[levels, codebook_size, dim] and plain NumPy; they run on the host after
+sampling. Histograms are per level; order (bigrams) is judged on the first
+level, which carries the coarse content; copies are runs of whole steps.
 """
 import numpy as np
 import scipy.linalg
 
 
 def code_histogram(codes: np.ndarray, codebook_size: int) -> np.ndarray:
-  counts = np.bincount(np.asarray(codes).reshape(-1), minlength=codebook_size)
-  return counts / max(counts.sum(), 1)
+  """[..., levels] codes -> [levels, codebook_size] frequencies, each row summing to 1."""
+  codes = np.asarray(codes)
+  codes = codes.reshape(-1, codes.shape[-1])
+  counts = np.stack([np.bincount(codes[:, level], minlength=codebook_size)
+                     for level in range(codes.shape[1])]).astype(np.float64)
+  return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+
+
+def latents_of(codes: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
+  """[..., levels] codes -> [..., dim]: the sum of each level's entry."""
+  codes = np.asarray(codes)
+  return sum(np.asarray(codebooks[level])[codes[..., level]] for level in range(codes.shape[-1]))
 
 
 def jensen_shannon_distance(p: np.ndarray, q: np.ndarray) -> float:
@@ -23,13 +36,13 @@ def jensen_shannon_distance(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def bigram_js_distance(codes_a: np.ndarray, codes_b: np.ndarray) -> float:
-  """JS distance between the histograms of consecutive code pairs.
+  """JS distance between the histograms of consecutive first-level code pairs.
 
   Unlike the code histogram, this sees order: shuffling a sequence's codes in
   time changes it, so i.i.d. codes score badly however right their frequencies.
   """
   def pair_counts(codes):
-    codes = np.asarray(codes).astype(np.int64)
+    codes = np.asarray(codes)[..., 0].astype(np.int64)
     pairs = codes[:, :-1] * 2**20 + codes[:, 1:]  # One key per (code, next code).
     keys, counts = np.unique(pairs, return_counts=True)
     return dict(zip(keys.tolist(), counts.tolist()))
@@ -50,9 +63,9 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
   return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a + cov_b - 2.0 * covmean))
 
 
-def sequence_features(codes: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+def sequence_features(codes: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
   """Per sequence: mean and std over time of its latent vectors, [num, 2 * dim]."""
-  latents = np.asarray(codebook)[np.asarray(codes)]
+  latents = latents_of(codes, codebooks)
   return np.concatenate([latents.mean(1), latents.std(1)], axis=-1)
 
 
@@ -102,16 +115,21 @@ def longest_copied_runs(generated: np.ndarray, training: np.ndarray) -> np.ndarr
 
 
 def compare(generated: np.ndarray, real: np.ndarray, training: np.ndarray,
-            codebook: np.ndarray) -> dict:
-  """All metrics of `generated` against held-out `real` (and `training` for copies)."""
-  codebook_size = len(codebook)
+            codebooks: np.ndarray) -> dict:
+  """All metrics of `generated` against held-out `real` (and `training` for copies).
+
+  'code_js_distance' is the mean over levels of each level's histogram distance.
+  """
+  codebook_size = np.asarray(codebooks).shape[1]
   runs = longest_copied_runs(generated, training) / generated.shape[1]
+  generated_histogram = code_histogram(generated, codebook_size)
+  real_histogram = code_histogram(real, codebook_size)
   return {
-      'code_js_distance': jensen_shannon_distance(code_histogram(generated, codebook_size),
-                                                  code_histogram(real, codebook_size)),
+      'code_js_distance': float(np.mean([
+          jensen_shannon_distance(g, r) for g, r in zip(generated_histogram, real_histogram)])),
       'bigram_js_distance': bigram_js_distance(generated, real),
-      'latent_frechet': frechet_distance(sequence_features(generated, codebook),
-                                         sequence_features(real, codebook)),
+      'latent_frechet': frechet_distance(sequence_features(generated, codebooks),
+                                         sequence_features(real, codebooks)),
       'distinct_share': distinct_share(generated),
       'copied_run_mean': float(runs.mean()),
       'copied_run_p90': float(np.percentile(runs, 90)),
@@ -121,10 +139,15 @@ def compare(generated: np.ndarray, real: np.ndarray, training: np.ndarray,
 
 def baseline_codes(kind: str, training: np.ndarray, codebook_size: int, shape,
                    seed: int = 0) -> np.ndarray:
-  """'uniform' codes, or 'iid' draws from the training code frequencies."""
+  """'uniform' codes, or 'iid' draws from each level's training code frequencies.
+
+  `shape` is [num, steps, levels].
+  """
   rng = np.random.default_rng(seed)
   if kind == 'uniform':
     return rng.integers(0, codebook_size, size=shape)
   if kind == 'iid':
-    return rng.choice(codebook_size, size=shape, p=code_histogram(training, codebook_size))
+    histogram = code_histogram(training, codebook_size)
+    return np.stack([rng.choice(codebook_size, size=shape[:-1], p=histogram[level])
+                     for level in range(shape[-1])], axis=-1)
   raise ValueError(f'unknown baseline {kind!r}')

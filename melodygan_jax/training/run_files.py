@@ -65,7 +65,7 @@ def write_or_check_config(config: ml_collections.ConfigDict, workdir: str) -> No
 
   Raises:
     config_checks.ConfigError: a resumed run changes a field outside
-      RESUMABLE_FIELDS.
+      RESUMABLE_FIELDS, or its checkpoints hold another feature version's model.
   """
   path = pathlib.Path(workdir) / CONFIG_FILENAME
   resolved = json.loads(config.to_json())
@@ -74,6 +74,10 @@ def write_or_check_config(config: ml_collections.ConfigDict, workdir: str) -> No
     if jax.process_index() == 0:
       atomic_files.write_json(path, resolved)
     return
+  try:  # Checkpoints of other features would restore into the wrong shapes, or worse, fit.
+    pretrained.read_normalization(workdir)
+  except pretrained.WorkdirError as e:
+    raise config_checks.ConfigError(f'{e} (in a new --workdir)') from e
   changes = config_changes(atomic_files.read_json(path), resolved)
   refused = [field for field in changes if field not in RESUMABLE_FIELDS]
   if refused:

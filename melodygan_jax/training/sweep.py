@@ -32,7 +32,8 @@ SEARCH_SPACES = {
         'train.learning_rate': (1e-4, 3e-3, True),
         'model.commitment_cost': (0.05, 1.0, True),
         'model.ema_decay': (0.9, 0.999, False),
-        'model.cosine_codebook': [False, True],
+        'model.num_levels': [4, 8],
+        'model.quantizer_dropout': (0.0, 1.0, False),
         'loss.l1_weight': (0.0, 1.0, False),
     },
     'gan': {
