@@ -1,6 +1,7 @@
 """The codec on held-out real music: rate-distortion, codebook use, ViSQOL.
 
   python benchmarks/codec_bench.py [--steps=2000] [--num_excerpts=3] [--excerpt_seconds=30]
+      [--lr_warmup_steps=N] [--adversarial_start_step=N]   # shorter budgets
 
 Prepares the Debian game soundtracks (benchmarks/real_music.py; singularity-music
 and drascula-music, ~108 min of 44.1/48 kHz OGG, none of it the demo corpus)
@@ -76,14 +77,16 @@ def prepare_data(folder: pathlib.Path) -> pathlib.Path:
   return output
 
 
-def train(data_dir: pathlib.Path, steps: int) -> pathlib.Path:
-  workdir = CACHE / 'codec_run'
+def train(data_dir: pathlib.Path, steps: int, overrides: list[str]) -> pathlib.Path:
+  """Trains configs/vqvae.py (resuming); one workdir per step budget and overrides."""
+  name = '_'.join([f'codec_run_{steps}'] + [o.split('.')[-1].replace('=', '') for o in overrides])
+  workdir = CACHE / name
   if pretrained.latest_step(str(workdir)) != steps:
     subprocess.run([sys.executable, '-m', 'melodygan_jax.train', '--config=configs/vqvae.py',
                     f'--workdir={workdir}', f'--config.data.dataset_dir={data_dir}',
-                    f'--config.train.num_steps={steps}', '--config.train.eval_every_steps=1000',
-                    '--config.train.checkpoint_every_steps=250',
-                    '--config.train.log_every_steps=50'], cwd=ROOT, check=True)
+                    f'--config.train.num_steps={steps}', f'--config.train.eval_every_steps={steps}',
+                    f'--config.train.checkpoint_every_steps={max(steps // 8, 1)}',
+                    '--config.train.log_every_steps=25', *overrides], cwd=ROOT, check=True)
   return workdir
 
 
@@ -188,11 +191,20 @@ def main():
   parser.add_argument('--steps', type=int, default=2000)
   parser.add_argument('--num_excerpts', type=int, default=3)
   parser.add_argument('--excerpt_seconds', type=float, default=30.0)
+  parser.add_argument('--lr_warmup_steps', type=int, default=None,
+                      help='config.train.warmup_steps (default: the config\'s)')
+  parser.add_argument('--adversarial_start_step', type=int, default=None,
+                      help='config.loss.adversarial_start_step (default: the config\'s)')
   args = parser.parse_args()
+  overrides = []
+  if args.lr_warmup_steps is not None:
+    overrides.append(f'--config.train.warmup_steps={args.lr_warmup_steps}')
+  if args.adversarial_start_step is not None:
+    overrides.append(f'--config.loss.adversarial_start_step={args.adversarial_start_step}')
   start = time.perf_counter()
   folder = music_folder()
   data_dir = prepare_data(folder)
-  workdir = train(data_dir, args.steps)
+  workdir = train(data_dir, args.steps, overrides)
   vqvae = pretrained.load_vqvae(str(workdir))
   distortion = held_out_rate_distortion(vqvae, data_dir)
   files = held_out_excerpts(data_dir, folder, args.num_excerpts, args.excerpt_seconds)
@@ -215,7 +227,7 @@ def main():
   mean = lambda kind, name: float(np.mean([row[kind][name] for row in excerpts]))
   full = distortion['levels'][vqvae.num_levels]
   figures = {
-      'steps': vqvae.step, 'bits_per_second': round(full['bits_per_second'], 1),
+      'steps': vqvae.step, 'overrides': overrides, 'bits_per_second': round(full['bits_per_second'], 1),
       'mel_spectral_convergence': round(full['mel_spectral_convergence'], 4),
       'log_mel_l1': round(full['log_mel_l1'], 4),
       'codebook_usage_min': round(min(usage), 4),
