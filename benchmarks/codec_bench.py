@@ -77,11 +77,12 @@ def prepare_data(folder: pathlib.Path) -> pathlib.Path:
   return output
 
 
-def train(data_dir: pathlib.Path, steps: int, overrides: list[str]) -> pathlib.Path:
+def train(data_dir: pathlib.Path, steps: int, overrides: list[str],
+          train_further: bool = True) -> pathlib.Path:
   """Trains configs/vqvae.py (resuming); one workdir per step budget and overrides."""
   name = '_'.join([f'codec_run_{steps}'] + [o.split('.')[-1].replace('=', '') for o in overrides])
   workdir = CACHE / name
-  if pretrained.latest_step(str(workdir)) != steps:
+  if train_further and pretrained.latest_step(str(workdir)) != steps:
     subprocess.run([sys.executable, '-m', 'melodygan_jax.train', '--config=configs/vqvae.py',
                     f'--workdir={workdir}', f'--config.data.dataset_dir={data_dir}',
                     f'--config.train.num_steps={steps}', f'--config.train.eval_every_steps={steps}',
@@ -195,6 +196,8 @@ def main():
                       help='config.train.warmup_steps (default: the config\'s)')
   parser.add_argument('--adversarial_start_step', type=int, default=None,
                       help='config.loss.adversarial_start_step (default: the config\'s)')
+  parser.add_argument('--no_train', action='store_true',
+                      help='Evaluate the latest checkpoint of the run as it is.')
   args = parser.parse_args()
   overrides = []
   if args.lr_warmup_steps is not None:
@@ -204,7 +207,7 @@ def main():
   start = time.perf_counter()
   folder = music_folder()
   data_dir = prepare_data(folder)
-  workdir = train(data_dir, args.steps, overrides)
+  workdir = train(data_dir, args.steps, overrides, train_further=not args.no_train)
   vqvae = pretrained.load_vqvae(str(workdir))
   distortion = held_out_rate_distortion(vqvae, data_dir)
   files = held_out_excerpts(data_dir, folder, args.num_excerpts, args.excerpt_seconds)
