@@ -55,6 +55,7 @@ def trained_vqvae(prepared_dir, tmp_path_factory):
   from melodygan_jax.training import metric_writer  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import parallel  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import loop  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.training import run_files  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import vqvae_trainer  # pylint: disable=g-import-not-at-top
   config = vqvae_tiny.get_config()
   config.data.dataset_dir = str(prepared_dir)
@@ -67,6 +68,7 @@ def trained_vqvae(prepared_dir, tmp_path_factory):
   before = trainer.evaluate(initial, metric_writer.MetricWriter(str(workdir / 'before')), 0)
   final = loop.train_and_evaluate(trainer, config.train, str(workdir))
   (workdir / 'config.json').write_text(config.to_json())
+  run_files.write_normalization(str(workdir), trainer.meta.normalization)
   return workdir, before, parallel.host_values(final)
 
 

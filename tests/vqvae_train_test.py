@@ -48,7 +48,7 @@ def saved_steps(workdir):
   return sorted(int(p.name) for p in folder.glob('*') if p.name.isdigit()) if folder.exists() else []
 
 
-def wait_for_checkpoint(process, workdir, after_step, timeout_s=240):
+def wait_for_checkpoint(process, workdir, after_step, timeout_s=600):
   deadline = time.time() + timeout_s
   while time.time() < deadline:
     if [s for s in saved_steps(workdir) if s > after_step]:
