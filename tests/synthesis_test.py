@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import librosa
 import numpy as np
 import pytest
+import scipy.ndimage
 import soundfile
 
 from data_prep import demo_corpus
@@ -89,10 +90,11 @@ def test_long_samples_have_no_clicks(trained_gan, tmp_path):
   clip, _ = soundfile.read(tmp_path / manifest['samples'][0]['wav'], dtype='float32')
   assert len(clip) == 12 * 22050 and np.abs(clip).max() > 0.01
   spectrum = np.abs(librosa.stft(clip, n_fft=1024, hop_length=256)) ** 2
-  # Griffin-Lim leaves nothing above the mel range (8 kHz); a click or seam is
-  # broadband and would put energy there in its frame.
-  high_share = spectrum[400:].sum(0) / (spectrum.sum(0) + 1e-12)
-  assert high_share.max() < 1e-3
+  # A click or seam is broadband and sudden: in its frame the share of energy
+  # above 10 kHz jumps far above that of the frames around it.
+  high_share = spectrum[465:].sum(0) / (spectrum.sum(0) + 1e-12)
+  local = scipy.ndimage.median_filter(high_share, size=17, mode='nearest')
+  assert np.max(high_share / (local + 1e-4)) < 20
 
 
 def chromium():
