@@ -48,8 +48,8 @@ CLIP_S = 5.0
 def end_to_end(seconds: float, num_samples: int, batch_size: int) -> float:
   """Seconds of audio per wall-second: generate, decode, invert (after a warm-up)."""
   v_config = vqvae_config.get_config()
-  graphdef, state, _, _ = vqvae_trainer.init_state(v_config)
-  codebook = state.codebook['quantizer']['codebook'][...]
+  (graphdef, _), state, _, _ = vqvae_trainer.init_state(v_config)
+  codebook = nnx.merge(graphdef, state.params, state.codebook).quantizer.codebooks()
   g_config = gan_config.get_config()
   gen_graphdef, _, gan_state, _ = gan_trainer.init_state(g_config, *codebook.shape)
   generator = pretrained.LoadedGenerator(config=g_config, vqvae=None, graphdef=gen_graphdef,

@@ -27,6 +27,7 @@ import jax.numpy as jnp  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
 from configs import vqvae as vqvae_config  # pylint: disable=wrong-import-position
+from melodygan_jax.audio import contract  # pylint: disable=wrong-import-position
 from melodygan_jax.training import vqvae_trainer  # pylint: disable=wrong-import-position
 
 
@@ -42,12 +43,16 @@ def matmul_peak_flops(dtype, size=2048, repeats=10) -> float:
   return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
-def time_jax(dtype: str, batch, steps: int) -> dict:
+def time_jax(dtype: str, batch, steps: int, adversarial: bool = True) -> dict:
   config = vqvae_config.get_config()
   config.model.dtype = dtype
-  graphdef, state, optimizer, schedule = vqvae_trainer.init_state(config)
-  step_fn = jax.jit(functools.partial(vqvae_trainer.train_step, graphdef, optimizer, schedule,
-                                      config), donate_argnums=0)
+  if adversarial:  # Time a step after the warm-up: codec and discriminator.
+    config.loss.adversarial_start_step = 0
+  else:
+    config.loss.adversarial_start_step = config.train.num_steps
+  (graphdef, disc_graphdef), state, optimizers, schedule = vqvae_trainer.init_state(config)
+  step_fn = jax.jit(functools.partial(vqvae_trainer.train_step, graphdef, disc_graphdef,
+                                      *optimizers, schedule, config), donate_argnums=0)
   rng = jax.random.key(0)
   start = time.perf_counter()
   compiled = step_fn.lower(state, batch, rng).compile()
@@ -95,7 +100,8 @@ def main():
   args = parser.parse_args()
   config = vqvae_config.get_config()
   batch_size, frames = config.train.batch_size, config.data.crop_frames
-  batch_np = np.random.default_rng(0).standard_normal((batch_size, frames, 80), np.float32)
+  batch_np = np.random.default_rng(0).standard_normal((batch_size, frames, contract.NUM_MELS),
+                                                      np.float32)
   batch = {'mel': jnp.asarray(batch_np)}
   platform = jax.devices()[0].platform
   peak32 = matmul_peak_flops(jnp.float32)
@@ -118,6 +124,10 @@ def main():
     })
     figures['params'] = result['params']
     figures['model_gflops_per_step'] = round(result['flops'] / 1e9, 2)
+  warmup = time_jax('float32', batch, args.steps, adversarial=False)
+  rows.append((f'JAX float32, warm-up steps (no D)', warmup['step_s'], warmup['compile_s'],
+               warmup['flops'] / warmup['step_s'] / peak32))
+  figures['jax_f32_warmup_step_ms'] = round(warmup['step_s'] * 1e3, 1)
   if not args.skip_torch:
     for bf16 in (False, True):
       result = time_torch(batch_np, args.steps, bf16)
@@ -129,7 +139,9 @@ def main():
     figures['speedup_vs_torch'] = round(figures['torch_f32_step_ms'] / figures['jax_f32_step_ms'], 3)
     figures['speedup_vs_torch_bf16'] = round(
         figures['torch_bf16_step_ms'] / figures['jax_bf16_step_ms'], 3)
-  print(f'VQ-VAE train step, configs/vqvae.py: batch {batch_size} x {frames} frames x 80 mels, '
+  print(f'VQ-VAE train step, configs/vqvae.py: batch {batch_size} x {frames} frames x '
+        f'{contract.NUM_MELS} mels, {config.model.num_levels} residual levels, after the '
+        'discriminator warm-up (codec and discriminator trained each step), '
         f'{figures["params"] / 1e6:.2f} M parameters, {figures["model_gflops_per_step"]} GFLOP/step')
   print(f'measured matmul peak: {peak32 / 1e9:.0f} GFLOP/s float32, {peak16 / 1e9:.0f} bf16')
   print(f'{"":36s} {"ms/step":>9s} {"steps/s":>8s} {"compile s":>10s} {"MFU":>6s}')

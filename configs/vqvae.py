@@ -8,8 +8,10 @@ r"""VQ-VAE on log-mel crops: the codebook every later stage speaks.
       --study_name=vqvae --num_trials=20 --config.data.dataset_dir=data/ \
       --config.train.num_steps=2000 --config.train.eval_every_steps=250
 
-A [batch, 128, 80] crop becomes [batch, 32, 64] latents (time stride 4), each
-vector one of 512 codes.
+A [batch, 128, 128] crop (frames, mels: full band, 0-11,025 Hz) becomes
+[batch, 32, 64] latents (time stride 4), each vector a sum of one of 1,024 codes
+from each of 8 residual levels: [batch, 32, 8] codes, 80 bits per 11.6 ms step,
+1,723 bit/s. Decoding the first n levels alone gives n/8 of that bit rate.
 """
 import ml_collections
 
@@ -26,25 +28,37 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.widths = (256, 256, 256)  # Channels at each time resolution.
   config.model.strides = (2, 2)  # Time downsampling per stage; total stride 4.
   config.model.num_res_blocks = 2  # Per resolution, encoder and decoder alike.
-  config.model.codebook_size = 512
+  config.model.num_levels = 8  # Residual quantizer levels (SoundStream, EnCodec, DAC).
+  config.model.codebook_size = 1024  # Per level: 10 bits per level per step.
   config.model.codebook_dim = 64
+  # Share of examples trained with a random 1..num_levels levels (DAC: 0.5), so
+  # every prefix of the levels decodes well: one model, several bit rates.
+  config.model.quantizer_dropout = 0.5
   config.model.ema_decay = 0.99  # Codebook EMA; ~100 steps of memory.
-  config.model.commitment_cost = 0.25  # Beta in the VQ-VAE paper.
-  config.model.cosine_codebook = False  # l2-normalized lookup (pair with a small dim).
+  config.model.commitment_cost = 0.25  # Beta in the VQ-VAE paper; summed over levels.
   config.model.kmeans_init_batches = 4  # First batches whose encodings seed k-means.
   config.model.usage_window_steps = 100  # Codes unused this long are dead...
   config.model.restart_every_steps = 100  # ...and restarted this often.
+  # Multi-scale 2-D patch discriminator on the normalized log-mel (VQGAN-style).
+  config.model.discriminator_channels = (16, 32, 64)  # 4x4 stride-2 convs per scale.
+  config.model.discriminator_scales = 3  # Input, then average-pooled by 2 and 4.
   config.model.dtype = 'auto'  # Compute dtype: bfloat16 on GPU/TPU, float32 on CPU.
 
   config.loss = ml_collections.ConfigDict()
   config.loss.l1_weight = 1.0  # On normalized log-mel.
   config.loss.mse_weight = 1.0
+  # Reconstruction alone first: a discriminator facing blurry early outputs
+  # wins at once and teaches nothing (VQGAN's disc_start).
+  config.loss.adversarial_start_step = 1_000
+  config.loss.adversarial_weight = 0.05  # Hinge loss of the codec against the discriminator.
+  config.loss.feature_matching_weight = 0.5  # EnCodec's relative L1 on discriminator features.
 
   config.train = common.train_config()
   config.train.learning_rate = 3e-4
   config.train.warmup_steps = 1_000
   config.train.end_learning_rate = 3e-5  # Cosine decay ends here.
   config.train.grad_clip_norm = 1.0
+  config.train.discriminator_learning_rate = 3e-4  # Constant; Adam betas (0.5, 0.9).
   # `python -m melodygan_jax.sweep`: scored by held-out reconstruction MSE.
   config.sweep = common.sweep_config(metric='eval/mse')
   config.sweep.space.train = {'learning_rate': 'log_uniform(1e-4, 3e-3)'}

@@ -14,10 +14,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.shuffle_buffer = 256
   config.model.widths = (32, 48, 64)
   config.model.num_res_blocks = 1
+  config.model.num_levels = 3
   config.model.codebook_size = 64
   config.model.codebook_dim = 16
   config.model.usage_window_steps = 20
   config.model.restart_every_steps = 20
+  config.model.discriminator_channels = (4, 8)
+  config.model.discriminator_scales = 2
+  config.loss.adversarial_start_step = 100
   config.train.num_steps = 3_000
   config.train.batch_size = 16
   config.train.learning_rate = 2e-3

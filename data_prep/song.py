@@ -39,7 +39,9 @@ class SongOptions:
   separation: separation_lib.SeparationOptions = separation_lib.SeparationOptions()
 
   def digest(self) -> str:
-    fields = {'version': PROCESSING_VERSION, **dataclasses.asdict(self)}
+    # The feature version too: a contract change redoes the features, never reuses them.
+    fields = {'version': PROCESSING_VERSION, 'feature_version': contract.FEATURE_VERSION,
+              **dataclasses.asdict(self)}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -24,6 +24,7 @@ NUM_SONGS = 4
 VQVAE_OVERRIDES = {'train.num_steps': 240, 'train.checkpoint_every_steps': 40,
                    'train.eval_every_steps': 120, 'train.log_every_steps': 40}
 SONG_SECONDS = 9.0
+VQVAE_ADVERSARIAL_START_STEP = 100  # configs/vqvae_tiny.py's warm-up.
 
 
 @pytest.fixture(scope='session')

@@ -7,6 +7,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -27,32 +28,37 @@ OVERRIDES = conftest.GAN_OVERRIDES
 
 
 @pytest.mark.parametrize('output', ['gumbel', 'snap'])
-def test_generated_latents_are_codebook_entries_of_any_length(output):
-  codebook = jax.random.normal(jax.random.key(0), (13, 7))
+def test_generated_latents_are_residual_codebook_sums_of_any_length(output):
+  codebooks = jax.random.normal(jax.random.key(0), (2, 13, 7)) * jnp.array([1.0, 0.3])[:, None, None]
   generator = gan_models.Generator(noise_dim=5, noise_channels=3, width=11, dilations=(1, 2),
-                                   codebook_size=13, codebook_dim=7, output=output,
-                                   rngs=nnx.Rngs(0))
+                                   num_levels=2, codebook_size=13, codebook_dim=7,
+                                   output=output, rngs=nnx.Rngs(0))
 
   @nnx.jit(static_argnums=(2,))
   def generate(generator, rng, steps):
     global_noise, step_noise = generator.sample_noise(rng, 3, steps)
-    return generator(global_noise, step_noise, codebook, rng)
+    return generator(global_noise, step_noise, codebooks, rng)
 
   for steps in (1, 8, 50):
     latents, codes, probs = generate(generator, jax.random.key(steps), steps)
-    assert latents.shape == (3, steps, 7) and codes.shape == (3, steps)
-    np.testing.assert_allclose(latents, codebook[codes], atol=1e-5)
+    assert latents.shape == (3, steps, 7) and codes.shape == (3, steps, 2)
+    np.testing.assert_allclose(latents, codebooks[0][codes[..., 0]] + codebooks[1][codes[..., 1]],
+                               atol=1e-5)
+    assert probs.shape == (3, steps, 2, 13)
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
 
 
+
 def synthetic_codes(rng, count, length, patterns):
-  """Sequences that repeat one of a few code patterns from a random phase."""
+  """[count, length, 2]: level 1 repeats one of a few patterns from a random phase;
+  level 2 is a fixed function of level 1."""
   rows = []
   for _ in range(count):
     pattern = patterns[rng.integers(len(patterns))]
     start = rng.integers(len(pattern))
     rows.append([pattern[(start + i) % len(pattern)] for i in range(length)])
-  return np.asarray(rows, np.int32)
+  first = np.asarray(rows, np.int32)
+  return np.stack([first, (7 * first + 3) % 16], axis=-1)
 
 
 def test_gan_learns_the_structure_of_synthetic_latents():
@@ -61,7 +67,8 @@ def test_gan_learns_the_structure_of_synthetic_latents():
   data = latent_cache.LatentData(
       train_codes=synthetic_codes(rng, 300, 24, patterns),
       validation_codes=synthetic_codes(rng, 60, 24, patterns),
-      codebook=rng.standard_normal((16, 8)).astype(np.float32))
+      codebooks=(rng.standard_normal((2, 16, 8)) * np.array([1.0, 0.3])[:, None, None]
+                 ).astype(np.float32))
   config = gan_tiny.get_config()
   config.data.crop_frames = 12  # No VQ-VAE here: one frame per code.
   config.loss.code_usage_weight = 1.0  # A lighter pull on code use learns order faster.
@@ -79,7 +86,8 @@ def test_gan_learns_the_structure_of_synthetic_latents():
   assert np.isfinite(float(metrics['train/loss']))
   real_hist = latent_metrics.code_histogram(data.validation_codes, 16)
   generated = trainer.generated_codes(state, 128)
-  uniform_js = latent_metrics.jensen_shannon_distance(real_hist, np.full(16, 1 / 16))
+  uniform_js = np.mean([latent_metrics.jensen_shannon_distance(level, np.full(16, 1 / 16))
+                        for level in real_hist])
   assert after['eval/code_js_distance'] < 0.6 * before['eval/code_js_distance']
   assert after['eval/code_js_distance'] < 0.6 * uniform_js
   assert after['eval/bigram_js_distance'] < after['baseline_iid/bigram_js_distance'] - 0.15
@@ -134,7 +142,7 @@ def test_kill_9_and_resume_equals_uninterrupted(trained_vqvae, trained_gan, tmp_
   _, stderr = process.communicate(timeout=300)
   assert process.returncode == 0, stderr[-2000:]
   assert f'resuming from the checkpoint of step {killed_at}' in stderr
-  trainer_state = gan_trainer.init_state(config, 64, 16)[2]
+  trainer_state = gan_trainer.init_state(config, 3, 64, 16)[2]
   resumed, step = checkpoints.restore_step(str(workdir), trainer_state)
   assert step == 300
   for a, b in zip(jax.tree.leaves(parallel.host_values(resumed)),
@@ -148,7 +156,8 @@ def test_step_on_4_devices_matches_1_device(trained_vqvae, tmp_path):
   config = tiny_config(trained_vqvae[0])
   vqvae = gan_trainer.check_config(config)
   data = gan_trainer.load_or_encode_latents(config, str(tmp_path), vqvae, parallel.make_mesh())
-  assert data.train_codes.shape[1] == 16  # 64-frame segments / stride 4.
+  assert data.train_codes.shape[1:] == (16, 3)  # 64-frame segments / stride 4; 3 levels.
+  assert data.codebooks.shape == (3, 64, 16)
   results = []
   for devices in (jax.devices(), jax.devices()[:1]):
     trainer = gan_trainer.GANTrainer(config, data, vqvae, mesh=parallel.make_mesh(devices))
@@ -172,8 +181,8 @@ def test_missing_or_mismatched_vqvae_workdir_is_one_line(trained_vqvae, tmp_path
   config = tiny_config(trained_vqvae[0])
   vqvae = gan_trainer.check_config(config)
   (tmp_path / 'run').mkdir()
-  np.savez(tmp_path / 'run' / 'latents.npz', train_codes=np.zeros((1, 16)),
-           validation_codes=np.zeros((1, 16)), codebook=np.zeros((64, 16)))
+  np.savez(tmp_path / 'run' / 'latents.npz', train_codes=np.zeros((1, 16, 3)),
+           validation_codes=np.zeros((1, 16, 3)), codebooks=np.zeros((3, 64, 16)))
   (tmp_path / 'run' / 'latents.json').write_text(json.dumps(
       {'vqvae_workdir': '/elsewhere', 'vqvae_step': 7, 'dataset_dir': '', 'stems': []}))
   with pytest.raises(latent_cache.LatentCacheError, match='use a new --workdir'):

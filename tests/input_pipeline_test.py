@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from configs import common
+from melodygan_jax.audio import contract
 from melodygan_jax.data import input_pipeline
 
 
@@ -29,7 +30,7 @@ def take(iterator, count):
 
 def test_train_batches_shape_and_normalization(data, meta):
   batches = take(input_pipeline.train_batches(data, meta, local_batch_size=7, seed=0), 12)
-  assert batches[0]['mel'].shape == (7, 48, 80) and batches[0]['mel'].dtype == np.float32
+  assert batches[0]['mel'].shape == (7, 48, contract.NUM_MELS) and batches[0]['mel'].dtype == np.float32
   assert batches[0]['stem'].tolist() == [0] * 7
   mels = np.concatenate([b['mel'] for b in batches])
   assert abs(mels.mean()) < 0.15 and 0.8 < mels.std() < 1.2

@@ -18,6 +18,7 @@ from data_prep import prepare
 from data_prep import shards
 from data_prep import workers
 from melodygan_jax.audio import audio_io
+from melodygan_jax.audio import contract
 from melodygan_jax.data import records
 
 PREPARE_FLAGS = ['--segment_frames=64', '--validation_fraction=0.25']
@@ -40,7 +41,7 @@ def test_tfds_opens_the_data_set(prepared_dir):
   validation = builder.info.splits['validation'].num_examples
   assert train > 0 and validation > 0
   example = next(iter(tfds.as_numpy(builder.as_dataset(split='validation'))))
-  assert example['mel'].shape == (64, 80) and example['mel'].dtype == np.float32
+  assert example['mel'].shape == (64, contract.NUM_MELS) and example['mel'].dtype == np.float32
   assert example['mfcc'].shape == (64, 20)
   assert example['stem'] == b'mix'
   assert example['source'].decode().startswith('song_')

@@ -5,6 +5,7 @@ import numpy as np
 from flax import nnx
 
 from melodygan_jax.models import quantizer as quantizer_lib
+from melodygan_jax.models import residual_quantizer
 from melodygan_jax.models import vqvae
 
 
@@ -88,7 +89,7 @@ def run_model(model, mel):
 
 def make_model(dtype):
   return vqvae.VQVAE(num_mels=13, widths=(7, 11, 5), strides=(2, 2), num_res_blocks=1,
-                     codebook_size=17, codebook_dim=3, ema_decay=0.99, cosine_codebook=False,
+                     num_levels=3, codebook_size=17, codebook_dim=3, ema_decay=0.99,
                      usage_window_steps=4, restart_every_steps=4, rngs=nnx.Rngs(0), dtype=dtype)
 
 
@@ -99,8 +100,62 @@ def test_vqvae_shapes_and_dtypes():
     recon, codes, latents, from_codes, from_latents = run_model(model, mel)
     assert recon.shape == mel.shape and recon.dtype == jnp.float32
     assert jnp.all(jnp.isfinite(recon))
-    assert codes.shape == (2, 11) and codes.dtype == jnp.int32
+    assert codes.shape == (2, 11, 3) and codes.dtype == jnp.int32
     assert latents.shape == (2, 11, 3)
     np.testing.assert_allclose(from_codes, from_latents, atol=1e-5)
     params = nnx.state(model, nnx.Param)
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
+
+
+def make_residual_quantizer(num_levels=4, decay=0.99):
+  return residual_quantizer.ResidualVectorQuantizer(
+      num_levels, 16, 5, decay=decay, usage_window_steps=3, restart_every_steps=3,
+      rngs=nnx.Rngs(1))
+
+
+def test_each_residual_level_quantizes_what_the_levels_before_left():
+  z = jax.random.normal(jax.random.key(4), (6, 40, 5))
+  quantizer = make_residual_quantizer()
+  quantizer.kmeans_init(z, jax.random.key(5))
+  latents, aux = quantizer(z)
+  codes = aux['codes']
+  assert codes.shape == (6, 40, 4) and aux['residuals'].shape == (4, 6, 40, 5)
+  np.testing.assert_allclose(latents, quantizer.codes_to_latents(codes), atol=1e-5)
+  np.testing.assert_array_equal(codes, quantizer.nearest_codes(z))
+  errors = [float(jnp.mean(jnp.square(z - quantizer.codes_to_latents(codes[..., :n]))))
+            for n in range(1, 5)]
+  assert all(later < 0.9 * earlier for earlier, later in zip(errors, errors[1:])), errors
+  # Level 2 saw the residual of level 1, not z itself.
+  np.testing.assert_allclose(aux['residuals'][1],
+                             z - quantizer.levels[0].codes_to_latents(codes[..., 0]), atol=1e-5)
+
+
+def test_quantizer_dropout_keeps_only_the_first_levels_of_each_example():
+  z = jax.random.normal(jax.random.key(6), (3, 8, 5))
+  quantizer = make_residual_quantizer()
+  quantizer.kmeans_init(z, jax.random.key(7))
+  latents, aux = quantizer(z, active_levels=jnp.array([1, 2, 4]))
+  for example, kept in enumerate((1, 2, 4)):
+    np.testing.assert_allclose(
+        latents[example], quantizer.codes_to_latents(aux['codes'][example, :, :kept]), atol=1e-5)
+  counts = residual_quantizer.sample_active_levels(jax.random.key(0), 4000, 4, 0.5)
+  assert int(counts.min()) == 1 and int(counts.max()) == 4
+  assert 0.55 < float(jnp.mean(counts == 4)) < 0.7  # Half kept all, a quarter of the rest too.
+  assert bool(jnp.all(residual_quantizer.sample_active_levels(jax.random.key(0), 50, 4, 0.0) == 4))
+
+
+def test_every_level_moves_its_own_codebook_and_counts_its_own_use():
+  z = jax.random.normal(jax.random.key(8), (4, 30, 5))
+  quantizer = make_residual_quantizer(num_levels=2, decay=0.5)
+  quantizer.kmeans_init(z, jax.random.key(9))
+  before = quantizer.codebooks()
+  shifted = z + 0.5
+  for step in range(3):
+    _, aux = quantizer(shifted)
+    quantizer.update_codebook(aux['residuals'], aux['codes'], jnp.int32(step),
+                              jax.random.key(step))
+  after = quantizer.codebooks()
+  assert float(jnp.max(jnp.abs(after[0] - before[0]))) > 0.2
+  assert float(jnp.max(jnp.abs(after[1] - before[1]))) > 0.01
+  usage = quantizer.usage_share()
+  assert usage.shape == (2,) and bool(jnp.all(usage > 0))

@@ -2,12 +2,13 @@
 import numpy as np
 import tensorflow as tf
 
+from melodygan_jax.audio import contract
 from melodygan_jax.data import records
 
 
 def test_serialize_segment_decodes_with_tfds_features():
   rng = np.random.default_rng(0)
-  mel = rng.standard_normal((13, 80)).astype(np.float32)
+  mel = rng.standard_normal((13, contract.NUM_MELS)).astype(np.float32)
   mfcc = rng.standard_normal((13, 20)).astype(np.float32)
   serialized = records.serialize_segment(mel, mfcc, 'album/song.mp3', 2.5, 'vocals')
   features = records.features_dict(13)

@@ -240,4 +240,4 @@ def test_interpolation_starts_at_the_first_seed(trained_gan, tmp_path):
                          seconds=1.0, seed=0, interpolate=(3, 4), show_progress=False)
   assert moving['interpolate'] == [3, 4] and len(moving['samples']) == 4
   assert moving['samples'][0]['codes'] == plain['samples'][0]['codes']
-  assert len({tuple(s['codes']) for s in moving['samples']}) > 1  # It moves.
+  assert len({str(s['codes']) for s in moving['samples']}) > 1  # It moves.

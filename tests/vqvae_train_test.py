@@ -48,7 +48,7 @@ def saved_steps(workdir):
   return sorted(int(p.name) for p in folder.glob('*') if p.name.isdigit()) if folder.exists() else []
 
 
-def wait_for_checkpoint(process, workdir, after_step, timeout_s=240):
+def wait_for_checkpoint(process, workdir, after_step, timeout_s=600):
   deadline = time.time() + timeout_s
   while time.time() < deadline:
     if [s for s in saved_steps(workdir) if s > after_step]:
@@ -79,6 +79,17 @@ def test_training_lowers_validation_loss(uninterrupted):
   assert after['eval/l1'] < before['eval/l1']
   assert after['eval/spectral_convergence'] < before['eval/spectral_convergence']
   assert after['eval/codebook_usage'] > 0.3 and after['eval/perplexity'] > 5
+  assert after['eval/codebook_usage_min'] > 0.3  # Every residual level is in use.
+  # Each level refines the last: decoding fewer levels is worse, at a lower bit rate.
+  assert (after['eval/levels_1/spectral_convergence'] > after['eval/levels_2/spectral_convergence']
+          > after['eval/spectral_convergence'])
+  assert after['eval/bits_per_second'] == pytest.approx(3 * 6 * 22050 / 256 / 4)
+  train_rows = [row for row in rows if 'train/adversarial' in row]
+  start = conftest.VQVAE_ADVERSARIAL_START_STEP
+  # The discriminator joins after the warm-up, not before.
+  assert all(row['train/discriminator'] == 0 for row in train_rows if row['step'] <= start)
+  assert all(row['train/discriminator'] > 0 and row['train/feature_matching'] > 0
+             for row in train_rows if row['step'] > start + 1)
   assert int(final.step) == NUM_STEPS
   assert saved_steps(workdir) == [160, 200, 240]  # keep_checkpoints=3.
   from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
@@ -182,6 +193,14 @@ def test_config_errors_are_one_line_and_name_the_field(prepared_dir, tmp_path):
   assert f"{tmp_path / 'none'}" in error_of(
       lambda c: setattr(c.data, 'dataset_dir', str(tmp_path / 'none')))
   assert 'config.model.dtype' in error_of(lambda c: setattr(c.model, 'dtype', 'float16'))
+  assert 'config.data.crop_frames=30: must be a multiple of the time stride 4' in error_of(
+      lambda c: setattr(c.data, 'crop_frames', 30))
+  assert 'config.model.quantizer_dropout=1.5: must be in [0, 1]' in error_of(
+      lambda c: setattr(c.model, 'quantizer_dropout', 1.5))
+  assert 'config.model.num_levels=0: must be a positive number' in error_of(
+      lambda c: setattr(c.model, 'num_levels', 0))
+  assert 'config.model.discriminator_scales=5: with 2 convolutions per scale' in error_of(
+      lambda c: setattr(c.model, 'discriminator_scales', 5))
 
   started = time.time()  # The CLI fails in seconds, before compiling anything.
   process = start_cli(*cli_flags(prepared_dir, tmp_path / 'w'), '--config.data.crop_frames=128')
@@ -190,3 +209,31 @@ def test_config_errors_are_one_line_and_name_the_field(prepared_dir, tmp_path):
   assert stderr.strip().splitlines()[-1].startswith('train: data.crop_frames=128')
   assert time.time() - started < 60
   assert not (tmp_path / 'w' / 'checkpoints').exists()
+
+
+def test_data_sets_and_workdirs_of_old_features_are_refused(prepared_dir, uninterrupted, tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.generation import pretrained  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.training import run_files  # pylint: disable=g-import-not-at-top
+  old_data = tmp_path / 'old_data'
+  shutil.copytree(prepared_dir, old_data)
+  stats = json.loads((old_data / 'stats.json').read_text())
+  (old_data / 'stats.json').write_text(json.dumps({**stats, 'feature_version': 1}))
+  with pytest.raises(input_pipeline.DatasetError, match=r'version 1, .*re-run python -m data_prep.prepare'):
+    input_pipeline.load_dataset_meta(str(old_data))
+
+  workdir, _, _ = uninterrupted
+  old_run = tmp_path / 'old_run'
+  shutil.copytree(workdir, old_run)
+  normalization = json.loads((old_run / 'normalization.json').read_text())
+  (old_run / 'normalization.json').write_text(json.dumps({**normalization, 'feature_version': 1}))
+  with pytest.raises(pretrained.WorkdirError, match='version 1') as error:
+    pretrained.load_vqvae(str(old_run))  # Inference: refused before restoring anything.
+  assert '\n' not in str(error.value)
+  with pytest.raises(ValueError, match=r'version 1.*new --workdir'):
+    run_files.write_or_check_config(tiny_config(prepared_dir), str(old_run))  # Resuming.
+  (old_run / 'normalization.json').unlink()  # Runs older than the file had version 1 too.
+  with pytest.raises(pretrained.WorkdirError, match='version 1'):
+    pretrained.load_vqvae(str(old_run))

@@ -14,9 +14,9 @@ SAMPLE_RATE_HZ = 22_050
 N_FFT = 1024
 WIN_LENGTH = 1024
 HOP_LENGTH = 256
-NUM_MELS = 80
+NUM_MELS = 128
 MEL_FMIN_HZ = 0.0
-MEL_FMAX_HZ = 8_000.0
+MEL_FMAX_HZ = SAMPLE_RATE_HZ / 2  # Full band: up to Nyquist, nothing is cut.
 LOG_MEL_FLOOR = 1e-5  # Log-mel = log(max(mel magnitude, floor)).
 NUM_MFCC = 20
 _FFT_BATCH_FRAMES = 4096  # Frames per batched FFT call.
@@ -25,13 +25,21 @@ STEM_KINDS = ('mix', 'vocals', 'instrumental')
 
 # Data sets, workdirs and checkpoints record this; anything computed with other
 # settings than the ones above is refused, never silently mis-read.
-FEATURE_VERSION = 1
+# 1: 80 bands to 8 kHz. 2: 128 bands to 11,025 Hz (the 8 kHz cap alone took a
+# real excerpt from ViSQOL 4.69 to 2.60 under the same Griffin-Lim).
+FEATURE_VERSION = 2
 FEATURE_DESCRIPTION = (f'{NUM_MELS}-band log-mel to {MEL_FMAX_HZ:.0f} Hz, n_fft {N_FFT}, '
                        f'hop {HOP_LENGTH}, {SAMPLE_RATE_HZ} Hz')
 
 
 def frames_to_seconds(num_frames: float) -> float:
   return num_frames * HOP_LENGTH / SAMPLE_RATE_HZ
+
+
+def code_bits_per_second(num_levels: int, codebook_size: int, time_stride: int) -> float:
+  """Bit rate of codes with `num_levels` codes of log2(codebook_size) bits per
+  `time_stride` frames."""
+  return num_levels * float(np.log2(codebook_size)) / frames_to_seconds(time_stride)
 
 
 @functools.cache

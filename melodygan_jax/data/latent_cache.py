@@ -23,16 +23,16 @@ class LatentCacheError(ValueError):
 
 @dataclasses.dataclass
 class LatentData:
-  """Code sequences of whole segments, [num_segments, segment_steps] int32."""
+  """Code sequences of whole segments, [num_segments, segment_steps, levels] int32."""
   train_codes: np.ndarray
   validation_codes: np.ndarray
-  codebook: np.ndarray  # [codebook_size, codebook_dim] float32.
+  codebooks: np.ndarray  # [levels, codebook_size, codebook_dim] float32.
 
 
 def real_crops(codes: np.ndarray, steps: int) -> np.ndarray:
-  """Every non-overlapping crop of `steps` codes of every segment."""
+  """Every non-overlapping crop of `steps` steps of every segment, [n, steps, levels]."""
   per_segment = codes.shape[1] // steps
-  return codes[:, :per_segment * steps].reshape(-1, steps)
+  return codes[:, :per_segment * steps].reshape((-1, steps) + codes.shape[2:])
 
 
 def load_or_encode_latents(workdir: str, source: dict,
@@ -44,7 +44,7 @@ def load_or_encode_latents(workdir: str, source: dict,
   Args:
     workdir: the GAN run.
     source: what the codes are made from (VQ-VAE workdir and step, data set,
-      stems); a cache of another source is refused.
+      stems, feature version); a cache of another source is refused.
     encode: computes the codes when there is no cache.
 
   Raises:
@@ -61,11 +61,11 @@ def load_or_encode_latents(workdir: str, source: dict,
           f'{cached_source["vqvae_step"]}), but config.vqvae_workdir is {source["vqvae_workdir"]} '
           f'(step {source["vqvae_step"]}): use a new --workdir')
     cached = atomic_files.read_npz(path)
-    return LatentData(cached['train_codes'], cached['validation_codes'], cached['codebook'])
+    return LatentData(cached['train_codes'], cached['validation_codes'], cached['codebooks'])
   data = encode()
   if jax.process_index() == 0:
     atomic_files.write_npz(path, train_codes=data.train_codes,
-                           validation_codes=data.validation_codes, codebook=data.codebook)
+                           validation_codes=data.validation_codes, codebooks=data.codebooks)
     atomic_files.write_json(source_path, source)
     logging.info('wrote the latent cache %s: %d train and %d validation segments', path,
                  len(data.train_codes), len(data.validation_codes))

@@ -50,6 +50,8 @@ class Normalization:
           f'{source}: features of version {version}, but this code computes version '
           f'{contract.FEATURE_VERSION} ({contract.FEATURE_DESCRIPTION}); re-run '
           'python -m data_prep.prepare (its cache makes that cheap) and retrain')
+    if 'stems' not in stats:
+      raise NormalizationError(f'{source}: no per-stem statistics')
     mean = {stem: np.asarray(entry['log_mel_mean'], np.float32)
             for stem, entry in stats['stems'].items()}
     std = {stem: np.asarray(entry['log_mel_std'], np.float32)

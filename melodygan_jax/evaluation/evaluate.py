@@ -330,7 +330,7 @@ def distances_to_reference(reference: np.ndarray, evaluated: np.ndarray, kind: s
 
 def stream_codes(vqvae: pretrained.LoadedVQVAE, meta, data, split: str,
                  max_segments: int | None) -> np.ndarray:
-  """The codes of a split's whole segments [n, steps] (small: ints, not spectrograms)."""
+  """The codes of a split's whole segments [n, steps, levels] (small: ints, not spectrograms)."""
   codes, count = [], 0
   for mel, _ in segments(meta, data, split):
     codes.append(np.asarray(vqvae.jit_encode_to_codes(vqvae.state, mel)))
@@ -357,11 +357,13 @@ def evaluate_vqvae(vqvae: pretrained.LoadedVQVAE, meta, data,
   stems = list(data.stems)
   per_segment = {'log_mel_l1': [], 'mel_spectral_convergence': [],
                  'mel_cepstral_distortion_db': [], 'mean_spectrum_sc': []}
-  code_counts = np.zeros(len(vqvae.codebook))
+  code_counts = np.zeros((vqvae.num_levels, vqvae.codebook_size))
   for mel, stem_ids in segments(meta, data, records.VALIDATION_SPLIT):
     recon, aux = vqvae.jit_outputs(vqvae.state, mel)
     recon, codes = np.asarray(recon), np.asarray(aux['codes'])
-    code_counts += np.bincount(codes.reshape(-1), minlength=len(code_counts))
+    for level in range(vqvae.num_levels):
+      code_counts[level] += np.bincount(codes[..., level].reshape(-1),
+                                        minlength=vqvae.codebook_size)
     for index, stem_id in enumerate(stem_ids):
       stem = stems[int(stem_id)]
       target = vqvae.denormalize(mel[index], stem)
@@ -384,8 +386,13 @@ def evaluate_vqvae(vqvae: pretrained.LoadedVQVAE, meta, data,
              if name != 'mean_spectrum_sc'}
   metrics['baseline_mean_spectrum/mel_spectral_convergence'] = entry(
       per_segment['mean_spectrum_sc'])
-  metrics.update({f'vqvae/{name}': value for name, value in
-                  quantizer_lib.codebook_statistics(code_counts).items()})
+  per_level = [quantizer_lib.codebook_statistics(counts) for counts in code_counts]
+  for name in ('codebook_usage', 'perplexity'):
+    metrics[f'vqvae/{name}'] = float(np.mean([level[name] for level in per_level]))
+  metrics['vqvae/codebook_usage_min'] = float(min(level['codebook_usage']
+                                                  for level in per_level))
+  metrics['vqvae/num_levels'] = vqvae.num_levels
+  metrics['vqvae/bits_per_second'] = vqvae.bits_per_second()
   metrics['vqvae/num_segments'] = len(per_segment['log_mel_l1'])
   return metrics
 
@@ -430,8 +437,9 @@ def evaluate_audio(vqvae: pretrained.LoadedVQVAE, meta, data, dataset_dir: str,
 
   steps = sample.steps_for_seconds(options.clip_seconds, vqvae.time_stride)
   train_codes = stream_codes(vqvae, meta, data, records.TRAIN_SPLIT, options.max_clips)
-  code_sets = {kind: latent_metrics.baseline_codes(kind, train_codes, len(vqvae.codebook),
-                                                   (num_clips, steps), seed=options.seed + 1)
+  code_sets = {kind: latent_metrics.baseline_codes(kind, train_codes, vqvae.codebook_size,
+                                                   (num_clips, steps, vqvae.num_levels),
+                                                   seed=options.seed + 1)
                for kind in ('iid', 'uniform')}
   code_sets = {f'baseline_{kind}': codes for kind, codes in code_sets.items()}
   if generator is not None:
@@ -465,7 +473,7 @@ def generate(generator: pretrained.LoadedGenerator, vqvae: pretrained.LoadedVQVA
     keys, noise = sample.sample_keys_and_noise(generator, options.seed,
                                                range(first, first + options.batch_size))
     codes.append(np.asarray(sample.generate_codes(
-        generator.graphdef, generator.params, jnp.asarray(vqvae.codebook), keys,
+        generator.graphdef, generator.params, jnp.asarray(vqvae.codebooks), keys,
         jnp.asarray(noise), steps, generator.temperature)))
   return np.concatenate(codes)[:num_clips]
 
@@ -489,25 +497,24 @@ def evaluate_codes(code_sets: dict, vqvae: pretrained.LoadedVQVAE, meta, data,
   """Code statistics of every generated set against held-out codes, through `ngrams`."""
   held_out = stream_codes(vqvae, meta, data, records.VALIDATION_SPLIT, options.max_clips)
   training = stream_codes(vqvae, meta, data, records.TRAIN_SPLIT, options.max_clips)
-  codebook = np.asarray(vqvae.codebook)
+  codebooks = np.asarray(vqvae.codebooks)
   steps = held_out.shape[1]
   metrics = {}
   for name, codes in code_sets.items():
     for figure, value in latent_metrics.compare(codes[:, :steps], held_out, training,
-                                                codebook).items():
+                                                codebooks).items():
       metrics[f'{name}/codes_{figure}'] = value
   # The floor: as many training sequences as held-out ones (the figures depend on counts).
   picks = np.random.default_rng(options.seed).choice(
       len(training), size=min(len(training), len(held_out)), replace=False)
   floor = training[np.sort(picks)]
-  metrics['floor/codes_code_js_distance'] = latent_metrics.jensen_shannon_distance(
-      latent_metrics.code_histogram(floor, len(codebook)),
-      latent_metrics.code_histogram(held_out, len(codebook)))
+  metrics['floor/codes_code_js_distance'] = latent_metrics.level_js_distance(
+      floor, held_out, vqvae.codebook_size)
   metrics['floor/codes_bigram_js_distance'] = latent_metrics.bigram_js_distance(
-      floor, held_out, len(codebook))
+      floor, held_out, vqvae.codebook_size)
   metrics['floor/codes_latent_frechet'] = latent_metrics.frechet_distance(
-      latent_metrics.sequence_features(floor, codebook),
-      latent_metrics.sequence_features(held_out, codebook))
+      latent_metrics.sequence_features(floor, codebooks),
+      latent_metrics.sequence_features(held_out, codebooks))
   return metrics
 
 
@@ -540,8 +547,8 @@ def evaluate(vqvae_workdir: str, data_dir: str, gan_workdir: str | None = None,
     raise pretrained.WorkdirError(f'{data_dir}: segments of {meta.segment_frames} frames are '
                                   f'not a multiple of the VQ-VAE stride {vqvae.time_stride}')
   input_pipeline.check_data_config(data, meta)
-  if generator is not None and not np.array_equal(np.asarray(generator.vqvae.codebook),
-                                                  np.asarray(vqvae.codebook)):
+  if generator is not None and not np.array_equal(np.asarray(generator.vqvae.codebooks),
+                                                  np.asarray(vqvae.codebooks)):
     raise EvaluationError(f'{gan_workdir} was trained on another VQ-VAE than {vqvae_workdir}; '
                           f'pass --vqvae_workdir={generator.vqvae.workdir}')
   if EVALUATED_STEM not in data.stems:

@@ -96,17 +96,20 @@ def restore_subtrees(workdir: str, abstract: dict, step: int | None = None,
   return restored, int(step)
 
 
-def read_normalization(workdir: str, config) -> normalization_lib.Normalization:
-  """WORKDIR/normalization.json; for runs that predate it, the data set's stats.json."""
+def read_normalization(workdir: str) -> normalization_lib.Normalization:
+  """WORKDIR/normalization.json, checked to be of this code's feature version.
+
+  Raises:
+    WorkdirError: the file is missing (a run from before workdirs kept it,
+      hence of feature version 1) or of another feature version.
+  """
   path = atomic_files.as_path(workdir) / normalization_lib.NORMALIZATION_FILENAME
   if not path.exists():
-    path = atomic_files.as_path(config.data.dataset_dir or '.') / 'stats.json'
-    if not path.exists():
-      raise WorkdirError(f'{workdir}: no {normalization_lib.NORMALIZATION_FILENAME} and its '
-                         f'data set is gone ({path}); its normalization is needed to encode '
-                         'and decode')
+    stats = {'feature_version': 1}  # Runs that predate the file all had version 1.
+  else:
+    stats = atomic_files.read_json(path)
   try:
-    return normalization_lib.Normalization.from_stats(atomic_files.read_json(path), str(path))
+    return normalization_lib.Normalization.from_stats(stats, str(path))
   except normalization_lib.NormalizationError as e:
     raise WorkdirError(str(e)) from e
 
@@ -133,8 +136,22 @@ class LoadedVQVAE:
     return int(np.prod(self.config.model.strides))
 
   @property
-  def codebook(self) -> jax.Array:
-    return self.state.codebook['quantizer']['codebook'][...]
+  def num_levels(self) -> int:
+    return int(self.config.model.num_levels)
+
+  @property
+  def codebook_size(self) -> int:
+    return int(self.config.model.codebook_size)
+
+  def bits_per_second(self, num_levels: int | None = None) -> float:
+    """Bit rate of the codes of the first `num_levels` levels (default: all)."""
+    return contract.code_bits_per_second(num_levels or self.num_levels, self.codebook_size,
+                                         self.time_stride)
+
+  @functools.cached_property
+  def codebooks(self) -> jax.Array:
+    """[levels, codebook_size, dim]: latent = sum over levels of codebooks[l][code_l]."""
+    return self.model().quantizer.codebooks()
 
   def model(self) -> vqvae_models.VQVAE:
     return nnx.merge(self.graphdef, self.state.params, self.state.codebook)
@@ -145,12 +162,12 @@ class LoadedVQVAE:
 
   @functools.cached_property
   def jit_encode_to_codes(self):
-    """[batch, frames, mels] normalized log-mel -> [batch, frames / stride] codes."""
+    """[batch, frames, mels] normalized log-mel -> [batch, frames / stride, levels] codes."""
     return self._jit_method('encode_to_codes')
 
   @functools.cached_property
   def jit_decode_codes(self):
-    """[batch, steps] codes -> [batch, steps * stride, mels] normalized log-mel."""
+    """[batch, steps, n] codes of the first n levels -> [batch, steps * stride, mels]."""
     return self._jit_method('decode_codes')
 
   @functools.cached_property
@@ -192,7 +209,8 @@ class LoadedVQVAE:
     return self.normalization.denormalize(normalized, stem)
 
   def codes_to_log_mel(self, codes: np.ndarray, stem: str) -> np.ndarray:
-    """[batch, steps] codes -> [batch, steps * stride, NUM_MELS] log-mel (un-normalized)."""
+    """[batch, steps, n] codes of the first n levels -> [batch, steps * stride, NUM_MELS]
+    log-mel (un-normalized)."""
     codes = np.asarray(codes, np.int32)
     if self.mesh is not None:  # The same codes on every process: replicate them too.
       codes = jax.make_array_from_callback(
@@ -222,7 +240,7 @@ def load_vqvae(workdir: str, step: int | None = None, mesh: Mesh | None = None) 
       match its config, or features of another version.
   """
   config = _check_ready(workdir, 'vqvae')
-  normalization = read_normalization(workdir, config)
+  normalization = read_normalization(workdir)
   model = vqvae_models.from_config(config.model, rngs=nnx.Rngs(0), num_mels=contract.NUM_MELS)
   graphdef, params, codebook = nnx.split(model, nnx.Param, quantizer_lib.CodebookVariable)
   restored, restored_step = restore_subtrees(
@@ -263,9 +281,10 @@ def load_generator(workdir: str) -> LoadedGenerator:
   """
   config = _check_ready(workdir, 'gan')
   vqvae = load_vqvae(gan_vqvae_workdir(workdir, config))
-  codebook_size, codebook_dim = np.asarray(vqvae.codebook).shape
+  num_levels, codebook_size, codebook_dim = np.asarray(vqvae.codebooks).shape
   generator = gan_models.generator_from_config(
-      config.model, codebook_size=codebook_size, codebook_dim=codebook_dim, seed=0)
+      config.model, num_levels=num_levels, codebook_size=codebook_size,
+      codebook_dim=codebook_dim, seed=0)
   graphdef, params = nnx.split(generator)
   restored, step = restore_subtrees(workdir, {'generator_ema': params})
   return LoadedGenerator(config=config, vqvae=vqvae, graphdef=graphdef,

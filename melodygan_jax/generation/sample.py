@@ -38,14 +38,18 @@ from melodygan_jax.generation import pretrained
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'steps', 'temperature'))
-def generate_codes(graphdef, params, codebook, keys, global_noise, steps: int, temperature: float):
-  """Codes [batch, steps]: sample i from keys[i] (and its own global noise)."""
+def generate_codes(graphdef, params, codebooks, keys, global_noise, steps: int,
+                   temperature: float):
+  """Codes [batch, steps, levels]: sample i from keys[i] (and its own global noise).
+
+  `codebooks` [levels, codebook_size, dim] are the VQ-VAE's.
+  """
   generator = nnx.merge(graphdef, params)
 
   def one(key, noise):
     step_key, gumbel_key = jax.random.split(jax.random.fold_in(key, 1))
     step_noise = jax.random.normal(step_key, (1, steps, generator.noise_channels))
-    return generator(noise[None], step_noise, codebook, gumbel_key, temperature)[1][0]
+    return generator(noise[None], step_noise, codebooks, gumbel_key, temperature)[1][0]
   return jax.vmap(one)(keys, global_noise)
 
 
@@ -165,13 +169,13 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
   num_samples_audio = int(round(seconds * contract.SAMPLE_RATE_HZ))
   output = pathlib.Path(output_dir)
   output.mkdir(parents=True, exist_ok=True)
-  codebook = jnp.asarray(vqvae.codebook)
+  codebooks = jnp.asarray(vqvae.codebooks)
   samples = []
   progress = tqdm(total=num_samples, unit='sample', desc='sample', disable=not show_progress)
   for first in range(0, num_samples, batch_size):
     indices = list(range(first, min(first + batch_size, num_samples)))
     keys, noise = sample_keys_and_noise(generator, seed, indices, interpolate)
-    codes = np.asarray(generate_codes(generator.graphdef, generator.params, codebook, keys,
+    codes = np.asarray(generate_codes(generator.graphdef, generator.params, codebooks, keys,
                                       jnp.asarray(noise), steps, generator.temperature))
     log_mel = vqvae.codes_to_log_mel(codes, stem)
     clips = synthesis.log_mel_to_audio(log_mel, seed=seed, indices=indices)

@@ -2,12 +2,13 @@
 
 Both are fully convolutional in time (dilated residual 1-D convolutions), so
 the generator makes sequences of any length: a global noise vector (the
-sample's character) plus per-step noise. Its output is always made of
-codebook entries:
-  'gumbel': logits over the codes, straight-through Gumbel-softmax; the
-            forward pass is a one-hot choice, the gradient flows through the
-            soft probabilities.
-  'snap':   a vector per step snapped to its nearest code, straight-through.
+sample's character) plus per-step noise. Its output is always a latent the
+VQ-VAE's residual quantizer could have made, a sum of one entry per level:
+  'gumbel': logits over each level's codes, straight-through Gumbel-softmax;
+            the forward pass is a one-hot choice per level, the gradient flows
+            through the soft probabilities.
+  'snap':   a vector per step quantized through the same residual quantizer
+            (nearest code of each level's residual), straight-through.
 """
 from typing import Sequence
 
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from melodygan_jax.models import layers
-from melodygan_jax.models import quantizer as quantizer_lib
+from melodygan_jax.models import residual_quantizer
 
 
 class DilatedBlock(nnx.Module):
@@ -37,49 +38,63 @@ class Generator(nnx.Module):
   """(global noise [b, noise_dim], step noise [b, steps, noise_channels]) -> codes."""
 
   def __init__(self, *, noise_dim: int, noise_channels: int, width: int,
-               dilations: Sequence[int], codebook_size: int, codebook_dim: int,
-               output: str, rngs: nnx.Rngs, dtype=jnp.float32):
+               dilations: Sequence[int], num_levels: int, codebook_size: int,
+               codebook_dim: int, output: str, rngs: nnx.Rngs, dtype=jnp.float32):
     if output not in ('gumbel', 'snap'):
       raise ValueError(f'generator output {output!r}: choose gumbel or snap')
     self.output = output
     self.noise_dim = noise_dim
     self.noise_channels = noise_channels
+    self.num_levels = num_levels
+    self.codebook_size = codebook_size
     self.global_in = nnx.Linear(noise_dim, width, rngs=rngs, dtype=dtype)
     self.local_in = layers.conv(noise_channels, width, 1, rngs=rngs, dtype=dtype)
     self.blocks = nnx.List([DilatedBlock(width, d, rngs=rngs, dtype=dtype) for d in dilations])
     self.norm = nnx.LayerNorm(width, rngs=rngs, dtype=dtype)
-    out_features = codebook_size if output == 'gumbel' else codebook_dim
+    out_features = num_levels * codebook_size if output == 'gumbel' else codebook_dim
     self.head = layers.conv(width, out_features, 1, rngs=rngs, dtype=dtype)
 
-  def __call__(self, global_noise: jax.Array, step_noise: jax.Array, codebook: jax.Array,
+  def __call__(self, global_noise: jax.Array, step_noise: jax.Array, codebooks: jax.Array,
                rng: jax.Array, temperature: float = 1.0):
     """Generates a batch.
 
+    Args:
+      codebooks: [levels, codebook_size, dim], the VQ-VAE's (not trained here).
+
     Returns:
-      latents: [b, steps, dim], each a codebook entry (straight-through).
-      codes: [b, steps] int32.
-      code_probs: [b, steps, codebook_size], the distribution each code was
-        drawn from ('snap': a soft assignment by distance), for losses on
-        code usage.
+      latents: [b, steps, dim], each a sum of one codebook entry per level
+        (straight-through).
+      codes: [b, steps, levels] int32.
+      code_probs: [b, steps, levels, codebook_size], the distribution each
+        code was drawn from ('snap': a soft assignment of each level's
+        residual by distance), for losses on code usage.
     """
     h = self.global_in(global_noise)[:, None, :] + self.local_in(step_noise)
     for block in self.blocks:
       h = block(h)
     out = self.head(jax.nn.relu(self.norm(h))).astype(jnp.float32)
-    codebook = jax.lax.stop_gradient(codebook)
+    codebooks = jax.lax.stop_gradient(codebooks)
     if self.output == 'gumbel':
-      gumbel = jax.random.gumbel(rng, out.shape, jnp.float32)
-      soft = jax.nn.softmax((out + gumbel) / temperature, axis=-1)
-      codes = jnp.argmax(soft, axis=-1).astype(jnp.int32)  # Gumbel-max: a draw from softmax(out).
-      hard = jax.nn.one_hot(codes, codebook.shape[0], dtype=jnp.float32)
+      logits = out.reshape(out.shape[:-1] + (self.num_levels, self.codebook_size))
+      gumbel = jax.random.gumbel(rng, logits.shape, jnp.float32)
+      soft = jax.nn.softmax((logits + gumbel) / temperature, axis=-1)
+      codes = jnp.argmax(soft, axis=-1).astype(jnp.int32)  # Gumbel-max: a draw from softmax.
+      hard = jax.nn.one_hot(codes, self.codebook_size, dtype=jnp.float32)
       choice = hard + soft - jax.lax.stop_gradient(soft)
-      return choice @ codebook, codes, jax.nn.softmax(out, axis=-1)
-    codes = quantizer_lib.nearest_codes(out, codebook)
-    snapped = jnp.take(codebook, codes, axis=0)
-    distances = (jnp.sum(out * out, -1, keepdims=True) - 2.0 * out @ codebook.T
-                 + jnp.sum(codebook * codebook, axis=-1))
-    # In units of the codebook's spread, so `temperature` means the same for any codebook.
-    spread = 2.0 * jnp.sum(jnp.var(codebook, axis=0))
+      latents = jnp.einsum('bslk,lkd->bsd', choice, codebooks)
+      return latents, codes, jax.nn.softmax(logits, axis=-1)
+    codes = residual_quantizer.residual_codes(out, codebooks)
+    snapped = residual_quantizer.codes_to_latents(codes, codebooks)
+    # Each level's input, as the quantizer saw it: the output minus the levels before.
+    level_latents = jnp.stack([jnp.take(codebooks[level], codes[..., level], axis=0)
+                               for level in range(codes.shape[-1])], axis=-2)
+    before = jnp.cumsum(level_latents, axis=-2) - level_latents
+    residual_inputs = out[..., None, :] - before  # [b, steps, levels, dim]
+    distances = (jnp.sum(residual_inputs**2, -1, keepdims=True)
+                 - 2.0 * jnp.einsum('bsld,lkd->bslk', residual_inputs, codebooks)
+                 + jnp.sum(codebooks**2, axis=-1))
+    # In units of each level's spread, so `temperature` means the same at every level.
+    spread = 2.0 * jnp.sum(jnp.var(codebooks, axis=1), axis=-1)[:, None]
     return (out + jax.lax.stop_gradient(snapped - out), codes,
             jax.nn.softmax(-distances / (spread * temperature), axis=-1))
 
@@ -112,13 +127,14 @@ class Discriminator(nnx.Module):
 
 
 
-def generator_from_config(model_config, *, codebook_size: int, codebook_dim: int,
-                          seed: int) -> Generator:
+def generator_from_config(model_config, *, num_levels: int, codebook_size: int,
+                          codebook_dim: int, seed: int) -> Generator:
   """The generator of a configs/gan.py `model` section."""
   return Generator(
       noise_dim=model_config.noise_dim, noise_channels=model_config.noise_channels,
       width=model_config.generator_width, dilations=tuple(model_config.generator_dilations),
-      codebook_size=codebook_size, codebook_dim=codebook_dim, output=model_config.output,
+      num_levels=num_levels, codebook_size=codebook_size, codebook_dim=codebook_dim,
+      output=model_config.output,
       rngs=nnx.Rngs(seed), dtype=jnp.dtype(model_config.dtype))
 
 
@@ -137,9 +153,9 @@ def generator_temperature(model_config) -> float:
   return float(model_config.snap_temperature)
 
 
-def sample_codes(generator: Generator, codebook: jax.Array, temperature: float,
+def sample_codes(generator: Generator, codebooks: jax.Array, temperature: float,
                  rng: jax.Array, batch: int, steps: int):
-  """(latents [batch, steps, dim], codes [batch, steps], code_probs) from fresh noise."""
+  """(latents [batch, steps, dim], codes [batch, steps, levels], code_probs) from noise."""
   noise_rng, gumbel_rng = jax.random.split(rng)
   global_noise, step_noise = generator.sample_noise(noise_rng, batch, steps)
-  return generator(global_noise, step_noise, codebook, gumbel_rng, temperature)
+  return generator(global_noise, step_noise, codebooks, gumbel_rng, temperature)

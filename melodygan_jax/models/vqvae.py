@@ -2,8 +2,9 @@
 
 Encoder: Conv_k3(mels -> w0); per stride s: residual blocks, Conv(k=2s, stride s);
 residual blocks; Conv_k1(-> codebook_dim). The decoder mirrors it with
-transposed convolutions. With the defaults (strides (2, 2)) a [batch, 128, 80]
-crop becomes a [batch, 32, 64] latent whose every vector is a codebook entry.
+transposed convolutions. With the defaults (strides (2, 2)) a [batch, 128, 128]
+crop becomes a [batch, 32, 64] latent whose every vector is a sum of one entry
+of each level's codebook (residual quantization), and [batch, 32, levels] codes.
 """
 from typing import Sequence
 
@@ -12,7 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from melodygan_jax.models import layers
-from melodygan_jax.models import quantizer as quantizer_lib
+from melodygan_jax.models import residual_quantizer
 
 
 class Encoder(nnx.Module):
@@ -72,7 +73,7 @@ class Decoder(nnx.Module):
 
 
 class VQVAE(nnx.Module):
-  """Encoder, vector quantizer and decoder.
+  """Encoder, residual vector quantizer and decoder.
 
   Sizes are plain numbers (from the config's `model` section); `dtype` is the
   compute dtype of the convolutions (parameters stay float32; the quantizer
@@ -80,8 +81,8 @@ class VQVAE(nnx.Module):
   """
 
   def __init__(self, *, num_mels: int, widths: Sequence[int], strides: Sequence[int],
-               num_res_blocks: int, codebook_size: int, codebook_dim: int,
-               ema_decay: float, cosine_codebook: bool, usage_window_steps: int,
+               num_res_blocks: int, num_levels: int, codebook_size: int, codebook_dim: int,
+               ema_decay: float, usage_window_steps: int,
                restart_every_steps: int, rngs: nnx.Rngs, dtype=jnp.float32):
     if len(widths) != len(strides) + 1:
       raise ValueError(f'widths {tuple(widths)} needs one entry per stride plus one')
@@ -90,19 +91,24 @@ class VQVAE(nnx.Module):
       self.time_stride *= stride
     self.encoder = Encoder(num_mels, widths, strides, num_res_blocks, codebook_dim,
                            rngs=rngs, dtype=dtype)
-    self.quantizer = quantizer_lib.VectorQuantizer(
-        codebook_size, codebook_dim, decay=ema_decay, cosine=cosine_codebook,
+    self.quantizer = residual_quantizer.ResidualVectorQuantizer(
+        num_levels, codebook_size, codebook_dim, decay=ema_decay,
         usage_window_steps=usage_window_steps, restart_every_steps=restart_every_steps,
         rngs=rngs)
     self.decoder = Decoder(num_mels, widths, strides, num_res_blocks, codebook_dim,
                            rngs=rngs, dtype=dtype)
 
-  def encode(self, mel: jax.Array) -> tuple[jax.Array, dict]:
-    """[batch, frames, mels] -> quantized latents [batch, steps, dim] and aux."""
-    return self.quantizer(self.encoder(mel))
+  def encode(self, mel: jax.Array, active_levels: jax.Array | None = None
+             ) -> tuple[jax.Array, dict]:
+    """[batch, frames, mels] -> quantized latents [batch, steps, dim] and aux.
+
+    `active_levels` [batch]: levels each example's latent keeps (quantizer
+    dropout); None: all.
+    """
+    return self.quantizer(self.encoder(mel), active_levels)
 
   def encode_to_codes(self, mel: jax.Array) -> jax.Array:
-    """[batch, frames, mels] -> [batch, steps] int32 codes."""
+    """[batch, frames, mels] -> [batch, steps, levels] int32 codes."""
     return self.quantizer.nearest_codes(self.encoder(mel))
 
   def decode(self, latents: jax.Array) -> jax.Array:
@@ -110,11 +116,13 @@ class VQVAE(nnx.Module):
     return self.decoder(latents)
 
   def decode_codes(self, codes: jax.Array) -> jax.Array:
+    """[batch, steps, n] codes of the first n levels -> [batch, frames, mels]."""
     return self.decoder(self.quantizer.codes_to_latents(codes))
 
-  def __call__(self, mel: jax.Array) -> tuple[jax.Array, dict]:
+  def __call__(self, mel: jax.Array, active_levels: jax.Array | None = None
+               ) -> tuple[jax.Array, dict]:
     """Reconstruction [batch, frames, mels] and the quantizer's aux."""
-    latents, aux = self.encode(mel)
+    latents, aux = self.encode(mel, active_levels)
     return self.decode(latents), aux
 
 
@@ -123,9 +131,8 @@ def from_config(model_config, *, rngs: nnx.Rngs, num_mels: int) -> VQVAE:
   return VQVAE(num_mels=num_mels, widths=tuple(model_config.widths),
                strides=tuple(model_config.strides),
                num_res_blocks=model_config.num_res_blocks,
-               codebook_size=model_config.codebook_size,
+               num_levels=model_config.num_levels, codebook_size=model_config.codebook_size,
                codebook_dim=model_config.codebook_dim, ema_decay=model_config.ema_decay,
-               cosine_codebook=model_config.cosine_codebook,
                usage_window_steps=model_config.usage_window_steps,
                restart_every_steps=model_config.restart_every_steps,
                rngs=rngs, dtype=jnp.dtype(model_config.dtype))

@@ -27,6 +27,7 @@ from melodygan_jax.data import records
 from melodygan_jax.evaluation import latent_metrics
 from melodygan_jax.generation import pretrained
 from melodygan_jax.models import gan as gan_models
+from melodygan_jax.models import residual_quantizer
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import loop
 from melodygan_jax.training import metric_writer
@@ -77,9 +78,10 @@ def check_config(config: ml_collections.ConfigDict) -> pretrained.LoadedVQVAE:
   return vqvae
 
 
-def make_models(config, codebook_size: int, codebook_dim: int):
+def make_models(config, num_levels: int, codebook_size: int, codebook_dim: int):
   generator = gan_models.generator_from_config(
-      config.model, codebook_size=codebook_size, codebook_dim=codebook_dim, seed=config.seed)
+      config.model, num_levels=num_levels, codebook_size=codebook_size,
+      codebook_dim=codebook_dim, seed=config.seed)
   discriminator = gan_models.discriminator_from_config(
       config.model, codebook_dim=codebook_dim, seed=config.seed + 1)
   return generator, discriminator
@@ -90,10 +92,10 @@ def make_optimizers(train):
   return adam(train.generator_learning_rate), adam(train.discriminator_learning_rate)
 
 
-def init_state(config, codebook_size: int, codebook_dim: int):
+def init_state(config, num_levels: int, codebook_size: int, codebook_dim: int):
   """Returns (generator graphdef, discriminator graphdef, GANState, optimizers)."""
   config_checks.resolve_dtype(config.model, 'config.model.dtype')
-  generator, discriminator = make_models(config, codebook_size, codebook_dim)
+  generator, discriminator = make_models(config, num_levels, codebook_size, codebook_dim)
   gen_graphdef, gen_params = nnx.split(generator)
   disc_graphdef, disc_params = nnx.split(discriminator)
   gen_optimizer, disc_optimizer = make_optimizers(config.train)
@@ -105,9 +107,9 @@ def init_state(config, codebook_size: int, codebook_dim: int):
   return gen_graphdef, disc_graphdef, state, (gen_optimizer, disc_optimizer)
 
 
-def sample_codes(gen_graphdef, codebook, temperature, params, rng, batch: int, steps: int):
-  """(latents, codes [batch, steps], code_probs) from a generator's params."""
-  return gan_models.sample_codes(nnx.merge(gen_graphdef, params), codebook, temperature, rng,
+def sample_codes(gen_graphdef, codebooks, temperature, params, rng, batch: int, steps: int):
+  """(latents, codes [batch, steps, levels], code_probs) from a generator's params."""
+  return gan_models.sample_codes(nnx.merge(gen_graphdef, params), codebooks, temperature, rng,
                                  batch, steps)
 
 
@@ -122,34 +124,43 @@ def adversarial_losses(kind: str, real_logits, fake_logits):
 
 def code_usage_loss(codes: jax.Array, code_probs: jax.Array,
                     target_histogram: jax.Array) -> jax.Array:
-  """KL(training code frequencies || this batch's generated code frequencies).
+  """KL(training code frequencies || this batch's generated ones), mean over levels.
 
   The discriminator sees latent vectors, and nearby codes look alike to it;
-  this term keeps the generator using every code about as often as the data.
-  The value is that of the hard (chosen) codes; its gradient flows through the
-  soft code probabilities (straight-through).
+  this term keeps the generator using every code of every level about as often
+  as the data. The value is that of the hard (chosen) codes; its gradient
+  flows through the soft code probabilities (straight-through).
+
+  Args:
+    codes: [batch, steps, levels].
+    code_probs: [batch, steps, levels, codebook_size].
+    target_histogram: [levels, codebook_size], rows summing to 1.
   """
-  size = code_probs.shape[-1]
-  hard = jnp.mean(jax.nn.one_hot(codes.reshape(-1), size, dtype=jnp.float32), axis=0)
-  soft = jnp.mean(code_probs.reshape(-1, size), axis=0)
+  num_levels, size = code_probs.shape[-2:]
+  hard = jnp.mean(jax.nn.one_hot(codes.reshape(-1, num_levels), size, dtype=jnp.float32),
+                  axis=0)
+  soft = jnp.mean(code_probs.reshape(-1, num_levels, size), axis=0)
   used = hard + soft - jax.lax.stop_gradient(soft)
-  smoothing = 0.5 / codes.size  # Half a count: a code unused in one batch costs, not infinity.
-  return jnp.sum(target_histogram * (jnp.log(target_histogram + 1e-8)
-                                     - jnp.log(used + smoothing)))
+  smoothing = 0.5 * num_levels / codes.size  # Half a count: an unused code costs, not infinity.
+  return jnp.mean(jnp.sum(target_histogram * (jnp.log(target_histogram + 1e-8)
+                                              - jnp.log(used + smoothing)), axis=-1))
 
 
-def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebook, code_histogram,
+def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_histogram,
                state: GANState, real_codes, base_rng) -> tuple[GANState, dict]:
-  """One discriminator update, then one generator update against the new one."""
+  """One discriminator update, then one generator update against the new one.
+
+  `real_codes` [batch, steps, levels]; `codebooks` [levels, codebook_size, dim].
+  """
   gen_optimizer, disc_optimizer = optimizers
   d_rng, g_rng = jax.random.split(jax.random.fold_in(base_rng, state.step))
-  batch, steps = real_codes.shape
-  real = jnp.take(codebook, real_codes, axis=0)
+  batch, steps, _ = real_codes.shape
+  real = residual_quantizer.codes_to_latents(real_codes, codebooks)
   temperature = gan_models.generator_temperature(config.model)
-  noise_scale = config.loss.instance_noise * jnp.std(codebook)
+  noise_scale = config.loss.instance_noise * jnp.std(real)
   d_rng, real_noise_rng, fake_noise_rng, g_noise_rng = jax.random.split(d_rng, 4)
   noisy = lambda x, rng: x + noise_scale * jax.random.normal(rng, x.shape)
-  sample = functools.partial(sample_codes, gen_graphdef, codebook, temperature)
+  sample = functools.partial(sample_codes, gen_graphdef, codebooks, temperature)
   fake = jax.lax.stop_gradient(sample(state.generator, d_rng, batch, steps)[0])
 
   def d_loss_fn(disc_params):
@@ -181,13 +192,14 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebook, code_h
   gen_params = optax.apply_updates(state.generator, g_updates)
   ema = optax.incremental_update(gen_params, state.generator_ema,
                                  1.0 - config.train.generator_ema_decay)
-  used = jnp.sum(jnp.bincount(fake_codes.reshape(-1), length=codebook.shape[0]) > 0)
+  codebook_size = codebooks.shape[1]
+  used = jnp.mean(jnp.sum(jax.nn.one_hot(fake_codes, codebook_size), axis=(0, 1)) > 0)
   metrics = {
       'train/loss': d_loss + g_loss, 'train/d_loss': d_loss, 'train/g_loss': g_loss,
       'train/r1': r1, 'train/code_usage_kl': usage_loss,
       'train/d_accuracy': 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0)),
       'train/d_grad_norm': optax.tree.norm(d_grads), 'train/g_grad_norm': optax.tree.norm(g_grads),
-      'train/fake_codes_used': used / codebook.shape[0],
+      'train/fake_codes_used': used,  # Share of each level's codes, mean over levels.
   }
   new_state = state.replace(step=state.step + 1, generator=gen_params, generator_ema=ema,
                             discriminator=disc_params, generator_opt_state=gen_opt_state,
@@ -231,18 +243,18 @@ class GANTrainer:
     replicated = parallel.replicated(self.mesh)
     if vqvae is not None:
       vqvae.replicate_on(self.mesh)
-    self.codebook = parallel.replicate(np.asarray(data.codebook), self.mesh)
-    histogram = latent_metrics.code_histogram(data.train_codes, len(data.codebook))
+    self.codebooks = parallel.replicate(np.asarray(data.codebooks), self.mesh)
+    histogram = latent_metrics.code_histogram(data.train_codes, data.codebooks.shape[1])
     self.code_histogram = parallel.replicate(np.asarray(histogram, np.float32), self.mesh)
     self.gen_graphdef, self.disc_graphdef, self._initial_state, optimizers = init_state(
-        config, *data.codebook.shape)
+        config, *data.codebooks.shape)
     self.base_rng = jax.random.key(config.seed)
     self._jit_train_step = jax.jit(
         functools.partial(train_step, self.gen_graphdef, self.disc_graphdef, optimizers,
                           config),
         donate_argnums=2, out_shardings=replicated)
     self.jit_sample = jax.jit(functools.partial(
-        sample_codes, self.gen_graphdef, self.codebook,
+        sample_codes, self.gen_graphdef, self.codebooks,
         gan_models.generator_temperature(config.model)),
         static_argnums=(2, 3), out_shardings=replicated)
     self.real = latent_cache.real_crops(data.validation_codes if len(data.validation_codes)
@@ -250,7 +262,7 @@ class GANTrainer:
     self.baselines = self._baseline_metrics()
 
   def jit_train_step(self, state: GANState, real_codes) -> tuple[GANState, dict]:
-    return self._jit_train_step(self.codebook, self.code_histogram, state, real_codes,
+    return self._jit_train_step(self.codebooks, self.code_histogram, state, real_codes,
                                 self.base_rng)
 
   def create_state(self) -> GANState:
@@ -284,19 +296,19 @@ class GANTrainer:
   def _baseline_metrics(self) -> dict:
     """The two baselines, and the floor: real training crops against held-out ones."""
     metrics = {}
-    shape = (self.config.train.num_eval_samples, self.steps)
+    shape = (self.config.train.num_eval_samples, self.steps, self.data.codebooks.shape[0])
     training = latent_cache.real_crops(self.data.train_codes, self.steps)
     picks = np.random.default_rng(1).choice(len(training), size=min(shape[0], len(training)),
                                             replace=False)
     floor = latent_metrics.compare(training[picks], self.real, self.data.train_codes,
-                                   self.data.codebook)
+                                   self.data.codebooks)
     for name in ('code_js_distance', 'bigram_js_distance', 'latent_frechet'):
       metrics[f'floor/{name}'] = floor[name]
     for kind in ('uniform', 'iid'):
       codes = latent_metrics.baseline_codes(kind, self.data.train_codes,
-                                            len(self.data.codebook), shape, seed=1)
+                                            self.data.codebooks.shape[1], shape, seed=1)
       for name, value in latent_metrics.compare(codes, self.real, self.data.train_codes,
-                                                self.data.codebook).items():
+                                                self.data.codebooks).items():
         metrics[f'baseline_{kind}/{name}'] = value
     return metrics
 
@@ -304,7 +316,7 @@ class GANTrainer:
     """Generated codes against held-out real ones, beside the two baselines."""
     codes = self.generated_codes(state, self.config.train.num_eval_samples)
     metrics = {f'eval/{name}': value for name, value in latent_metrics.compare(
-        codes, self.real, self.data.train_codes, self.data.codebook).items()}
+        codes, self.real, self.data.train_codes, self.data.codebooks).items()}
     metrics.update(self.baselines)
     if self.vqvae is not None:
       self._write_summaries(writer, step, codes)
@@ -329,7 +341,7 @@ class GANTrainer:
 
 
 def encode_split(vqvae: pretrained.LoadedVQVAE, data, meta, split: str, mesh) -> np.ndarray:
-  """Codes of every whole segment of a split, [num_segments, segment_steps]."""
+  """Codes of every whole segment of a split, [num_segments, segment_steps, levels]."""
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
   batch_size = 8 * jax.device_count()
   codes, weights = [], []
@@ -341,7 +353,7 @@ def encode_split(vqvae: pretrained.LoadedVQVAE, data, meta, split: str, mesh) ->
     codes.append(np.asarray(multihost_utils.process_allgather(batch_codes, tiled=True)))
     weights.append(np.asarray(multihost_utils.process_allgather(batch['weight'], tiled=True)))
   if not codes:
-    return np.zeros((0, meta.segment_frames // vqvae.time_stride), np.int32)
+    return np.zeros((0, meta.segment_frames // vqvae.time_stride, vqvae.num_levels), np.int32)
   return np.concatenate(codes)[np.concatenate(weights) > 0].astype(np.int32)
 
 
@@ -352,7 +364,7 @@ def load_or_encode_latents(config, workdir: str, vqvae: pretrained.LoadedVQVAE,
   source = {'vqvae_workdir': os.fspath(atomic_files.as_path(vqvae.workdir)),
             'vqvae_step': vqvae.step,
             'dataset_dir': os.fspath(atomic_files.as_path(config.data.dataset_dir)),
-            'stems': list(config.data.stems)}
+            'stems': list(config.data.stems), 'feature_version': contract.FEATURE_VERSION}
 
   def encode():
     meta = input_pipeline.load_dataset_meta(config.data.dataset_dir)
@@ -360,7 +372,7 @@ def load_or_encode_latents(config, workdir: str, vqvae: pretrained.LoadedVQVAE,
     return latent_cache.LatentData(
         train_codes=encode_split(vqvae, config.data, meta, records.TRAIN_SPLIT, mesh),
         validation_codes=encode_split(vqvae, config.data, meta, records.VALIDATION_SPLIT, mesh),
-        codebook=np.asarray(vqvae.codebook, np.float32))
+        codebooks=np.asarray(vqvae.codebooks, np.float32))
 
   return latent_cache.load_or_encode_latents(workdir, source, encode)
 

@@ -63,7 +63,7 @@ def write_or_check_config(config: ml_collections.ConfigDict, workdir: str) -> No
 
   Raises:
     config_checks.ConfigError: a resumed run changes a field outside
-      RESUMABLE_FIELDS.
+      RESUMABLE_FIELDS, or its checkpoints hold another feature version's model.
   """
   path = atomic_files.as_path(workdir) / CONFIG_FILENAME
   resolved = json.loads(config.to_json())
@@ -72,6 +72,10 @@ def write_or_check_config(config: ml_collections.ConfigDict, workdir: str) -> No
     if jax.process_index() == 0:
       atomic_files.write_json(path, resolved)
     return
+  try:  # Checkpoints of other features would restore into the wrong shapes, or worse, fit.
+    pretrained.read_normalization(workdir)
+  except pretrained.WorkdirError as e:
+    raise config_checks.ConfigError(f'{e} (in a new --workdir)') from e
   changes = config_changes(atomic_files.read_json(path), resolved)
   # The sweep section says how to search, not what to train.
   refused = [field for field in changes

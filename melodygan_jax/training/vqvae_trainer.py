@@ -1,7 +1,13 @@
 """VQ-VAE training: the model-specific parts the shared loop calls.
 
 Loss: L1 + MSE of the normalized log-mel reconstruction, plus the commitment
-loss; the codebook follows an EMA of its assigned encodings (not a loss term).
+loss; each level's codebook follows an EMA of its assigned residuals (not a
+loss term). From `loss.adversarial_start_step` on (a warm-up of reconstruction
+alone first, as VQGAN), a multi-scale patch discriminator on the normalized
+log-mel adds a hinge adversarial loss and a feature-matching loss, and is
+itself trained in the same step. Each example keeps a random number of
+quantizer levels with probability `model.quantizer_dropout` (one model, several
+bit rates).
 """
 import functools
 
@@ -21,6 +27,8 @@ from melodygan_jax.data import input_pipeline
 from melodygan_jax.data import normalization
 from melodygan_jax.data import records
 from melodygan_jax.models import quantizer as quantizer_lib
+from melodygan_jax.models import residual_quantizer
+from melodygan_jax.models import spectrogram_discriminator
 from melodygan_jax.models import vqvae
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import loop
@@ -35,6 +43,8 @@ class TrainState:
   params: nnx.State  # Trained by the optimizer.
   codebook: nnx.State  # Quantizer variables, moved by EMA in the step.
   opt_state: optax.OptState
+  discriminator: nnx.State  # The spectrogram discriminator's parameters.
+  discriminator_opt_state: optax.OptState
 
 
 def make_optimizer(train_config) -> tuple[optax.GradientTransformation, optax.Schedule]:
@@ -48,6 +58,18 @@ def make_optimizer(train_config) -> tuple[optax.GradientTransformation, optax.Sc
   return optimizer, schedule
 
 
+def make_discriminator_optimizer(train_config) -> optax.GradientTransformation:
+  """Adam with EnCodec's betas (0.5, 0.9), constant rate."""
+  return optax.adam(train_config.discriminator_learning_rate, b1=0.5, b2=0.9)
+
+
+def bits_per_second(model_config, num_levels: int | None = None) -> float:
+  """Bit rate of the codes of `num_levels` levels (default: all)."""
+  return contract.code_bits_per_second(
+      model_config.num_levels if num_levels is None else num_levels,
+      model_config.codebook_size, int(np.prod(model_config.strides)))
+
+
 def check_config(config: ml_collections.ConfigDict,
                  meta: input_pipeline.DatasetMeta | None = None) -> input_pipeline.DatasetMeta:
   """Validates a VQ-VAE config (and its data set) before anything compiles.
@@ -59,8 +81,22 @@ def check_config(config: ml_collections.ConfigDict,
   config_checks.check_train_section(config.train)
   model = config.model
   config_checks.check_positive(model, 'config.model', (
-      'num_res_blocks', 'codebook_size', 'codebook_dim', 'usage_window_steps',
-      'restart_every_steps', 'kmeans_init_batches'))
+      'num_res_blocks', 'num_levels', 'codebook_size', 'codebook_dim', 'usage_window_steps',
+      'restart_every_steps', 'kmeans_init_batches', 'discriminator_scales'))
+  config_checks.require(0.0 <= model.quantizer_dropout <= 1.0, 'config.model.quantizer_dropout',
+                        model.quantizer_dropout, 'must be in [0, 1]')
+  config_checks.require(len(model.discriminator_channels) > 0 and all(
+      c >= 1 for c in model.discriminator_channels), 'config.model.discriminator_channels',
+                        tuple(model.discriminator_channels), 'name at least one positive width')
+  # Each scale halves frames and mels once per conv: they must not run out.
+  shrink = 2 ** (model.discriminator_scales - 1 + len(model.discriminator_channels))
+  config_checks.require(config.data.crop_frames >= shrink and contract.NUM_MELS >= shrink,
+                        'config.model.discriminator_scales', model.discriminator_scales,
+                        f'with {len(model.discriminator_channels)} convolutions per scale, '
+                        f'needs crops of at least {shrink} frames and mels')
+  config_checks.require(config.loss.adversarial_start_step >= 0,
+                        'config.loss.adversarial_start_step', config.loss.adversarial_start_step,
+                        'must be >= 0 (a step number)')
   config_checks.require(len(model.widths) == len(model.strides) + 1, 'config.model.widths',
                         tuple(model.widths), 'needs one width per stride plus one')
   config_checks.require(all(s >= 1 for s in model.strides), 'config.model.strides',
@@ -89,51 +125,107 @@ def reconstruction_losses(recon, mel, weight=None) -> tuple[jax.Array, jax.Array
   return jnp.sum(l1 * weight), jnp.sum(mse * weight)
 
 
-def train_step(graphdef, optimizer, schedule, config, state: TrainState, batch,
-               base_rng) -> tuple[TrainState, dict]:
-  """One optimizer step and one codebook EMA step on a global batch."""
-  restart_rng = jax.random.fold_in(base_rng, state.step)
-  mel = batch['mel']
+def _codec_and_discriminator_update(graphdef, disc_graphdef, optimizer, disc_optimizer,
+                                    config, adversarial: bool, state: TrainState, mel,
+                                    active_levels):
+  """The gradient steps: codec always, discriminator when `adversarial` (static)."""
 
   def loss_fn(params):
     model = nnx.merge(graphdef, params, state.codebook)
-    recon, aux = model(mel)
+    recon, aux = model(mel, active_levels)
     l1, mse = reconstruction_losses(recon, mel)
     loss = (config.loss.l1_weight * l1 + config.loss.mse_weight * mse
             + config.model.commitment_cost * aux['commitment_loss'])
-    return loss, (aux, l1, mse)
+    terms = {'l1': l1, 'mse': mse, 'adversarial': jnp.zeros(()),
+             'feature_matching': jnp.zeros(())}
+    if adversarial:
+      discriminator = nnx.merge(disc_graphdef, state.discriminator)
+      adversarial_loss, matching_loss = spectrogram_discriminator.generator_losses(
+          discriminator(mel), discriminator(recon))
+      loss += (config.loss.adversarial_weight * adversarial_loss
+               + config.loss.feature_matching_weight * matching_loss)
+      terms.update(adversarial=adversarial_loss, feature_matching=matching_loss)
+    return loss, (aux, recon, terms)
 
-  (loss, (aux, l1, mse)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  (loss, (aux, recon, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
+  disc_params, disc_opt_state = state.discriminator, state.discriminator_opt_state
+  terms['discriminator'] = jnp.zeros(())
+  if adversarial:
+    fake = jax.lax.stop_gradient(recon)
+
+    def disc_loss_fn(disc_params):
+      discriminator = nnx.merge(disc_graphdef, disc_params)
+      return spectrogram_discriminator.discriminator_loss(discriminator(mel),
+                                                          discriminator(fake))
+
+    terms['discriminator'], disc_grads = jax.value_and_grad(disc_loss_fn)(disc_params)
+    disc_updates, disc_opt_state = disc_optimizer.update(disc_grads, disc_opt_state, disc_params)
+    disc_params = optax.apply_updates(disc_params, disc_updates)
+  terms['grad_norm'] = optax.tree.norm(grads)
+  return (loss, aux, terms), (params, opt_state, disc_params, disc_opt_state)
+
+
+def train_step(graphdef, disc_graphdef, optimizer, disc_optimizer, schedule, config,
+               state: TrainState, batch, base_rng) -> tuple[TrainState, dict]:
+  """One optimizer step (codec, and discriminator after the warm-up), one EMA step."""
+  restart_rng, dropout_rng = jax.random.split(jax.random.fold_in(base_rng, state.step))
+  mel = batch['mel']
+  active_levels = residual_quantizer.sample_active_levels(
+      dropout_rng, mel.shape[0], config.model.num_levels, config.model.quantizer_dropout)
+  update = functools.partial(_codec_and_discriminator_update, graphdef, disc_graphdef,
+                             optimizer, disc_optimizer, config)
+  # Only the taken branch runs: the warm-up steps cost no discriminator time.
+  (loss, aux, terms), (params, opt_state, disc_params, disc_opt_state) = jax.lax.cond(
+      state.step >= config.loss.adversarial_start_step,
+      functools.partial(update, True), functools.partial(update, False),
+      state, mel, active_levels)
   model = nnx.merge(graphdef, params, state.codebook)
-  model.quantizer.update_codebook(aux['z_e'], aux['codes'], state.step, restart_rng)
+  model.quantizer.update_codebook(aux['residuals'], aux['codes'], state.step, restart_rng)
   codebook = nnx.state(model, quantizer_lib.CodebookVariable)
+  usage = model.quantizer.usage_share()
   metrics = {
-      'train/loss': loss, 'train/l1': l1, 'train/mse': mse,
-      'train/commitment': aux['commitment_loss'], 'train/perplexity': aux['perplexity'],
-      'train/codebook_usage': model.quantizer.usage_share(),
-      'train/grad_norm': optax.tree.norm(grads),
+      'train/loss': loss, 'train/l1': terms['l1'], 'train/mse': terms['mse'],
+      'train/adversarial': terms['adversarial'],
+      'train/feature_matching': terms['feature_matching'],
+      'train/discriminator': terms['discriminator'],
+      'train/commitment': aux['commitment_loss'],
+      'train/perplexity': jnp.mean(aux['perplexity']),
+      'train/codebook_usage': jnp.mean(usage),
+      'train/codebook_usage_min': jnp.min(usage),  # The least used level.
+      'train/grad_norm': terms['grad_norm'],
       'train/learning_rate': schedule(state.step),
   }
   new_state = state.replace(step=state.step + 1, params=params, codebook=codebook,
-                            opt_state=opt_state)
+                            opt_state=opt_state, discriminator=disc_params,
+                            discriminator_opt_state=disc_opt_state)
   return new_state, metrics
 
 
 def eval_step(graphdef, mean, std, state: TrainState, batch) -> dict:
-  """Sums over the real (weight 1) examples of a validation batch."""
+  """Sums over the real (weight 1) examples of a validation batch, at every bit rate.
+
+  'l1', 'mse', 'spectral_convergence' are [levels]: entry n-1 decodes the
+  first n levels; 'code_counts' is [levels, codebook_size].
+  """
   model = nnx.merge(graphdef, state.params, state.codebook)
   mel, weight = batch['mel'], batch['weight']
-  recon, aux = model(mel)
-  l1, mse = reconstruction_losses(recon, mel, weight)
+  codes = model.encode_to_codes(mel)
   stem_mean, stem_std = mean[batch['stem']][:, None], std[batch['stem']][:, None]
-  convergence = spectral_metrics.spectral_convergence(
-      normalization.denormalize_with(mel, stem_mean, stem_std),
-      normalization.denormalize_with(recon, stem_mean, stem_std))
-  code_counts = jnp.einsum('b,btk->k', weight, jax.nn.one_hot(
-      aux['codes'], model.quantizer.codebook_size))
-  return {'l1': l1, 'mse': mse, 'spectral_convergence': jnp.sum(convergence * weight),
+  sums = {'l1': [], 'mse': [], 'spectral_convergence': []}
+  for num_levels in range(1, codes.shape[-1] + 1):
+    recon = model.decode_codes(codes[..., :num_levels])
+    l1, mse = reconstruction_losses(recon, mel, weight)
+    convergence = spectral_metrics.spectral_convergence(
+        normalization.denormalize_with(mel, stem_mean, stem_std),
+        normalization.denormalize_with(recon, stem_mean, stem_std))
+    for name, value in (('l1', l1), ('mse', mse),
+                        ('spectral_convergence', jnp.sum(convergence * weight))):
+      sums[name].append(value)
+  code_counts = jnp.einsum('b,btlk->lk', weight, jax.nn.one_hot(
+      codes, model.quantizer.codebook_size))
+  return {**{name: jnp.stack(values) for name, values in sums.items()},
           'count': jnp.sum(weight), 'code_counts': code_counts}
 
 
@@ -150,16 +242,22 @@ def init_state(config: ml_collections.ConfigDict):
   """A fresh model and optimizer.
 
   Returns:
-    (graphdef, state, optimizer, schedule): the static model structure, the
+    ((codec graphdef, discriminator graphdef), state, (optimizer,
+    discriminator optimizer), schedule): the static model structures, the
     TrainState (on the default device) and the optax pieces.
   """
   config_checks.resolve_dtype(config.model, 'config.model.dtype')
   model = vqvae.from_config(config.model, rngs=nnx.Rngs(config.seed), num_mels=contract.NUM_MELS)
   graphdef, params, codebook = nnx.split(model, nnx.Param, quantizer_lib.CodebookVariable)
+  discriminator = spectrogram_discriminator.from_config(config.model,
+                                                        rngs=nnx.Rngs(config.seed + 1))
+  disc_graphdef, disc_params = nnx.split(discriminator)
   optimizer, schedule = make_optimizer(config.train)
+  disc_optimizer = make_discriminator_optimizer(config.train)
   state = TrainState(step=jnp.zeros((), jnp.int32), params=params, codebook=codebook,
-                     opt_state=optimizer.init(params))
-  return graphdef, state, optimizer, schedule
+                     opt_state=optimizer.init(params), discriminator=disc_params,
+                     discriminator_opt_state=disc_optimizer.init(disc_params))
+  return (graphdef, disc_graphdef), state, (optimizer, disc_optimizer), schedule
 
 
 class VQVAETrainer:
@@ -172,13 +270,15 @@ class VQVAETrainer:
     self.mesh = mesh or parallel.make_mesh()
     # One key per purpose; the step key is folded with the step inside the step.
     self.kmeans_rng, self.base_rng = jax.random.split(jax.random.key(config.seed))
-    self.graphdef, self._initial_state, self.optimizer, self.schedule = init_state(config)
+    (self.graphdef, disc_graphdef), self._initial_state, optimizers, self.schedule = (
+        init_state(config))
     stems = tuple(config.data.stems)
     self.stems = stems
     mean, std = self.meta.normalization.stacked(stems)
     replicated = parallel.replicated(self.mesh)
     self._jit_train_step = jax.jit(
-        functools.partial(train_step, self.graphdef, self.optimizer, self.schedule, config),
+        functools.partial(train_step, self.graphdef, disc_graphdef, *optimizers,
+                          self.schedule, config),
         donate_argnums=0, out_shardings=replicated)
     self.jit_eval_step = jax.jit(functools.partial(
         eval_step, self.graphdef, jnp.asarray(mean), jnp.asarray(std)), out_shardings=replicated)
@@ -232,9 +332,19 @@ class VQVAETrainer:
     if sums is None or sums['count'] == 0:
       return {}
     count = sums['count']
-    metrics = {f'eval/{name}': float(sums[name] / count)
+    num_levels = self.config.model.num_levels
+    metrics = {f'eval/{name}': float(sums[name][-1] / count)
                for name in ('l1', 'mse', 'spectral_convergence')}
-    metrics.update({f'eval/{k}': v for k, v in quantizer_lib.codebook_statistics(sums['code_counts']).items()})
+    metrics['eval/bits_per_second'] = bits_per_second(self.config.model)
+    for level in range(num_levels - 1):  # The lower bit rates quantizer dropout trains.
+      for name in ('l1', 'spectral_convergence'):
+        metrics[f'eval/levels_{level + 1}/{name}'] = float(sums[name][level] / count)
+    usage = [quantizer_lib.codebook_statistics(counts) for counts in sums['code_counts']]
+    metrics['eval/codebook_usage'] = float(np.mean([u['codebook_usage'] for u in usage]))
+    metrics['eval/codebook_usage_min'] = float(np.min([u['codebook_usage'] for u in usage]))
+    metrics['eval/perplexity'] = float(np.mean([u['perplexity'] for u in usage]))
+    for level, level_usage in enumerate(usage):
+      metrics[f'eval/level_{level + 1}/codebook_usage'] = level_usage['codebook_usage']
     self._write_summaries(state, writer, step, first_batch)
     return metrics
 
