@@ -19,7 +19,7 @@ the held-out split:
     loudness-normalized original: ViSQOL v3 (audio mode, 48 kHz, MOS-LQO 1-5,
     visqol-python), mel spectral convergence of the re-analysed audio and the
     multi-resolution STFT distance (spectral convergence + log-magnitude L1,
-    FFT 512/1024/2048).
+    evaluation/reconstruction.py: FFT 512/1024/2048).
 """
 import argparse
 import json
@@ -45,12 +45,12 @@ from melodygan_jax.audio import inversion  # pylint: disable=wrong-import-positi
 from melodygan_jax.audio import spectral_metrics  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import synthesis  # pylint: disable=wrong-import-position
 from melodygan_jax.data import input_pipeline  # pylint: disable=wrong-import-position
+from melodygan_jax.evaluation import reconstruction  # pylint: disable=wrong-import-position
 from melodygan_jax.data import records  # pylint: disable=wrong-import-position
 from melodygan_jax.generation import pretrained  # pylint: disable=wrong-import-position
 from melodygan_jax.generation import reconstruct  # pylint: disable=wrong-import-position
 
 CACHE = ROOT / 'benchmarks' / '.cache'
-VISQOL_RATE_HZ = 48_000
 
 
 def music_folder() -> pathlib.Path:
@@ -59,7 +59,7 @@ def music_folder() -> pathlib.Path:
   for package in ('singularity-music', 'drascula-music'):
     source = (pathlib.Path(os.environ['MELODYGAN_MUSIC_DIR']) / package
               if os.environ.get('MELODYGAN_MUSIC_DIR') else None)
-    source = source if source and source.is_dir() else real_music._unpacked(package)  # pylint: disable=protected-access
+    source = source if source and source.is_dir() else real_music.package_dir(package)
     target = folder / package.split('-')[0]
     target.mkdir(parents=True, exist_ok=True)
     for path in sorted(source.glob('*.ogg')):
@@ -128,20 +128,6 @@ def held_out_rate_distortion(vqvae: pretrained.LoadedVQVAE, data_dir: pathlib.Pa
           'codebook_usage_per_level': (code_counts > 0).mean(axis=1).tolist()}
 
 
-def multi_resolution_stft_distance(reference: np.ndarray, estimate: np.ndarray) -> float:
-  """Mean over FFT sizes 512/1024/2048 of spectral convergence + log-magnitude L1."""
-  import librosa  # pylint: disable=g-import-not-at-top
-  total = 0.0
-  for n_fft in (512, 1024, 2048):
-    spectra = [np.abs(librosa.stft(x, n_fft=n_fft, hop_length=n_fft // 4)) + 1e-7
-               for x in (reference, estimate)]
-    frames = min(s.shape[1] for s in spectra)
-    ref, est = (s[:, :frames] for s in spectra)
-    total += (np.linalg.norm(ref - est) / np.linalg.norm(ref)
-              + np.mean(np.abs(np.log(ref) - np.log(est))))
-  return float(total / 3)
-
-
 def held_out_excerpts(data_dir: pathlib.Path, folder: pathlib.Path, count: int,
                       seconds: float) -> list[pathlib.Path]:
   """The first `count` held-out files long enough, sorted by name."""
@@ -154,20 +140,15 @@ def held_out_excerpts(data_dir: pathlib.Path, folder: pathlib.Path, count: int,
 
 def listening_scores(workdir: pathlib.Path, files, seconds: float) -> list[dict]:
   """ViSQOL, re-analysed mel SC and MR-STFT of reconstruct and of Griffin-Lim from the true mel."""
-  from visqol import api as visqol_api  # pylint: disable=g-import-not-at-top
-  visqol = visqol_api.VisqolApi()
-  visqol.create(mode='audio')
+  visqol = reconstruction.Visqol()
 
   def score(reference, estimate):
-    estimate = np.pad(estimate, (0, max(len(reference) - len(estimate), 0)))[:len(reference)]
-    up = [audio_io.resample(x.astype(np.float32), contract.SAMPLE_RATE_HZ, VISQOL_RATE_HZ)
-          for x in (reference, estimate)]
-    return {'visqol': float(visqol.measure_from_arrays(up[0].astype(np.float64),
-                                                       up[1].astype(np.float64),
-                                                       VISQOL_RATE_HZ).moslqo),
+    reference, estimate = reconstruction.trim_to_common_length(reference, estimate)
+    return {'visqol': visqol.score(reference, estimate, contract.SAMPLE_RATE_HZ),
             'mel_spectral_convergence': spectral_metrics.audio_spectral_convergence(
                 estimate, contract.log_mel(reference)),
-            'mr_stft': multi_resolution_stft_distance(reference, estimate)}
+            'mr_stft': reconstruction.multi_resolution_stft_distance(
+                reference, estimate)['total']}
 
   rows = []
   with tempfile.TemporaryDirectory() as tmp:

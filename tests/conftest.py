@@ -27,6 +27,18 @@ SONG_SECONDS = 9.0
 VQVAE_ADVERSARIAL_START_STEP = 100  # configs/vqvae_tiny.py's warm-up.
 
 
+@pytest.fixture
+def current_normalization():
+  """Statistics of this code's feature version, as a run writes into its workdir."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.audio import contract  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.data import normalization  # pylint: disable=g-import-not-at-top
+  return normalization.Normalization(
+      mean={'mix': np.zeros(contract.NUM_MELS, np.float32)},
+      std={'mix': np.ones(contract.NUM_MELS, np.float32)},
+      feature_version=contract.FEATURE_VERSION)
+
+
 @pytest.fixture(scope='session')
 def corpus_dir(tmp_path_factory):
   """4 songs of 9 s with their true stems (see data_prep.demo_corpus)."""

@@ -127,25 +127,31 @@ def test_mean_interval_covers_the_mean_and_shrinks_with_more_clips():
 
 def test_latent_metrics_match_set_based_definitions():
   rng = np.random.default_rng(0)
-  generated = rng.integers(0, 5, (6, 12))
-  training = rng.integers(0, 5, (4, 12))
-  training[0, 2:9] = generated[1, 3:10]  # A copied run of 7.
+  generated = rng.integers(0, 5, (6, 12, 2))  # [sequences, steps, levels]
+  training = rng.integers(0, 5, (4, 12, 2))
+  training[0, 2:9] = generated[1, 3:10]  # A copied run of 7 whole steps.
+  training[1, :, 0] = generated[2, :, 0]  # Only the first level: not a copy of steps.
 
   def longest(row):
-    grams = {tuple(t[s:s + n]) for t in training for n in range(1, 13)
+    steps = lambda codes: [tuple(step) for step in codes]
+    grams = {tuple(steps(t)[s:s + n]) for t in training for n in range(1, 13)
              for s in range(13 - n)}
-    return max((n for n in range(1, 13) for s in range(13 - n) if tuple(row[s:s + n]) in grams),
-               default=0)
-  np.testing.assert_array_equal(latent_metrics.longest_copied_runs(generated, training),
-                                [longest(row) for row in generated])
-  assert latent_metrics.longest_copied_runs(generated, training)[1] >= 7
-  assert latent_metrics.bigram_js_distance(generated, generated) == 0.0
+    return max((n for n in range(1, 13) for s in range(13 - n)
+                if tuple(steps(row)[s:s + n]) in grams), default=0)
+  expected = [longest(row) / 12 for row in generated]
+  runs = latent_metrics.copied_run_statistics(generated, training)
+  assert runs['copied_run_max'] == pytest.approx(max(expected))
+  assert runs['copied_run_mean'] == pytest.approx(np.mean(expected))
+  assert expected[1] >= 7 / 12 and expected[2] < 1.0
+  assert latent_metrics.bigram_js_distance(generated, generated, 5) == 0.0
   # The same codes in another order: the histogram cannot tell, the bigrams can.
   ordered = np.sort(generated, axis=1)
-  assert latent_metrics.bigram_js_distance(generated, ordered) > 0.3
-  counts = np.array([0.0, 3.0, 1.0])
-  drawn = latent_metrics.baseline_codes('iid', None, 3, (2000,), code_counts=counts)
-  assert not (drawn == 0).any() and abs((drawn == 1).mean() - 0.75) < 0.05
+  assert latent_metrics.level_js_distance(generated, ordered, 5) == pytest.approx(0.0, abs=1e-7)
+  assert latent_metrics.bigram_js_distance(generated, ordered, 5) > 0.3
+  counts = np.array([[0.0, 3.0, 1.0], [1.0, 0.0, 0.0]])
+  drawn = latent_metrics.baseline_codes('iid', None, 3, (2000, 1, 2), code_counts=counts)
+  assert not (drawn[..., 0] == 0).any() and abs((drawn[..., 0] == 1).mean() - 0.75) < 0.05
+  assert (drawn[..., 1] == 0).all()
 
 
 def test_mel_cepstral_distortion_is_zero_only_for_equal_cepstra():

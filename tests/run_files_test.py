@@ -54,17 +54,18 @@ def test_features_of_another_version_are_refused_in_one_line(trained_vqvae, tmp_
   assert '\n' not in str(e.value)
 
 
-def _started_run(tmp_path):
+def _started_run(tmp_path, normalization):
   config = vqvae_tiny.get_config()
   config.data.dataset_dir = str(tmp_path / 'data')
   workdir = tmp_path / 'run'
   (workdir / 'checkpoints' / '40').mkdir(parents=True)  # A run that has saved a step.
   run_files.write_or_check_config(config, str(workdir))
+  run_files.write_normalization(str(workdir), normalization)
   return config, workdir
 
 
-def test_a_resumed_run_refuses_a_changed_experiment(tmp_path):
-  config, workdir = _started_run(tmp_path)
+def test_a_resumed_run_refuses_a_changed_experiment(tmp_path, current_normalization):
+  config, workdir = _started_run(tmp_path, current_normalization)
   first = (workdir / 'config.json').read_text()
   config.model.widths = (8, 8, 8)
   with pytest.raises(config_checks.ConfigError,
@@ -75,8 +76,8 @@ def test_a_resumed_run_refuses_a_changed_experiment(tmp_path):
   assert (workdir / 'config.json').read_text() == first
 
 
-def test_a_resumed_run_may_train_longer_and_records_it(tmp_path, capsys):
-  config, workdir = _started_run(tmp_path)
+def test_a_resumed_run_may_train_longer_and_records_it(tmp_path, capsys, current_normalization):
+  config, workdir = _started_run(tmp_path, current_normalization)
   first = (workdir / 'config.json').read_text()
   config.train.num_steps = 6_000
   run_files.write_or_check_config(config, str(workdir))

@@ -70,10 +70,12 @@ def test_search_space_comes_from_the_config_and_overrides_fix_fields():
       'loss.code_usage_weight'}
 
 
-def test_a_resumed_trial_may_change_the_sweep_section_but_not_what_it_trains(tmp_path):
+def test_a_resumed_trial_may_change_the_sweep_section_but_not_what_it_trains(
+    tmp_path, current_normalization):
   config = vqvae_tiny.get_config()
   run_files.write_or_check_config(config, str(tmp_path))
   (tmp_path / 'checkpoints' / '10').mkdir(parents=True)  # As if trained to step 10.
+  run_files.write_normalization(str(tmp_path), current_normalization)
   config.sweep.grace_period_s = 5
   run_files.write_or_check_config(config, str(tmp_path))
   config.model.codebook_size = 32

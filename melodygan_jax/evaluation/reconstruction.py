@@ -8,6 +8,8 @@ samples but does not shift the signal.
 import librosa
 import numpy as np
 
+from melodygan_jax.audio import contract
+
 VISQOL_AUDIO_SAMPLE_RATE_HZ = 48_000  # ViSQOL's audio mode is defined at 48 kHz.
 # (n_fft, hop_length, win_length) of Parallel WaveGAN's multi-resolution STFT loss.
 STFT_RESOLUTIONS = ((512, 50, 240), (1024, 120, 600), (2048, 240, 1200))
@@ -65,14 +67,15 @@ def multi_resolution_stft_distance(reference: np.ndarray, estimate: np.ndarray,
 
 
 def mel_distance(reference: np.ndarray, estimate: np.ndarray, sample_rate_hz: int,
-                 n_fft: int = 1024, hop_length: int = 256, num_mels: int = 80,
-                 fmin_hz: float = 0.0, fmax_hz: float | None = 8_000.0,
-                 log_floor: float = 1e-5) -> float:
+                 n_fft: int = contract.N_FFT, hop_length: int = contract.HOP_LENGTH,
+                 num_mels: int = contract.NUM_MELS, fmin_hz: float = contract.MEL_FMIN_HZ,
+                 fmax_hz: float | None = contract.MEL_FMAX_HZ,
+                 log_floor: float = contract.LOG_MEL_FLOOR) -> float:
   """Mean |log mel - log mel'| over frames and bands.
 
   The defaults are the audio contract's log-mel (natural log of the mel
-  magnitude, 80 bands to 8 kHz, floor 1e-5), so the value is comparable with
-  the pipeline's log-mel L1; pass fmax_hz=None for the full band.
+  magnitude, 128 bands to 11,025 Hz, floor 1e-5), so the value is comparable
+  with the pipeline's log-mel L1.
 
   Args:
     reference, estimate: [samples] mono float at `sample_rate_hz`.
