@@ -63,11 +63,12 @@ def time_train_step(variant: str, per_device_batch_size: int, steps: int) -> dic
   import functools  # pylint: disable=g-import-not-at-top
   config = make_config(variant, per_device_batch_size)
   config_checks.check_train_section(config.train)
-  graphdef, initial, optimizer, schedule = vqvae_trainer.init_state(config)
+  (graphdef, disc_graphdef), initial, optimizers, schedule = vqvae_trainer.init_state(config)
   mesh = parallel.make_mesh()
   state = parallel.replicate(initial, mesh)
-  step_fn = jax.jit(functools.partial(vqvae_trainer.train_step, graphdef, optimizer, schedule,
-                                      config), donate_argnums=0,
+  # The warm-up step (no discriminator), as the first adversarial_start_step steps run.
+  step_fn = jax.jit(functools.partial(vqvae_trainer.train_step, graphdef, disc_graphdef,
+                                      *optimizers, schedule, config, False), donate_argnums=0,
                     out_shardings=parallel.replicated(mesh))
   local = config.train.batch_size // jax.process_count()
   mel = np.random.default_rng(jax.process_index()).standard_normal(

@@ -46,13 +46,11 @@ def matmul_peak_flops(dtype, size=2048, repeats=10) -> float:
 def time_jax(dtype: str, batch, steps: int, adversarial: bool = True) -> dict:
   config = vqvae_config.get_config()
   config.model.dtype = dtype
-  if adversarial:  # Time a step after the warm-up: codec and discriminator.
-    config.loss.adversarial_start_step = 0
-  else:
-    config.loss.adversarial_start_step = config.train.num_steps
   (graphdef, disc_graphdef), state, optimizers, schedule = vqvae_trainer.init_state(config)
+  # adversarial: a step after the warm-up, codec and discriminator.
   step_fn = jax.jit(functools.partial(vqvae_trainer.train_step, graphdef, disc_graphdef,
-                                      *optimizers, schedule, config), donate_argnums=0)
+                                      *optimizers, schedule, config, adversarial),
+                    donate_argnums=0)
   rng = jax.random.key(0)
   start = time.perf_counter()
   compiled = step_fn.lower(state, batch, rng).compile()

@@ -168,19 +168,20 @@ def _codec_and_discriminator_update(graphdef, disc_graphdef, optimizer, disc_opt
 
 
 def train_step(graphdef, disc_graphdef, optimizer, disc_optimizer, schedule, config,
-               state: TrainState, batch, base_rng) -> tuple[TrainState, dict]:
-  """One optimizer step (codec, and discriminator after the warm-up), one EMA step."""
+               adversarial: bool, state: TrainState, batch, base_rng) -> tuple[TrainState, dict]:
+  """One optimizer step (codec, and discriminator when `adversarial`), one EMA step.
+
+  `adversarial` is static: the warm-up and the adversarial phase are two
+  compiled steps. (Inside a `lax.cond`, XLA:CPU runs convolutions through its
+  slow generic emitter: a step took 50 s instead of 0.8 s.)
+  """
   restart_rng, dropout_rng = jax.random.split(jax.random.fold_in(base_rng, state.step))
   mel = batch['mel']
   active_levels = residual_quantizer.sample_active_levels(
       dropout_rng, mel.shape[0], config.model.num_levels, config.model.quantizer_dropout)
-  update = functools.partial(_codec_and_discriminator_update, graphdef, disc_graphdef,
-                             optimizer, disc_optimizer, config)
-  # Only the taken branch runs: the warm-up steps cost no discriminator time.
-  (loss, aux, terms), (params, opt_state, disc_params, disc_opt_state) = jax.lax.cond(
-      state.step >= config.loss.adversarial_start_step,
-      functools.partial(update, True), functools.partial(update, False),
-      state, mel, active_levels)
+  (loss, aux, terms), (params, opt_state, disc_params, disc_opt_state) = (
+      _codec_and_discriminator_update(graphdef, disc_graphdef, optimizer, disc_optimizer,
+                                      config, adversarial, state, mel, active_levels))
   model = nnx.merge(graphdef, params, state.codebook)
   model.quantizer.update_codebook(aux['residuals'], aux['codes'], state.step, restart_rng)
   codebook = nnx.state(model, quantizer_lib.CodebookVariable)
@@ -276,10 +277,12 @@ class VQVAETrainer:
     self.stems = stems
     mean, std = self.meta.normalization.stacked(stems)
     replicated = parallel.replicated(self.mesh)
-    self._jit_train_step = jax.jit(
+    # Two compiled steps, warm-up and adversarial; each compiles on first use.
+    self._jit_train_steps = {adversarial: jax.jit(
         functools.partial(train_step, self.graphdef, disc_graphdef, *optimizers,
-                          self.schedule, config),
-        donate_argnums=0, out_shardings=replicated)
+                          self.schedule, config, adversarial),
+        donate_argnums=0, out_shardings=replicated) for adversarial in (False, True)}
+    self._next_step = None  # Host-side count of the step to run, set by train_batches.
     self.jit_eval_step = jax.jit(functools.partial(
         eval_step, self.graphdef, jnp.asarray(mean), jnp.asarray(std)), out_shardings=replicated)
     self.jit_encode = jax.jit(functools.partial(encode, self.graphdef))
@@ -288,13 +291,20 @@ class VQVAETrainer:
                                    out_shardings=replicated)
 
   def jit_train_step(self, state: TrainState, batch) -> tuple[TrainState, dict]:
-    return self._jit_train_step(state, batch, self.base_rng)
+    # The phase is chosen on the host from a step count kept here, so choosing
+    # it never waits for the device to finish the step before.
+    if self._next_step is None:
+      self._next_step = int(jax.device_get(state.step))
+    adversarial = self._next_step >= self.config.loss.adversarial_start_step
+    self._next_step += 1
+    return self._jit_train_steps[adversarial](state, batch, self.base_rng)
 
   def create_state(self) -> TrainState:
     # A copy each time: the train step donates (invalidates) the state it gets.
     return parallel.replicate(self._initial_state, self.mesh)
 
   def train_batches(self, start_step: int):
+    self._next_step = start_step
     local = input_pipeline.train_batches(
         self.config.data, self.meta, parallel.local_batch_size(self.config.train.batch_size),
         seed=self.config.seed, start_step=start_step, process_index=jax.process_index(),
