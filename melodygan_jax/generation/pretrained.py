@@ -266,6 +266,14 @@ class LoadedGenerator:
   def temperature(self) -> float:
     return gan_models.generator_temperature(self.config.model)
 
+  @property
+  def window_steps(self) -> int:
+    """Codes per generation window: the training crop (long samples are windowed)."""
+    data = self.config.data
+    if 'crop_steps' in data:
+      return int(data.crop_steps)
+    return int(data.crop_frames) // self.vqvae.time_stride  # Runs from before crop_steps.
+
 
 def gan_vqvae_workdir(workdir: str, config) -> str:
   """The GAN's own copy of its VQ-VAE, or (older runs) the one its config names."""
