@@ -1,17 +1,23 @@
 """Any length without seams: windowed generation over one continuous coordinate sequence.
 
-The generator is trained on crops of `window_steps` codes, and with a
-receptive field that covers the crop, every output step depends on the
-padding at the crop's edges: run over a far longer sequence in one pass it
-would see contexts it never trained on. So a long sample is generated as in
-Musika: one noise sequence (the latent coordinates) spans the whole sample,
-each window is the generator run on its slice of those coordinates, and
-consecutive windows overlap by half a window. Because the windows share
-coordinates, they agree in the overlap up to their edge effects, and the
-generator's continuous outputs (features, before quantization) are
-cross-faded there with raised-cosine ramps that sum to one. The blended
-sequence is quantized once and decoded once, so there is no join in code,
-mel or audio, and nothing repeats: every step has its own coordinates.
+As in Musika, one noise sequence (the latent coordinates) spans the whole
+sample, and the sample is generated in windows of the training crop that run
+the generator on their slice of it; consecutive windows overlap by a quarter
+window, and the generator's continuous outputs (features, before
+quantization) are cross-faded there with raised-cosine ramps that sum to
+one. The blended sequence is quantized once and decoded and inverted once, so
+there is no join in code, mel or audio, and nothing repeats: every step has
+its own coordinates.
+
+Each window also sees `context_steps` coordinates on each side, whose outputs
+are dropped. The generator is convolutional, so with half its receptive field
+of context (the default) every window computes exactly what one pass over the
+whole sequence would, and neighbours agree in their overlap: the joins are
+seamless by construction, not by hiding. (Without context, a window's edges
+see zero padding: neighbours disagree in the overlap, and the cross-fade
+blends two different continuations, which the spectral flux at the joins
+shows.) Windows bound the memory and the shape a step compiles for, and they
+are where a continuation's first window is fitted to a prompt.
 
 A loop (`loop=True`) puts the coordinates on a circle: the windows run past
 the end into the start, and their overlap-add wraps around, so the last code
@@ -25,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-OVERLAP_FRACTION = 0.5  # Of a window: every step is blended from two windows' views.
+OVERLAP_FRACTION = 0.25  # Of a window. Neighbours agree there, so a little is enough.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,21 +40,33 @@ class WindowPlan:
 
   Attributes:
     output_steps: codes of the sample.
-    window_steps: codes per window (the training crop, or fewer for a short
-      sample made in one pass).
-    starts: first coordinate of each window.
+    window_steps: codes each window contributes (the training crop, or the
+      whole sample when it is shorter: one pass).
+    starts: first output step of each window.
     overlap_steps: steps two neighbouring windows share.
-    coordinate_steps: length of the noise sequence: at least output_steps
-      (the last window may run past the end, and is cut), or exactly
-      output_steps on a loop, where indices wrap.
-    loop: coordinates are circular.
+    context_steps: coordinates each window also sees on each side.
+    blend_steps: output steps the windows cover: at least output_steps (the
+      last window may run past the end, and is cut), or exactly output_steps
+      on a loop, where positions wrap.
+    loop: positions are circular.
   """
   output_steps: int
   window_steps: int
   starts: tuple[int, ...]
   overlap_steps: int
-  coordinate_steps: int
+  context_steps: int
+  blend_steps: int
   loop: bool
+
+  @property
+  def coordinate_steps(self) -> int:
+    """Length of the noise sequence: the windows' reach, context included."""
+    return self.blend_steps if self.loop else self.blend_steps + 2 * self.context_steps
+
+  @property
+  def view_steps(self) -> int:
+    """Coordinates one window's generator run sees."""
+    return self.window_steps + 2 * self.context_steps
 
   @property
   def join_steps(self) -> tuple[int, ...]:
@@ -57,16 +75,26 @@ class WindowPlan:
       return ()
     pairs = list(zip(self.starts[:-1], self.starts[1:]))
     if self.loop:  # The last window hands over to the first across the end.
-      pairs.append((self.starts[-1], self.starts[0] + self.coordinate_steps))
+      pairs.append((self.starts[-1], self.starts[0] + self.blend_steps))
     joins = [(start + next_start + self.window_steps) // 2 for start, next_start in pairs]
     limit = self.output_steps
     return tuple(sorted({step % limit if self.loop else step for step in joins
                          if self.loop or step < limit}))
 
   def window_indices(self) -> np.ndarray:
-    """[windows, window_steps] coordinate index of every step of every window."""
+    """[windows, window_steps] output position of every step of every window."""
     indices = np.asarray(self.starts)[:, None] + np.arange(self.window_steps)
-    return indices % self.coordinate_steps if self.loop else indices
+    return indices % self.blend_steps if self.loop else indices
+
+  def view_indices(self) -> np.ndarray:
+    """[windows, view_steps] coordinate index of every step each window's run sees.
+
+    Output position p is coordinate p + context_steps (p itself on a loop).
+    """
+    indices = np.asarray(self.starts)[:, None] + np.arange(self.view_steps)
+    if self.loop:
+      return (indices - self.context_steps) % self.blend_steps
+    return indices
 
   def window_weights(self) -> np.ndarray:
     """[windows, window_steps] cross-fade weights; neighbours' ramps sum to one a hop
@@ -85,28 +113,32 @@ def overlap_steps(window_steps: int) -> int:
   return max(1, int(round(window_steps * OVERLAP_FRACTION)))
 
 
-def plan_windows(output_steps: int, window_steps: int, loop: bool = False) -> WindowPlan:
+def plan_windows(output_steps: int, window_steps: int, loop: bool = False,
+                 context_steps: int = 0) -> WindowPlan:
   """The windows of a sample of `output_steps` codes.
 
   A sample no longer than a window is one pass (no joins), unless it loops.
+  `context_steps`: coordinates each window sees beyond its edges (half the
+  generator's receptive field makes windows agree exactly).
 
   Raises:
-    ValueError: a length or window below one step.
+    ValueError: a length or window below one step, or negative context.
   """
-  if output_steps < 1 or window_steps < 2:
-    raise ValueError(f'windows: {output_steps} steps in windows of {window_steps}: '
-                     'need at least 1 step and windows of 2')
+  if output_steps < 1 or window_steps < 2 or context_steps < 0:
+    raise ValueError(f'windows: {output_steps} steps in windows of {window_steps} with '
+                     f'{context_steps} context: need at least 1 step, windows of 2, context >= 0')
   if output_steps <= window_steps and not loop:
-    return WindowPlan(output_steps, output_steps, (0,), 0, output_steps, False)
+    return WindowPlan(output_steps, output_steps, (0,), 0, context_steps, output_steps, False)
   overlap = overlap_steps(window_steps)
   hop = window_steps - overlap
   if loop:  # Evenly around the circle, at most a hop apart; the last wraps into the first.
     count = max(1, -(-output_steps // hop))
     starts = tuple(int(round(i * output_steps / count)) for i in range(count))
-    return WindowPlan(output_steps, window_steps, starts, overlap, output_steps, True)
+    return WindowPlan(output_steps, window_steps, starts, overlap, context_steps,
+                      output_steps, True)
   count = 1 + -(-(output_steps - window_steps) // hop)
   starts = tuple(i * hop for i in range(count))
-  return WindowPlan(output_steps, window_steps, starts, overlap,
+  return WindowPlan(output_steps, window_steps, starts, overlap, context_steps,
                     starts[-1] + window_steps, False)
 
 
@@ -126,15 +158,15 @@ def coordinate_noise(key: jax.Array, plan: WindowPlan, noise_channels: int) -> j
 def blend_windows(window_features: jax.Array, plan: WindowPlan) -> jax.Array:
   """[windows, window_steps, features] -> [output_steps, features] by normalized overlap-add.
 
-  Dividing by the summed weights keeps the first and last half-windows (which
+  Dividing by the summed weights keeps the first and last part-windows (which
   have no partner outside a loop) as they are.
   """
   indices = jnp.asarray(plan.window_indices().reshape(-1))
   weights = jnp.asarray(plan.window_weights().reshape(-1))
   features = window_features.reshape((-1, window_features.shape[-1]))
-  total = jnp.zeros((plan.coordinate_steps, features.shape[-1]), features.dtype)
+  total = jnp.zeros((plan.blend_steps, features.shape[-1]), features.dtype)
   total = total.at[indices].add(features * weights[:, None])
-  weight_sum = jnp.zeros((plan.coordinate_steps,), features.dtype).at[indices].add(weights)
+  weight_sum = jnp.zeros((plan.blend_steps,), features.dtype).at[indices].add(weights)
   return (total / weight_sum[:, None])[:plan.output_steps]
 
 
@@ -147,12 +179,13 @@ def window_features(generator, global_noise: jax.Array, step_noise: jax.Array,
       that moves along the sample.
     step_noise: [coordinate_steps, noise_channels], the coordinates.
   """
-  indices = jnp.asarray(plan.window_indices())
+  indices = jnp.asarray(plan.view_indices())
   if global_noise.ndim == 2:
-    window_global = global_noise[indices]
+    view_global = global_noise[indices]
   else:
-    window_global = jnp.broadcast_to(global_noise, (len(plan.starts),) + global_noise.shape)
-  return generator.features(window_global, step_noise[indices])
+    view_global = jnp.broadcast_to(global_noise, (len(plan.starts),) + global_noise.shape)
+  features = generator.features(view_global, step_noise[indices])
+  return features[:, plan.context_steps:plan.context_steps + plan.window_steps]
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'plan', 'temperature'))

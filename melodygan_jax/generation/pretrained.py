@@ -274,6 +274,12 @@ class LoadedGenerator:
       return int(data.crop_steps)
     return int(data.crop_frames) // self.vqvae.time_stride  # Runs from before crop_steps.
 
+  @property
+  def context_steps(self) -> int:
+    """Coordinates a window sees beyond each edge: half the receptive field, so
+    windows compute what one pass would (generation/long_form.py)."""
+    return gan_models.receptive_field(self.config.model.generator_dilations) // 2
+
 
 def gan_vqvae_workdir(workdir: str, config) -> str:
   """The GAN's own copy of its VQ-VAE, or (older runs) the one its config names."""

@@ -8,8 +8,8 @@ until its features match the VQ-VAE latents of real music. Both uses share it:
     per-window coordinates fitted beside it and then dropped) is that clip's
     style: the character a new sample with fresh coordinates keeps.
   continuation (`--prompt`): the global noise and the coordinates of the
-    first window's context half, fitted to the prompt's last codes, so the
-    windows that follow start where the prompt ends (see `continuation_plan`).
+    first window's leading part, fitted to the prompt's last codes, so the
+    windows that follow start where the prompt ends (generation/continuation.py).
 
 Noise vectors are kept on their typical sphere (norm sqrt(dim)) after every
 step, as in GAN inversion practice: the norm of Gaussian noise is
@@ -54,49 +54,52 @@ def feature_loss(generator, features: jax.Array, target_codes: jax.Array,
   return jnp.mean(jnp.square(features - target)) / (jnp.var(target) + 1e-6)
 
 
-@functools.partial(jax.jit, static_argnames=('graphdef', 'context_steps', 'iterations'))
+@functools.partial(jax.jit, static_argnames=('graphdef', 'free_steps', 'loss_start',
+                                             'iterations'))
 def fit_inputs(graphdef, params, codebooks, target_codes, global_noise, step_noise,
-               context_steps: int, iterations: int = FIT_ITERATIONS):
-  """Fits the global noise and the first `context_steps` coordinates of each window.
+               free_steps: int, loss_start: int = 0, iterations: int = FIT_ITERATIONS):
+  """Fits the global noise and the first `free_steps` coordinates of each window's view.
 
   Args:
     graphdef, params: the generator (frozen).
     codebooks: [levels, codebook_size, dim].
-    target_codes: [windows, context_steps, levels]: real codes each window's
-      first steps should generate.
+    target_codes: [windows, steps, levels]: real codes that each view's
+      outputs from `loss_start` on should generate.
     global_noise: [noise_dim], the start (shared by all windows).
-    step_noise: [windows, window_steps, noise_channels], the start; steps
-      after `context_steps` stay as given (fresh coordinates).
-    context_steps: steps of each window the loss sees.
+    step_noise: [windows, view_steps, noise_channels], the start; coordinates
+      from `free_steps` on stay as given (fresh coordinates).
+    free_steps: leading coordinates of each view that are fitted.
+    loss_start: first output step of each view the loss sees.
     iterations: Adam steps.
 
   Returns:
     (global noise [noise_dim], step noise like `step_noise`, the loss they reach).
   """
   generator = nnx.merge(graphdef, params)
-  fixed_tail = step_noise[:, context_steps:]
+  fixed_tail = step_noise[:, free_steps:]
+  loss_end = loss_start + target_codes.shape[1]
 
   def loss_fn(inputs):
-    style, context = inputs
-    coordinates = jnp.concatenate([context, fixed_tail], axis=1)
+    style, free = inputs
+    coordinates = jnp.concatenate([free, fixed_tail], axis=1)
     styles = jnp.broadcast_to(style, (coordinates.shape[0],) + style.shape)
-    features = generator.features(styles, coordinates)[:, :context_steps]
+    features = generator.features(styles, coordinates)[:, loss_start:loss_end]
     return feature_loss(generator, features, target_codes, codebooks)
 
   optimizer = optax.adam(FIT_LEARNING_RATE)
-  inputs = (global_noise, step_noise[:, :context_steps])
+  inputs = (global_noise, step_noise[:, :free_steps])
   state = optimizer.init(inputs)
 
   def step(carry, _):
     inputs, state = carry
-    loss, grads = jax.value_and_grad(loss_fn)(inputs)
+    grads = jax.grad(loss_fn)(inputs)
     updates, state = optimizer.update(grads, state, inputs)
-    style, context = optax.apply_updates(inputs, updates)
-    return ((onto_sphere(style), onto_sphere(context)), state), loss
+    style, free = optax.apply_updates(inputs, updates)
+    return ((onto_sphere(style), onto_sphere(free)), state), None
 
   (inputs, _), _ = jax.lax.scan(step, (inputs, state), None, length=iterations)
-  style, context = inputs
-  return style, jnp.concatenate([context, fixed_tail], axis=1), loss_fn(inputs)
+  style, free = inputs
+  return style, jnp.concatenate([free, fixed_tail], axis=1), loss_fn(inputs)
 
 
 def style_windows(codes: np.ndarray, window_steps: int) -> np.ndarray:

@@ -150,10 +150,16 @@ PROMPT_DECODE_STEPS = 32  # Prompt codes decoded before the continuation, as its
 MAX_STYLE_WINDOWS = 8  # Windows of a --style_from clip the style is fitted to.
 
 
+def plan_for(generator: pretrained.LoadedGenerator, steps: int,
+             loop: bool = False) -> long_form.WindowPlan:
+  """The windows of a sample of `steps` codes from this generator."""
+  return long_form.plan_windows(steps, generator.window_steps, loop, generator.context_steps)
+
+
 def generate_codes(generator: pretrained.LoadedGenerator, codebooks, keys, global_noise,
                    steps: int, loop: bool = False) -> jax.Array:
   """Codes [batch, steps, levels] in the generator's windows (sample i from keys[i])."""
-  plan = long_form.plan_windows(steps, generator.window_steps, loop)
+  plan = plan_for(generator, steps, loop)
   return long_form.generate_codes(generator.graphdef, generator.params, codebooks, keys,
                                   global_noise, plan, generator.temperature)
 
@@ -172,7 +178,7 @@ def find_style(generator: pretrained.LoadedGenerator, path: str, seed: int) -> n
       generator.graphdef, generator.params, jnp.asarray(vqvae.codebooks), jnp.asarray(windows),
       jax.random.normal(global_key, (model.noise_dim,)),
       jax.random.normal(step_key, windows.shape[:2] + (model.noise_channels,)),
-      context_steps=windows.shape[1])
+      free_steps=windows.shape[1])
   return np.asarray(style)
 
 
@@ -187,14 +193,17 @@ def continue_prompt(generator: pretrained.LoadedGenerator, prompt: continuation.
   window = generator.window_steps
   hop = window - long_form.overlap_steps(window)
   context = continuation.context_steps(prompt, hop)
-  plan = long_form.plan_windows(context + steps, window)
+  plan = plan_for(generator, context + steps)
   coordinates = long_form.coordinate_noise(key, plan, generator.config.model.noise_channels)
-  first_window = coordinates[jnp.asarray(plan.window_indices()[0])][None]
+  # The first window's view: its left context, then its outputs, the first
+  # `context` of them fitted to the prompt's last codes.
+  view = plan.view_indices()[0]
   style, fitted, _ = projection.fit_inputs(
       generator.graphdef, generator.params, codebooks,
-      jnp.asarray(prompt.codes[-context:])[None], jnp.asarray(global_noise), first_window,
-      context_steps=context)
-  coordinates = coordinates.at[:plan.window_steps].set(fitted[0])
+      jnp.asarray(prompt.codes[-context:])[None], jnp.asarray(global_noise),
+      coordinates[jnp.asarray(view)][None], free_steps=plan.context_steps + context,
+      loss_start=plan.context_steps)
+  coordinates = coordinates.at[jnp.asarray(view)].set(fitted[0])
   codes = long_form.generate_codes(generator.graphdef, generator.params, codebooks, key[None],
                                    style[None], plan, generator.temperature,
                                    step_noise=coordinates[None])
@@ -278,7 +287,7 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
         (generator.window_steps - long_form.overlap_steps(generator.window_steps))
         * code_samples / contract.SAMPLE_RATE_HZ, stem)
   styles = [find_style(generator, path, seed) for path in style_from]
-  plan = long_form.plan_windows(steps, generator.window_steps, loop)
+  plan = plan_for(generator, steps, loop)
   output = pathlib.Path(output_dir)
   output.mkdir(parents=True, exist_ok=True)
   codebooks = jnp.asarray(vqvae.codebooks)
