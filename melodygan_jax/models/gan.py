@@ -6,8 +6,9 @@ sample's character, or style; it may also change along the sample) plus
 per-step noise. The generator's receptive field should cover the training crop
 (`receptive_field`), so every output step can depend on the whole crop; the
 discriminator judges the sequence at several time scales (average-pooled by
-1, 2, 4, ...): local texture at the first, long-range structure at the last. Its output is always a latent the
-VQ-VAE's residual quantizer could have made, a sum of one entry per level:
+1, 2, 4, ...): local texture at the first, long-range structure at the last.
+The generator's output is always a latent the VQ-VAE's residual quantizer
+could have made, a sum of one entry per level:
   'gumbel': logits over each level's codes, straight-through Gumbel-softmax;
             the forward pass is a one-hot choice per level, the gradient flows
             through the soft probabilities.
