@@ -307,3 +307,13 @@ def test_style_from_clips_and_morphs_are_reproducible(trained_gan, corpus_dir, t
   codes = {name: [entry['codes'] for entry in run['samples']] for name, run in runs.items()}
   assert codes['one'] != codes['plain'] and codes['morph'] != codes['one']
   assert json.loads((tmp_path / 'one' / 'manifest.json').read_text())['style_from'] == [clip_a]
+
+
+def test_a_crop_longer_than_the_segments_names_the_fix(trained_vqvae):
+  config = gan_tiny.get_config()
+  config.vqvae_workdir = str(trained_vqvae[0])
+  config.data.crop_steps = 17  # The fixture's 64-frame segments hold 16 codes.
+  with pytest.raises(config_checks.ConfigError, match=r'config.data.crop_steps=17: 68 frames.*'
+                     r'prepare it with --segment_frames=68 or more') as error:
+    gan_trainer.check_config(config)
+  assert '\n' not in str(error.value)
