@@ -84,6 +84,11 @@ def test_windowed_codes_are_reproducible_codes_of_any_length(output):
   moving = long_form.generate_codes(graphdef, params, codebooks, keys[:1],
                                     jnp.asarray(morph)[None], plan, 1.0)
   assert moving.shape == (1, 50, 2)
+  a, b = np.ones(5), np.arange(5.0)
+  back = projection.morph_over_time(a, b, 40, there_and_back=True)  # For loops.
+  np.testing.assert_allclose(back[0], a, atol=1e-6)
+  np.testing.assert_allclose(back[20], b, atol=1e-5)
+  np.testing.assert_allclose(back[1], back[-1], atol=1e-6)  # Symmetric about the wrap.
 
 
 @pytest.mark.parametrize('loop', [False, True])

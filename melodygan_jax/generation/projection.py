@@ -123,6 +123,13 @@ def slerp(a: np.ndarray, b: np.ndarray, t) -> np.ndarray:
       np.float32)
 
 
-def morph_over_time(style_a: np.ndarray, style_b: np.ndarray, steps: int) -> np.ndarray:
-  """[steps, noise_dim]: the global noise moving from style a to style b along a sample."""
+def morph_over_time(style_a: np.ndarray, style_b: np.ndarray, steps: int,
+                    there_and_back: bool = False) -> np.ndarray:
+  """[steps, noise_dim]: the global noise moving from style a to style b along a sample.
+
+  `there_and_back` (loops): a to b by the middle and back to a at the end,
+  smoothly (a raised cosine), so the end flows into the start.
+  """
+  if there_and_back:
+    return slerp(style_a, style_b, 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(steps) / steps))
   return slerp(style_a, style_b, np.linspace(0.0, 1.0, steps))

@@ -299,7 +299,8 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
     if len(styles) == 1:
       noise = np.broadcast_to(styles[0], noise.shape)
     elif len(styles) == 2:
-      morph = projection.morph_over_time(styles[0], styles[1], plan.coordinate_steps)
+      morph = projection.morph_over_time(styles[0], styles[1], plan.coordinate_steps,
+                                         there_and_back=loop)
       noise = np.broadcast_to(morph, (len(indices),) + morph.shape)
     if loaded_prompt is not None:
       entries = [render_prompt_sample(generator, loaded_prompt, key, sample_noise, steps,
