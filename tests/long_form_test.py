@@ -155,6 +155,16 @@ def test_long_context_models_and_checks():
   np.testing.assert_allclose(pooled[0, :, 0], [0.5, 2.5, 4.0])
 
 
+def test_interpolation_does_not_depend_on_the_batch():
+  generator = types.SimpleNamespace(config=types.SimpleNamespace(
+      model=types.SimpleNamespace(noise_dim=5)))
+  _, whole = sample.sample_keys_and_noise(generator, 0, range(6), (1, 2), num_samples=6)
+  _, last_batch = sample.sample_keys_and_noise(generator, 0, range(4, 6), (1, 2), num_samples=6)
+  np.testing.assert_allclose(last_batch, whole[4:], atol=1e-6)
+  _, end = sample.sample_keys_and_noise(generator, 2, [0], None)
+  np.testing.assert_allclose(whole[-1], end[0], atol=1e-5)  # The last sample is seed B's.
+
+
 def fake_flags(**overrides):
   values = dict(num_samples=1, batch_size=1, seconds=2.0, seed=0, interpolate=None,
                 style_from=None, prompt=None, prompt_seconds=None, loop=False, metrics=None,

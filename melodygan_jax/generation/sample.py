@@ -51,8 +51,12 @@ from melodygan_jax.generation import projection
 
 
 def sample_keys_and_noise(generator: pretrained.LoadedGenerator, seed: int, indices,
-                          interpolate=None):
-  """Per-sample keys and global noise; interpolation slerps the global noise."""
+                          interpolate=None, num_samples: int | None = None):
+  """Per-sample keys and global noise; interpolation slerps the global noise.
+
+  With `interpolate`, sample i of `num_samples` (default: of `indices`) sits at
+  i / (num_samples - 1) of the way, whatever batch it is generated in.
+  """
   noise_dim = generator.config.model.noise_dim
 
   def noise_of(sample_seed, index):
@@ -65,7 +69,7 @@ def sample_keys_and_noise(generator: pretrained.LoadedGenerator, seed: int, indi
   (key_a, noise_a), (_, noise_b) = noise_of(interpolate[0], 0), noise_of(interpolate[1], 0)
   omega = np.arccos(np.clip(np.dot(noise_a, noise_b) / (
       np.linalg.norm(noise_a) * np.linalg.norm(noise_b)), -1.0, 1.0))
-  total = max(len(indices) - 1, 1)
+  total = max((num_samples or len(indices)) - 1, 1)
   noise = []
   for i in indices:
     t = i / total
@@ -295,7 +299,7 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
   progress = tqdm(total=num_samples, unit='sample', desc='sample', disable=not show_progress)
   for first in range(0, num_samples, batch_size):
     indices = list(range(first, min(first + batch_size, num_samples)))
-    keys, noise = sample_keys_and_noise(generator, seed, indices, interpolate)
+    keys, noise = sample_keys_and_noise(generator, seed, indices, interpolate, num_samples)
     if len(styles) == 1:
       noise = np.broadcast_to(styles[0], noise.shape)
     elif len(styles) == 2:
