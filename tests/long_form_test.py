@@ -20,6 +20,7 @@ from melodygan_jax.generation import long_form
 from melodygan_jax.generation import pretrained
 from melodygan_jax.generation import projection
 from melodygan_jax.generation import sample
+from melodygan_jax.generation import style
 from melodygan_jax.models import gan as gan_models
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import gan_trainer
@@ -80,12 +81,12 @@ def test_windowed_codes_are_reproducible_codes_of_any_length(output):
     np.testing.assert_array_equal(alone[0], codes[1])  # Sample i from key i alone.
   # A style that moves along the sample: one global noise vector per coordinate.
   plan = long_form.plan_windows(50, 8)
-  morph = projection.morph_over_time(np.ones(5), -np.ones(5) + 0.1, plan.coordinate_steps)
+  morph = style.morph_over_time(np.ones(5), -np.ones(5) + 0.1, plan.coordinate_steps)
   moving = long_form.generate_codes(graphdef, params, codebooks, keys[:1],
                                     jnp.asarray(morph)[None], plan, 1.0)
   assert moving.shape == (1, 50, 2)
   a, b = np.ones(5), np.arange(5.0)
-  back = projection.morph_over_time(a, b, 40, there_and_back=True)  # For loops.
+  back = style.morph_over_time(a, b, 40, there_and_back=True)  # For loops.
   np.testing.assert_allclose(back[0], a, atol=1e-6)
   np.testing.assert_allclose(back[20], b, atol=1e-5)
   np.testing.assert_allclose(back[1], back[-1], atol=1e-6)  # Symmetric about the wrap.
@@ -312,10 +313,10 @@ def test_style_from_clips_and_morphs_are_reproducible(trained_gan, corpus_dir, t
   clip_a = str(corpus_dir / 'songs' / 'song_00.wav')
   clip_b = str(corpus_dir / 'songs' / 'song_02.wav')
   runs = {}
-  for name, style in (('plain', ()), ('one', (clip_a,)), ('morph', (clip_a, clip_b)),
+  for name, clips in (('plain', ()), ('one', (clip_a,)), ('morph', (clip_a, clip_b)),
                       ('morph_again', (clip_a, clip_b))):
     runs[name] = sample.sample(str(trained_gan[0]), str(tmp_path / name), num_samples=2,
-                               seconds=3.0, seed=4, style_from=style, show_progress=False,
+                               seconds=3.0, seed=4, style_from=clips, show_progress=False,
                                num_references=0)
   for path in (tmp_path / 'morph').iterdir():
     assert path.read_bytes() == (tmp_path / 'morph_again' / path.name).read_bytes(), path.name

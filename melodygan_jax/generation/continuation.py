@@ -21,17 +21,18 @@ does not jump at the join.
 """
 import dataclasses
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from melodygan_jax.audio import audio_io
 from melodygan_jax.audio import contract
-from melodygan_jax.audio import loudness
+from melodygan_jax.audio import synthesis
+from melodygan_jax.generation import long_form
+from melodygan_jax.generation import projection
+from melodygan_jax.generation import user_audio
 
 JOIN_CROSSFADE_SAMPLES = 256  # One hop, 11.6 ms.
-
-
-class PromptError(ValueError):
-  """A prompt that cannot be used; str() is one line naming the flag."""
+DECODE_CONTEXT_STEPS = 32  # Prompt codes decoded before the continuation, as its context.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,57 +57,31 @@ class Prompt:
     return len(self.original)
 
 
-def read_clip(path: str, flag: str) -> np.ndarray:
-  """Any audio file prepare reads -> mono 22 050 Hz samples; one-line PromptError."""
-  try:
-    return audio_io.read_mono(path)
-  except Exception as e:  # pylint: disable=broad-except
-    raise PromptError(f'{flag}={path}: cannot be read as audio ({" ".join(str(e).split())[:160]})'
-                      ) from e
-
-
-def normalized_level(samples: np.ndarray) -> np.ndarray:
-  """The training data's loudness (prepare's normalization), or as is when unmeasurable."""
-  try:
-    return loudness.normalize_loudness(samples, loudness.TARGET_LUFS,
-                                       loudness.TRUE_PEAK_CEILING_DBTP)
-  except loudness.UnmeasurableLoudness:
-    return samples
-
-
-def encode_samples(vqvae, samples: np.ndarray, stem: str) -> np.ndarray:
-  """Mono 22 050 Hz samples -> [steps, levels] codes of the frames that lie wholly inside."""
-  frames = (len(samples) // contract.HOP_LENGTH) // vqvae.time_stride * vqvae.time_stride
-  log_mel = contract.log_mel(samples)[:frames]
-  normalized = vqvae.normalize(log_mel, stem)
-  return np.asarray(vqvae.jit_encode_to_codes(vqvae.state, normalized[None]))[0]
-
-
 def load_prompt(vqvae, path: str, prompt_seconds: float | None, default_seconds: float,
                 stem: str) -> Prompt:
   """Reads and encodes the first `prompt_seconds` of `path` (None: `default_seconds`,
   or the whole file when shorter).
 
   Raises:
-    PromptError: unreadable, shorter than the asked seconds, or shorter than
+    user_audio.AudioInputError: unreadable, shorter than the asked seconds, or shorter than
       one code.
   """
-  samples = read_clip(path, '--prompt')
+  samples = user_audio.read_clip(path, '--prompt')
   file_seconds = len(samples) / contract.SAMPLE_RATE_HZ
   if prompt_seconds is not None and prompt_seconds > file_seconds + 1e-6:
-    raise PromptError(f'--prompt_seconds={prompt_seconds:g}: longer than {path} '
+    raise user_audio.AudioInputError(f'--prompt_seconds={prompt_seconds:g}: longer than {path} '
                       f'({file_seconds:.2f} s)')
   seconds = prompt_seconds if prompt_seconds is not None else min(default_seconds, file_seconds)
   num_samples = int(round(seconds * contract.SAMPLE_RATE_HZ))
   original = samples[:num_samples]
   if num_samples < vqvae.time_stride * contract.HOP_LENGTH:
-    raise PromptError(f'--prompt={path}: {seconds:.3f} s is shorter than one code '
+    raise user_audio.AudioInputError(f'--prompt={path}: {seconds:.3f} s is shorter than one code '
                       f'({vqvae.time_stride * contract.HOP_LENGTH} samples)')
-  normalized = normalized_level(original)
+  normalized = user_audio.normalized_level(original)
   gain = float(np.linalg.norm(original) / max(np.linalg.norm(normalized), 1e-12))
   return Prompt(original=original,
                 after=samples[num_samples:num_samples + JOIN_CROSSFADE_SAMPLES],
-                codes=encode_samples(vqvae, normalized, stem), gain=gain)
+                codes=user_audio.encode_samples(vqvae, normalized, stem), gain=gain)
 
 
 def context_steps(prompt: Prompt, hop_steps: int) -> int:
@@ -139,3 +114,65 @@ def join(prompt: Prompt, rendered: np.ndarray, rendered_start: int, num_samples:
   ramp = np.sin(0.5 * np.pi * (np.arange(fade) + 0.5) / fade)**2
   continuation[:fade] = ramp * continuation[:fade] + (1 - ramp) * tail
   return np.concatenate([prompt.original.astype(np.float32), continuation])
+
+
+def continue_prompt(generator, prompt: Prompt,
+                    key: jax.Array, global_noise: np.ndarray, steps: int):
+  """(codes [steps, levels] that follow the prompt, their window plan, context steps).
+
+  `generator` is a pretrained.LoadedGenerator.
+
+  The generator's first window is fitted to the prompt's last codes (its
+  context), then run with fresh coordinates beyond them.
+  """
+  codebooks = jnp.asarray(generator.vqvae.codebooks)
+  window = generator.window_steps
+  hop = window - long_form.overlap_steps(window)
+  context = context_steps(prompt, hop)
+  plan = long_form.plan_for(generator, context + steps)
+  coordinates = long_form.coordinate_noise(key, plan, generator.config.model.noise_channels)
+  # The first window's view: its left context, then its outputs, the first
+  # `context` of them fitted to the prompt's last codes.
+  view = plan.view_indices()[0]
+  style, fitted, _ = projection.fit_inputs(
+      generator.graphdef, generator.params, codebooks,
+      jnp.asarray(prompt.codes[-context:])[None], jnp.asarray(global_noise),
+      coordinates[jnp.asarray(view)][None], free_steps=plan.context_steps + context,
+      loss_start=plan.context_steps)
+  coordinates = coordinates.at[jnp.asarray(view)].set(fitted[0])
+  codes = long_form.generate_codes(generator.graphdef, generator.params, codebooks, key[None],
+                                   style[None], plan, generator.temperature,
+                                   step_noise=coordinates[None])
+  return np.asarray(codes)[0, context:], plan, context
+
+
+def render_continuation(vqvae, prompt: Prompt,
+                        codes: np.ndarray, stem: str, seed: int, index: int,
+                        num_samples: int) -> np.ndarray:
+  """The prompt's audio, then `num_samples` of the continuation decoded from `codes`."""
+  context = min(len(prompt.codes), DECODE_CONTEXT_STEPS)
+  sequence = np.concatenate([prompt.codes[len(prompt.codes) - context:], codes])
+  log_mel = vqvae.codes_to_log_mel(sequence[None], stem)
+  rendered = synthesis.log_mel_to_audio(log_mel, seed=seed, indices=[index])[0]
+  code_samples = vqvae.time_stride * contract.HOP_LENGTH
+  rendered_start = (len(prompt.codes) - context) * code_samples
+  joined = join(prompt, rendered, rendered_start, num_samples)
+  # Fade only the end: the start is the user's own audio, as it was.
+  end = synthesis.finish(joined[prompt.num_samples:])
+  return np.concatenate([np.clip(joined[:prompt.num_samples], -1.0, 1.0), end])
+
+
+def continue_and_render(generator, prompt: Prompt, key, global_noise, steps: int,
+                         stem: str, seed: int, index: int, num_samples: int):
+  """One continuation: (its codes, the output's log-mel, audio, manifest fields)."""
+  vqvae = generator.vqvae
+  codes, plan, context = continue_prompt(generator, prompt, key, global_noise, steps)
+  clip = render_continuation(vqvae, prompt, codes, stem, seed, index, num_samples)
+  # Coordinate 0 is the first context code; joins inside the prompt were replaced by it.
+  first_code = len(prompt.codes) - context
+  joins = [position for position in long_form.steps_to_samples(
+      [first_code + step for step in plan.join_steps], vqvae.time_stride, contract.HOP_LENGTH)
+           if prompt.num_samples < position < len(clip)]
+  extra = {'window_joins': joins, 'prompt_end_sample': prompt.num_samples,
+           'prompt_end_s': prompt.num_samples / contract.SAMPLE_RATE_HZ}
+  return codes, contract.log_mel(clip), clip, extra

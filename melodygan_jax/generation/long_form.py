@@ -142,6 +142,11 @@ def plan_windows(output_steps: int, window_steps: int, loop: bool = False,
                     starts[-1] + window_steps, False)
 
 
+def plan_for(generator, steps: int, loop: bool = False) -> WindowPlan:
+  """The windows of a sample of `steps` codes from a pretrained.LoadedGenerator."""
+  return plan_windows(steps, generator.window_steps, loop, generator.context_steps)
+
+
 def step_noise_key_and_gumbel_key(key: jax.Array) -> tuple[jax.Array, jax.Array]:
   """A sample's keys for its coordinate noise and its code draws (the global noise is
   drawn from fold_in(key, 0), see generation/sample.py)."""

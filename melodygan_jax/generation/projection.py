@@ -111,25 +111,3 @@ def style_windows(codes: np.ndarray, window_steps: int) -> np.ndarray:
   if count == 0:
     return codes[None]
   return codes[:count * window_steps].reshape((count, window_steps) + codes.shape[1:])
-
-
-def slerp(a: np.ndarray, b: np.ndarray, t) -> np.ndarray:
-  """Spherical interpolation between vectors a and b at t (scalar or [n]) -> [..., dim]."""
-  t = np.asarray(t, np.float64)[..., None]
-  omega = np.arccos(np.clip(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)), -1.0, 1.0))
-  if omega < 1e-6:
-    return ((1 - t) * a + t * b).astype(np.float32)
-  return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)).astype(
-      np.float32)
-
-
-def morph_over_time(style_a: np.ndarray, style_b: np.ndarray, steps: int,
-                    there_and_back: bool = False) -> np.ndarray:
-  """[steps, noise_dim]: the global noise moving from style a to style b along a sample.
-
-  `there_and_back` (loops): a to b by the middle and back to a at the end,
-  smoothly (a raised cosine), so the end flows into the start.
-  """
-  if there_and_back:
-    return slerp(style_a, style_b, 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(steps) / steps))
-  return slerp(style_a, style_b, np.linspace(0.0, 1.0, steps))

@@ -22,7 +22,7 @@ flows into the start (the length is rounded to whole codes). --prompt
 continues a user's audio (generation/continuation.py): the output is the
 prompt as decoded, then --seconds of continuation; `prompt_end_sample` marks
 the join. --style_from takes the style (global noise) of a real clip
-(generation/projection.py); two clips morph from the first style to the
+(generation/style.py); two clips morph from the first style to the
 second along every sample.
 """
 import math
@@ -47,7 +47,8 @@ from melodygan_jax.generation import continuation
 from melodygan_jax.generation import listening_page
 from melodygan_jax.generation import long_form
 from melodygan_jax.generation import pretrained
-from melodygan_jax.generation import projection
+from melodygan_jax.generation import style as style_lib
+from melodygan_jax.generation import user_audio
 
 
 def sample_keys_and_noise(generator: pretrained.LoadedGenerator, seed: int, indices,
@@ -150,68 +151,14 @@ def write_page(output: pathlib.Path, manifest: dict, metrics: dict | None) -> No
 
 LOOP_MARGIN_STEPS = 32  # Codes of wrap-around decoded on each side of a loop...
 LOOP_CROSSFADE_SAMPLES = 1024  # ...and the audio cross-fade at its wrap (46 ms).
-PROMPT_DECODE_STEPS = 32  # Prompt codes decoded before the continuation, as its context.
-MAX_STYLE_WINDOWS = 8  # Windows of a --style_from clip the style is fitted to.
-
-
-def plan_for(generator: pretrained.LoadedGenerator, steps: int,
-             loop: bool = False) -> long_form.WindowPlan:
-  """The windows of a sample of `steps` codes from this generator."""
-  return long_form.plan_windows(steps, generator.window_steps, loop, generator.context_steps)
 
 
 def generate_codes(generator: pretrained.LoadedGenerator, codebooks, keys, global_noise,
                    steps: int, loop: bool = False) -> jax.Array:
   """Codes [batch, steps, levels] in the generator's windows (sample i from keys[i])."""
-  plan = plan_for(generator, steps, loop)
+  plan = long_form.plan_for(generator, steps, loop)
   return long_form.generate_codes(generator.graphdef, generator.params, codebooks, keys,
                                   global_noise, plan, generator.temperature)
-
-
-def find_style(generator: pretrained.LoadedGenerator, path: str, seed: int) -> np.ndarray:
-  """The global noise [noise_dim] that best generates the clip at `path` (its style)."""
-  vqvae = generator.vqvae
-  samples = continuation.normalized_level(continuation.read_clip(path, '--style_from'))
-  codes = continuation.encode_samples(vqvae, samples, generator.config.data.stems[0])
-  if len(codes) < 2:
-    raise continuation.PromptError(f'--style_from={path}: shorter than two codes')
-  windows = projection.style_windows(codes, generator.window_steps)[:MAX_STYLE_WINDOWS]
-  model = generator.config.model
-  global_key, step_key = jax.random.split(jax.random.fold_in(jax.random.key(seed), 2**30))
-  style, _, _ = projection.fit_inputs(
-      generator.graphdef, generator.params, jnp.asarray(vqvae.codebooks), jnp.asarray(windows),
-      jax.random.normal(global_key, (model.noise_dim,)),
-      jax.random.normal(step_key, windows.shape[:2] + (model.noise_channels,)),
-      free_steps=windows.shape[1])
-  return np.asarray(style)
-
-
-def continue_prompt(generator: pretrained.LoadedGenerator, prompt: continuation.Prompt,
-                    key: jax.Array, global_noise: np.ndarray, steps: int):
-  """Codes [steps, levels] that follow the prompt, and the window plan they came from.
-
-  The generator's first window is fitted to the prompt's last codes (its
-  context), then run with fresh coordinates beyond them.
-  """
-  codebooks = jnp.asarray(generator.vqvae.codebooks)
-  window = generator.window_steps
-  hop = window - long_form.overlap_steps(window)
-  context = continuation.context_steps(prompt, hop)
-  plan = plan_for(generator, context + steps)
-  coordinates = long_form.coordinate_noise(key, plan, generator.config.model.noise_channels)
-  # The first window's view: its left context, then its outputs, the first
-  # `context` of them fitted to the prompt's last codes.
-  view = plan.view_indices()[0]
-  style, fitted, _ = projection.fit_inputs(
-      generator.graphdef, generator.params, codebooks,
-      jnp.asarray(prompt.codes[-context:])[None], jnp.asarray(global_noise),
-      coordinates[jnp.asarray(view)][None], free_steps=plan.context_steps + context,
-      loss_start=plan.context_steps)
-  coordinates = coordinates.at[jnp.asarray(view)].set(fitted[0])
-  codes = long_form.generate_codes(generator.graphdef, generator.params, codebooks, key[None],
-                                   style[None], plan, generator.temperature,
-                                   step_noise=coordinates[None])
-  return np.asarray(codes)[0, context:], plan, context
 
 
 def render_loop(vqvae: pretrained.LoadedVQVAE, codes: np.ndarray, stem: str, seed: int,
@@ -232,22 +179,6 @@ def render_loop(vqvae: pretrained.LoadedVQVAE, codes: np.ndarray, stem: str, see
                                         LOOP_CROSSFADE_SAMPLES), -1.0, 1.0)
            for clip in extended]
   return log_mel[:, margin_frames:margin_frames + period_frames], clips
-
-
-def render_continuation(vqvae: pretrained.LoadedVQVAE, prompt: continuation.Prompt,
-                        codes: np.ndarray, stem: str, seed: int, index: int,
-                        num_samples: int) -> np.ndarray:
-  """The prompt's audio, then `num_samples` of the continuation decoded from `codes`."""
-  context = min(len(prompt.codes), PROMPT_DECODE_STEPS)
-  sequence = np.concatenate([prompt.codes[len(prompt.codes) - context:], codes])
-  log_mel = vqvae.codes_to_log_mel(sequence[None], stem)
-  rendered = synthesis.log_mel_to_audio(log_mel, seed=seed, indices=[index])[0]
-  code_samples = vqvae.time_stride * contract.HOP_LENGTH
-  rendered_start = (len(prompt.codes) - context) * code_samples
-  joined = continuation.join(prompt, rendered, rendered_start, num_samples)
-  # Fade only the end: the start is the user's own audio, as it was.
-  end = synthesis.finish(joined[prompt.num_samples:])
-  return np.concatenate([np.clip(joined[:prompt.num_samples], -1.0, 1.0), end])
 
 
 def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float = 10.0,
@@ -271,7 +202,7 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
       the first style to the second along each sample).
 
   Raises:
-    continuation.PromptError: an unusable --prompt or --style_from, one line.
+    user_audio.AudioInputError: an unusable --prompt or --style_from, one line.
   """
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   generator = pretrained.load_generator(workdir)
@@ -290,8 +221,8 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
         vqvae, prompt, prompt_seconds,
         (generator.window_steps - long_form.overlap_steps(generator.window_steps))
         * code_samples / contract.SAMPLE_RATE_HZ, stem)
-  styles = [find_style(generator, path, seed) for path in style_from]
-  plan = plan_for(generator, steps, loop)
+  styles = [style_lib.find_style(generator, path, seed) for path in style_from]
+  plan = long_form.plan_for(generator, steps, loop)
   output = pathlib.Path(output_dir)
   output.mkdir(parents=True, exist_ok=True)
   codebooks = jnp.asarray(vqvae.codebooks)
@@ -303,12 +234,12 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
     if len(styles) == 1:
       noise = np.broadcast_to(styles[0], noise.shape)
     elif len(styles) == 2:
-      morph = projection.morph_over_time(styles[0], styles[1], plan.coordinate_steps,
+      morph = style_lib.morph_over_time(styles[0], styles[1], plan.coordinate_steps,
                                          there_and_back=loop)
       noise = np.broadcast_to(morph, (len(indices),) + morph.shape)
     if loaded_prompt is not None:
-      entries = [render_prompt_sample(generator, loaded_prompt, key, sample_noise, steps,
-                                      stem, seed, index, num_samples_audio)
+      entries = [continuation.continue_and_render(generator, loaded_prompt, key, sample_noise,
+                                                  steps, stem, seed, index, num_samples_audio)
                  for key, sample_noise, index in zip(keys, noise, indices)]
     else:
       codes = np.asarray(long_form.generate_codes(
@@ -347,22 +278,6 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
   atomic_files.write_json(output / 'manifest.json', manifest)
   write_page(output, manifest, metrics)
   return manifest
-
-
-def render_prompt_sample(generator, prompt: continuation.Prompt, key, global_noise, steps: int,
-                         stem: str, seed: int, index: int, num_samples: int):
-  """One continuation: (its codes, the output's log-mel, audio, manifest fields)."""
-  vqvae = generator.vqvae
-  codes, plan, context = continue_prompt(generator, prompt, key, global_noise, steps)
-  clip = render_continuation(vqvae, prompt, codes, stem, seed, index, num_samples)
-  # Coordinate 0 is the first context code; joins inside the prompt were replaced by it.
-  first_code = len(prompt.codes) - context
-  joins = [position for position in long_form.steps_to_samples(
-      [first_code + step for step in plan.join_steps], vqvae.time_stride, contract.HOP_LENGTH)
-           if prompt.num_samples < position < len(clip)]
-  extra = {'window_joins': joins, 'prompt_end_sample': prompt.num_samples,
-           'prompt_end_s': prompt.num_samples / contract.SAMPLE_RATE_HZ}
-  return codes, contract.log_mel(clip), clip, extra
 
 
 def parse_flags(config) -> dict:
@@ -417,7 +332,7 @@ def main(argv):
   arguments = parse_flags(config)
   try:
     manifest = sample(config.workdir, config.output_dir, **arguments)
-  except (pretrained.WorkdirError, continuation.PromptError) as e:
+  except (pretrained.WorkdirError, user_audio.AudioInputError) as e:
     sys.exit(f'sample: {e}')
   print(f'{len(manifest["samples"])} samples in {config.output_dir}; listen: '
         f'{os.path.abspath(os.path.join(config.output_dir, "index.html"))}')
