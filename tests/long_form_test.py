@@ -291,7 +291,10 @@ def test_continuation_keeps_the_prompt_and_continues_it(trained_gan, corpus_dir,
   assert entry['prompt_end_sample'] == prompt_samples and manifest['prompt'] == str(song)
   original = audio_io.read_mono(song)[:prompt_samples]  # The corpus is 22 050 Hz already...
   np.testing.assert_allclose(clip[:prompt_samples], original, atol=1.5 / 32768)
-  assert np.abs(clip[prompt_samples:]).max() > 0.01  # ...and something follows.
+  assert np.abs(clip[prompt_samples:]).max() > 0.01  # ...and something follows,
+  # without a jump at the join: no larger a step than the prompt's own largest.
+  step_at_join = abs(float(clip[prompt_samples]) - float(clip[prompt_samples - 1]))
+  assert step_at_join <= np.abs(np.diff(original)).max()
   assert all(join > prompt_samples for join in entry['window_joins'])
   # A 44.1 kHz prompt: the output holds it resampled to 22 050 Hz, not re-synthesized.
   fast = tmp_path / 'fast.wav'

@@ -1,9 +1,10 @@
 """Continuing a user's audio: encode a prompt, generate what follows, join the two.
 
 Chosen approach: the unconditional windowed generator, with its first window
-inpainted. The prompt's last codes (half a window, the context) are
-projected onto the generator's inputs (generation/projection.py: its global
-noise and the coordinates of that half window); the windows are then run
+inpainted. The prompt's last codes (the context: up to a hop, three quarters
+of a window) are projected onto the generator's inputs
+(generation/projection.py: its global noise, and the first window's
+coordinates up to the context's end); the windows are then run
 over [context | continuation], the context's codes are replaced by the
 prompt's own, and everything is decoded together, so the decoder sees real
 codes on the left of the join. Why this rather than a generator conditioned
@@ -85,7 +86,7 @@ def load_prompt(vqvae, path: str, prompt_seconds: float | None, default_seconds:
 
 
 def context_steps(prompt: Prompt, hop_steps: int) -> int:
-  """Prompt codes the generator's first window is fitted to: half a window at most."""
+  """Prompt codes the generator's first window is fitted to: a hop (3/4 window) at most."""
   return max(1, min(len(prompt.codes), hop_steps))
 
 
@@ -116,8 +117,8 @@ def join(prompt: Prompt, rendered: np.ndarray, rendered_start: int, num_samples:
   return np.concatenate([prompt.original.astype(np.float32), continuation])
 
 
-def continue_prompt(generator, prompt: Prompt,
-                    key: jax.Array, global_noise: np.ndarray, steps: int):
+def continue_prompt(generator, prompt: Prompt, key: jax.Array, global_noise: np.ndarray,
+                    steps: int):
   """(codes [steps, levels] that follow the prompt, their window plan, context steps).
 
   `generator` is a pretrained.LoadedGenerator.
@@ -146,9 +147,8 @@ def continue_prompt(generator, prompt: Prompt,
   return np.asarray(codes)[0, context:], plan, context
 
 
-def render_continuation(vqvae, prompt: Prompt,
-                        codes: np.ndarray, stem: str, seed: int, index: int,
-                        num_samples: int) -> np.ndarray:
+def render_continuation(vqvae, prompt: Prompt, codes: np.ndarray, stem: str, seed: int,
+                        index: int, num_samples: int) -> np.ndarray:
   """The prompt's audio, then `num_samples` of the continuation decoded from `codes`."""
   context = min(len(prompt.codes), DECODE_CONTEXT_STEPS)
   sequence = np.concatenate([prompt.codes[len(prompt.codes) - context:], codes])
@@ -157,18 +157,21 @@ def render_continuation(vqvae, prompt: Prompt,
   code_samples = vqvae.time_stride * contract.HOP_LENGTH
   rendered_start = (len(prompt.codes) - context) * code_samples
   joined = join(prompt, rendered, rendered_start, num_samples)
-  # Fade only the end: the start is the user's own audio, as it was.
-  end = synthesis.finish(joined[prompt.num_samples:])
-  return np.concatenate([np.clip(joined[:prompt.num_samples], -1.0, 1.0), end])
+  # Clipped, and faded at the very end only: the start is the user's own audio, and the
+  # join was cross-faded above.
+  joined = np.clip(joined, -1.0, 1.0)
+  fade = min(int(synthesis.FADE_S * contract.SAMPLE_RATE_HZ), num_samples)
+  joined[len(joined) - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+  return joined
 
 
 def continue_and_render(generator, prompt: Prompt, key, global_noise, steps: int,
-                         stem: str, seed: int, index: int, num_samples: int):
+                        stem: str, seed: int, index: int, num_samples: int):
   """One continuation: (its codes, the output's log-mel, audio, manifest fields)."""
   vqvae = generator.vqvae
   codes, plan, context = continue_prompt(generator, prompt, key, global_noise, steps)
   clip = render_continuation(vqvae, prompt, codes, stem, seed, index, num_samples)
-  # Coordinate 0 is the first context code; joins inside the prompt were replaced by it.
+  # Output step 0 is the first context code; joins inside the prompt were replaced by it.
   first_code = len(prompt.codes) - context
   joins = [position for position in long_form.steps_to_samples(
       [first_code + step for step in plan.join_steps], vqvae.time_stride, contract.HOP_LENGTH)
