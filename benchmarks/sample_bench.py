@@ -63,8 +63,7 @@ def end_to_end(seconds: float, num_samples: int, batch_size: int) -> float:
     for first in range(0, num_samples, batch_size):
       indices = list(range(first, min(first + batch_size, num_samples)))
       keys, noise = sample.sample_keys_and_noise(generator, 0, indices)
-      codes = sample.generate_codes(gen_graphdef, gan_state.generator_ema, codebook, keys,
-                               jnp.asarray(noise), steps, 1.0)
+      codes = sample.generate_codes(generator, codebook, keys, jnp.asarray(noise), steps)
       log_mel = decode(state, codes)  # Normalized; the scale does not change the cost.
       clips = vocoder(log_mel, synthesis.clip_keys(0, indices))
       np.asarray(clips)  # Audio back on the host, as it is written to files.

@@ -5,7 +5,16 @@ r"""Latent GAN: generates VQ-VAE code sequences that decode to new music.
 
 The data are the frozen VQ-VAE's codes of its own data set, encoded once and
 cached in WORKDIR/latents.npz. A training example is a crop of
-data.crop_frames / time_stride consecutive codes (128 frames: 32 codes, 1.5 s).
+data.crop_steps consecutive codes: 224 codes of the stride-4 VQ-VAE, 896
+frames, 10.4 s, long enough for phrases and not just texture. The crop lies
+inside one stored segment, so prepare the data set with segments at least that
+long (the check names the fix otherwise):
+
+  python -m data_prep.prepare --input_dir=raw/ --output_dir=data/ --segment_frames=1024
+
+The generator's dilations span 285 codes (it sees the whole crop); the
+discriminator judges the crop at 4 time scales (pooled by 1, 2, 4, 8), its
+coarsest spanning 296 codes.
 """
 import ml_collections
 
@@ -19,19 +28,23 @@ def get_config() -> ml_collections.ConfigDict:
   config.vqvae_workdir = ''  # A finished configs/vqvae.py run (required).
   config.data = common.data_config()
   config.data.stems = ()  # Empty: the VQ-VAE's stems. dataset_dir '' : the VQ-VAE's data.
+  del config.data['crop_frames']  # The GAN crops codes, not frames:
+  config.data.crop_steps = 224  # Codes per training crop (10.4 s); also the sampling window.
 
   config.model = ml_collections.ConfigDict()
   config.model.noise_dim = 128  # Global noise: what stays the same along a sample.
   config.model.noise_channels = 32  # Per-step noise: what changes along it.
   config.model.generator_width = 256
-  config.model.generator_dilations = (1, 2, 4, 8, 1, 2, 4, 8)  # Receptive field 61 codes.
+  # Receptive field 1 + 2 * sum = 285 codes: at least data.crop_steps (checked).
+  config.model.generator_dilations = (1, 2, 4, 8, 16, 32, 64, 1, 2, 4, 8)
   config.model.output = 'snap'  # 'snap' (nearest code) or 'gumbel' (straight-through softmax).
   config.model.gumbel_temperature = 1.0  # 'gumbel' only.
   # 'snap' only: softness of the code assignment the code-usage loss sees, in units
   # of the codebook's spread (low: close to the hard codes that are counted).
   config.model.snap_temperature = 0.05
   config.model.discriminator_width = 256
-  config.model.discriminator_dilations = (1, 2, 4, 8, 1, 2)
+  config.model.discriminator_dilations = (1, 2, 4, 8, 1, 2)  # 37 codes at each scale...
+  config.model.discriminator_scales = 4  # ...of the sequence pooled by 1, 2, 4, 8: 296 codes.
   config.model.dtype = 'auto'  # Compute dtype: bfloat16 on GPU/TPU, float32 on CPU.
 
   config.loss = ml_collections.ConfigDict()

@@ -10,13 +10,14 @@ from configs import gan
 
 def get_config() -> ml_collections.ConfigDict:
   config = gan.get_config()
-  config.data.crop_frames = 128  # 32 codes with the tiny VQ-VAE's stride 4.
+  config.data.crop_steps = 32  # 128 frames with the tiny VQ-VAE's stride 4.
   config.model.noise_dim = 16
   config.model.noise_channels = 8
   config.model.generator_width = 64
-  config.model.generator_dilations = (1, 2, 4, 1)
+  config.model.generator_dilations = (1, 2, 4, 8, 1)  # Receptive field 33 codes.
   config.model.discriminator_width = 64
   config.model.discriminator_dilations = (1, 2, 4)
+  config.model.discriminator_scales = 2
   config.train.num_steps = 2_000
   config.train.batch_size = 32
   config.train.generator_learning_rate = 5e-4

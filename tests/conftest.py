@@ -85,7 +85,7 @@ def trained_vqvae(prepared_dir, tmp_path_factory):
   return workdir, before, parallel.host_values(final)
 
 
-GAN_OVERRIDES = {'data.crop_frames': 32, 'train.num_steps': 300,
+GAN_OVERRIDES = {'data.crop_steps': 8, 'train.num_steps': 300,
                  'train.checkpoint_every_steps': 50, 'train.eval_every_steps': 150,
                  'train.log_every_steps': 50}
 

@@ -70,7 +70,7 @@ def test_gan_learns_the_structure_of_synthetic_latents():
       codebooks=(rng.standard_normal((2, 16, 8)) * np.array([1.0, 0.3])[:, None, None]
                  ).astype(np.float32))
   config = gan_tiny.get_config()
-  config.data.crop_frames = 12  # No VQ-VAE here: one frame per code.
+  config.data.crop_steps = 12
   config.loss.code_usage_weight = 1.0  # A lighter pull on code use learns order faster.
   config.train.num_eval_samples = 128
   trainer = gan_trainer.GANTrainer(config, data)

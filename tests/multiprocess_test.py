@@ -33,7 +33,7 @@ NUM_PROCESSES = 2
 VQVAE_OVERRIDES = {'train.num_steps': 24, 'train.checkpoint_every_steps': 8,
                    'train.eval_every_steps': 16, 'train.log_every_steps': 4,
                    'train.keep_checkpoints': 10}
-GAN_OVERRIDES = {'data.crop_frames': 32, 'train.num_steps': 12,
+GAN_OVERRIDES = {'data.crop_steps': 8, 'train.num_steps': 12,
                  'train.checkpoint_every_steps': 6, 'train.eval_every_steps': 12,
                  'train.log_every_steps': 6, 'train.num_eval_samples': 32}
 

@@ -86,7 +86,7 @@ def check_data_config(data: ml_collections.ConfigDict, meta: DatasetMeta) -> Non
   Raises:
     DatasetError: one line naming the field and what is wrong.
   """
-  if data.crop_frames > meta.segment_frames:
+  if 'crop_frames' in data and data.crop_frames > meta.segment_frames:  # GAN: crop_steps.
     raise DatasetError(f'data.crop_frames={data.crop_frames} is longer than the stored '
                        f'segments ({meta.segment_frames} frames) in {meta.path}')
   missing = [stem for stem in data.stems if stem not in meta.stats['stems']]

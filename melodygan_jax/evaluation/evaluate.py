@@ -472,9 +472,8 @@ def generate(generator: pretrained.LoadedGenerator, vqvae: pretrained.LoadedVQVA
   for first in range(0, num_clips, options.batch_size):
     keys, noise = sample.sample_keys_and_noise(generator, options.seed,
                                                range(first, first + options.batch_size))
-    codes.append(np.asarray(sample.generate_codes(
-        generator.graphdef, generator.params, jnp.asarray(vqvae.codebooks), keys,
-        jnp.asarray(noise), steps, generator.temperature)))
+    codes.append(np.asarray(sample.generate_codes(generator, jnp.asarray(vqvae.codebooks),
+                                                  keys, jnp.asarray(noise), steps)))
   return np.concatenate(codes)[:num_clips]
 
 

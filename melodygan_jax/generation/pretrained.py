@@ -266,6 +266,20 @@ class LoadedGenerator:
   def temperature(self) -> float:
     return gan_models.generator_temperature(self.config.model)
 
+  @property
+  def window_steps(self) -> int:
+    """Codes per generation window: the training crop (long samples are windowed)."""
+    data = self.config.data
+    if 'crop_steps' in data:
+      return int(data.crop_steps)
+    return int(data.crop_frames) // self.vqvae.time_stride  # Runs from before crop_steps.
+
+  @property
+  def context_steps(self) -> int:
+    """Coordinates a window sees beyond each edge: half the receptive field, so
+    windows compute what one pass would (generation/long_form.py)."""
+    return gan_models.receptive_field(self.config.model.generator_dilations) // 2
+
 
 def gan_vqvae_workdir(workdir: str, config) -> str:
   """The GAN's own copy of its VQ-VAE, or (older runs) the one its config names."""

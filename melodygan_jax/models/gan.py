@@ -2,8 +2,13 @@
 
 Both are fully convolutional in time (dilated residual 1-D convolutions), so
 the generator makes sequences of any length: a global noise vector (the
-sample's character) plus per-step noise. Its output is always a latent the
-VQ-VAE's residual quantizer could have made, a sum of one entry per level:
+sample's character, or style; it may also change along the sample) plus
+per-step noise. The generator's receptive field should cover the training crop
+(`receptive_field`), so every output step can depend on the whole crop; the
+discriminator judges the sequence at several time scales (average-pooled by
+1, 2, 4, ...): local texture at the first, long-range structure at the last.
+The generator's output is always a latent the VQ-VAE's residual quantizer
+could have made, a sum of one entry per level:
   'gumbel': logits over each level's codes, straight-through Gumbel-softmax;
             the forward pass is a one-hot choice per level, the gradient flows
             through the soft probabilities.
@@ -35,7 +40,13 @@ class DilatedBlock(nnx.Module):
 
 
 class Generator(nnx.Module):
-  """(global noise [b, noise_dim], step noise [b, steps, noise_channels]) -> codes."""
+  """(global noise [b, noise_dim] or [b, steps, noise_dim], step noise
+  [b, steps, noise_channels]) -> codes.
+
+  `features` and `quantize` are the two halves of `__call__`: windowed
+  generation (generation/long_form.py) cross-fades features between windows
+  before quantizing.
+  """
 
   def __init__(self, *, noise_dim: int, noise_channels: int, width: int,
                dilations: Sequence[int], num_levels: int, codebook_size: int,
@@ -69,10 +80,24 @@ class Generator(nnx.Module):
         code was drawn from ('snap': a soft assignment of each level's
         residual by distance), for losses on code usage.
     """
-    h = self.global_in(global_noise)[:, None, :] + self.local_in(step_noise)
+    return self.quantize(self.features(global_noise, step_noise), codebooks, rng, temperature)
+
+  def features(self, global_noise: jax.Array, step_noise: jax.Array) -> jax.Array:
+    """The continuous output before quantization, [b, steps, features] float32.
+
+    'gumbel': code logits, levels * codebook_size features; 'snap': a latent
+    vector, codebook_dim features. A time-varying global noise
+    [b, steps, noise_dim] morphs the character along the sample.
+    """
+    style = self.global_in(global_noise)
+    h = (style if style.ndim == 3 else style[:, None, :]) + self.local_in(step_noise)
     for block in self.blocks:
       h = block(h)
-    out = self.head(jax.nn.relu(self.norm(h))).astype(jnp.float32)
+    return self.head(jax.nn.relu(self.norm(h))).astype(jnp.float32)
+
+  def quantize(self, out: jax.Array, codebooks: jax.Array, rng: jax.Array,
+               temperature: float = 1.0):
+    """`features` -> (latents, codes, code_probs), as `__call__` returns them."""
     codebooks = jax.lax.stop_gradient(codebooks)
     if self.output == 'gumbel':
       logits = out.reshape(out.shape[:-1] + (self.num_levels, self.codebook_size))
@@ -126,6 +151,51 @@ class Discriminator(nnx.Module):
     return jnp.mean(self.head(h).astype(jnp.float32), axis=(1, 2))
 
 
+class MultiScaleDiscriminator(nnx.Module):
+  """Latents [b, steps, dim] -> logits [b, scales]: one `Discriminator` per time scale.
+
+  Scale i sees the sequence average-pooled by 2**i (MelGAN's multi-scale
+  discriminator, here over latents): the same dilations span 2**i times as
+  many steps, so the last scale judges structure across the whole crop while
+  the first judges step-to-step texture. The losses average over scales.
+  """
+
+  def __init__(self, *, codebook_dim: int, width: int, dilations: Sequence[int],
+               num_scales: int, rngs: nnx.Rngs, dtype=jnp.float32):
+    if num_scales < 1:
+      raise ValueError(f'discriminator num_scales={num_scales}: must be >= 1')
+    self.scales = nnx.List([
+        Discriminator(codebook_dim=codebook_dim, width=width, dilations=dilations, rngs=rngs,
+                      dtype=dtype) for _ in range(num_scales)])
+
+  def __call__(self, latents: jax.Array) -> jax.Array:
+    logits = []
+    for scale, discriminator in enumerate(self.scales):
+      logits.append(discriminator(average_pool(latents, 2**scale)))
+    return jnp.stack(logits, axis=-1)
+
+
+def average_pool(latents: jax.Array, factor: int) -> jax.Array:
+  """[b, steps, dim] -> [b, ceil(steps / factor), dim]: means of `factor` steps.
+
+  A last, partial group is the mean of the steps it has, so a short sequence
+  still has one pooled step.
+  """
+  if factor == 1:
+    return latents
+  batch, steps, dim = latents.shape
+  groups = -(-steps // factor)
+  pad = groups * factor - steps
+  padded = jnp.pad(latents, ((0, 0), (0, pad), (0, 0)))
+  counts = jnp.pad(jnp.ones((steps,), latents.dtype), (0, pad)).reshape(groups, factor)
+  sums = padded.reshape(batch, groups, factor, dim).sum(axis=2)
+  return sums / counts.sum(axis=1)[None, :, None]
+
+
+def receptive_field(dilations: Sequence[int]) -> int:
+  """Steps one output step of a stack of `DilatedBlock`s sees (kernel 3)."""
+  return 1 + 2 * sum(int(d) for d in dilations)
+
 
 def generator_from_config(model_config, *, num_levels: int, codebook_size: int,
                           codebook_dim: int, seed: int) -> Generator:
@@ -138,11 +208,13 @@ def generator_from_config(model_config, *, num_levels: int, codebook_size: int,
       rngs=nnx.Rngs(seed), dtype=jnp.dtype(model_config.dtype))
 
 
-def discriminator_from_config(model_config, *, codebook_dim: int, seed: int) -> Discriminator:
+def discriminator_from_config(model_config, *, codebook_dim: int,
+                              seed: int) -> MultiScaleDiscriminator:
   """The discriminator of a configs/gan.py `model` section."""
-  return Discriminator(
+  return MultiScaleDiscriminator(
       codebook_dim=codebook_dim, width=model_config.discriminator_width,
-      dilations=tuple(model_config.discriminator_dilations), rngs=nnx.Rngs(seed),
+      dilations=tuple(model_config.discriminator_dilations),
+      num_scales=int(model_config.discriminator_scales), rngs=nnx.Rngs(seed),
       dtype=jnp.dtype(model_config.dtype))
 
 

@@ -47,7 +47,8 @@ def check_train_section(train: ml_collections.ConfigDict) -> None:
 def check_data_section(data: ml_collections.ConfigDict) -> None:
   require(bool(data.dataset_dir), 'config.data.dataset_dir', data.dataset_dir,
           'required: a data_prep.prepare --output_dir')
-  check_positive(data, 'config.data', ('crop_frames', 'shuffle_buffer'))
+  check_positive(data, 'config.data', [name for name in ('crop_frames', 'shuffle_buffer')
+                                        if name in data])  # The GAN crops in codes.
   require(len(data.stems) > 0, 'config.data.stems', data.stems, 'name at least one stem')
 
 

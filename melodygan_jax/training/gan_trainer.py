@@ -70,12 +70,33 @@ def check_config(config: ml_collections.ConfigDict) -> pretrained.LoadedVQVAE:
   config_checks.require(config.loss.kind in ('non_saturating', 'hinge'), 'config.loss.kind',
                         config.loss.kind, 'must be non_saturating or hinge')
   config_checks.resolve_dtype(model, 'config.model.dtype')
-  config_checks.require(config.data.crop_frames % vqvae.time_stride == 0,
-                        'config.data.crop_frames', config.data.crop_frames,
-                        f'must be a multiple of the VQ-VAE time stride {vqvae.time_stride}')
+  check_long_context(config.data.crop_steps, model)
   meta = input_pipeline.load_dataset_meta(config.data.dataset_dir)
   input_pipeline.check_data_config(config.data, meta)
+  crop_frames = config.data.crop_steps * vqvae.time_stride
+  config_checks.require(
+      crop_frames <= meta.segment_frames, 'config.data.crop_steps', config.data.crop_steps,
+      f'{crop_frames} frames, longer than the stored segments ({meta.segment_frames} frames) '
+      f'of {meta.path}: prepare it with --segment_frames={crop_frames} or more')
   return vqvae
+
+
+def check_long_context(crop_steps: int, model: ml_collections.ConfigDict) -> None:
+  """The crop is positive and the generator's receptive field covers it.
+
+  A generator that sees less than the crop can only make texture that repeats
+  its local statistics; the discriminator's coarsest scale should see the
+  crop too, or nothing judges structure at its length.
+  """
+  config_checks.require(crop_steps > 0, 'config.data.crop_steps', crop_steps, 'must be > 0')
+  config_checks.require(int(model.discriminator_scales) >= 1,
+                        'config.model.discriminator_scales', model.discriminator_scales,
+                        'must be >= 1')
+  field = gan_models.receptive_field(model.generator_dilations)
+  config_checks.require(
+      field >= crop_steps, 'config.model.generator_dilations', tuple(model.generator_dilations),
+      f'receptive field {field} steps, shorter than config.data.crop_steps={crop_steps}: '
+      f'add dilations')
 
 
 def make_models(config, num_levels: int, codebook_size: int, codebook_dim: int):
@@ -208,7 +229,7 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
 
 
 def _logits_and_input_grads(discriminator, real):
-  """D(real) [batch] and d(sum of D(real))/dreal [batch, steps, dim], for the R1 penalty.
+  """D(real) [batch, scales] and d(sum of D(real))/dreal [batch, steps, dim], for the R1 penalty.
 
   As in StyleGAN's R1, this is the gradient of the summed logits. The
   discriminator mixes examples through its batch-std feature, so example i's
@@ -216,7 +237,8 @@ def _logits_and_input_grads(discriminator, real):
   feature; without it, the row would be dD(real_i)/dreal_i exactly.
   """
   logits, vjp = jax.vjp(discriminator, real)
-  (grads,) = vjp(jnp.ones_like(logits))
+  # [batch, scales]: the gradient of the mean over scales, as the losses average them.
+  (grads,) = vjp(jnp.ones_like(logits) / logits.shape[-1])
   return logits, grads
 
 
@@ -235,9 +257,9 @@ class GANTrainer:
     self.config = config
     self.data = data
     self.mesh = mesh or parallel.make_mesh()
-    self.steps = config.data.crop_frames // (vqvae.time_stride if vqvae else 1)
+    self.steps = config.data.crop_steps
     if data.train_codes.shape[1] < self.steps:
-      raise ValueError(f'config.data.crop_frames={config.data.crop_frames}: longer than the '
+      raise ValueError(f'config.data.crop_steps={config.data.crop_steps}: longer than the '
                        f'stored segments ({data.train_codes.shape[1]} codes)')
     self.vqvae = vqvae
     replicated = parallel.replicated(self.mesh)

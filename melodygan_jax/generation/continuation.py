@@ -1,0 +1,181 @@
+"""Continuing a user's audio: encode a prompt, generate what follows, join the two.
+
+Chosen approach: the unconditional windowed generator, with its first window
+inpainted. The prompt's last codes (the context: up to a hop, three quarters
+of a window) are projected onto the generator's inputs
+(generation/projection.py: its global noise, and the first window's
+coordinates up to the context's end); the windows are then run
+over [context | continuation], the context's codes are replaced by the
+prompt's own, and everything is decoded together, so the decoder sees real
+codes on the left of the join. Why this rather than a generator conditioned
+on real codes and trained with random context masking: it needs no new
+training, works with every trained GAN run as it is, and keeps one generator
+for sampling, loops and continuation; the cost is a short fit (a few hundred
+gradient steps on one window) per continuation.
+
+The output holds the prompt as it was decoded (resampled to 22 050 Hz, its
+own level, not re-synthesized), then the continuation, rendered at the
+prompt's level. The first few milliseconds of the continuation are
+cross-faded from the audio that follows the prompt in its file (or, when
+the file ends there, from the prompt mirrored at its end), so the waveform
+does not jump at the join.
+"""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from melodygan_jax.audio import contract
+from melodygan_jax.audio import synthesis
+from melodygan_jax.generation import long_form
+from melodygan_jax.generation import projection
+from melodygan_jax.generation import user_audio
+
+JOIN_CROSSFADE_SAMPLES = 256  # One hop, 11.6 ms.
+DECODE_CONTEXT_STEPS = 32  # Prompt codes decoded before the continuation, as its context.
+
+
+@dataclasses.dataclass(frozen=True)
+class Prompt:
+  """A user's audio, ready to continue.
+
+  Attributes:
+    original: the first `num_samples` samples as decoded (mono, 22 050 Hz).
+    after: up to JOIN_CROSSFADE_SAMPLES samples that follow in the file.
+    codes: [steps, levels] VQ-VAE codes of its loudness-normalized audio; the
+      last code ends at or before `num_samples`.
+    gain: level of the original over the normalized audio (the models hear
+      the training level; the output keeps the prompt's).
+  """
+  original: np.ndarray
+  after: np.ndarray
+  codes: np.ndarray
+  gain: float
+
+  @property
+  def num_samples(self) -> int:
+    return len(self.original)
+
+
+def load_prompt(vqvae, path: str, prompt_seconds: float | None, default_seconds: float,
+                stem: str) -> Prompt:
+  """Reads and encodes the first `prompt_seconds` of `path` (None: `default_seconds`,
+  or the whole file when shorter).
+
+  Raises:
+    user_audio.AudioInputError: unreadable, shorter than the asked seconds, or shorter than
+      one code.
+  """
+  samples = user_audio.read_clip(path, '--prompt')
+  file_seconds = len(samples) / contract.SAMPLE_RATE_HZ
+  if prompt_seconds is not None and prompt_seconds > file_seconds + 1e-6:
+    raise user_audio.AudioInputError(f'--prompt_seconds={prompt_seconds:g}: longer than {path} '
+                      f'({file_seconds:.2f} s)')
+  seconds = prompt_seconds if prompt_seconds is not None else min(default_seconds, file_seconds)
+  num_samples = int(round(seconds * contract.SAMPLE_RATE_HZ))
+  original = samples[:num_samples]
+  if num_samples < vqvae.time_stride * contract.HOP_LENGTH:
+    raise user_audio.AudioInputError(f'--prompt={path}: {seconds:.3f} s is shorter than one code '
+                      f'({vqvae.time_stride * contract.HOP_LENGTH} samples)')
+  normalized = user_audio.normalized_level(original)
+  gain = float(np.linalg.norm(original) / max(np.linalg.norm(normalized), 1e-12))
+  return Prompt(original=original,
+                after=samples[num_samples:num_samples + JOIN_CROSSFADE_SAMPLES],
+                codes=user_audio.encode_samples(vqvae, normalized, stem), gain=gain)
+
+
+def context_steps(prompt: Prompt, hop_steps: int) -> int:
+  """Prompt codes the generator's first window is fitted to: a hop (3/4 window) at most."""
+  return max(1, min(len(prompt.codes), hop_steps))
+
+
+def join(prompt: Prompt, rendered: np.ndarray, rendered_start: int, num_samples: int
+         ) -> np.ndarray:
+  """The prompt followed by `num_samples` of the continuation.
+
+  Args:
+    prompt: the prompt.
+    rendered: audio of decoded [prompt codes | continuation], at the training
+      level; its sample 0 is sample `rendered_start` of the prompt's time.
+    rendered_start: see `rendered`.
+    num_samples: continuation samples to keep.
+  """
+  begin = prompt.num_samples - rendered_start
+  if begin < 0 or begin + num_samples > len(rendered):
+    raise ValueError(f'rendering [{rendered_start}, {rendered_start + len(rendered)}) does not '
+                     f'cover the continuation [{prompt.num_samples}, '
+                     f'{prompt.num_samples + num_samples})')
+  continuation = np.array(rendered[begin:begin + num_samples], np.float32) * prompt.gain
+  fade = min(JOIN_CROSSFADE_SAMPLES, num_samples)
+  tail = prompt.after[:fade]
+  if len(tail) < fade:  # The file ends with the prompt: mirror it, continuous at the join.
+    tail = prompt.original[::-1][:fade]
+  tail = np.pad(tail, (0, fade - len(tail)))
+  ramp = np.sin(0.5 * np.pi * (np.arange(fade) + 0.5) / fade)**2
+  continuation[:fade] = ramp * continuation[:fade] + (1 - ramp) * tail
+  return np.concatenate([prompt.original.astype(np.float32), continuation])
+
+
+def continue_prompt(generator, prompt: Prompt, key: jax.Array, global_noise: np.ndarray,
+                    steps: int):
+  """(codes [steps, levels] that follow the prompt, their window plan, context steps).
+
+  `generator` is a pretrained.LoadedGenerator.
+
+  The generator's first window is fitted to the prompt's last codes (its
+  context), then run with fresh coordinates beyond them.
+  """
+  codebooks = jnp.asarray(generator.vqvae.codebooks)
+  window = generator.window_steps
+  hop = window - long_form.overlap_steps(window)
+  context = context_steps(prompt, hop)
+  plan = long_form.plan_for(generator, context + steps)
+  coordinates = long_form.coordinate_noise(key, plan, generator.config.model.noise_channels)
+  # The first window's view: its left context, then its outputs, the first
+  # `context` of them fitted to the prompt's last codes.
+  view = plan.view_indices()[0]
+  style, fitted, _ = projection.fit_inputs(
+      generator.graphdef, generator.params, codebooks,
+      jnp.asarray(prompt.codes[-context:])[None], jnp.asarray(global_noise),
+      coordinates[jnp.asarray(view)][None], free_steps=plan.context_steps + context,
+      loss_start=plan.context_steps)
+  coordinates = coordinates.at[jnp.asarray(view)].set(fitted[0])
+  codes = long_form.generate_codes(generator.graphdef, generator.params, codebooks, key[None],
+                                   style[None], plan, generator.temperature,
+                                   step_noise=coordinates[None])
+  return np.asarray(codes)[0, context:], plan, context
+
+
+def render_continuation(vqvae, prompt: Prompt, codes: np.ndarray, stem: str, seed: int,
+                        index: int, num_samples: int) -> np.ndarray:
+  """The prompt's audio, then `num_samples` of the continuation decoded from `codes`."""
+  context = min(len(prompt.codes), DECODE_CONTEXT_STEPS)
+  sequence = np.concatenate([prompt.codes[len(prompt.codes) - context:], codes])
+  log_mel = vqvae.codes_to_log_mel(sequence[None], stem)
+  rendered = synthesis.log_mel_to_audio(log_mel, seed=seed, indices=[index])[0]
+  code_samples = vqvae.time_stride * contract.HOP_LENGTH
+  rendered_start = (len(prompt.codes) - context) * code_samples
+  joined = join(prompt, rendered, rendered_start, num_samples)
+  # Clipped, and faded at the very end only: the start is the user's own audio, and the
+  # join was cross-faded above.
+  joined = np.clip(joined, -1.0, 1.0)
+  fade = min(int(synthesis.FADE_S * contract.SAMPLE_RATE_HZ), num_samples)
+  joined[len(joined) - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+  return joined
+
+
+def continue_and_render(generator, prompt: Prompt, key, global_noise, steps: int,
+                        stem: str, seed: int, index: int, num_samples: int):
+  """One continuation: (its codes, the output's log-mel, audio, manifest fields)."""
+  vqvae = generator.vqvae
+  codes, plan, context = continue_prompt(generator, prompt, key, global_noise, steps)
+  clip = render_continuation(vqvae, prompt, codes, stem, seed, index, num_samples)
+  # Output step 0 is the first context code; joins inside the prompt were replaced by it.
+  first_code = len(prompt.codes) - context
+  joins = [position for position in long_form.steps_to_samples(
+      [first_code + step for step in plan.join_steps], vqvae.time_stride, contract.HOP_LENGTH)
+           if prompt.num_samples < position < len(clip)]
+  extra = {'window_joins': joins, 'prompt_end_sample': prompt.num_samples,
+           'prompt_end_s': prompt.num_samples / contract.SAMPLE_RATE_HZ}
+  return codes, contract.log_mel(clip), clip, extra

@@ -1,0 +1,338 @@
+"""Long-form generation: windows that share coordinates, seamless joins and loops,
+continuation of real audio, style from a clip, long-context models."""
+import json
+import types
+
+import jax
+import jax.numpy as jnp
+import librosa
+import numpy as np
+import pytest
+import soundfile
+from flax import nnx
+
+from configs import gan as gan_config
+from configs import gan_tiny
+from melodygan_jax.audio import audio_io
+from melodygan_jax.audio import contract
+from melodygan_jax.audio import synthesis
+from melodygan_jax.generation import long_form
+from melodygan_jax.generation import pretrained
+from melodygan_jax.generation import projection
+from melodygan_jax.generation import sample
+from melodygan_jax.generation import style
+from melodygan_jax.models import gan as gan_models
+from melodygan_jax.training import config_checks
+from melodygan_jax.training import gan_trainer
+
+
+@pytest.mark.parametrize('steps, loop', [(5, False), (16, False), (17, False), (61, False),
+                                         (61, True), (64, True), (5, True)])
+def test_windows_blend_back_to_the_sequence_they_were_cut_from(steps, loop):
+  plan = long_form.plan_windows(steps, 16, loop, context_steps=3)
+  assert all(start + plan.window_steps <= plan.blend_steps or loop for start in plan.starts)
+  assert plan.view_indices().max() < plan.coordinate_steps
+  sequence = np.random.default_rng(steps).standard_normal((plan.blend_steps, 3))
+  windows = sequence[plan.window_indices()]  # Each window sees its slice, exactly.
+  blended = np.asarray(long_form.blend_windows(jnp.asarray(windows, jnp.float32), plan))
+  np.testing.assert_allclose(blended, sequence[:steps], atol=1e-5)
+  # Windows that disagree are blended smoothly: no step jumps from one to the other.
+  offsets = np.arange(len(plan.starts), dtype=np.float32)[:, None, None] * np.ones_like(windows)
+  ramp = np.asarray(long_form.blend_windows(jnp.asarray(offsets, jnp.float32), plan))[:, 0]
+  if len(plan.starts) > 1 and not loop:  # A hard switch would step by 1.
+    assert np.abs(np.diff(ramp)).max() <= np.sin(np.pi / 2 / plan.overlap_steps) + 1e-6
+  if steps <= 16 and not loop:
+    assert plan.join_steps == () and len(plan.starts) == 1
+  else:
+    assert plan.join_steps and all(0 <= join < steps for join in plan.join_steps)
+
+
+def test_loop_plans_wrap_and_long_plans_do_not_repeat():
+  plan = long_form.plan_windows(40, 8, loop=True, context_steps=5)
+  assert plan.coordinate_steps == 40 and plan.window_indices().max() == 39
+  assert (plan.window_indices()[-1] < 8).any()  # The last window runs into the start...
+  assert (plan.view_indices()[0] >= 35).any()  # ...and the first sees the end as context.
+  ten_minutes = sample.steps_for_seconds(600.0, 4)
+  plan = long_form.plan_windows(ten_minutes, 224)
+  assert plan.coordinate_steps >= ten_minutes and len(plan.starts) == len(set(plan.starts))
+  assert len(plan.join_steps) == len(plan.starts) - 1
+  with pytest.raises(ValueError, match='windows of 2'):
+    long_form.plan_windows(10, 1)
+
+
+def tiny_generator(output='snap', dilations=(1, 2, 4)):
+  return gan_models.Generator(noise_dim=5, noise_channels=3, width=11, dilations=dilations,
+                              num_levels=2, codebook_size=13, codebook_dim=7, output=output,
+                              rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize('output', ['gumbel', 'snap'])
+def test_windowed_codes_are_reproducible_codes_of_any_length(output):
+  codebooks = jax.random.normal(jax.random.key(0), (2, 13, 7))
+  graphdef, params = nnx.split(tiny_generator(output))
+  keys = jnp.stack([jax.random.key(1), jax.random.key(2)])
+  for steps, loop in ((6, False), (50, False), (50, True)):
+    plan = long_form.plan_windows(steps, 8, loop)
+    noise = jax.random.normal(jax.random.key(3), (2, 5))
+    codes = long_form.generate_codes(graphdef, params, codebooks, keys, noise, plan, 1.0)
+    assert codes.shape == (2, steps, 2) and codes.dtype == jnp.int32
+    assert int(codes.min()) >= 0 and int(codes.max()) < 13
+    alone = long_form.generate_codes(graphdef, params, codebooks, keys[1:], noise[1:], plan, 1.0)
+    np.testing.assert_array_equal(alone[0], codes[1])  # Sample i from key i alone.
+  # A style that moves along the sample: one global noise vector per coordinate.
+  plan = long_form.plan_windows(50, 8)
+  morph = style.morph_over_time(np.ones(5), -np.ones(5) + 0.1, plan.coordinate_steps)
+  moving = long_form.generate_codes(graphdef, params, codebooks, keys[:1],
+                                    jnp.asarray(morph)[None], plan, 1.0)
+  assert moving.shape == (1, 50, 2)
+  a, b = np.ones(5), np.arange(5.0)
+  back = style.morph_over_time(a, b, 40, there_and_back=True)  # For loops.
+  np.testing.assert_allclose(back[0], a, atol=1e-6)
+  np.testing.assert_allclose(back[20], b, atol=1e-5)
+  np.testing.assert_allclose(back[1], back[-1], atol=1e-6)  # Symmetric about the wrap.
+
+
+@pytest.mark.parametrize('loop', [False, True])
+def test_windows_with_context_compute_what_one_pass_computes(loop):
+  generator = tiny_generator('snap', dilations=(1, 2, 4, 8))  # Receptive field 31.
+  context = gan_models.receptive_field((1, 2, 4, 8)) // 2
+  global_noise = jax.random.normal(jax.random.key(1), (5,))
+  for context_steps, agree in ((context, True), (0, False)):
+    plan = long_form.plan_windows(60, 12, loop, context_steps)
+    coordinates = jax.random.normal(jax.random.key(2), (plan.coordinate_steps, 3))
+    windowed = long_form.blend_windows(long_form.window_features(
+        generator, global_noise, coordinates, plan), plan)
+    if loop:  # One pass over three turns of the circle; the middle turn is the loop.
+      whole = generator.features(global_noise[None], jnp.tile(coordinates, (3, 1))[None])[0]
+      whole = whole[60:120]
+    else:
+      whole = generator.features(global_noise[None], coordinates[None])[0]
+      whole = whole[context_steps:context_steps + 60]
+    difference = float(jnp.abs(windowed - whole).max())
+    assert (difference < 1e-4) == agree, (context_steps, difference)
+
+
+def test_style_projection_recovers_the_global_noise_of_generated_codes():
+  """Codes generated from a known global noise project back close to it."""
+  codebooks = jax.random.normal(jax.random.key(0), (2, 13, 7))
+  generator = tiny_generator('snap')
+  graphdef, params = nnx.split(generator)
+  truth = projection.onto_sphere(jax.random.normal(jax.random.key(5), (5,)))
+  step_noise = jax.random.normal(jax.random.key(6), (4, 8, 3))
+  codes = generator(jnp.broadcast_to(truth, (4, 5)), step_noise, codebooks,
+                    jax.random.key(7))[1]
+  start = jax.random.normal(jax.random.key(8), (5,))
+  style, _, loss = projection.fit_inputs(graphdef, params, codebooks, codes, start,
+                                         jax.random.normal(jax.random.key(9), (4, 8, 3)),
+                                         free_steps=8)
+  _, _, loss_from_start = projection.fit_inputs(graphdef, params, codebooks, codes, start,
+                                                step_noise, free_steps=8, iterations=0)
+  cosine = lambda a, b: float(jnp.dot(a, b) / jnp.linalg.norm(a) / jnp.linalg.norm(b))
+  assert float(loss) < float(loss_from_start)
+  assert cosine(style, truth) > cosine(start, truth)
+  np.testing.assert_allclose(jnp.linalg.norm(style), np.sqrt(5), rtol=1e-5)
+
+
+def test_long_context_models_and_checks():
+  config = gan_config.get_config()
+  assert config.data.crop_steps * 4 * contract.HOP_LENGTH / contract.SAMPLE_RATE_HZ >= 10.0
+  assert gan_models.receptive_field(config.model.generator_dilations) >= config.data.crop_steps
+  coarsest = 2**(config.model.discriminator_scales - 1) * gan_models.receptive_field(
+      config.model.discriminator_dilations)
+  assert coarsest >= config.data.crop_steps
+  tiny = gan_tiny.get_config()
+  assert gan_models.receptive_field(tiny.model.generator_dilations) >= tiny.data.crop_steps
+  short = gan_tiny.get_config()
+  short.model.generator_dilations = (1, 2)
+  with pytest.raises(config_checks.ConfigError,
+                     match='config.model.generator_dilations') as error:
+    gan_trainer.check_long_context(short.data.crop_steps, short.model)
+  assert '\n' not in str(error.value)
+  discriminator = gan_models.MultiScaleDiscriminator(codebook_dim=7, width=11, dilations=(1, 2),
+                                                     num_scales=3, rngs=nnx.Rngs(0))
+  logits = discriminator(jnp.ones((2, 13, 7)))
+  assert logits.shape == (2, 3)
+  pooled = gan_models.average_pool(jnp.arange(5.0)[None, :, None], 2)
+  np.testing.assert_allclose(pooled[0, :, 0], [0.5, 2.5, 4.0])
+
+
+def test_interpolation_does_not_depend_on_the_batch():
+  generator = types.SimpleNamespace(config=types.SimpleNamespace(
+      model=types.SimpleNamespace(noise_dim=5)))
+  _, whole = sample.sample_keys_and_noise(generator, 0, range(6), (1, 2), num_samples=6)
+  _, last_batch = sample.sample_keys_and_noise(generator, 0, range(4, 6), (1, 2), num_samples=6)
+  np.testing.assert_allclose(last_batch, whole[4:], atol=1e-6)
+  _, end = sample.sample_keys_and_noise(generator, 2, [0], None)
+  np.testing.assert_allclose(whole[-1], end[0], atol=1e-5)  # The last sample is seed B's.
+
+
+def fake_flags(**overrides):
+  values = dict(num_samples=1, batch_size=1, seconds=2.0, seed=0, interpolate=None,
+                style_from=None, prompt=None, prompt_seconds=None, loop=False, metrics=None,
+                num_references=0)
+  values.update(overrides)
+  return types.SimpleNamespace(**values)
+
+
+@pytest.mark.parametrize('overrides, flag', [
+    (dict(seconds=601.0), '--seconds=601'),
+    (dict(seconds=0.0), '--seconds=0'),
+    (dict(prompt='/nonexistent.mp3'), '--prompt=/nonexistent.mp3'),
+    (dict(style_from=['a.wav', 'b.wav', 'c.wav']), '--style_from=a.wav,b.wav,c.wav'),
+    (dict(prompt_seconds=2.0), '--prompt_seconds'),
+    (dict(interpolate=['1', '2'], style_from=['/dev/null']), '--interpolate and --style_from'),
+])
+def test_bad_sample_flags_fail_with_one_line_naming_the_flag(overrides, flag):
+  if overrides.get('style_from') == ['/dev/null']:
+    overrides['style_from'] = [__file__]
+  with pytest.raises(SystemExit) as error:
+    sample.parse_flags(fake_flags(**overrides))
+  message = str(error.value.code)
+  assert flag in message and '\n' not in message
+
+
+FLUX_BLOCK_FRAMES = 4  # 46 ms: a join changes the sound, a frame-to-frame flicker does not.
+
+
+def spectral_flux(clip: np.ndarray) -> np.ndarray:
+  """Per frame boundary (hop 256): the mean rise of the log-magnitude spectrum, averaged
+  over the FLUX_BLOCK_FRAMES frames after, over the FLUX_BLOCK_FRAMES frames before.
+
+  Frame-to-frame flux is dominated by Griffin-Lim's flicker; over blocks it
+  measures what a seam does, a change of sound from one side to the other.
+  Frames too near the ends to have full blocks are NaN.
+  """
+  block = FLUX_BLOCK_FRAMES
+  log_magnitude = np.log(np.abs(librosa.stft(clip, n_fft=1024, hop_length=256)) + 1e-4)
+  sums = np.cumsum(np.pad(log_magnitude, ((0, 0), (1, 0))), axis=1)
+  frames = np.arange(block, log_magnitude.shape[1] - block)
+  rise = (sums[:, frames + block] - 2 * sums[:, frames] + sums[:, frames - block]) / block
+  flux = np.full(log_magnitude.shape[1], np.nan)
+  flux[frames] = np.mean(np.maximum(rise, 0.0), axis=0)
+  return flux
+
+
+def flux_at_and_between(clip: np.ndarray, joins) -> tuple[float, float]:
+  """Mean flux at the frames around join positions (samples), and at all others."""
+  flux = spectral_flux(clip)
+  frames = np.arange(len(flux))
+  near = np.zeros(len(flux), bool)
+  for join in joins:
+    near |= np.abs(frames - join / 256) <= 1.5
+  return float(np.nanmean(flux[near])), float(np.nanmean(flux[~near]))
+
+
+def read(path):
+  return soundfile.read(path, dtype='float32')[0]
+
+
+def test_long_samples_have_seamless_window_joins(trained_gan, tmp_path):
+  manifest = sample.sample(str(trained_gan[0]), str(tmp_path / 'long'), num_samples=2,
+                           seconds=20.0, seed=1, show_progress=False, num_references=0)
+  at_joins, between = [], []
+  for entry in manifest['samples']:
+    clip = read(tmp_path / 'long' / entry['wav'])
+    assert len(clip) == 20 * 22050 and len(entry['codes']) >= 20 * 86 / 4
+    joins = entry['window_joins']
+    assert len(joins) > 50 and joins == sorted(joins) and joins[-1] < len(clip)
+    at, away = flux_at_and_between(clip, joins)
+    at_joins.append(at)
+    between.append(away)
+  assert np.mean(at_joins) <= np.mean(between), (at_joins, between)
+  assert max(a / b for a, b in zip(at_joins, between)) <= 1.05, (at_joins, between)
+  short = sample.sample(str(trained_gan[0]), str(tmp_path / 'short'), num_samples=1,
+                        seconds=0.2, show_progress=False, num_references=0)
+  assert short['samples'][0]['window_joins'] == []  # One pass.
+
+  # The same measure sees seams: windows without context disagree where they overlap.
+  generator = pretrained.load_generator(str(trained_gan[0]))
+  plan = long_form.plan_windows(len(entry['codes']), generator.window_steps, context_steps=0)
+  keys, noise = sample.sample_keys_and_noise(generator, 1, range(2))
+  codes = np.asarray(long_form.generate_codes(
+      generator.graphdef, generator.params, jnp.asarray(generator.vqvae.codebooks), keys,
+      jnp.asarray(noise), plan, generator.temperature))
+  clips = synthesis.log_mel_to_audio(generator.vqvae.codes_to_log_mel(codes, 'mix'), seed=1)
+  joins = long_form.steps_to_samples(plan.join_steps, 4, 256)
+  ratios = [np.divide(*flux_at_and_between(clip, joins)) for clip in clips]
+  assert np.mean(ratios) > 1.2, ratios
+
+
+def test_loops_wrap_around_without_a_seam(trained_gan, tmp_path):
+  manifest = sample.sample(str(trained_gan[0]), str(tmp_path), num_samples=2, seconds=6.0,
+                           seed=2, loop=True, show_progress=False, num_references=0)
+  ratios = []
+  for entry in manifest['samples']:
+    clip = read(tmp_path / entry['wav'])
+    assert len(clip) == len(entry['codes']) * 4 * 256
+    assert abs(len(clip) / 22050 - 6.0) < 0.05
+    # Played twice in a row: the wrap-around is a join like the window joins.
+    twice = np.concatenate([clip, clip])
+    at, away = flux_at_and_between(twice, [len(clip)] + entry['window_joins'])
+    wrap, _ = flux_at_and_between(twice, [len(clip)])
+    ratios.append((at / away, wrap / away))
+  assert np.mean([r[0] for r in ratios]) <= 1.0, ratios
+  assert np.mean([r[1] for r in ratios]) <= 1.0, ratios
+  again = sample.sample(str(trained_gan[0]), str(tmp_path / 'again'), num_samples=2,
+                        seconds=6.0, seed=2, loop=True, show_progress=False, num_references=0)
+  assert again['samples'][1]['window_joins'] == manifest['samples'][1]['window_joins']
+  for path in tmp_path.glob('sample_*'):
+    assert path.read_bytes() == (tmp_path / 'again' / path.name).read_bytes(), path.name
+
+
+def test_continuation_keeps_the_prompt_and_continues_it(trained_gan, corpus_dir, tmp_path):
+  song = corpus_dir / 'songs' / 'song_01.wav'
+  manifest = sample.sample(str(trained_gan[0]), str(tmp_path), num_samples=1, seconds=2.0,
+                           seed=3, prompt=str(song), prompt_seconds=1.5, show_progress=False,
+                           num_references=0)
+  entry = manifest['samples'][0]
+  clip = read(tmp_path / entry['wav'])
+  prompt_samples = int(round(1.5 * 22050))
+  assert len(clip) == prompt_samples + 2 * 22050
+  assert entry['prompt_end_sample'] == prompt_samples and manifest['prompt'] == str(song)
+  original = audio_io.read_mono(song)[:prompt_samples]  # The corpus is 22 050 Hz already...
+  np.testing.assert_allclose(clip[:prompt_samples], original, atol=1.5 / 32768)
+  assert np.abs(clip[prompt_samples:]).max() > 0.01  # ...and something follows,
+  # without a jump at the join: no larger a step than the prompt's own largest.
+  step_at_join = abs(float(clip[prompt_samples]) - float(clip[prompt_samples - 1]))
+  assert step_at_join <= np.abs(np.diff(original)).max()
+  assert all(join > prompt_samples for join in entry['window_joins'])
+  # A 44.1 kHz prompt: the output holds it resampled to 22 050 Hz, not re-synthesized.
+  fast = tmp_path / 'fast.wav'
+  soundfile.write(fast, audio_io.resample(audio_io.read_mono(song), 22050, 44100), 44100)
+  again = sample.sample(str(trained_gan[0]), str(tmp_path / 'fast'), num_samples=1,
+                        seconds=1.0, seed=3, prompt=str(fast), prompt_seconds=1.0,
+                        show_progress=False, num_references=0)
+  clip = read(tmp_path / 'fast' / again['samples'][0]['wav'])
+  np.testing.assert_allclose(clip[:22050], audio_io.read_mono(fast)[:22050], atol=1.5 / 32768)
+  assert len(clip) == 2 * 22050
+  sample.sample(str(trained_gan[0]), str(tmp_path / 'fast_again'), num_samples=1, seconds=1.0,
+                seed=3, prompt=str(fast), prompt_seconds=1.0, show_progress=False,
+                num_references=0)
+  for path in (tmp_path / 'fast').glob('sample_*'):
+    assert path.read_bytes() == (tmp_path / 'fast_again' / path.name).read_bytes(), path.name
+
+
+def test_style_from_clips_and_morphs_are_reproducible(trained_gan, corpus_dir, tmp_path):
+  clip_a = str(corpus_dir / 'songs' / 'song_00.wav')
+  clip_b = str(corpus_dir / 'songs' / 'song_02.wav')
+  runs = {}
+  for name, clips in (('plain', ()), ('one', (clip_a,)), ('morph', (clip_a, clip_b)),
+                      ('morph_again', (clip_a, clip_b))):
+    runs[name] = sample.sample(str(trained_gan[0]), str(tmp_path / name), num_samples=1,
+                               seconds=3.0, seed=4, style_from=clips, show_progress=False,
+                               num_references=0)
+  for path in (tmp_path / 'morph').iterdir():
+    assert path.read_bytes() == (tmp_path / 'morph_again' / path.name).read_bytes(), path.name
+  codes = {name: [entry['codes'] for entry in run['samples']] for name, run in runs.items()}
+  assert codes['one'] != codes['plain'] and codes['morph'] != codes['one']
+  assert json.loads((tmp_path / 'one' / 'manifest.json').read_text())['style_from'] == [clip_a]
+
+
+def test_a_crop_longer_than_the_segments_names_the_fix(trained_vqvae):
+  config = gan_tiny.get_config()
+  config.vqvae_workdir = str(trained_vqvae[0])
+  config.data.crop_steps = 17  # The fixture's 64-frame segments hold 16 codes.
+  with pytest.raises(config_checks.ConfigError, match=r'config.data.crop_steps=17: 68 frames.*'
+                     r'prepare it with --segment_frames=68 or more') as error:
+    gan_trainer.check_config(config)
+  assert '\n' not in str(error.value)
