@@ -68,7 +68,8 @@ def time_train_step(variant: str, per_device_batch_size: int, steps: int) -> dic
   state = parallel.replicate(initial, mesh)
   # The warm-up step (no discriminator), as the first adversarial_start_step steps run.
   step_fn = jax.jit(functools.partial(vqvae_trainer.train_step, graphdef, disc_graphdef,
-                                      *optimizers, schedule, config, False), donate_argnums=0,
+                                      *optimizers, schedule, config, False,
+                                      vqvae_trainer.unit_log_mel_stats()), donate_argnums=0,
                     out_shardings=parallel.replicated(mesh))
   local = config.train.batch_size // jax.process_count()
   mel = np.random.default_rng(jax.process_index()).standard_normal(

@@ -49,7 +49,7 @@ def time_jax(dtype: str, batch, steps: int, adversarial: bool = True) -> dict:
   (graphdef, disc_graphdef), state, optimizers, schedule = vqvae_trainer.init_state(config)
   # adversarial: a step after the warm-up, codec and discriminator.
   step_fn = jax.jit(functools.partial(vqvae_trainer.train_step, graphdef, disc_graphdef,
-                                      *optimizers, schedule, config, adversarial),
+                                      *optimizers, schedule, config, adversarial, vqvae_trainer.unit_log_mel_stats()),
                     donate_argnums=0)
   rng = jax.random.key(0)
   start = time.perf_counter()
@@ -100,7 +100,7 @@ def main():
   batch_size, frames = config.train.batch_size, config.data.crop_frames
   batch_np = np.random.default_rng(0).standard_normal((batch_size, frames, contract.NUM_MELS),
                                                       np.float32)
-  batch = {'mel': jnp.asarray(batch_np)}
+  batch = {'mel': jnp.asarray(batch_np), 'stem': jnp.zeros(len(batch_np), jnp.int32)}
   platform = jax.devices()[0].platform
   peak32 = matmul_peak_flops(jnp.float32)
   peak16 = matmul_peak_flops(jnp.bfloat16)

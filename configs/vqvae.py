@@ -47,6 +47,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss = ml_collections.ConfigDict()
   config.loss.l1_weight = 1.0  # On normalized log-mel.
   config.loss.mse_weight = 1.0
+  # On mel magnitudes: weighs the loud parts of the spectrum, as the ear does.
+  config.loss.spectral_convergence_weight = 1.0
   # Reconstruction alone first: a discriminator facing blurry early outputs
   # wins at once and teaches nothing (VQGAN's disc_start).
   config.loss.adversarial_start_step = 1_000
@@ -55,7 +57,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.train = common.train_config()
   config.train.learning_rate = 3e-4
-  config.train.warmup_steps = 1_000
+  config.train.warmup_steps = 200  # Of 2,000 CPU steps, 1,000 of warm-up left half unused.
   config.train.end_learning_rate = 3e-5  # Cosine decay ends here.
   config.train.grad_clip_norm = 1.0
   config.train.discriminator_learning_rate = 3e-4  # Constant; Adam betas (0.5, 0.9).

@@ -125,19 +125,40 @@ def reconstruction_losses(recon, mel, weight=None) -> tuple[jax.Array, jax.Array
   return jnp.sum(l1 * weight), jnp.sum(mse * weight)
 
 
+def spectral_convergence_loss(recon, mel, stem_mean, stem_std) -> jax.Array:
+  """Mean over the batch of the mel-magnitude spectral convergence.
+
+  The log-mel losses weigh every band alike after normalization; this one
+  weighs the loud parts of the spectrum as listeners (and the metric) do.
+  """
+  return jnp.mean(spectral_metrics.spectral_convergence(
+      normalization.denormalize_with(mel, stem_mean, stem_std),
+      normalization.denormalize_with(recon, stem_mean, stem_std)))
+
+
+def unit_log_mel_stats(num_stems: int = 1) -> tuple[jax.Array, jax.Array]:
+  """(mean 0, std 1) per stem: stats for timing the step on synthetic batches."""
+  return (jnp.zeros((num_stems, contract.NUM_MELS)), jnp.ones((num_stems, contract.NUM_MELS)))
+
+
 def _codec_and_discriminator_update(graphdef, disc_graphdef, optimizer, disc_optimizer,
-                                    config, adversarial: bool, state: TrainState, mel,
-                                    active_levels):
+                                    config, adversarial: bool, log_mel_stats, state: TrainState,
+                                    batch, active_levels):
   """The gradient steps: codec always, discriminator when `adversarial` (static)."""
+  mel = batch['mel']
+  mean, std = log_mel_stats
+  stem_mean, stem_std = mean[batch['stem']][:, None], std[batch['stem']][:, None]
 
   def loss_fn(params):
     model = nnx.merge(graphdef, params, state.codebook)
     recon, aux = model(mel, active_levels)
     l1, mse = reconstruction_losses(recon, mel)
+    convergence = spectral_convergence_loss(recon, mel, stem_mean, stem_std)
     loss = (config.loss.l1_weight * l1 + config.loss.mse_weight * mse
+            + config.loss.spectral_convergence_weight * convergence
             + config.model.commitment_cost * aux['commitment_loss'])
-    terms = {'l1': l1, 'mse': mse, 'adversarial': jnp.zeros(()),
-             'feature_matching': jnp.zeros(())}
+    terms = {'l1': l1, 'mse': mse, 'spectral_convergence': convergence,
+             'adversarial': jnp.zeros(()), 'feature_matching': jnp.zeros(())}
     if adversarial:
       discriminator = nnx.merge(disc_graphdef, state.discriminator)
       adversarial_loss, matching_loss = spectrogram_discriminator.generator_losses(
@@ -168,26 +189,32 @@ def _codec_and_discriminator_update(graphdef, disc_graphdef, optimizer, disc_opt
 
 
 def train_step(graphdef, disc_graphdef, optimizer, disc_optimizer, schedule, config,
-               adversarial: bool, state: TrainState, batch, base_rng) -> tuple[TrainState, dict]:
+               adversarial: bool, log_mel_stats, state: TrainState, batch,
+               base_rng) -> tuple[TrainState, dict]:
   """One optimizer step (codec, and discriminator when `adversarial`), one EMA step.
+
+  `log_mel_stats` is (mean, std), each [stems, mels]: the normalization
+  undone for the spectral convergence loss.
 
   `adversarial` is static: the warm-up and the adversarial phase are two
   compiled steps. (Inside a `lax.cond`, XLA:CPU runs convolutions through its
   slow generic emitter: a step took 50 s instead of 0.8 s.)
   """
   restart_rng, dropout_rng = jax.random.split(jax.random.fold_in(base_rng, state.step))
-  mel = batch['mel']
   active_levels = residual_quantizer.sample_active_levels(
-      dropout_rng, mel.shape[0], config.model.num_levels, config.model.quantizer_dropout)
+      dropout_rng, batch['mel'].shape[0], config.model.num_levels,
+      config.model.quantizer_dropout)
   (loss, aux, terms), (params, opt_state, disc_params, disc_opt_state) = (
       _codec_and_discriminator_update(graphdef, disc_graphdef, optimizer, disc_optimizer,
-                                      config, adversarial, state, mel, active_levels))
+                                      config, adversarial, log_mel_stats, state, batch,
+                                      active_levels))
   model = nnx.merge(graphdef, params, state.codebook)
   model.quantizer.update_codebook(aux['residuals'], aux['codes'], state.step, restart_rng)
   codebook = nnx.state(model, quantizer_lib.CodebookVariable)
   usage = model.quantizer.usage_share()
   metrics = {
       'train/loss': loss, 'train/l1': terms['l1'], 'train/mse': terms['mse'],
+      'train/spectral_convergence': terms['spectral_convergence'],
       'train/adversarial': terms['adversarial'],
       'train/feature_matching': terms['feature_matching'],
       'train/discriminator': terms['discriminator'],
@@ -280,7 +307,8 @@ class VQVAETrainer:
     # Two compiled steps, warm-up and adversarial; each compiles on first use.
     self._jit_train_steps = {adversarial: jax.jit(
         functools.partial(train_step, self.graphdef, disc_graphdef, *optimizers,
-                          self.schedule, config, adversarial),
+                          self.schedule, config, adversarial,
+                          (jnp.asarray(mean), jnp.asarray(std))),
         donate_argnums=0, out_shardings=replicated) for adversarial in (False, True)}
     self._next_step = None  # Host-side count of the step to run, set by train_batches.
     self.jit_eval_step = jax.jit(functools.partial(
