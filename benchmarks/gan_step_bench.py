@@ -45,9 +45,10 @@ def seconds_per_step(config, batch_size: int, steps: int) -> float:
   config_checks.resolve_dtype(config.model, 'config.model.dtype')
   rng = np.random.default_rng(0)
   segment = max(config.data.crop_steps, 256)
+  runs = lambda count: latent_cache.runs_of_sequences(
+      rng.integers(0, CODEBOOK_SIZE, (count, segment, LEVELS)).astype(np.int32))
   data = latent_cache.LatentData(
-      train_codes=rng.integers(0, CODEBOOK_SIZE, (64, segment, LEVELS)).astype(np.int32),
-      validation_codes=rng.integers(0, CODEBOOK_SIZE, (8, segment, LEVELS)).astype(np.int32),
+      train=runs(64), validation=runs(8),
       codebooks=rng.standard_normal((LEVELS, CODEBOOK_SIZE, CODEBOOK_DIM)).astype(np.float32))
   trainer = gan_trainer.GANTrainer(config, data)
   state = trainer.create_state()

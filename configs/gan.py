@@ -6,11 +6,10 @@ r"""Latent GAN: generates VQ-VAE code sequences that decode to new music.
 The data are the frozen VQ-VAE's codes of its own data set, encoded once and
 cached in WORKDIR/latents.npz. A training example is a crop of
 data.crop_steps consecutive codes: 224 codes of the stride-4 VQ-VAE, 896
-frames, 10.4 s, long enough for phrases and not just texture. The crop lies
-inside one stored segment, so prepare the data set with segments at least that
-long (the check names the fix otherwise):
-
-  python -m data_prep.prepare --input_dir=raw/ --output_dir=data/ --segment_frames=1024
+frames, 10.4 s, long enough for phrases and not just texture. A crop may span
+several stored segments (64 codes each with the default --segment_frames=256):
+the cache joins the codes of consecutive segments of one file into runs, and a
+crop lies inside one run. A crop longer than every run fails with one line.
 
 The generator's dilations span 285 codes (it sees the whole crop); the
 discriminator judges the crop at 4 time scales (pooled by 1, 2, 4, 8), its

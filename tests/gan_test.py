@@ -15,6 +15,8 @@ from flax import nnx
 from configs import gan_tiny
 import conftest
 from melodygan_jax.training import checkpoints
+from melodygan_jax.training import config_checks
+from melodygan_jax.data import input_pipeline
 from melodygan_jax.data import latent_cache
 from melodygan_jax.evaluation import latent_metrics
 from melodygan_jax.training import metric_writer
@@ -65,8 +67,8 @@ def test_gan_learns_the_structure_of_synthetic_latents():
   rng = np.random.default_rng(0)
   patterns = [[1, 5, 9, 2], [3, 3, 7, 7, 11], [0, 4, 8, 12, 14, 6]]
   data = latent_cache.LatentData(
-      train_codes=synthetic_codes(rng, 300, 24, patterns),
-      validation_codes=synthetic_codes(rng, 60, 24, patterns),
+      train=latent_cache.runs_of_sequences(synthetic_codes(rng, 300, 24, patterns)),
+      validation=latent_cache.runs_of_sequences(synthetic_codes(rng, 60, 24, patterns)),
       codebooks=(rng.standard_normal((2, 16, 8)) * np.array([1.0, 0.3])[:, None, None]
                  ).astype(np.float32))
   config = gan_tiny.get_config()
@@ -84,7 +86,7 @@ def test_gan_learns_the_structure_of_synthetic_latents():
     jax.block_until_ready(previous)  # One step in flight, as the training loop keeps it.
   after = trainer.evaluate(state, _NullWriter(), 600)
   assert np.isfinite(float(metrics['train/loss']))
-  real_hist = latent_metrics.code_histogram(data.validation_codes, 16)
+  real_hist = latent_metrics.code_histogram(data.validation.codes, 16)
   generated = trainer.generated_codes(state, 128)
   uniform_js = np.mean([latent_metrics.jensen_shannon_distance(level, np.full(16, 1 / 16))
                         for level in real_hist])
@@ -94,6 +96,82 @@ def test_gan_learns_the_structure_of_synthetic_latents():
   assert after['eval/latent_frechet'] < after['baseline_uniform/latent_frechet']
   assert after['eval/distinct_share'] > 0.05  # Not one collapsed sequence.
   assert set(np.unique(generated)) <= set(range(16))
+
+
+def source_segments(layout: dict, steps_per_segment: int = 4, frames_per_step: int = 4):
+  """Segments of sources {key: segment indices}, shuffled: (codes, keys, start_frames).
+
+  A segment's codes say where they are: level 0 is the time in codes, level 1 the key.
+  """
+  segment_frames = steps_per_segment * frames_per_step
+  keys, starts, codes = [], [], []
+  for key, indices in layout.items():
+    for index in indices:
+      keys.append(key)
+      starts.append(index * segment_frames)
+      time = index * steps_per_segment + np.arange(steps_per_segment)
+      codes.append(np.stack([time, np.full_like(time, key)], axis=-1))
+  order = np.random.default_rng(0).permutation(len(keys))
+  return np.asarray(codes, np.int32)[order], np.asarray(keys)[order], np.asarray(starts)[order]
+
+
+def test_runs_join_only_adjacent_segments_of_one_source():
+  # Source 3 ends at frame 32 where source 7 starts: a new source, a new run.
+  # Source 7 skips segment 5 (a gap in start_s): its run splits there.
+  codes, keys, starts = source_segments({3: [0, 1], 7: [2, 3, 4, 6]})
+  runs = latent_cache.runs_from_segments(codes, keys, starts, segment_frames=16)
+  np.testing.assert_array_equal(runs.offsets, [0, 8, 20, 24])
+  np.testing.assert_array_equal(runs.codes[:, 0], np.r_[0:8, 8:20, 24:28])
+  np.testing.assert_array_equal(runs.codes[:, 1], [3] * 8 + [7] * 16)
+  np.testing.assert_array_equal(latent_cache.real_crops(runs, 6)[:, :, 0],
+                                [np.r_[0:6], np.r_[8:14], np.r_[14:20]])
+
+
+def test_crops_longer_than_a_segment_come_from_inside_one_run():
+  # Runs of 16, 12, 16, 4 and 20 codes; 4-code segments, 10-code crops.
+  codes, keys, starts = source_segments({0: [0, 1, 2, 3], 1: [0, 1, 2, 5, 6, 7, 8], 2: [0],
+                                         3: [2, 3, 4, 5, 6]})
+  runs = latent_cache.runs_from_segments(codes, keys, starts, segment_frames=16)
+  rng = np.random.default_rng(0)
+  data = latent_cache.LatentData(
+      train=runs, validation=runs,
+      codebooks=rng.standard_normal((2, 40, 4)).astype(np.float32))
+  config = gan_tiny.get_config()
+  config.data.crop_steps = 10
+  trainer = gan_trainer.GANTrainer(config, data)
+  batches = trainer._local_batches(0)  # pylint: disable=protected-access
+  crops = np.concatenate([next(batches) for _ in range(10)])
+  assert crops.shape == (320, 10, 2)
+  # One source, consecutive times: never across a gap or into another source.
+  np.testing.assert_array_equal(crops[:, :, 1], crops[:, :1, 1] + np.zeros((1, 10), int))
+  np.testing.assert_array_equal(crops[:, :, 0], crops[:, :1, 0] + np.arange(10))
+  valid = {(0, t) for t in range(7)} | {(1, t) for t in [*range(3), *range(20, 27)]} | {
+      (3, t) for t in range(8, 19)}  # The 4-code run is too short for any crop.
+  assert {(int(c[0, 1]), int(c[0, 0])) for c in crops} == valid
+  # Batch s is a function of (seed, s): resuming at step 4 draws step 4's batch.
+  resumed = next(trainer._local_batches(4))  # pylint: disable=protected-access
+  np.testing.assert_array_equal(resumed, crops[128:160])
+  np.testing.assert_array_equal(trainer.real[:, :, 0] - trainer.real[:, :1, 0],
+                                np.broadcast_to(np.arange(10), (5, 10)))
+  config.data.crop_steps = 21
+  with pytest.raises(config_checks.ConfigError,
+                     match=r'config.data.crop_steps=21: .*\(the longest: 20 codes\)') as error:
+    gan_trainer.GANTrainer(config, data)
+  assert '\n' not in str(error.value)
+
+
+def test_a_cache_of_whole_segments_is_encoded_again(tmp_path):
+  source = {'vqvae_workdir': '/vqvae', 'vqvae_step': 7}
+  np.savez(tmp_path / 'latents.npz', train_codes=np.zeros((2, 4, 2)),
+           validation_codes=np.zeros((1, 4, 2)), codebooks=np.zeros((2, 5, 3)))
+  (tmp_path / 'latents.json').write_text(json.dumps(source))  # No cache_version: 1.
+  runs = latent_cache.runs_of_sequences(np.ones((2, 4, 2), np.int32))
+  encoded = latent_cache.LatentData(runs, runs, np.zeros((2, 5, 3), np.float32))
+  assert latent_cache.load_or_encode_latents(str(tmp_path), source, lambda: encoded) is encoded
+  assert json.loads((tmp_path / 'latents.json').read_text())['cache_version'] == 2
+  cached = latent_cache.load_or_encode_latents(str(tmp_path), source, lambda: 1 / 0)
+  np.testing.assert_array_equal(cached.validation.offsets, [0, 4, 8])
+  np.testing.assert_array_equal(cached.train.codes, runs.codes)
 
 
 class _NullWriter:
@@ -156,7 +234,12 @@ def test_step_on_4_devices_matches_1_device(trained_vqvae, tmp_path):
   config = tiny_config(trained_vqvae[0])
   vqvae = gan_trainer.check_config(config)
   data = gan_trainer.load_or_encode_latents(config, str(tmp_path), vqvae, parallel.make_mesh())
-  assert data.train_codes.shape[1:] == (16, 3)  # 64-frame segments / stride 4; 3 levels.
+  # One run per song and stem: its 64-frame segments (16 codes) join, songs do not.
+  meta = input_pipeline.load_dataset_meta(config.data.dataset_dir)
+  train_songs = sum(split == 'train' for split in meta.stats['splits'].values())
+  assert len(data.train.lengths) == train_songs * len(config.data.stems)
+  assert len(data.train.codes) == 16 * meta.num_records('train', config.data.stems)
+  assert data.train.codes.shape[1:] == (3,) and np.all(data.train.lengths % 16 == 0)
   assert data.codebooks.shape == (3, 64, 16)
   results = []
   for devices in (jax.devices(), jax.devices()[:1]):

@@ -24,6 +24,7 @@ from melodygan_jax.generation import style
 from melodygan_jax.models import gan as gan_models
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import gan_trainer
+from melodygan_jax.training import parallel
 
 
 @pytest.mark.parametrize('steps, loop', [(5, False), (16, False), (17, False), (61, False),
@@ -328,11 +329,25 @@ def test_style_from_clips_and_morphs_are_reproducible(trained_gan, corpus_dir, t
   assert json.loads((tmp_path / 'one' / 'manifest.json').read_text())['style_from'] == [clip_a]
 
 
-def test_a_crop_longer_than_the_segments_names_the_fix(trained_vqvae):
+def test_a_crop_longer_than_the_segments_spans_adjacent_ones(trained_vqvae, trained_gan):
   config = gan_tiny.get_config()
   config.vqvae_workdir = str(trained_vqvae[0])
-  config.data.crop_steps = 17  # The fixture's 64-frame segments hold 16 codes.
-  with pytest.raises(config_checks.ConfigError, match=r'config.data.crop_steps=17: 68 frames.*'
-                     r'prepare it with --segment_frames=68 or more') as error:
-    gan_trainer.check_config(config)
+  config.data.crop_steps = 24  # The fixture's 64-frame segments hold 16 codes.
+  vqvae = gan_trainer.check_config(config)  # Not refused any more.
+  # The fixture run's cache: same VQ-VAE and data, nothing to encode.
+  data = gan_trainer.load_or_encode_latents(config, str(trained_gan[0]), vqvae,
+                                            parallel.make_mesh())
+  trainer = gan_trainer.GANTrainer(config, data)
+  crops = next(trainer._local_batches(0))  # pylint: disable=protected-access
+  windows = {window.tobytes() for start, end in zip(data.train.offsets, data.train.offsets[1:])
+             for window in np.lib.stride_tricks.sliding_window_view(
+                 data.train.codes[start:end], 24, axis=0).transpose(0, 2, 1)}
+  assert crops.shape == (32, 24, 3) and all(crop.tobytes() in windows for crop in crops)
+  assert trainer.real.shape[1:] == (24, 3) and len(trainer.real)
+  longest = int(data.train.lengths.max())
+  config.data.crop_steps = longest + 1
+  with pytest.raises(config_checks.ConfigError,
+                     match=rf'config.data.crop_steps={longest + 1}: .*longest: {longest} codes'
+                     ) as error:
+    gan_trainer.GANTrainer(config, data)
   assert '\n' not in str(error.value)

@@ -223,8 +223,8 @@ def num_sequential_batches(meta: DatasetMeta, split: str, stems, crop_frames: in
 
 def sequential_batches(data: ml_collections.ConfigDict, meta: DatasetMeta, split: str,
                        local_batch_size: int, crop_frames: int | None = None,
-                       process_index: int = 0,
-                       process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+                       process_index: int = 0, process_count: int = 1,
+                       with_positions: bool = False) -> Iterator[dict[str, np.ndarray]]:
   """One deterministic pass over a split, every segment cut into whole crops.
 
   Every host yields the same number of batches (a jitted step over global
@@ -232,7 +232,11 @@ def sequential_batches(data: ml_collections.ConfigDict, meta: DatasetMeta, split
 
   Yields:
     {'mel': [local_batch, crop, NUM_MELS] float32 normalized, 'stem': [local_batch]
-     int32, 'weight': [local_batch] float32 (1 real, 0 padding)}
+     int32, 'weight': [local_batch] float32 (1 real, 0 padding)}; with
+    `with_positions` also 'source_key': [local_batch, 2] int32 (a 62-bit hash
+    of source and stem in two halves: int32 survives gathers across hosts
+    without x64) and 'start_frame': [local_batch] int32, where the crop starts
+    in its source.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   stems = tuple(data.stems)
@@ -246,10 +250,12 @@ def sequential_batches(data: ml_collections.ConfigDict, meta: DatasetMeta, split
   def to_crops(record):
     parsed = records.parse_segment(record, meta.segment_frames)
     mel, stem_id = normalize(parsed)
-    crops = tf.reshape(mel[:crops_per_segment * crop_frames],
-                       [crops_per_segment, crop_frames, mel.shape[-1]])
-    return tf.data.Dataset.from_tensor_slices(
-        {'mel': crops, 'stem': tf.fill([crops_per_segment], stem_id)})
+    crops = {'mel': tf.reshape(mel[:crops_per_segment * crop_frames],
+                               [crops_per_segment, crop_frames, mel.shape[-1]]),
+             'stem': tf.fill([crops_per_segment], stem_id)}
+    if with_positions:
+      crops.update(_crop_positions(parsed, crops_per_segment, crop_frames))
+    return tf.data.Dataset.from_tensor_slices(crops)
 
   batches = iter([])
   if share.files and share.num_records:
@@ -258,10 +264,24 @@ def sequential_batches(data: ml_collections.ConfigDict, meta: DatasetMeta, split
     batches = ds.batch(local_batch_size).prefetch(2).as_numpy_iterator()
   empty = {'mel': np.zeros((0, crop_frames, contract.NUM_MELS), np.float32),
            'stem': np.zeros((0,), np.int32)}
+  if with_positions:
+    empty.update(source_key=np.zeros((0, 2), np.int32), start_frame=np.zeros((0,), np.int32))
   for _ in range(num_batches):
     batch = next(batches, empty)
     size = len(batch['stem'])
     pad = local_batch_size - size
-    yield {'mel': np.pad(batch['mel'], ((0, pad), (0, 0), (0, 0))),
-           'stem': np.pad(batch['stem'], (0, pad)),
-           'weight': np.pad(np.ones(size, np.float32), (0, pad))}
+    padded = {name: np.pad(value, [(0, pad)] + [(0, 0)] * (value.ndim - 1))
+              for name, value in batch.items()}
+    yield {**padded, 'weight': np.pad(np.ones(size, np.float32), (0, pad))}
+
+
+def _crop_positions(parsed, crops_per_segment: int, crop_frames: int) -> dict:
+  """Which source and stem each crop of a segment comes from, and where it starts."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  key = tf.strings.to_hash_bucket_fast(parsed['source'] + '|' + parsed['stem'], 2**62)
+  halves = tf.cast(tf.stack([key // 2**31, key % 2**31]), tf.int32)
+  # start_s is rounded to 0.1 ms and float32: exact to the frame for a day of audio.
+  first = tf.cast(tf.round(tf.cast(parsed['start_s'], tf.float64)
+                           * (contract.SAMPLE_RATE_HZ / contract.HOP_LENGTH)), tf.int32)
+  return {'source_key': tf.tile(halves[None], [crops_per_segment, 1]),
+          'start_frame': first + tf.range(crops_per_segment, dtype=tf.int32) * crop_frames}

@@ -1,9 +1,14 @@
-"""The GAN's data: the frozen VQ-VAE's codes of every segment, encoded once.
+"""The GAN's data: the frozen VQ-VAE's codes of the data set, encoded once.
 
 They live in GAN_WORKDIR/latents.npz with latents.json naming the VQ-VAE
 (workdir and step) and data they came from: the VQ-VAE is fixed, so its codes
 never change, and encoding on the fly would spend most of each GAN step in the
 encoder. A cache made from another VQ-VAE is an error, never silently reused.
+
+Segments are encoded one by one, then the codes of each run of adjacent
+segments of one source and stem (each starting where the previous one ends)
+are joined into one sequence, so a training crop may be longer than a stored
+segment: it only has to fit inside one run.
 """
 import dataclasses
 from typing import Callable
@@ -15,6 +20,10 @@ import numpy as np
 from melodygan_jax import atomic_files
 
 LATENTS_FILENAME = 'latents.npz'
+# 2: codes of runs of adjacent segments, flat with run offsets. A cache without
+# the key (1) holds [segments, steps, levels] codes and is encoded again.
+CACHE_VERSION = 2
+_SPLITS = ('train', 'validation')
 
 
 class LatentCacheError(ValueError):
@@ -22,17 +31,107 @@ class LatentCacheError(ValueError):
 
 
 @dataclasses.dataclass
+class CodeRuns:
+  """Code sequences of unequal length, stored end to end.
+
+  Run r is codes[offsets[r]:offsets[r + 1]]: the codes of adjacent segments
+  of one source and stem, in time order.
+  """
+  codes: np.ndarray  # [total_steps, levels] int32.
+  offsets: np.ndarray  # [num_runs + 1] int64, from 0 to total_steps.
+
+  @property
+  def lengths(self) -> np.ndarray:
+    return np.diff(self.offsets)
+
+
+@dataclasses.dataclass
 class LatentData:
-  """Code sequences of whole segments, [num_segments, segment_steps, levels] int32."""
-  train_codes: np.ndarray
-  validation_codes: np.ndarray
+  train: CodeRuns
+  validation: CodeRuns
   codebooks: np.ndarray  # [levels, codebook_size, codebook_dim] float32.
 
 
-def real_crops(codes: np.ndarray, steps: int) -> np.ndarray:
-  """Every non-overlapping crop of `steps` steps of every segment, [n, steps, levels]."""
-  per_segment = codes.shape[1] // steps
-  return codes[:, :per_segment * steps].reshape((-1, steps) + codes.shape[2:])
+def runs_of_sequences(codes: np.ndarray) -> CodeRuns:
+  """[num, steps, levels] codes, each sequence a run of its own."""
+  codes = np.asarray(codes)
+  return CodeRuns(codes=codes.reshape((-1,) + codes.shape[2:]),
+                  offsets=np.arange(len(codes) + 1, dtype=np.int64) * codes.shape[1])
+
+
+def segment_runs(keys: np.ndarray, start_frames: np.ndarray,
+                 segment_frames: int) -> tuple[np.ndarray, np.ndarray]:
+  """Groups segments into runs: same key, each starting where the last one ends.
+
+  Args:
+    keys: [num_segments] int, one per source and stem.
+    start_frames: [num_segments] int, where each segment starts in its source.
+    segment_frames: frames per segment.
+
+  Returns:
+    (order, bounds): the segments sorted by key and start, and [num_runs + 1]
+    positions in that order where runs begin (the last: num_segments).
+  """
+  order = np.lexsort((start_frames, keys))
+  keys, starts = np.asarray(keys)[order], np.asarray(start_frames)[order]
+  adjacent = (keys[1:] == keys[:-1]) & (starts[1:] - starts[:-1] == segment_frames)
+  breaks = np.flatnonzero(~adjacent) + 1
+  bounds = np.concatenate([[0], breaks, [len(order)]]) if len(order) else np.zeros(1)
+  return order, bounds.astype(np.int64)
+
+
+def runs_from_segments(codes: np.ndarray, keys: np.ndarray, start_frames: np.ndarray,
+                       segment_frames: int) -> CodeRuns:
+  """The codes [num_segments, segment_steps, levels] of segments, joined into runs."""
+  order, bounds = segment_runs(keys, start_frames, segment_frames)
+  codes = np.asarray(codes)
+  return CodeRuns(codes=codes[order].reshape((-1,) + codes.shape[2:]),
+                  offsets=bounds * codes.shape[1])
+
+
+def longest_run(runs: CodeRuns) -> int:
+  return int(runs.lengths.max()) if len(runs.lengths) else 0
+
+
+def sample_crops(runs: CodeRuns, steps: int, rng: np.random.Generator,
+                 count: int) -> np.ndarray:
+  """`count` random crops [count, steps, levels], each inside one run.
+
+  Uniform over every start position that keeps the crop inside its run; runs
+  shorter than `steps` are never drawn. One draw of `rng` per call, so a
+  generator seeded by (seed, step) makes the batch of that step.
+  """
+  valid = np.maximum(runs.lengths - steps + 1, 0)
+  ends = np.cumsum(valid)
+  if not len(ends) or ends[-1] == 0:
+    raise ValueError(f'no run holds {steps} steps (the longest: {longest_run(runs)})')
+  picks = rng.integers(0, ends[-1], size=count)
+  run = np.searchsorted(ends, picks, side='right')
+  starts = runs.offsets[run] + picks - (ends[run] - valid[run])
+  return runs.codes[starts[:, None] + np.arange(steps)]
+
+
+def real_crops(runs: CodeRuns, steps: int) -> np.ndarray:
+  """Every non-overlapping crop of `steps` steps of every run, [n, steps, levels]."""
+  per_run = runs.lengths // steps
+  run = np.repeat(np.arange(len(per_run)), per_run)
+  within = np.arange(per_run.sum()) - np.repeat(np.cumsum(per_run) - per_run, per_run)
+  starts = runs.offsets[run] + within * steps
+  return runs.codes[starts[:, None] + np.arange(steps)]
+
+
+def _arrays(data: LatentData) -> dict:
+  arrays = {'codebooks': data.codebooks}
+  for split in _SPLITS:
+    runs = getattr(data, split)
+    arrays[f'{split}_codes'] = runs.codes
+    arrays[f'{split}_run_offsets'] = runs.offsets
+  return arrays
+
+
+def _latent_data(arrays: dict) -> LatentData:
+  return LatentData(*[CodeRuns(arrays[f'{split}_codes'], arrays[f'{split}_run_offsets'])
+                      for split in _SPLITS], codebooks=arrays['codebooks'])
 
 
 def load_or_encode_latents(workdir: str, source: dict,
@@ -45,7 +144,7 @@ def load_or_encode_latents(workdir: str, source: dict,
     workdir: the GAN run.
     source: what the codes are made from (VQ-VAE workdir and step, data set,
       stems, feature version); a cache of another source is refused.
-    encode: computes the codes when there is no cache.
+    encode: computes the codes when there is no cache (or one of an older layout).
 
   Raises:
     LatentCacheError: the cache was made from another VQ-VAE or data set than
@@ -55,18 +154,23 @@ def load_or_encode_latents(workdir: str, source: dict,
   source_path = path.with_suffix('.json')
   if path.exists() and source_path.exists():
     cached_source = atomic_files.read_json(source_path)
+    version = cached_source.pop('cache_version', 1)
     if cached_source != source:
       raise LatentCacheError(
           f'{workdir} was trained on the codes of {cached_source["vqvae_workdir"]} (step '
           f'{cached_source["vqvae_step"]}), but config.vqvae_workdir is {source["vqvae_workdir"]} '
           f'(step {source["vqvae_step"]}): use a new --workdir')
-    cached = atomic_files.read_npz(path)
-    return LatentData(cached['train_codes'], cached['validation_codes'], cached['codebooks'])
+    if version == CACHE_VERSION:
+      return _latent_data(atomic_files.read_npz(path))
+    # Same VQ-VAE and data, so encoding again gives the same codes, in runs.
+    logging.warning('%s holds codes of whole segments (cache version %s, not %d): '
+                    'encoding them again', path, version, CACHE_VERSION)
   data = encode()
   if jax.process_index() == 0:
-    atomic_files.write_npz(path, train_codes=data.train_codes,
-                           validation_codes=data.validation_codes, codebooks=data.codebooks)
-    atomic_files.write_json(source_path, source)
-    logging.info('wrote the latent cache %s: %d train and %d validation segments', path,
-                 len(data.train_codes), len(data.validation_codes))
+    atomic_files.write_npz(path, **_arrays(data))
+    # Written last: a cache cut short between the two files is encoded again.
+    atomic_files.write_json(source_path, {**source, 'cache_version': CACHE_VERSION})
+    logging.info('wrote the latent cache %s: %d train and %d validation runs (%d and %d steps)',
+                 path, len(data.train.lengths), len(data.validation.lengths),
+                 len(data.train.codes), len(data.validation.codes))
   return data

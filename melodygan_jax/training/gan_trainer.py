@@ -1,9 +1,9 @@
 """Latent GAN training: the model-specific parts the shared loop calls.
 
 The data are code sequences of the frozen VQ-VAE, encoded once and cached
-(melodygan_jax.data.latent_cache).
-A batch is a pure function of (seed, step): random crops drawn with NumPy from
-that seed.
+(melodygan_jax.data.latent_cache) as runs of adjacent segments of one source.
+A batch is a pure function of (seed, step): random crops inside those runs,
+drawn with NumPy from that seed.
 """
 import functools
 import itertools
@@ -73,11 +73,9 @@ def check_config(config: ml_collections.ConfigDict) -> pretrained.LoadedVQVAE:
   check_long_context(config.data.crop_steps, model)
   meta = input_pipeline.load_dataset_meta(config.data.dataset_dir)
   input_pipeline.check_data_config(config.data, meta)
-  crop_frames = config.data.crop_steps * vqvae.time_stride
-  config_checks.require(
-      crop_frames <= meta.segment_frames, 'config.data.crop_steps', config.data.crop_steps,
-      f'{crop_frames} frames, longer than the stored segments ({meta.segment_frames} frames) '
-      f'of {meta.path}: prepare it with --segment_frames={crop_frames} or more')
+  config_checks.require(meta.segment_frames % vqvae.time_stride == 0, 'config.vqvae_workdir',
+                        config.vqvae_workdir, f'time stride {vqvae.time_stride} does not divide '
+                        f'the {meta.segment_frames}-frame segments of {meta.path}')
   return vqvae
 
 
@@ -97,6 +95,15 @@ def check_long_context(crop_steps: int, model: ml_collections.ConfigDict) -> Non
       field >= crop_steps, 'config.model.generator_dilations', tuple(model.generator_dilations),
       f'receptive field {field} steps, shorter than config.data.crop_steps={crop_steps}: '
       f'add dilations')
+
+
+def check_crop_fits(crop_steps: int, runs: latent_cache.CodeRuns) -> None:
+  """Some training run of adjacent segments holds a whole crop (the cache is kept)."""
+  longest = latent_cache.longest_run(runs)
+  config_checks.require(
+      longest >= crop_steps, 'config.data.crop_steps', crop_steps,
+      f'longer than every run of adjacent segments of one source in the training codes '
+      f'(the longest: {longest} codes): use a shorter crop or longer songs')
 
 
 def make_models(config, num_levels: int, codebook_size: int, codebook_dim: int):
@@ -258,15 +265,13 @@ class GANTrainer:
     self.data = data
     self.mesh = mesh or parallel.make_mesh()
     self.steps = config.data.crop_steps
-    if data.train_codes.shape[1] < self.steps:
-      raise ValueError(f'config.data.crop_steps={config.data.crop_steps}: longer than the '
-                       f'stored segments ({data.train_codes.shape[1]} codes)')
+    check_crop_fits(self.steps, data.train)
     self.vqvae = vqvae
     replicated = parallel.replicated(self.mesh)
     if vqvae is not None:
       vqvae.replicate_on(self.mesh)
     self.codebooks = parallel.replicate(np.asarray(data.codebooks), self.mesh)
-    histogram = latent_metrics.code_histogram(data.train_codes, data.codebooks.shape[1])
+    histogram = latent_metrics.code_histogram(data.train.codes, data.codebooks.shape[1])
     self.code_histogram = parallel.replicate(np.asarray(histogram, np.float32), self.mesh)
     self.gen_graphdef, self.disc_graphdef, self._initial_state, optimizers = init_state(
         config, *data.codebooks.shape)
@@ -279,8 +284,14 @@ class GANTrainer:
         sample_codes, self.gen_graphdef, self.codebooks,
         gan_models.generator_temperature(config.model)),
         static_argnums=(2, 3), out_shardings=replicated)
-    self.real = latent_cache.real_crops(data.validation_codes if len(data.validation_codes)
-                           else data.train_codes, self.steps)
+    # Held-out crops, from the same kind of runs; the training ones when no
+    # validation run holds a crop.
+    self.real = latent_cache.real_crops(data.validation, self.steps)
+    if not len(self.real):
+      self.real = latent_cache.real_crops(data.train, self.steps)
+    # One row, so copies are found along whole runs, not cut at segment ends
+    # (the few windows across the join of two runs count as training too).
+    self._training_sequence = data.train.codes[None]
     self.baselines = self._baseline_metrics()
 
   def jit_train_step(self, state: GANState, real_codes) -> tuple[GANState, dict]:
@@ -294,20 +305,18 @@ class GANTrainer:
     return state
 
   def train_batches(self, start_step: int):
-    """Random crops of the training codes; batch s depends only on (seed, s)."""
+    """Random crops of the training runs; batch s depends only on (seed, s)."""
     return parallel.prefetch_to_mesh(self._local_batches(start_step), self.mesh)
 
   def _local_batches(self, start_step: int):
-    """This host's rows of each global batch of crops, [local_batch, steps] codes."""
-    codes = self.data.train_codes
+    """This host's rows of each global batch of crops, [local_batch, steps, levels] codes."""
     global_batch = self.config.train.batch_size
     local = parallel.local_batch_size(global_batch)
     first = jax.process_index() * local
     for step in itertools.count(start_step):
+      # Every host draws the whole global batch from (seed, step) and keeps its rows.
       rng = np.random.default_rng([self.config.seed, step])
-      rows = rng.integers(0, len(codes), size=global_batch)
-      starts = rng.integers(0, codes.shape[1] - self.steps + 1, size=global_batch)
-      crops = codes[rows[:, None], starts[:, None] + np.arange(self.steps)]
+      crops = latent_cache.sample_crops(self.data.train, self.steps, rng, global_batch)
       yield crops[first:first + local]
 
   def generated_codes(self, state: GANState, num_samples: int, seed: int = 0) -> np.ndarray:
@@ -319,17 +328,17 @@ class GANTrainer:
     """The two baselines, and the floor: real training crops against held-out ones."""
     metrics = {}
     shape = (self.config.train.num_eval_samples, self.steps, self.data.codebooks.shape[0])
-    training = latent_cache.real_crops(self.data.train_codes, self.steps)
+    training = latent_cache.real_crops(self.data.train, self.steps)
     picks = np.random.default_rng(1).choice(len(training), size=min(shape[0], len(training)),
                                             replace=False)
-    floor = latent_metrics.compare(training[picks], self.real, self.data.train_codes,
+    floor = latent_metrics.compare(training[picks], self.real, self._training_sequence,
                                    self.data.codebooks)
     for name in ('code_js_distance', 'bigram_js_distance', 'latent_frechet'):
       metrics[f'floor/{name}'] = floor[name]
     for kind in ('uniform', 'iid'):
-      codes = latent_metrics.baseline_codes(kind, self.data.train_codes,
+      codes = latent_metrics.baseline_codes(kind, self.data.train.codes,
                                             self.data.codebooks.shape[1], shape, seed=1)
-      for name, value in latent_metrics.compare(codes, self.real, self.data.train_codes,
+      for name, value in latent_metrics.compare(codes, self.real, self._training_sequence,
                                                 self.data.codebooks).items():
         metrics[f'baseline_{kind}/{name}'] = value
     return metrics
@@ -338,7 +347,7 @@ class GANTrainer:
     """Generated codes against held-out real ones, beside the two baselines."""
     codes = self.generated_codes(state, self.config.train.num_eval_samples)
     metrics = {f'eval/{name}': value for name, value in latent_metrics.compare(
-        codes, self.real, self.data.train_codes, self.data.codebooks).items()}
+        codes, self.real, self._training_sequence, self.data.codebooks).items()}
     metrics.update(self.baselines)
     if self.vqvae is not None:
       self._write_summaries(writer, step, codes)
@@ -362,22 +371,33 @@ class GANTrainer:
                        contract.SAMPLE_RATE_HZ)
 
 
-def encode_split(vqvae: pretrained.LoadedVQVAE, data, meta, split: str, mesh) -> np.ndarray:
-  """Codes of every whole segment of a split, [num_segments, segment_steps, levels]."""
+def encode_split(vqvae: pretrained.LoadedVQVAE, data, meta, split: str,
+                 mesh) -> latent_cache.CodeRuns:
+  """Codes of every whole segment of a split, joined into runs of adjacent segments.
+
+  Each segment is encoded alone (as the VQ-VAE was trained), then the codes of
+  consecutive segments of one source and stem are concatenated.
+  """
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
   batch_size = 8 * jax.device_count()
-  codes, weights = [], []
+  gathered = {'codes': [], 'weight': [], 'source_key': [], 'start_frame': []}
   for local in input_pipeline.sequential_batches(
       data, meta, split, batch_size // jax.process_count(), crop_frames=meta.segment_frames,
-      process_index=jax.process_index(), process_count=jax.process_count()):
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      with_positions=True):
     batch = parallel.global_batch(local, mesh)
-    batch_codes = vqvae.jit_encode_to_codes(vqvae.state, batch['mel'])
-    codes.append(np.asarray(multihost_utils.process_allgather(batch_codes, tiled=True)))
-    weights.append(np.asarray(multihost_utils.process_allgather(batch['weight'], tiled=True)))
-  if not codes:
-    return np.zeros((0, meta.segment_frames // vqvae.time_stride, vqvae.num_levels), np.int32)
-  return np.concatenate(codes)[np.concatenate(weights) > 0].astype(np.int32)
-
+    batch['codes'] = vqvae.jit_encode_to_codes(vqvae.state, batch['mel'])
+    for name, values in gathered.items():
+      values.append(np.asarray(multihost_utils.process_allgather(batch[name], tiled=True)))
+  if not gathered['codes']:
+    empty = np.zeros((0, meta.segment_frames // vqvae.time_stride, vqvae.num_levels), np.int32)
+    return latent_cache.runs_of_sequences(empty)
+  arrays = {name: np.concatenate(values) for name, values in gathered.items()}
+  real = arrays['weight'] > 0
+  keys = arrays['source_key'][real].astype(np.int64)
+  return latent_cache.runs_from_segments(
+      arrays['codes'][real].astype(np.int32), keys[:, 0] << 31 | keys[:, 1],
+      arrays['start_frame'][real], meta.segment_frames)
 
 
 def load_or_encode_latents(config, workdir: str, vqvae: pretrained.LoadedVQVAE,
@@ -392,8 +412,8 @@ def load_or_encode_latents(config, workdir: str, vqvae: pretrained.LoadedVQVAE,
     meta = input_pipeline.load_dataset_meta(config.data.dataset_dir)
     vqvae.replicate_on(mesh)
     return latent_cache.LatentData(
-        train_codes=encode_split(vqvae, config.data, meta, records.TRAIN_SPLIT, mesh),
-        validation_codes=encode_split(vqvae, config.data, meta, records.VALIDATION_SPLIT, mesh),
+        train=encode_split(vqvae, config.data, meta, records.TRAIN_SPLIT, mesh),
+        validation=encode_split(vqvae, config.data, meta, records.VALIDATION_SPLIT, mesh),
         codebooks=np.asarray(vqvae.codebooks, np.float32))
 
   return latent_cache.load_or_encode_latents(workdir, source, encode)

@@ -93,10 +93,13 @@ def main(argv):
   logging.info('%d process(es), %d device(s): %s', jax.process_count(), jax.device_count(),
                jax.devices()[0].device_kind)
   from melodygan_jax.data import latent_cache  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.training import config_checks  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import loop  # pylint: disable=g-import-not-at-top
   try:
     trainer_module.train_and_evaluate(config, workdir, checked)
-  except (loop.NonFiniteLossError, latent_cache.LatentCacheError) as e:
+  # ConfigError here: a check that needs the encoded codes (the GAN's crop
+  # against its runs), still before the first step compiles.
+  except (loop.NonFiniteLossError, latent_cache.LatentCacheError, config_checks.ConfigError) as e:
     sys.exit(f'train: {e}')
 
 
