@@ -4,7 +4,7 @@ r"""configs/vocoder.py at Vocos' published size, for GPUs and TPUs.
       --config.data.dataset_dir=data/
 
 Vocos' backbone (8 ConvNeXt blocks, 512 wide, 1,536 in the MLP: 13.5 M
-parameters with the head), its 16,384-sample crops, HiFi-GAN-width
+parameters with the head, as counted here), its 16,384-sample crops, HiFi-GAN-width
 discriminators; the published runs train ~1-2 M steps.
 """
 import ml_collections

@@ -1,7 +1,8 @@
 r"""Generate music with a trained latent GAN and write a listening page.
 
   python -m melodygan_jax.sample --workdir=runs/gan --output_dir=samples/ \
-      [--num_samples=8] [--seconds=10] [--seed=0] [--interpolate=3,7]
+      [--num_samples=8] [--seconds=10] [--seed=0] [--interpolate=3,7] \
+      [--vocoder_workdir=runs/vocoder]
 
 Writes per sample a 22 050 Hz 16-bit mono WAV and a spectrogram PNG (wrapped
 into 10 s rows), plus manifest.json (seed, checkpoint steps, every sample's
@@ -11,7 +12,8 @@ beside their reconstructions, and an evaluate --metrics table if given. The same
 writes the same files byte for byte; sample i's codes come from the key
 fold_in(seed, i) alone, whatever the batch it is generated in. --seconds may exceed
 the training crop: generator and decoder are convolutional in time and the
-whole clip is inverted at once, so there are no seams.
+whole clip is inverted at once, so there are no seams. The inversion is the
+trained vocoder of --vocoder_workdir, else Griffin-Lim; the manifest says which.
 """
 import functools
 import math
@@ -34,6 +36,7 @@ from melodygan_jax.data import input_pipeline
 from melodygan_jax.data import records
 from melodygan_jax.data import reference_clips
 from melodygan_jax.generation import listening_page
+from melodygan_jax.generation import neural_vocoder
 from melodygan_jax.generation import pretrained
 
 
@@ -87,7 +90,7 @@ def steps_for_seconds(seconds: float, time_stride: int) -> int:
 
 
 def write_references(vqvae: pretrained.LoadedVQVAE, output: pathlib.Path, stem: str,
-                     num_references: int, seed: int) -> list[dict]:
+                     num_references: int, seed: int, vocoder=None) -> list[dict]:
   """Held-out real clips of the run's data set and their codec reconstructions.
 
   Returns their manifest entries; none when the data set is not on this machine.
@@ -105,7 +108,7 @@ def write_references(vqvae: pretrained.LoadedVQVAE, output: pathlib.Path, stem: 
   normalized = np.stack([vqvae.normalize(clip.log_mel[:frames], stem) for clip in clips])
   recon_log_mel = vqvae.denormalize(np.asarray(vqvae.jit_reconstruct(vqvae.state, normalized)),
                                     stem)
-  recon_audio = synthesis.log_mel_to_audio(recon_log_mel, seed=seed)
+  recon_audio = synthesis.log_mel_to_audio(recon_log_mel, seed=seed, vocoder=vocoder)
   entries = []
   for index, (clip, log_mel, audio) in enumerate(zip(clips, recon_log_mel, recon_audio)):
     name = f'reference_{index:02d}'
@@ -144,13 +147,22 @@ def write_page(output: pathlib.Path, manifest: dict, metrics: dict | None) -> No
       output / 'index.html',
       f'MelodyGAN-JAX samples (GAN step {manifest["gan_step"]}, seed {manifest["seed"]})',
       f'GAN: {manifest["gan_workdir"]}; VQ-VAE: {manifest["vqvae_workdir"]} '
-      f'(step {manifest["vqvae_step"]}).', sections, metrics)
+      f'(step {manifest["vqvae_step"]}); {vocoder_line(manifest.get("vocoder", {}))}.',
+      sections, metrics)
+
+
+def vocoder_line(entry: dict) -> str:
+  """How the page names the vocoder of a manifest entry."""
+  if entry.get('kind') == 'neural':
+    return f'vocoder: {entry["workdir"]} (step {entry["step"]})'
+  return f'vocoder: Griffin-Lim ({entry.get("iterations", 32)} iterations)'
+
 
 
 def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float = 10.0,
            seed: int = 0, batch_size: int = 8, interpolate=None,
            show_progress: bool = True, num_references: int = 2,
-           metrics: dict | None = None) -> dict:
+           metrics: dict | None = None, vocoder_workdir: str | None = None) -> dict:
   """Generates, decodes, inverts and writes; returns the manifest.
 
   Args:
@@ -160,9 +172,11 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
     show_progress: a progress bar on stderr.
     num_references: held-out real clips (and their reconstructions) on the page.
     metrics: an evaluate output, shown on the page.
+    vocoder_workdir: a finished configs/vocoder.py run (default: Griffin-Lim).
   """
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   generator = pretrained.load_generator(workdir)
+  vocoder = neural_vocoder.from_flag(vocoder_workdir)
   vqvae = generator.vqvae
   stem = generator.config.data.stems[0]
   steps = steps_for_seconds(seconds, vqvae.time_stride)
@@ -178,7 +192,7 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
     codes = np.asarray(generate_codes(generator.graphdef, generator.params, codebooks, keys,
                                       jnp.asarray(noise), steps, generator.temperature))
     log_mel = vqvae.codes_to_log_mel(codes, stem)
-    clips = synthesis.log_mel_to_audio(log_mel, seed=seed, indices=indices)
+    clips = synthesis.log_mel_to_audio(log_mel, seed=seed, indices=indices, vocoder=vocoder)
     for index, clip_codes, clip_mel, clip in zip(indices, codes, log_mel, clips):
       name = f'sample_{index:04d}'
       clip = synthesis.finish(clip[:num_samples_audio])
@@ -193,8 +207,9 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
       'seed': seed, 'interpolate': list(interpolate) if interpolate else None,
       'gan_workdir': os.path.abspath(workdir), 'gan_step': generator.step,
       'vqvae_workdir': os.path.abspath(vqvae.workdir), 'vqvae_step': vqvae.step,
-      'stem': stem, 'sample_rate_hz': contract.SAMPLE_RATE_HZ, 'samples': samples,
-      'references': write_references(vqvae, output, stem, num_references, seed),
+      'stem': stem, 'sample_rate_hz': contract.SAMPLE_RATE_HZ,
+      'vocoder': neural_vocoder.describe(vocoder), 'samples': samples,
+      'references': write_references(vqvae, output, stem, num_references, seed, vocoder),
   }
   atomic_files.write_json(output / 'manifest.json', manifest)
   write_page(output, manifest, metrics)
@@ -223,7 +238,8 @@ def main(argv):
   try:
     manifest = sample(config.workdir, config.output_dir, config.num_samples, config.seconds,
                       config.seed, config.batch_size, interpolate,
-                      num_references=config.num_references, metrics=metrics)
+                      num_references=config.num_references, metrics=metrics,
+                      vocoder_workdir=config.vocoder_workdir)
   except pretrained.WorkdirError as e:
     sys.exit(f'sample: {e}')
   print(f'{len(manifest["samples"])} samples in {config.output_dir}; listen: '
@@ -241,6 +257,8 @@ def run():
   flags.DEFINE_integer('num_references', 2, 'Held-out real clips shown beside the samples '
                        '(with their reconstructions), when the data set is on this machine.')
   flags.DEFINE_string('metrics', None, 'An evaluate --output JSON to show on the page.')
+  flags.DEFINE_string('vocoder_workdir', None, 'A finished configs/vocoder.py run that turns '
+                      'log-mel into audio (default: Griffin-Lim).')
   flags.mark_flags_as_required(['workdir', 'output_dir'])
   app.run(main)
 

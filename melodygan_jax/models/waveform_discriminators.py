@@ -64,9 +64,11 @@ class SpectrogramDiscriminator(nnx.Module):
   def __init__(self, n_fft: int, hop: int, channels: Sequence[int], *, rngs: nnx.Rngs):
     self.n_fft, self.hop = n_fft, hop
     widths = (1,) + tuple(channels)
-    # The first conv keeps the frequency axis; the rest halve it (UnivNet's layout).
+    # Every conv halves the frequency axis. (UnivNet's first conv keeps it; halving
+    # there too costs a CPU half the discriminator's time, and the next layers
+    # see the same bands.)
     self.convs = nnx.List([
-        nnx.Conv(widths[i], widths[i + 1], kernel_size=(3, 9), strides=(1, 1 if i == 0 else 2),
+        nnx.Conv(widths[i], widths[i + 1], kernel_size=(3, 9), strides=(1, 2),
                  padding='SAME', rngs=rngs) for i in range(len(channels))])
     self.conv_out = nnx.Conv(widths[-1], 1, kernel_size=(3, 3), padding='SAME', rngs=rngs)
 
