@@ -26,7 +26,6 @@ import numpy as np
 
 from melodygan_jax.audio import audio_io
 from melodygan_jax.audio import contract
-from melodygan_jax.audio import inversion
 from melodygan_jax.audio import loudness
 from melodygan_jax.audio import spectral_metrics
 from melodygan_jax.audio import synthesis
