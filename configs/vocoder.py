@@ -6,7 +6,8 @@ r"""Vocos-style neural vocoder on crops of a prepared data set's cleaned audio.
       --output=song_vocoder.wav        # copy synthesis: the song's own mel, re-synthesized
 
 The CPU default: a 4-block, 128-wide ConvNeXt over mel frames with an
-inverse-STFT head at the contract's n_fft 1024 / hop 256 (0.65 M parameters),
+inverse-STFT head at the contract's n_fft 1024 / hop 256 (0.65 M parameters)
+that corrects the mel's least-squares inverse magnitude (FreeV's prior),
 trained on 8,192-sample crops (0.37 s), mel L1 alone for the first steps,
 then against small multi-period and multi-resolution discriminators.
 configs/vocoder_large.py is Vocos' own size for accelerators.
@@ -30,6 +31,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.variant = 'cpu'  # models/vocoder.py VARIANTS: tiny, cpu, base.
   config.model.dtype = 'auto'  # Generator compute: bfloat16 on GPU/TPU, float32 on CPU.
+  # The head corrects the log of the mel's NNLS inversion instead of predicting the
+  # magnitude from nothing (FreeV): a CPU's few thousand steps go to phase and detail.
+  config.model.magnitude_prior = True
   # Widths of the stride-3 convs of each period discriminator (periods 2, 3, 5, 7, 11).
   config.model.period_discriminator_channels = (16, 32, 64, 128)
   # Widths of the convs of each spectrogram discriminator (FFT 512, 1024, 2048).

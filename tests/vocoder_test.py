@@ -45,9 +45,11 @@ def test_jax_log_mel_is_the_contract_log_mel():
                              contract.log_mel(samples), atol=1e-4)
 
 
-def test_generator_turns_frames_into_hop_samples_per_frame():
+@pytest.mark.parametrize('magnitude_prior', [True, False])
+def test_generator_turns_frames_into_hop_samples_per_frame(magnitude_prior):
   config = vocoder_tiny.get_config()
   config.model.dtype = 'float32'
+  config.model.magnitude_prior = magnitude_prior
   log_mel = jnp.asarray(np.random.default_rng(2).normal(-4.0, 2.0, (3, 13, contract.NUM_MELS)),
                         jnp.float32)
   audio = neural_vocoder.synthesize(neural_vocoder.build_generator(config.model), log_mel)

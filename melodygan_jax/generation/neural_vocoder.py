@@ -31,9 +31,20 @@ def build_generator(model_config, seed: int = 0) -> vocoder_models.VocosGenerato
                                     n_fft=contract.N_FFT, rngs=nnx.Rngs(seed))
 
 
+PRIOR_NNLS_ITERATIONS = 10  # Of the magnitude prior: Griffin-Lim's own mel inversion.
+
+
+def log_magnitude_prior(log_mel: jax.Array) -> jax.Array:
+  """[batch, frames, NUM_MELS] -> [batch, frames, bins]: log of the NNLS mel inversion."""
+  magnitude = inversion.mel_to_magnitude(jnp.exp(log_mel.astype(jnp.float32)),
+                                         PRIOR_NNLS_ITERATIONS)
+  return jnp.log(jnp.maximum(magnitude, contract.LOG_MEL_FLOOR))
+
+
 def synthesize(generator: vocoder_models.VocosGenerator, log_mel: jax.Array) -> jax.Array:
   """[batch, frames, NUM_MELS] log-mel -> [batch, (frames - 1) * HOP_LENGTH] float32 audio."""
-  spectrum = generator(log_mel)
+  prior = log_magnitude_prior(log_mel) if generator.magnitude_prior else None
+  spectrum = generator(log_mel, prior)
   return inversion.istft(spectrum.astype(jnp.complex64),
                          (log_mel.shape[1] - 1) * contract.HOP_LENGTH)
 

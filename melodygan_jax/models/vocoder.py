@@ -7,6 +7,11 @@ magnitude * (cos phase + i sin phase). Nothing upsamples, so it is fast on a
 CPU. This module stops at the spectrum: the inverse STFT with the audio
 contract's window and hop is `melodygan_jax.audio.inversion.istft`, so the
 head cannot drift from the features it is trained on.
+
+Optionally (`magnitude_prior`, as FreeV, Lv et al. 2024) the head predicts
+the log-magnitude as a correction of a prior the caller computes from the mel
+itself (the mel filterbank's least-squares inverse): the network starts from
+the right spectral envelope and spends its training on phase and detail.
 """
 import jax
 import jax.numpy as jnp
@@ -47,8 +52,10 @@ class VocosGenerator(nnx.Module):
   """[batch, frames, num_mels] log-mel -> [batch, frames, n_fft // 2 + 1] complex64 STFT."""
 
   def __init__(self, *, num_mels: int, n_fft: int, width: int, intermediate_width: int,
-               num_blocks: int, rngs: nnx.Rngs, dtype=jnp.float32):
+               num_blocks: int, rngs: nnx.Rngs, magnitude_prior: bool = False,
+               dtype=jnp.float32):
     self.num_bins = n_fft // 2 + 1
+    self.magnitude_prior = magnitude_prior  # __call__ then needs `log_magnitude_prior`.
     self.embed = nnx.Conv(num_mels, width, kernel_size=(7,), padding='SAME', dtype=dtype,
                           param_dtype=jnp.float32, rngs=rngs)
     self.embed_norm = nnx.LayerNorm(width, epsilon=1e-6, dtype=dtype,
@@ -60,6 +67,8 @@ class VocosGenerator(nnx.Module):
                                     param_dtype=jnp.float32, rngs=rngs)
     self.head = nnx.Linear(width, 2 * self.num_bins, dtype=dtype, param_dtype=jnp.float32,
                            rngs=rngs)
+    if magnitude_prior:  # Start from the prior itself: no correction yet.
+      self.head.kernel[...] = self.head.kernel[...].at[:, :self.num_bins].set(0.0)
 
   def head_outputs(self, log_mel: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(log-magnitude, phase angle), each [batch, frames, bins] float32."""
@@ -69,8 +78,14 @@ class VocosGenerator(nnx.Module):
     out = self.head(self.final_norm(x)).astype(jnp.float32)
     return out[..., :self.num_bins], out[..., self.num_bins:]
 
-  def __call__(self, log_mel: jax.Array) -> jax.Array:
-    return spectrum_from_head(*self.head_outputs(log_mel))
+  def __call__(self, log_mel: jax.Array, log_magnitude_prior: jax.Array | None = None
+               ) -> jax.Array:
+    """log_mel [batch, frames, mels] (and, with `magnitude_prior`, the prior's
+    [batch, frames, bins] log-magnitude) -> the complex STFT."""
+    log_magnitude, phase = self.head_outputs(log_mel)
+    if self.magnitude_prior:
+      log_magnitude = log_magnitude + log_magnitude_prior
+    return spectrum_from_head(log_magnitude, phase)
 
 
 def spectrum_from_head(log_magnitude: jax.Array, phase: jax.Array) -> jax.Array:
@@ -87,4 +102,5 @@ def from_config(model_config, *, num_mels: int, n_fft: int, rngs: nnx.Rngs) -> V
   """The generator of a configs/vocoder.py `model` section (its variant's sizes)."""
   sizes = VARIANTS[model_config.variant]
   return VocosGenerator(num_mels=num_mels, n_fft=n_fft, rngs=rngs,
+                        magnitude_prior=model_config.magnitude_prior,
                         dtype=jnp.dtype(model_config.dtype), **sizes)
