@@ -102,5 +102,6 @@ def from_config(model_config, *, num_mels: int, n_fft: int, rngs: nnx.Rngs) -> V
   """The generator of a configs/vocoder.py `model` section (its variant's sizes)."""
   sizes = VARIANTS[model_config.variant]
   return VocosGenerator(num_mels=num_mels, n_fft=n_fft, rngs=rngs,
-                        magnitude_prior=model_config.magnitude_prior,
+                        # Runs from before the field had no prior.
+                        magnitude_prior=model_config.get('magnitude_prior', False),
                         dtype=jnp.dtype(model_config.dtype), **sizes)
