@@ -10,6 +10,7 @@ import soundfile
 from configs import vocoder_tiny
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import inversion
+from melodygan_jax.data import audio_crops
 from melodygan_jax.generation import neural_vocoder
 from melodygan_jax.generation import pretrained
 from melodygan_jax.generation import reconstruct
@@ -153,3 +154,19 @@ def test_sample_with_a_vocoder_writes_the_asked_duration(trained_gan, trained_vo
     assert rate == contract.SAMPLE_RATE_HZ and len(samples) == round(1.5 * rate)
     assert np.all(np.isfinite(samples)) and np.max(np.abs(samples)) > 1e-3
   assert 'vocoder: ' in (tmp_path / 'index.html').read_text()
+
+
+def test_train_crops_are_a_function_of_the_step(prepared_dir):
+  """A resumed run reads the crops an uninterrupted one would: nothing to save but the step."""
+  audio = audio_crops.split_audio(str(prepared_dir), 'train', 2_048)
+  assert len(audio.paths) == 3  # The fixture's 4 songs, one held out.
+  held_out = audio_crops.split_audio(str(prepared_dir), 'validation', 2_048)
+  assert not set(audio.paths) & set(held_out.paths) and held_out.paths
+  uninterrupted = audio_crops.train_batches(audio, 2_048, 3, seed=5)
+  batches = [next(uninterrupted)['audio'] for _ in range(4)]
+  resumed = next(audio_crops.train_batches(audio, 2_048, 3, seed=5, start_step=3))['audio']
+  np.testing.assert_array_equal(resumed, batches[3])
+  assert not np.array_equal(batches[2], batches[3]) and batches[3].shape == (3, 2_048)
+  other_host = next(audio_crops.train_batches(audio, 2_048, 3, seed=5, start_step=3,
+                                              process_index=1))['audio']
+  assert not np.array_equal(other_host, batches[3])
