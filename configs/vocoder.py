@@ -4,6 +4,9 @@ r"""Vocos-style neural vocoder on crops of a prepared data set's cleaned audio.
       --config.data.dataset_dir=data/
   python -m melodygan_jax.reconstruct --vocoder_workdir=runs/vocoder --input=song.mp3 \
       --output=song_vocoder.wav        # copy synthesis: the song's own mel, re-synthesized
+  python -m melodygan_jax.train --config=configs/vocoder.py --workdir=runs/vocoder_codec \
+      --config.data.dataset_dir=data/ --config.vqvae_workdir=runs/vqvae \
+      --config.init_vocoder_workdir=runs/vocoder   # fine-tune on the codec's decoded mels
 
 The CPU default: a 4-block, 128-wide ConvNeXt over mel frames with an
 inverse-STFT head at the contract's n_fft 1024 / hop 256 (0.65 M parameters)
@@ -21,6 +24,12 @@ def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.trainer = 'vocoder'
   config.seed = 0
+  # A finished configs/vqvae.py run: fine-tune on its decoded mels (what sampling
+  # feeds the vocoder) instead of the true ones. Empty: true mels.
+  config.vqvae_workdir = ''
+  # A finished vocoder run whose generator and discriminators start this one
+  # (e.g. before fine-tuning on a codec). Empty: a fresh initialization.
+  config.init_vocoder_workdir = ''
 
   config.data = ml_collections.ConfigDict()
   config.data.dataset_dir = ''  # A data_prep.prepare --output_dir: its clean/ WAVs are read.

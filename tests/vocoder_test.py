@@ -2,6 +2,7 @@
 import json
 import shutil
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -71,7 +72,7 @@ def trained_vocoder(prepared_dir, tmp_path_factory):
   checked = vocoder_trainer.check_config(config)
   run_files.absolute_paths(config)
   run_files.write_or_check_config(config, str(workdir))
-  trainer = vocoder_trainer.VocoderTrainer(config, train_audio=checked)
+  trainer = vocoder_trainer.VocoderTrainer(config, checked=checked)
   before = trainer.evaluate(trainer.create_state(),
                             metric_writer.MetricWriter(str(workdir / 'before')), 0)
   vocoder_trainer.train_and_evaluate(config, str(workdir), checked)
@@ -170,3 +171,26 @@ def test_train_crops_are_a_function_of_the_step(prepared_dir):
   other_host = next(audio_crops.train_batches(audio, 2_048, 3, seed=5, start_step=3,
                                               process_index=1))['audio']
   assert not np.array_equal(other_host, batches[3])
+
+
+def test_fine_tuning_on_the_codec_starts_from_a_trained_vocoder(trained_vqvae, trained_vocoder,
+                                                                prepared_dir, tmp_path):
+  config = vocoder_tiny.get_config()
+  config.data.dataset_dir = str(prepared_dir)
+  config.vqvae_workdir = str(trained_vqvae[0])
+  config.init_vocoder_workdir = str(trained_vocoder[0])
+  config.train.num_steps, config.train.warmup_steps = 3, 1
+  config.train.eval_every_steps = config.train.checkpoint_every_steps = 3
+  checked = vocoder_trainer.check_config(config)
+  trainer = vocoder_trainer.VocoderTrainer(config, checked=checked)
+  started = trainer.fresh_start(trainer.create_state())
+  trained = neural_vocoder.load(str(trained_vocoder[0]))
+  for ours, theirs in zip(jax.tree.leaves(started.generator), jax.tree.leaves(trained.params)):
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+  # What the generator hears is the codec's round trip, not the true log-mel.
+  true_mel = contract.log_mel(trainer.validation_clips[0])[None]
+  heard = np.asarray(trainer.jit_input_log_mel(trainer.codec, jnp.asarray(true_mel)))
+  assert heard.shape == true_mel.shape
+  assert 0.05 < np.mean(np.abs(heard - true_mel)) < 3.0
+  vocoder_trainer.train_and_evaluate(config, str(tmp_path), checked)
+  assert pretrained.latest_step(str(tmp_path)) == 3

@@ -10,10 +10,19 @@ multi-resolution spectrogram discriminator (the latter weighted by
 `loss.resolution_weight`); the discriminators are trained in the same step.
 AdamW with betas (0.8, 0.9), warm-up and cosine decay for both.
 
+Fine-tuning on the codec (`config.vqvae_workdir`): the generator hears each
+crop's log-mel after a round trip through that VQ-VAE, so it learns to turn
+what sampling will feed it into the real audio; the mel loss still compares
+with the real crop's log-mel. `config.init_vocoder_workdir` starts a run from
+another vocoder run's generator and discriminators (fresh optimizers), so a
+fine-tuning run continues a trained vocoder.
+
 Evaluation: held-out songs (the data set's validation split), the vocoder and
-fast Griffin-Lim (32 iterations) on the same true mels: multi-resolution STFT
-distance and mel distance to the original, and their ratios.
+fast Griffin-Lim (32 iterations) on the same mels (the codec's with
+`vqvae_workdir`): multi-resolution STFT distance and mel distance to the
+original, and their ratios.
 """
+import dataclasses
 import functools
 
 import flax
@@ -30,9 +39,11 @@ from melodygan_jax.audio import inversion
 from melodygan_jax.audio import synthesis
 from melodygan_jax.data import audio_crops
 from melodygan_jax.data import input_pipeline
+from melodygan_jax.data import normalization
 from melodygan_jax.data import records
 from melodygan_jax.evaluation import reconstruction
 from melodygan_jax.generation import neural_vocoder
+from melodygan_jax.generation import pretrained
 from melodygan_jax.models import vocoder as vocoder_models
 from melodygan_jax.models import waveform_discriminators
 from melodygan_jax.training import config_checks
@@ -64,11 +75,15 @@ def make_optimizer(train_config, learning_rate: float) -> tuple[optax.GradientTr
   return optimizer, schedule
 
 
-def check_config(config: ml_collections.ConfigDict) -> audio_crops.SplitAudio:
-  """Validates a vocoder config and its data set before anything compiles.
+@dataclasses.dataclass(frozen=True)
+class CheckedConfig:
+  """What check_config read: the training split's audio, and the codec to fine-tune on."""
+  train_audio: audio_crops.SplitAudio
+  vqvae: pretrained.LoadedVQVAE | None = None
 
-  Returns:
-    The training split's audio.
+
+def check_config(config: ml_collections.ConfigDict) -> CheckedConfig:
+  """Validates a vocoder config, its data set (and codec) before anything compiles.
 
   Raises:
     config_checks.ConfigError, input_pipeline.DatasetError or
@@ -116,7 +131,42 @@ def check_config(config: ml_collections.ConfigDict) -> audio_crops.SplitAudio:
   if not audio.paths:
     raise audio_crops.AudioCropsError(
         f'{data.dataset_dir}: no training song is {data.crop_samples} samples long')
-  return audio
+  if config.init_vocoder_workdir:
+    pretrained.read_config(config.init_vocoder_workdir, 'vocoder')
+    neural_vocoder.check_features(config.init_vocoder_workdir)
+  vqvae = None
+  if config.vqvae_workdir:
+    vqvae = pretrained.load_vqvae(config.vqvae_workdir)
+    config_checks.require(CODEC_STEM in vqvae.normalization.stems, 'config.vqvae_workdir',
+                          config.vqvae_workdir, f'has no {CODEC_STEM!r} statistics (the '
+                          'cleaned WAVs are mixes)')
+  return CheckedConfig(train_audio=audio, vqvae=vqvae)
+
+
+CODEC_STEM = 'mix'  # The cleaned WAVs the vocoder trains on are mixes.
+
+
+@flax.struct.dataclass
+class CodecWeights:
+  """A VQ-VAE's weights and statistics, passed to the compiled step (not trained)."""
+  params: nnx.State
+  codebook: nnx.State
+  mean: jax.Array  # [NUM_MELS], of the mix stem.
+  std: jax.Array
+
+
+def codec_log_mel(graphdef, time_stride: int, weights: CodecWeights, log_mel):
+  """[batch, frames, NUM_MELS] log-mel -> the same after the VQ-VAE's round trip.
+
+  Frames are padded (edge) to a multiple of the codec's stride, then trimmed.
+  """
+  frames = log_mel.shape[1]
+  padded_frames = -(-frames // time_stride) * time_stride
+  normalized = normalization.normalize_with(log_mel, weights.mean, weights.std)
+  normalized = jnp.pad(normalized, ((0, 0), (0, padded_frames - frames), (0, 0)), mode='edge')
+  recon = nnx.merge(graphdef, weights.params, weights.codebook)(normalized)[0]
+  return normalization.denormalize_with(recon[:, :frames].astype(jnp.float32), weights.mean,
+                                        weights.std)
 
 
 def mel_l1(log_mel: jax.Array, audio: jax.Array) -> jax.Array:
@@ -125,12 +175,12 @@ def mel_l1(log_mel: jax.Array, audio: jax.Array) -> jax.Array:
 
 
 def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adversarial: bool,
-            state: TrainState, audio):
+            state: TrainState, audio, input_log_mel):
   """Generator step, and discriminator step when `adversarial` (static)."""
   log_mel = inversion.log_mel(audio)
 
   def generator_loss(params):
-    fake = neural_vocoder.synthesize(nnx.merge(graphdef, params), log_mel)
+    fake = neural_vocoder.synthesize(nnx.merge(graphdef, params), input_log_mel)
     mel = mel_l1(log_mel, fake)
     terms = {'mel_l1': mel, 'period_adversarial': jnp.zeros(()),
              'resolution_adversarial': jnp.zeros(()), 'feature_matching': jnp.zeros(())}
@@ -174,14 +224,21 @@ def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adv
 
 
 def train_step(graphdef, disc_graphdef, optimizer, disc_optimizer, schedule, config,
-               state: TrainState, batch) -> tuple[TrainState, dict]:
-  """One step of the generator (and of the discriminators after the warm-up)."""
+               input_log_mel_fn, state: TrainState, batch, codec) -> tuple[TrainState, dict]:
+  """One step of the generator (and of the discriminators after the warm-up).
+
+  `input_log_mel_fn(codec, log_mel)` gives what the generator hears (the log-mel
+  itself, or its codec round trip).
+  """
   update = functools.partial(_update, graphdef, disc_graphdef, optimizer, disc_optimizer,
                              config.loss)
+  audio = batch['audio']
+  input_log_mel = jax.lax.stop_gradient(input_log_mel_fn(codec, inversion.log_mel(audio)))
   # Only the taken branch runs: warm-up steps cost no discriminator time.
   (loss, terms), (generator, opt_state, disc_params, disc_opt_state) = jax.lax.cond(
       state.step >= config.loss.adversarial_start_step,
-      functools.partial(update, True), functools.partial(update, False), state, batch['audio'])
+      functools.partial(update, True), functools.partial(update, False), state, audio,
+      input_log_mel)
   metrics = {'train/loss': loss, 'train/learning_rate': schedule(state.step),
              **{f'train/{name}': value for name, value in terms.items()}}
   return state.replace(step=state.step + 1, generator=generator, opt_state=opt_state,
@@ -222,16 +279,26 @@ class VocoderTrainer:
   """Builds the vocoder, its state and compiled steps for one config."""
 
   def __init__(self, config: ml_collections.ConfigDict, mesh=None,
-               train_audio: audio_crops.SplitAudio | None = None):
+               checked: CheckedConfig | None = None):
     self.config = config
-    self.train_audio = train_audio or check_config(config)
+    checked = checked or check_config(config)
+    self.train_audio = checked.train_audio
     self.mesh = mesh or parallel.make_mesh()
     (self.graphdef, disc_graphdef), self._initial_state, optimizers, self.schedule = (
         init_state(config))
     replicated = parallel.replicated(self.mesh)
+    self.codec, input_log_mel_fn = None, lambda codec, log_mel: log_mel
+    if checked.vqvae is not None:
+      vqvae = checked.vqvae
+      mean, std = vqvae.normalization.of(CODEC_STEM)
+      self.codec = parallel.replicate(CodecWeights(
+          params=vqvae.state.params, codebook=vqvae.state.codebook, mean=jnp.asarray(mean),
+          std=jnp.asarray(std)), self.mesh)
+      input_log_mel_fn = functools.partial(codec_log_mel, vqvae.graphdef, vqvae.time_stride)
     self._jit_train_step = jax.jit(
         functools.partial(train_step, self.graphdef, disc_graphdef, *optimizers, self.schedule,
-                          config), donate_argnums=0, out_shardings=replicated)
+                          config, input_log_mel_fn), donate_argnums=0, out_shardings=replicated)
+    self.jit_input_log_mel = jax.jit(input_log_mel_fn, out_shardings=replicated)
     self.jit_synthesize = jax.jit(
         lambda generator, log_mel: neural_vocoder.synthesize(
             nnx.merge(self.graphdef, generator), log_mel), out_shardings=replicated)
@@ -244,14 +311,21 @@ class VocoderTrainer:
     self._griffin_lim_scores = None  # Computed at the first evaluation, then kept.
 
   def jit_train_step(self, state: TrainState, batch) -> tuple[TrainState, dict]:
-    return self._jit_train_step(state, batch)
+    return self._jit_train_step(state, batch, self.codec)
 
   def create_state(self) -> TrainState:
     # A copy each time: the train step donates (invalidates) the state it gets.
     return parallel.replicate(self._initial_state, self.mesh)
 
   def fresh_start(self, state: TrainState) -> TrainState:
-    return state
+    """A new run starts from `config.init_vocoder_workdir`'s weights when one is named."""
+    if not self.config.init_vocoder_workdir:
+      return state
+    restored, _ = pretrained.restore_subtrees(
+        self.config.init_vocoder_workdir,
+        {'generator': state.generator, 'discriminators': state.discriminators}, mesh=self.mesh)
+    return state.replace(generator=restored['generator'],
+                         discriminators=restored['discriminators'])
 
   def train_batches(self, start_step: int):
     local = audio_crops.train_batches(
@@ -265,8 +339,10 @@ class VocoderTrainer:
     clips = self.validation_clips
     if not len(clips):
       return {}
-    log_mel = np.stack([contract.log_mel(clip) for clip in clips])
-    replicated = parallel.replicate(log_mel, self.mesh)  # Every process runs it.
+    replicated = parallel.replicate(np.stack([contract.log_mel(clip) for clip in clips]),
+                                    self.mesh)  # Every process runs it.
+    replicated = self.jit_input_log_mel(self.codec, replicated)  # The codec's, if fine-tuning.
+    log_mel = parallel.host_values(replicated)
     vocoded = np.stack([synthesis.finish(clip) for clip in parallel.host_values(
         self.jit_synthesize(state.generator, replicated))])
     scores = waveform_scores(clips, vocoded)
@@ -288,7 +364,7 @@ class VocoderTrainer:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       checked: audio_crops.SplitAudio | None = None, eval_callback=None):
+                       checked: CheckedConfig | None = None, eval_callback=None):
   """Trains; `checked` is check_config's result when the caller already ran it.
 
   Raises:
@@ -296,7 +372,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   """
   if (atomic_files.as_path(workdir) / neural_vocoder.FEATURES_FILENAME).exists():
     neural_vocoder.check_features(workdir)
-  trainer = VocoderTrainer(config, train_audio=checked)
+  trainer = VocoderTrainer(config, checked=checked)
   run_files.write_normalization(workdir, input_pipeline.load_dataset_meta(
       config.data.dataset_dir).normalization)
   neural_vocoder.write_features(workdir)
