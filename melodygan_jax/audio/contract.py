@@ -32,6 +32,14 @@ FEATURE_DESCRIPTION = (f'{NUM_MELS}-band log-mel to {MEL_FMAX_HZ:.0f} Hz, n_fft 
                        f'hop {HOP_LENGTH}, {SAMPLE_RATE_HZ} Hz')
 
 
+
+def feature_settings() -> dict:
+  """Every number above that fixes what a log-mel frame means, for workdirs to record."""
+  return {'feature_version': FEATURE_VERSION, 'sample_rate_hz': SAMPLE_RATE_HZ, 'n_fft': N_FFT,
+          'win_length': WIN_LENGTH, 'hop_length': HOP_LENGTH, 'num_mels': NUM_MELS,
+          'mel_fmin_hz': MEL_FMIN_HZ, 'mel_fmax_hz': MEL_FMAX_HZ,
+          'log_mel_floor': LOG_MEL_FLOOR}
+
 def frames_to_seconds(num_frames: float) -> float:
   return num_frames * HOP_LENGTH / SAMPLE_RATE_HZ
 

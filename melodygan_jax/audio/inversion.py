@@ -76,6 +76,19 @@ def istft(spectrum: jax.Array, num_samples: int) -> jax.Array:
   return signal[:, start:start + num_samples]
 
 
+def log_mel(samples: jax.Array) -> jax.Array:
+  """[batch, samples] -> [batch, 1 + samples // HOP_LENGTH, NUM_MELS]: `contract.log_mel` in JAX.
+
+  The same STFT, filterbank and floor, differentiable, so a vocoder's mel loss
+  is computed with exactly the features it is given.
+  """
+  spectrum = stft(samples, contract.num_frames(samples.shape[1]))
+  # |z| with a tiny floor inside the root: the gradient of |z| at 0 is undefined.
+  magnitude = jnp.sqrt(jnp.real(spectrum) ** 2 + jnp.imag(spectrum) ** 2 + 1e-12)
+  mel = magnitude @ jnp.asarray(contract.mel_filterbank().T)
+  return jnp.log(jnp.maximum(mel, contract.LOG_MEL_FLOOR))
+
+
 def mel_to_magnitude(mel: jax.Array, iterations: int) -> jax.Array:
   """Non-negative least-squares inverse of the mel filterbank.
 

@@ -2,7 +2,8 @@ r"""Measure the codec and the generator on a data set's held-out music.
 
   python -m melodygan_jax.evaluate --vqvae_workdir=runs/vqvae [--gan_workdir=runs/gan] \
       --data_dir=data/ --output=metrics.json [--num_samples=N] [--max_clips=N] [--seed=K] \
-      [--clip_seconds=6] [--num_visqol=8] [--num_resamples=200]
+      [--clip_seconds=6] [--num_visqol=8] [--num_resamples=200] \
+      [--vocoder_workdir=runs/vocoder]
 
 Every audio set is made of clips of --clip_seconds, analysed streaming in
 batches (memory does not grow with the data set). Held-out real clips are cut
@@ -13,7 +14,9 @@ of the same size as B:
   floor                 real held-out clips (half B)
   vqvae_reconstruction  half B through the codec and the inversion: the ceiling
                         a generator of this codec can reach
-  griffin_lim           half B's true log-mel through the inversion alone
+  griffin_lim           half B's true log-mel through the inversion alone (named
+                        vocoder when --vocoder_workdir makes the inversion a trained
+                        vocoder, which then inverts every set)
   gan                   generated codes, decoded and inverted (with --gan_workdir)
   baseline_iid          codes drawn i.i.d. from the training code frequencies
   baseline_uniform      uniformly drawn codes
@@ -53,6 +56,7 @@ from melodygan_jax.evaluation import distances
 from melodygan_jax.evaluation import embeddings as embeddings_lib
 from melodygan_jax.evaluation import latent_metrics
 from melodygan_jax.evaluation import reconstruction
+from melodygan_jax.generation import neural_vocoder
 from melodygan_jax.generation import pretrained
 from melodygan_jax.generation import sample
 from melodygan_jax.models import quantizer as quantizer_lib
@@ -74,6 +78,7 @@ class EvaluationOptions:
   num_visqol: int = 8             # ViSQOL is slow (~1.5 s per 10 s clip): a subset.
   num_resamples: int = 200        # Bootstrap draws per interval.
   batch_size: int = 8             # Clips per decode / inversion / embedding batch.
+  vocoder_workdir: str | None = None  # A vocoder run inverts every set; default Griffin-Lim.
 
 
 def mfcc_from_log_mel(log_mel: np.ndarray) -> np.ndarray:
@@ -193,10 +198,16 @@ class ClipAnalyzer:
   """Audio clips -> musicnn embeddings, MFCC statistics and VQ-VAE encoder features."""
 
   def __init__(self, vqvae: pretrained.LoadedVQVAE, embedder: embeddings_lib.Embedder,
-               batch_size: int):
+               batch_size: int, vocoder=None):
     self.vqvae = vqvae
     self.embedder = embedder
     self.batch_size = batch_size
+    self.vocoder = vocoder  # The inversion of every set; None: Griffin-Lim.
+
+  @property
+  def inversion_name(self) -> str:
+    """The name of the set of true log-mels through the inversion alone."""
+    return 'vocoder' if isinstance(self.vocoder, neural_vocoder.NeuralVocoder) else 'griffin_lim'
 
   def log_mels(self, clips: np.ndarray) -> np.ndarray:
     """[batch, samples] -> [batch, frames, NUM_MELS] log-mel, frames a multiple of the stride."""
@@ -244,11 +255,12 @@ class FeatureSets:
 
 
 def invert(log_mel: np.ndarray, clip_samples: int, seed: int, first_index: int,
-           batch_size: int) -> np.ndarray:
-  """Log-mel [batch, frames, mels] -> audio [batch, clip_samples] by the pipeline's inversion."""
+           batch_size: int, vocoder=None) -> np.ndarray:
+  """Log-mel [batch, frames, mels] -> audio [batch, clip_samples] by `vocoder` (default:
+  the pipeline's Griffin-Lim)."""
   indices = range(first_index, first_index + batch_size)
   audio = synthesis.log_mel_to_audio(fixed_batch(log_mel.astype(np.float32), batch_size),
-                                     seed=seed, indices=indices)
+                                     seed=seed, indices=indices, vocoder=vocoder)
   return fit_length(audio[:len(log_mel)], clip_samples)
 
 
@@ -284,8 +296,9 @@ def analyze_real_clips(analyzer: ClipAnalyzer, sets: FeatureSets, plan, set_name
       continue
     log_mel = analyzer.log_mels(clips)
     for name, source_mel in (('vqvae_reconstruction', analyzer.reconstruct(log_mel)),
-                             ('griffin_lim', log_mel)):
-      audio = invert(source_mel, clip_samples, options.seed, first, options.batch_size)
+                             (analyzer.inversion_name, log_mel)):
+      audio = invert(source_mel, clip_samples, options.seed, first, options.batch_size,
+                     analyzer.vocoder)
       sets.add(name, analyzer.features(audio))
       for offset, (original, estimate) in enumerate(zip(clips, audio)):
         use_visqol = visqol if first + offset < options.num_visqol else None
@@ -302,7 +315,7 @@ def analyze_codes(analyzer: ClipAnalyzer, sets: FeatureSets, set_name: str, code
     log_mel = analyzer.vqvae.codes_to_log_mel(fixed_batch(chunk, options.batch_size),
                                               EVALUATED_STEM)[:len(chunk)]
     sets.add(set_name, analyzer.features(invert(log_mel, clip_samples, options.seed, first,
-                                                options.batch_size)))
+                                                options.batch_size, analyzer.vocoder)))
 
 
 def distances_to_reference(reference: np.ndarray, evaluated: np.ndarray, kind: str,
@@ -420,14 +433,15 @@ def real_clip_plans(meta, dataset_dir: str, clip_samples: int, options: Evaluati
 
 def evaluate_audio(vqvae: pretrained.LoadedVQVAE, meta, data, dataset_dir: str,
                    generator: pretrained.LoadedGenerator | None,
-                   options: EvaluationOptions) -> dict:
+                   options: EvaluationOptions, vocoder=None) -> dict:
   """Every audio set against half A; reconstruction scores; memorization."""
   clip_samples = int(round(options.clip_seconds * contract.SAMPLE_RATE_HZ))
   half_a, half_b, training = real_clip_plans(meta, dataset_dir, clip_samples, options)
   num_clips = len(half_b) if options.num_samples is None else min(options.num_samples,
                                                                   len(half_b))
   half_a, half_b = half_a[:num_clips], half_b[:num_clips]
-  analyzer = ClipAnalyzer(vqvae, embeddings_lib.Embedder(batch_size=16), options.batch_size)
+  analyzer = ClipAnalyzer(vqvae, embeddings_lib.Embedder(batch_size=16), options.batch_size,
+                          vocoder)
   sets = FeatureSets()
   visqol = reconstruction.Visqol() if options.num_visqol > 0 else None
   analyze_real_clips(analyzer, sets, half_a, 'reference', options, clip_samples)
@@ -539,6 +553,7 @@ def evaluate(vqvae_workdir: str, data_dir: str, gan_workdir: str | None = None,
   started = time.perf_counter()
   vqvae = pretrained.load_vqvae(vqvae_workdir)
   generator = pretrained.load_generator(gan_workdir) if gan_workdir else None
+  vocoder = neural_vocoder.load(options.vocoder_workdir) if options.vocoder_workdir else None
   meta = input_pipeline.load_dataset_meta(data_dir)
   data = vqvae.config.data
   data.dataset_dir = data_dir
@@ -556,8 +571,11 @@ def evaluate(vqvae_workdir: str, data_dir: str, gan_workdir: str | None = None,
   metrics = {'vqvae/step': vqvae.step}
   if generator is not None:
     metrics['gan/step'] = generator.step
+  if vocoder is not None:
+    metrics['vocoder/step'] = vocoder.step
   metrics.update(evaluate_vqvae(vqvae, meta, data, options))
-  audio_metrics, code_sets = evaluate_audio(vqvae, meta, data, data_dir, generator, options)
+  audio_metrics, code_sets = evaluate_audio(vqvae, meta, data, data_dir, generator, options,
+                                            vocoder)
   metrics.update(audio_metrics)
   metrics.update(evaluate_codes(code_sets, vqvae, meta, data, options))
   metrics['evaluate/seconds'] = time.perf_counter() - started
@@ -582,7 +600,8 @@ def main(argv):
       sys.exit(f'evaluate: --{name} must be at least 2, got {getattr(config, name)}')
   options = EvaluationOptions(num_samples=config.num_samples, max_clips=config.max_clips,
                               seed=config.seed, clip_seconds=config.clip_seconds,
-                              num_visqol=config.num_visqol, num_resamples=config.num_resamples)
+                              num_visqol=config.num_visqol, num_resamples=config.num_resamples,
+                              vocoder_workdir=config.vocoder_workdir)
   try:
     metrics = evaluate(config.vqvae_workdir, config.data_dir, config.gan_workdir, options)
   except (EvaluationError, pretrained.WorkdirError, input_pipeline.DatasetError) as e:
@@ -606,6 +625,8 @@ def run():
   flags.DEFINE_float('clip_seconds', 6.0, 'Length of every compared clip (>= 3 s).')
   flags.DEFINE_integer('num_visqol', 8, 'Held-out clips scored by ViSQOL (slow; 0 = none).')
   flags.DEFINE_integer('num_resamples', 200, 'Bootstrap draws per interval.')
+  flags.DEFINE_string('vocoder_workdir', None, 'A finished configs/vocoder.py run that inverts '
+                      'every set (default: Griffin-Lim).')
   flags.mark_flags_as_required(['vqvae_workdir', 'data_dir'])
   app.run(main)
 

@@ -148,12 +148,12 @@ def continue_prompt(generator, prompt: Prompt, key: jax.Array, global_noise: np.
 
 
 def render_continuation(vqvae, prompt: Prompt, codes: np.ndarray, stem: str, seed: int,
-                        index: int, num_samples: int) -> np.ndarray:
+                        index: int, num_samples: int, vocoder=None) -> np.ndarray:
   """The prompt's audio, then `num_samples` of the continuation decoded from `codes`."""
   context = min(len(prompt.codes), DECODE_CONTEXT_STEPS)
   sequence = np.concatenate([prompt.codes[len(prompt.codes) - context:], codes])
   log_mel = vqvae.codes_to_log_mel(sequence[None], stem)
-  rendered = synthesis.log_mel_to_audio(log_mel, seed=seed, indices=[index])[0]
+  rendered = synthesis.log_mel_to_audio(log_mel, seed=seed, indices=[index], vocoder=vocoder)[0]
   code_samples = vqvae.time_stride * contract.HOP_LENGTH
   rendered_start = (len(prompt.codes) - context) * code_samples
   joined = join(prompt, rendered, rendered_start, num_samples)
@@ -166,11 +166,11 @@ def render_continuation(vqvae, prompt: Prompt, codes: np.ndarray, stem: str, see
 
 
 def continue_and_render(generator, prompt: Prompt, key, global_noise, steps: int,
-                        stem: str, seed: int, index: int, num_samples: int):
+                        stem: str, seed: int, index: int, num_samples: int, vocoder=None):
   """One continuation: (its codes, the output's log-mel, audio, manifest fields)."""
   vqvae = generator.vqvae
   codes, plan, context = continue_prompt(generator, prompt, key, global_noise, steps)
-  clip = render_continuation(vqvae, prompt, codes, stem, seed, index, num_samples)
+  clip = render_continuation(vqvae, prompt, codes, stem, seed, index, num_samples, vocoder)
   # Output step 0 is the first context code; joins inside the prompt were replaced by it.
   first_code = len(prompt.codes) - context
   joins = [position for position in long_form.steps_to_samples(

@@ -1,7 +1,15 @@
 r"""Round-trip a song through a trained VQ-VAE: encode, quantize, decode, invert.
 
   python -m melodygan_jax.reconstruct --workdir=runs/vqvae --input=song.mp3 \
-      --output=song_vq.wav [--stem=mix] [--chunk_frames=1024] [--overlap_frames=64]
+      --output=song_vq.wav [--stem=mix] [--chunk_frames=1024] [--overlap_frames=64] \
+      [--vocoder_workdir=runs/vocoder]
+  python -m melodygan_jax.reconstruct --vocoder_workdir=runs/vocoder --input=song.mp3 \
+      --output=song_vocoder.wav
+
+The waveform comes from the trained vocoder of --vocoder_workdir, else from
+Griffin-Lim (--iterations). Without --workdir the song's own log-mel goes
+straight to the vocoder (copy synthesis: what the vocoder alone keeps of the
+song, the ceiling of everything decoded through it).
 
 Any file data_prep reads, of any length. The song gets prepare's loudness
 normalization (not its silence removal, so the output keeps the input's
@@ -18,10 +26,10 @@ import numpy as np
 
 from melodygan_jax.audio import audio_io
 from melodygan_jax.audio import contract
-from melodygan_jax.audio import inversion
 from melodygan_jax.audio import loudness
 from melodygan_jax.audio import spectral_metrics
 from melodygan_jax.audio import synthesis
+from melodygan_jax.generation import neural_vocoder
 from melodygan_jax.generation import pretrained
 
 
@@ -58,28 +66,43 @@ def reconstruct_normalized(vqvae: pretrained.LoadedVQVAE, normalized: np.ndarray
   return middle.reshape(total, -1)[:num_frames]
 
 
-def reconstruct_file(workdir: str, input_path: str, output_path: str, stem: str = 'mix',
+def reconstruct_file(workdir: str | None, input_path: str, output_path: str, stem: str = 'mix',
                      chunk_frames: int = 1024, overlap_frames: int = 64,
-                     iterations: int = 32) -> dict:
-  """Reconstructs one file; returns its metrics."""
-  vqvae = pretrained.load_vqvae(workdir)
+                     iterations: int = 32, vocoder_workdir: str | None = None) -> dict:
+  """Reconstructs one file; returns its metrics.
+
+  Args:
+    workdir: a finished VQ-VAE run; None: copy synthesis through the vocoder alone.
+    input_path, output_path: the song and the WAV written.
+    stem: whose normalization statistics the VQ-VAE uses.
+    chunk_frames, overlap_frames: the VQ-VAE's windows.
+    iterations: Griffin-Lim's, when there is no `vocoder_workdir`.
+    vocoder_workdir: a finished configs/vocoder.py run.
+  """
+  if not workdir and not vocoder_workdir:
+    raise ValueError('give --workdir (a VQ-VAE run), --vocoder_workdir (a vocoder run) or both')
+  vocoder = neural_vocoder.from_flag(vocoder_workdir, iterations)
   samples = prepare_input(input_path)
   log_mel = contract.log_mel(samples)
-  normalized = vqvae.normalize(log_mel, stem)
-  recon_log_mel = vqvae.denormalize(
-      reconstruct_normalized(vqvae, normalized, chunk_frames, overlap_frames), stem)
-  clip = synthesis.log_mel_to_audio(recon_log_mel[None], vocoder=inversion.GriffinLimVocoder(
-      iterations=iterations))[0]
+  metrics = {'input': input_path, 'output': output_path,
+             'seconds': len(samples) / contract.SAMPLE_RATE_HZ,
+             'vocoder': neural_vocoder.describe(vocoder)}
+  recon_log_mel = log_mel
+  if workdir:
+    vqvae = pretrained.load_vqvae(workdir)
+    normalized = vqvae.normalize(log_mel, stem)
+    recon_log_mel = vqvae.denormalize(
+        reconstruct_normalized(vqvae, normalized, chunk_frames, overlap_frames), stem)
+    metrics.update(log_mel_l1=spectral_metrics.log_mel_l1(log_mel, recon_log_mel),
+                   mel_spectral_convergence=float(spectral_metrics.spectral_convergence(
+                       log_mel, recon_log_mel)))
+  # The whole song in one pass: both vocoders are convolutional over frames, so no seams.
+  clip = synthesis.log_mel_to_audio(recon_log_mel[None], vocoder=vocoder)[0]
   clip = np.pad(clip, (0, max(len(samples) - len(clip), 0)))[:len(samples)]
   audio_io.write_wav(output_path, synthesis.finish(clip))
-  return {
-      'input': input_path, 'output': output_path, 'seconds': len(samples) / contract.SAMPLE_RATE_HZ,
-      'log_mel_l1': spectral_metrics.log_mel_l1(log_mel, recon_log_mel),
-      'mel_spectral_convergence': float(spectral_metrics.spectral_convergence(
-          log_mel, recon_log_mel)),
-      'audio_mel_spectral_convergence': spectral_metrics.audio_spectral_convergence(
-          clip, log_mel),
-  }
+  metrics['audio_mel_spectral_convergence'] = spectral_metrics.audio_spectral_convergence(
+      clip, log_mel)
+  return metrics
 
 
 def main(argv):
@@ -88,27 +111,37 @@ def main(argv):
   config = flags.FLAGS
   try:
     metrics = reconstruct_file(config.workdir, config.input, config.output, config.stem,
-                               config.chunk_frames, config.overlap_frames, config.iterations)
+                               config.chunk_frames, config.overlap_frames, config.iterations,
+                               config.vocoder_workdir)
   except (pretrained.WorkdirError, audio_io.AudioReadError, ValueError) as e:
     sys.exit(f'reconstruct: {config.input}: {e}' if isinstance(e, audio_io.AudioReadError)
              else f'reconstruct: {e}')
   except FileNotFoundError:
     sys.exit(f'reconstruct: --input={config.input}: no such file')
-  print(f'{metrics["seconds"]:.2f} s -> {config.output}: log-mel L1 {metrics["log_mel_l1"]:.3f}, '
-        f'mel spectral convergence {metrics["mel_spectral_convergence"]:.3f} (VQ-VAE), '
-        f'{metrics["audio_mel_spectral_convergence"]:.3f} (after inversion)')
+  vocoder = 'the vocoder' if config.vocoder_workdir else 'Griffin-Lim'
+  if config.workdir:
+    print(f'{metrics["seconds"]:.2f} s -> {config.output}: log-mel L1 '
+          f'{metrics["log_mel_l1"]:.3f}, mel spectral convergence '
+          f'{metrics["mel_spectral_convergence"]:.3f} (VQ-VAE), '
+          f'{metrics["audio_mel_spectral_convergence"]:.3f} (after {vocoder})')
+  else:
+    print(f'{metrics["seconds"]:.2f} s -> {config.output}: copy synthesis through {vocoder}, '
+          f'mel spectral convergence {metrics["audio_mel_spectral_convergence"]:.3f}')
   print(json.dumps(metrics))
 
 
 def run():
-  flags.DEFINE_string('workdir', None, 'A finished configs/vqvae.py run.')
+  flags.DEFINE_string('workdir', None, 'A finished configs/vqvae.py run; without it, '
+                      'copy synthesis through --vocoder_workdir alone.')
+  flags.DEFINE_string('vocoder_workdir', None, 'A finished configs/vocoder.py run '
+                      '(default: Griffin-Lim).')
   flags.DEFINE_string('input', None, 'Any audio file.')
   flags.DEFINE_string('output', None, 'The reconstructed WAV.')
   flags.DEFINE_string('stem', 'mix', 'Whose normalization statistics to use.')
   flags.DEFINE_integer('chunk_frames', 1024, 'Frames per VQ-VAE pass (multiple of the stride).')
   flags.DEFINE_integer('overlap_frames', 64, 'Context on each side of a chunk.')
-  flags.DEFINE_integer('iterations', 32, 'Griffin-Lim iterations.')
-  flags.mark_flags_as_required(['workdir', 'input', 'output'])
+  flags.DEFINE_integer('iterations', 32, 'Griffin-Lim iterations (without --vocoder_workdir).')
+  flags.mark_flags_as_required(['input', 'output'])
   app.run(main)
 
 

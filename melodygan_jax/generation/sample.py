@@ -2,16 +2,18 @@ r"""Generate music with a trained latent GAN and write a listening page.
 
   python -m melodygan_jax.sample --workdir=runs/gan --output_dir=samples/ \
       [--num_samples=8] [--seconds=10] [--seed=0] [--interpolate=3,7] [--loop] \
-      [--prompt=song.mp3 [--prompt_seconds=P]] [--style_from=a.wav[,b.wav]]
+      [--prompt=song.mp3 [--prompt_seconds=P]] [--style_from=a.wav[,b.wav]] \
+      [--vocoder_workdir=runs/vocoder]
 
 Writes per sample a 22 050 Hz 16-bit mono WAV and a spectrogram PNG (wrapped
-into 10 s rows), plus manifest.json (seed, checkpoint steps, every sample's
-codes, duration and `window_joins`) and index.html (open it from disk):
+into 10 s rows), plus manifest.json (seed, checkpoint steps, the vocoder, every
+sample's codes, duration and `window_joins`) and index.html (open it from disk):
 players, spectrograms with axes and a playback cursor, held-out real clips of
 the run's data set beside their reconstructions, and an evaluate --metrics
 table if given. The same --seed and flags write the same files byte for byte;
 sample i's codes come from the key fold_in(seed, i) alone, whatever the batch
-it is generated in.
+it is generated in. The inversion is the trained vocoder of --vocoder_workdir,
+else Griffin-Lim; the manifest says which.
 
 Length: a sample longer than the training crop is generated in overlapping
 windows over one continuous coordinate sequence, cross-faded in latent space
@@ -46,6 +48,7 @@ from melodygan_jax.data import reference_clips
 from melodygan_jax.generation import continuation
 from melodygan_jax.generation import listening_page
 from melodygan_jax.generation import long_form
+from melodygan_jax.generation import neural_vocoder
 from melodygan_jax.generation import pretrained
 from melodygan_jax.generation import style as style_lib
 from melodygan_jax.generation import user_audio
@@ -89,7 +92,7 @@ def steps_for_seconds(seconds: float, time_stride: int) -> int:
 
 
 def write_references(vqvae: pretrained.LoadedVQVAE, output: pathlib.Path, stem: str,
-                     num_references: int, seed: int) -> list[dict]:
+                     num_references: int, seed: int, vocoder=None) -> list[dict]:
   """Held-out real clips of the run's data set and their codec reconstructions.
 
   Returns their manifest entries; none when the data set is not on this machine.
@@ -107,7 +110,7 @@ def write_references(vqvae: pretrained.LoadedVQVAE, output: pathlib.Path, stem: 
   normalized = np.stack([vqvae.normalize(clip.log_mel[:frames], stem) for clip in clips])
   recon_log_mel = vqvae.denormalize(np.asarray(vqvae.jit_reconstruct(vqvae.state, normalized)),
                                     stem)
-  recon_audio = synthesis.log_mel_to_audio(recon_log_mel, seed=seed)
+  recon_audio = synthesis.log_mel_to_audio(recon_log_mel, seed=seed, vocoder=vocoder)
   entries = []
   for index, (clip, log_mel, audio) in enumerate(zip(clips, recon_log_mel, recon_audio)):
     name = f'reference_{index:02d}'
@@ -146,7 +149,16 @@ def write_page(output: pathlib.Path, manifest: dict, metrics: dict | None) -> No
       output / 'index.html',
       f'MelodyGAN-JAX samples (GAN step {manifest["gan_step"]}, seed {manifest["seed"]})',
       f'GAN: {manifest["gan_workdir"]}; VQ-VAE: {manifest["vqvae_workdir"]} '
-      f'(step {manifest["vqvae_step"]}).', sections, metrics)
+      f'(step {manifest["vqvae_step"]}); {vocoder_line(manifest.get("vocoder", {}))}.',
+      sections, metrics)
+
+
+def vocoder_line(entry: dict) -> str:
+  """How the page names the vocoder of a manifest entry."""
+  if entry.get('kind') == 'neural':
+    return f'vocoder: {entry["workdir"]} (step {entry["step"]})'
+  return f'vocoder: Griffin-Lim ({entry.get("iterations", 32)} iterations)'
+
 
 
 LOOP_MARGIN_STEPS = 32  # Codes of wrap-around decoded on each side of a loop...
@@ -162,7 +174,7 @@ def generate_codes(generator: pretrained.LoadedGenerator, codebooks, keys, globa
 
 
 def render_loop(vqvae: pretrained.LoadedVQVAE, codes: np.ndarray, stem: str, seed: int,
-                indices) -> tuple[np.ndarray, list[np.ndarray]]:
+                indices, vocoder=None) -> tuple[np.ndarray, list[np.ndarray]]:
   """Loops: codes [batch, steps, levels] -> (log-mel of one period, seamless clips).
 
   The codes are decoded and inverted with wrap-around on both sides, so the
@@ -171,7 +183,7 @@ def render_loop(vqvae: pretrained.LoadedVQVAE, codes: np.ndarray, stem: str, see
   steps = codes.shape[1]
   wrapped = codes[:, np.arange(-LOOP_MARGIN_STEPS, steps + LOOP_MARGIN_STEPS) % steps]
   log_mel = vqvae.codes_to_log_mel(wrapped, stem)
-  extended = synthesis.log_mel_to_audio(log_mel, seed=seed, indices=indices)
+  extended = synthesis.log_mel_to_audio(log_mel, seed=seed, indices=indices, vocoder=vocoder)
   margin_frames = LOOP_MARGIN_STEPS * vqvae.time_stride
   period_frames = steps * vqvae.time_stride
   clips = [np.clip(long_form.loop_audio(clip, margin_frames * contract.HOP_LENGTH,
@@ -185,7 +197,8 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
            seed: int = 0, batch_size: int = 8, interpolate=None,
            show_progress: bool = True, num_references: int = 2,
            metrics: dict | None = None, loop: bool = False, prompt: str | None = None,
-           prompt_seconds: float | None = None, style_from=()) -> dict:
+           prompt_seconds: float | None = None, style_from=(),
+           vocoder_workdir: str | None = None) -> dict:
   """Generates, decodes, inverts and writes; returns the manifest.
 
   Args:
@@ -200,12 +213,14 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
     prompt_seconds: how much of `prompt` (default: the generator's context).
     style_from: one clip (its style for every sample) or two (a morph from
       the first style to the second along each sample).
+    vocoder_workdir: a finished configs/vocoder.py run (default: Griffin-Lim).
 
   Raises:
     user_audio.AudioInputError: an unusable --prompt or --style_from, one line.
   """
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   generator = pretrained.load_generator(workdir)
+  vocoder = neural_vocoder.from_flag(vocoder_workdir)
   vqvae = generator.vqvae
   stem = generator.config.data.stems[0]
   code_samples = vqvae.time_stride * contract.HOP_LENGTH
@@ -239,18 +254,20 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
       noise = np.broadcast_to(morph, (len(indices),) + morph.shape)
     if loaded_prompt is not None:
       entries = [continuation.continue_and_render(generator, loaded_prompt, key, sample_noise,
-                                                  steps, stem, seed, index, num_samples_audio)
+                                                  steps, stem, seed, index, num_samples_audio,
+                                                  vocoder)
                  for key, sample_noise, index in zip(keys, noise, indices)]
     else:
       codes = np.asarray(long_form.generate_codes(
           generator.graphdef, generator.params, codebooks, keys, jnp.asarray(noise), plan,
           generator.temperature))
       if loop:
-        log_mel, clips = render_loop(vqvae, codes, stem, seed, indices)
+        log_mel, clips = render_loop(vqvae, codes, stem, seed, indices, vocoder)
       else:
         log_mel = vqvae.codes_to_log_mel(codes, stem)
         clips = [synthesis.finish(clip[:num_samples_audio]) for clip in
-                 synthesis.log_mel_to_audio(log_mel, seed=seed, indices=indices)]
+                 synthesis.log_mel_to_audio(log_mel, seed=seed, indices=indices,
+                                            vocoder=vocoder)]
       joins = [position for position in long_form.steps_to_samples(
           plan.join_steps, vqvae.time_stride, contract.HOP_LENGTH)
                if position < num_samples_audio]
@@ -272,8 +289,9 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
       'window_steps': generator.window_steps,
       'gan_workdir': os.path.abspath(workdir), 'gan_step': generator.step,
       'vqvae_workdir': os.path.abspath(vqvae.workdir), 'vqvae_step': vqvae.step,
-      'stem': stem, 'sample_rate_hz': contract.SAMPLE_RATE_HZ, 'samples': samples,
-      'references': write_references(vqvae, output, stem, num_references, seed),
+      'stem': stem, 'sample_rate_hz': contract.SAMPLE_RATE_HZ,
+      'vocoder': neural_vocoder.describe(vocoder), 'samples': samples,
+      'references': write_references(vqvae, output, stem, num_references, seed, vocoder),
   }
   atomic_files.write_json(output / 'manifest.json', manifest)
   write_page(output, manifest, metrics)
@@ -319,7 +337,7 @@ def parse_flags(config) -> dict:
               batch_size=config.batch_size, interpolate=interpolate,
               num_references=config.num_references, metrics=metrics, loop=config.loop,
               prompt=config.prompt, prompt_seconds=config.prompt_seconds,
-              style_from=style_from)
+              style_from=style_from, vocoder_workdir=config.vocoder_workdir)
 
 
 MAX_SECONDS = 600.0  # Ten minutes: the longest sample tested.
@@ -356,6 +374,8 @@ def run():
   flags.DEFINE_integer('num_references', 2, 'Held-out real clips shown beside the samples '
                        '(with their reconstructions), when the data set is on this machine.')
   flags.DEFINE_string('metrics', None, 'An evaluate --output JSON to show on the page.')
+  flags.DEFINE_string('vocoder_workdir', None, 'A finished configs/vocoder.py run that turns '
+                      'log-mel into audio (default: Griffin-Lim).')
   flags.mark_flags_as_required(['workdir', 'output_dir'])
   app.run(main)
 

@@ -27,7 +27,7 @@ RESUMABLE_FIELDS = (
     'train.num_steps', 'train.log_every_steps', 'train.eval_every_steps',
     'train.checkpoint_every_steps', 'train.keep_checkpoints', 'train.num_summary_examples',
 )
-PATH_FIELDS = ('data.dataset_dir', 'vqvae_workdir')
+PATH_FIELDS = ('data.dataset_dir', 'vqvae_workdir', 'init_vocoder_workdir')
 
 
 def absolute_paths(config: ml_collections.ConfigDict) -> None:

@@ -4,6 +4,8 @@ r"""Train a model: the one entry point for every trainer.
       --config.data.dataset_dir=data/ [--config.train.num_steps=N]
   python -m melodygan_jax.train --config=configs/gan.py --workdir=runs/gan \
       --config.vqvae_workdir=runs/vqvae
+  python -m melodygan_jax.train --config=configs/vocoder.py --workdir=runs/vocoder \
+      --config.data.dataset_dir=data/
 
 Any config field can be overridden with --config.SECTION.FIELD=VALUE. Running
 again with the same --workdir resumes from its latest checkpoint.
@@ -27,7 +29,8 @@ from absl import logging
 from ml_collections import config_flags
 
 TRAINERS = {'vqvae': 'melodygan_jax.training.vqvae_trainer',
-            'gan': 'melodygan_jax.training.gan_trainer'}
+            'gan': 'melodygan_jax.training.gan_trainer',
+            'vocoder': 'melodygan_jax.training.vocoder_trainer'}
 
 
 def load_trainer(config):
@@ -93,13 +96,15 @@ def main(argv):
   logging.info('%d process(es), %d device(s): %s', jax.process_count(), jax.device_count(),
                jax.devices()[0].device_kind)
   from melodygan_jax.data import latent_cache  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.generation import pretrained  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import config_checks  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import loop  # pylint: disable=g-import-not-at-top
   try:
     trainer_module.train_and_evaluate(config, workdir, checked)
   # ConfigError here: a check that needs the encoded codes (the GAN's crop
   # against its runs), still before the first step compiles.
-  except (loop.NonFiniteLossError, latent_cache.LatentCacheError, config_checks.ConfigError) as e:
+  except (loop.NonFiniteLossError, latent_cache.LatentCacheError, config_checks.ConfigError,
+          pretrained.WorkdirError) as e:
     sys.exit(f'train: {e}')
 
 

@@ -1,0 +1,185 @@
+"""The neural vocoder against fast Griffin-Lim on held-out real music, same clips, same run.
+
+  python benchmarks/vocoder_bench.py --vocoder_workdir=runs/vocoder [--num_clips=6]
+      [--clip_seconds=8] [--dataset_dir=benchmarks/.cache/codec_data]
+  python benchmarks/vocoder_bench.py --prepare_only     # just prepare the real-music data set
+
+Real music: the Debian game soundtracks (benchmarks/real_music.py; singularity-music and
+drascula-music, ~108 min of 44.1/48 kHz OGG, none of it the demo corpus),
+prepared as benchmarks/codec_bench.py prepares them (data_prep.prepare, 15% of
+the files held out by a hash of the path) unless --dataset_dir names a
+prepared folder. Clips: the middle --clip_seconds of each held-out song, as
+data_prep cleaned it; every vocoder gets the clip's true log-mel
+(contract.log_mel). Figures per clip against the clip itself:
+  - multi-resolution STFT distance (spectral convergence + log-magnitude L1,
+    FFT 512/1024/2048; evaluation/reconstruction.py),
+  - full-band mel distance (mean |log-mel difference|, 128 bands),
+  - ViSQOL v3 audio mode (visqol-python, 48 kHz, MOS-LQO),
+and speed as real-time factor on this machine (seconds of audio per second of
+compute, after a warm-up, one clip at a time). Ends with one JSON line;
+`speedup_vs_griffin_lim_<n>` is the vocoder's speed over Griffin-Lim's, and
+`<metric>_ratio_vs_griffin_lim_<n>` is Griffin-Lim's distance over the
+vocoder's (greater is better, > 1.18 is 15% lower). With the run's
+metrics.jsonl, the training curve (eval rows) is printed too.
+"""
+import argparse
+import json
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / 'benchmarks'))
+
+import numpy as np  # pylint: disable=wrong-import-position
+
+import real_music  # pylint: disable=wrong-import-position
+from melodygan_jax.audio import contract  # pylint: disable=wrong-import-position
+from melodygan_jax.audio import inversion  # pylint: disable=wrong-import-position
+from melodygan_jax.audio import synthesis  # pylint: disable=wrong-import-position
+from melodygan_jax.data import audio_crops  # pylint: disable=wrong-import-position
+from melodygan_jax.data import records  # pylint: disable=wrong-import-position
+from melodygan_jax.evaluation import reconstruction  # pylint: disable=wrong-import-position
+from melodygan_jax.generation import neural_vocoder  # pylint: disable=wrong-import-position
+
+CACHE = ROOT / 'benchmarks' / '.cache'
+GRIFFIN_LIM_ITERATIONS = (32, 100)
+
+
+def music_folder() -> pathlib.Path:
+  """Both soundtracks as one input folder of links to their OGG files."""
+  folder = CACHE / 'codec_music'
+  for package in ('singularity-music', 'drascula-music'):
+    target = folder / package.split('-')[0]
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(real_music.package_dir(package).glob('*.ogg')):
+      link = target / path.name
+      if not link.exists():
+        link.symlink_to(path)
+  return folder
+
+
+def prepare_data() -> pathlib.Path:
+  """codec_bench.py's data set: prepare's defaults, 15% of the files held out."""
+  from data_prep import prepare  # pylint: disable=g-import-not-at-top
+  output = CACHE / 'codec_data'
+  prepare.prepare(prepare.PrepareOptions(
+      input_dir=str(music_folder()), output_dir=str(output), validation_fraction=0.15,
+      num_workers=2, show_progress=False))  # Cached: a re-run redoes nothing.
+  return output
+
+
+def real_time_factor(vocoder, log_mel: np.ndarray, repeats: int = 2) -> float:
+  """Seconds of audio per second of compute for one clip, after a warm-up call."""
+  keys = synthesis.clip_keys(0, [0])
+  np.asarray(vocoder(log_mel[None], keys))  # Compiles.
+  start = time.perf_counter()
+  for _ in range(repeats):
+    np.asarray(vocoder(log_mel[None], keys))
+  seconds = (time.perf_counter() - start) / repeats
+  return contract.frames_to_seconds(len(log_mel) - 1) / seconds
+
+
+def score_clip(visqol, reference: np.ndarray, estimate: np.ndarray) -> dict:
+  return {'mr_stft': reconstruction.multi_resolution_stft_distance(reference, estimate)['total'],
+          'mel_distance': reconstruction.mel_distance(
+              reference, estimate, contract.SAMPLE_RATE_HZ, num_mels=contract.NUM_MELS,
+              fmax_hz=None),
+          'visqol': visqol.score(reference, estimate, contract.SAMPLE_RATE_HZ) if visqol else None}
+
+
+def training_curve(workdir: str) -> list[dict]:
+  path = pathlib.Path(workdir) / 'metrics.jsonl'
+  if not path.exists():
+    return []
+  rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  return [row for row in rows if 'eval/mr_stft' in row]
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--vocoder_workdir', default=None)
+  parser.add_argument('--dataset_dir', default=None,
+                      help='A prepared data set (default: prepare the real music into '
+                      'benchmarks/.cache/codec_data)')
+  parser.add_argument('--num_clips', type=int, default=6)
+  parser.add_argument('--clip_seconds', type=float, default=8.0)
+  parser.add_argument('--no_visqol', action='store_true')
+  parser.add_argument('--prepare_only', action='store_true')
+  args = parser.parse_args()
+  start = time.perf_counter()
+  dataset_dir = pathlib.Path(args.dataset_dir) if args.dataset_dir else prepare_data()
+  if args.prepare_only:
+    print(f'prepared {dataset_dir}')
+    return
+  if not args.vocoder_workdir:
+    sys.exit('vocoder_bench: --vocoder_workdir is required (a configs/vocoder.py run)')
+  clip_samples = int(args.clip_seconds * contract.SAMPLE_RATE_HZ) // contract.HOP_LENGTH * (
+      contract.HOP_LENGTH)
+  held_out = audio_crops.split_audio(str(dataset_dir), records.VALIDATION_SPLIT, clip_samples)
+  clips = audio_crops.validation_clips(held_out, clip_samples, args.num_clips)
+  names = [path.name for path in held_out.paths[:args.num_clips]]
+  vocoder = neural_vocoder.load(args.vocoder_workdir)
+  vocoders = {'vocoder': vocoder, **{f'griffin_lim_{n}': inversion.GriffinLimVocoder(iterations=n)
+                                     for n in GRIFFIN_LIM_ITERATIONS}}
+  visqol = None if args.no_visqol else reconstruction.Visqol()
+  rows = {name: [] for name in vocoders}
+  speed = {}
+  for index, clip in enumerate(clips):
+    log_mel = contract.log_mel(clip)
+    for name, candidate in vocoders.items():
+      if index == 0:
+        speed[name] = real_time_factor(candidate, log_mel)
+      audio = synthesis.log_mel_to_audio(log_mel[None], seed=index, vocoder=candidate)[0]
+      rows[name].append(score_clip(visqol, clip, audio))
+
+  metrics = ('mr_stft', 'mel_distance') + (() if visqol is None else ('visqol',))
+  print(f'configs/vocoder.py run {args.vocoder_workdir} at step {vocoder.step} '
+        f'({vocoder.config.model.variant}); {len(clips)} held-out clips of '
+        f'{args.clip_seconds:.0f} s from {dataset_dir}')
+  print(f'{"clip":32s} {"vocoder":16s} ' + ' '.join(f'{m:>12s}' for m in metrics))
+  for index, clip_name in enumerate(names):
+    for name in vocoders:
+      print(f'{clip_name[:32]:32s} {name:16s} ' + ' '.join(
+          f'{rows[name][index][m]:12.3f}' for m in metrics))
+  mean = {name: {m: float(np.mean([r[m] for r in rows[name]])) for m in metrics}
+          for name in vocoders}
+  print(f'\n{"mean":32s} {"vocoder":16s} ' + ' '.join(f'{m:>12s}' for m in metrics)
+        + f' {"x real time":>12s}')
+  for name in vocoders:
+    print(f'{"":32s} {name:16s} ' + ' '.join(f'{mean[name][m]:12.3f}' for m in metrics)
+          + f' {speed[name]:12.1f}')
+  figures = {'vocoder_workdir': os.path.abspath(args.vocoder_workdir), 'step': vocoder.step,
+             'variant': vocoder.config.model.variant, 'clips': names,
+             'clip_seconds': args.clip_seconds,
+             **{f'{m}_{name}': round(mean[name][m], 4) for name in vocoders for m in metrics},
+             **{f'x_real_time_{name}': round(speed[name], 1) for name in vocoders}}
+  for n in GRIFFIN_LIM_ITERATIONS:
+    baseline = f'griffin_lim_{n}'
+    figures[f'speedup_vs_{baseline}'] = round(speed['vocoder'] / speed[baseline], 2)
+    for m in ('mr_stft', 'mel_distance'):
+      figures[f'{m}_ratio_vs_{baseline}'] = round(mean[baseline][m] / mean['vocoder'][m], 3)
+      figures[f'{m}_clips_worse_than_{baseline}'] = sum(
+          v[m] > g[m] for v, g in zip(rows['vocoder'], rows[baseline]))
+    if visqol is not None:
+      figures[f'visqol_minus_{baseline}'] = round(mean['vocoder']['visqol']
+                                                  - mean[baseline]['visqol'], 3)
+  curve = training_curve(args.vocoder_workdir)
+  if curve:
+    print(f'\ntraining curve (validation clips of the run\'s own data set):\n'
+          f'{"step":>7s} {"MR-STFT":>8s} {"GL-32":>8s} {"mel dist":>9s} {"GL-32":>8s}')
+    for row in curve:
+      print(f'{row["step"]:7d} {row["eval/mr_stft"]:8.3f} {row["eval/griffin_lim_mr_stft"]:8.3f} '
+            f'{row["eval/mel_distance"]:9.3f} {row["eval/griffin_lim_mel_distance"]:8.3f}')
+    figures['training_curve'] = [{'step': row['step'], 'mr_stft': round(row['eval/mr_stft'], 4),
+                                  'mel_distance': round(row['eval/mel_distance'], 4)}
+                                 for row in curve]
+  figures['wall_s'] = round(time.perf_counter() - start, 1)
+  print(json.dumps(figures))
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,107 @@
+"""Vocos-style vocoder: log-mel frames -> the complex STFT of the waveform.
+
+Siuzdak 2023 ("Vocos"): a ConvNeXt backbone runs at frame rate over the
+mel frames and a linear head predicts, per frame, the log-magnitude and the
+phase angle of every STFT bin; the waveform is the inverse STFT of
+magnitude * (cos phase + i sin phase). Nothing upsamples, so it is fast on a
+CPU. This module stops at the spectrum: the inverse STFT with the audio
+contract's window and hop is `melodygan_jax.audio.inversion.istft`, so the
+head cannot drift from the features it is trained on.
+
+Optionally (`magnitude_prior`, as FreeV, Lv et al. 2024) the head predicts
+the log-magnitude as a correction of a prior the caller computes from the mel
+itself (the mel filterbank's least-squares inverse): the network starts from
+the right spectral envelope and spends its training on phase and detail.
+"""
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+# Named sizes: a config says variant='base'; tests say variant='tiny'.
+VARIANTS = {
+    'tiny': {'width': 32, 'intermediate_width': 96, 'num_blocks': 1},
+    'cpu': {'width': 128, 'intermediate_width': 384, 'num_blocks': 4},
+    'base': {'width': 512, 'intermediate_width': 1536, 'num_blocks': 8},  # Vocos' own.
+}
+MAX_LOG_MAGNITUDE = 4.6  # exp(4.6) ~ 100: Vocos clips the magnitude there, so early steps stay finite.
+
+
+class ConvNeXtBlock(nnx.Module):
+  """Depthwise conv (k=7), LayerNorm, pointwise MLP with GELU, layer scale, residual."""
+
+  def __init__(self, width: int, intermediate_width: int, layer_scale: float, *,
+               rngs: nnx.Rngs, dtype=jnp.float32):
+    self.depthwise = nnx.Conv(width, width, kernel_size=(7,), padding='SAME',
+                              feature_group_count=width, dtype=dtype,
+                              param_dtype=jnp.float32, rngs=rngs)
+    self.norm = nnx.LayerNorm(width, epsilon=1e-6, dtype=dtype, param_dtype=jnp.float32,
+                              rngs=rngs)
+    self.expand = nnx.Linear(width, intermediate_width, dtype=dtype, param_dtype=jnp.float32,
+                             rngs=rngs)
+    self.project = nnx.Linear(intermediate_width, width, dtype=dtype, param_dtype=jnp.float32,
+                              rngs=rngs)
+    # A small residual branch at first: every block starts near the identity.
+    self.scale = nnx.Param(jnp.full((width,), layer_scale, jnp.float32))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = self.project(jax.nn.gelu(self.expand(self.norm(self.depthwise(x)))))
+    return x + self.scale[...].astype(y.dtype) * y
+
+
+class VocosGenerator(nnx.Module):
+  """[batch, frames, num_mels] log-mel -> [batch, frames, n_fft // 2 + 1] complex64 STFT."""
+
+  def __init__(self, *, num_mels: int, n_fft: int, width: int, intermediate_width: int,
+               num_blocks: int, rngs: nnx.Rngs, magnitude_prior: bool = False,
+               dtype=jnp.float32):
+    self.num_bins = n_fft // 2 + 1
+    self.magnitude_prior = magnitude_prior  # __call__ then needs `log_magnitude_prior`.
+    self.embed = nnx.Conv(num_mels, width, kernel_size=(7,), padding='SAME', dtype=dtype,
+                          param_dtype=jnp.float32, rngs=rngs)
+    self.embed_norm = nnx.LayerNorm(width, epsilon=1e-6, dtype=dtype,
+                                    param_dtype=jnp.float32, rngs=rngs)
+    self.blocks = nnx.List([
+        ConvNeXtBlock(width, intermediate_width, 1.0 / num_blocks, rngs=rngs, dtype=dtype)
+        for _ in range(num_blocks)])
+    self.final_norm = nnx.LayerNorm(width, epsilon=1e-6, dtype=dtype,
+                                    param_dtype=jnp.float32, rngs=rngs)
+    self.head = nnx.Linear(width, 2 * self.num_bins, dtype=dtype, param_dtype=jnp.float32,
+                           rngs=rngs)
+    if magnitude_prior:  # Start from the prior itself: no correction yet.
+      self.head.kernel[...] = self.head.kernel[...].at[:, :self.num_bins].set(0.0)
+
+  def head_outputs(self, log_mel: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(log-magnitude, phase angle), each [batch, frames, bins] float32."""
+    x = self.embed_norm(self.embed(log_mel.astype(self.embed.dtype)))
+    for block in self.blocks:
+      x = block(x)
+    out = self.head(self.final_norm(x)).astype(jnp.float32)
+    return out[..., :self.num_bins], out[..., self.num_bins:]
+
+  def __call__(self, log_mel: jax.Array, log_magnitude_prior: jax.Array | None = None
+               ) -> jax.Array:
+    """log_mel [batch, frames, mels] (and, with `magnitude_prior`, the prior's
+    [batch, frames, bins] log-magnitude) -> the complex STFT."""
+    log_magnitude, phase = self.head_outputs(log_mel)
+    if self.magnitude_prior:
+      log_magnitude = log_magnitude + log_magnitude_prior
+    return spectrum_from_head(log_magnitude, phase)
+
+
+def spectrum_from_head(log_magnitude: jax.Array, phase: jax.Array) -> jax.Array:
+  """The complex STFT the head describes: exp(log-magnitude) at angle `phase`.
+
+  The angle enters as (cos, sin): a unit phasor has no wrap-around, so the
+  loss is smooth in the angle (Vocos' parametrization).
+  """
+  magnitude = jnp.exp(jnp.minimum(log_magnitude, MAX_LOG_MAGNITUDE))
+  return jax.lax.complex(magnitude * jnp.cos(phase), magnitude * jnp.sin(phase))
+
+
+def from_config(model_config, *, num_mels: int, n_fft: int, rngs: nnx.Rngs) -> VocosGenerator:
+  """The generator of a configs/vocoder.py `model` section (its variant's sizes)."""
+  sizes = VARIANTS[model_config.variant]
+  return VocosGenerator(num_mels=num_mels, n_fft=n_fft, rngs=rngs,
+                        # Runs from before the field had no prior.
+                        magnitude_prior=model_config.get('magnitude_prior', False),
+                        dtype=jnp.dtype(model_config.dtype), **sizes)

@@ -1,0 +1,196 @@
+"""The neural vocoder: its STFT head, its training, its workdir check, its use by the CLIs."""
+import json
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import soundfile
+
+from configs import vocoder_tiny
+from melodygan_jax.audio import contract
+from melodygan_jax.audio import inversion
+from melodygan_jax.data import audio_crops
+from melodygan_jax.generation import neural_vocoder
+from melodygan_jax.generation import pretrained
+from melodygan_jax.generation import reconstruct
+from melodygan_jax.models import vocoder as vocoder_models
+from melodygan_jax.training import metric_writer
+from melodygan_jax.training import run_files
+from melodygan_jax.training import vocoder_trainer
+
+TRAIN_STEPS = 40
+
+
+def test_head_inverse_stft_inverts_the_forward_stft():
+  """A known signal -> our STFT -> (log-magnitude, angle) -> the head's spectrum -> iSTFT."""
+  num_samples = 37 * contract.HOP_LENGTH
+  t = np.arange(num_samples) / contract.SAMPLE_RATE_HZ
+  noise = np.random.default_rng(0).standard_normal(num_samples)
+  signal = (0.05 * np.sin(2 * np.pi * 440.0 * t) + 0.03 * np.sin(2 * np.pi * 3_001.0 * t)
+            + 0.01 * noise).astype(np.float32)[None]
+  spectrum = inversion.stft(jnp.asarray(signal), contract.num_frames(num_samples))
+  log_magnitude = jnp.log(jnp.abs(spectrum) + 1e-12)
+  rebuilt = vocoder_models.spectrum_from_head(log_magnitude, jnp.angle(spectrum))
+  audio = np.asarray(inversion.istft(rebuilt, num_samples))
+  assert audio.shape == signal.shape
+  np.testing.assert_allclose(audio, signal, atol=1e-5)
+  # A wrong angle convention (sin, cos swapped) must not pass.
+  swapped = vocoder_models.spectrum_from_head(log_magnitude, jnp.pi / 2 - jnp.angle(spectrum))
+  assert np.max(np.abs(np.asarray(inversion.istft(swapped, num_samples)) - signal)) > 1e-2
+
+
+def test_jax_log_mel_is_the_contract_log_mel():
+  samples = (0.1 * np.random.default_rng(1).standard_normal(7_001)).astype(np.float32)
+  np.testing.assert_allclose(np.asarray(inversion.log_mel(jnp.asarray(samples)[None]))[0],
+                             contract.log_mel(samples), atol=1e-4)
+
+
+@pytest.mark.parametrize('magnitude_prior', [True, False])
+def test_generator_turns_frames_into_hop_samples_per_frame(magnitude_prior):
+  config = vocoder_tiny.get_config()
+  config.model.dtype = 'float32'
+  config.model.magnitude_prior = magnitude_prior
+  log_mel = jnp.asarray(np.random.default_rng(2).normal(-4.0, 2.0, (3, 13, contract.NUM_MELS)),
+                        jnp.float32)
+  audio = neural_vocoder.synthesize(neural_vocoder.build_generator(config.model), log_mel)
+  assert audio.shape == (3, 12 * contract.HOP_LENGTH) and audio.dtype == jnp.float32
+  assert np.all(np.isfinite(np.asarray(audio)))
+
+
+@pytest.fixture(scope='module')
+def trained_vocoder(prepared_dir, tmp_path_factory):
+  """The tiny config trained TRAIN_STEPS steps on the demo data set: (workdir, untrained eval)."""
+  config = vocoder_tiny.get_config()
+  config.data.dataset_dir = str(prepared_dir)
+  config.train.num_steps = TRAIN_STEPS
+  config.train.log_every_steps = 5
+  config.train.eval_every_steps = TRAIN_STEPS
+  config.train.checkpoint_every_steps = TRAIN_STEPS
+  workdir = tmp_path_factory.mktemp('vocoder')
+  checked = vocoder_trainer.check_config(config)
+  run_files.absolute_paths(config)
+  run_files.write_or_check_config(config, str(workdir))
+  trainer = vocoder_trainer.VocoderTrainer(config, checked=checked)
+  before = trainer.evaluate(trainer.create_state(),
+                            metric_writer.MetricWriter(str(workdir / 'before')), 0)
+  vocoder_trainer.train_and_evaluate(config, str(workdir), checked)
+  return workdir, before
+
+
+def test_tiny_config_trains_and_its_mel_loss_falls(trained_vocoder):
+  workdir, before = trained_vocoder
+  rows = metric_writer.read_metrics(str(workdir))
+  train_rows = [row for row in rows if 'train/mel_l1' in row]
+  assert [row['step'] for row in train_rows] == list(range(5, TRAIN_STEPS + 1, 5))
+  # Crops differ a lot in loudness, so one batch's loss is noisy: the second half's mean.
+  first = train_rows[0]['train/mel_l1']
+  later = np.mean([row['train/mel_l1'] for row in train_rows[len(train_rows) // 2:]])
+  assert later < 0.9 * first, (first, later)
+  # Adversarial terms are on after the warm-up, and the discriminators trained.
+  assert train_rows[-1]['train/discriminator'] > 0 and train_rows[0]['train/discriminator'] == 0
+  evaluated = [row for row in rows if 'eval/mel_distance' in row][-1]
+  assert evaluated['eval/mel_distance'] < 0.9 * before['eval/mel_distance'], (before, evaluated)
+  assert evaluated['eval/griffin_lim_mel_distance'] == pytest.approx(
+      before['eval/griffin_lim_mel_distance'])
+  assert pretrained.latest_step(str(workdir)) == TRAIN_STEPS
+
+
+def test_a_run_of_other_mel_settings_is_refused_with_one_line(trained_vocoder, prepared_dir,
+                                                              tmp_path):
+  workdir = tmp_path / 'other_mels'
+  shutil.copytree(trained_vocoder[0], workdir)
+  features = json.loads((workdir / neural_vocoder.FEATURES_FILENAME).read_text())
+  features['num_mels'], features['mel_fmax_hz'] = 80, 8_000.0  # Feature version 1's mel.
+  (workdir / neural_vocoder.FEATURES_FILENAME).write_text(json.dumps(features))
+  with pytest.raises(pretrained.WorkdirError) as loading:
+    neural_vocoder.load(str(workdir))
+  message = str(loading.value)
+  assert '\n' not in message and 'num_mels 80 (now 128)' in message and 'retrain' in message
+  config = vocoder_tiny.get_config()
+  config.data.dataset_dir = str(prepared_dir)
+  with pytest.raises(pretrained.WorkdirError, match='other mel settings'):  # Resuming, too.
+    vocoder_trainer.train_and_evaluate(config, str(workdir))
+
+
+def test_copy_synthesis_writes_the_input_duration(trained_vocoder, corpus_dir, tmp_path):
+  song = sorted((corpus_dir / 'songs').rglob('*.wav'))[0]
+  output = tmp_path / 'copy.wav'
+  metrics = reconstruct.reconstruct_file(None, str(song), str(output),
+                                         vocoder_workdir=str(trained_vocoder[0]))
+  info = soundfile.info(str(output))
+  assert info.samplerate == contract.SAMPLE_RATE_HZ and info.channels == 1
+  assert info.frames == round(soundfile.info(str(song)).duration * contract.SAMPLE_RATE_HZ)
+  samples, _ = soundfile.read(str(output))
+  assert np.all(np.isfinite(samples)) and np.max(np.abs(samples)) > 1e-3
+  assert metrics['vocoder'] == {'kind': 'neural', 'workdir': str(trained_vocoder[0]),
+                                'step': TRAIN_STEPS, 'variant': 'tiny'}
+  with pytest.raises(ValueError, match='--vocoder_workdir'):
+    reconstruct.reconstruct_file(None, str(song), str(tmp_path / 'none.wav'))
+
+
+def test_a_clip_is_decoded_in_one_pass_by_a_local_model(trained_vocoder):
+  """Any length decodes in one call (so no joins), and a frame's audio depends only on
+  its neighbourhood: the middle of a clip is the same decoded alone with some context."""
+  vocoder = neural_vocoder.load(str(trained_vocoder[0]))
+  log_mel = np.random.default_rng(3).normal(-5.0, 2.0, (1, 301, contract.NUM_MELS))
+  whole = np.asarray(vocoder(log_mel, None))
+  assert whole.shape == (1, 300 * contract.HOP_LENGTH)
+  part = np.asarray(vocoder(log_mel[:, 90:211], None))
+  middle = slice(60 * contract.HOP_LENGTH, 61 * contract.HOP_LENGTH)
+  np.testing.assert_allclose(part[0, middle],
+                             whole[0, 150 * contract.HOP_LENGTH:151 * contract.HOP_LENGTH],
+                             atol=1e-4)
+
+
+def test_sample_with_a_vocoder_writes_the_asked_duration(trained_gan, trained_vocoder, tmp_path):
+  from melodygan_jax.generation import sample  # pylint: disable=g-import-not-at-top
+  manifest = sample.sample(str(trained_gan[0]), str(tmp_path), num_samples=2, seconds=1.5,
+                           batch_size=2, show_progress=False, num_references=0,
+                           vocoder_workdir=str(trained_vocoder[0]))
+  assert manifest['vocoder']['kind'] == 'neural' and manifest['vocoder']['step'] == TRAIN_STEPS
+  for entry in manifest['samples']:
+    samples, rate = soundfile.read(str(tmp_path / entry['wav']))
+    assert rate == contract.SAMPLE_RATE_HZ and len(samples) == round(1.5 * rate)
+    assert np.all(np.isfinite(samples)) and np.max(np.abs(samples)) > 1e-3
+  assert 'vocoder: ' in (tmp_path / 'index.html').read_text()
+
+
+def test_train_crops_are_a_function_of_the_step(prepared_dir):
+  """A resumed run reads the crops an uninterrupted one would: nothing to save but the step."""
+  audio = audio_crops.split_audio(str(prepared_dir), 'train', 2_048)
+  assert len(audio.paths) == 3  # The fixture's 4 songs, one held out.
+  held_out = audio_crops.split_audio(str(prepared_dir), 'validation', 2_048)
+  assert not set(audio.paths) & set(held_out.paths) and held_out.paths
+  uninterrupted = audio_crops.train_batches(audio, 2_048, 3, seed=5)
+  batches = [next(uninterrupted)['audio'] for _ in range(4)]
+  resumed = next(audio_crops.train_batches(audio, 2_048, 3, seed=5, start_step=3))['audio']
+  np.testing.assert_array_equal(resumed, batches[3])
+  assert not np.array_equal(batches[2], batches[3]) and batches[3].shape == (3, 2_048)
+  other_host = next(audio_crops.train_batches(audio, 2_048, 3, seed=5, start_step=3,
+                                              process_index=1))['audio']
+  assert not np.array_equal(other_host, batches[3])
+
+
+def test_fine_tuning_on_the_codec_starts_from_a_trained_vocoder(trained_vqvae, trained_vocoder,
+                                                                prepared_dir, tmp_path):
+  config = vocoder_tiny.get_config()
+  config.data.dataset_dir = str(prepared_dir)
+  config.vqvae_workdir = str(trained_vqvae[0])
+  config.init_vocoder_workdir = str(trained_vocoder[0])
+  config.train.num_steps, config.train.warmup_steps = 3, 1
+  config.train.eval_every_steps = config.train.checkpoint_every_steps = 3
+  checked = vocoder_trainer.check_config(config)
+  trainer = vocoder_trainer.VocoderTrainer(config, checked=checked)
+  started = trainer.fresh_start(trainer.create_state())
+  trained = neural_vocoder.load(str(trained_vocoder[0]))
+  for ours, theirs in zip(jax.tree.leaves(started.generator), jax.tree.leaves(trained.params)):
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+  # What the generator hears is the codec's round trip, not the true log-mel.
+  true_mel = contract.log_mel(trainer.validation_clips[0])[None]
+  heard = np.asarray(trainer.jit_input_log_mel(trainer.codec, jnp.asarray(true_mel)))
+  assert heard.shape == true_mel.shape
+  assert 0.05 < np.mean(np.abs(heard - true_mel)) < 3.0
+  vocoder_trainer.train_and_evaluate(config, str(tmp_path), checked)
+  assert pretrained.latest_step(str(tmp_path)) == 3
