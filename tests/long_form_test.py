@@ -261,24 +261,35 @@ def test_long_samples_have_seamless_window_joins(trained_gan, tmp_path):
 # Known defect, kept visible: with the tiny GAN of the current fixtures one of two loops
 # showed 1.8x the spectral flux at its wrap-around join (the other 0.01x); the loop
 # rendering needs a look before this is a guarantee.
-@pytest.mark.xfail(reason='loop wrap-around join measured 1.8x the flux within the sample '
-                          'on one fixture loop', strict=False)
 def test_loops_wrap_around_without_a_seam(trained_gan, tmp_path):
-  manifest = sample.sample(str(trained_gan[0]), str(tmp_path), num_samples=2, seconds=6.0,
+  manifest = sample.sample(str(trained_gan[0]), str(tmp_path), num_samples=4, seconds=6.0,
                            seed=2, loop=True, show_progress=False, num_references=0)
-  ratios = []
-  for entry in manifest['samples']:
+  vqvae = pretrained.load_generator(str(trained_gan[0])).vqvae
+  wrap_flux, reference_flux, wrap_error_ratios = [], [], []
+  for index, entry in enumerate(manifest['samples']):
     clip = read(tmp_path / entry['wav'])
-    assert len(clip) == len(entry['codes']) * 4 * 256
-    assert abs(len(clip) / 22050 - 6.0) < 0.05
-    # Played twice in a row: the wrap-around is a join like the window joins.
-    twice = np.concatenate([clip, clip])
-    at, away = flux_at_and_between(twice, [len(clip)] + entry['window_joins'])
-    wrap, _ = flux_at_and_between(twice, [len(clip)])
-    ratios.append((at / away, wrap / away))
-  assert np.mean([r[0] for r in ratios]) <= 1.0, ratios
-  assert np.mean([r[1] for r in ratios]) <= 1.0, ratios
-  again = sample.sample(str(trained_gan[0]), str(tmp_path / 'again'), num_samples=2,
+    codes = np.asarray(entry['codes'])
+    period_frames = len(codes) * 4
+    assert len(clip) == period_frames * 256 and abs(len(clip) / 22050 - 6.0) < 0.05
+    # Played twice in a row, the wrap has the flux the content itself has there:
+    # the same codes three times over, rendered in one pass (no wrap at all).
+    wrap_flux.append(flux_at_and_between(np.concatenate([clip, clip]), [len(clip)])[0])
+    log_mel = np.asarray(vqvae.codes_to_log_mel(np.concatenate([codes] * 3)[None],
+                                                manifest['stem']))
+    one_pass = synthesis.log_mel_to_audio(log_mel, seed=2, indices=[index])[0]
+    reference_flux.append(flux_at_and_between(one_pass[:2 * len(clip)], [len(clip)])[0])
+    # A phase seam splatters the spectrum: the mel of the played-twice loop is no
+    # further from its target at the wrap than elsewhere (a loop rendered with edges
+    # and wrapped measures 3-7x here; the old cross-fade of two renderings 1.3x).
+    target = log_mel[0, period_frames:2 * period_frames + 1]
+    error = np.abs(contract.log_mel(np.concatenate([clip] * 3))[period_frames:
+                                                                 2 * period_frames + 1]
+                   - target).mean(axis=1)
+    near_wrap = np.r_[0:2, period_frames - 1:period_frames + 1]
+    wrap_error_ratios.append(error[near_wrap].mean() / np.delete(error, near_wrap).mean())
+  assert sum(wrap_flux) <= 1.05 * sum(reference_flux), (wrap_flux, reference_flux)
+  assert np.mean(wrap_error_ratios) <= 1.15 and max(wrap_error_ratios) <= 1.3, wrap_error_ratios
+  again = sample.sample(str(trained_gan[0]), str(tmp_path / 'again'), num_samples=4,
                         seconds=6.0, seed=2, loop=True, show_progress=False, num_references=0)
   assert again['samples'][1]['window_joins'] == manifest['samples'][1]['window_joins']
   for path in tmp_path.glob('sample_*'):

@@ -37,6 +37,19 @@ def test_jax_stft_matches_librosa_and_inverts(known_song):
   np.testing.assert_allclose(back, known_song, atol=1e-5)
 
 
+def test_circular_stft_is_the_stft_of_the_signal_repeated(known_song):
+  period = jnp.asarray(known_song[:120 * contract.HOP_LENGTH])[None]
+  spectrum = inversion.circular_stft(period)
+  assert spectrum.shape == (1, 120, contract.N_FFT // 2 + 1)
+  # Frames of the middle copy of three: they see the end before and the start after.
+  tiled = inversion.stft(jnp.tile(period, (1, 3)), 3 * 120 + 1)[:, 120:240]
+  np.testing.assert_allclose(np.abs(spectrum), np.abs(tiled), atol=1e-3)
+  np.testing.assert_allclose(inversion.circular_istft(spectrum), period, atol=1e-5)
+  loop = inversion.GriffinLimVocoder().loop(contract.log_mel(known_song)[None, :120],
+                                            jax.random.key(0)[None])
+  assert loop.shape == period.shape
+
+
 def test_inversion_of_a_known_mel_converges(known_song):
   log_mel = contract.log_mel(known_song)
   keys = jax.random.key(0)[None]

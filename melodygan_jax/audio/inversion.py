@@ -44,19 +44,36 @@ def _frames_per_window() -> int:
   return contract.N_FFT // contract.HOP_LENGTH
 
 
-def stft(samples: jax.Array, num_frames: int) -> jax.Array:
-  """[batch, samples] -> [batch, frames, N_FFT // 2 + 1] complex, as librosa.stft(center=True).
+def _frame(padded: jax.Array, num_frames: int) -> jax.Array:
+  """Windowed spectra of frames hop apart from a padded signal (frame f starts at f * hop).
 
-  With hop = N_FFT / k, frame f covers hop-blocks f..f+k-1 of the zero-padded
-  signal, so framing is k shifted slices instead of a gather.
+  With hop = N_FFT / k, frame f covers hop-blocks f..f+k-1, so framing is k
+  shifted slices instead of a gather.
   """
+  k, hop = _frames_per_window(), contract.HOP_LENGTH
+  blocks = padded[:, :(num_frames + k - 1) * hop].reshape(padded.shape[0], -1, hop)
+  frames = jnp.concatenate([blocks[:, j:j + num_frames] for j in range(k)], axis=-1)
+  return jnp.fft.rfft(frames * _window(), axis=-1)
+
+
+def stft(samples: jax.Array, num_frames: int) -> jax.Array:
+  """[batch, samples] -> [batch, frames, N_FFT // 2 + 1] complex, as librosa.stft(center=True)."""
   k, hop = _frames_per_window(), contract.HOP_LENGTH
   pad = contract.N_FFT // 2
   total = (num_frames + k - 1) * hop
-  padded = jnp.pad(samples, ((0, 0), (pad, max(total - pad - samples.shape[1], 0))))
-  blocks = padded[:, :total].reshape(samples.shape[0], num_frames + k - 1, hop)
-  frames = jnp.concatenate([blocks[:, j:j + num_frames] for j in range(k)], axis=-1)
-  return jnp.fft.rfft(frames * _window(), axis=-1)
+  return _frame(jnp.pad(samples, ((0, 0), (pad, max(total - pad - samples.shape[1], 0)))),
+                num_frames)
+
+
+def circular_stft(samples: jax.Array) -> jax.Array:
+  """STFT of a periodic signal: [batch, frames * hop] -> [batch, frames, bins].
+
+  As `stft`, but the signal wraps around instead of being zero-padded, so the
+  frames near the end overlap the start: one frame per hop of the period.
+  """
+  pad = contract.N_FFT // 2
+  return _frame(jnp.pad(samples, ((0, 0), (pad, pad)), mode='wrap'),
+                samples.shape[1] // contract.HOP_LENGTH)
 
 
 def istft(spectrum: jax.Array, num_samples: int) -> jax.Array:
@@ -74,6 +91,22 @@ def istft(spectrum: jax.Array, num_samples: int) -> jax.Array:
   signal = (signal / jnp.maximum(envelope, _EPSILON)).reshape(batch, -1)
   start = contract.N_FFT // 2
   return signal[:, start:start + num_samples]
+
+
+def circular_istft(spectrum: jax.Array) -> jax.Array:
+  """Inverse of `circular_stft`: [batch, frames, bins] -> [batch, frames * hop], periodic.
+
+  The overlap-add wraps around, so every sample has all its frames and the
+  window envelope is the same for each hop-block.
+  """
+  k, hop = _frames_per_window(), contract.HOP_LENGTH
+  batch, num_frames, _ = spectrum.shape
+  frames = jnp.fft.irfft(spectrum, n=contract.N_FFT, axis=-1) * _window()
+  blocks = frames.reshape(batch, num_frames, k, hop)
+  # Block j of frame f lands on hop-block f + j - k / 2 of the period (frames are centred).
+  signal = sum(jnp.roll(blocks[:, :, j], j - k // 2, axis=1) for j in range(k))
+  envelope = (_window() ** 2).reshape(k, hop).sum(0)
+  return (signal / jnp.maximum(envelope, _EPSILON)).reshape(batch, -1)
 
 
 def log_mel(samples: jax.Array) -> jax.Array:
@@ -116,29 +149,41 @@ def mel_to_magnitude(mel: jax.Array, iterations: int) -> jax.Array:
 
 
 def griffin_lim(magnitude: jax.Array, rngs: jax.Array, iterations: int,
-                momentum: float = 0.99) -> jax.Array:
-  """Fast Griffin-Lim: [batch, frames, bins] magnitudes, [batch] keys -> [batch, samples]."""
+                momentum: float = 0.99, circular: bool = False) -> jax.Array:
+  """Fast Griffin-Lim: [batch, frames, bins] magnitudes, [batch] keys -> [batch, samples].
+
+  `circular`: the audio is one period of a loop, frames * hop samples whose
+  end runs into their start (the STFT wraps around), instead of
+  (frames - 1) * hop samples with edges.
+  """
   num_frames = magnitude.shape[1]
   num_samples = (num_frames - 1) * contract.HOP_LENGTH
+  if circular:
+    forward, inverse = circular_stft, circular_istft
+  else:
+    forward = lambda samples: stft(samples, num_frames)
+    inverse = lambda spectrum: istft(spectrum, num_samples)
   uniform = jax.vmap(lambda key: jax.random.uniform(key, magnitude.shape[1:]))(rngs)
   phase = jnp.exp(2j * jnp.pi * uniform)
 
   def step(carry, _):
     phase, previous = carry
-    rebuilt = stft(istft(magnitude * phase, num_samples), num_frames)
+    rebuilt = forward(inverse(magnitude * phase))
     accelerated = rebuilt - (momentum / (1.0 + momentum)) * previous
     return (accelerated / (jnp.abs(accelerated) + _EPSILON), rebuilt), None
 
   (phase, _), _ = jax.lax.scan(step, (phase, jnp.zeros_like(phase)), None, length=iterations)
-  return istft(magnitude * phase, num_samples)
+  return inverse(magnitude * phase)
 
 
-@functools.partial(jax.jit, static_argnames=('iterations', 'nnls_iterations', 'momentum'))
+@functools.partial(jax.jit,
+                   static_argnames=('iterations', 'nnls_iterations', 'momentum', 'circular'))
 def log_mel_to_audio(log_mel: jax.Array, rngs: jax.Array, iterations: int = 32,
-                     nnls_iterations: int = 10, momentum: float = 0.99) -> jax.Array:
+                     nnls_iterations: int = 10, momentum: float = 0.99,
+                     circular: bool = False) -> jax.Array:
   """[batch, frames, NUM_MELS] natural-log mel, [batch] keys -> [batch, samples] audio."""
   magnitude = mel_to_magnitude(jnp.exp(log_mel.astype(jnp.float32)), nnls_iterations)
-  return griffin_lim(magnitude, rngs, iterations, momentum)
+  return griffin_lim(magnitude, rngs, iterations, momentum, circular)
 
 
 class GriffinLimVocoder:
@@ -152,3 +197,9 @@ class GriffinLimVocoder:
   def __call__(self, log_mel: jax.Array, rngs: jax.Array) -> jax.Array:
     return log_mel_to_audio(log_mel, rngs, iterations=self.iterations,
                             nnls_iterations=self.nnls_iterations, momentum=self.momentum)
+
+  def loop(self, log_mel: jax.Array, rngs: jax.Array) -> jax.Array:
+    """One period of a loop: [batch, frames, NUM_MELS] -> [batch, frames * HOP_LENGTH]."""
+    return log_mel_to_audio(log_mel, rngs, iterations=self.iterations,
+                            nnls_iterations=self.nnls_iterations, momentum=self.momentum,
+                            circular=True)

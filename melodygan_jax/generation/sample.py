@@ -39,8 +39,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from melodygan_jax import atomic_files
-from melodygan_jax.audio import contract
 from melodygan_jax.audio import audio_io
+from melodygan_jax.audio import contract
+from melodygan_jax.audio import inversion
 from melodygan_jax.audio import synthesis
 from melodygan_jax.data import input_pipeline
 from melodygan_jax.data import records
@@ -177,20 +178,29 @@ def render_loop(vqvae: pretrained.LoadedVQVAE, codes: np.ndarray, stem: str, see
                 indices, vocoder=None) -> tuple[np.ndarray, list[np.ndarray]]:
   """Loops: codes [batch, steps, levels] -> (log-mel of one period, seamless clips).
 
-  The codes are decoded and inverted with wrap-around on both sides, so the
-  decoder and the vocoder see the start after the end.
+  The codes are decoded with wrap-around on both sides, so the decoder sees
+  the start after the end. Griffin-Lim then inverts the one period as a
+  circular signal (its STFT wraps around): the audio is exactly periodic and
+  the wrap is like any other frame. A vocoder without a circular mode
+  renders the margins too and cross-fades its start from what followed its end.
   """
   steps = codes.shape[1]
   wrapped = codes[:, np.arange(-LOOP_MARGIN_STEPS, steps + LOOP_MARGIN_STEPS) % steps]
   log_mel = vqvae.codes_to_log_mel(wrapped, stem)
-  extended = synthesis.log_mel_to_audio(log_mel, seed=seed, indices=indices, vocoder=vocoder)
   margin_frames = LOOP_MARGIN_STEPS * vqvae.time_stride
   period_frames = steps * vqvae.time_stride
+  period_log_mel = log_mel[:, margin_frames:margin_frames + period_frames]
+  vocoder = vocoder or inversion.GriffinLimVocoder()
+  if hasattr(vocoder, 'loop'):
+    audio = np.asarray(vocoder.loop(np.asarray(period_log_mel, np.float32),
+                                    synthesis.clip_keys(seed, indices)))
+    return period_log_mel, [np.clip(np.nan_to_num(clip), -1.0, 1.0) for clip in audio]
+  extended = synthesis.log_mel_to_audio(log_mel, seed=seed, indices=indices, vocoder=vocoder)
   clips = [np.clip(long_form.loop_audio(clip, margin_frames * contract.HOP_LENGTH,
                                         period_frames * contract.HOP_LENGTH,
                                         LOOP_CROSSFADE_SAMPLES), -1.0, 1.0)
            for clip in extended]
-  return log_mel[:, margin_frames:margin_frames + period_frames], clips
+  return period_log_mel, clips
 
 
 def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float = 10.0,

@@ -46,6 +46,7 @@ from melodygan_jax.generation import neural_vocoder
 from melodygan_jax.generation import pretrained
 from melodygan_jax.models import vocoder as vocoder_models
 from melodygan_jax.models import waveform_discriminators
+from melodygan_jax.training import adversarial_phases
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import loop
 from melodygan_jax.training import metric_writer
@@ -202,8 +203,8 @@ def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adv
 
   (loss, (fake, terms)), grads = jax.value_and_grad(generator_loss, has_aux=True)(
       state.generator)
-  updates, opt_state = optimizer.update(grads, state.opt_state, state.generator)
-  generator = optax.apply_updates(state.generator, updates)
+  generator, opt_state = adversarial_phases.apply_gradients(optimizer, grads, state.opt_state,
+                                                            state.generator)
   terms['grad_norm'] = optax.tree.norm(grads)
   disc_params, disc_opt_state = state.discriminators, state.discriminator_opt_state
   terms['discriminator'] = jnp.zeros(())
@@ -218,27 +219,24 @@ def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adv
                   real_out['resolution'], fake_out['resolution']))
 
     terms['discriminator'], disc_grads = jax.value_and_grad(discriminator_loss)(disc_params)
-    disc_updates, disc_opt_state = disc_optimizer.update(disc_grads, disc_opt_state, disc_params)
-    disc_params = optax.apply_updates(disc_params, disc_updates)
+    disc_params, disc_opt_state = adversarial_phases.apply_gradients(
+        disc_optimizer, disc_grads, disc_opt_state, disc_params)
   return (loss, terms), (generator, opt_state, disc_params, disc_opt_state)
 
 
 def train_step(graphdef, disc_graphdef, optimizer, disc_optimizer, schedule, config,
-               input_log_mel_fn, state: TrainState, batch, codec) -> tuple[TrainState, dict]:
-  """One step of the generator (and of the discriminators after the warm-up).
+               input_log_mel_fn, adversarial: bool, state: TrainState, batch,
+               codec) -> tuple[TrainState, dict]:
+  """One step of the generator, and of the discriminators when `adversarial` (static).
 
   `input_log_mel_fn(codec, log_mel)` gives what the generator hears (the log-mel
   itself, or its codec round trip).
   """
-  update = functools.partial(_update, graphdef, disc_graphdef, optimizer, disc_optimizer,
-                             config.loss)
   audio = batch['audio']
   input_log_mel = jax.lax.stop_gradient(input_log_mel_fn(codec, inversion.log_mel(audio)))
-  # Only the taken branch runs: warm-up steps cost no discriminator time.
-  (loss, terms), (generator, opt_state, disc_params, disc_opt_state) = jax.lax.cond(
-      state.step >= config.loss.adversarial_start_step,
-      functools.partial(update, True), functools.partial(update, False), state, audio,
-      input_log_mel)
+  (loss, terms), (generator, opt_state, disc_params, disc_opt_state) = _update(
+      graphdef, disc_graphdef, optimizer, disc_optimizer, config.loss, adversarial, state,
+      audio, input_log_mel)
   metrics = {'train/loss': loss, 'train/learning_rate': schedule(state.step),
              **{f'train/{name}': value for name, value in terms.items()}}
   return state.replace(step=state.step + 1, generator=generator, opt_state=opt_state,
@@ -295,9 +293,13 @@ class VocoderTrainer:
           params=vqvae.state.params, codebook=vqvae.state.codebook, mean=jnp.asarray(mean),
           std=jnp.asarray(std)), self.mesh)
       input_log_mel_fn = functools.partial(codec_log_mel, vqvae.graphdef, vqvae.time_stride)
-    self._jit_train_step = jax.jit(
-        functools.partial(train_step, self.graphdef, disc_graphdef, *optimizers, self.schedule,
-                          config, input_log_mel_fn), donate_argnums=0, out_shardings=replicated)
+    # Two compiled steps, warm-up and adversarial (see adversarial_phases).
+    self._train_step = adversarial_phases.PhasedStep(
+        lambda adversarial: jax.jit(
+            functools.partial(train_step, self.graphdef, disc_graphdef, *optimizers,
+                              self.schedule, config, input_log_mel_fn, adversarial),
+            donate_argnums=0, out_shardings=replicated),
+        config.loss.adversarial_start_step)
     self.jit_input_log_mel = jax.jit(input_log_mel_fn, out_shardings=replicated)
     self.jit_synthesize = jax.jit(
         lambda generator, log_mel: neural_vocoder.synthesize(
@@ -311,7 +313,7 @@ class VocoderTrainer:
     self._griffin_lim_scores = None  # Computed at the first evaluation, then kept.
 
   def jit_train_step(self, state: TrainState, batch) -> tuple[TrainState, dict]:
-    return self._jit_train_step(state, batch, self.codec)
+    return self._train_step(state, batch, self.codec)
 
   def create_state(self) -> TrainState:
     # A copy each time: the train step donates (invalidates) the state it gets.
@@ -328,6 +330,7 @@ class VocoderTrainer:
                          discriminators=restored['discriminators'])
 
   def train_batches(self, start_step: int):
+    self._train_step.reset(start_step)
     local = audio_crops.train_batches(
         self.train_audio, self.config.data.crop_samples,
         parallel.local_batch_size(self.config.train.batch_size), seed=self.config.seed,

@@ -30,6 +30,7 @@ from melodygan_jax.models import quantizer as quantizer_lib
 from melodygan_jax.models import residual_quantizer
 from melodygan_jax.models import spectrogram_discriminator
 from melodygan_jax.models import vqvae
+from melodygan_jax.training import adversarial_phases
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import loop
 from melodygan_jax.training import metric_writer
@@ -169,8 +170,8 @@ def _codec_and_discriminator_update(graphdef, disc_graphdef, optimizer, disc_opt
     return loss, (aux, recon, terms)
 
   (loss, (aux, recon, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
+  params, opt_state = adversarial_phases.apply_gradients(optimizer, grads, state.opt_state,
+                                                         state.params)
   disc_params, disc_opt_state = state.discriminator, state.discriminator_opt_state
   terms['discriminator'] = jnp.zeros(())
   if adversarial:
@@ -182,8 +183,8 @@ def _codec_and_discriminator_update(graphdef, disc_graphdef, optimizer, disc_opt
                                                           discriminator(fake))
 
     terms['discriminator'], disc_grads = jax.value_and_grad(disc_loss_fn)(disc_params)
-    disc_updates, disc_opt_state = disc_optimizer.update(disc_grads, disc_opt_state, disc_params)
-    disc_params = optax.apply_updates(disc_params, disc_updates)
+    disc_params, disc_opt_state = adversarial_phases.apply_gradients(
+        disc_optimizer, disc_grads, disc_opt_state, disc_params)
   terms['grad_norm'] = optax.tree.norm(grads)
   return (loss, aux, terms), (params, opt_state, disc_params, disc_opt_state)
 
@@ -197,8 +198,7 @@ def train_step(graphdef, disc_graphdef, optimizer, disc_optimizer, schedule, con
   undone for the spectral convergence loss.
 
   `adversarial` is static: the warm-up and the adversarial phase are two
-  compiled steps. (Inside a `lax.cond`, XLA:CPU runs convolutions through its
-  slow generic emitter: a step took 50 s instead of 0.8 s.)
+  compiled steps (see adversarial_phases).
   """
   restart_rng, dropout_rng = jax.random.split(jax.random.fold_in(base_rng, state.step))
   active_levels = residual_quantizer.sample_active_levels(
@@ -305,12 +305,13 @@ class VQVAETrainer:
     mean, std = self.meta.normalization.stacked(stems)
     replicated = parallel.replicated(self.mesh)
     # Two compiled steps, warm-up and adversarial; each compiles on first use.
-    self._jit_train_steps = {adversarial: jax.jit(
-        functools.partial(train_step, self.graphdef, disc_graphdef, *optimizers,
-                          self.schedule, config, adversarial,
-                          (jnp.asarray(mean), jnp.asarray(std))),
-        donate_argnums=0, out_shardings=replicated) for adversarial in (False, True)}
-    self._next_step = None  # Host-side count of the step to run, set by train_batches.
+    self._train_step = adversarial_phases.PhasedStep(
+        lambda adversarial: jax.jit(
+            functools.partial(train_step, self.graphdef, disc_graphdef, *optimizers,
+                              self.schedule, config, adversarial,
+                              (jnp.asarray(mean), jnp.asarray(std))),
+            donate_argnums=0, out_shardings=replicated),
+        config.loss.adversarial_start_step)
     self.jit_eval_step = jax.jit(functools.partial(
         eval_step, self.graphdef, jnp.asarray(mean), jnp.asarray(std)), out_shardings=replicated)
     self.jit_encode = jax.jit(functools.partial(encode, self.graphdef))
@@ -319,20 +320,14 @@ class VQVAETrainer:
                                    out_shardings=replicated)
 
   def jit_train_step(self, state: TrainState, batch) -> tuple[TrainState, dict]:
-    # The phase is chosen on the host from a step count kept here, so choosing
-    # it never waits for the device to finish the step before.
-    if self._next_step is None:
-      self._next_step = int(jax.device_get(state.step))
-    adversarial = self._next_step >= self.config.loss.adversarial_start_step
-    self._next_step += 1
-    return self._jit_train_steps[adversarial](state, batch, self.base_rng)
+    return self._train_step(state, batch, self.base_rng)
 
   def create_state(self) -> TrainState:
     # A copy each time: the train step donates (invalidates) the state it gets.
     return parallel.replicate(self._initial_state, self.mesh)
 
   def train_batches(self, start_step: int):
-    self._next_step = start_step
+    self._train_step.reset(start_step)
     local = input_pipeline.train_batches(
         self.config.data, self.meta, parallel.local_batch_size(self.config.train.batch_size),
         seed=self.config.seed, start_step=start_step, process_index=jax.process_index(),
