@@ -2,6 +2,7 @@
 
   python benchmarks/codec_bench.py [--steps=2000] [--num_excerpts=3] [--excerpt_seconds=30]
       [--lr_warmup_steps=N] [--adversarial_start_step=N]   # shorter budgets
+      [--override=loss.spectral_convergence_weight=2 ...]  # any config field, repeatable
 
 Prepares the Debian game soundtracks (benchmarks/real_music.py; singularity-music
 and drascula-music, ~108 min of 44.1/48 kHz OGG, none of it the demo corpus)
@@ -80,7 +81,8 @@ def prepare_data(folder: pathlib.Path) -> pathlib.Path:
 def train(data_dir: pathlib.Path, steps: int, overrides: list[str],
           train_further: bool = True) -> pathlib.Path:
   """Trains configs/vqvae.py (resuming); one workdir per step budget and overrides."""
-  name = '_'.join([f'codec_run_{steps}'] + [o.split('.')[-1].replace('=', '') for o in overrides])
+  fields = [override.split('=', 1) for override in overrides]  # --config.a.b=v -> b, v
+  name = '_'.join([f'codec_run_{steps}'] + [key.split('.')[-1] + value for key, value in fields])
   workdir = CACHE / name
   if train_further and pretrained.latest_step(str(workdir)) != steps:
     subprocess.run([sys.executable, '-m', 'melodygan_jax.train', '--config=configs/vqvae.py',
@@ -177,6 +179,9 @@ def main():
                       help='config.train.warmup_steps (default: the config\'s)')
   parser.add_argument('--adversarial_start_step', type=int, default=None,
                       help='config.loss.adversarial_start_step (default: the config\'s)')
+  parser.add_argument('--override', action='append', default=[],
+                      help='A config field=value for the run, e.g. loss.spectral_convergence_weight=2 '
+                           '(repeatable; the run gets its own workdir)')
   parser.add_argument('--no_train', action='store_true',
                       help='Evaluate the latest checkpoint of the run as it is.')
   args = parser.parse_args()
@@ -185,6 +190,7 @@ def main():
     overrides.append(f'--config.train.warmup_steps={args.lr_warmup_steps}')
   if args.adversarial_start_step is not None:
     overrides.append(f'--config.loss.adversarial_start_step={args.adversarial_start_step}')
+  overrides += [f'--config.{override}' for override in args.override]
   start = time.perf_counter()
   folder = music_folder()
   data_dir = prepare_data(folder)

@@ -10,7 +10,8 @@ r"""Vocos-style neural vocoder on crops of a prepared data set's cleaned audio.
 
 The CPU default: a 4-block, 128-wide ConvNeXt over mel frames with an
 inverse-STFT head at the contract's n_fft 1024 / hop 256 (0.65 M parameters)
-that corrects the mel's least-squares inverse magnitude (FreeV's prior),
+that corrects the mel's least-squares inverse magnitude (FreeV's prior) and
+the phase fast Griffin-Lim finds for it (so it starts as Griffin-Lim),
 trained on 8,192-sample crops (0.37 s), mel L1 alone for the first steps,
 then against small multi-period and multi-resolution discriminators.
 configs/vocoder_large.py is Vocos' own size for accelerators.
@@ -43,6 +44,10 @@ def get_config() -> ml_collections.ConfigDict:
   # The head corrects the log of the mel's NNLS inversion instead of predicting the
   # magnitude from nothing (FreeV): a CPU's few thousand steps go to phase and detail.
   config.model.magnitude_prior = True
+  # The head also corrects the phase fast Griffin-Lim finds in this many iterations
+  # (0: the phase from nothing, as Vocos). An untrained model is then Griffin-Lim
+  # itself, and a CPU's training budget goes to doing better than it.
+  config.model.phase_prior_iterations = 32
   # Widths of the stride-3 convs of each period discriminator (periods 2, 3, 5, 7, 11).
   config.model.period_discriminator_channels = (16, 32, 64, 128)
   # Widths of the convs of each spectrogram discriminator (FFT 512, 1024, 2048).
@@ -50,6 +55,12 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.loss = ml_collections.ConfigDict()
   config.loss.mel_weight = 45.0  # Vocos, HiFi-GAN: the mel L1 carries the early training.
+  # Parallel WaveGAN's multi-resolution STFT loss (spectral convergence + log-magnitude
+  # L1): the linear spectrum's detail, which a mel loss cannot see.
+  config.loss.stft_weight = 5.0
+  # L1 of the head's log-magnitude against the crop's own STFT (APNet's amplitude
+  # loss): with the NNLS magnitude the bulk of Griffin-Lim's error is in the magnitude.
+  config.loss.magnitude_weight = 5.0
   # Mel L1 alone before this step (Vocos' pretrain_mel_steps): discriminators
   # facing noise win at once; on a CPU the warm-up steps also run ~3x faster.
   config.loss.adversarial_start_step = 2_000

@@ -18,7 +18,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.num_validation_clips = 8
   config.data.validation_clip_seconds = 10.0
   config.model.variant = 'base'
-  config.model.magnitude_prior = False  # Vocos as published: the magnitude from the mel alone.
+  config.model.magnitude_prior = False  # Vocos as published: the magnitude from the mel alone,
+  config.model.phase_prior_iterations = 0  # and the phase too.
   config.model.period_discriminator_channels = (32, 128, 512, 1024)
   config.model.resolution_discriminator_channels = (32, 32, 32, 32)
   config.loss.adversarial_start_step = 0  # Vocos trains adversarially from the first step.

@@ -14,6 +14,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.num_validation_clips = 1
   config.data.validation_clip_seconds = 1.0
   config.model.variant = 'tiny'
+  config.model.phase_prior_iterations = 8
   config.model.period_discriminator_channels = (4, 8)
   config.model.resolution_discriminator_channels = (4, 4)
   config.loss.adversarial_start_step = 20

@@ -48,7 +48,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.l1_weight = 1.0  # On normalized log-mel.
   config.loss.mse_weight = 1.0
   # On mel magnitudes: weighs the loud parts of the spectrum, as the ear does.
-  config.loss.spectral_convergence_weight = 1.0
+  # 2.0 with a 5e-4 peak rate: held-out SC 0.333 after 2,000 steps (1.0 with 3e-4: 0.362).
+  config.loss.spectral_convergence_weight = 2.0
   # Reconstruction alone first: a discriminator facing blurry early outputs
   # wins at once and teaches nothing (VQGAN's disc_start).
   config.loss.adversarial_start_step = 1_000
@@ -56,7 +57,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.feature_matching_weight = 0.5  # EnCodec's relative L1 on discriminator features.
 
   config.train = common.train_config()
-  config.train.learning_rate = 3e-4
+  config.train.learning_rate = 5e-4
   config.train.warmup_steps = 200  # Of 2,000 CPU steps, 1,000 of warm-up left half unused.
   config.train.end_learning_rate = 3e-5  # Cosine decay ends here.
   config.train.grad_clip_norm = 1.0

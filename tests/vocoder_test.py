@@ -59,6 +59,28 @@ def test_generator_turns_frames_into_hop_samples_per_frame(magnitude_prior):
   assert np.all(np.isfinite(np.asarray(audio)))
 
 
+def test_untrained_generator_with_priors_is_griffin_lim():
+  """Both corrections start at zero: before training, the vocoder is exactly fast
+  Griffin-Lim from the NNLS magnitude, with the same keys."""
+  config = vocoder_tiny.get_config()
+  config.model.dtype = 'float32'
+  config.model.phase_prior_iterations = 32
+  num_samples = 40 * contract.HOP_LENGTH
+  t = np.arange(num_samples) / contract.SAMPLE_RATE_HZ
+  signal = (0.6 * np.sin(2 * np.pi * 220.0 * t) * np.exp(-3 * t)  # Loud: bins far above exp(4.6).
+            + 0.02 * np.random.default_rng(3).standard_normal(num_samples)).astype(np.float32)
+  log_mel = jnp.asarray(contract.log_mel(signal))[None]
+  keys = jax.random.split(jax.random.key(7), 1)
+  vocoded = neural_vocoder.synthesize(neural_vocoder.build_generator(config.model), log_mel,
+                                      keys, phase_prior_iterations=32)
+  griffin_lim = inversion.GriffinLimVocoder(iterations=32)(log_mel, keys)
+  np.testing.assert_allclose(np.asarray(vocoded), np.asarray(griffin_lim), atol=1e-4)
+  other_keys = jax.random.split(jax.random.key(8), 1)  # The keys do reach the phase prior.
+  assert np.abs(np.asarray(neural_vocoder.synthesize(
+      neural_vocoder.build_generator(config.model), log_mel, other_keys,
+      phase_prior_iterations=32)) - np.asarray(griffin_lim)).max() > 1e-2
+
+
 @pytest.fixture(scope='module')
 def trained_vocoder(prepared_dir, tmp_path_factory):
   """The tiny config trained TRAIN_STEPS steps on the demo data set: (workdir, untrained eval)."""

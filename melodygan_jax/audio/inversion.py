@@ -148,21 +148,19 @@ def mel_to_magnitude(mel: jax.Array, iterations: int) -> jax.Array:
   return magnitude
 
 
-def griffin_lim(magnitude: jax.Array, rngs: jax.Array, iterations: int,
-                momentum: float = 0.99, circular: bool = False) -> jax.Array:
-  """Fast Griffin-Lim: [batch, frames, bins] magnitudes, [batch] keys -> [batch, samples].
-
-  `circular`: the audio is one period of a loop, frames * hop samples whose
-  end runs into their start (the STFT wraps around), instead of
-  (frames - 1) * hop samples with edges.
-  """
-  num_frames = magnitude.shape[1]
-  num_samples = (num_frames - 1) * contract.HOP_LENGTH
+def _transforms(num_frames: int, circular: bool):
+  """(forward, inverse) STFT of Griffin-Lim's signal: one loop period, or a clip with edges."""
   if circular:
-    forward, inverse = circular_stft, circular_istft
-  else:
-    forward = lambda samples: stft(samples, num_frames)
-    inverse = lambda spectrum: istft(spectrum, num_samples)
+    return circular_stft, circular_istft
+  num_samples = (num_frames - 1) * contract.HOP_LENGTH
+  return (lambda samples: stft(samples, num_frames),
+          lambda spectrum: istft(spectrum, num_samples))
+
+
+def griffin_lim_phase(magnitude: jax.Array, rngs: jax.Array, iterations: int,
+                      momentum: float = 0.99, circular: bool = False) -> jax.Array:
+  """Fast Griffin-Lim's phase: [batch, frames, bins] magnitudes, [batch] keys -> unit phasors."""
+  forward, inverse = _transforms(magnitude.shape[1], circular)
   uniform = jax.vmap(lambda key: jax.random.uniform(key, magnitude.shape[1:]))(rngs)
   phase = jnp.exp(2j * jnp.pi * uniform)
 
@@ -173,7 +171,19 @@ def griffin_lim(magnitude: jax.Array, rngs: jax.Array, iterations: int,
     return (accelerated / (jnp.abs(accelerated) + _EPSILON), rebuilt), None
 
   (phase, _), _ = jax.lax.scan(step, (phase, jnp.zeros_like(phase)), None, length=iterations)
-  return inverse(magnitude * phase)
+  return phase
+
+
+def griffin_lim(magnitude: jax.Array, rngs: jax.Array, iterations: int,
+                momentum: float = 0.99, circular: bool = False) -> jax.Array:
+  """Fast Griffin-Lim: [batch, frames, bins] magnitudes, [batch] keys -> [batch, samples].
+
+  `circular`: the audio is one period of a loop, frames * hop samples whose
+  end runs into their start (the STFT wraps around), instead of
+  (frames - 1) * hop samples with edges.
+  """
+  _, inverse = _transforms(magnitude.shape[1], circular)
+  return inverse(magnitude * griffin_lim_phase(magnitude, rngs, iterations, momentum, circular))
 
 
 @functools.partial(jax.jit,

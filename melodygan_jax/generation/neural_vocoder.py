@@ -41,12 +41,44 @@ def log_magnitude_prior(log_mel: jax.Array) -> jax.Array:
   return jnp.log(jnp.maximum(magnitude, contract.LOG_MEL_FLOOR))
 
 
-def synthesize(generator: vocoder_models.VocosGenerator, log_mel: jax.Array) -> jax.Array:
+def phase_prior(log_mel: jax.Array, rngs: jax.Array, iterations: int) -> jax.Array:
+  """[batch, frames, NUM_MELS], [batch] keys -> [batch, frames, bins] unit phasors: the
+  phase fast Griffin-Lim finds for the NNLS magnitude, as GriffinLimVocoder would."""
+  magnitude = inversion.mel_to_magnitude(jnp.exp(log_mel.astype(jnp.float32)),
+                                         PRIOR_NNLS_ITERATIONS)
+  return jax.lax.stop_gradient(inversion.griffin_lim_phase(magnitude, rngs, iterations))
+
+
+def priors(generator: vocoder_models.VocosGenerator, log_mel: jax.Array,
+           rngs: jax.Array | None = None, phase_prior_iterations: int = 0):
+  """(log-magnitude prior, phase prior) of the generator's inputs, None where it has none.
+
+  `rngs` (one key per clip; default: clip b gets fold_in(key(0), b)) seed the
+  phase prior's Griffin-Lim.
+  """
+  magnitude = log_magnitude_prior(log_mel) if generator.magnitude_prior else None
+  phases = None
+  if generator.phase_prior:
+    if rngs is None:
+      rngs = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(
+          jnp.arange(log_mel.shape[0]))
+    phases = phase_prior(log_mel, rngs, phase_prior_iterations)
+  return magnitude, phases
+
+
+def synthesize_with_priors(generator: vocoder_models.VocosGenerator, log_mel: jax.Array,
+                           generator_priors) -> tuple[jax.Array, jax.Array]:
+  """As `synthesize`, from priors computed once (outside a gradient, in training):
+  (audio, the predicted STFT it is the inverse of)."""
+  spectrum = generator(log_mel, *generator_priors).astype(jnp.complex64)
+  return inversion.istft(spectrum, (log_mel.shape[1] - 1) * contract.HOP_LENGTH), spectrum
+
+
+def synthesize(generator: vocoder_models.VocosGenerator, log_mel: jax.Array,
+               rngs: jax.Array | None = None, phase_prior_iterations: int = 0) -> jax.Array:
   """[batch, frames, NUM_MELS] log-mel -> [batch, (frames - 1) * HOP_LENGTH] float32 audio."""
-  prior = log_magnitude_prior(log_mel) if generator.magnitude_prior else None
-  spectrum = generator(log_mel, prior)
-  return inversion.istft(spectrum.astype(jnp.complex64),
-                         (log_mel.shape[1] - 1) * contract.HOP_LENGTH)
+  return synthesize_with_priors(
+      generator, log_mel, priors(generator, log_mel, rngs, phase_prior_iterations))[0]
 
 
 def write_features(workdir: str) -> None:
@@ -86,14 +118,15 @@ class NeuralVocoder:
   params: nnx.State
 
   def __call__(self, log_mel: jax.Array, rngs: jax.Array) -> jax.Array:
-    """[batch, frames, NUM_MELS] -> [batch, (frames - 1) * HOP_LENGTH]; deterministic,
-    so `rngs` (one key per clip) is not used."""
-    del rngs
-    return self._jit_synthesize(self.params, jnp.asarray(log_mel, jnp.float32))
+    """[batch, frames, NUM_MELS] -> [batch, (frames - 1) * HOP_LENGTH]; `rngs` (one key
+    per clip) seed the phase prior's Griffin-Lim where the model has one."""
+    return self._jit_synthesize(self.params, jnp.asarray(log_mel, jnp.float32), rngs)
 
   @functools.cached_property
   def _jit_synthesize(self):
-    return jax.jit(lambda params, log_mel: synthesize(nnx.merge(self.graphdef, params), log_mel))
+    iterations = self.config.model.get('phase_prior_iterations', 0)
+    return jax.jit(lambda params, log_mel, rngs: synthesize(
+        nnx.merge(self.graphdef, params), log_mel, rngs, iterations))
 
   def describe(self) -> dict:
     """What a manifest records about the vocoder used."""

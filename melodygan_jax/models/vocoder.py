@@ -12,6 +12,13 @@ Optionally (`magnitude_prior`, as FreeV, Lv et al. 2024) the head predicts
 the log-magnitude as a correction of a prior the caller computes from the mel
 itself (the mel filterbank's least-squares inverse): the network starts from
 the right spectral envelope and spends its training on phase and detail.
+
+Optionally (`phase_prior`) it also hears the phase Griffin-Lim finds for that
+magnitude (as unit phasors, through a linear embedding) and predicts the
+angle as a correction of it. Both corrections start at zero, so an untrained
+generator is exactly Griffin-Lim from the NNLS magnitude, and training moves
+it from there: what a CPU's few thousand steps cannot learn from nothing (a
+coherent phase), it starts with.
 """
 import jax
 import jax.numpy as jnp
@@ -53,9 +60,10 @@ class VocosGenerator(nnx.Module):
 
   def __init__(self, *, num_mels: int, n_fft: int, width: int, intermediate_width: int,
                num_blocks: int, rngs: nnx.Rngs, magnitude_prior: bool = False,
-               dtype=jnp.float32):
+               phase_prior: bool = False, dtype=jnp.float32):
     self.num_bins = n_fft // 2 + 1
-    self.magnitude_prior = magnitude_prior  # __call__ then needs `log_magnitude_prior`.
+    self.magnitude_prior = magnitude_prior  # __call__ then needs `log_magnitude_prior`...
+    self.phase_prior = phase_prior  # ... and `phase_prior`.
     self.embed = nnx.Conv(num_mels, width, kernel_size=(7,), padding='SAME', dtype=dtype,
                           param_dtype=jnp.float32, rngs=rngs)
     self.embed_norm = nnx.LayerNorm(width, epsilon=1e-6, dtype=dtype,
@@ -69,22 +77,37 @@ class VocosGenerator(nnx.Module):
                            rngs=rngs)
     if magnitude_prior:  # Start from the prior itself: no correction yet.
       self.head.kernel[...] = self.head.kernel[...].at[:, :self.num_bins].set(0.0)
+    if phase_prior:
+      self.phase_embed = nnx.Linear(2 * self.num_bins, width, dtype=dtype,
+                                    param_dtype=jnp.float32, rngs=rngs)
+      self.head.kernel[...] = self.head.kernel[...].at[:, self.num_bins:].set(0.0)
 
-  def head_outputs(self, log_mel: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(log-magnitude, phase angle), each [batch, frames, bins] float32."""
+  def head_outputs(self, log_mel: jax.Array, phase_prior: jax.Array | None = None
+                   ) -> tuple[jax.Array, jax.Array]:
+    """(log-magnitude, phase angle), each [batch, frames, bins] float32 (corrections
+    of the priors where the model has them)."""
     x = self.embed_norm(self.embed(log_mel.astype(self.embed.dtype)))
+    if self.phase_prior:
+      phasors = jnp.concatenate([jnp.real(phase_prior), jnp.imag(phase_prior)], axis=-1)
+      x = x + self.phase_embed(phasors.astype(self.phase_embed.dtype))
     for block in self.blocks:
       x = block(x)
     out = self.head(self.final_norm(x)).astype(jnp.float32)
     return out[..., :self.num_bins], out[..., self.num_bins:]
 
-  def __call__(self, log_mel: jax.Array, log_magnitude_prior: jax.Array | None = None
-               ) -> jax.Array:
-    """log_mel [batch, frames, mels] (and, with `magnitude_prior`, the prior's
-    [batch, frames, bins] log-magnitude) -> the complex STFT."""
-    log_magnitude, phase = self.head_outputs(log_mel)
+  def __call__(self, log_mel: jax.Array, log_magnitude_prior: jax.Array | None = None,
+               phase_prior: jax.Array | None = None) -> jax.Array:
+    """log_mel [batch, frames, mels] (with `magnitude_prior`, the prior's [batch,
+    frames, bins] log-magnitude; with `phase_prior`, its unit phasors, complex)
+    -> the complex STFT."""
+    log_magnitude, phase = self.head_outputs(log_mel, phase_prior)
     if self.magnitude_prior:
-      log_magnitude = log_magnitude + log_magnitude_prior
+      # The clip bounds the correction, not the prior: loud bins are far above exp(4.6).
+      log_magnitude = log_magnitude_prior + jnp.minimum(log_magnitude, MAX_LOG_MAGNITUDE)
+    else:
+      log_magnitude = jnp.minimum(log_magnitude, MAX_LOG_MAGNITUDE)
+    if self.phase_prior:
+      phase = phase + jnp.angle(phase_prior)
     return spectrum_from_head(log_magnitude, phase)
 
 
@@ -94,7 +117,7 @@ def spectrum_from_head(log_magnitude: jax.Array, phase: jax.Array) -> jax.Array:
   The angle enters as (cos, sin): a unit phasor has no wrap-around, so the
   loss is smooth in the angle (Vocos' parametrization).
   """
-  magnitude = jnp.exp(jnp.minimum(log_magnitude, MAX_LOG_MAGNITUDE))
+  magnitude = jnp.exp(log_magnitude)
   return jax.lax.complex(magnitude * jnp.cos(phase), magnitude * jnp.sin(phase))
 
 
@@ -104,4 +127,5 @@ def from_config(model_config, *, num_mels: int, n_fft: int, rngs: nnx.Rngs) -> V
   return VocosGenerator(num_mels=num_mels, n_fft=n_fft, rngs=rngs,
                         # Runs from before the field had no prior.
                         magnitude_prior=model_config.get('magnitude_prior', False),
+                        phase_prior=model_config.get('phase_prior_iterations', 0) > 0,
                         dtype=jnp.dtype(model_config.dtype), **sizes)

@@ -47,13 +47,21 @@ class PeriodDiscriminator(nnx.Module):
     return self.conv_out(x), features
 
 
-def magnitude_spectrogram(waveform: jax.Array, n_fft: int, hop: int) -> jax.Array:
-  """|STFT| [batch, frames, n_fft // 2 + 1] with a periodic Hann window, centred frames."""
+def magnitude_spectrogram(waveform: jax.Array, n_fft: int, hop: int,
+                          window_length: int | None = None) -> jax.Array:
+  """|STFT| [batch, frames, n_fft // 2 + 1] with a periodic Hann window, centred frames.
+
+  A `window_length` below n_fft is zero-padded to n_fft in the middle, as librosa does.
+  """
+  window_length = window_length or n_fft
   padded = jnp.pad(waveform, ((0, 0), (n_fft // 2, n_fft // 2)))
   num_frames = 1 + (padded.shape[1] - n_fft) // hop
   index = np.arange(num_frames)[:, None] * hop + np.arange(n_fft)[None, :]
-  window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
-  spectrum = jnp.fft.rfft(padded[:, index] * window.astype(np.float32), axis=-1)
+  window = np.zeros(n_fft, np.float32)
+  start = (n_fft - window_length) // 2
+  window[start:start + window_length] = (
+      0.5 - 0.5 * np.cos(2 * np.pi * np.arange(window_length) / window_length))
+  spectrum = jnp.fft.rfft(padded[:, index] * window, axis=-1)
   # Gradients of |z| at z = 0 are undefined: a tiny floor inside the root.
   return jnp.sqrt(jnp.real(spectrum) ** 2 + jnp.imag(spectrum) ** 2 + 1e-9)
 

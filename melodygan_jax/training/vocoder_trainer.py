@@ -116,7 +116,11 @@ def check_config(config: ml_collections.ConfigDict) -> CheckedConfig:
                         f'too many stride-3 convs for crops of {data.crop_samples} samples')
   config_checks.resolve_dtype(model, 'config.model.dtype')
   config_checks.check_positive(config.loss, 'config.loss', ('mel_weight',))
-  for field in ('adversarial_start_step', 'resolution_weight', 'feature_matching_weight'):
+  config_checks.require(model.get('phase_prior_iterations', 0) >= 0,
+                        'config.model.phase_prior_iterations',
+                        model.get('phase_prior_iterations', 0), 'must be >= 0 (0: no phase prior)')
+  for field in ('adversarial_start_step', 'resolution_weight', 'feature_matching_weight',
+                'stft_weight', 'magnitude_weight'):
     config_checks.require(config.loss[field] >= 0, f'config.loss.{field}', config.loss[field],
                           'must be >= 0')
   train = config.train
@@ -175,17 +179,57 @@ def mel_l1(log_mel: jax.Array, audio: jax.Array) -> jax.Array:
   return jnp.mean(jnp.abs(inversion.log_mel(audio) - log_mel))
 
 
+MAGNITUDE_FLOOR = 1e-5  # Below it, log-magnitude differences are inaudible noise floor.
+
+
+def log_magnitude_l1(true_magnitude: jax.Array, spectrum: jax.Array) -> jax.Array:
+  """Mean |log |predicted STFT| - log |true STFT|| at the contract's STFT: the head's
+  magnitude trained directly, as APNet trains its amplitude spectrum (the mel's
+  128 bands cannot tell the 513 bins apart; this loss can)."""
+  predicted = jnp.sqrt(jnp.real(spectrum) ** 2 + jnp.imag(spectrum) ** 2 + 1e-12)
+  return jnp.mean(jnp.abs(jnp.log(jnp.maximum(predicted, MAGNITUDE_FLOOR))
+                          - jnp.log(jnp.maximum(true_magnitude, MAGNITUDE_FLOOR))))
+
+
+def multi_resolution_stft_loss(reference: jax.Array, estimate: jax.Array) -> jax.Array:
+  """Parallel WaveGAN's auxiliary loss at its resolutions (those of the MR-STFT distance
+  in evaluation/reconstruction.py): per resolution, spectral convergence plus mean
+  |log-magnitude difference|, averaged over the resolutions."""
+  total = 0.0
+  for n_fft, hop, window in reconstruction.STFT_RESOLUTIONS:
+    target = waveform_discriminators.magnitude_spectrogram(reference, n_fft, hop, window)
+    estimated = waveform_discriminators.magnitude_spectrogram(estimate, n_fft, hop, window)
+    convergence = (jnp.linalg.norm(target - estimated, axis=(1, 2))
+                   / jnp.maximum(jnp.linalg.norm(target, axis=(1, 2)), 1e-7))
+    log_l1 = jnp.mean(jnp.abs(jnp.log(jnp.maximum(target, 1e-7))
+                              - jnp.log(jnp.maximum(estimated, 1e-7))), axis=(1, 2))
+    total += jnp.mean(convergence + log_l1)
+  return total / len(reconstruction.STFT_RESOLUTIONS)
+
+
 def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adversarial: bool,
-            state: TrainState, audio, input_log_mel):
+            phase_prior_iterations: int, state: TrainState, audio, input_log_mel):
   """Generator step, and discriminator step when `adversarial` (static)."""
   log_mel = inversion.log_mel(audio)
+  true_magnitude = jnp.abs(inversion.stft(audio, log_mel.shape[1]))
+  # The priors (NNLS magnitude, Griffin-Lim phase) are inputs: computed once, outside the gradient.
+  prior_keys = jax.random.split(jax.random.fold_in(jax.random.key(0), state.step),
+                                audio.shape[0])
+  generator_priors = neural_vocoder.priors(nnx.merge(graphdef, state.generator), input_log_mel,
+                                           prior_keys, phase_prior_iterations)
+  generator_priors = jax.lax.stop_gradient(generator_priors)
 
   def generator_loss(params):
-    fake = neural_vocoder.synthesize(nnx.merge(graphdef, params), input_log_mel)
+    fake, spectrum = neural_vocoder.synthesize_with_priors(nnx.merge(graphdef, params),
+                                                           input_log_mel, generator_priors)
     mel = mel_l1(log_mel, fake)
-    terms = {'mel_l1': mel, 'period_adversarial': jnp.zeros(()),
-             'resolution_adversarial': jnp.zeros(()), 'feature_matching': jnp.zeros(())}
-    loss = loss_config.mel_weight * mel
+    stft = multi_resolution_stft_loss(audio, fake)
+    magnitude = log_magnitude_l1(true_magnitude, spectrum)
+    terms = {'mel_l1': mel, 'multi_resolution_stft': stft, 'log_magnitude_l1': magnitude,
+             'period_adversarial': jnp.zeros(()), 'resolution_adversarial': jnp.zeros(()),
+             'feature_matching': jnp.zeros(())}
+    loss = (loss_config.mel_weight * mel + loss_config.get('stft_weight', 0.0) * stft
+            + loss_config.get('magnitude_weight', 0.0) * magnitude)
     if adversarial:
       discriminators = nnx.merge(disc_graphdef, state.discriminators)
       real_out, fake_out = discriminators(audio), discriminators(fake)
@@ -235,8 +279,8 @@ def train_step(graphdef, disc_graphdef, optimizer, disc_optimizer, schedule, con
   audio = batch['audio']
   input_log_mel = jax.lax.stop_gradient(input_log_mel_fn(codec, inversion.log_mel(audio)))
   (loss, terms), (generator, opt_state, disc_params, disc_opt_state) = _update(
-      graphdef, disc_graphdef, optimizer, disc_optimizer, config.loss, adversarial, state,
-      audio, input_log_mel)
+      graphdef, disc_graphdef, optimizer, disc_optimizer, config.loss, adversarial,
+      config.model.get('phase_prior_iterations', 0), state, audio, input_log_mel)
   metrics = {'train/loss': loss, 'train/learning_rate': schedule(state.step),
              **{f'train/{name}': value for name, value in terms.items()}}
   return state.replace(step=state.step + 1, generator=generator, opt_state=opt_state,
@@ -303,7 +347,9 @@ class VocoderTrainer:
     self.jit_input_log_mel = jax.jit(input_log_mel_fn, out_shardings=replicated)
     self.jit_synthesize = jax.jit(
         lambda generator, log_mel: neural_vocoder.synthesize(
-            nnx.merge(self.graphdef, generator), log_mel), out_shardings=replicated)
+            nnx.merge(self.graphdef, generator), log_mel,
+            phase_prior_iterations=config.model.get('phase_prior_iterations', 0)),
+        out_shardings=replicated)
     clip_samples = (int(config.data.validation_clip_seconds * contract.SAMPLE_RATE_HZ)
                     // contract.HOP_LENGTH * contract.HOP_LENGTH)
     validation = audio_crops.split_audio(config.data.dataset_dir, records.VALIDATION_SPLIT,
