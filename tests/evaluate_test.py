@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from data_prep import prepare
+from melodygan_jax.evaluation import clip_plans
 from melodygan_jax.evaluation import evaluate
 from melodygan_jax.evaluation import latent_metrics
 
@@ -96,7 +97,7 @@ def test_plan_spreads_a_cap_over_every_file(tmp_path):
   for name, seconds in (('a.wav', 10), ('b.wav', 4)):
     wavs[name] = tmp_path / name
     soundfile.write(str(wavs[name]), np.zeros(seconds * 100, np.float32), 100)
-  plan = evaluate.plan_clips(wavs, ['a.wav', 'b.wav'], 100, max_clips=4)
+  plan = clip_plans.plan_clips(wavs, ['a.wav', 'b.wav'], 100, max_clips=4)
   assert len(plan) == 4
   assert sorted(c.source for c in plan).count('b.wav') >= 1
   assert len({(c.source, c.start_sample) for c in plan}) == 4  # No clip twice.

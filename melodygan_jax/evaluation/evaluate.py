@@ -43,7 +43,6 @@ from absl import flags
 import jax.numpy as jnp
 import librosa
 import numpy as np
-import soundfile
 
 from melodygan_jax import atomic_files
 from melodygan_jax.audio import contract
@@ -52,6 +51,7 @@ from melodygan_jax.audio import synthesis
 from melodygan_jax.data import input_pipeline
 from melodygan_jax.data import records
 from melodygan_jax.data import reference_clips
+from melodygan_jax.evaluation import clip_plans
 from melodygan_jax.evaluation import distances
 from melodygan_jax.evaluation import embeddings as embeddings_lib
 from melodygan_jax.evaluation import latent_metrics
@@ -61,7 +61,7 @@ from melodygan_jax.generation import pretrained
 from melodygan_jax.generation import sample
 from melodygan_jax.models import quantizer as quantizer_lib
 
-EVALUATED_STEM = 'mix'  # Cleaned WAVs are mixes; stems would need their own reference.
+EVALUATED_STEM = clip_plans.EVALUATED_STEM
 FEATURE_KINDS = ('musicnn', 'mfcc', 'encoder')
 
 
@@ -118,82 +118,6 @@ def mean_interval(values, num_resamples: int, seed: int = 0,
 
 # Real clips: planned from file lengths, read one batch at a time.
 
-@dataclasses.dataclass(frozen=True)
-class PlannedClip:
-  source: str
-  path: str
-  start_sample: int
-
-
-def split_sources(meta: input_pipeline.DatasetMeta, split: str) -> list[str]:
-  """Sorted source files with `EVALUATED_STEM` segments in `split`."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  sources = set()
-  for path in meta.split_files.get(split, []):
-    for serialized in tf.data.TFRecordDataset(path):
-      record = records.parse_segment(serialized, meta.segment_frames)
-      if record['stem'].numpy().decode() == EVALUATED_STEM:
-        sources.add(record['source'].numpy().decode())
-  return sorted(sources)
-
-
-def plan_clips(wavs: dict, sources: list[str], clip_samples: int,
-               max_clips: int | None) -> list[PlannedClip]:
-  """Non-overlapping clips of every source's cleaned WAV, evenly spread under a cap.
-
-  Args:
-    wavs: source -> cleaned WAV path (`reference_clips.clean_wavs`).
-    sources: the split's sources; those without a WAV are skipped.
-    clip_samples: clip length.
-    max_clips: most clips in all; taken round-robin over sources (the first
-      clip of every source, then the second, ...), so a cap keeps every file.
-
-  Returns:
-    The clips, in source order.
-  """
-  per_source = []
-  for source in sources:
-    if source not in wavs or not wavs[source].exists():
-      continue
-    num_whole = soundfile.info(str(wavs[source])).frames // clip_samples
-    per_source.append([PlannedClip(source, str(wavs[source]), i * clip_samples)
-                       for i in spread_indices(num_whole, max_clips, len(sources))])
-  rounds = sorted(((rank, index) for index, clips in enumerate(per_source)
-                   for rank in range(len(clips))))
-  if max_clips is not None:
-    rounds = rounds[:max_clips]
-  return [per_source[index][rank] for rank, index in sorted(rounds, key=lambda r: (r[1], r[0]))]
-
-
-def spread_indices(num_whole: int, max_clips: int | None, num_sources: int) -> list[int]:
-  """Which of a file's `num_whole` clips to use: all, or an even spread of its share."""
-  if max_clips is None or num_whole <= max_clips // max(num_sources, 1) + 1:
-    return list(range(num_whole))
-  share = max_clips // max(num_sources, 1) + 1
-  return sorted(set(np.linspace(0, num_whole - 1, share).round().astype(int).tolist()))
-
-
-def read_clip_batches(plan: list[PlannedClip], clip_samples: int, batch_size: int):
-  """Yields [batch, clip_samples] float32 audio of the planned clips, in order."""
-  for first in range(0, len(plan), batch_size):
-    yield np.stack([soundfile.read(clip.path, start=clip.start_sample,
-                                   stop=clip.start_sample + clip_samples, dtype='float32')[0]
-                    for clip in plan[first:first + batch_size]])
-
-
-def fixed_batch(array: np.ndarray, batch_size: int) -> np.ndarray:
-  """`array` [n <= batch_size, ...] zero-padded to batch_size rows: one compiled shape."""
-  padded = np.zeros((batch_size,) + array.shape[1:], array.dtype)
-  padded[:len(array)] = array
-  return padded
-
-
-def fit_length(clips: np.ndarray, clip_samples: int) -> np.ndarray:
-  """[batch, samples] cut or zero-padded at the end to [batch, clip_samples]."""
-  clips = clips[:, :clip_samples]
-  return np.pad(clips, ((0, 0), (0, clip_samples - clips.shape[1])))
-
-
 class ClipAnalyzer:
   """Audio clips -> musicnn embeddings, MFCC statistics and VQ-VAE encoder features."""
 
@@ -220,8 +144,8 @@ class ClipAnalyzer:
     log_mel = self.log_mels(clips)
     mfccs = np.stack([mfcc_from_log_mel(one) for one in log_mel])
     normalized = self.vqvae.normalize(log_mel, EVALUATED_STEM).astype(np.float32)
-    encoded = np.asarray(self.vqvae.jit_encoder(self.vqvae.state,
-                                                fixed_batch(normalized, self.batch_size)))
+    encoded = np.asarray(self.vqvae.jit_encoder(
+        self.vqvae.state, clip_plans.fixed_batch(normalized, self.batch_size)))
     return {'musicnn': self.embedder.embed(clips, contract.SAMPLE_RATE_HZ),
             'mfcc': np.concatenate([mfccs.mean(1), mfccs.std(1)], axis=-1),
             'encoder': encoded[:len(clips)].mean(axis=1)}
@@ -229,8 +153,8 @@ class ClipAnalyzer:
   def reconstruct(self, log_mel: np.ndarray) -> np.ndarray:
     """[batch, frames, mels] log-mel -> the codec's reconstruction (un-normalized)."""
     normalized = self.vqvae.normalize(log_mel, EVALUATED_STEM).astype(np.float32)
-    recon = np.asarray(self.vqvae.jit_reconstruct(self.vqvae.state,
-                                                  fixed_batch(normalized, self.batch_size)))
+    recon = np.asarray(self.vqvae.jit_reconstruct(
+        self.vqvae.state, clip_plans.fixed_batch(normalized, self.batch_size)))
     return self.vqvae.denormalize(recon[:len(log_mel)], EVALUATED_STEM)
 
 
@@ -259,9 +183,10 @@ def invert(log_mel: np.ndarray, clip_samples: int, seed: int, first_index: int,
   """Log-mel [batch, frames, mels] -> audio [batch, clip_samples] by `vocoder` (default:
   the pipeline's Griffin-Lim)."""
   indices = range(first_index, first_index + batch_size)
-  audio = synthesis.log_mel_to_audio(fixed_batch(log_mel.astype(np.float32), batch_size),
-                                     seed=seed, indices=indices, vocoder=vocoder)
-  return fit_length(audio[:len(log_mel)], clip_samples)
+  audio = synthesis.log_mel_to_audio(
+      clip_plans.fixed_batch(log_mel.astype(np.float32), batch_size), seed=seed,
+      indices=indices, vocoder=vocoder)
+  return clip_plans.fit_length(audio[:len(log_mel)], clip_samples)
 
 
 def waveform_scores(original: np.ndarray, estimate: np.ndarray, visqol) -> dict:
@@ -289,7 +214,8 @@ def analyze_real_clips(analyzer: ClipAnalyzer, sets: FeatureSets, plan, set_name
     without `reconstruct`).
   """
   scores = {}
-  for batch_index, clips in enumerate(read_clip_batches(plan, clip_samples, options.batch_size)):
+  batches = clip_plans.read_clip_batches(plan, clip_samples, options.batch_size)
+  for batch_index, clips in enumerate(batches):
     first = batch_index * options.batch_size
     sets.add(set_name, analyzer.features(clips))
     if not reconstruct:
@@ -312,7 +238,7 @@ def analyze_codes(analyzer: ClipAnalyzer, sets: FeatureSets, set_name: str, code
   """Codes [n, steps] decoded, inverted and analysed as clips, one batch at a time."""
   for first in range(0, len(codes), options.batch_size):
     chunk = codes[first:first + options.batch_size]
-    log_mel = analyzer.vqvae.codes_to_log_mel(fixed_batch(chunk, options.batch_size),
+    log_mel = analyzer.vqvae.codes_to_log_mel(clip_plans.fixed_batch(chunk, options.batch_size),
                                               EVALUATED_STEM)[:len(chunk)]
     sets.add(set_name, analyzer.features(invert(log_mel, clip_samples, options.seed, first,
                                                 options.batch_size, analyzer.vocoder)))
@@ -416,8 +342,9 @@ def real_clip_plans(meta, dataset_dir: str, clip_samples: int, options: Evaluati
   if not wavs:
     raise EvaluationError(f'{dataset_dir}: no cleaned WAVs listed in {records.REPORT_FILENAME}; '
                           'prepare the data set again with this version')
-  held_out = plan_clips(wavs, split_sources(meta, records.VALIDATION_SPLIT), clip_samples,
-                        options.max_clips)
+  held_out = clip_plans.plan_clips(
+      wavs, clip_plans.split_sources(meta, records.VALIDATION_SPLIT), clip_samples,
+      options.max_clips)
   sources = sorted({clip.source for clip in held_out})
   if len(sources) < 2:
     raise EvaluationError(
@@ -426,8 +353,9 @@ def real_clip_plans(meta, dataset_dir: str, clip_samples: int, options: Evaluati
         'lower --clip_seconds)')
   half_a, half_b = distances.split_halves(
       len(held_out), groups=[sources.index(clip.source) for clip in held_out], seed=options.seed)
-  training = plan_clips(wavs, split_sources(meta, records.TRAIN_SPLIT), clip_samples,
-                        options.max_clips)
+  training = clip_plans.plan_clips(
+      wavs, clip_plans.split_sources(meta, records.TRAIN_SPLIT), clip_samples,
+      options.max_clips)
   return [held_out[i] for i in half_a], [held_out[i] for i in half_b], training
 
 

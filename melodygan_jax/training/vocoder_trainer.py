@@ -3,17 +3,22 @@
 Vocos' recipe (Siuzdak 2023), at the audio contract's STFT: per crop of
 cleaned audio, its log-mel is computed in the step (inversion.log_mel, the
 contract's features in JAX); the generator predicts the STFT and the inverse
-STFT gives the waveform. Generator loss = mel_weight x L1 of the output's
-log-mel against the input's, plus, from `loss.adversarial_start_step` on, the
-hinge losses and feature-matching losses of a multi-period and a
-multi-resolution spectrogram discriminator (the latter weighted by
-`loss.resolution_weight`); the discriminators are trained in the same step.
-AdamW with betas (0.8, 0.9), warm-up and cosine decay for both.
+STFT gives the waveform. With the CPU default's priors, the generator hears
+the mel's NNLS magnitude and the phase fast Griffin-Lim finds for it
+(computed in the step, outside the gradient) and predicts corrections of both.
+Generator loss = mel_weight x L1 of the output's log-mel against the input's,
++ stft_weight x Parallel WaveGAN's multi-resolution STFT loss, + magnitude_weight
+x L1 of the head's log-magnitude against the crop's own STFT (APNet's
+amplitude loss), plus, from `loss.adversarial_start_step` on, the hinge
+losses and feature-matching losses of a multi-period and a multi-resolution
+spectrogram discriminator (the latter weighted by `loss.resolution_weight`);
+the discriminators are trained in the same step. AdamW with betas (0.8, 0.9),
+warm-up and cosine decay for both.
 
 Fine-tuning on the codec (`config.vqvae_workdir`): the generator hears each
 crop's log-mel after a round trip through that VQ-VAE, so it learns to turn
-what sampling will feed it into the real audio; the mel loss still compares
-with the real crop's log-mel. `config.init_vocoder_workdir` starts a run from
+what sampling will feed it into the real audio; the losses still compare
+with the real crop. `config.init_vocoder_workdir` starts a run from
 another vocoder run's generator and discriminators (fresh optimizers), so a
 fine-tuning run continues a trained vocoder.
 
