@@ -12,7 +12,7 @@ The CPU default: a 4-block, 128-wide ConvNeXt over mel frames with an
 inverse-STFT head at the contract's n_fft 1024 / hop 256 (0.78 M parameters)
 that corrects the mel's least-squares inverse magnitude (FreeV's prior) and
 the phase fast Griffin-Lim finds for it (so it starts as Griffin-Lim),
-trained on 8,192-sample crops (0.37 s), mel L1 alone for the first steps,
+trained on 8,192-sample crops (0.37 s), reconstruction losses alone at first,
 then against small multi-period and multi-resolution discriminators.
 configs/vocoder_large.py is Vocos' own size for accelerators.
 """
