@@ -109,17 +109,25 @@ def circular_istft(spectrum: jax.Array) -> jax.Array:
   return (signal / jnp.maximum(envelope, _EPSILON)).reshape(batch, -1)
 
 
+def magnitude(spectrum: jax.Array) -> jax.Array:
+  """|z| with a tiny floor inside the root: the gradient of |z| at 0 is undefined."""
+  return jnp.sqrt(jnp.real(spectrum) ** 2 + jnp.imag(spectrum) ** 2 + 1e-12)
+
+
+def magnitude_and_log_mel(samples: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """[batch, samples] -> (STFT magnitude [batch, frames, bins], `log_mel`), one STFT for both."""
+  spectrum_magnitude = magnitude(stft(samples, contract.num_frames(samples.shape[1])))
+  mel = spectrum_magnitude @ jnp.asarray(contract.mel_filterbank().T)
+  return spectrum_magnitude, jnp.log(jnp.maximum(mel, contract.LOG_MEL_FLOOR))
+
+
 def log_mel(samples: jax.Array) -> jax.Array:
   """[batch, samples] -> [batch, 1 + samples // HOP_LENGTH, NUM_MELS]: `contract.log_mel` in JAX.
 
   The same STFT, filterbank and floor, differentiable, so a vocoder's mel loss
   is computed with exactly the features it is given.
   """
-  spectrum = stft(samples, contract.num_frames(samples.shape[1]))
-  # |z| with a tiny floor inside the root: the gradient of |z| at 0 is undefined.
-  magnitude = jnp.sqrt(jnp.real(spectrum) ** 2 + jnp.imag(spectrum) ** 2 + 1e-12)
-  mel = magnitude @ jnp.asarray(contract.mel_filterbank().T)
-  return jnp.log(jnp.maximum(mel, contract.LOG_MEL_FLOOR))
+  return magnitude_and_log_mel(samples)[1]
 
 
 def mel_to_magnitude(mel: jax.Array, iterations: int) -> jax.Array:

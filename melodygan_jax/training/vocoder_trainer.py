@@ -191,7 +191,7 @@ def log_magnitude_l1(true_magnitude: jax.Array, spectrum: jax.Array) -> jax.Arra
   """Mean |log |predicted STFT| - log |true STFT|| at the contract's STFT: the head's
   magnitude trained directly, as APNet trains its amplitude spectrum (the mel's
   128 bands cannot tell the 513 bins apart; this loss can)."""
-  predicted = jnp.sqrt(jnp.real(spectrum) ** 2 + jnp.imag(spectrum) ** 2 + 1e-12)
+  predicted = inversion.magnitude(spectrum)
   return jnp.mean(jnp.abs(jnp.log(jnp.maximum(predicted, MAGNITUDE_FLOOR))
                           - jnp.log(jnp.maximum(true_magnitude, MAGNITUDE_FLOOR))))
 
@@ -213,10 +213,12 @@ def multi_resolution_stft_loss(reference: jax.Array, estimate: jax.Array) -> jax
 
 
 def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adversarial: bool,
-            phase_prior_iterations: int, state: TrainState, audio, input_log_mel):
-  """Generator step, and discriminator step when `adversarial` (static)."""
-  log_mel = inversion.log_mel(audio)
-  true_magnitude = jnp.abs(inversion.stft(audio, log_mel.shape[1]))
+            phase_prior_iterations: int, state: TrainState, audio, true_magnitude, log_mel,
+            input_log_mel):
+  """Generator step, and discriminator step when `adversarial` (static).
+
+  `true_magnitude` and `log_mel` are the real crop's STFT magnitude and log-mel.
+  """
   # The priors (NNLS magnitude, Griffin-Lim phase) are inputs: computed once, outside the gradient.
   prior_keys = jax.random.split(jax.random.fold_in(jax.random.key(0), state.step),
                                 audio.shape[0])
@@ -282,10 +284,12 @@ def train_step(graphdef, disc_graphdef, optimizer, disc_optimizer, schedule, con
   itself, or its codec round trip).
   """
   audio = batch['audio']
-  input_log_mel = jax.lax.stop_gradient(input_log_mel_fn(codec, inversion.log_mel(audio)))
+  true_magnitude, log_mel = inversion.magnitude_and_log_mel(audio)  # One STFT of the crop.
+  input_log_mel = jax.lax.stop_gradient(input_log_mel_fn(codec, log_mel))
   (loss, terms), (generator, opt_state, disc_params, disc_opt_state) = _update(
       graphdef, disc_graphdef, optimizer, disc_optimizer, config.loss, adversarial,
-      config.model.get('phase_prior_iterations', 0), state, audio, input_log_mel)
+      config.model.get('phase_prior_iterations', 0), state, audio, true_magnitude, log_mel,
+      input_log_mel)
   metrics = {'train/loss': loss, 'train/learning_rate': schedule(state.step),
              **{f'train/{name}': value for name, value in terms.items()}}
   return state.replace(step=state.step + 1, generator=generator, opt_state=opt_state,
