@@ -8,8 +8,9 @@ separate, featurize: `song.process_song`, in a single-threaded-BLAS child
 process as on the local path, so a file that crashes its decoder is skipped,
 not retried into a failed job) -> the split of every used song by the hash
 of its path -> each segment to the shard its identity hashes to (a song's
-segments of one shard travel as one element) -> one writer per shard, records
-sorted by source, stem and start -> TFDS metadata,
+segment numbers of one shard travel as one element) -> one writer per shard,
+reading those rows from the songs' archives, records sorted by source, stem
+and start -> TFDS metadata,
 stats.json (train-split sums through a CombineFn) and report.json. Every
 choice is the local path's (`shards.shard_of`, `shards.assign_splits`, the
 same record bytes), so both write the same data set.
@@ -29,6 +30,7 @@ import apache_beam as beam
 from apache_beam.options import pipeline_options as beam_pipeline_options
 import numpy as np
 
+from data_prep import features
 from data_prep import report as report_lib
 from data_prep import shards
 from data_prep import song as song_lib
@@ -87,20 +89,19 @@ def _song_shards(outcome: dict, cache_paths: dict, split_of: dict, num_shards: d
   """A used song's segments, one element per (stem, shard) they hash to.
 
   Yields:
-    ((split, shard), (source, stem, indices, mel [n, frames, mels], mfcc [n, frames, mfcc])):
-    arrays of a song's segments move through the shuffle together, far
-    cheaper than one element per segment.
+    ((split, shard), (source, stem, indices [n])): only which segments go
+    where travels through the shuffle; the shard's writer reads those rows
+    from the song's segment archive (storage every worker sees). Arrays in
+    the shuffle took ~90x their size in memory on the DirectRunner.
   """
   split = split_of[outcome['source']]
-  with np.load(cache_paths[outcome['source']] + '.npz') as arrays:
-    for stem in outcome['stems']:
-      mel, mfcc = arrays[f'{stem}/mel'], arrays[f'{stem}/mfcc']
-      shard_of = np.array([shards.shard_of(outcome['source'], stem, index, num_shards[split])
-                           for index in range(len(mel))], np.int64)
-      for shard in np.unique(shard_of):
-        indices = np.flatnonzero(shard_of == shard)
-        yield (split, int(shard)), (outcome['source'], stem, indices, mel[indices],
-                                    mfcc[indices])
+  archive = cache_paths[outcome['source']] + '.npz'
+  for stem in outcome['stems']:
+    count = features.num_segments(archive, f'{stem}/mel')
+    shard_of = np.array([shards.shard_of(outcome['source'], stem, index, num_shards[split])
+                         for index in range(count)], np.int64)
+    for shard in np.unique(shard_of):
+      yield (split, int(shard)), (outcome['source'], stem, np.flatnonzero(shard_of == shard))
 
 
 def _stem_sums(outcome: dict, cache_paths: dict, split_of: dict):
@@ -125,7 +126,8 @@ def _shard_counts(outcomes: list[dict], split_of: dict, segment_frames: int,
           for split, total in totals.items() if total}
 
 
-def _write_shard(keyed_groups, work_dir: str, num_shards: dict) -> dict:
+def _write_shard(keyed_groups, work_dir: str, num_shards: dict, cache_paths: dict,
+                 segment_frames: int) -> dict:
   """Writes one shard, its records in the local path's order; returns what it holds."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   (split, shard), groups = keyed_groups
@@ -133,8 +135,10 @@ def _write_shard(keyed_groups, work_dir: str, num_shards: dict) -> dict:
   counts = dict.fromkeys(contract.STEM_KINDS, 0)
   with tf.io.TFRecordWriter(path) as writer:
     # Sorted by source and stem; a song's indices are ascending: sorted by start.
-    for source, stem, indices, mel, mfcc in sorted(groups, key=lambda group: group[:2]):
-      segment_frames = mel.shape[1]
+    for source, stem, indices in sorted(groups, key=lambda group: group[:2]):
+      archive = cache_paths[source] + '.npz'
+      mel = features.read_segment_rows(archive, f'{stem}/mel', indices)
+      mfcc = features.read_segment_rows(archive, f'{stem}/mfcc', indices)
       for index, segment_mel, segment_mfcc in zip(indices, mel, mfcc):
         writer.write(records.serialize_segment(
             segment_mel, segment_mfcc, source,
@@ -238,7 +242,8 @@ def run(tasks: list[song_lib.SongTask], options, runner: str, beam_options: str 
                                        num_shards=beam.pvalue.AsSingleton(num_shards))
         | 'GroupShards' >> beam.GroupByKey()
         | 'WriteShards' >> beam.Map(_write_shard, work_dir=str(work_dir),
-                                    num_shards=beam.pvalue.AsSingleton(num_shards))
+                                    num_shards=beam.pvalue.AsSingleton(num_shards),
+                                    cache_paths=cache_paths, segment_frames=segment_frames)
         | 'ShardInfos' >> beam.combiners.ToList())
     stem_stats = (
         used

@@ -7,6 +7,7 @@ clipped 80 dB below the song's loudest frame, known only at the end) waits
 in a temporary file until the second pass.
 """
 import contextlib
+import struct
 import tempfile
 import zipfile
 
@@ -47,7 +48,6 @@ def write_segments(archive: zipfile.ZipFile, stem: str, samples: np.ndarray,
   total_frames = contract.num_frames(len(samples))
   num_segments = total_frames // segment_frames
   kept_frames = num_segments * segment_frames
-  filterbank_t = contract.mel_filterbank().T
   loudest_db = -np.inf
   with tempfile.TemporaryFile() as power_db_file:
     with _npy_entry(archive, f'{stem}/mel',
@@ -57,10 +57,11 @@ def write_segments(archive: zipfile.ZipFile, stem: str, samples: np.ndarray,
         count = min(_CHUNK_FRAMES, total_frames - first)
         magnitude = contract.magnitude_frames(samples, first, count)
         kept = max(0, min(count, kept_frames - first))
-        log_mel = np.log(np.maximum(magnitude[:kept] @ filterbank_t, contract.LOG_MEL_FLOOR))
+        log_mel = np.log(np.maximum(contract.mel_frames(magnitude[:kept]),
+                                    contract.LOG_MEL_FLOOR))
         mel_entry.write(log_mel.astype(np.float32).tobytes())
         np.square(magnitude, out=magnitude)
-        power_db = librosa.power_to_db(magnitude @ filterbank_t, top_db=None)
+        power_db = librosa.power_to_db(contract.mel_frames(magnitude), top_db=None)
         loudest_db = max(loudest_db, float(power_db.max()))
         power_db_file.write(power_db[:kept].astype(np.float32).tobytes())
     power_db_file.seek(0)
@@ -75,3 +76,48 @@ def write_segments(archive: zipfile.ZipFile, stem: str, samples: np.ndarray,
         mfcc = scipy.fft.dct(power_db, axis=-1, type=2, norm='ortho')[:, :contract.NUM_MFCC]
         mfcc_entry.write(mfcc.astype(np.float32).tobytes())
   return num_segments
+
+
+def _entry_layout(npz_path: str, name: str) -> tuple[int, tuple[int, ...]]:
+  """(byte offset of the data, shape) of float32 entry `name` of a segment archive.
+
+  The archive's entries are stored uncompressed (`write_segments`), so an
+  entry is a plain .npy at a fixed place inside the zip.
+  """
+  with open(npz_path, 'rb') as archive_file:
+    with zipfile.ZipFile(archive_file) as archive:
+      info = archive.getinfo(f'{name}.npy')
+    if info.compress_type != zipfile.ZIP_STORED:
+      raise ValueError(f'{npz_path}: entry {name} is compressed; it cannot be read by rows')
+    archive_file.seek(info.header_offset)
+    local_header = archive_file.read(30)  # Its name and extra field lengths may differ
+    name_length, extra_length = struct.unpack('<HH', local_header[26:30])  # from the index's.
+    archive_file.seek(info.header_offset + 30 + name_length + extra_length)
+    version = np.lib.format.read_magic(archive_file)
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    shape, fortran_order, dtype = read_header(archive_file)
+    if fortran_order or dtype != np.float32:
+      raise ValueError(f'{npz_path}: entry {name} is not C-ordered float32')
+    return archive_file.tell(), tuple(shape)
+
+
+def num_segments(npz_path: str, name: str) -> int:
+  """Segments in entry `name` (e.g. 'mix/mel') of a segment archive, from its header."""
+  return _entry_layout(npz_path, name)[1][0]
+
+
+def read_segment_rows(npz_path: str, name: str, indices: np.ndarray) -> np.ndarray:
+  """Rows `indices` of entry `name` of a segment archive, reading only those rows.
+
+  Args:
+    npz_path: a `.npz` written by `write_segments`.
+    name: an entry without `.npy`, e.g. 'mix/mel'.
+    indices: segment numbers, [n] ints.
+
+  Returns:
+    [n, segment_frames, dims] float32, a copy.
+  """
+  offset, shape = _entry_layout(npz_path, name)
+  rows = np.memmap(npz_path, np.float32, 'r', offset=offset, shape=shape)
+  return np.array(rows[np.asarray(indices)])

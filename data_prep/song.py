@@ -28,7 +28,8 @@ MIN_SEGMENT_FRAMES = 16
 # Bump when processing changes what a file's outputs are, so re-runs redo them.
 # 3: loudness through float32 sosfilt, features through one batched float32 FFT;
 #    stereo files reach the dsp separator.
-PROCESSING_VERSION = 3
+# 4: the mel product over each band group's own bins (float32 rounding changes).
+PROCESSING_VERSION = 4
 
 
 @dataclasses.dataclass(frozen=True)

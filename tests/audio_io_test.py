@@ -135,6 +135,21 @@ def test_write_wav_is_16_bit_and_clips(tmp_path):
   assert [p.name for p in tmp_path.iterdir()] == ['out.wav']
 
 
+def test_write_wav_writes_the_values_libsndfile_would(tmp_path):
+  """The 16-bit conversion done before libsndfile is libsndfile's own, value for value."""
+  rng = np.random.default_rng(0)
+  edges = np.array([1.0, -1.0, 32767 / 32768, -32767 / 32768, 0.5 / 32767, -0.5 / 32767,
+                    1.5 / 32767, 2.5 / 32767, 1e-9, -1e-9, 1.7, -1.7], np.float32)
+  samples = np.concatenate([rng.standard_normal(200_000).astype(np.float32) * 0.4, edges])
+  audio_io.write_wav(tmp_path / 'ours.wav', samples)
+  soundfile.write(tmp_path / 'libsndfile.wav', np.clip(samples, -1.0, 32767 / 32768), 22050,
+                  subtype='PCM_16')
+  ours, _ = soundfile.read(tmp_path / 'ours.wav', dtype='int16')
+  theirs, _ = soundfile.read(tmp_path / 'libsndfile.wav', dtype='int16')
+  assert len(ours) == len(samples)
+  np.testing.assert_array_equal(ours, theirs)
+
+
 @pytest.mark.parametrize('codec', [None, 'aac'])
 def test_streamed_decoding_equals_decoding_whole(tmp_path, codec):
   """Block by block (libsndfile, or ffmpeg's stream for AAC) gives the whole-file result."""

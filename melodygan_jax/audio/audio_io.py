@@ -181,6 +181,7 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 # benchmarks/data_prep_bench.py: Opus 2x; Vorbis, MP3 and FLAC are faster in libsndfile).
 FFMPEG_FASTER_SUBTYPES = frozenset({'OPUS'})
 _BLOCK_FRAMES = 2**20  # Decoded per step when streaming: ~24 s of 44.1 kHz audio.
+_WAV_BLOCK_FRAMES = 2**16  # Written per step: its temporaries stay in cache.
 
 
 class _GrowingBuffer:
@@ -379,10 +380,13 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray,
   """Writes mono 16-bit PCM WAV atomically; samples are clipped to [-1, 1).
 
   Written block by block, so a long song is not copied whole to be clipped.
+  The 16-bit values are libsndfile's own float conversion, floor(x * 32768),
+  computed here: 4x faster than handing libsndfile float blocks.
   """
   with atomic_files.atomic_path(path) as tmp_path:
     with soundfile.SoundFile(str(tmp_path), 'w', sample_rate, 1, subtype='PCM_16',
                              format='WAV') as f:
-      for start in range(0, len(samples), _BLOCK_FRAMES):
-        f.write(np.clip(np.asarray(samples[start:start + _BLOCK_FRAMES], np.float32),
-                        -1.0, 32767 / 32768))
+      for start in range(0, len(samples), _WAV_BLOCK_FRAMES):
+        block = np.asarray(samples[start:start + _WAV_BLOCK_FRAMES], np.float32) * 32768.0
+        f.write(np.floor(np.clip(block, -32768.0, 32767.0, out=block), out=block)
+                .astype(np.int16))

@@ -19,7 +19,7 @@ MEL_FMIN_HZ = 0.0
 MEL_FMAX_HZ = SAMPLE_RATE_HZ / 2  # Full band: up to Nyquist, nothing is cut.
 LOG_MEL_FLOOR = 1e-5  # Log-mel = log(max(mel magnitude, floor)).
 NUM_MFCC = 20
-_FFT_BATCH_FRAMES = 4096  # Frames per batched FFT call.
+_FFT_BATCH_FRAMES = 512  # Frames per batched FFT call: its 3 MB of buffers stay in cache.
 
 STEM_KINDS = ('mix', 'vocals', 'instrumental')
 
@@ -56,6 +56,37 @@ def mel_filterbank() -> np.ndarray:
   return librosa.filters.mel(
       sr=SAMPLE_RATE_HZ, n_fft=N_FFT, n_mels=NUM_MELS, fmin=MEL_FMIN_HZ,
       fmax=MEL_FMAX_HZ, htk=False, norm='slaney', dtype=np.float32)
+
+
+_MEL_GROUP_BANDS = 16
+
+
+@functools.cache
+def _mel_band_groups() -> tuple:
+  """(first band, last band + 1, first bin, last bin + 1, [bins, bands] weights) per
+  group of 16 neighbouring bands: each group touches only its own stretch of bins."""
+  filterbank_t = mel_filterbank().T
+  groups = []
+  for first in range(0, NUM_MELS, _MEL_GROUP_BANDS):
+    weights = filterbank_t[:, first:first + _MEL_GROUP_BANDS]
+    bins = np.flatnonzero(weights.any(axis=1))
+    lo, hi = (int(bins[0]), int(bins[-1]) + 1) if len(bins) else (0, 0)
+    groups.append((first, first + weights.shape[1], lo, hi,
+                   np.ascontiguousarray(weights[lo:hi])))
+  return tuple(groups)
+
+
+def mel_frames(magnitude: np.ndarray) -> np.ndarray:
+  """[frames, N_FFT // 2 + 1] spectrum -> [frames, NUM_MELS] mel, float32.
+
+  `magnitude @ mel_filterbank().T` without its zeros: each group of bands
+  is multiplied with the bins it covers only (1/7 of the products, 2x faster
+  here; equal to the dense product to float32 rounding).
+  """
+  mel = np.empty((len(magnitude), NUM_MELS), np.float32)
+  for first, last, lo, hi, weights in _mel_band_groups():
+    np.matmul(magnitude[:, lo:hi], weights, out=mel[:, first:last])
+  return mel
 
 
 @functools.cache
@@ -126,15 +157,14 @@ def log_mel_and_mfcc(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
       range below the loudest frame, then an orthonormal DCT-II).
   """
   magnitude = magnitude_frames(samples)
-  filterbank_t = mel_filterbank().T
-  log_mel = np.log(np.maximum(magnitude @ filterbank_t, LOG_MEL_FLOOR))
+  log_mel = np.log(np.maximum(mel_frames(magnitude), LOG_MEL_FLOOR))
   np.square(magnitude, out=magnitude)
-  mel_power_db = librosa.power_to_db(magnitude @ filterbank_t)
+  mel_power_db = librosa.power_to_db(mel_frames(magnitude))
   mfcc = scipy.fft.dct(mel_power_db, axis=-1, type=2, norm='ortho')[:, :NUM_MFCC]
   return log_mel.astype(np.float32), mfcc.astype(np.float32)
 
 
 def log_mel(samples: np.ndarray) -> np.ndarray:
   """[frames, NUM_MELS] log-mel of mono samples at SAMPLE_RATE_HZ."""
-  return np.log(np.maximum(magnitude_frames(samples) @ mel_filterbank().T,
+  return np.log(np.maximum(mel_frames(magnitude_frames(samples)),
                            LOG_MEL_FLOOR)).astype(np.float32)
