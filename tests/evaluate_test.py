@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from data_prep import prepare
+from melodygan_jax.evaluation import clip_analysis
 from melodygan_jax.evaluation import clip_plans
 from melodygan_jax.evaluation import evaluate
 from melodygan_jax.evaluation import latent_metrics
@@ -106,7 +107,7 @@ def test_plan_spreads_a_cap_over_every_file(tmp_path):
 
 def test_memorization_flags_copies_of_training_clips():
   rng = np.random.default_rng(0)
-  sets = evaluate.FeatureSets()
+  sets = clip_analysis.FeatureSets()
   training = rng.normal(size=(40, 5))
   sets.add('training', {'musicnn': training})
   sets.add('floor', {'musicnn': rng.normal(size=(20, 5))})

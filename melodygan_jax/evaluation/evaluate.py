@@ -41,16 +41,15 @@ import time
 from absl import app
 from absl import flags
 import jax.numpy as jnp
-import librosa
 import numpy as np
 
 from melodygan_jax import atomic_files
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import spectral_metrics
-from melodygan_jax.audio import synthesis
 from melodygan_jax.data import input_pipeline
 from melodygan_jax.data import records
 from melodygan_jax.data import reference_clips
+from melodygan_jax.evaluation import clip_analysis
 from melodygan_jax.evaluation import clip_plans
 from melodygan_jax.evaluation import distances
 from melodygan_jax.evaluation import embeddings as embeddings_lib
@@ -62,7 +61,7 @@ from melodygan_jax.generation import sample
 from melodygan_jax.models import quantizer as quantizer_lib
 
 EVALUATED_STEM = clip_plans.EVALUATED_STEM
-FEATURE_KINDS = ('musicnn', 'mfcc', 'encoder')
+FEATURE_KINDS = clip_analysis.FEATURE_KINDS
 
 
 class EvaluationError(ValueError):
@@ -79,12 +78,6 @@ class EvaluationOptions:
   num_resamples: int = 200        # Bootstrap draws per interval.
   batch_size: int = 8             # Clips per decode / inversion / embedding batch.
   vocoder_workdir: str | None = None  # A vocoder run inverts every set; default Griffin-Lim.
-
-
-def mfcc_from_log_mel(log_mel: np.ndarray) -> np.ndarray:
-  """[frames, mels] log mel magnitude -> [frames, NUM_MFCC], as data_prep's MFCCs."""
-  power_db = librosa.power_to_db(np.exp(2.0 * np.asarray(log_mel, np.float64)).T)
-  return librosa.feature.mfcc(S=power_db, n_mfcc=contract.NUM_MFCC).T
 
 
 def mel_cepstral_distortion(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -114,134 +107,6 @@ def mean_interval(values, num_resamples: int, seed: int = 0,
   low, high = np.percentile(values[draws].mean(axis=1), [tail, 100.0 - tail])
   return distances.Interval(float(values.mean()), float(low), float(high), confidence,
                             num_resamples)
-
-
-# Real clips: planned from file lengths, read one batch at a time.
-
-class ClipAnalyzer:
-  """Audio clips -> musicnn embeddings, MFCC statistics and VQ-VAE encoder features."""
-
-  def __init__(self, vqvae: pretrained.LoadedVQVAE, embedder: embeddings_lib.Embedder,
-               batch_size: int, vocoder=None):
-    self.vqvae = vqvae
-    self.embedder = embedder
-    self.batch_size = batch_size
-    self.vocoder = vocoder  # The inversion of every set; None: Griffin-Lim.
-
-  @property
-  def inversion_name(self) -> str:
-    """The name of the set of true log-mels through the inversion alone."""
-    return 'vocoder' if isinstance(self.vocoder, neural_vocoder.NeuralVocoder) else 'griffin_lim'
-
-  def log_mels(self, clips: np.ndarray) -> np.ndarray:
-    """[batch, samples] -> [batch, frames, NUM_MELS] log-mel, frames a multiple of the stride."""
-    log_mel = np.stack([contract.log_mel(clip) for clip in clips])
-    frames = log_mel.shape[1] // self.vqvae.time_stride * self.vqvae.time_stride
-    return log_mel[:, :frames]
-
-  def features(self, clips: np.ndarray) -> dict:
-    """[batch, samples] -> {'musicnn': [batch, 200], 'mfcc': [batch, 40], 'encoder': [batch, dim]}."""
-    log_mel = self.log_mels(clips)
-    mfccs = np.stack([mfcc_from_log_mel(one) for one in log_mel])
-    normalized = self.vqvae.normalize(log_mel, EVALUATED_STEM).astype(np.float32)
-    encoded = np.asarray(self.vqvae.jit_encoder(
-        self.vqvae.state, clip_plans.fixed_batch(normalized, self.batch_size)))
-    return {'musicnn': self.embedder.embed(clips, contract.SAMPLE_RATE_HZ),
-            'mfcc': np.concatenate([mfccs.mean(1), mfccs.std(1)], axis=-1),
-            'encoder': encoded[:len(clips)].mean(axis=1)}
-
-  def reconstruct(self, log_mel: np.ndarray) -> np.ndarray:
-    """[batch, frames, mels] log-mel -> the codec's reconstruction (un-normalized)."""
-    normalized = self.vqvae.normalize(log_mel, EVALUATED_STEM).astype(np.float32)
-    recon = np.asarray(self.vqvae.jit_reconstruct(
-        self.vqvae.state, clip_plans.fixed_batch(normalized, self.batch_size)))
-    return self.vqvae.denormalize(recon[:len(log_mel)], EVALUATED_STEM)
-
-
-class FeatureSets:
-  """Features of several clip sets, appended batch by batch: rows [n, dim] each."""
-
-  def __init__(self):
-    self._parts = {}
-
-  def add(self, name: str, features: dict) -> None:
-    for kind, rows in features.items():
-      self._parts.setdefault(name, {}).setdefault(kind, []).append(np.asarray(rows))
-
-  def get(self, name: str, kind: str) -> np.ndarray:
-    return np.concatenate(self._parts[name][kind])
-
-  def names(self) -> list[str]:
-    return list(self._parts)
-
-  def count(self, name: str) -> int:
-    return len(self.get(name, FEATURE_KINDS[0]))
-
-
-def invert(log_mel: np.ndarray, clip_samples: int, seed: int, first_index: int,
-           batch_size: int, vocoder=None) -> np.ndarray:
-  """Log-mel [batch, frames, mels] -> audio [batch, clip_samples] by `vocoder` (default:
-  the pipeline's Griffin-Lim)."""
-  indices = range(first_index, first_index + batch_size)
-  audio = synthesis.log_mel_to_audio(
-      clip_plans.fixed_batch(log_mel.astype(np.float32), batch_size), seed=seed,
-      indices=indices, vocoder=vocoder)
-  return clip_plans.fit_length(audio[:len(log_mel)], clip_samples)
-
-
-def waveform_scores(original: np.ndarray, estimate: np.ndarray, visqol) -> dict:
-  """One clip's reconstruction scores: MR-STFT and mel distance, ViSQOL if `visqol`."""
-  scores = {'mr_stft_distance': reconstruction.multi_resolution_stft_distance(
-                original, estimate)['total'],
-            # The contract's log-mel, so the figure follows a change of bands or band edge.
-            'mel_distance': reconstruction.mel_distance(
-                original, estimate, contract.SAMPLE_RATE_HZ, n_fft=contract.N_FFT,
-                hop_length=contract.HOP_LENGTH, num_mels=contract.NUM_MELS,
-                fmin_hz=contract.MEL_FMIN_HZ, fmax_hz=contract.MEL_FMAX_HZ,
-                log_floor=contract.LOG_MEL_FLOOR)}
-  if visqol is not None:
-    scores['visqol'] = visqol.score(original, estimate, contract.SAMPLE_RATE_HZ)
-  return scores
-
-
-def analyze_real_clips(analyzer: ClipAnalyzer, sets: FeatureSets, plan, set_name: str,
-                       options: EvaluationOptions, clip_samples: int,
-                       reconstruct: bool = False, visqol=None) -> dict[str, list[float]]:
-  """Features of real clips (and, with `reconstruct`, of their codec and inversion copies).
-
-  Returns:
-    Per-clip waveform scores, 'vqvae/...' and 'griffin_lim/...' lists (empty
-    without `reconstruct`).
-  """
-  scores = {}
-  batches = clip_plans.read_clip_batches(plan, clip_samples, options.batch_size)
-  for batch_index, clips in enumerate(batches):
-    first = batch_index * options.batch_size
-    sets.add(set_name, analyzer.features(clips))
-    if not reconstruct:
-      continue
-    log_mel = analyzer.log_mels(clips)
-    for name, source_mel in (('vqvae_reconstruction', analyzer.reconstruct(log_mel)),
-                             (analyzer.inversion_name, log_mel)):
-      audio = invert(source_mel, clip_samples, options.seed, first, options.batch_size,
-                     analyzer.vocoder)
-      sets.add(name, analyzer.features(audio))
-      for offset, (original, estimate) in enumerate(zip(clips, audio)):
-        use_visqol = visqol if first + offset < options.num_visqol else None
-        for score, value in waveform_scores(original, estimate, use_visqol).items():
-          scores.setdefault(f'{name}/{score}', []).append(value)
-  return scores
-
-
-def analyze_codes(analyzer: ClipAnalyzer, sets: FeatureSets, set_name: str, codes: np.ndarray,
-                  options: EvaluationOptions, clip_samples: int) -> None:
-  """Codes [n, steps] decoded, inverted and analysed as clips, one batch at a time."""
-  for first in range(0, len(codes), options.batch_size):
-    chunk = codes[first:first + options.batch_size]
-    log_mel = analyzer.vqvae.codes_to_log_mel(clip_plans.fixed_batch(chunk, options.batch_size),
-                                              EVALUATED_STEM)[:len(chunk)]
-    sets.add(set_name, analyzer.features(invert(log_mel, clip_samples, options.seed, first,
-                                                options.batch_size, analyzer.vocoder)))
 
 
 def distances_to_reference(reference: np.ndarray, evaluated: np.ndarray, kind: str,
@@ -311,7 +176,8 @@ def evaluate_vqvae(vqvae: pretrained.LoadedVQVAE, meta, data,
       per_segment['mel_spectral_convergence'].append(
           float(spectral_metrics.spectral_convergence(target, estimate)))
       per_segment['mel_cepstral_distortion_db'].append(mel_cepstral_distortion(
-          mfcc_from_log_mel(target), mfcc_from_log_mel(estimate)))
+          clip_analysis.mfcc_from_log_mel(target),
+          clip_analysis.mfcc_from_log_mel(estimate)))
       # The trivial codec: every frame the data set's mean spectrum.
       mean_spectrum = vqvae.denormalize(np.zeros_like(mel[index]), stem)
       per_segment['mean_spectrum_sc'].append(
@@ -368,14 +234,15 @@ def evaluate_audio(vqvae: pretrained.LoadedVQVAE, meta, data, dataset_dir: str,
   num_clips = len(half_b) if options.num_samples is None else min(options.num_samples,
                                                                   len(half_b))
   half_a, half_b = half_a[:num_clips], half_b[:num_clips]
-  analyzer = ClipAnalyzer(vqvae, embeddings_lib.Embedder(batch_size=16), options.batch_size,
-                          vocoder)
-  sets = FeatureSets()
+  analyzer = clip_analysis.ClipAnalyzer(vqvae, embeddings_lib.Embedder(batch_size=16),
+                                        options.batch_size, vocoder)
+  sets = clip_analysis.FeatureSets()
   visqol = reconstruction.Visqol() if options.num_visqol > 0 else None
-  analyze_real_clips(analyzer, sets, half_a, 'reference', options, clip_samples)
-  scores = analyze_real_clips(analyzer, sets, half_b, 'floor', options, clip_samples,
-                              reconstruct=True, visqol=visqol)
-  analyze_real_clips(analyzer, sets, training, 'training', options, clip_samples)
+  for plan, name in ((half_a, 'reference'), (training, 'training')):
+    clip_analysis.analyze_real_clips(analyzer, sets, plan, name, clip_samples, options.seed)
+  scores = clip_analysis.analyze_real_clips(
+      analyzer, sets, half_b, 'floor', clip_samples, options.seed, reconstruct=True,
+      visqol=visqol, num_visqol=options.num_visqol)
 
   steps = sample.steps_for_seconds(options.clip_seconds, vqvae.time_stride)
   train_codes = stream_codes(vqvae, meta, data, records.TRAIN_SPLIT, options.max_clips)
@@ -387,7 +254,7 @@ def evaluate_audio(vqvae: pretrained.LoadedVQVAE, meta, data, dataset_dir: str,
   if generator is not None:
     code_sets['gan'] = generate(generator, vqvae, num_clips, steps, options)
   for name, codes in code_sets.items():
-    analyze_codes(analyzer, sets, name, codes, options, clip_samples)
+    clip_analysis.analyze_codes(analyzer, sets, name, codes, clip_samples, options.seed)
 
   metrics = {'audio/clip_seconds': options.clip_seconds, 'audio/num_clips': num_clips,
              'audio/num_training_clips': len(training)}
@@ -419,7 +286,7 @@ def generate(generator: pretrained.LoadedGenerator, vqvae: pretrained.LoadedVQVA
   return np.concatenate(codes)[:num_clips]
 
 
-def memorization_metrics(sets: FeatureSets, names: list[str]) -> dict:
+def memorization_metrics(sets: clip_analysis.FeatureSets, names: list[str]) -> dict:
   """Nearest training clip of each generated clip, against the held-out floor (half B)."""
   training = sets.get('training', 'musicnn')
   metrics = {}
