@@ -38,6 +38,7 @@ import numpy as np  # pylint: disable=wrong-import-position
 import scipy.signal  # pylint: disable=wrong-import-position
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+from melodygan_jax.evaluation import clip_plans  # pylint: disable=wrong-import-position
 from melodygan_jax.evaluation import distances  # pylint: disable=wrong-import-position
 from melodygan_jax.evaluation import embeddings  # pylint: disable=wrong-import-position
 from melodygan_jax.evaluation import reconstruction  # pylint: disable=wrong-import-position
@@ -256,7 +257,7 @@ def main():
         f'clips peaks at {figures["embedder_peak_rss_mb_20_clips"]:.0f} / '
         f'{figures["embedder_peak_rss_mb_400_clips"]:.0f} MB RSS')
 
-  half_a, half_b = distances.split_halves(len(clips), groups=tracks, seed=0)
+  half_a, half_b = clip_plans.split_halves(len(clips), groups=tracks, seed=0)
   figures['half_clips'] = len(half_a)
   patch_mask_a, patch_mask_b = np.isin(real_owner, half_a), np.isin(real_owner, half_b)
   reference = (real_clip[half_a], real_patch[patch_mask_a], real_owner[patch_mask_a])

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import scipy.linalg
 
+from melodygan_jax.evaluation import clip_plans
 from melodygan_jax.evaluation import distances
+from melodygan_jax.evaluation import memorization
 from melodygan_jax.evaluation import ngrams
 from melodygan_jax.evaluation import reconstruction
 
@@ -167,7 +169,7 @@ def test_fast_intervals_equal_the_generic_bootstrap():
 
 def test_split_halves_are_disjoint_equal_and_keep_groups_apart():
   groups = np.repeat(np.arange(7), [5, 9, 3, 8, 6, 4, 7])
-  half_a, half_b = distances.split_halves(len(groups), groups, seed=3)
+  half_a, half_b = clip_plans.split_halves(len(groups), groups, seed=3)
   assert len(half_a) == len(half_b) > 10
   assert not set(half_a) & set(half_b)
   assert not set(groups[half_a]) & set(groups[half_b])
@@ -179,7 +181,7 @@ def test_memorization_flags_copies_of_training_clips():
   held_out = rng.standard_normal((200, 6))
   novel = rng.standard_normal((40, 6))
   copies = training[[3, 77, 410]] + 1e-3
-  result = distances.memorization(np.concatenate([novel, copies]), training, held_out)
+  result = memorization.memorization(np.concatenate([novel, copies]), training, held_out)
   assert result.too_close[-3:].all()
   assert list(result.nearest_training_index[-3:]) == [3, 77, 410]
   assert result.too_close[:-3].mean() < 0.2

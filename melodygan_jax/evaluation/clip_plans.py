@@ -89,3 +89,45 @@ def fit_length(clips: np.ndarray, clip_samples: int) -> np.ndarray:
   """[batch, samples] cut or zero-padded at the end to [batch, clip_samples]."""
   clips = clips[:, :clip_samples]
   return np.pad(clips, ((0, 0), (0, clip_samples - clips.shape[1])))
+
+
+def split_halves(num_clips: int, groups: np.ndarray | None = None,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """Indices of two disjoint, equal-size halves of a set of real clips.
+
+  With `groups` (e.g. a track id per clip), whole groups go to one half, so
+  the floor compares different tracks, not neighbouring cuts of one song;
+  the larger half is then trimmed (seeded) to the smaller's size.
+
+  Args:
+    num_clips: size of the set.
+    groups: optional [num_clips] group label per clip.
+    seed: shuffling seed.
+
+  Returns:
+    (indices_a, indices_b), sorted, disjoint, of equal length.
+
+  Raises:
+    ValueError: fewer than 2 groups (or clips).
+  """
+  rng = np.random.default_rng(seed)
+  if groups is None:
+    groups = np.arange(num_clips)
+  groups = np.asarray(groups)
+  labels, clip_group = np.unique(groups, return_inverse=True)
+  if len(labels) < 2:
+    raise ValueError(f'cannot split {len(labels)} group(s) into two disjoint halves')
+  sizes = np.bincount(clip_group)
+  in_a = np.zeros(len(labels), bool)
+  total_a = total_b = 0
+  # Largest groups first, each to the emptier half: balanced halves.
+  for group in sorted(rng.permutation(len(labels)), key=lambda g: -sizes[g]):
+    if total_a <= total_b:
+      in_a[group], total_a = True, total_a + sizes[group]
+    else:
+      total_b += sizes[group]
+  half_a = np.flatnonzero(in_a[clip_group])
+  half_b = np.flatnonzero(~in_a[clip_group])
+  size = min(len(half_a), len(half_b))
+  return (np.sort(rng.choice(half_a, size, replace=False)),
+          np.sort(rng.choice(half_b, size, replace=False)))

@@ -1,4 +1,4 @@
-"""Distances between sets of embeddings: FAD, FAD∞, KAD, their intervals, copies.
+"""Distances between sets of embeddings: FAD, FAD∞, KAD and their intervals.
 
 Every function takes embedding rows [num_clips, dim] as NumPy arrays (one
 row per clip, e.g. from `embeddings.Embedder.embed`) and runs on the host.
@@ -15,9 +15,8 @@ row per clip, e.g. from `embeddings.Embedder.embed`) and runs on the host.
 - `kernel_inception_distance`: KID, the same estimator with a cubic kernel.
 - `bootstrap_interval`: percentile interval of any of them, both sets resampled;
   `fad_interval` and `kad_interval` draw the same resamples without copying rows.
-- `split_halves`: two disjoint equal halves of real clips, the real-vs-real floor.
-- `memorization`: each generated clip's nearest training clip, beside the
-  distances of held-out real clips to training (the floor for "too close").
+(The halves of real clips they compare live in clip_plans, copies of training
+clips in memorization.)
 """
 from collections.abc import Callable
 import dataclasses
@@ -166,7 +165,7 @@ def fad_infinity(reference: np.ndarray, evaluated: np.ndarray, num_points: int =
   return extrapolate_to_infinite_n(counts, values)
 
 
-def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   squared = (np.sum(a**2, axis=1)[:, None] + np.sum(b**2, axis=1)[None, :] - 2.0 * a @ b.T)
   return np.maximum(squared, 0.0)
 
@@ -178,7 +177,7 @@ def median_pairwise_distance(features: np.ndarray, max_rows: int = 2000, seed: i
     features = features[np.random.default_rng(seed).choice(len(features), max_rows,
                                                            replace=False)]
   upper = np.triu_indices(len(features), k=1)
-  return float(np.median(np.sqrt(_squared_distances(features, features)[upper])))
+  return float(np.median(np.sqrt(squared_distances(features, features)[upper])))
 
 
 def _mean_off_diagonal(kernel: np.ndarray, source_ids: np.ndarray | None) -> float:
@@ -214,10 +213,10 @@ def kernel_audio_distance(reference: np.ndarray, evaluated: np.ndarray,
     bandwidth = median_pairwise_distance(reference)
   gamma = 1.0 / (2.0 * bandwidth**2 + 1e-12)
   within_reference = _mean_off_diagonal(
-      np.exp(-gamma * _squared_distances(reference, reference)), source_ids_reference)
+      np.exp(-gamma * squared_distances(reference, reference)), source_ids_reference)
   within_evaluated = _mean_off_diagonal(
-      np.exp(-gamma * _squared_distances(evaluated, evaluated)), source_ids_evaluated)
-  across = float(np.exp(-gamma * _squared_distances(reference, evaluated)).mean())
+      np.exp(-gamma * squared_distances(evaluated, evaluated)), source_ids_evaluated)
+  across = float(np.exp(-gamma * squared_distances(reference, evaluated)).mean())
   return KAD_SCALE * (within_reference + within_evaluated - 2.0 * across)
 
 
@@ -374,9 +373,9 @@ def kad_interval(reference: np.ndarray, evaluated: np.ndarray, bandwidth: float 
   if bandwidth is None:
     bandwidth = median_pairwise_distance(reference)
   gamma = 1.0 / (2.0 * bandwidth**2 + 1e-12)
-  kernel_rr = np.exp(-gamma * _squared_distances(reference, reference))
-  kernel_ee = np.exp(-gamma * _squared_distances(evaluated, evaluated))
-  kernel_re = np.exp(-gamma * _squared_distances(reference, evaluated))
+  kernel_rr = np.exp(-gamma * squared_distances(reference, reference))
+  kernel_ee = np.exp(-gamma * squared_distances(evaluated, evaluated))
+  kernel_re = np.exp(-gamma * squared_distances(reference, evaluated))
 
   def within(kernel, counts):
     copies = np.sum(counts**2)
@@ -393,105 +392,3 @@ def kad_interval(reference: np.ndarray, evaluated: np.ndarray, bandwidth: float 
                                   - 2.0 * across))
   value = kernel_audio_distance(reference, evaluated, bandwidth=bandwidth)
   return _percentile_interval(value, estimates, confidence)
-
-
-def split_halves(num_clips: int, groups: np.ndarray | None = None,
-                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-  """Indices of two disjoint, equal-size halves of a set of real clips.
-
-  With `groups` (e.g. a track id per clip), whole groups go to one half, so
-  the floor compares different tracks, not neighbouring cuts of one song;
-  the larger half is then trimmed (seeded) to the smaller's size.
-
-  Args:
-    num_clips: size of the set.
-    groups: optional [num_clips] group label per clip.
-    seed: shuffling seed.
-
-  Returns:
-    (indices_a, indices_b), sorted, disjoint, of equal length.
-
-  Raises:
-    ValueError: fewer than 2 groups (or clips).
-  """
-  rng = np.random.default_rng(seed)
-  if groups is None:
-    groups = np.arange(num_clips)
-  groups = np.asarray(groups)
-  labels, clip_group = np.unique(groups, return_inverse=True)
-  if len(labels) < 2:
-    raise ValueError(f'cannot split {len(labels)} group(s) into two disjoint halves')
-  sizes = np.bincount(clip_group)
-  in_a = np.zeros(len(labels), bool)
-  total_a = total_b = 0
-  # Largest groups first, each to the emptier half: balanced halves.
-  for group in sorted(rng.permutation(len(labels)), key=lambda g: -sizes[g]):
-    if total_a <= total_b:
-      in_a[group], total_a = True, total_a + sizes[group]
-    else:
-      total_b += sizes[group]
-  half_a = np.flatnonzero(in_a[clip_group])
-  half_b = np.flatnonzero(~in_a[clip_group])
-  size = min(len(half_a), len(half_b))
-  return (np.sort(rng.choice(half_a, size, replace=False)),
-          np.sort(rng.choice(half_b, size, replace=False)))
-
-
-def nearest_neighbours(queries: np.ndarray, candidates: np.ndarray,
-                       chunk_rows: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-  """For each query row, the nearest candidate row (Euclidean).
-
-  Args:
-    queries: [q, dim]. candidates: [c, dim] (10^5 rows is fine: memory is chunk_rows x c).
-    chunk_rows: queries per distance block.
-
-  Returns:
-    (indices [q] int64 into candidates, distances [q] float64).
-  """
-  queries = np.asarray(queries, np.float64)
-  candidates = np.asarray(candidates, np.float64)
-  indices = np.empty(len(queries), np.int64)
-  distances = np.empty(len(queries), np.float64)
-  for start in range(0, len(queries), chunk_rows):
-    block = _squared_distances(queries[start:start + chunk_rows], candidates)
-    nearest = np.argmin(block, axis=1)
-    indices[start:start + len(block)] = nearest
-    distances[start:start + len(block)] = np.sqrt(block[np.arange(len(block)), nearest])
-  return indices, distances
-
-
-@dataclasses.dataclass(frozen=True)
-class Memorization:
-  """Generated clips' nearest training clips, against the held-out real floor."""
-  nearest_training_index: np.ndarray   # [num_generated] int64.
-  nearest_training_distance: np.ndarray  # [num_generated].
-  held_out_distance: np.ndarray        # [num_held_out]: held-out real to nearest training.
-  threshold: float                     # The floor's `percentile`-th percentile.
-  too_close: np.ndarray                # [num_generated] bool: closer than the threshold.
-
-  @property
-  def too_close_share(self) -> float:
-    return float(self.too_close.mean()) if len(self.too_close) else 0.0
-
-
-def memorization(generated: np.ndarray, training: np.ndarray, held_out: np.ndarray,
-                 percentile: float = 5.0) -> Memorization:
-  """Flags generated clips nearer to a training clip than real unseen music gets.
-
-  Held-out real clips are never copies, so the `percentile`-th percentile of
-  their distances to the nearest training clip is the floor: a generated clip
-  below it is closer to training than 95% (for 5) of new real music.
-
-  Args:
-    generated: [g, dim]. training: [t, dim]. held_out: [h, dim] real clips not in training.
-    percentile: of the held-out distances, the threshold.
-
-  Returns:
-    `Memorization`; expect about percentile% flagged for a model that copies nothing.
-  """
-  index, distance = nearest_neighbours(generated, training)
-  _, held_out_distance = nearest_neighbours(held_out, training)
-  threshold = float(np.percentile(held_out_distance, percentile))
-  return Memorization(nearest_training_index=index, nearest_training_distance=distance,
-                      held_out_distance=held_out_distance, threshold=threshold,
-                      too_close=distance < threshold)

@@ -54,6 +54,7 @@ from melodygan_jax.evaluation import clip_plans
 from melodygan_jax.evaluation import distances
 from melodygan_jax.evaluation import embeddings as embeddings_lib
 from melodygan_jax.evaluation import latent_metrics
+from melodygan_jax.evaluation import memorization
 from melodygan_jax.evaluation import reconstruction
 from melodygan_jax.generation import neural_vocoder
 from melodygan_jax.generation import pretrained
@@ -217,7 +218,7 @@ def real_clip_plans(meta, dataset_dir: str, clip_samples: int, options: Evaluati
         f'{dataset_dir}: {len(sources)} held-out file(s) with a {options.clip_seconds:g} s '
         'clip; the real-vs-real floor needs two (raise --validation_fraction in prepare, or '
         'lower --clip_seconds)')
-  half_a, half_b = distances.split_halves(
+  half_a, half_b = clip_plans.split_halves(
       len(held_out), groups=[sources.index(clip.source) for clip in held_out], seed=options.seed)
   training = clip_plans.plan_clips(
       wavs, clip_plans.split_sources(meta, records.TRAIN_SPLIT), clip_samples,
@@ -291,8 +292,8 @@ def memorization_metrics(sets: clip_analysis.FeatureSets, names: list[str]) -> d
   training = sets.get('training', 'musicnn')
   metrics = {}
   for name in names:
-    found = distances.memorization(sets.get(name, 'musicnn'), training,
-                                   sets.get('floor', 'musicnn'))
+    found = memorization.memorization(sets.get(name, 'musicnn'), training,
+                                      sets.get('floor', 'musicnn'))
     metrics[f'{name}/too_close_to_training_share'] = found.too_close_share
     metrics[f'{name}/nearest_training_distance_median'] = float(
         np.median(found.nearest_training_distance))
