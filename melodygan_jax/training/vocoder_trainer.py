@@ -57,6 +57,7 @@ from melodygan_jax.training import loop
 from melodygan_jax.training import metric_writer
 from melodygan_jax.training import parallel
 from melodygan_jax.training import run_files
+from melodygan_jax.training import vocoder_losses
 
 
 @flax.struct.dataclass
@@ -179,39 +180,6 @@ def codec_log_mel(graphdef, time_stride: int, weights: CodecWeights, log_mel):
                                         weights.std)
 
 
-def mel_l1(log_mel: jax.Array, audio: jax.Array) -> jax.Array:
-  """Mean |log-mel(audio) - log_mel|: the reconstruction loss, in the contract's features."""
-  return jnp.mean(jnp.abs(inversion.log_mel(audio) - log_mel))
-
-
-MAGNITUDE_FLOOR = 1e-5  # Below it, log-magnitude differences are inaudible noise floor.
-
-
-def log_magnitude_l1(true_magnitude: jax.Array, spectrum: jax.Array) -> jax.Array:
-  """Mean |log |predicted STFT| - log |true STFT|| at the contract's STFT: the head's
-  magnitude trained directly, as APNet trains its amplitude spectrum (the mel's
-  128 bands cannot tell the 513 bins apart; this loss can)."""
-  predicted = inversion.magnitude(spectrum)
-  return jnp.mean(jnp.abs(jnp.log(jnp.maximum(predicted, MAGNITUDE_FLOOR))
-                          - jnp.log(jnp.maximum(true_magnitude, MAGNITUDE_FLOOR))))
-
-
-def multi_resolution_stft_loss(reference: jax.Array, estimate: jax.Array) -> jax.Array:
-  """Parallel WaveGAN's auxiliary loss at its resolutions (those of the MR-STFT distance
-  in evaluation/reconstruction.py): per resolution, spectral convergence plus mean
-  |log-magnitude difference|, averaged over the resolutions."""
-  total = 0.0
-  for n_fft, hop, window in reconstruction.STFT_RESOLUTIONS:
-    target = waveform_discriminators.magnitude_spectrogram(reference, n_fft, hop, window)
-    estimated = waveform_discriminators.magnitude_spectrogram(estimate, n_fft, hop, window)
-    convergence = (jnp.linalg.norm(target - estimated, axis=(1, 2))
-                   / jnp.maximum(jnp.linalg.norm(target, axis=(1, 2)), 1e-7))
-    log_l1 = jnp.mean(jnp.abs(jnp.log(jnp.maximum(target, 1e-7))
-                              - jnp.log(jnp.maximum(estimated, 1e-7))), axis=(1, 2))
-    total += jnp.mean(convergence + log_l1)
-  return total / len(reconstruction.STFT_RESOLUTIONS)
-
-
 def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adversarial: bool,
             phase_prior_iterations: int, state: TrainState, audio, true_magnitude, log_mel,
             input_log_mel):
@@ -229,9 +197,9 @@ def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adv
   def generator_loss(params):
     fake, spectrum = neural_vocoder.synthesize_with_priors(nnx.merge(graphdef, params),
                                                            input_log_mel, generator_priors)
-    mel = mel_l1(log_mel, fake)
-    stft = multi_resolution_stft_loss(audio, fake)
-    magnitude = log_magnitude_l1(true_magnitude, spectrum)
+    mel = vocoder_losses.mel_l1(log_mel, fake)
+    stft = vocoder_losses.multi_resolution_stft_loss(audio, fake)
+    magnitude = vocoder_losses.log_magnitude_l1(true_magnitude, spectrum)
     terms = {'mel_l1': mel, 'multi_resolution_stft': stft, 'log_magnitude_l1': magnitude,
              'period_adversarial': jnp.zeros(()), 'resolution_adversarial': jnp.zeros(()),
              'feature_matching': jnp.zeros(())}
