@@ -24,6 +24,7 @@ from melodygan_jax.training import parallel
 from melodygan_jax.generation import pretrained
 from melodygan_jax.models import gan as gan_models
 from melodygan_jax.training import gan_trainer
+from melodygan_jax.training import latent_encoding
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 OVERRIDES = conftest.GAN_OVERRIDES
@@ -233,7 +234,7 @@ def test_kill_9_and_resume_equals_uninterrupted(trained_vqvae, trained_gan, tmp_
 def test_step_on_4_devices_matches_1_device(trained_vqvae, tmp_path):
   config = tiny_config(trained_vqvae[0])
   vqvae = gan_trainer.check_config(config)
-  data = gan_trainer.load_or_encode_latents(config, str(tmp_path), vqvae, parallel.make_mesh())
+  data = latent_encoding.load_or_encode_latents(config, str(tmp_path), vqvae, parallel.make_mesh())
   # One run per song and stem: its 64-frame segments (16 codes) join, songs do not.
   meta = input_pipeline.load_dataset_meta(config.data.dataset_dir)
   train_songs = sum(split == 'train' for split in meta.stats['splits'].values())
@@ -269,5 +270,5 @@ def test_missing_or_mismatched_vqvae_workdir_is_one_line(trained_vqvae, tmp_path
   (tmp_path / 'run' / 'latents.json').write_text(json.dumps(
       {'vqvae_workdir': '/elsewhere', 'vqvae_step': 7, 'dataset_dir': '', 'stems': []}))
   with pytest.raises(latent_cache.LatentCacheError, match='use a new --workdir'):
-    gan_trainer.load_or_encode_latents(config, str(tmp_path / 'run'), vqvae,
+    latent_encoding.load_or_encode_latents(config, str(tmp_path / 'run'), vqvae,
                                        parallel.make_mesh())

@@ -24,6 +24,7 @@ from melodygan_jax.generation import style
 from melodygan_jax.models import gan as gan_models
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import gan_trainer
+from melodygan_jax.training import latent_encoding
 from melodygan_jax.training import parallel
 
 
@@ -351,7 +352,7 @@ def test_a_crop_longer_than_the_segments_spans_adjacent_ones(trained_vqvae, trai
   config.data.crop_steps = 24  # The fixture's 64-frame segments hold 16 codes.
   vqvae = gan_trainer.check_config(config)  # Not refused any more.
   # The fixture run's cache: same VQ-VAE and data, nothing to encode.
-  data = gan_trainer.load_or_encode_latents(config, str(trained_gan[0]), vqvae,
+  data = latent_encoding.load_or_encode_latents(config, str(trained_gan[0]), vqvae,
                                             parallel.make_mesh())
   trainer = gan_trainer.GANTrainer(config, data)
   crops = next(trainer._local_batches(0))  # pylint: disable=protected-access

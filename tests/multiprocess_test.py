@@ -24,6 +24,7 @@ from melodygan_jax.data import input_pipeline
 from melodygan_jax.generation import pretrained
 from melodygan_jax.training import checkpoints
 from melodygan_jax.training import gan_trainer
+from melodygan_jax.training import latent_encoding
 from melodygan_jax.training import metric_writer
 from melodygan_jax.training import parallel
 from melodygan_jax.training import vqvae_trainer
@@ -194,7 +195,7 @@ def test_gan_trains_on_two_processes_from_that_vqvae(two_process_vqvae, tmp_path
     section, name = field.split('.')
     config[section][name] = value
   vqvae = gan_trainer.check_config(config)
-  single = gan_trainer.load_or_encode_latents(config, str(tmp_path / 'single'), vqvae,
+  single = latent_encoding.load_or_encode_latents(config, str(tmp_path / 'single'), vqvae,
                                               parallel.make_mesh())
   with np.load(workdir / 'latents.npz') as cached:
     for split in ('train', 'validation'):
