@@ -1,0 +1,189 @@
+r"""Long-form generation on real music: short against long context, 10 s and 60 s,
+continuation of held-out songs, and generation speed.
+
+  python benchmarks/long_form_bench.py [--gan_steps=2000] [--max_clips=120]
+      [--clip_seconds=10,60] [--num_prompts=12] [--prompt_seconds=10]
+
+On evaluate_bench's data (the two Debian soundtracks, 30% of the files held
+out) and its codec (configs/vqvae_tiny.py, 3,000 steps), compares two GANs:
+  short  evaluate_bench's: configs/gan_tiny.py as it is, 2,000 steps; 32-code
+         crops (1.5 s), generator receptive field 33 codes, discriminator at
+         2 scales;
+  long   trained here for --gan_steps (cached): the same widths with the long
+         context of configs/gan.py, 224-code crops (10.4 s), generator
+         dilations 1..64 (receptive field 257 codes), discriminator at 4
+         scales (296 codes).
+Then, per GAN and per --clip_seconds: `evaluate` (FAD, FAD∞, KAD with 95%
+bootstrap intervals beside the real-vs-real floor and the i.i.d. and uniform
+code baselines, all against held-out real clips of the same length).
+Continuation, per GAN: each of --num_prompts held-out songs is continued from
+its first --prompt_seconds for --prompt_seconds more (`sample --prompt`); the
+distance between the musicnn embeddings of the prompt's last --prompt_seconds
+and of the continuation, against the same distance for the song's own next
+--prompt_seconds (the real continuation), for a sample generated without the
+prompt, and for random pairs of held-out clips of different songs.
+Speed: one 60 s sample end to end (generation in windows, decoding,
+Griffin-Lim), after a warm-up, in real-time factor.
+Ends with one JSON line of the figures. Each evaluate output is kept in
+benchmarks/.cache/evaluate/long_form_*.json and reused while it is newer than its
+GAN's checkpoints (delete it to measure again).
+"""
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import evaluate_bench  # pylint: disable=wrong-import-position
+
+from melodygan_jax.audio import audio_io  # pylint: disable=wrong-import-position
+from melodygan_jax.audio import contract  # pylint: disable=wrong-import-position
+from melodygan_jax.evaluation import embeddings as embeddings_lib  # pylint: disable=wrong-import-position
+from melodygan_jax.evaluation import evaluate  # pylint: disable=wrong-import-position
+from melodygan_jax.generation import sample as sample_lib  # pylint: disable=wrong-import-position
+
+CACHE = evaluate_bench.CACHE
+LONG_CONTEXT = ('--config.data.crop_steps=224',
+                '--config.model.generator_dilations=(1, 2, 4, 8, 16, 32, 64, 1)',
+                '--config.model.discriminator_dilations=(1, 2, 4, 8, 1, 2)',
+                '--config.model.discriminator_scales=4')
+FIGURES = ('fad', 'fad_infinity', 'kad')
+SETS = ('floor', 'gan', 'baseline_iid', 'baseline_uniform')
+
+
+def trained_long_gan(vqvae: pathlib.Path, steps: int) -> pathlib.Path:
+  """configs/gan_tiny.py with the long context, trained once (cached) for `steps`."""
+  workdir = CACHE / f'gan_long_{steps}'
+  if not (workdir / 'checkpoints' / str(steps)).exists():
+    started = time.perf_counter()
+    evaluate_bench.run_module(
+        'melodygan_jax.train', '--config=configs/gan_tiny.py', f'--workdir={workdir}',
+        f'--config.vqvae_workdir={vqvae}', f'--config.train.num_steps={steps}',
+        f'--config.train.checkpoint_every_steps={steps}', *LONG_CONTEXT)
+    (workdir / 'train_seconds.txt').write_text(f'{time.perf_counter() - started:.1f}\n')
+  return workdir
+
+
+def held_out_songs(data: pathlib.Path, min_seconds: float) -> list[pathlib.Path]:
+  """Clean WAVs of the held-out songs at least `min_seconds` long, sorted by source."""
+  report = json.loads((data / 'report.json').read_text())
+  return [data / entry['clean_wav'] for entry in sorted(report['files'],
+                                                        key=lambda e: e['source'])
+          if entry.get('status') == 'used' and entry.get('split') == 'validation'
+          and entry['clean_duration_s'] >= min_seconds]
+
+
+def embed(embedder, clips: list[np.ndarray]) -> np.ndarray:
+  return embedder.embed(np.stack(clips), contract.SAMPLE_RATE_HZ)
+
+
+def continuation_figures(gan: pathlib.Path, songs: list[pathlib.Path], embedder, args,
+                         work: pathlib.Path) -> dict:
+  """Embedding distances: prompt end vs continuation, real next part, unprompted sample."""
+  seconds = args.prompt_seconds
+  length = int(round(seconds * contract.SAMPLE_RATE_HZ))
+  prompt_ends, continued, real_next, unprompted = [], [], [], []
+  for index, song in enumerate(songs):
+    audio = audio_io.read_mono(song)
+    prompt_path = work / f'prompt_{index}.wav'
+    audio_io.write_wav(prompt_path, audio[:length])
+    output = work / f'continued_{index}'
+    manifest = sample_lib.sample(str(gan), str(output), num_samples=1, seconds=seconds,
+                                 seed=index, show_progress=False, num_references=0,
+                                 prompt=str(prompt_path), prompt_seconds=seconds)
+    written = audio_io.read_mono(output / manifest['samples'][0]['wav'])
+    prompt_ends.append(audio[:length])
+    continued.append(written[-length:])
+    real_next.append(audio[length:2 * length])
+  plain = sample_lib.sample(str(gan), str(work / 'unprompted'), num_samples=len(songs),
+                            seconds=seconds, seed=1000, show_progress=False, num_references=0)
+  unprompted = [audio_io.read_mono(work / 'unprompted' / entry['wav'])[:length]
+                for entry in plain['samples']]
+  ends, cont, nxt, free = (embed(embedder, clips) for clips in
+                           (prompt_ends, continued, real_next, unprompted))
+  distance = lambda a, b: np.linalg.norm(a - b, axis=-1)
+  rng = np.random.default_rng(0)
+  pairs = [(i, j) for i in range(len(songs)) for j in range(len(songs)) if i != j]
+  chosen = [pairs[k] for k in rng.choice(len(pairs), min(len(pairs), 200), replace=False)]
+  random_pairs = np.array([np.linalg.norm(ends[i] - nxt[j]) for i, j in chosen])
+  figures = {}
+  for name, values in (('continuation', distance(ends, cont)),
+                       ('real_next', distance(ends, nxt)),
+                       ('unprompted_sample', distance(ends, free)),
+                       ('random_real_pairs', random_pairs)):
+    figures[name] = evaluate.interval_entry(evaluate.mean_interval(values, 1000))
+  return figures
+
+
+def speed_figures(gan: pathlib.Path, work: pathlib.Path) -> dict:
+  sample_lib.sample(str(gan), str(work / 'warmup'), num_samples=1, seconds=60.0,
+                    show_progress=False, num_references=0)
+  started = time.perf_counter()
+  sample_lib.sample(str(gan), str(work / 'speed'), num_samples=1, seconds=60.0, seed=1,
+                    show_progress=False, num_references=0)
+  seconds = time.perf_counter() - started
+  return {'seconds_for_60_s': round(seconds, 2), 'real_time_factor': round(seconds / 60.0, 4),
+          'x_real_time': round(60.0 / seconds, 1)}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--gan_steps', type=int, default=2000)
+  parser.add_argument('--max_clips', type=int, default=120)
+  parser.add_argument('--clip_seconds', default='10,60')
+  parser.add_argument('--num_prompts', type=int, default=12)
+  parser.add_argument('--prompt_seconds', type=float, default=10.0)
+  parser.add_argument('--num_resamples', type=int, default=200)
+  args = parser.parse_args()
+  data = evaluate_bench.prepared(evaluate_bench.DEFAULT_MUSIC_DIRS)
+  vqvae, short_gan = evaluate_bench.trained(data)  # configs/gan_tiny.py, 2,000 steps.
+  gans = {'short': short_gan, 'long': trained_long_gan(vqvae, args.gan_steps)}
+  summary = {name: {} for name in gans}
+  summary['long']['train_seconds'] = float((gans['long'] / 'train_seconds.txt').read_text())
+
+  for clip_seconds in (float(s) for s in args.clip_seconds.split(',')):
+    print(f'\n{clip_seconds:g} s clips against held-out real clips of {clip_seconds:g} s')
+    print('| GAN | set | ' + ' | '.join(FIGURES) + ' |')
+    print('| --- | --- |' + ' ---: |' * len(FIGURES))
+    for name, gan in gans.items():
+      output = CACHE / f'long_form_{name}_{clip_seconds:g}s.json'
+      eval_args = argparse.Namespace(clip_seconds=clip_seconds, num_visqol=0,
+                                     num_resamples=args.num_resamples)
+      if output.exists() and output.stat().st_mtime > (gan / 'checkpoints').stat().st_mtime:
+        metrics = json.loads(output.read_text())  # Measured before on this run: delete to redo.
+      else:
+        metrics = evaluate_bench.evaluate(vqvae, gan, data, output, eval_args,
+                                          args.max_clips)['metrics']
+      for set_name in SETS:
+        print(f'| {name} | {set_name} | ' + ' | '.join(
+            evaluate_bench.show(metrics[f'{set_name}/{figure}']) for figure in FIGURES) + ' |')
+        for figure in FIGURES:
+          summary[name][f'{clip_seconds:g}s/{set_name}/{figure}'] = metrics[
+              f'{set_name}/{figure}']
+      summary[name][f'{clip_seconds:g}s/num_clips'] = metrics['audio/num_clips']
+      print(f'| {name} | ({metrics["audio/num_clips"]} clips per set) | | | |')
+
+  songs = held_out_songs(data, 2 * args.prompt_seconds)[:args.num_prompts]
+  embedder = embeddings_lib.Embedder(batch_size=16)
+  print(f'\ncontinuation of {len(songs)} held-out songs, musicnn embedding distance to the '
+        f'prompt\'s last {args.prompt_seconds:g} s (mean, 95% interval):')
+  for name, gan in gans.items():
+    work = CACHE / f'long_form_samples_{name}'
+    figures = continuation_figures(gan, songs, embedder, args, work)
+    speed = speed_figures(gan, work)
+    summary[name].update({f'continuation/{key}': value for key, value in figures.items()})
+    summary[name].update(speed)
+    for key, value in figures.items():
+      print(f'  {name:5s} {key:18s} {evaluate_bench.show(value)}')
+    print(f'  {name:5s} 60 s sample end to end: {speed["seconds_for_60_s"]:.1f} s, '
+          f'{speed["x_real_time"]:.1f}x real time')
+  print(json.dumps(summary))
+
+
+if __name__ == '__main__':
+  main()
