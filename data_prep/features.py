@@ -110,6 +110,9 @@ def num_segments(npz_path: str, name: str) -> int:
 def read_segment_rows(npz_path: str, name: str, indices: np.ndarray) -> np.ndarray:
   """Rows `indices` of entry `name` of a segment archive, reading only those rows.
 
+  The entry's rows lie at a fixed place in the archive (`_entry_layout`), so
+  each row asked for is one seek and one read.
+
   Args:
     npz_path: a `.npz` written by `write_segments`.
     name: an entry without `.npy`, e.g. 'mix/mel'.
@@ -119,5 +122,16 @@ def read_segment_rows(npz_path: str, name: str, indices: np.ndarray) -> np.ndarr
     [n, segment_frames, dims] float32, a copy.
   """
   offset, shape = _entry_layout(npz_path, name)
-  rows = np.memmap(npz_path, np.float32, 'r', offset=offset, shape=shape)
-  return np.array(rows[np.asarray(indices)])
+  row_shape = shape[1:]
+  row_bytes = 4 * int(np.prod(row_shape))
+  indices = np.asarray(indices, np.int64)
+  if len(indices) and (indices.min() < 0 or indices.max() >= shape[0]):
+    raise IndexError(f'{npz_path}: entry {name} has {shape[0]} segments, asked for '
+                     f'{indices.min()}..{indices.max()}')
+  rows = np.empty((len(indices), *row_shape), np.float32)
+  # Plain seeks and reads: any file system the workers share (no mmap needed).
+  with open(npz_path, 'rb') as archive_file:
+    for position, index in enumerate(indices):
+      archive_file.seek(offset + int(index) * row_bytes)
+      archive_file.readinto(memoryview(rows[position]).cast('B'))
+  return rows

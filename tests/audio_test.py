@@ -39,3 +39,25 @@ def test_the_top_band_hears_what_lies_above_8_khz():
   high = contract.log_mel(0.5 * np.sin(2 * np.pi * 10_000 * time_s).astype(np.float32))
   assert np.argmax(high.mean(0)) > 120  # A 10 kHz tone lands in the top bands...
   assert high.mean(0).max() > np.log(1e-5) + 5  # ...well above the floor.
+
+
+def test_segment_archive_holds_the_contract_features_and_reads_back_by_rows(tmp_path):
+  """data_prep's chunked segments are `log_mel_and_mfcc` cut into segments (the MFCC's
+  80 dB range is the whole song's); rows read in place equal np.load's."""
+  import zipfile  # pylint: disable=g-import-not-at-top
+  from data_prep import features  # pylint: disable=g-import-not-at-top
+  samples = np.sum(demo_corpus.synthesize_song(3, 40.0), axis=0).astype(np.float32)  # The mix.
+  archive_path = tmp_path / 'song.npz'
+  with zipfile.ZipFile(archive_path, 'w', allowZip64=True) as archive:
+    num_segments = features.write_segments(archive, 'mix', samples, 64)
+  log_mel, mfcc = contract.log_mel_and_mfcc(samples)
+  with np.load(archive_path) as arrays:
+    np.testing.assert_allclose(arrays['mix/mel'].reshape(-1, contract.NUM_MELS),
+                               log_mel[:num_segments * 64], atol=1e-5)
+    np.testing.assert_allclose(arrays['mix/mfcc'].reshape(-1, contract.NUM_MFCC),
+                               mfcc[:num_segments * 64], atol=1e-3)
+    rows = [num_segments - 1, 0, 5]
+    for name in ('mix/mel', 'mix/mfcc'):
+      assert features.num_segments(str(archive_path), name) == num_segments
+      np.testing.assert_array_equal(
+          features.read_segment_rows(str(archive_path), name, np.array(rows)), arrays[name][rows])
