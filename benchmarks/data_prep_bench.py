@@ -121,21 +121,6 @@ def separation_figures(paths, work: pathlib.Path) -> dict:
   return figures
 
 
-def beam_cli_seconds(input_dir, output_dir) -> float:
-  """Wall time of the prepare command on the DirectRunner (2 threads, a worker each).
-
-  A process per pipeline, as a user runs it: a second multi-threaded
-  DirectRunner pipeline in one process can fail in Beam's own shuffle
-  ("Invalid PaneInfoEncoding", Beam 2.77).
-  """
-  start = time.perf_counter()
-  subprocess.run([sys.executable, '-m', 'data_prep.prepare', f'--input_dir={input_dir}',
-                  f'--output_dir={output_dir}', '--runner=direct',
-                  '--beam_options=--direct_num_workers=2 --direct_running_mode=multi_threading'],
-                 cwd=REPO_ROOT, check=True, capture_output=True)
-  return time.perf_counter() - start
-
-
 def export_tree(commit: str, folder: pathlib.Path) -> pathlib.Path | None:
   """The code of `commit` (data_prep and melodygan_jax) in `folder`, or None without git."""
   folder.mkdir(parents=True)
@@ -147,12 +132,18 @@ def export_tree(commit: str, folder: pathlib.Path) -> pathlib.Path | None:
   return folder
 
 
-def cli_seconds(tree: pathlib.Path, input_dir, output_dir) -> float:
-  """Wall time of the whole prepare command (start-up included) run from `tree`."""
+def cli_seconds(tree: pathlib.Path, input_dir, output_dir, *flags: str) -> float:
+  """Wall time of the whole prepare command (start-up included) run from `tree`.
+
+  One process per run, as a user runs it; for the Beam DirectRunner this is
+  also what keeps runs apart (a second multi-threaded DirectRunner pipeline in
+  one process can fail in Beam's own shuffle, "Invalid PaneInfoEncoding",
+  Beam 2.77).
+  """
   start = time.perf_counter()
   subprocess.run([sys.executable, '-m', 'data_prep.prepare', f'--input_dir={input_dir}',
-                  f'--output_dir={output_dir}', '--num_workers=2'], cwd=tree, check=True,
-                 env={**os.environ, 'PYTHONPATH': str(tree)}, capture_output=True)
+                  f'--output_dir={output_dir}', '--num_workers=2', *flags], cwd=tree,
+                 check=True, env={**os.environ, 'PYTHONPATH': str(tree)}, capture_output=True)
   return time.perf_counter() - start
 
 
@@ -231,7 +222,10 @@ def main():
                   lambda: run_prepare(inputs, work / f'one_{next(runs)}', 1, one_pool))
   two_s = best_of(args.repeats,
                   lambda: run_prepare(inputs, work / f'two_{next(runs)}', 2, pool))
-  beam_s = min(beam_cli_seconds(inputs, work / f'beam_{i}') for i in range(args.repeats))
+  beam_s = min(cli_seconds(REPO_ROOT, inputs, work / f'beam_{i}', '--runner=direct',
+                          '--beam_options=--direct_num_workers=2 '
+                          '--direct_running_mode=multi_threading')
+               for i in range(args.repeats))
   one_pool.shutdown()
   pool.shutdown()
   cli_s = min(cli_seconds(REPO_ROOT, inputs, work / f'cli_after_{i}')

@@ -78,33 +78,34 @@ def write_segments(archive: zipfile.ZipFile, stem: str, samples: np.ndarray,
   return num_segments
 
 
-def _entry_layout(npz_path: str, name: str) -> tuple[int, tuple[int, ...]]:
-  """(byte offset of the data, shape) of float32 entry `name` of a segment archive.
+def _entry_layout(archive_file, name: str) -> tuple[int, tuple[int, ...]]:
+  """(byte offset of the data, shape) of float32 entry `name` of an open segment archive.
 
   The archive's entries are stored uncompressed (`write_segments`), so an
   entry is a plain .npy at a fixed place inside the zip.
   """
-  with open(npz_path, 'rb') as archive_file:
-    with zipfile.ZipFile(archive_file) as archive:
-      info = archive.getinfo(f'{name}.npy')
-    if info.compress_type != zipfile.ZIP_STORED:
-      raise ValueError(f'{npz_path}: entry {name} is compressed; it cannot be read by rows')
-    archive_file.seek(info.header_offset)
-    local_header = archive_file.read(30)  # Its name and extra field lengths may differ
-    name_length, extra_length = struct.unpack('<HH', local_header[26:30])  # from the index's.
-    archive_file.seek(info.header_offset + 30 + name_length + extra_length)
-    version = np.lib.format.read_magic(archive_file)
-    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                   else np.lib.format.read_array_header_2_0)
-    shape, fortran_order, dtype = read_header(archive_file)
-    if fortran_order or dtype != np.float32:
-      raise ValueError(f'{npz_path}: entry {name} is not C-ordered float32')
-    return archive_file.tell(), tuple(shape)
+  path = getattr(archive_file, 'name', 'segment archive')
+  with zipfile.ZipFile(archive_file) as archive:
+    info = archive.getinfo(f'{name}.npy')
+  if info.compress_type != zipfile.ZIP_STORED:
+    raise ValueError(f'{path}: entry {name} is compressed; it cannot be read by rows')
+  archive_file.seek(info.header_offset)
+  local_header = archive_file.read(30)  # Its name and extra field lengths may differ
+  name_length, extra_length = struct.unpack('<HH', local_header[26:30])  # from the index's.
+  archive_file.seek(info.header_offset + 30 + name_length + extra_length)
+  version = np.lib.format.read_magic(archive_file)
+  read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                 else np.lib.format.read_array_header_2_0)
+  shape, fortran_order, dtype = read_header(archive_file)
+  if fortran_order or dtype != np.float32:
+    raise ValueError(f'{path}: entry {name} is not C-ordered float32')
+  return archive_file.tell(), tuple(shape)
 
 
 def num_segments(npz_path: str, name: str) -> int:
   """Segments in entry `name` (e.g. 'mix/mel') of a segment archive, from its header."""
-  return _entry_layout(npz_path, name)[1][0]
+  with open(npz_path, 'rb') as archive_file:
+    return _entry_layout(archive_file, name)[1][0]
 
 
 def read_segment_rows(npz_path: str, name: str, indices: np.ndarray) -> np.ndarray:
@@ -121,16 +122,16 @@ def read_segment_rows(npz_path: str, name: str, indices: np.ndarray) -> np.ndarr
   Returns:
     [n, segment_frames, dims] float32, a copy.
   """
-  offset, shape = _entry_layout(npz_path, name)
-  row_shape = shape[1:]
-  row_bytes = 4 * int(np.prod(row_shape))
   indices = np.asarray(indices, np.int64)
-  if len(indices) and (indices.min() < 0 or indices.max() >= shape[0]):
-    raise IndexError(f'{npz_path}: entry {name} has {shape[0]} segments, asked for '
-                     f'{indices.min()}..{indices.max()}')
-  rows = np.empty((len(indices), *row_shape), np.float32)
   # Plain seeks and reads: any file system the workers share (no mmap needed).
   with open(npz_path, 'rb') as archive_file:
+    offset, shape = _entry_layout(archive_file, name)
+    if len(indices) and (indices.min() < 0 or indices.max() >= shape[0]):
+      raise IndexError(f'{npz_path}: entry {name} has {shape[0]} segments, asked for '
+                       f'{indices.min()}..{indices.max()}')
+    row_shape = shape[1:]
+    row_bytes = 4 * int(np.prod(row_shape))
+    rows = np.empty((len(indices), *row_shape), np.float32)
     for position, index in enumerate(indices):
       archive_file.seek(offset + int(index) * row_bytes)
       archive_file.readinto(memoryview(rows[position]).cast('B'))

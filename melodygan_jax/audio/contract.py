@@ -138,12 +138,6 @@ def magnitude_spectrogram(samples: np.ndarray) -> np.ndarray:
   return magnitude_frames(samples).T
 
 
-def log_mel_from_magnitude(magnitude: np.ndarray) -> np.ndarray:
-  """[freq, frames] linear magnitude -> [frames, NUM_MELS] natural-log mel."""
-  mel = mel_filterbank() @ magnitude
-  return np.log(np.maximum(mel, LOG_MEL_FLOOR)).T
-
-
 def log_mel_and_mfcc(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """Both features from one STFT.
 

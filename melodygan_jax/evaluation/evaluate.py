@@ -62,7 +62,6 @@ from melodygan_jax.generation import sample
 from melodygan_jax.models import quantizer as quantizer_lib
 
 EVALUATED_STEM = clip_plans.EVALUATED_STEM
-FEATURE_KINDS = clip_analysis.FEATURE_KINDS
 
 
 class EvaluationError(ValueError):
@@ -265,7 +264,7 @@ def evaluate_audio(vqvae: pretrained.LoadedVQVAE, meta, data, dataset_dir: str,
     if name in ('reference', 'training'):
       continue
     metrics[f'{name}/num_clips'] = sets.count(name)
-    for kind in FEATURE_KINDS:
+    for kind in clip_analysis.FEATURE_KINDS:
       for figure, value in distances_to_reference(sets.get('reference', kind), sets.get(
           name, kind), kind, options, bandwidth).items():
         metrics[f'{name}/{figure}'] = value
