@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from melodygan_jax.models import strided_conv
+
 
 class PatchDiscriminator(nnx.Module):
   """[batch, frames, mels] -> (logits [batch, frames', mels'], hidden activations)."""
@@ -19,7 +21,7 @@ class PatchDiscriminator(nnx.Module):
   def __init__(self, channels: Sequence[int], *, rngs: nnx.Rngs, dtype=jnp.float32):
     widths = (1,) + tuple(channels)
     self.convs = nnx.List([
-        nnx.Conv(widths[i], widths[i + 1], kernel_size=(4, 4), strides=(2, 2),
+        strided_conv.StridedConv(widths[i], widths[i + 1], kernel_size=(4, 4), strides=(2, 2),
                  padding='SAME', dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
         for i in range(len(channels))])
     self.conv_out = nnx.Conv(widths[-1], 1, kernel_size=(3, 3), padding='SAME', dtype=dtype,

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from melodygan_jax.models import strided_conv
+
 PERIODS = (2, 3, 5, 7, 11)  # Primes: no two periods see the same folds.
 # (n_fft, hop) of each resolution; window = n_fft (Vocos' choice).
 RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
@@ -30,7 +32,7 @@ class PeriodDiscriminator(nnx.Module):
     self.period = period
     widths = (1,) + tuple(channels)
     self.convs = nnx.List([
-        nnx.Conv(widths[i], widths[i + 1], kernel_size=(5, 1), strides=(3, 1),
+        strided_conv.StridedConv(widths[i], widths[i + 1], kernel_size=(5, 1), strides=(3, 1),
                  padding=((2, 2), (0, 0)), rngs=rngs) for i in range(len(channels))])
     self.conv_out = nnx.Conv(widths[-1], 1, kernel_size=(3, 1), padding=((1, 1), (0, 0)),
                              rngs=rngs)
@@ -76,7 +78,7 @@ class SpectrogramDiscriminator(nnx.Module):
     # there too costs a CPU half the discriminator's time, and the next layers
     # see the same bands.)
     self.convs = nnx.List([
-        nnx.Conv(widths[i], widths[i + 1], kernel_size=(3, 9), strides=(1, 2),
+        strided_conv.StridedConv(widths[i], widths[i + 1], kernel_size=(3, 9), strides=(1, 2),
                  padding='SAME', rngs=rngs) for i in range(len(channels))])
     self.conv_out = nnx.Conv(widths[-1], 1, kernel_size=(3, 3), padding='SAME', rngs=rngs)
 
