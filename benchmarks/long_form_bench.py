@@ -44,7 +44,7 @@ import evaluate_bench  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import audio_io  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import contract  # pylint: disable=wrong-import-position
 from melodygan_jax.evaluation import embeddings as embeddings_lib  # pylint: disable=wrong-import-position
-from melodygan_jax.evaluation import evaluate  # pylint: disable=wrong-import-position
+from melodygan_jax.evaluation import intervals  # pylint: disable=wrong-import-position
 from melodygan_jax.generation import sample as sample_lib  # pylint: disable=wrong-import-position
 
 CACHE = evaluate_bench.CACHE
@@ -116,7 +116,7 @@ def continuation_figures(gan: pathlib.Path, songs: list[pathlib.Path], embedder,
                        ('real_next', distance(ends, nxt)),
                        ('unprompted_sample', distance(ends, free)),
                        ('random_real_pairs', random_pairs)):
-    figures[name] = evaluate.interval_entry(evaluate.mean_interval(values, 1000))
+    figures[name] = intervals.interval_entry(intervals.mean_interval(values, 1000))
   return figures
 
 

@@ -7,7 +7,9 @@ import pytest
 from data_prep import prepare
 from melodygan_jax.evaluation import clip_analysis
 from melodygan_jax.evaluation import clip_plans
+from melodygan_jax.evaluation import codec_metrics
 from melodygan_jax.evaluation import evaluate
+from melodygan_jax.evaluation import intervals
 from melodygan_jax.evaluation import latent_metrics
 
 # 3 of the 4 corpus songs held out at this fraction (hash split): the floor needs 2.
@@ -120,8 +122,8 @@ def test_memorization_flags_copies_of_training_clips():
 
 def test_mean_interval_covers_the_mean_and_shrinks_with_more_clips():
   rng = np.random.default_rng(0)
-  small = evaluate.mean_interval(rng.normal(3.0, 1.0, 20), 200)
-  large = evaluate.mean_interval(rng.normal(3.0, 1.0, 2000), 200)
+  small = intervals.mean_interval(rng.normal(3.0, 1.0, 20), 200)
+  large = intervals.mean_interval(rng.normal(3.0, 1.0, 2000), 200)
   assert small.low < 3.0 < small.high and large.low < 3.0 < large.high
   assert large.high - large.low < 0.3 * (small.high - small.low)
   assert evaluate.format_figure({'value': 1.0, 'low': 0.5, 'high': 2.0}) == '1 [0.5, 2]'
@@ -158,10 +160,10 @@ def test_latent_metrics_match_set_based_definitions():
 
 def test_mel_cepstral_distortion_is_zero_only_for_equal_cepstra():
   frames = np.random.default_rng(0).standard_normal((30, 20))
-  assert evaluate.mel_cepstral_distortion(frames, frames) == 0.0
+  assert codec_metrics.mel_cepstral_distortion(frames, frames) == 0.0
   shifted = frames.copy()
   shifted[:, 1] += 1.0  # c1 one unit off in every frame: 0.5 * sqrt(2) dB (librosa's dB cepstra).
-  assert evaluate.mel_cepstral_distortion(frames, shifted) == pytest.approx(0.5 * np.sqrt(2))
+  assert codec_metrics.mel_cepstral_distortion(frames, shifted) == pytest.approx(0.5 * np.sqrt(2))
   shifted_c0 = frames.copy()
   shifted_c0[:, 0] += 5.0  # c0 (overall level) is left out.
-  assert evaluate.mel_cepstral_distortion(frames, shifted_c0) == 0.0
+  assert codec_metrics.mel_cepstral_distortion(frames, shifted_c0) == 0.0

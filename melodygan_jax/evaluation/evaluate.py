@@ -45,21 +45,21 @@ import numpy as np
 
 from melodygan_jax import atomic_files
 from melodygan_jax.audio import contract
-from melodygan_jax.audio import spectral_metrics
 from melodygan_jax.data import input_pipeline
 from melodygan_jax.data import records
 from melodygan_jax.data import reference_clips
 from melodygan_jax.evaluation import clip_analysis
 from melodygan_jax.evaluation import clip_plans
+from melodygan_jax.evaluation import codec_metrics
 from melodygan_jax.evaluation import distances
 from melodygan_jax.evaluation import embeddings as embeddings_lib
+from melodygan_jax.evaluation import intervals
 from melodygan_jax.evaluation import latent_metrics
 from melodygan_jax.evaluation import memorization
 from melodygan_jax.evaluation import reconstruction
 from melodygan_jax.generation import neural_vocoder
 from melodygan_jax.generation import pretrained
 from melodygan_jax.generation import sample
-from melodygan_jax.models import quantizer as quantizer_lib
 
 EVALUATED_STEM = clip_plans.EVALUATED_STEM
 
@@ -80,41 +80,12 @@ class EvaluationOptions:
   vocoder_workdir: str | None = None  # A vocoder run inverts every set; default Griffin-Lim.
 
 
-def mel_cepstral_distortion(reference: np.ndarray, estimate: np.ndarray) -> float:
-  """MCD in dB: mean over frames of (10 / ln 10) sqrt(2 sum_k (c_k - c'_k)^2), k = 1..19.
-
-  The usual formula is for cepstra of the natural-log amplitude; librosa's
-  MFCCs are cepstra of dB power, 20 / ln 10 times larger, hence the factor 1/2.
-  c0 (overall level) is left out, as usual.
-  """
-  difference = reference[:, 1:] - estimate[:, 1:]
-  return float(np.mean(0.5 * np.sqrt(2.0 * np.sum(difference**2, axis=-1))))
-
-
-def interval_entry(interval: distances.Interval) -> dict:
-  """The JSON form of a figure with an interval, as `sample --metrics` reads it."""
-  return {'value': interval.value, 'low': interval.low, 'high': interval.high}
-
-
-def mean_interval(values, num_resamples: int, seed: int = 0,
-                  confidence: float = 0.95) -> distances.Interval:
-  """Mean of per-clip values [n] and its percentile bootstrap interval."""
-  values = np.asarray(values, np.float64)
-  if len(values) == 0:
-    return distances.Interval(math.nan, math.nan, math.nan, confidence, 0)
-  draws = np.random.default_rng(seed).integers(0, len(values), (num_resamples, len(values)))
-  tail = 50.0 * (1.0 - confidence)
-  low, high = np.percentile(values[draws].mean(axis=1), [tail, 100.0 - tail])
-  return distances.Interval(float(values.mean()), float(low), float(high), confidence,
-                            num_resamples)
-
-
 def distances_to_reference(reference: np.ndarray, evaluated: np.ndarray, kind: str,
                            options: EvaluationOptions, bandwidth: float) -> dict:
   """Fréchet (and for musicnn FAD∞, KAD) of one set against the reference, with intervals."""
   seed, resamples = options.seed, options.num_resamples
   if kind != 'musicnn':
-    return {f'frechet_{kind}': interval_entry(distances.fad_interval(
+    return {f'frechet_{kind}': intervals.interval_entry(distances.fad_interval(
         reference, evaluated, num_resamples=resamples, seed=seed))}
   min_n = max(2, len(evaluated) // 4)
 
@@ -123,12 +94,12 @@ def distances_to_reference(reference: np.ndarray, evaluated: np.ndarray, kind: s
   extrapolation = distances.fad_infinity(reference, evaluated, min_n=min_n, seed=seed)
   infinity = distances.bootstrap_interval(fad_infinity_value, reference, evaluated,
                                           num_resamples=max(resamples // 4, 20), seed=seed)
-  return {'fad': interval_entry(distances.fad_interval(reference, evaluated,
+  return {'fad': intervals.interval_entry(distances.fad_interval(reference, evaluated,
                                                        num_resamples=resamples, seed=seed)),
           'fad_infinity': {'value': extrapolation.value, 'low': infinity.low,
                            'high': infinity.high},
           'fad_infinity_r2': extrapolation.r2,
-          'kad': interval_entry(distances.kad_interval(
+          'kad': intervals.interval_entry(distances.kad_interval(
               reference, evaluated, bandwidth=bandwidth, num_resamples=resamples, seed=seed))}
 
 
@@ -136,7 +107,7 @@ def stream_codes(vqvae: pretrained.LoadedVQVAE, meta, data, split: str,
                  max_segments: int | None) -> np.ndarray:
   """The codes of a split's whole segments [n, steps, levels] (small: ints, not spectrograms)."""
   codes, count = [], 0
-  for mel, _ in segments(meta, data, split):
+  for mel, _ in codec_metrics.segments(meta, data, split):
     codes.append(np.asarray(vqvae.jit_encode_to_codes(vqvae.state, mel)))
     count += len(mel)
     if max_segments is not None and count >= max_segments:
@@ -144,62 +115,6 @@ def stream_codes(vqvae: pretrained.LoadedVQVAE, meta, data, split: str,
   if not codes:
     raise EvaluationError(f'no {split} segments in the data set')
   return np.concatenate(codes)[:max_segments]
-
-
-def segments(meta, data, split: str, batch_size: int = 16):
-  """Whole normalized segments of a split: [batch, segment_frames, mels] batches + stems."""
-  for batch in input_pipeline.sequential_batches(data, meta, split, batch_size,
-                                                 crop_frames=meta.segment_frames):
-    real = batch['weight'] > 0
-    if real.any():
-      yield batch['mel'][real], batch['stem'][real]
-
-
-def evaluate_vqvae(vqvae: pretrained.LoadedVQVAE, meta, data,
-                   options: EvaluationOptions) -> dict:
-  """Mel-domain reconstruction of whole held-out segments, and codebook use."""
-  stems = list(data.stems)
-  per_segment = {'log_mel_l1': [], 'mel_spectral_convergence': [],
-                 'mel_cepstral_distortion_db': [], 'mean_spectrum_sc': []}
-  code_counts = np.zeros((vqvae.num_levels, vqvae.codebook_size))
-  for mel, stem_ids in segments(meta, data, records.VALIDATION_SPLIT):
-    recon, aux = vqvae.jit_outputs(vqvae.state, mel)
-    recon, codes = np.asarray(recon), np.asarray(aux['codes'])
-    for level in range(vqvae.num_levels):
-      code_counts[level] += np.bincount(codes[..., level].reshape(-1),
-                                        minlength=vqvae.codebook_size)
-    for index, stem_id in enumerate(stem_ids):
-      stem = stems[int(stem_id)]
-      target = vqvae.denormalize(mel[index], stem)
-      estimate = vqvae.denormalize(recon[index], stem)
-      per_segment['log_mel_l1'].append(spectral_metrics.log_mel_l1(target, estimate))
-      per_segment['mel_spectral_convergence'].append(
-          float(spectral_metrics.spectral_convergence(target, estimate)))
-      per_segment['mel_cepstral_distortion_db'].append(mel_cepstral_distortion(
-          clip_analysis.mfcc_from_log_mel(target),
-          clip_analysis.mfcc_from_log_mel(estimate)))
-      # The trivial codec: every frame the data set's mean spectrum.
-      mean_spectrum = vqvae.denormalize(np.zeros_like(mel[index]), stem)
-      per_segment['mean_spectrum_sc'].append(
-          float(spectral_metrics.spectral_convergence(target, mean_spectrum)))
-    if options.max_clips is not None and len(per_segment['log_mel_l1']) >= options.max_clips:
-      break
-
-  def entry(values):
-    return interval_entry(mean_interval(values, options.num_resamples, options.seed))
-  metrics = {f'vqvae/{name}': entry(values) for name, values in per_segment.items()
-             if name != 'mean_spectrum_sc'}
-  metrics['baseline_mean_spectrum/mel_spectral_convergence'] = entry(
-      per_segment['mean_spectrum_sc'])
-  per_level = [quantizer_lib.codebook_statistics(counts) for counts in code_counts]
-  for name in ('codebook_usage', 'perplexity'):
-    metrics[f'vqvae/{name}'] = float(np.mean([level[name] for level in per_level]))
-  metrics['vqvae/codebook_usage_min'] = float(min(level['codebook_usage']
-                                                  for level in per_level))
-  metrics['vqvae/num_levels'] = vqvae.num_levels
-  metrics['vqvae/bits_per_second'] = vqvae.bits_per_second()
-  metrics['vqvae/num_segments'] = len(per_segment['log_mel_l1'])
-  return metrics
 
 
 def real_clip_plans(meta, dataset_dir: str, clip_samples: int, options: EvaluationOptions):
@@ -269,7 +184,7 @@ def evaluate_audio(vqvae: pretrained.LoadedVQVAE, meta, data, dataset_dir: str,
           name, kind), kind, options, bandwidth).items():
         metrics[f'{name}/{figure}'] = value
   for name, values in scores.items():
-    metrics[name] = interval_entry(mean_interval(values, options.num_resamples, options.seed))
+    metrics[name] = intervals.interval_entry(intervals.mean_interval(values, options.num_resamples, options.seed))
   metrics.update(memorization_metrics(sets, [name for name in code_sets]))
   return metrics, code_sets
 
@@ -368,7 +283,9 @@ def evaluate(vqvae_workdir: str, data_dir: str, gan_workdir: str | None = None,
     metrics['gan/step'] = generator.step
   if vocoder is not None:
     metrics['vocoder/step'] = vocoder.step
-  metrics.update(evaluate_vqvae(vqvae, meta, data, options))
+  metrics.update(codec_metrics.evaluate_vqvae(
+      vqvae, meta, data, max_segments=options.max_clips, num_resamples=options.num_resamples,
+      seed=options.seed))
   audio_metrics, code_sets = evaluate_audio(vqvae, meta, data, data_dir, generator, options,
                                             vocoder)
   metrics.update(audio_metrics)
