@@ -44,7 +44,6 @@ from melodygan_jax.audio import inversion
 from melodygan_jax.audio import synthesis
 from melodygan_jax.data import audio_crops
 from melodygan_jax.data import input_pipeline
-from melodygan_jax.data import normalization
 from melodygan_jax.data import records
 from melodygan_jax.evaluation import reconstruction
 from melodygan_jax.generation import neural_vocoder
@@ -52,6 +51,7 @@ from melodygan_jax.generation import pretrained
 from melodygan_jax.models import vocoder as vocoder_models
 from melodygan_jax.models import waveform_discriminators
 from melodygan_jax.training import adversarial_phases
+from melodygan_jax.training import codec_round_trip
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import loop
 from melodygan_jax.training import metric_writer
@@ -148,36 +148,10 @@ def check_config(config: ml_collections.ConfigDict) -> CheckedConfig:
   vqvae = None
   if config.vqvae_workdir:
     vqvae = pretrained.load_vqvae(config.vqvae_workdir)
-    config_checks.require(CODEC_STEM in vqvae.normalization.stems, 'config.vqvae_workdir',
-                          config.vqvae_workdir, f'has no {CODEC_STEM!r} statistics (the '
+    config_checks.require(codec_round_trip.CODEC_STEM in vqvae.normalization.stems, 'config.vqvae_workdir',
+                          config.vqvae_workdir, f'has no {codec_round_trip.CODEC_STEM!r} statistics (the '
                           'cleaned WAVs are mixes)')
   return CheckedConfig(train_audio=audio, vqvae=vqvae)
-
-
-CODEC_STEM = 'mix'  # The cleaned WAVs the vocoder trains on are mixes.
-
-
-@flax.struct.dataclass
-class CodecWeights:
-  """A VQ-VAE's weights and statistics, passed to the compiled step (not trained)."""
-  params: nnx.State
-  codebook: nnx.State
-  mean: jax.Array  # [NUM_MELS], of the mix stem.
-  std: jax.Array
-
-
-def codec_log_mel(graphdef, time_stride: int, weights: CodecWeights, log_mel):
-  """[batch, frames, NUM_MELS] log-mel -> the same after the VQ-VAE's round trip.
-
-  Frames are padded (edge) to a multiple of the codec's stride, then trimmed.
-  """
-  frames = log_mel.shape[1]
-  padded_frames = -(-frames // time_stride) * time_stride
-  normalized = normalization.normalize_with(log_mel, weights.mean, weights.std)
-  normalized = jnp.pad(normalized, ((0, 0), (0, padded_frames - frames), (0, 0)), mode='edge')
-  recon = nnx.merge(graphdef, weights.params, weights.codebook)(normalized)[0]
-  return normalization.denormalize_with(recon[:, :frames].astype(jnp.float32), weights.mean,
-                                        weights.std)
 
 
 def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adversarial: bool,
@@ -309,11 +283,11 @@ class VocoderTrainer:
     self.codec, input_log_mel_fn = None, lambda codec, log_mel: log_mel
     if checked.vqvae is not None:
       vqvae = checked.vqvae
-      mean, std = vqvae.normalization.of(CODEC_STEM)
-      self.codec = parallel.replicate(CodecWeights(
+      mean, std = vqvae.normalization.of(codec_round_trip.CODEC_STEM)
+      self.codec = parallel.replicate(codec_round_trip.CodecWeights(
           params=vqvae.state.params, codebook=vqvae.state.codebook, mean=jnp.asarray(mean),
           std=jnp.asarray(std)), self.mesh)
-      input_log_mel_fn = functools.partial(codec_log_mel, vqvae.graphdef, vqvae.time_stride)
+      input_log_mel_fn = functools.partial(codec_round_trip.codec_log_mel, vqvae.graphdef, vqvae.time_stride)
     # Two compiled steps, warm-up and adversarial (see adversarial_phases).
     self._train_step = adversarial_phases.PhasedStep(
         lambda adversarial: jax.jit(

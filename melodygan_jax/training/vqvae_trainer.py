@@ -31,6 +31,7 @@ from melodygan_jax.models import residual_quantizer
 from melodygan_jax.models import spectrogram_discriminator
 from melodygan_jax.models import vqvae
 from melodygan_jax.training import adversarial_phases
+from melodygan_jax.training import codec_losses
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import loop
 from melodygan_jax.training import metric_writer
@@ -117,26 +118,6 @@ def check_config(config: ml_collections.ConfigDict,
   return meta
 
 
-def reconstruction_losses(recon, mel, weight=None) -> tuple[jax.Array, jax.Array]:
-  """Mean L1 and MSE over frames and mels; `weight` [batch] masks padding."""
-  l1 = jnp.mean(jnp.abs(recon - mel), axis=(1, 2))
-  mse = jnp.mean(jnp.square(recon - mel), axis=(1, 2))
-  if weight is None:
-    return jnp.mean(l1), jnp.mean(mse)
-  return jnp.sum(l1 * weight), jnp.sum(mse * weight)
-
-
-def spectral_convergence_loss(recon, mel, stem_mean, stem_std) -> jax.Array:
-  """Mean over the batch of the mel-magnitude spectral convergence.
-
-  The log-mel losses weigh every band alike after normalization; this one
-  weighs the loud parts of the spectrum as listeners (and the metric) do.
-  """
-  return jnp.mean(spectral_metrics.spectral_convergence(
-      normalization.denormalize_with(mel, stem_mean, stem_std),
-      normalization.denormalize_with(recon, stem_mean, stem_std)))
-
-
 def unit_log_mel_stats(num_stems: int = 1) -> tuple[jax.Array, jax.Array]:
   """(mean 0, std 1) per stem: stats for timing the step on synthetic batches."""
   return (jnp.zeros((num_stems, contract.NUM_MELS)), jnp.ones((num_stems, contract.NUM_MELS)))
@@ -153,8 +134,8 @@ def _codec_and_discriminator_update(graphdef, disc_graphdef, optimizer, disc_opt
   def loss_fn(params):
     model = nnx.merge(graphdef, params, state.codebook)
     recon, aux = model(mel, active_levels)
-    l1, mse = reconstruction_losses(recon, mel)
-    convergence = spectral_convergence_loss(recon, mel, stem_mean, stem_std)
+    l1, mse = codec_losses.reconstruction_losses(recon, mel)
+    convergence = codec_losses.spectral_convergence_loss(recon, mel, stem_mean, stem_std)
     loss = (config.loss.l1_weight * l1 + config.loss.mse_weight * mse
             + config.loss.spectral_convergence_weight * convergence
             + config.model.commitment_cost * aux['commitment_loss'])
@@ -244,7 +225,7 @@ def eval_step(graphdef, mean, std, state: TrainState, batch) -> dict:
   sums = {'l1': [], 'mse': [], 'spectral_convergence': []}
   for num_levels in range(1, codes.shape[-1] + 1):
     recon = model.decode_codes(codes[..., :num_levels])
-    l1, mse = reconstruction_losses(recon, mel, weight)
+    l1, mse = codec_losses.reconstruction_losses(recon, mel, weight)
     convergence = spectral_metrics.spectral_convergence(
         normalization.denormalize_with(mel, stem_mean, stem_std),
         normalization.denormalize_with(recon, stem_mean, stem_std))
