@@ -123,7 +123,7 @@ def main():
     figures['params'] = result['params']
     figures['model_gflops_per_step'] = round(result['flops'] / 1e9, 2)
   warmup = time_jax('float32', batch, args.steps, adversarial=False)
-  rows.append((f'JAX float32, warm-up steps (no D)', warmup['step_s'], warmup['compile_s'],
+  rows.append(('JAX float32, warm-up steps (no D)', warmup['step_s'], warmup['compile_s'],
                warmup['flops'] / warmup['step_s'] / peak32))
   figures['jax_f32_warmup_step_ms'] = round(warmup['step_s'] * 1e3, 1)
   if not args.skip_torch:
