@@ -68,11 +68,14 @@ strided_conv2d.defvjp(_strided_conv2d_fwd, _strided_conv2d_bwd)
 class StridedConv(nnx.Conv):
   """`nnx.Conv` (same parameters, same function) for strided 2-D convolutions.
 
-  Its input gradient is `strided_conv2d`'s; a checkpoint of an `nnx.Conv` loads
+  On the CPU its input gradient is `strided_conv2d`'s (on GPU and TPU it is
+  `nnx.Conv` itself, not measured there); a checkpoint of an `nnx.Conv` loads
   into it unchanged.
   """
 
   def __call__(self, inputs: jax.Array) -> jax.Array:
+    if jax.default_backend() != 'cpu':  # The slow path is XLA:CPU's; elsewhere XLA's own.
+      return super().__call__(inputs)
     strides = self.strides
     strides = (strides,) * 2 if isinstance(strides, int) else tuple(strides)
     if (len(self.kernel_size) != 2 or {self.kernel_dilation, self.input_dilation} - {1, (1, 1)}
