@@ -94,8 +94,8 @@ def distances_to_reference(reference: np.ndarray, evaluated: np.ndarray, kind: s
   extrapolation = distances.fad_infinity(reference, evaluated, min_n=min_n, seed=seed)
   infinity = distances.bootstrap_interval(fad_infinity_value, reference, evaluated,
                                           num_resamples=max(resamples // 4, 20), seed=seed)
-  return {'fad': intervals.interval_entry(distances.fad_interval(reference, evaluated,
-                                                       num_resamples=resamples, seed=seed)),
+  return {'fad': intervals.interval_entry(distances.fad_interval(
+              reference, evaluated, num_resamples=resamples, seed=seed)),
           'fad_infinity': {'value': extrapolation.value, 'low': infinity.low,
                            'high': infinity.high},
           'fad_infinity_r2': extrapolation.r2,
@@ -184,7 +184,8 @@ def evaluate_audio(vqvae: pretrained.LoadedVQVAE, meta, data, dataset_dir: str,
           name, kind), kind, options, bandwidth).items():
         metrics[f'{name}/{figure}'] = value
   for name, values in scores.items():
-    metrics[name] = intervals.interval_entry(intervals.mean_interval(values, options.num_resamples, options.seed))
+    metrics[name] = intervals.interval_entry(
+        intervals.mean_interval(values, options.num_resamples, options.seed))
   metrics.update(memorization_metrics(sets, [name for name in code_sets]))
   return metrics, code_sets
 

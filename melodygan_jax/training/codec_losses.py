@@ -15,12 +15,17 @@ def reconstruction_losses(recon, mel, weight=None) -> tuple[jax.Array, jax.Array
   return jnp.sum(l1 * weight), jnp.sum(mse * weight)
 
 
-def spectral_convergence_loss(recon, mel, stem_mean, stem_std) -> jax.Array:
-  """Mean over the batch of the mel-magnitude spectral convergence.
+def mel_spectral_convergence(recon, mel, stem_mean, stem_std) -> jax.Array:
+  """[batch] spectral convergence of the mel magnitudes of normalized log-mels.
 
   The log-mel losses weigh every band alike after normalization; this one
   weighs the loud parts of the spectrum as listeners (and the metric) do.
   """
-  return jnp.mean(spectral_metrics.spectral_convergence(
+  return spectral_metrics.spectral_convergence(
       normalization.denormalize_with(mel, stem_mean, stem_std),
-      normalization.denormalize_with(recon, stem_mean, stem_std)))
+      normalization.denormalize_with(recon, stem_mean, stem_std))
+
+
+def spectral_convergence_loss(recon, mel, stem_mean, stem_std) -> jax.Array:
+  """Mean over the batch of `mel_spectral_convergence`."""
+  return jnp.mean(mel_spectral_convergence(recon, mel, stem_mean, stem_std))

@@ -148,9 +148,10 @@ def check_config(config: ml_collections.ConfigDict) -> CheckedConfig:
   vqvae = None
   if config.vqvae_workdir:
     vqvae = pretrained.load_vqvae(config.vqvae_workdir)
-    config_checks.require(codec_round_trip.CODEC_STEM in vqvae.normalization.stems, 'config.vqvae_workdir',
-                          config.vqvae_workdir, f'has no {codec_round_trip.CODEC_STEM!r} statistics (the '
-                          'cleaned WAVs are mixes)')
+    stem = codec_round_trip.CODEC_STEM
+    config_checks.require(stem in vqvae.normalization.stems, 'config.vqvae_workdir',
+                          config.vqvae_workdir,
+                          f'has no {stem!r} statistics (the cleaned WAVs are mixes)')
   return CheckedConfig(train_audio=audio, vqvae=vqvae)
 
 
@@ -287,7 +288,8 @@ class VocoderTrainer:
       self.codec = parallel.replicate(codec_round_trip.CodecWeights(
           params=vqvae.state.params, codebook=vqvae.state.codebook, mean=jnp.asarray(mean),
           std=jnp.asarray(std)), self.mesh)
-      input_log_mel_fn = functools.partial(codec_round_trip.codec_log_mel, vqvae.graphdef, vqvae.time_stride)
+      input_log_mel_fn = functools.partial(codec_round_trip.codec_log_mel, vqvae.graphdef,
+                                           vqvae.time_stride)
     # Two compiled steps, warm-up and adversarial (see adversarial_phases).
     self._train_step = adversarial_phases.PhasedStep(
         lambda adversarial: jax.jit(

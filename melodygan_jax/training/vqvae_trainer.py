@@ -20,11 +20,9 @@ import optax
 from flax import nnx
 
 from melodygan_jax.audio import contract
-from melodygan_jax.audio import spectral_metrics
 from melodygan_jax.audio import spectrogram_image
 from melodygan_jax.audio import synthesis
 from melodygan_jax.data import input_pipeline
-from melodygan_jax.data import normalization
 from melodygan_jax.data import records
 from melodygan_jax.models import quantizer as quantizer_lib
 from melodygan_jax.models import residual_quantizer
@@ -226,9 +224,7 @@ def eval_step(graphdef, mean, std, state: TrainState, batch) -> dict:
   for num_levels in range(1, codes.shape[-1] + 1):
     recon = model.decode_codes(codes[..., :num_levels])
     l1, mse = codec_losses.reconstruction_losses(recon, mel, weight)
-    convergence = spectral_metrics.spectral_convergence(
-        normalization.denormalize_with(mel, stem_mean, stem_std),
-        normalization.denormalize_with(recon, stem_mean, stem_std))
+    convergence = codec_losses.mel_spectral_convergence(recon, mel, stem_mean, stem_std)
     for name, value in (('l1', l1), ('mse', mse),
                         ('spectral_convergence', jnp.sum(convergence * weight))):
       sums[name].append(value)
