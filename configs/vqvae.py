@@ -31,6 +31,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.num_levels = 8  # Residual quantizer levels (SoundStream, EnCodec, DAC).
   config.model.codebook_size = 1024  # Per level: 10 bits per level per step.
   config.model.codebook_dim = 64
+  # > 0: DAC's factorized lookup, by cosine in this many dimensions per level
+  # (models/residual_quantizer.py); 0: Euclidean in codebook_dim.
+  config.model.lookup_dim = 0
   # Share of examples trained with a random 1..num_levels levels (DAC: 0.5), so
   # every prefix of the levels decodes well: one model, several bit rates.
   config.model.quantizer_dropout = 0.5

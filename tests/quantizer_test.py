@@ -159,3 +159,33 @@ def test_every_level_moves_its_own_codebook_and_counts_its_own_use():
   assert float(jnp.max(jnp.abs(after[1] - before[1]))) > 0.01
   usage = quantizer.usage_share()
   assert usage.shape == (2,) and bool(jnp.all(usage > 0))
+
+
+def test_factorized_lookup_finds_codes_by_cosine_and_trains_both_projections():
+  z = jax.random.normal(jax.random.key(10), (4, 30, 5))
+  quantizer = residual_quantizer.ResidualVectorQuantizer(
+      3, 16, 5, lookup_dim=2, usage_window_steps=3, restart_every_steps=3, rngs=nnx.Rngs(2))
+  quantizer.kmeans_init(z, jax.random.key(11))
+  latents, aux = quantizer(z)
+  codes = aux['codes']
+  assert quantizer.codebooks().shape == (3, 16, 5)  # Latents of codes: the GAN's contract.
+  np.testing.assert_allclose(latents, quantizer.codes_to_latents(codes), atol=1e-5)
+  np.testing.assert_array_equal(codes, quantizer.nearest_codes(z))
+  # Level 1 picks the code of largest cosine to the projected input.
+  projected = quantizer.in_projections[0](z)
+  cosines = (quantizer_lib.l2_normalize(projected)
+             @ quantizer_lib.l2_normalize(quantizer.levels[0].codebook[...]).T)
+  np.testing.assert_array_equal(codes[..., 0], jnp.argmax(cosines, -1))
+  np.testing.assert_allclose(jnp.linalg.norm(aux['residuals'], axis=-1), 1.0, atol=1e-5)
+  assert len(np.unique(np.asarray(codes[..., 0]))) > 8  # k-means spread the unit codes.
+
+  graphdef, params, rest = nnx.split(quantizer, nnx.Param, ...)
+
+  def loss(params):
+    latents, _ = nnx.merge(graphdef, params, rest)(z)
+    return jnp.mean(jnp.square(latents - 1.0))
+
+  grads = jax.grad(loss)(params)
+  for name in ('in_projections', 'out_projections'):
+    norms = [float(jnp.linalg.norm(grads[name][index]['kernel'][...])) for index in range(3)]
+    assert all(norm > 0 for norm in norms), (name, norms)

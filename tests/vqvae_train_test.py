@@ -156,6 +156,25 @@ def test_step_on_4_devices_matches_1_device(prepared_dir):
     np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
 
 
+def test_factorized_lookup_trains_its_projections_and_restores(prepared_dir, tmp_path):
+  config = tiny_config(prepared_dir)
+  config.model.lookup_dim = 4
+  trainer = vqvae_trainer.VQVAETrainer(config)
+  state = trainer.fresh_start(trainer.create_state())
+  start = parallel.host_values(state.params)
+  batches = trainer.train_batches(0)
+  for _ in range(3):
+    state, metrics = trainer.jit_train_step(state, next(batches))
+  assert np.isfinite(float(metrics['train/loss']))
+  params = parallel.host_values(state.params)
+  for name in ('in_projections', 'out_projections'):
+    moved = np.abs(params['quantizer'][name][0]['kernel'] - start['quantizer'][name][0]['kernel'])
+    assert moved.max() > 0, name
+  # Every level's codes are unit vectors (the cosine lookup's sphere).
+  codebook = parallel.host_values(state.codebook)['quantizer']['levels'][1]['codebook']
+  np.testing.assert_allclose(np.linalg.norm(codebook, axis=-1), 1.0, atol=1e-5)
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(prepared_dir, tmp_path):
   config = tiny_config(prepared_dir)
   config.train.num_steps = 80
@@ -197,6 +216,8 @@ def test_config_errors_are_one_line_and_name_the_field(prepared_dir, tmp_path):
       lambda c: setattr(c.data, 'crop_frames', 30))
   assert 'config.model.quantizer_dropout=1.5: must be in [0, 1]' in error_of(
       lambda c: setattr(c.model, 'quantizer_dropout', 1.5))
+  assert 'config.model.lookup_dim=-1: must be >= 0' in error_of(
+      lambda c: setattr(c.model, 'lookup_dim', -1))
   assert 'config.model.num_levels=0: must be a positive number' in error_of(
       lambda c: setattr(c.model, 'num_levels', 0))
   assert 'config.model.discriminator_scales=5: with 2 convolutions per scale' in error_of(

@@ -83,7 +83,8 @@ class VQVAE(nnx.Module):
   def __init__(self, *, num_mels: int, widths: Sequence[int], strides: Sequence[int],
                num_res_blocks: int, num_levels: int, codebook_size: int, codebook_dim: int,
                ema_decay: float, usage_window_steps: int,
-               restart_every_steps: int, rngs: nnx.Rngs, dtype=jnp.float32):
+               restart_every_steps: int, lookup_dim: int = 0, rngs: nnx.Rngs,
+               dtype=jnp.float32):
     if len(widths) != len(strides) + 1:
       raise ValueError(f'widths {tuple(widths)} needs one entry per stride plus one')
     self.time_stride = 1
@@ -94,7 +95,7 @@ class VQVAE(nnx.Module):
     self.quantizer = residual_quantizer.ResidualVectorQuantizer(
         num_levels, codebook_size, codebook_dim, decay=ema_decay,
         usage_window_steps=usage_window_steps, restart_every_steps=restart_every_steps,
-        rngs=rngs)
+        lookup_dim=lookup_dim, rngs=rngs)
     self.decoder = Decoder(num_mels, widths, strides, num_res_blocks, codebook_dim,
                            rngs=rngs, dtype=dtype)
 
@@ -135,4 +136,5 @@ def from_config(model_config, *, rngs: nnx.Rngs, num_mels: int) -> VQVAE:
                codebook_dim=model_config.codebook_dim, ema_decay=model_config.ema_decay,
                usage_window_steps=model_config.usage_window_steps,
                restart_every_steps=model_config.restart_every_steps,
-               rngs=rngs, dtype=jnp.dtype(model_config.dtype))
+               # Absent from configs written before the factorized lookup: plain.
+               lookup_dim=model_config.get('lookup_dim', 0), rngs=rngs, dtype=jnp.dtype(model_config.dtype))

@@ -83,6 +83,8 @@ def check_config(config: ml_collections.ConfigDict,
   config_checks.check_positive(model, 'config.model', (
       'num_res_blocks', 'num_levels', 'codebook_size', 'codebook_dim', 'usage_window_steps',
       'restart_every_steps', 'kmeans_init_batches', 'discriminator_scales'))
+  config_checks.require(model.lookup_dim >= 0, 'config.model.lookup_dim', model.lookup_dim,
+                        'must be >= 0 (0: no factorized lookup)')
   config_checks.require(0.0 <= model.quantizer_dropout <= 1.0, 'config.model.quantizer_dropout',
                         model.quantizer_dropout, 'must be in [0, 1]')
   config_checks.require(len(model.discriminator_channels) > 0 and all(
