@@ -103,10 +103,14 @@ def test_long_samples_have_no_clicks(trained_gan, tmp_path):
   clip, _ = soundfile.read(tmp_path / manifest['samples'][0]['wav'], dtype='float32')
   assert len(clip) == 12 * 22050 and np.abs(clip).max() > 0.01
   assert not click_frames(clip)
-  # The detector sees a click: one sample at full scale in the middle.
+  # The detector sees a click: one sample at 0.9 where the clip is quietest
+  # (away from the ends), so its check does not hang on what the GAN put there.
+  frame_rms = np.sqrt(np.mean(np.square(clip[:len(clip) // 1024 * 1024].reshape(-1, 1024)), 1))
+  position = (int(np.argmin(frame_rms[2:-2])) + 2) * 1024 + 512
   clicked = clip.copy()
-  clicked[6 * 22050] = 0.9
-  assert click_frames(clicked)[0] == pytest.approx(6 * 22050 / 128, abs=2)
+  clicked[position] = 0.9
+  assert click_frames(clicked) and click_frames(clicked)[0] == pytest.approx(position / 128,
+                                                                             abs=2)
 
 
 def click_frames(clip: np.ndarray) -> list[int]:
