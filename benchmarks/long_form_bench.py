@@ -2,7 +2,7 @@ r"""Long-form generation on real music: short against long context, 10 s and 60 
 continuation of held-out songs, and generation speed.
 
   python benchmarks/long_form_bench.py [--gan_steps=2000] [--max_clips=120]
-      [--clip_seconds=10,60] [--num_prompts=12] [--prompt_seconds=10]
+      [--clip_seconds=10,60] [--num_songs=12] [--prompts_per_song=3] [--prompt_seconds=10]
 
 On evaluate_bench's data (the two Debian soundtracks, 30% of the files held
 out) and its codec (configs/vqvae_tiny.py, 3,000 steps), compares two GANs:
@@ -16,12 +16,15 @@ out) and its codec (configs/vqvae_tiny.py, 3,000 steps), compares two GANs:
 Then, per GAN and per --clip_seconds: `evaluate` (FAD, FAD∞, KAD with 95%
 bootstrap intervals beside the real-vs-real floor and the i.i.d. and uniform
 code baselines, all against held-out real clips of the same length).
-Continuation, per GAN: each of --num_prompts held-out songs is continued from
-its first --prompt_seconds for --prompt_seconds more (`sample --prompt`); the
-distance between the musicnn embeddings of the prompt's last --prompt_seconds
-and of the continuation, against the same distance for the song's own next
---prompt_seconds (the real continuation), for a sample generated without the
-prompt, and for random pairs of held-out clips of different songs.
+Continuation, per GAN: up to --prompts_per_song prompts of --prompt_seconds of
+each of --num_songs held-out songs (from 0, 2P, 4P ... s, while the song holds
+a prompt and its next part) are continued for --prompt_seconds more (`sample
+--prompt`); the distance between the musicnn embeddings of the prompt and of
+the continuation, against the same distance for the song's own next part (the
+real continuation), for a sample generated without the prompt, and for random
+pairs of a prompt and the next part of another; then the FAD and KAD (95%
+bootstrap intervals) of the continuations, of as many unprompted samples and
+of the prompts themselves (the real-vs-real floor) against the real next parts.
 Speed: one 60 s sample end to end (generation in windows, decoding,
 Griffin-Lim), after a warm-up, in real-time factor.
 Ends with one JSON line of the figures. Each evaluate output is kept in
@@ -43,6 +46,7 @@ import evaluate_bench  # pylint: disable=wrong-import-position
 
 from melodygan_jax.audio import audio_io  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import contract  # pylint: disable=wrong-import-position
+from melodygan_jax.evaluation import distances  # pylint: disable=wrong-import-position
 from melodygan_jax.evaluation import embeddings as embeddings_lib  # pylint: disable=wrong-import-position
 from melodygan_jax.evaluation import intervals  # pylint: disable=wrong-import-position
 from melodygan_jax.generation import sample as sample_lib  # pylint: disable=wrong-import-position
@@ -82,25 +86,38 @@ def embed(embedder, clips: list[np.ndarray]) -> np.ndarray:
   return embedder.embed(np.stack(clips), contract.SAMPLE_RATE_HZ)
 
 
+def prompt_segments(songs: list[pathlib.Path], seconds: float, per_song: int):
+  """(prompt, real next part) pairs of `seconds` each: from 0, 2x, 4x ... seconds of each song."""
+  length = int(round(seconds * contract.SAMPLE_RATE_HZ))
+  pairs = []
+  for song in songs:
+    audio = audio_io.read_mono(song)
+    for start in range(0, min(per_song, len(audio) // (2 * length)) * 2 * length, 2 * length):
+      pairs.append((audio[start:start + length], audio[start + length:start + 2 * length]))
+  return pairs
+
+
 def continuation_figures(gan: pathlib.Path, songs: list[pathlib.Path], embedder, args,
                          work: pathlib.Path) -> dict:
-  """Embedding distances: prompt end vs continuation, real next part, unprompted sample."""
+  """Embedding distances (prompt vs continuation, real next part, unprompted sample) and the
+  FAD and KAD of the continuations, of unprompted samples and of the prompts themselves (the
+  real-vs-real floor) against the real next parts."""
   seconds = args.prompt_seconds
   length = int(round(seconds * contract.SAMPLE_RATE_HZ))
-  prompt_ends, continued, real_next, unprompted = [], [], [], []
-  for index, song in enumerate(songs):
-    audio = audio_io.read_mono(song)
+  prompt_ends, continued, real_next = [], [], []
+  for index, (prompt, after) in enumerate(prompt_segments(songs, seconds,
+                                                          args.prompts_per_song)):
     prompt_path = work / f'prompt_{index}.wav'
-    audio_io.write_wav(prompt_path, audio[:length])
+    audio_io.write_wav(prompt_path, prompt)
     output = work / f'continued_{index}'
     manifest = sample_lib.sample(str(gan), str(output), num_samples=1, seconds=seconds,
                                  seed=index, show_progress=False, num_references=0,
                                  prompt=str(prompt_path), prompt_seconds=seconds)
     written = audio_io.read_mono(output / manifest['samples'][0]['wav'])
-    prompt_ends.append(audio[:length])
+    prompt_ends.append(prompt)
     continued.append(written[-length:])
-    real_next.append(audio[length:2 * length])
-  plain = sample_lib.sample(str(gan), str(work / 'unprompted'), num_samples=len(songs),
+    real_next.append(after)
+  plain = sample_lib.sample(str(gan), str(work / 'unprompted'), num_samples=len(prompt_ends),
                             seconds=seconds, seed=1000, show_progress=False, num_references=0)
   unprompted = [audio_io.read_mono(work / 'unprompted' / entry['wav'])[:length]
                 for entry in plain['samples']]
@@ -108,7 +125,8 @@ def continuation_figures(gan: pathlib.Path, songs: list[pathlib.Path], embedder,
                            (prompt_ends, continued, real_next, unprompted))
   distance = lambda a, b: np.linalg.norm(a - b, axis=-1)
   rng = np.random.default_rng(0)
-  pairs = [(i, j) for i in range(len(songs)) for j in range(len(songs)) if i != j]
+  count = len(prompt_ends)
+  pairs = [(i, j) for i in range(count) for j in range(count) if i != j]
   chosen = [pairs[k] for k in rng.choice(len(pairs), min(len(pairs), 200), replace=False)]
   random_pairs = np.array([np.linalg.norm(ends[i] - nxt[j]) for i, j in chosen])
   figures = {}
@@ -117,6 +135,13 @@ def continuation_figures(gan: pathlib.Path, songs: list[pathlib.Path], embedder,
                        ('unprompted_sample', distance(ends, free)),
                        ('random_real_pairs', random_pairs)):
     figures[name] = intervals.interval_entry(intervals.mean_interval(values, 1000))
+  for name, clips in (('continuation', cont), ('unprompted_sample', free),
+                      ('prompts_floor', ends)):
+    figures[f'{name}/fad'] = intervals.interval_entry(
+        distances.fad_interval(nxt, clips, args.num_resamples))
+    figures[f'{name}/kad'] = intervals.interval_entry(
+        distances.kad_interval(nxt, clips, num_resamples=args.num_resamples))
+  figures['num_prompts'] = count
   return figures
 
 
@@ -135,9 +160,12 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--gan_steps', type=int, default=2000)
   parser.add_argument('--max_clips', type=int, default=120)
-  parser.add_argument('--clip_seconds', default='10,60')
-  parser.add_argument('--num_prompts', type=int, default=12)
+  parser.add_argument('--clip_seconds', default='10,60',
+                      help='lengths to evaluate; empty: continuation and speed only')
+  parser.add_argument('--num_songs', type=int, default=12)
   parser.add_argument('--prompt_seconds', type=float, default=10.0)
+  parser.add_argument('--prompts_per_song', type=int, default=3,
+                      help='prompts from 0, 2P, 4P ... s of each song long enough')
   parser.add_argument('--num_resamples', type=int, default=200)
   args = parser.parse_args()
   data = evaluate_bench.prepared(evaluate_bench.DEFAULT_MUSIC_DIRS)
@@ -146,7 +174,7 @@ def main():
   summary = {name: {} for name in gans}
   summary['long']['train_seconds'] = float((gans['long'] / 'train_seconds.txt').read_text())
 
-  for clip_seconds in (float(s) for s in args.clip_seconds.split(',')):
+  for clip_seconds in (float(s) for s in args.clip_seconds.split(',') if s):
     print(f'\n{clip_seconds:g} s clips against held-out real clips of {clip_seconds:g} s')
     print('| GAN | set | ' + ' | '.join(FIGURES) + ' |')
     print('| --- | --- |' + ' ---: |' * len(FIGURES))
@@ -168,10 +196,11 @@ def main():
       summary[name][f'{clip_seconds:g}s/num_clips'] = metrics['audio/num_clips']
       print(f'| {name} | ({metrics["audio/num_clips"]} clips per set) | | | |')
 
-  songs = held_out_songs(data, 2 * args.prompt_seconds)[:args.num_prompts]
+  songs = held_out_songs(data, 2 * args.prompt_seconds)[:args.num_songs]
   embedder = embeddings_lib.Embedder(batch_size=16)
-  print(f'\ncontinuation of {len(songs)} held-out songs, musicnn embedding distance to the '
-        f'prompt\'s last {args.prompt_seconds:g} s (mean, 95% interval):')
+  print(f'\ncontinuation of {args.prompts_per_song} prompts a song of {len(songs)} held-out '
+        f'songs, musicnn embedding distance to the prompt ({args.prompt_seconds:g} s; mean, '
+        '95% interval), FAD and KAD against the real next parts:')
   for name, gan in gans.items():
     work = CACHE / f'long_form_samples_{name}'
     figures = continuation_figures(gan, songs, embedder, args, work)
@@ -179,7 +208,7 @@ def main():
     summary[name].update({f'continuation/{key}': value for key, value in figures.items()})
     summary[name].update(speed)
     for key, value in figures.items():
-      print(f'  {name:5s} {key:18s} {evaluate_bench.show(value)}')
+      print(f'  {name:5s} {key:24s} {evaluate_bench.show(value)}')
     print(f'  {name:5s} 60 s sample end to end: {speed["seconds_for_60_s"]:.1f} s, '
           f'{speed["x_real_time"]:.1f}x real time')
   print(json.dumps(summary))

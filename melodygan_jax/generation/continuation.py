@@ -1,13 +1,15 @@
 """Continuing a user's audio: encode a prompt, generate what follows, join the two.
 
 Chosen approach: the unconditional windowed generator, with its first window
-inpainted. The prompt's last codes (the context: up to a hop, three quarters
-of a window) are projected onto the generator's inputs
-(generation/projection.py: its global noise, and the first window's
-coordinates up to the context's end); the windows are then run
-over [context | continuation], the context's codes are replaced by the
-prompt's own, and everything is decoded together, so the decoder sees real
-codes on the left of the join. Why this rather than a generator conditioned
+inpainted. The prompt is projected onto the generator's inputs
+(generation/projection.py): first its style, the global noise that best
+generates the whole prompt (up to style.MAX_STYLE_WINDOWS windows of it,
+as --style_from finds a clip's), then, that style held, the first window's
+coordinates up to the end of the prompt's last codes (the context: up to a
+hop, three quarters of a window); the windows are then run over
+[context | continuation] in the prompt's style, the context's codes are
+replaced by the prompt's own, and everything is decoded together, so the
+decoder sees real codes on the left of the join. Why this rather than a generator conditioned
 on real codes and trained with random context masking: it needs no new
 training, works with every trained GAN run as it is, and keeps one generator
 for sampling, loops and continuation; the cost is a short fit (a few hundred
@@ -117,11 +119,12 @@ def join(prompt: Prompt, rendered: np.ndarray, rendered_start: int, num_samples:
   return np.concatenate([prompt.original.astype(np.float32), continuation])
 
 
-def continue_prompt(generator, prompt: Prompt, key: jax.Array, global_noise: np.ndarray,
+def continue_prompt(generator, prompt: Prompt, key: jax.Array, style: np.ndarray,
                     steps: int):
   """(codes [steps, levels] that follow the prompt, their window plan, context steps).
 
-  `generator` is a pretrained.LoadedGenerator.
+  `generator` is a pretrained.LoadedGenerator; `style` the prompt's
+  (style.style_of_codes of its codes), held through the fit.
 
   The generator's first window is fitted to the prompt's last codes (its
   context), then run with fresh coordinates beyond them.
@@ -137,9 +140,9 @@ def continue_prompt(generator, prompt: Prompt, key: jax.Array, global_noise: np.
   view = plan.view_indices()[0]
   style, fitted, _ = projection.fit_inputs(
       generator.graphdef, generator.params, codebooks,
-      jnp.asarray(prompt.codes[-context:])[None], jnp.asarray(global_noise),
+      jnp.asarray(prompt.codes[-context:])[None], jnp.asarray(style),
       coordinates[jnp.asarray(view)][None], free_steps=plan.context_steps + context,
-      loss_start=plan.context_steps)
+      loss_start=plan.context_steps, fit_global=False)
   coordinates = coordinates.at[jnp.asarray(view)].set(fitted[0])
   codes = long_form.generate_codes(generator.graphdef, generator.params, codebooks, key[None],
                                    style[None], plan, generator.temperature,
@@ -165,11 +168,11 @@ def render_continuation(vqvae, prompt: Prompt, codes: np.ndarray, stem: str, see
   return joined
 
 
-def continue_and_render(generator, prompt: Prompt, key, global_noise, steps: int,
+def continue_and_render(generator, prompt: Prompt, key, style, steps: int,
                         stem: str, seed: int, index: int, num_samples: int, vocoder=None):
   """One continuation: (its codes, the output's log-mel, audio, manifest fields)."""
   vqvae = generator.vqvae
-  codes, plan, context = continue_prompt(generator, prompt, key, global_noise, steps)
+  codes, plan, context = continue_prompt(generator, prompt, key, style, steps)
   clip = render_continuation(vqvae, prompt, codes, stem, seed, index, num_samples, vocoder)
   # Output step 0 is the first context code; joins inside the prompt were replaced by it.
   first_code = len(prompt.codes) - context

@@ -7,9 +7,10 @@ until its features match the VQ-VAE latents of real music. Both uses share it:
   style (`--style_from`): the global noise that best generates a clip (with
     per-window coordinates fitted beside it and then dropped) is that clip's
     style: the character a new sample with fresh coordinates keeps.
-  continuation (`--prompt`): the global noise and the coordinates of the
-    first window's leading part, fitted to the prompt's last codes, so the
-    windows that follow start where the prompt ends (generation/continuation.py).
+  continuation (`--prompt`): the prompt's style, found as above over its
+    whole length, then the coordinates of the first window's leading part,
+    fitted to the prompt's last codes, so the windows that follow start where
+    the prompt ends, in its style (generation/continuation.py).
 
 Noise vectors are kept on their typical sphere (norm sqrt(dim)) after every
 step, as in GAN inversion practice: the norm of Gaussian noise is
@@ -55,9 +56,10 @@ def feature_loss(generator, features: jax.Array, target_codes: jax.Array,
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'free_steps', 'loss_start',
-                                             'iterations'))
+                                             'iterations', 'fit_global'))
 def fit_inputs(graphdef, params, codebooks, target_codes, global_noise, step_noise,
-               free_steps: int, loss_start: int = 0, iterations: int = FIT_ITERATIONS):
+               free_steps: int, loss_start: int = 0, iterations: int = FIT_ITERATIONS,
+               fit_global: bool = True):
   """Fits the global noise and the first `free_steps` coordinates of each window's view.
 
   Args:
@@ -71,6 +73,8 @@ def fit_inputs(graphdef, params, codebooks, target_codes, global_noise, step_noi
     free_steps: leading coordinates of each view that are fitted.
     loss_start: first output step of each view the loss sees.
     iterations: Adam steps.
+    fit_global: False: the global noise stays as given (a style found
+      before), only the coordinates are fitted.
 
   Returns:
     (global noise [noise_dim], step noise like `step_noise`, the loss they reach).
@@ -93,6 +97,8 @@ def fit_inputs(graphdef, params, codebooks, target_codes, global_noise, step_noi
   def step(carry, _):
     inputs, state = carry
     grads = jax.grad(loss_fn)(inputs)
+    if not fit_global:
+      grads = (jnp.zeros_like(grads[0]), grads[1])
     updates, state = optimizer.update(grads, state, inputs)
     style, free = optax.apply_updates(inputs, updates)
     return ((onto_sphere(style), onto_sphere(free)), state), None

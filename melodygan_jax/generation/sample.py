@@ -247,6 +247,8 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
         (generator.window_steps - long_form.overlap_steps(generator.window_steps))
         * code_samples / contract.SAMPLE_RATE_HZ, stem)
   styles = [style_lib.find_style(generator, path, seed) for path in style_from]
+  if loaded_prompt is not None:  # Every continuation keeps the prompt's style.
+    styles = [style_lib.style_of_codes(generator, loaded_prompt.codes, seed)]
   plan = long_form.plan_for(generator, steps, loop)
   output = pathlib.Path(output_dir)
   output.mkdir(parents=True, exist_ok=True)
@@ -263,10 +265,10 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
                                          there_and_back=loop)
       noise = np.broadcast_to(morph, (len(indices),) + morph.shape)
     if loaded_prompt is not None:
-      entries = [continuation.continue_and_render(generator, loaded_prompt, key, sample_noise,
+      entries = [continuation.continue_and_render(generator, loaded_prompt, key, styles[0],
                                                   steps, stem, seed, index, num_samples_audio,
                                                   vocoder)
-                 for key, sample_noise, index in zip(keys, noise, indices)]
+                 for key, index in zip(keys, indices)]
     else:
       codes = np.asarray(long_form.generate_codes(
           generator.graphdef, generator.params, codebooks, keys, jnp.asarray(noise), plan,

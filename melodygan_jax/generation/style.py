@@ -29,6 +29,12 @@ def find_style(generator, path: str, seed: int) -> np.ndarray:
   codes = user_audio.encode_samples(vqvae, samples, generator.config.data.stems[0])
   if len(codes) < 2:
     raise user_audio.AudioInputError(f'--style_from={path}: shorter than two codes')
+  return style_of_codes(generator, codes, seed)
+
+
+def style_of_codes(generator, codes: np.ndarray, seed: int) -> np.ndarray:
+  """The global noise [noise_dim] that best generates `codes` [steps, levels] (see find_style)."""
+  vqvae = generator.vqvae
   windows = projection.style_windows(codes, generator.window_steps)[:MAX_STYLE_WINDOWS]
   model = generator.config.model
   global_key, step_key = jax.random.split(jax.random.fold_in(jax.random.key(seed), 2**30))
