@@ -32,7 +32,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.codebook_size = 1024  # Per level: 10 bits per level per step.
   config.model.codebook_dim = 64
   # > 0: DAC's factorized lookup, by cosine in this many dimensions per level
-  # (models/residual_quantizer.py); 0: Euclidean in codebook_dim.
+  # (models/residual_quantizer.py); 0: Euclidean in codebook_dim. 8: held-out
+  # SC 0.413 after 2,000 steps against 0.333, level 1's held-out use 75% against 70%.
   config.model.lookup_dim = 0
   # Share of examples trained with a random 1..num_levels levels (DAC: 0.5), so
   # every prefix of the levels decodes well: one model, several bit rates.
