@@ -137,4 +137,5 @@ def from_config(model_config, *, rngs: nnx.Rngs, num_mels: int) -> VQVAE:
                usage_window_steps=model_config.usage_window_steps,
                restart_every_steps=model_config.restart_every_steps,
                # Absent from configs written before the factorized lookup: plain.
-               lookup_dim=model_config.get('lookup_dim', 0), rngs=rngs, dtype=jnp.dtype(model_config.dtype))
+               lookup_dim=model_config.get('lookup_dim', 0), rngs=rngs,
+               dtype=jnp.dtype(model_config.dtype))
