@@ -133,6 +133,15 @@ def test_style_projection_recovers_the_global_noise_of_generated_codes():
   assert float(loss) < float(loss_from_start)
   assert cosine(style, truth) > cosine(start, truth)
   np.testing.assert_allclose(jnp.linalg.norm(style), np.sqrt(5), rtol=1e-5)
+  # A style held (continuation: the prompt's, found first) stays; the coordinates still fit.
+  held, coordinates, held_loss = projection.fit_inputs(
+      graphdef, params, codebooks, codes, truth, jax.random.normal(jax.random.key(9), (4, 8, 3)),
+      free_steps=8, fit_global=False)
+  np.testing.assert_allclose(held, truth, rtol=1e-6, atol=1e-7)
+  _, _, held_start_loss = projection.fit_inputs(
+      graphdef, params, codebooks, codes, truth, jax.random.normal(jax.random.key(9), (4, 8, 3)),
+      free_steps=8, iterations=0)
+  assert float(held_loss) < float(held_start_loss) and coordinates.shape == (4, 8, 3)
 
 
 def test_long_context_models_and_checks():
