@@ -3,6 +3,7 @@
   python benchmarks/codec_bench.py [--steps=2000] [--num_excerpts=3] [--excerpt_seconds=30]
       [--lr_warmup_steps=N] [--adversarial_start_step=N]   # shorter budgets
       [--override=loss.spectral_convergence_weight=2 ...]  # any config field, repeatable
+      [--vocoder_workdir=DIR]  # also reconstruct through a trained vocoder
 
 Prepares the Debian game soundtracks (benchmarks/real_music.py; singularity-music
 and drascula-music, ~108 min of 44.1/48 kHz OGG, none of it the demo corpus)
@@ -140,8 +141,10 @@ def held_out_excerpts(data_dir: pathlib.Path, folder: pathlib.Path, count: int,
           if audio_io.soundfile.info(str(folder / source)).duration >= seconds + 10][:count]
 
 
-def listening_scores(workdir: pathlib.Path, files, seconds: float) -> list[dict]:
-  """ViSQOL, re-analysed mel SC and MR-STFT of reconstruct and of Griffin-Lim from the true mel."""
+def listening_scores(workdir: pathlib.Path, files, seconds: float,
+                     vocoder_workdir: str | None = None) -> list[dict]:
+  """ViSQOL, re-analysed mel SC and MR-STFT of reconstruct (and of reconstruct through the
+  vocoder of `vocoder_workdir`) and of Griffin-Lim from the true mel."""
   visqol = reconstruction.Visqol()
 
   def score(reference, estimate):
@@ -167,6 +170,10 @@ def listening_scores(workdir: pathlib.Path, files, seconds: float) -> list[dict]
                                          vocoder=inversion.GriffinLimVocoder(iterations=32))[0]
       rows.append({'file': str(path.relative_to(path.parents[1])),
                    'codec': score(reference, codec), 'griffin_lim_true_mel': score(reference, floor)})
+      if vocoder_workdir:
+        reconstruct.reconstruct_file(str(workdir), str(excerpt_path), str(output_path),
+                                     vocoder_workdir=vocoder_workdir)
+        rows[-1]['codec_vocoder'] = score(reference, audio_io.read_mono(output_path))
   return rows
 
 
@@ -182,6 +189,8 @@ def main():
   parser.add_argument('--override', action='append', default=[],
                       help='A config field=value for the run, e.g. loss.spectral_convergence_weight=2 '
                            '(repeatable; the run gets its own workdir)')
+  parser.add_argument('--vocoder_workdir', default=None,
+                      help='A finished configs/vocoder.py run: also reconstruct through it.')
   parser.add_argument('--no_train', action='store_true',
                       help='Evaluate the latest checkpoint of the run as it is.')
   args = parser.parse_args()
@@ -198,7 +207,9 @@ def main():
   vqvae = pretrained.load_vqvae(str(workdir))
   distortion = held_out_rate_distortion(vqvae, data_dir)
   files = held_out_excerpts(data_dir, folder, args.num_excerpts, args.excerpt_seconds)
-  excerpts = listening_scores(workdir, files, args.excerpt_seconds)
+  excerpts = listening_scores(workdir, files, args.excerpt_seconds, args.vocoder_workdir)
+  kinds = tuple(kind for kind in ('codec', 'codec_vocoder', 'griffin_lim_true_mel')
+                if kind in excerpts[0])
 
   print(f'configs/vqvae.py after {vqvae.step} steps, {distortion["num_segments"]} held-out '
         f'segments of {len(json.loads((data_dir / "stats.json").read_text())["splits"])} files')
@@ -210,7 +221,7 @@ def main():
   print('codebook usage per level: ' + ' '.join(f'{u:.0%}' for u in usage))
   print(f'\n{"held-out excerpt":34s} {"":22s} {"ViSQOL":>7s} {"mel SC":>7s} {"MR-STFT":>8s}')
   for row in excerpts:
-    for kind in ('codec', 'griffin_lim_true_mel'):
+    for kind in kinds:
       scores = row[kind]
       print(f'{row["file"]:34s} {kind:22s} {scores["visqol"]:7.2f} '
             f'{scores["mel_spectral_convergence"]:7.3f} {scores["mr_stft"]:8.3f}')
@@ -230,6 +241,10 @@ def main():
           mean('griffin_lim_true_mel', 'mel_spectral_convergence'), 4),
       'mr_stft_codec': round(mean('codec', 'mr_stft'), 4),
       'mr_stft_griffin_lim_true_mel': round(mean('griffin_lim_true_mel', 'mr_stft'), 4),
+      **({'visqol_codec_vocoder': round(mean('codec_vocoder', 'visqol'), 3),
+          'audio_mel_sc_codec_vocoder': round(mean('codec_vocoder', 'mel_spectral_convergence'), 4),
+          'mr_stft_codec_vocoder': round(mean('codec_vocoder', 'mr_stft'), 4)}
+         if 'codec_vocoder' in kinds else {}),
       'excerpts': [row['file'] for row in excerpts],
       'wall_s': round(time.perf_counter() - start, 1),
   }
