@@ -249,23 +249,42 @@ def test_long_samples_have_seamless_window_joins(trained_gan, tmp_path):
     at, away = flux_at_and_between(clip, joins)
     at_joins.append(at)
     between.append(away)
-  assert np.mean(at_joins) <= np.mean(between), (at_joins, between)
-  assert max(a / b for a, b in zip(at_joins, between)) <= 1.05, (at_joins, between)
+  # The proof: the windows computed exactly what one pass over the same coordinates
+  # computes, so the codes (decoded and inverted whole) hold no join at all.
+  generator = pretrained.load_generator(str(trained_gan[0]))
+  steps = len(manifest['samples'][0]['codes'])
+  keys, noise = sample.sample_keys_and_noise(generator, 1, [0, 1], None, 2)
+  windows = long_form.plan_for(generator, steps)
+  one_pass = long_form.plan_windows(steps, steps, False, generator.context_steps)
+  coordinates = jnp.stack([long_form.coordinate_noise(
+      key, windows, generator.config.model.noise_channels)[:one_pass.coordinate_steps]
+                           for key in keys])
+  single = long_form.generate_codes(generator.graphdef, generator.params,
+                                    jnp.asarray(generator.vqvae.codebooks), keys,
+                                    jnp.asarray(noise), one_pass, generator.temperature,
+                                    step_noise=coordinates)
+  for entry, codes in zip(manifest['samples'], np.asarray(single)):
+    np.testing.assert_array_equal(entry['codes'], codes[:steps])
+  # And what is heard: no more flux at the joins than between them, pooled over the clips
+  # (one clip's mean over ~70 joins is ~10% noisy: 1.09x and 0.88x for two seamless clips).
+  assert np.mean(at_joins) <= 1.05 * np.mean(between), (at_joins, between)
   short = sample.sample(str(trained_gan[0]), str(tmp_path / 'short'), num_samples=1,
                         seconds=0.2, show_progress=False, num_references=0)
   assert short['samples'][0]['window_joins'] == []  # One pass.
 
-  # The same measure sees seams: windows without context disagree where they overlap.
-  generator = pretrained.load_generator(str(trained_gan[0]))
-  plan = long_form.plan_windows(len(entry['codes']), generator.window_steps, context_steps=0)
-  keys, noise = sample.sample_keys_and_noise(generator, 1, range(2))
-  codes = np.asarray(long_form.generate_codes(
+  # The proof has teeth: windows without context disagree with one pass (their edges see
+  # zero padding) ...
+  no_context = long_form.plan_windows(steps, generator.window_steps, context_steps=0)
+  unseen = np.asarray(long_form.generate_codes(
       generator.graphdef, generator.params, jnp.asarray(generator.vqvae.codebooks), keys,
-      jnp.asarray(noise), plan, generator.temperature))
-  clips = synthesis.log_mel_to_audio(generator.vqvae.codes_to_log_mel(codes, 'mix'), seed=1)
-  joins = long_form.steps_to_samples(plan.join_steps, 4, 256)
-  ratios = [np.divide(*flux_at_and_between(clip, joins)) for clip in clips]
-  assert np.mean(ratios) > 1.2, ratios
+      jnp.asarray(noise), no_context, generator.temperature))
+  assert np.mean(unseen[:, :steps] != np.asarray(single)[:, :steps]) > 0.05
+  # ... and the flux measure sees seams: the two clips spliced at the joins, in turn.
+  first, second = (read(tmp_path / 'long' / entry['wav']) for entry in manifest['samples'])
+  joins = manifest['samples'][0]['window_joins']
+  turn = np.searchsorted(joins, np.arange(len(first))) % 2
+  at, away = flux_at_and_between(np.where(turn == 0, first, second), joins)
+  assert at > 1.2 * away, (at, away)
 
 
 # Known defect, kept visible: with the tiny GAN of the current fixtures one of two loops
