@@ -122,6 +122,8 @@ def test_each_residual_level_quantizes_what_the_levels_before_left():
   assert codes.shape == (6, 40, 4) and aux['residuals'].shape == (4, 6, 40, 5)
   np.testing.assert_allclose(latents, quantizer.codes_to_latents(codes), atol=1e-5)
   np.testing.assert_array_equal(codes, quantizer.nearest_codes(z))
+  # The GAN snaps with the plain-array lookup: the same codes.
+  np.testing.assert_array_equal(codes, residual_quantizer.residual_codes(z, quantizer.codebooks()))
   errors = [float(jnp.mean(jnp.square(z - quantizer.codes_to_latents(codes[..., :n]))))
             for n in range(1, 5)]
   assert all(later < 0.9 * earlier for earlier, later in zip(errors, errors[1:])), errors

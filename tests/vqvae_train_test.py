@@ -156,7 +156,7 @@ def test_step_on_4_devices_matches_1_device(prepared_dir):
     np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
 
 
-def test_factorized_lookup_trains_its_projections_and_restores(prepared_dir, tmp_path):
+def test_factorized_lookup_trains_its_projections(prepared_dir):
   config = tiny_config(prepared_dir)
   config.model.lookup_dim = 4
   trainer = vqvae_trainer.VQVAETrainer(config)

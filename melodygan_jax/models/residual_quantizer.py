@@ -100,9 +100,7 @@ class ResidualVectorQuantizer(nnx.Module):
                       for index, level in enumerate(self.levels)]).astype(jnp.float32)
 
   def nearest_codes(self, z: jax.Array) -> jax.Array:
-    """[..., dim] -> [..., levels] int32."""
-    if not self.factorized:
-      return residual_codes(z, self.codebooks())
+    """[..., dim] -> [..., levels] int32 (plain: what `residual_codes` finds)."""
     residual = z.astype(jnp.float32)
     codes = []
     for index, level in enumerate(self.levels):
