@@ -178,7 +178,8 @@ def separate_and_score(folder: pathlib.Path, songs: str) -> tuple[dict, float]:
   prepare.prepare(prepare.PrepareOptions(
       input_dir=str(folder / songs), output_dir=str(output), show_progress=False, num_workers=1,
       song=song.SongOptions(
-          cleaning=cleaning.CleaningOptions(remove_silence=False),  # Stems stay aligned.
+          # Stems stay aligned; the true stems keep their DC offsets, so the mixes do too.
+          cleaning=cleaning.CleaningOptions(remove_silence=False, highpass_hz=0.0),
           separation=separation.SeparationOptions(
               backend='dsp', stems=('mix', 'vocals', 'instrumental')))))
   wall_s = time.perf_counter() - start

@@ -19,7 +19,10 @@ and speed as real-time factor on this machine (seconds of audio per second of
 compute, after a warm-up, one clip at a time). Ends with one JSON line;
 `speedup_vs_griffin_lim_<n>` is the vocoder's speed over Griffin-Lim's, and
 `<metric>_ratio_vs_griffin_lim_<n>` is Griffin-Lim's distance over the
-vocoder's (greater is better, > 1.18 is 15% lower). With the run's
+vocoder's (greater is better, > 1.18 is 15% lower). Where the run refines its
+output towards the mel (`model.mel_refinement_iterations`), two more rows say
+what each part gives: the network's output unrefined, and 32-iteration
+Griffin-Lim refined the same way. With the run's
 metrics.jsonl, the training curve (eval rows) is printed too.
 """
 import argparse
@@ -125,6 +128,12 @@ def main():
   vocoder = neural_vocoder.load(args.vocoder_workdir)
   vocoders = {'vocoder': vocoder, **{f'griffin_lim_{n}': inversion.GriffinLimVocoder(iterations=n)
                                      for n in GRIFFIN_LIM_ITERATIONS}}
+  refinement = vocoder.mel_refinement_iterations
+  if refinement:  # What the network adds, and what the refinement adds.
+    vocoders['vocoder_unrefined'] = neural_vocoder.load(args.vocoder_workdir,
+                                                        mel_refinement_iterations=0)
+    vocoders[f'griffin_lim_32_refined_{refinement}'] = inversion.GriffinLimVocoder(
+        iterations=32, mel_refinement_iterations=refinement)
   visqol = None if args.no_visqol else reconstruction.Visqol()
   rows = {name: [] for name in vocoders}
   speed = {}
@@ -138,7 +147,8 @@ def main():
 
   metrics = ('mr_stft', 'mel_distance') + (() if visqol is None else ('visqol',))
   print(f'configs/vocoder.py run {args.vocoder_workdir} at step {vocoder.step} '
-        f'({vocoder.config.model.variant}); {len(clips)} held-out clips of '
+        f'({vocoder.config.model.variant}, {refinement} mel refinement steps); '
+        f'{len(clips)} held-out clips of '
         f'{args.clip_seconds:.0f} s from {dataset_dir}')
   print(f'{"clip":32s} {"vocoder":16s} ' + ' '.join(f'{m:>12s}' for m in metrics))
   for index, clip_name in enumerate(names):
@@ -153,7 +163,8 @@ def main():
     print(f'{"":32s} {name:16s} ' + ' '.join(f'{mean[name][m]:12.3f}' for m in metrics)
           + f' {speed[name]:12.1f}')
   figures = {'vocoder_workdir': os.path.abspath(args.vocoder_workdir), 'step': vocoder.step,
-             'variant': vocoder.config.model.variant, 'clips': names,
+             'variant': vocoder.config.model.variant, 'mel_refinement_iterations': refinement,
+             'clips': names,
              'clip_seconds': args.clip_seconds,
              **{f'{m}_{name}': round(mean[name][m], 4) for name in vocoders for m in metrics},
              **{f'x_real_time_{name}': round(speed[name], 1) for name in vocoders}}

@@ -48,6 +48,10 @@ def get_config() -> ml_collections.ConfigDict:
   # (0: the phase from nothing, as Vocos). An untrained model is then Griffin-Lim
   # itself, and a CPU's training budget goes to doing better than it.
   config.model.phase_prior_iterations = 32
+  # At inference, the generator's STFT is refined this many steps into a waveform whose
+  # mel is the one it was given (inversion.mel_consistent: Griffin-Lim's projections onto
+  # the spectra with that mel); the training losses see the generator's own output.
+  config.model.mel_refinement_iterations = 32
   # Widths of the stride-3 convs of each period discriminator (periods 2, 3, 5, 7, 11).
   config.model.period_discriminator_channels = (16, 32, 64, 128)
   # Widths of the convs of each spectrogram discriminator (FFT 512, 1024, 2048).

@@ -15,6 +15,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.validation_clip_seconds = 1.0
   config.model.variant = 'tiny'
   config.model.phase_prior_iterations = 8
+  config.model.mel_refinement_iterations = 4
   config.model.period_discriminator_channels = (4, 8)
   config.model.resolution_discriminator_channels = (4, 4)
   config.loss.adversarial_start_step = 20

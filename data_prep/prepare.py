@@ -80,6 +80,10 @@ def check_options(options: PrepareOptions) -> None:
   if unknown or not options.song.separation.stems:
     raise ValueError(f'--stems={",".join(options.song.separation.stems)}: '
                      f'each must be one of {", ".join(contract.STEM_KINDS)}')
+  nyquist_hz = contract.SAMPLE_RATE_HZ / 2
+  if not 0.0 <= options.song.cleaning.highpass_hz < nyquist_hz / 10:
+    raise ValueError(f'--highpass_hz={options.song.cleaning.highpass_hz}: must be in '
+                     f'[0, {nyquist_hz / 10:g}) (0 turns the high-pass off)')
   if not 0.0 <= options.song.cleaning.noise_reduction <= 1.0:
     raise ValueError(f'--noise_reduction={options.song.cleaning.noise_reduction}: '
                      'must be in [0, 1]')
@@ -239,6 +243,8 @@ def define_flags() -> None:
   flags.DEFINE_float('validation_fraction', 0.1,
                      'Share of songs (by hash of their path) held out.')
   flags.DEFINE_float('shard_size_mb', 128.0, 'Target size of one shard.')
+  flags.DEFINE_float('highpass_hz', d.highpass_hz,
+                     'High-pass cutoff that removes DC offset and rumble first (0: off).')
   flags.DEFINE_bool('remove_silence', d.remove_silence,
                     'Remove leading, trailing and long inner silences.')
   flags.DEFINE_float('silence_threshold_db', d.silence_threshold_db,
@@ -260,6 +266,7 @@ def options_from_flags() -> PrepareOptions:
       output_dir=FLAGS.output_dir or '',
       song=song_lib.SongOptions(
           cleaning=cleaning.CleaningOptions(
+              highpass_hz=FLAGS.highpass_hz,
               remove_silence=FLAGS.remove_silence,
               silence_threshold_db=FLAGS.silence_threshold_db,
               min_silence_s=FLAGS.min_silence_s,

@@ -29,7 +29,8 @@ MIN_SEGMENT_FRAMES = 16
 # 3: loudness through float32 sosfilt, features through one batched float32 FFT;
 #    stereo files reach the dsp separator.
 # 4: the mel product over each band group's own bins (float32 rounding changes).
-PROCESSING_VERSION = 4
+# 5: a 20 Hz high-pass first (--highpass_hz): DC offset and rumble removed.
+PROCESSING_VERSION = 5
 
 
 @dataclasses.dataclass(frozen=True)

@@ -149,7 +149,8 @@ def test_copy_synthesis_writes_the_input_duration(trained_vocoder, corpus_dir, t
   samples, _ = soundfile.read(str(output))
   assert np.all(np.isfinite(samples)) and np.max(np.abs(samples)) > 1e-3
   assert metrics['vocoder'] == {'kind': 'neural', 'workdir': str(trained_vocoder[0]),
-                                'step': TRAIN_STEPS, 'variant': 'tiny'}
+                                'step': TRAIN_STEPS, 'variant': 'tiny',
+                                'mel_refinement_iterations': 4}
   with pytest.raises(ValueError, match='--vocoder_workdir'):
     reconstruct.reconstruct_file(None, str(song), str(tmp_path / 'none.wav'))
 

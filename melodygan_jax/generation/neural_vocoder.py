@@ -75,10 +75,20 @@ def synthesize_with_priors(generator: vocoder_models.VocosGenerator, log_mel: ja
 
 
 def synthesize(generator: vocoder_models.VocosGenerator, log_mel: jax.Array,
-               rngs: jax.Array | None = None, phase_prior_iterations: int = 0) -> jax.Array:
-  """[batch, frames, NUM_MELS] log-mel -> [batch, (frames - 1) * HOP_LENGTH] float32 audio."""
-  return synthesize_with_priors(
-      generator, log_mel, priors(generator, log_mel, rngs, phase_prior_iterations))[0]
+               rngs: jax.Array | None = None, phase_prior_iterations: int = 0,
+               mel_refinement_iterations: int = 0) -> jax.Array:
+  """[batch, frames, NUM_MELS] log-mel -> [batch, (frames - 1) * HOP_LENGTH] float32 audio.
+
+  `mel_refinement_iterations` > 0: the predicted STFT is refined into a waveform
+  whose mel is the one given (`inversion.mel_consistent`); inference only, the
+  training losses see the generator's own output.
+  """
+  generator_priors = priors(generator, log_mel, rngs, phase_prior_iterations)
+  if not mel_refinement_iterations:
+    return synthesize_with_priors(generator, log_mel, generator_priors)[0]
+  spectrum = generator(log_mel, *generator_priors).astype(jnp.complex64)
+  return inversion.mel_consistent(spectrum, jnp.exp(log_mel.astype(jnp.float32)),
+                                  mel_refinement_iterations)
 
 
 def write_features(workdir: str) -> None:
@@ -126,16 +136,25 @@ class NeuralVocoder:
   def _jit_synthesize(self):
     iterations = self.config.model.get('phase_prior_iterations', 0)
     return jax.jit(lambda params, log_mel, rngs: synthesize(
-        nnx.merge(self.graphdef, params), log_mel, rngs, iterations))
+        nnx.merge(self.graphdef, params), log_mel, rngs, iterations,
+        self.mel_refinement_iterations))
+
+  @property
+  def mel_refinement_iterations(self) -> int:
+    return self.config.model.get('mel_refinement_iterations', 0)  # 0 in runs from before it.
 
   def describe(self) -> dict:
     """What a manifest records about the vocoder used."""
     return {'kind': 'neural', 'workdir': self.workdir, 'step': self.step,
-            'variant': self.config.model.variant}
+            'variant': self.config.model.variant,
+            'mel_refinement_iterations': self.mel_refinement_iterations}
 
 
-def load(workdir: str, step: int | None = None) -> NeuralVocoder:
+def load(workdir: str, step: int | None = None,
+         mel_refinement_iterations: int | None = None) -> NeuralVocoder:
   """Restores a vocoder run's generator (latest checkpoint unless `step`).
+
+  `mel_refinement_iterations` replaces the run's own setting (None keeps it).
 
   Raises:
     pretrained.WorkdirError: not a vocoder workdir, no checkpoint, other mel
@@ -146,6 +165,9 @@ def load(workdir: str, step: int | None = None) -> NeuralVocoder:
   # Inference computes in float32 wherever the run trained: the model is small, and
   # bfloat16's 8-bit mantissa would add its own noise to the phase.
   config.model.dtype = 'float32'
+  if mel_refinement_iterations is not None:
+    with config.unlocked():
+      config.model.mel_refinement_iterations = mel_refinement_iterations
   graphdef, params = nnx.split(build_generator(config.model))
   restored, restored_step = pretrained.restore_subtrees(workdir, {'generator': params}, step)
   return NeuralVocoder(workdir=str(workdir), config=config, step=restored_step,
@@ -159,7 +181,8 @@ def describe(vocoder) -> dict:
     return vocoder.describe()
   if isinstance(vocoder, inversion.GriffinLimVocoder):
     return {'kind': 'griffin_lim', 'iterations': vocoder.iterations,
-            'nnls_iterations': vocoder.nnls_iterations, 'momentum': vocoder.momentum}
+            'nnls_iterations': vocoder.nnls_iterations, 'momentum': vocoder.momentum,
+            'mel_refinement_iterations': vocoder.mel_refinement_iterations}
   return {'kind': type(vocoder).__name__}
 
 

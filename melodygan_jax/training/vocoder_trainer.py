@@ -122,6 +122,9 @@ def check_config(config: ml_collections.ConfigDict) -> CheckedConfig:
                         f'too many stride-3 convs for crops of {data.crop_samples} samples')
   config_checks.resolve_dtype(model, 'config.model.dtype')
   config_checks.check_positive(config.loss, 'config.loss', ('mel_weight',))
+  config_checks.require(model.get('mel_refinement_iterations', 0) >= 0,
+                        'config.model.mel_refinement_iterations',
+                        model.get('mel_refinement_iterations', 0), 'must be >= 0 (0: none)')
   config_checks.require(model.get('phase_prior_iterations', 0) >= 0,
                         'config.model.phase_prior_iterations',
                         model.get('phase_prior_iterations', 0), 'must be >= 0 (0: no phase prior)')
@@ -301,7 +304,8 @@ class VocoderTrainer:
     self.jit_synthesize = jax.jit(
         lambda generator, log_mel: neural_vocoder.synthesize(
             nnx.merge(self.graphdef, generator), log_mel,
-            phase_prior_iterations=config.model.get('phase_prior_iterations', 0)),
+            phase_prior_iterations=config.model.get('phase_prior_iterations', 0),
+            mel_refinement_iterations=config.model.get('mel_refinement_iterations', 0)),
         out_shardings=replicated)
     clip_samples = (int(config.data.validation_clip_seconds * contract.SAMPLE_RATE_HZ)
                     // contract.HOP_LENGTH * contract.HOP_LENGTH)
