@@ -138,6 +138,8 @@ def profile(paths, extras_s: float = 60.0) -> tuple[float, dict, dict]:
       clock.time('decode alone (ffmpeg), comparison', decode_with_ffmpeg, path)
     mono = before.time('decode + downmix + resample', decode_before, path)
     after.time('decode + downmix + resample', audio_io.decode_mono, path)
+    before.seconds.setdefault('high-pass (DC, rumble)', 0.0)  # The first implementation had none.
+    after.time('high-pass (DC, rumble)', cleaning.remove_rumble, mono.copy(), options.highpass_hz)
     clean = before.time('silence split', silence_split_before, mono, options)
     after.time('silence split', silence_split_after, mono.copy(), options)
     lufs = before.time('loudness (BS.1770)', loudness_before, clean)

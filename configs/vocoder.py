@@ -6,7 +6,8 @@ r"""Vocos-style neural vocoder on crops of a prepared data set's cleaned audio.
       --output=song_vocoder.wav        # copy synthesis: the song's own mel, re-synthesized
   python -m melodygan_jax.train --config=configs/vocoder.py --workdir=runs/vocoder_codec \
       --config.data.dataset_dir=data/ --config.vqvae_workdir=runs/vqvae \
-      --config.init_vocoder_workdir=runs/vocoder   # fine-tune on the codec's decoded mels
+      --config.init_vocoder_workdir=runs/vocoder \
+      --config.model.mel_refinement_iterations=0   # fine-tune on the codec's decoded mels
 
 The CPU default: a 4-block, 128-wide ConvNeXt over mel frames with an
 inverse-STFT head at the contract's n_fft 1024 / hop 256 (0.78 M parameters)
