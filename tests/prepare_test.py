@@ -14,6 +14,7 @@ import pytest
 import soundfile
 import tensorflow_datasets as tfds
 
+from data_prep import cleaning
 from data_prep import prepare
 from data_prep import shards
 from data_prep import workers
@@ -252,3 +253,23 @@ def test_symlinked_folders_are_followed_and_each_file_used_once(tmp_path):
   assert sorted(task.source for task in tasks) == ['album/a.wav', 'gone.wav', 'linked/live/b.wav']
   outcome = prepare.song_lib.process_song(next(t for t in tasks if t.source == 'gone.wav'))
   assert outcome['status'] == 'skipped' and 'broken symbolic link' in outcome['reason']
+
+
+def test_a_dc_offset_never_reaches_the_clean_wav(tmp_path):
+  """Real soundtracks carry offsets of up to 0.3: the worker removes them before cleaning."""
+  input_dir = tmp_path / 'songs'
+  input_dir.mkdir()
+  t = np.arange(4 * 48_000) / 48_000
+  tone = 0.3 * np.sin(2 * np.pi * 220.0 * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.5 * t))
+  soundfile.write(input_dir / 'offset.wav', np.stack([tone + 0.25, tone + 0.2], 1), 48_000)
+  means = {}
+  for highpass_hz in (20.0, 0.0):
+    options = prepare.PrepareOptions(
+        input_dir=str(input_dir), output_dir=str(tmp_path / f'out_{highpass_hz:g}'),
+        song=prepare.song_lib.SongOptions(
+            segment_frames=64, cleaning=cleaning.CleaningOptions(highpass_hz=highpass_hz)))
+    task, = prepare.make_tasks(options)
+    assert prepare.song_lib.process_song(task)['status'] == 'used'
+    clean, _ = soundfile.read(task.clean_path)
+    means[highpass_hz] = clean.mean()
+  assert abs(means[20.0]) < 1e-3 and means[0.0] > 0.05, means
