@@ -136,7 +136,7 @@ def remove_silence(samples: np.ndarray, threshold_db: float,
   return keep_intervals(samples, audible_intervals(samples, threshold_db, min_silence_s))
 
 
-_HIGHPASS_ORDER = 2  # 12 dB/octave: 40 Hz bass loses 1 dB.
+_HIGHPASS_ORDER = 2  # 12 dB/octave: bass at 40 Hz loses 0.3 dB, at 30 Hz 0.8 dB.
 _HIGHPASS_LEAD_IN = 1024  # Samples whose mean is taken as the level before the file.
 
 
