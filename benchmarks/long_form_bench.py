@@ -3,6 +3,7 @@ continuation of held-out songs, and generation speed.
 
   python benchmarks/long_form_bench.py [--gan_steps=2000] [--max_clips=120]
       [--clip_seconds=10,60] [--num_songs=12] [--prompts_per_song=3] [--prompt_seconds=10]
+      [--gans=short,long,context]
 
 On evaluate_bench's data (the two Debian soundtracks, 30% of the files held
 out) and its codec (configs/vqvae_tiny.py, 3,000 steps), compares two GANs:
@@ -12,7 +13,11 @@ out) and its codec (configs/vqvae_tiny.py, 3,000 steps), compares two GANs:
   long   trained here for --gan_steps (cached): the same widths with the long
          context of configs/gan.py, 224-code crops (10.4 s), generator
          dilations 1..64 (receptive field 257 codes), discriminator at 4
-         scales (296 codes).
+         scales (296 codes);
+  context  the long one trained with random context masking
+         (--config.model.context_probability=0.5): it continues a prompt from
+         its codes (generation/continuation.py) where the other two are
+         projected onto it.
 Then, per GAN and per --clip_seconds: `evaluate` (FAD, FAD∞, KAD with 95%
 bootstrap intervals beside the real-vs-real floor and the i.i.d. and uniform
 code baselines, all against held-out real clips of the same length).
@@ -60,15 +65,19 @@ FIGURES = ('fad', 'fad_infinity', 'kad')
 SETS = ('floor', 'gan', 'baseline_iid', 'baseline_uniform')
 
 
-def trained_long_gan(vqvae: pathlib.Path, steps: int) -> pathlib.Path:
-  """configs/gan_tiny.py with the long context, trained once (cached) for `steps`."""
-  workdir = CACHE / f'gan_long_{steps}'
+def trained_long_gan(vqvae: pathlib.Path, steps: int, context_probability: float = 0.0
+                     ) -> pathlib.Path:
+  """configs/gan_tiny.py with the long context (and context masking when
+  `context_probability` > 0), trained once (cached) for `steps`."""
+  workdir = CACHE / (f'gan_long_context_{steps}' if context_probability else f'gan_long_{steps}')
+  masking = (f'--config.model.context_probability={context_probability}',) * bool(
+      context_probability)
   if not (workdir / 'checkpoints' / str(steps)).exists():
     started = time.perf_counter()
     evaluate_bench.run_module(
         'melodygan_jax.train', '--config=configs/gan_tiny.py', f'--workdir={workdir}',
         f'--config.vqvae_workdir={vqvae}', f'--config.train.num_steps={steps}',
-        f'--config.train.checkpoint_every_steps={steps}', *LONG_CONTEXT)
+        f'--config.train.checkpoint_every_steps={steps}', *LONG_CONTEXT, *masking)
     (workdir / 'train_seconds.txt').write_text(f'{time.perf_counter() - started:.1f}\n')
   return workdir
 
@@ -167,12 +176,20 @@ def main():
   parser.add_argument('--prompts_per_song', type=int, default=3,
                       help='prompts from 0, 2P, 4P ... s of each song long enough')
   parser.add_argument('--num_resamples', type=int, default=200)
+  parser.add_argument('--gans', default='short,long,context', help='which GANs to measure')
   args = parser.parse_args()
   data = evaluate_bench.prepared(evaluate_bench.DEFAULT_MUSIC_DIRS)
   vqvae, short_gan = evaluate_bench.trained(data)  # configs/gan_tiny.py, 2,000 steps.
-  gans = {'short': short_gan, 'long': trained_long_gan(vqvae, args.gan_steps)}
+  chosen = args.gans.split(',')
+  gans = {'short': lambda: short_gan, 'long': lambda: trained_long_gan(vqvae, args.gan_steps),
+          'context': lambda: trained_long_gan(vqvae, args.gan_steps, context_probability=0.5)}
+  unknown = sorted(set(chosen) - set(gans))
+  if unknown:
+    sys.exit(f'--gans={args.gans}: unknown {",".join(unknown)} (choose from {",".join(gans)})')
+  gans = {name: train() for name, train in gans.items() if name in chosen}
   summary = {name: {} for name in gans}
-  summary['long']['train_seconds'] = float((gans['long'] / 'train_seconds.txt').read_text())
+  for name in set(gans) - {'short'}:
+    summary[name]['train_seconds'] = float((gans[name] / 'train_seconds.txt').read_text())
 
   for clip_seconds in (float(s) for s in args.clip_seconds.split(',') if s):
     print(f'\n{clip_seconds:g} s clips against held-out real clips of {clip_seconds:g} s')

@@ -44,6 +44,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.discriminator_width = 256
   config.model.discriminator_dilations = (1, 2, 4, 8, 1, 2)  # 37 codes at each scale...
   config.model.discriminator_scales = 4  # ...of the sequence pooled by 1, 2, 4, 8: 296 codes.
+  # Random context masking: the share of training examples whose generator is handed a
+  # real prefix of the crop (up to max_context_fraction of it) to continue. 0: an
+  # unconditional generator (continuation then projects the prompt onto its noise).
+  config.model.context_probability = 0.0
+  config.model.max_context_fraction = 0.75  # Also the most of a prompt one window holds.
   config.model.dtype = 'auto'  # Compute dtype: bfloat16 on GPU/TPU, float32 on CPU.
 
   config.loss = ml_collections.ConfigDict()

@@ -93,16 +93,26 @@ GAN_OVERRIDES = {'data.crop_steps': 8, 'train.num_steps': 300,
 @pytest.fixture(scope='session')
 def trained_gan(trained_vqvae, tmp_path_factory):
   """An uninterrupted in-process tiny GAN run on `trained_vqvae`: (workdir, final state)."""
+  return train_gan(trained_vqvae, tmp_path_factory.mktemp('gan'), GAN_OVERRIDES)
+
+
+@pytest.fixture(scope='session')
+def trained_context_gan(trained_vqvae, tmp_path_factory):
+  """A short tiny GAN run trained with random context masking: (workdir, final state)."""
+  overrides = dict(GAN_OVERRIDES, **{'model.context_probability': 0.5, 'train.num_steps': 50})
+  return train_gan(trained_vqvae, tmp_path_factory.mktemp('context_gan'), overrides)
+
+
+def train_gan(trained_vqvae, workdir, overrides):
   from configs import gan_tiny  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import parallel  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import gan_trainer  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import run_files  # pylint: disable=g-import-not-at-top
   config = gan_tiny.get_config()
   config.vqvae_workdir = str(trained_vqvae[0])
-  for field, value in GAN_OVERRIDES.items():
+  for field, value in overrides.items():
     section, name = field.split('.')
     config[section][name] = value
-  workdir = tmp_path_factory.mktemp('gan')
   vqvae = gan_trainer.check_config(config)
   run_files.absolute_paths(config)
   run_files.write_or_check_config(config, str(workdir))

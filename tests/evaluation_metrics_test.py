@@ -9,6 +9,7 @@ import scipy.linalg
 
 from melodygan_jax.evaluation import clip_plans
 from melodygan_jax.evaluation import distances
+from melodygan_jax.evaluation import latent_metrics
 from melodygan_jax.evaluation import memorization
 from melodygan_jax.evaluation import ngrams
 from melodygan_jax.evaluation import reconstruction
@@ -173,6 +174,21 @@ def test_split_halves_are_disjoint_equal_and_keep_groups_apart():
   assert len(half_a) == len(half_b) > 10
   assert not set(half_a) & set(half_b)
   assert not set(groups[half_a]) & set(groups[half_b])
+
+
+def test_context_distance_ratio_is_low_for_kept_contexts_and_near_one_for_shuffled():
+  rng = np.random.default_rng(0)
+  codebooks = rng.standard_normal((2, 16, 4))
+  # Each sequence holds to a few codes of its own; its second half keeps them.
+  own = [rng.choice(16, size=(3, 2)) for _ in range(40)]
+  sequences = np.stack([codes[rng.integers(3, size=24)] for codes in own])
+  halves = sequences[:, :12], sequences[:, 12:]
+  kept = latent_metrics.context_distance_ratio(*halves, codebooks)
+  shuffled = latent_metrics.context_distance_ratio(halves[0], halves[1][rng.permutation(40)],
+                                                   codebooks)
+  assert kept < 0.5 and 0.8 < shuffled < 1.2, (kept, shuffled)
+  with pytest.raises(ValueError, match='need at least 2'):
+    latent_metrics.context_distance_ratio(halves[0][:1], halves[1][:1], codebooks)
 
 
 def test_memorization_flags_copies_of_training_clips():

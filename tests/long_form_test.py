@@ -325,7 +325,11 @@ def test_loops_wrap_around_without_a_seam(trained_gan, tmp_path):
     assert path.read_bytes() == (tmp_path / 'again' / path.name).read_bytes(), path.name
 
 
-def test_continuation_keeps_the_prompt_and_continues_it(trained_gan, corpus_dir, tmp_path):
+@pytest.mark.parametrize('gan_fixture', ['trained_gan', 'trained_context_gan'])
+def test_continuation_keeps_the_prompt_and_continues_it(gan_fixture, request, corpus_dir,
+                                                        tmp_path):
+  # An unconditional GAN is projected onto the prompt; a context-conditioned one continues it.
+  trained_gan = request.getfixturevalue(gan_fixture)
   song = corpus_dir / 'songs' / 'song_01.wav'
   manifest = sample.sample(str(trained_gan[0]), str(tmp_path), num_samples=1, seconds=2.0,
                            seed=3, prompt=str(song), prompt_seconds=1.5, show_progress=False,
@@ -342,6 +346,10 @@ def test_continuation_keeps_the_prompt_and_continues_it(trained_gan, corpus_dir,
   step_at_join = abs(float(clip[prompt_samples]) - float(clip[prompt_samples - 1]))
   assert step_at_join <= np.abs(np.diff(original)).max()
   assert all(join > prompt_samples for join in entry['window_joins'])
+  if gan_fixture == 'trained_context_gan':
+    # Windows of 8 codes, 6 of them context: each adds 2 codes (2,048 samples) after the last.
+    joins = np.asarray(entry['window_joins'])
+    assert len(joins) >= 10 and set(np.diff(joins)) == {2 * 4 * 256}, joins
   # A 44.1 kHz prompt: the output holds it resampled to 22 050 Hz, not re-synthesized.
   fast = tmp_path / 'fast.wav'
   soundfile.write(fast, audio_io.resample(audio_io.read_mono(song), 22050, 44100), 44100)

@@ -94,6 +94,30 @@ def sequence_features(codes: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
   return np.concatenate([latents.mean(1), latents.std(1)], axis=-1)
 
 
+def context_distance_ratio(contexts: np.ndarray, continuations: np.ndarray,
+                           codebooks: np.ndarray) -> float:
+  """How much closer each continuation is to its own context than to the others'.
+
+  The distance between mean latent vectors (a sequence's average sound) of
+  continuation i and context i, over its mean to every other context: 1 when a
+  continuation is no closer to what it continues than to any other context,
+  below 1 when it keeps its context's character (real crops' second halves
+  give the floor).
+
+  Args:
+    contexts, continuations: [n, steps, levels] codes, n >= 2, row i of one
+      continuing row i of the other (any lengths).
+  """
+  own_context = latents_of(contexts, codebooks).mean(axis=1)
+  continuation = latents_of(continuations, codebooks).mean(axis=1)
+  distance = np.linalg.norm(continuation[:, None] - own_context[None], axis=-1)
+  count = len(distance)
+  if count < 2:
+    raise ValueError(f'context distance ratio: {count} sequence(s), need at least 2')
+  others = (distance.sum() - np.trace(distance)) / (count * (count - 1))
+  return float(np.mean(np.diag(distance)) / max(others, 1e-12))
+
+
 def compare(generated: np.ndarray, real: np.ndarray, training: np.ndarray,
             codebooks: np.ndarray) -> dict:
   """All metrics of `generated` against held-out `real` (and `training` for copies).

@@ -1,38 +1,54 @@
 """Continuing a user's audio: encode a prompt, generate what follows, join the two.
 
-Chosen approach: the unconditional windowed generator, with its first window
-inpainted. The prompt is projected onto the generator's inputs
-(generation/projection.py): first its style, the global noise that best
-generates the whole prompt (up to style.MAX_STYLE_WINDOWS windows of it,
-as --style_from finds a clip's), then, that style held, the first window's
-coordinates up to the end of the prompt's last codes (the context: up to a
-hop, three quarters of a window); the windows are then run over
-[context | continuation] in the prompt's style, the context's codes are
-replaced by the prompt's own, and everything is decoded together, so the
-decoder sees real codes on the left of the join. Why this rather than a generator conditioned
-on real codes and trained with random context masking: it needs no new
-training, works with every trained GAN run as it is, and keeps one generator
-for sampling, loops and continuation; the cost is a short fit (a few hundred
-gradient steps on one window) per continuation.
+Two ways, chosen by how the GAN was trained:
 
-The output holds the prompt as it was decoded (resampled to 22 050 Hz, its
-own level, not re-synthesized), then the continuation, rendered at the
-prompt's level. The first few milliseconds of the continuation are
+A generator trained with random context masking (config.model.
+context_probability > 0) continues real codes directly: each window is the
+generator run with the last codes so far as its context (up to
+max_context_fraction of a window: first the prompt's, then its own) and
+fresh noise after them; the window's new codes are appended and the next
+window takes its context from the end. Every code is generated seeing the
+codes before it, in one pass per window, without any fitting; the style is
+the prompt's because the generator was trained to keep its context's.
+
+An unconditional generator has its first window inpainted: the prompt is
+projected onto the generator's inputs (generation/projection.py), first its
+style, the global noise that best generates the whole prompt (up to
+style.MAX_STYLE_WINDOWS windows of it, as --style_from finds a clip's),
+then, that style held, the first window's coordinates up to the end of the
+prompt's last codes (the context: up to a hop, three quarters of a window);
+the windows are then run over [context | continuation] in the prompt's
+style. It works with every GAN run as it is, at the cost of a short fit (a
+few hundred gradient steps on one window) per continuation; on real music its
+continuations keep the prompt's style no better than a free sample does
+(README, Long-form generation), which is why new runs can train the
+context-conditioned generator instead.
+
+Either way the context's codes are replaced by the prompt's own and
+everything is decoded together, so the decoder sees real codes on the left of
+the join. The output holds the prompt as it was decoded (resampled to 22 050
+Hz, its own level, not re-synthesized), then the continuation, rendered at
+the prompt's level. The first few milliseconds of the continuation are
 cross-faded from the audio that follows the prompt in its file (or, when
 the file ends there, from the prompt mirrored at its end), so the waveform
 does not jump at the join.
 """
 import dataclasses
+import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import synthesis
 from melodygan_jax.generation import long_form
 from melodygan_jax.generation import projection
 from melodygan_jax.generation import user_audio
+from melodygan_jax.models import gan as gan_models
+from melodygan_jax.models import residual_quantizer
 
 JOIN_CROSSFADE_SAMPLES = 256  # One hop, 11.6 ms.
 DECODE_CONTEXT_STEPS = 32  # Prompt codes decoded before the continuation, as its context.
@@ -121,7 +137,71 @@ def join(prompt: Prompt, rendered: np.ndarray, rendered_start: int, num_samples:
 
 def continue_prompt(generator, prompt: Prompt, key: jax.Array, style: np.ndarray,
                     steps: int):
-  """(codes [steps, levels] that follow the prompt, their window plan, context steps).
+  """(codes [steps, levels] that follow the prompt, join steps, context steps).
+
+  Join steps are where one generation window hands over to the next, counted
+  from the first of the `context` prompt codes the generation started from.
+  A context-conditioned generator continues the prompt's codes
+  (`continue_codes`); an unconditional one is projected (`project_prompt`).
+  """
+  if gan_models.is_context_conditioned(generator.config.model):
+    return continue_codes(generator, prompt.codes, key, style, steps)
+  return project_prompt(generator, prompt, key, style, steps)
+
+
+def longest_context(generator) -> int:
+  """Codes of context one window of a context-conditioned generator holds."""
+  window = generator.window_steps
+  fraction = float(generator.config.model.max_context_fraction)
+  return max(1, min(window - 1, int(round(fraction * window))))
+
+
+@functools.partial(jax.jit, static_argnames=('graphdef', 'temperature'))
+def _continue_window(graphdef, params, codebooks, key, global_noise, window_codes, mask,
+                     temperature: float):
+  """Codes [window, levels]: `window_codes` where `mask`, the generator's after them."""
+  generator = nnx.merge(graphdef, params)
+  latents = residual_quantizer.codes_to_latents(window_codes[None], codebooks)
+  step_key, gumbel_key = jax.random.split(key)
+  step_noise = jax.random.normal(step_key, (1, window_codes.shape[0], generator.noise_channels))
+  codes = generator(global_noise[None], step_noise, codebooks, gumbel_key, temperature,
+                    (latents, mask[None]))[1][0]
+  return jnp.where(mask[:, None], window_codes, codes)
+
+
+def continue_codes(generator, codes: np.ndarray, key: jax.Array, global_noise: np.ndarray,
+                   steps: int):
+  """`steps` codes after `codes` [n, levels] from a context-conditioned generator.
+
+  Window after window of the training crop, each with the last codes so far
+  (at most `longest_context`) as its context and its own noise (from
+  fold_in(key, window)) after them; each window's new codes are appended.
+  Returns (codes [steps, levels], join steps, context), as `continue_prompt`.
+  """
+  window, longest = generator.window_steps, longest_context(generator)
+  codebooks = jnp.asarray(generator.vqvae.codebooks)
+  context = max(1, min(len(codes), longest))
+  sequence = np.asarray(codes[len(codes) - context:], np.int32)
+  joins = []
+  for index in itertools.count():
+    if len(sequence) - context >= steps:
+      break
+    if index:
+      joins.append(len(sequence))
+    given = min(len(sequence), longest)
+    window_codes = np.zeros((window, sequence.shape[1]), np.int32)
+    window_codes[:given] = sequence[len(sequence) - given:]
+    mask = np.arange(window) < given
+    generated = _continue_window(generator.graphdef, generator.params, codebooks,
+                                 jax.random.fold_in(key, index), jnp.asarray(global_noise),
+                                 jnp.asarray(window_codes), jnp.asarray(mask),
+                                 generator.temperature)
+    sequence = np.concatenate([sequence, np.asarray(generated)[given:]])
+  return sequence[context:context + steps], tuple(joins), context
+
+
+def project_prompt(generator, prompt: Prompt, key: jax.Array, style: np.ndarray, steps: int):
+  """`continue_prompt` for an unconditional generator, by projection.
 
   `generator` is a pretrained.LoadedGenerator; `style` the prompt's
   (style.style_of_codes of its codes), held through the fit.
@@ -147,7 +227,7 @@ def continue_prompt(generator, prompt: Prompt, key: jax.Array, style: np.ndarray
   codes = long_form.generate_codes(generator.graphdef, generator.params, codebooks, key[None],
                                    style[None], plan, generator.temperature,
                                    step_noise=coordinates[None])
-  return np.asarray(codes)[0, context:], plan, context
+  return np.asarray(codes)[0, context:], plan.join_steps, context
 
 
 def render_continuation(vqvae, prompt: Prompt, codes: np.ndarray, stem: str, seed: int,
@@ -172,12 +252,12 @@ def continue_and_render(generator, prompt: Prompt, key, style, steps: int,
                         stem: str, seed: int, index: int, num_samples: int, vocoder=None):
   """One continuation: (its codes, the output's log-mel, audio, manifest fields)."""
   vqvae = generator.vqvae
-  codes, plan, context = continue_prompt(generator, prompt, key, style, steps)
+  codes, join_steps, context = continue_prompt(generator, prompt, key, style, steps)
   clip = render_continuation(vqvae, prompt, codes, stem, seed, index, num_samples, vocoder)
   # Output step 0 is the first context code; joins inside the prompt were replaced by it.
   first_code = len(prompt.codes) - context
   joins = [position for position in long_form.steps_to_samples(
-      [first_code + step for step in plan.join_steps], vqvae.time_stride, contract.HOP_LENGTH)
+      [first_code + step for step in join_steps], vqvae.time_stride, contract.HOP_LENGTH)
            if prompt.num_samples < position < len(clip)]
   extra = {'window_joins': joins, 'prompt_end_sample': prompt.num_samples,
            'prompt_end_s': prompt.num_samples / contract.SAMPLE_RATE_HZ}

@@ -53,6 +53,7 @@ from melodygan_jax.generation import neural_vocoder
 from melodygan_jax.generation import pretrained
 from melodygan_jax.generation import style as style_lib
 from melodygan_jax.generation import user_audio
+from melodygan_jax.models import gan as gan_models
 
 
 def sample_keys_and_noise(generator: pretrained.LoadedGenerator, seed: int, indices,
@@ -247,7 +248,8 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
         (generator.window_steps - long_form.overlap_steps(generator.window_steps))
         * code_samples / contract.SAMPLE_RATE_HZ, stem)
   styles = [style_lib.find_style(generator, path, seed) for path in style_from]
-  if loaded_prompt is not None:  # Every continuation keeps the prompt's style.
+  conditioned = gan_models.is_context_conditioned(generator.config.model)
+  if loaded_prompt is not None and not conditioned:  # Every continuation keeps its style.
     styles = [style_lib.style_of_codes(generator, loaded_prompt.codes, seed)]
   plan = long_form.plan_for(generator, steps, loop)
   output = pathlib.Path(output_dir)
@@ -265,10 +267,13 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
                                          there_and_back=loop)
       noise = np.broadcast_to(morph, (len(indices),) + morph.shape)
     if loaded_prompt is not None:
-      entries = [continuation.continue_and_render(generator, loaded_prompt, key, styles[0],
+      # A context-conditioned generator keeps the prompt's style from its context; each
+      # sample's own global noise varies the rest.
+      entries = [continuation.continue_and_render(generator, loaded_prompt, key,
+                                                  clip_noise if conditioned else styles[0],
                                                   steps, stem, seed, index, num_samples_audio,
                                                   vocoder)
-                 for key, index in zip(keys, indices)]
+                 for key, clip_noise, index in zip(keys, noise, indices)]
     else:
       codes = np.asarray(long_form.generate_codes(
           generator.graphdef, generator.params, codebooks, keys, jnp.asarray(noise), plan,

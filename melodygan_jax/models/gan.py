@@ -3,10 +3,14 @@
 Both are fully convolutional in time (dilated residual 1-D convolutions), so
 the generator makes sequences of any length: a global noise vector (the
 sample's character, or style; it may also change along the sample) plus
-per-step noise. The generator's receptive field should cover the training crop
-(`receptive_field`), so every output step can depend on the whole crop; the
-discriminator judges the sequence at several time scales (average-pooled by
-1, 2, 4, ...): local texture at the first, long-range structure at the last.
+per-step noise, and, in a generator built with `context_conditioning`, the
+real codes of a context (a prompt's last codes) with a mask saying which
+steps hold one: such a generator learns to continue them (trained with random
+context masking, training/gan_trainer.py). The generator's receptive field
+should cover the training crop (`receptive_field`), so every output step can
+depend on the whole crop; the discriminator judges the sequence at several
+time scales (average-pooled by 1, 2, 4, ...): local texture at the first,
+long-range structure at the last.
 The generator's output is always a latent the VQ-VAE's residual quantizer
 could have made, a sum of one entry per level:
   'gumbel': logits over each level's codes, straight-through Gumbel-softmax;
@@ -41,7 +45,13 @@ class DilatedBlock(nnx.Module):
 
 class Generator(nnx.Module):
   """(global noise [b, noise_dim] or [b, steps, noise_dim], step noise
-  [b, steps, noise_channels]) -> codes.
+  [b, steps, noise_channels][, context]) -> codes.
+
+  `context`, for a generator built with `context_conditioning` only, is
+  (latents [b, steps, dim], mask [b, steps]): the mask is 1 where the latent
+  is a given real one (the rest of `latents` is ignored). None is a mask of
+  zeros: the generator samples freely, as it does for the examples of its
+  training that had no context.
 
   `features` and `quantize` are the two halves of `__call__`: windowed
   generation (generation/long_form.py) cross-fades features between windows
@@ -50,7 +60,8 @@ class Generator(nnx.Module):
 
   def __init__(self, *, noise_dim: int, noise_channels: int, width: int,
                dilations: Sequence[int], num_levels: int, codebook_size: int,
-               codebook_dim: int, output: str, rngs: nnx.Rngs, dtype=jnp.float32):
+               codebook_dim: int, output: str, rngs: nnx.Rngs, dtype=jnp.float32,
+               context_conditioning: bool = False):
     if output not in ('gumbel', 'snap'):
       raise ValueError(f'generator output {output!r}: choose gumbel or snap')
     self.output = output
@@ -60,13 +71,17 @@ class Generator(nnx.Module):
     self.codebook_size = codebook_size
     self.global_in = nnx.Linear(noise_dim, width, rngs=rngs, dtype=dtype)
     self.local_in = layers.conv(noise_channels, width, 1, rngs=rngs, dtype=dtype)
+    self.codebook_dim = codebook_dim
+    self.conditioned = context_conditioning
+    if context_conditioning:  # The context's latents and the mask, one more channel.
+      self.context_in = layers.conv(codebook_dim + 1, width, 1, rngs=rngs, dtype=dtype)
     self.blocks = nnx.List([DilatedBlock(width, d, rngs=rngs, dtype=dtype) for d in dilations])
     self.norm = nnx.LayerNorm(width, rngs=rngs, dtype=dtype)
     out_features = num_levels * codebook_size if output == 'gumbel' else codebook_dim
     self.head = layers.conv(width, out_features, 1, rngs=rngs, dtype=dtype)
 
   def __call__(self, global_noise: jax.Array, step_noise: jax.Array, codebooks: jax.Array,
-               rng: jax.Array, temperature: float = 1.0):
+               rng: jax.Array, temperature: float = 1.0, context=None):
     """Generates a batch.
 
     Args:
@@ -80,9 +95,11 @@ class Generator(nnx.Module):
         code was drawn from ('snap': a soft assignment of each level's
         residual by distance), for losses on code usage.
     """
-    return self.quantize(self.features(global_noise, step_noise), codebooks, rng, temperature)
+    return self.quantize(self.features(global_noise, step_noise, context), codebooks, rng,
+                         temperature)
 
-  def features(self, global_noise: jax.Array, step_noise: jax.Array) -> jax.Array:
+  def features(self, global_noise: jax.Array, step_noise: jax.Array,
+               context=None) -> jax.Array:
     """The continuous output before quantization, [b, steps, features] float32.
 
     'gumbel': code logits, levels * codebook_size features; 'snap': a latent
@@ -91,9 +108,22 @@ class Generator(nnx.Module):
     """
     style = self.global_in(global_noise)
     h = (style if style.ndim == 3 else style[:, None, :]) + self.local_in(step_noise)
+    if self.conditioned:
+      h = h + self.context_in(self._context_channels(context, step_noise.shape[:2]))
+    elif context is not None:
+      raise ValueError('this generator was trained without context_conditioning: it cannot '
+                       'take a context')
     for block in self.blocks:
       h = block(h)
     return self.head(jax.nn.relu(self.norm(h))).astype(jnp.float32)
+
+  def _context_channels(self, context, batch_steps) -> jax.Array:
+    """[b, steps, dim + 1]: the given latents (zero elsewhere) and the mask."""
+    if context is None:
+      return jnp.zeros(batch_steps + (self.codebook_dim + 1,), jnp.float32)
+    latents, mask = context
+    mask = jnp.broadcast_to(mask, latents.shape[:-1]).astype(jnp.float32)[..., None]
+    return jnp.concatenate([latents.astype(jnp.float32) * mask, mask], axis=-1)
 
   def quantize(self, out: jax.Array, codebooks: jax.Array, rng: jax.Array,
                temperature: float = 1.0):
@@ -205,7 +235,14 @@ def generator_from_config(model_config, *, num_levels: int, codebook_size: int,
       width=model_config.generator_width, dilations=tuple(model_config.generator_dilations),
       num_levels=num_levels, codebook_size=codebook_size, codebook_dim=codebook_dim,
       output=model_config.output,
-      rngs=nnx.Rngs(seed), dtype=jnp.dtype(model_config.dtype))
+      rngs=nnx.Rngs(seed), dtype=jnp.dtype(model_config.dtype),
+      context_conditioning=is_context_conditioned(model_config))
+
+
+def is_context_conditioned(model_config) -> bool:
+  """Whether a configs/gan.py `model` section trains with random context masking (runs
+  from before the field: no)."""
+  return float(model_config.get('context_probability', 0.0)) > 0.0
 
 
 def discriminator_from_config(model_config, *, codebook_dim: int,
@@ -226,8 +263,9 @@ def generator_temperature(model_config) -> float:
 
 
 def sample_codes(generator: Generator, codebooks: jax.Array, temperature: float,
-                 rng: jax.Array, batch: int, steps: int):
-  """(latents [batch, steps, dim], codes [batch, steps, levels], code_probs) from noise."""
+                 rng: jax.Array, batch: int, steps: int, context=None):
+  """(latents [batch, steps, dim], codes [batch, steps, levels], code_probs) from noise
+  (and a context, see `Generator`)."""
   noise_rng, gumbel_rng = jax.random.split(rng)
   global_noise, step_noise = generator.sample_noise(noise_rng, batch, steps)
-  return generator(global_noise, step_noise, codebooks, gumbel_rng, temperature)
+  return generator(global_noise, step_noise, codebooks, gumbel_rng, temperature, context)

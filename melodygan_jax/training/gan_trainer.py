@@ -4,6 +4,16 @@ The data are code sequences of the frozen VQ-VAE, encoded once and cached
 (melodygan_jax.data.latent_cache) as runs of adjacent segments of one source.
 A batch is a pure function of (seed, step): random crops inside those runs,
 drawn with NumPy from that seed.
+
+Random context masking (config.model.context_probability > 0): each example
+of a batch, with that probability, hands the generator a real prefix of its
+crop (1 to max_context_fraction of the crop, uniformly) and the
+discriminator judges the prefix followed by what the generator made of the
+rest. Real crops flow on at their join, so a continuation that does not
+follow its context (another key, tempo or instrument) is what the
+discriminator learns to catch; the generator learns to continue real codes,
+which is what `sample --prompt` asks of it. The other examples have no
+context: the same generator samples freely.
 """
 import functools
 import itertools
@@ -69,6 +79,7 @@ def check_config(config: ml_collections.ConfigDict) -> pretrained.LoadedVQVAE:
                         config.loss.kind, 'must be non_saturating or hinge')
   config_checks.resolve_dtype(model, 'config.model.dtype')
   check_long_context(config.data.crop_steps, model)
+  check_context_masking(model)
   meta = input_pipeline.load_dataset_meta(config.data.dataset_dir)
   input_pipeline.check_data_config(config.data, meta)
   config_checks.require(meta.segment_frames % vqvae.time_stride == 0, 'config.vqvae_workdir',
@@ -93,6 +104,32 @@ def check_long_context(crop_steps: int, model: ml_collections.ConfigDict) -> Non
       field >= crop_steps, 'config.model.generator_dilations', tuple(model.generator_dilations),
       f'receptive field {field} steps, shorter than config.data.crop_steps={crop_steps}: '
       f'add dilations')
+
+
+def check_context_masking(model: ml_collections.ConfigDict) -> None:
+  """The context masking fields, when the config has them, are in range."""
+  probability = float(model.get('context_probability', 0.0))
+  config_checks.require(0.0 <= probability <= 1.0, 'config.model.context_probability',
+                        probability, 'must be in [0, 1] (0: no context conditioning)')
+  fraction = float(model.get('max_context_fraction', 0.75))
+  config_checks.require(0.0 < fraction < 1.0, 'config.model.max_context_fraction', fraction,
+                        'must be in (0, 1): some of each crop is left to generate')
+
+
+def context_masks(rng: jax.Array, batch: int, steps: int, probability: float,
+                  max_fraction: float) -> jax.Array:
+  """[batch, steps] bool: each example, with `probability`, a real prefix of 1 to
+  max_fraction * steps codes (uniformly); no context otherwise."""
+  given_rng, length_rng = jax.random.split(rng)
+  given = jax.random.bernoulli(given_rng, probability, (batch,))
+  longest = max(1, min(steps - 1, int(round(max_fraction * steps))))
+  lengths = jax.random.randint(length_rng, (batch,), 1, longest + 1)
+  return (jnp.arange(steps)[None, :] < lengths[:, None]) & given[:, None]
+
+
+def with_context(real: jax.Array, fake: jax.Array, mask: jax.Array | None) -> jax.Array:
+  """The real latents where the mask holds a context, the generated ones elsewhere."""
+  return fake if mask is None else jnp.where(mask[..., None], real, fake)
 
 
 def check_crop_fits(crop_steps: int, runs: latent_cache.CodeRuns) -> None:
@@ -133,10 +170,12 @@ def init_state(config, num_levels: int, codebook_size: int, codebook_dim: int):
   return gen_graphdef, disc_graphdef, state, (gen_optimizer, disc_optimizer)
 
 
-def sample_codes(gen_graphdef, codebooks, temperature, params, rng, batch: int, steps: int):
-  """(latents, codes [batch, steps, levels], code_probs) from a generator's params."""
+def sample_codes(gen_graphdef, codebooks, temperature, params, rng, batch: int, steps: int,
+                 context=None):
+  """(latents, codes [batch, steps, levels], code_probs) from a generator's params (and a
+  context: (latents, mask), see gan_models.Generator)."""
   return gan_models.sample_codes(nnx.merge(gen_graphdef, params), codebooks, temperature, rng,
-                                 batch, steps)
+                                 batch, steps, context)
 
 
 def adversarial_losses(kind: str, real_logits, fake_logits):
@@ -184,10 +223,17 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
   real = residual_quantizer.codes_to_latents(real_codes, codebooks)
   temperature = gan_models.generator_temperature(config.model)
   noise_scale = config.loss.instance_noise * jnp.std(real)
+  mask_rng = jax.random.fold_in(d_rng, 1)  # Folded, so the other draws stay as they were.
   d_rng, real_noise_rng, fake_noise_rng, g_noise_rng = jax.random.split(d_rng, 4)
   noisy = lambda x, rng: x + noise_scale * jax.random.normal(rng, x.shape)
+  mask = context = None
+  if gan_models.is_context_conditioned(config.model):
+    mask = context_masks(mask_rng, batch, steps, float(config.model.context_probability),
+                         float(config.model.max_context_fraction))
+    context = (real, mask)
   sample = functools.partial(sample_codes, gen_graphdef, codebooks, temperature)
-  fake = jax.lax.stop_gradient(sample(state.generator, d_rng, batch, steps)[0])
+  fake = with_context(real, jax.lax.stop_gradient(
+      sample(state.generator, d_rng, batch, steps, context)[0]), mask)
 
   def d_loss_fn(disc_params):
     discriminator = nnx.merge(disc_graphdef, disc_params)
@@ -205,7 +251,8 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
   disc_params = optax.apply_updates(state.discriminator, d_updates)
 
   def g_loss_fn(gen_params):
-    fake, codes, code_probs = sample(gen_params, g_rng, batch, steps)
+    fake, codes, code_probs = sample(gen_params, g_rng, batch, steps, context)
+    fake = with_context(real, fake, mask)
     fake_logits = nnx.merge(disc_graphdef, disc_params)(noisy(fake, g_noise_rng))
     _, adversarial = adversarial_losses(config.loss.kind, real_logits, fake_logits)
     usage = code_usage_loss(codes, code_probs, code_histogram)
@@ -347,8 +394,37 @@ class GANTrainer:
     metrics = {f'eval/{name}': value for name, value in latent_metrics.compare(
         codes, self.real, self._training_sequence, self.data.codebooks).items()}
     metrics.update(self.baselines)
+    if gan_models.is_context_conditioned(self.config.model):
+      metrics.update(self._continuation_metrics(state))
     if self.vqvae is not None:
       self._write_summaries(writer, step, codes)
+    return metrics
+
+  def _continuation_metrics(self, state: GANState) -> dict:
+    """Held-out crops' first parts continued: like real music, and like what they continue?
+
+    eval/continuation/* compares the continuations with the crops' real second
+    parts; continuation_context_ratio (latent_metrics.context_distance_ratio)
+    says how much closer each is to its own context than to the others',
+    beside the real second parts' ratio (floor/...).
+    """
+    count = min(self.config.train.num_eval_samples, len(self.real))
+    real = self.real[:count]
+    given = int(round(float(self.config.model.max_context_fraction) * self.steps))
+    given = max(1, min(self.steps - 1, given))
+    mask = np.broadcast_to(np.arange(self.steps) < given, (count, self.steps))
+    context = (residual_quantizer.codes_to_latents(jnp.asarray(real), self.codebooks),
+               jnp.asarray(mask))
+    codes = np.asarray(jax.device_get(self.jit_sample(
+        state.generator_ema, jax.random.key(1), count, self.steps, context)[1]))[:, given:]
+    metrics = {f'eval/continuation/{name}': value for name, value in latent_metrics.compare(
+        codes, real[:, given:], self._training_sequence, self.data.codebooks).items()
+               if name in ('code_js_distance', 'bigram_js_distance', 'latent_frechet')}
+    if count >= 2:
+      metrics['eval/continuation_context_ratio'] = latent_metrics.context_distance_ratio(
+          real[:, :given], codes, self.data.codebooks)
+      metrics['floor/continuation_context_ratio'] = latent_metrics.context_distance_ratio(
+          real[:, :given], real[:, given:], self.data.codebooks)
     return metrics
 
   def _write_summaries(self, writer, step, codes) -> None:
