@@ -57,6 +57,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.instance_noise = 0.5  # Gaussian noise on D's inputs (x codebook std): without
   # it D separates exact codebook vectors perfectly and G gets no useful gradient.
   config.loss.code_usage_weight = 3.0  # KL(data code frequencies || generated ones).
+  # With context masking: the continuation's mean and std of latents against the real one's.
+  config.loss.context_moment_weight = 0.0
 
   config.train = common.train_config()
   config.train.num_steps = 100_000

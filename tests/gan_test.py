@@ -127,6 +127,30 @@ def test_context_masks_are_prefixes_of_the_asked_share_and_length():
   assert lengths[given].min() == 1 and lengths[given].max() == 15
 
 
+@pytest.mark.parametrize('section, field, value', [
+    ('model', 'context_probability', 1.5), ('model', 'context_probability', -0.1),
+    ('model', 'max_context_fraction', 1.0), ('loss', 'context_moment_weight', -1.0)])
+def test_bad_context_masking_fields_are_one_line(section, field, value):
+  config = gan_tiny.get_config()
+  config[section][field] = value
+  with pytest.raises(config_checks.ConfigError, match=f'config.{section}.{field}') as error:
+    gan_trainer.check_context_masking(config.model, config.loss)
+  assert '\n' not in str(error.value)
+
+
+def test_context_moment_loss_is_zero_for_the_real_continuation_and_ignores_the_context():
+  real = jax.random.normal(jax.random.key(0), (4, 16, 5))
+  mask = jnp.arange(16)[None] < jnp.array([[4], [8], [0], [12]])
+  assert float(gan_trainer.context_moment_loss(real, real, mask)) < 1e-6
+  # What the context steps hold, and examples without a context, do not count.
+  other = jax.random.normal(jax.random.key(1), real.shape)
+  context_changed = jnp.where(mask[..., None], other, real).at[2].set(other[2])
+  assert float(gan_trainer.context_moment_loss(real, context_changed, mask)) < 1e-6
+  louder = real.at[:, :, 0].add(1.0)  # A shifted mean: one channel, 1 squared over 5.
+  np.testing.assert_allclose(gan_trainer.context_moment_loss(real, louder, mask), 0.2,
+                             rtol=1e-4)
+
+
 def test_context_masking_teaches_the_generator_to_continue_its_context():
   # The patterns use disjoint codes, so which one a sequence follows is plain to see.
   rng = np.random.default_rng(0)

@@ -335,6 +335,7 @@ def test_continuation_keeps_the_prompt_and_continues_it(gan_fixture, request, co
                            seed=3, prompt=str(song), prompt_seconds=1.5, show_progress=False,
                            num_references=0)
   entry = manifest['samples'][0]
+  assert manifest['references'] == [] and not list(tmp_path.glob('reference_*'))  # None asked.
   clip = read(tmp_path / entry['wav'])
   prompt_samples = int(round(1.5 * 22050))
   assert len(clip) == prompt_samples + 2 * 22050

@@ -186,11 +186,15 @@ def test_two_processes_equal_one_process_on_the_same_global_batches(
 def test_gan_trains_on_two_processes_from_that_vqvae(two_process_vqvae, tmp_path):
   vqvae_workdir, _, _ = two_process_vqvae
   workdir = tmp_path / 'gan'
+  # With context masking, so its eval (continuations of held-out crops) runs on both too.
   logs = wait_all(start_processes('configs/gan_tiny.py', workdir,
-                                  {'vqvae_workdir': vqvae_workdir, **GAN_OVERRIDES}, tmp_path))
+                                  {'vqvae_workdir': vqvae_workdir, **GAN_OVERRIDES,
+                                   'model.context_probability': 0.5}, tmp_path))
   assert saved_steps(workdir) == [6, 12]
   rows = metric_writer.read_metrics(str(workdir))
   assert [row['step'] for row in rows if 'eval/latent_frechet' in row] == [12]
+  evaluated = [row for row in rows if 'eval/latent_frechet' in row][0]
+  assert np.isfinite(evaluated['eval/continuation_context_ratio'])
   # The cache holds every segment's codes, both hosts' shares gathered once:
   # the same rows a single process encodes.
   assert sorted(name for name in os.listdir(workdir) if 'latents' in name) == [

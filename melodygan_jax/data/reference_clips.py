@@ -47,6 +47,8 @@ def held_out_clips(dataset_dir: str, split_files: list[str], segment_frames: int
   Returns:
     The clips whose cleaned audio exists (a data set without it gives none).
   """
+  if num_clips <= 0:
+    return []
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   wavs = clean_wavs(dataset_dir)
   clips, seen = [], set()

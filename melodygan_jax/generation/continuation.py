@@ -149,13 +149,6 @@ def continue_prompt(generator, prompt: Prompt, key: jax.Array, style: np.ndarray
   return project_prompt(generator, prompt, key, style, steps)
 
 
-def longest_context(generator) -> int:
-  """Codes of context one window of a context-conditioned generator holds."""
-  window = generator.window_steps
-  fraction = float(generator.config.model.max_context_fraction)
-  return max(1, min(window - 1, int(round(fraction * window))))
-
-
 @functools.partial(jax.jit, static_argnames=('graphdef', 'temperature'))
 def _continue_window(graphdef, params, codebooks, key, global_noise, window_codes, mask,
                      temperature: float):
@@ -174,11 +167,12 @@ def continue_codes(generator, codes: np.ndarray, key: jax.Array, global_noise: n
   """`steps` codes after `codes` [n, levels] from a context-conditioned generator.
 
   Window after window of the training crop, each with the last codes so far
-  (at most `longest_context`) as its context and its own noise (from
+  (at most gan_models.longest_context) as its context and its own noise (from
   fold_in(key, window)) after them; each window's new codes are appended.
   Returns (codes [steps, levels], join steps, context), as `continue_prompt`.
   """
-  window, longest = generator.window_steps, longest_context(generator)
+  window = generator.window_steps
+  longest = gan_models.longest_context(generator.config.model.max_context_fraction, window)
   codebooks = jnp.asarray(generator.vqvae.codebooks)
   context = max(1, min(len(codes), longest))
   sequence = np.asarray(codes[len(codes) - context:], np.int32)

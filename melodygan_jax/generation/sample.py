@@ -242,13 +242,15 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
     steps = steps_for_seconds(seconds, vqvae.time_stride) + (2 if prompt else 0)
     num_samples_audio = int(round(seconds * contract.SAMPLE_RATE_HZ))
   loaded_prompt = None
-  if prompt:
-    loaded_prompt = continuation.load_prompt(
-        vqvae, prompt, prompt_seconds,
-        (generator.window_steps - long_form.overlap_steps(generator.window_steps))
-        * code_samples / contract.SAMPLE_RATE_HZ, stem)
-  styles = [style_lib.find_style(generator, path, seed) for path in style_from]
   conditioned = gan_models.is_context_conditioned(generator.config.model)
+  if prompt:  # By default, as much as one window's context holds.
+    context_steps = (gan_models.longest_context(generator.config.model.max_context_fraction,
+                                                generator.window_steps) if conditioned else
+                     generator.window_steps - long_form.overlap_steps(generator.window_steps))
+    loaded_prompt = continuation.load_prompt(
+        vqvae, prompt, prompt_seconds, context_steps * code_samples / contract.SAMPLE_RATE_HZ,
+        stem)
+  styles = [style_lib.find_style(generator, path, seed) for path in style_from]
   if loaded_prompt is not None and not conditioned:  # Every continuation keeps its style.
     styles = [style_lib.style_of_codes(generator, loaded_prompt.codes, seed)]
   plan = long_form.plan_for(generator, steps, loop)

@@ -239,6 +239,12 @@ def generator_from_config(model_config, *, num_levels: int, codebook_size: int,
       context_conditioning=is_context_conditioned(model_config))
 
 
+def longest_context(max_context_fraction: float, window_steps: int) -> int:
+  """Codes of real context a window of `window_steps` holds at most (at least one code is
+  left to generate)."""
+  return max(1, min(window_steps - 1, int(round(float(max_context_fraction) * window_steps))))
+
+
 def is_context_conditioned(model_config) -> bool:
   """Whether a configs/gan.py `model` section trains with random context masking (runs
   from before the field: no)."""
@@ -247,9 +253,14 @@ def is_context_conditioned(model_config) -> bool:
 
 def discriminator_from_config(model_config, *, codebook_dim: int,
                               seed: int) -> MultiScaleDiscriminator:
-  """The discriminator of a configs/gan.py `model` section."""
+  """The discriminator of a configs/gan.py `model` section.
+
+  With context masking it also sees the mask, one more channel (as
+  inpainting discriminators do), real and generated alike, so it knows where
+  a continuation begins.
+  """
   return MultiScaleDiscriminator(
-      codebook_dim=codebook_dim, width=model_config.discriminator_width,
+      codebook_dim=codebook_dim + int(is_context_conditioned(model_config)), width=model_config.discriminator_width,
       dilations=tuple(model_config.discriminator_dilations),
       num_scales=int(model_config.discriminator_scales), rngs=nnx.Rngs(seed),
       dtype=jnp.dtype(model_config.dtype))

@@ -9,11 +9,14 @@ Random context masking (config.model.context_probability > 0): each example
 of a batch, with that probability, hands the generator a real prefix of its
 crop (1 to max_context_fraction of the crop, uniformly) and the
 discriminator judges the prefix followed by what the generator made of the
-rest. Real crops flow on at their join, so a continuation that does not
-follow its context (another key, tempo or instrument) is what the
-discriminator learns to catch; the generator learns to continue real codes,
-which is what `sample --prompt` asks of it. The other examples have no
-context: the same generator samples freely.
+rest, with the mask as one more input channel (real crops get the same
+masks), so it knows where each continuation begins. Real crops flow on at
+that point, so a continuation that does not follow its context (another key,
+tempo or instrument) is what the discriminator learns to catch; the generator
+learns to continue real codes, which is what `sample --prompt` asks of it.
+`loss.context_moment_weight` adds a direct pull: the continuation's mean and
+std of latents against those of the crop's real rest. The other examples
+have no context: the same generator samples freely.
 """
 import functools
 import itertools
@@ -79,7 +82,7 @@ def check_config(config: ml_collections.ConfigDict) -> pretrained.LoadedVQVAE:
                         config.loss.kind, 'must be non_saturating or hinge')
   config_checks.resolve_dtype(model, 'config.model.dtype')
   check_long_context(config.data.crop_steps, model)
-  check_context_masking(model)
+  check_context_masking(model, config.loss)
   meta = input_pipeline.load_dataset_meta(config.data.dataset_dir)
   input_pipeline.check_data_config(config.data, meta)
   config_checks.require(meta.segment_frames % vqvae.time_stride == 0, 'config.vqvae_workdir',
@@ -106,7 +109,8 @@ def check_long_context(crop_steps: int, model: ml_collections.ConfigDict) -> Non
       f'add dilations')
 
 
-def check_context_masking(model: ml_collections.ConfigDict) -> None:
+def check_context_masking(model: ml_collections.ConfigDict,
+                          loss: ml_collections.ConfigDict) -> None:
   """The context masking fields, when the config has them, are in range."""
   probability = float(model.get('context_probability', 0.0))
   config_checks.require(0.0 <= probability <= 1.0, 'config.model.context_probability',
@@ -114,6 +118,9 @@ def check_context_masking(model: ml_collections.ConfigDict) -> None:
   fraction = float(model.get('max_context_fraction', 0.75))
   config_checks.require(0.0 < fraction < 1.0, 'config.model.max_context_fraction', fraction,
                         'must be in (0, 1): some of each crop is left to generate')
+  weight = float(loss.get('context_moment_weight', 0.0))
+  config_checks.require(weight >= 0.0, 'config.loss.context_moment_weight', weight,
+                        'must be >= 0')
 
 
 def context_masks(rng: jax.Array, batch: int, steps: int, probability: float,
@@ -122,7 +129,7 @@ def context_masks(rng: jax.Array, batch: int, steps: int, probability: float,
   max_fraction * steps codes (uniformly); no context otherwise."""
   given_rng, length_rng = jax.random.split(rng)
   given = jax.random.bernoulli(given_rng, probability, (batch,))
-  longest = max(1, min(steps - 1, int(round(max_fraction * steps))))
+  longest = gan_models.longest_context(max_fraction, steps)
   lengths = jax.random.randint(length_rng, (batch,), 1, longest + 1)
   return (jnp.arange(steps)[None, :] < lengths[:, None]) & given[:, None]
 
@@ -130,6 +137,32 @@ def context_masks(rng: jax.Array, batch: int, steps: int, probability: float,
 def with_context(real: jax.Array, fake: jax.Array, mask: jax.Array | None) -> jax.Array:
   """The real latents where the mask holds a context, the generated ones elsewhere."""
   return fake if mask is None else jnp.where(mask[..., None], real, fake)
+
+
+def context_moment_loss(real: jax.Array, fake: jax.Array, mask: jax.Array) -> jax.Array:
+  """How far a continuation's average sound is from the real one's, for examples with a
+  context.
+
+  The squared distance between the mean and the std over the generated steps
+  of the generated latents and of the crop's real ones (per channel, mean over
+  channels), averaged over the examples that have a context: a weak, direct
+  pull towards continuing in the context's sound that leaves which codes, and
+  in what order, to the discriminator (pix2pix's L1 beside its GAN loss, on
+  summary statistics rather than on the codes themselves).
+
+  Args:
+    real, fake: [batch, steps, dim] latents; mask: [batch, steps] bool.
+  """
+  weights = (~mask).astype(jnp.float32)[..., None]
+  count = jnp.maximum(jnp.sum(weights, axis=1), 1.0)
+  mean = lambda x: jnp.sum(x * weights, axis=1) / count
+  std = lambda x, m: jnp.sqrt(jnp.sum(jnp.square(x - m[:, None]) * weights, axis=1) / count
+                              + 1e-6)
+  real_mean, fake_mean = mean(real), mean(fake)
+  per_example = jnp.mean(jnp.square(fake_mean - real_mean)
+                         + jnp.square(std(fake, fake_mean) - std(real, real_mean)), axis=-1)
+  has_context = jnp.any(mask, axis=1).astype(jnp.float32)
+  return jnp.sum(per_example * has_context) / jnp.maximum(jnp.sum(has_context), 1.0)
 
 
 def check_crop_fits(crop_steps: int, runs: latent_cache.CodeRuns) -> None:
@@ -235,11 +268,17 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
   fake = with_context(real, jax.lax.stop_gradient(
       sample(state.generator, d_rng, batch, steps, context)[0]), mask)
 
-  def d_loss_fn(disc_params):
+  def judge(disc_params, latents):
+    """Logits [batch, scales] of latents (and, with context masking, the mask)."""
     discriminator = nnx.merge(disc_graphdef, disc_params)
-    real_logits, real_grads = _logits_and_input_grads(discriminator,
+    if mask is not None:
+      latents = jnp.concatenate([latents, mask[..., None].astype(latents.dtype)], axis=-1)
+    return discriminator(latents)
+
+  def d_loss_fn(disc_params):
+    real_logits, real_grads = _logits_and_input_grads(functools.partial(judge, disc_params),
                                                       noisy(real, real_noise_rng))
-    fake_logits = discriminator(noisy(fake, fake_noise_rng))
+    fake_logits = judge(disc_params, noisy(fake, fake_noise_rng))
     d_loss, _ = adversarial_losses(config.loss.kind, real_logits, fake_logits)
     r1 = jnp.mean(jnp.sum(jnp.square(real_grads), axis=(1, 2)))
     return d_loss + 0.5 * config.loss.r1_gamma * r1, (d_loss, r1, real_logits, fake_logits)
@@ -252,13 +291,17 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
 
   def g_loss_fn(gen_params):
     fake, codes, code_probs = sample(gen_params, g_rng, batch, steps, context)
+    moments = (jnp.zeros(()) if mask is None else
+               context_moment_loss(real, fake, mask))
     fake = with_context(real, fake, mask)
-    fake_logits = nnx.merge(disc_graphdef, disc_params)(noisy(fake, g_noise_rng))
+    fake_logits = judge(disc_params, noisy(fake, g_noise_rng))
     _, adversarial = adversarial_losses(config.loss.kind, real_logits, fake_logits)
     usage = code_usage_loss(codes, code_probs, code_histogram)
-    return adversarial + config.loss.code_usage_weight * usage, (adversarial, usage, codes)
+    total = (adversarial + config.loss.code_usage_weight * usage
+             + float(config.loss.get('context_moment_weight', 0.0)) * moments)
+    return total, (adversarial, usage, codes, moments)
 
-  (_, (g_loss, usage_loss, fake_codes)), g_grads = jax.value_and_grad(
+  (_, (g_loss, usage_loss, fake_codes, moment_loss)), g_grads = jax.value_and_grad(
       g_loss_fn, has_aux=True)(state.generator)
   g_updates, gen_opt_state = gen_optimizer.update(
       g_grads, state.generator_opt_state, state.generator)
@@ -269,7 +312,7 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
   used = jnp.mean(jnp.sum(jax.nn.one_hot(fake_codes, codebook_size), axis=(0, 1)) > 0)
   metrics = {
       'train/loss': d_loss + g_loss, 'train/d_loss': d_loss, 'train/g_loss': g_loss,
-      'train/r1': r1, 'train/code_usage_kl': usage_loss,
+      'train/r1': r1, 'train/code_usage_kl': usage_loss, 'train/context_moments': moment_loss,
       'train/d_accuracy': 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0)),
       'train/d_grad_norm': optax.tree.norm(d_grads), 'train/g_grad_norm': optax.tree.norm(g_grads),
       'train/fake_codes_used': used,  # Share of each level's codes, mean over levels.
@@ -410,11 +453,12 @@ class GANTrainer:
     """
     count = min(self.config.train.num_eval_samples, len(self.real))
     real = self.real[:count]
-    given = int(round(float(self.config.model.max_context_fraction) * self.steps))
-    given = max(1, min(self.steps - 1, given))
+    given = gan_models.longest_context(self.config.model.max_context_fraction, self.steps)
     mask = np.broadcast_to(np.arange(self.steps) < given, (count, self.steps))
-    context = (residual_quantizer.codes_to_latents(jnp.asarray(real), self.codebooks),
-               jnp.asarray(mask))
+    # From the host's codebooks: an eager op on the mesh's copy would span other hosts.
+    latents = residual_quantizer.codes_to_latents(jnp.asarray(real),
+                                                  jnp.asarray(self.data.codebooks))
+    context = (latents, jnp.asarray(mask))
     codes = np.asarray(jax.device_get(self.jit_sample(
         state.generator_ema, jax.random.key(1), count, self.steps, context)[1]))[:, given:]
     metrics = {f'eval/continuation/{name}': value for name, value in latent_metrics.compare(
