@@ -15,7 +15,8 @@ out) and its codec (configs/vqvae_tiny.py, 3,000 steps), compares two GANs:
          dilations 1..64 (receptive field 257 codes), discriminator at 4
          scales (296 codes);
   context  the long one trained with random context masking
-         (--config.model.context_probability=0.5): it continues a prompt from
+         (--config.model.context_probability=0.5,
+         --config.loss.context_moment_weight=3.0): it continues a prompt from
          its codes (generation/continuation.py) where the other two are
          projected onto it.
 Then, per GAN and per --clip_seconds: `evaluate` (FAD, FAD∞, KAD with 95%
@@ -26,7 +27,9 @@ each of --num_songs held-out songs (from 0, 2P, 4P ... s, while the song holds
 a prompt and its next part) are continued for --prompt_seconds more (`sample
 --prompt`); the distance between the musicnn embeddings of the prompt and of
 the continuation, against the same distance for the song's own next part (the
-real continuation), for a sample generated without the prompt, and for random
+real continuation; and that part through the codec and Griffin-Lim, the best a
+continuation could score through them), for a sample generated without the
+prompt, and for random
 pairs of a prompt and the next part of another; then the FAD and KAD (95%
 bootstrap intervals) of the continuations, of as many unprompted samples and
 of the prompts themselves (the real-vs-real floor) against the real next parts.
@@ -54,7 +57,10 @@ from melodygan_jax.audio import contract  # pylint: disable=wrong-import-positio
 from melodygan_jax.evaluation import distances  # pylint: disable=wrong-import-position
 from melodygan_jax.evaluation import embeddings as embeddings_lib  # pylint: disable=wrong-import-position
 from melodygan_jax.evaluation import intervals  # pylint: disable=wrong-import-position
+from melodygan_jax.audio import synthesis  # pylint: disable=wrong-import-position
+from melodygan_jax.generation import pretrained  # pylint: disable=wrong-import-position
 from melodygan_jax.generation import sample as sample_lib  # pylint: disable=wrong-import-position
+from melodygan_jax.generation import user_audio  # pylint: disable=wrong-import-position
 
 CACHE = evaluate_bench.CACHE
 LONG_CONTEXT = ('--config.data.crop_steps=224',
@@ -70,8 +76,8 @@ def trained_long_gan(vqvae: pathlib.Path, steps: int, context_probability: float
   """configs/gan_tiny.py with the long context (and context masking when
   `context_probability` > 0), trained once (cached) for `steps`."""
   workdir = CACHE / (f'gan_long_context_{steps}' if context_probability else f'gan_long_{steps}')
-  masking = (f'--config.model.context_probability={context_probability}',) * bool(
-      context_probability)
+  masking = (f'--config.model.context_probability={context_probability}',
+             '--config.loss.context_moment_weight=3.0') * bool(context_probability)
   if not (workdir / 'checkpoints' / str(steps)).exists():
     started = time.perf_counter()
     evaluate_bench.run_module(
@@ -106,6 +112,19 @@ def prompt_segments(songs: list[pathlib.Path], seconds: float, per_song: int):
   return pairs
 
 
+def through_codec(vqvae, audio: np.ndarray, seed: int) -> np.ndarray:
+  """`audio` encoded and decoded by the codec and inverted as samples are, at its own level:
+  the best a continuation through this codec and inversion could sound."""
+  normalized = user_audio.normalized_level(audio)
+  codes = user_audio.encode_samples(vqvae, normalized, vqvae.config.data.stems[0])
+  decoded = synthesis.log_mel_to_audio(vqvae.codes_to_log_mel(codes[None],
+                                                              vqvae.config.data.stems[0]),
+                                       seed=seed)[0]
+  decoded = np.pad(decoded, (0, max(0, len(audio) - len(decoded))))[:len(audio)]
+  gain = np.linalg.norm(audio) / max(np.linalg.norm(normalized), 1e-12)
+  return (decoded * gain).astype(np.float32)
+
+
 def continuation_figures(gan: pathlib.Path, songs: list[pathlib.Path], embedder, args,
                          work: pathlib.Path) -> dict:
   """Embedding distances (prompt vs continuation, real next part, unprompted sample) and the
@@ -113,9 +132,11 @@ def continuation_figures(gan: pathlib.Path, songs: list[pathlib.Path], embedder,
   real-vs-real floor) against the real next parts."""
   seconds = args.prompt_seconds
   length = int(round(seconds * contract.SAMPLE_RATE_HZ))
-  prompt_ends, continued, real_next = [], [], []
+  prompt_ends, continued, real_next, coded_next = [], [], [], []
+  vqvae = pretrained.load_generator(str(gan)).vqvae
   for index, (prompt, after) in enumerate(prompt_segments(songs, seconds,
                                                           args.prompts_per_song)):
+    coded_next.append(through_codec(vqvae, after, index))
     prompt_path = work / f'prompt_{index}.wav'
     audio_io.write_wav(prompt_path, prompt)
     output = work / f'continued_{index}'
@@ -130,8 +151,8 @@ def continuation_figures(gan: pathlib.Path, songs: list[pathlib.Path], embedder,
                             seconds=seconds, seed=1000, show_progress=False, num_references=0)
   unprompted = [audio_io.read_mono(work / 'unprompted' / entry['wav'])[:length]
                 for entry in plain['samples']]
-  ends, cont, nxt, free = (embed(embedder, clips) for clips in
-                           (prompt_ends, continued, real_next, unprompted))
+  ends, cont, nxt, free, coded = (embed(embedder, clips) for clips in
+                                  (prompt_ends, continued, real_next, unprompted, coded_next))
   distance = lambda a, b: np.linalg.norm(a - b, axis=-1)
   rng = np.random.default_rng(0)
   count = len(prompt_ends)
@@ -141,11 +162,12 @@ def continuation_figures(gan: pathlib.Path, songs: list[pathlib.Path], embedder,
   figures = {}
   for name, values in (('continuation', distance(ends, cont)),
                        ('real_next', distance(ends, nxt)),
+                       ('real_next_through_codec', distance(ends, coded)),
                        ('unprompted_sample', distance(ends, free)),
                        ('random_real_pairs', random_pairs)):
     figures[name] = intervals.interval_entry(intervals.mean_interval(values, 1000))
   for name, clips in (('continuation', cont), ('unprompted_sample', free),
-                      ('prompts_floor', ends)):
+                      ('real_next_through_codec', coded), ('prompts_floor', ends)):
     figures[f'{name}/fad'] = intervals.interval_entry(
         distances.fad_interval(nxt, clips, args.num_resamples))
     figures[f'{name}/kad'] = intervals.interval_entry(
