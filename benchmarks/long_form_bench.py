@@ -15,8 +15,8 @@ out) and its codec (configs/vqvae_tiny.py, 3,000 steps), compares two GANs:
          dilations 1..64 (receptive field 257 codes), discriminator at 4
          scales (296 codes);
   context  the long one trained with random context masking
-         (--config.model.context_probability=0.5,
-         --config.loss.context_moment_weight=3.0): it continues a prompt from
+         (--config.model.context_probability=0.9, and configs/gan.py's
+         loss.context_moment_weight=3.0): it continues a prompt from
          its codes (generation/continuation.py) where the other two are
          projected onto it.
 Then, per GAN and per --clip_seconds: `evaluate` (FAD, FAD∞, KAD with 95%
@@ -76,8 +76,8 @@ def trained_long_gan(vqvae: pathlib.Path, steps: int, context_probability: float
   """configs/gan_tiny.py with the long context (and context masking when
   `context_probability` > 0), trained once (cached) for `steps`."""
   workdir = CACHE / (f'gan_long_context_{steps}' if context_probability else f'gan_long_{steps}')
-  masking = (f'--config.model.context_probability={context_probability}',
-             '--config.loss.context_moment_weight=3.0') * bool(context_probability)
+  masking = (f'--config.model.context_probability={context_probability}',) * bool(
+      context_probability)
   if not (workdir / 'checkpoints' / str(steps)).exists():
     started = time.perf_counter()
     evaluate_bench.run_module(
@@ -204,7 +204,7 @@ def main():
   vqvae, short_gan = evaluate_bench.trained(data)  # configs/gan_tiny.py, 2,000 steps.
   chosen = args.gans.split(',')
   gans = {'short': lambda: short_gan, 'long': lambda: trained_long_gan(vqvae, args.gan_steps),
-          'context': lambda: trained_long_gan(vqvae, args.gan_steps, context_probability=0.5)}
+          'context': lambda: trained_long_gan(vqvae, args.gan_steps, context_probability=0.9)}
   unknown = sorted(set(chosen) - set(gans))
   if unknown:
     sys.exit(f'--gans={args.gans}: unknown {",".join(unknown)} (choose from {",".join(gans)})')
