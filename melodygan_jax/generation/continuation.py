@@ -52,6 +52,7 @@ from melodygan_jax.models import residual_quantizer
 
 JOIN_CROSSFADE_SAMPLES = 256  # One hop, 11.6 ms.
 DECODE_CONTEXT_STEPS = 32  # Prompt codes decoded before the continuation, as its context.
+EDGE_FRACTION = 0.125  # Of a window: its last codes, dropped when it is continued (see below).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +143,8 @@ def continue_prompt(generator, prompt: Prompt, key: jax.Array, style: np.ndarray
   Join steps are where one generation window hands over to the next, counted
   from the first of the `context` prompt codes the generation started from.
   A context-conditioned generator continues the prompt's codes
-  (`continue_codes`); an unconditional one is projected (`project_prompt`).
+  (`continue_codes`; `style` is the sample's own global noise); an
+  unconditional one is projected (`project_prompt`; `style` is the prompt's).
   """
   if gan_models.is_context_conditioned(generator.config.model):
     return continue_codes(generator, prompt.codes, key, style, steps)
@@ -168,11 +170,14 @@ def continue_codes(generator, codes: np.ndarray, key: jax.Array, global_noise: n
 
   Window after window of the training crop, each with the last codes so far
   (at most gan_models.longest_context) as its context and its own noise (from
-  fold_in(key, window)) after them; each window's new codes are appended.
+  fold_in(key, window)) after them; each window's new codes are appended but
+  for its last EDGE_FRACTION, which saw the window's edge (zero padding) and
+  are made again by the next window, so no context ends in edge codes.
   Returns (codes [steps, levels], join steps, context), as `continue_prompt`.
   """
   window = generator.window_steps
   longest = gan_models.longest_context(generator.config.model.max_context_fraction, window)
+  edge = min(window - longest - 1, int(round(EDGE_FRACTION * window)))
   codebooks = jnp.asarray(generator.vqvae.codebooks)
   context = max(1, min(len(codes), longest))
   sequence = np.asarray(codes[len(codes) - context:], np.int32)
@@ -190,7 +195,7 @@ def continue_codes(generator, codes: np.ndarray, key: jax.Array, global_noise: n
                                  jax.random.fold_in(key, index), jnp.asarray(global_noise),
                                  jnp.asarray(window_codes), jnp.asarray(mask),
                                  generator.temperature)
-    sequence = np.concatenate([sequence, np.asarray(generated)[given:]])
+    sequence = np.concatenate([sequence, np.asarray(generated)[given:window - edge]])
   return sequence[context:context + steps], tuple(joins), context
 
 
