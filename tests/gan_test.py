@@ -65,14 +65,21 @@ def synthetic_codes(rng, count, length, patterns):
   return np.stack([first, (7 * first + 3) % 16], axis=-1)
 
 
-def test_gan_learns_the_structure_of_synthetic_latents():
+PATTERNS = [[1, 5, 9, 2], [3, 3, 7, 7, 11], [0, 4, 8, 12, 14, 6]]  # Disjoint codes.
+
+
+def synthetic_latent_data() -> latent_cache.LatentData:
+  """Runs of PATTERNS' codes (2 levels of 16 codes), 300 for training and 60 held out."""
   rng = np.random.default_rng(0)
-  patterns = [[1, 5, 9, 2], [3, 3, 7, 7, 11], [0, 4, 8, 12, 14, 6]]
-  data = latent_cache.LatentData(
-      train=latent_cache.runs_of_sequences(synthetic_codes(rng, 300, 24, patterns)),
-      validation=latent_cache.runs_of_sequences(synthetic_codes(rng, 60, 24, patterns)),
+  return latent_cache.LatentData(
+      train=latent_cache.runs_of_sequences(synthetic_codes(rng, 300, 24, PATTERNS)),
+      validation=latent_cache.runs_of_sequences(synthetic_codes(rng, 60, 24, PATTERNS)),
       codebooks=(rng.standard_normal((2, 16, 8)) * np.array([1.0, 0.3])[:, None, None]
                  ).astype(np.float32))
+
+
+def test_gan_learns_the_structure_of_synthetic_latents():
+  data = synthetic_latent_data()
   config = gan_tiny.get_config()
   config.data.crop_steps = 12
   config.loss.code_usage_weight = 1.0  # A lighter pull on code use learns order faster.
@@ -153,13 +160,8 @@ def test_context_moment_loss_is_zero_for_the_real_continuation_and_ignores_the_c
 
 def test_context_masking_teaches_the_generator_to_continue_its_context():
   # The patterns use disjoint codes, so which one a sequence follows is plain to see.
-  rng = np.random.default_rng(0)
-  patterns = [[1, 5, 9, 2], [3, 3, 7, 7, 11], [0, 4, 8, 12, 14, 6]]
-  data = latent_cache.LatentData(
-      train=latent_cache.runs_of_sequences(synthetic_codes(rng, 300, 24, patterns)),
-      validation=latent_cache.runs_of_sequences(synthetic_codes(rng, 60, 24, patterns)),
-      codebooks=(rng.standard_normal((2, 16, 8)) * np.array([1.0, 0.3])[:, None, None]
-                 ).astype(np.float32))
+  patterns = PATTERNS
+  data = synthetic_latent_data()
   config = gan_tiny.get_config()
   config.data.crop_steps = 12
   config.loss.code_usage_weight = 1.0
