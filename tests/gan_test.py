@@ -170,8 +170,13 @@ def test_context_masking_teaches_the_generator_to_continue_its_context():
   trainer = gan_trainer.GANTrainer(config, data)
   state = trainer.create_state()
   batches = trainer.train_batches(0)
+  metrics = None
   for _ in range(600):
+    previous = metrics
     state, metrics = trainer.jit_train_step(state, next(batches))
+    # One step in flight, as the training loop keeps it: hundreds queued at once starve
+    # the CPU devices' collectives past XLA's rendezvous timeout.
+    jax.block_until_ready(previous)
   assert np.isfinite(float(metrics['train/loss']))
   contexts = synthetic_codes(np.random.default_rng(1), 96, 12, patterns)
   mask = np.broadcast_to(np.arange(12) < 6, (96, 12))

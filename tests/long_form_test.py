@@ -287,9 +287,6 @@ def test_long_samples_have_seamless_window_joins(trained_gan, tmp_path):
   assert at > 1.2 * away, (at, away)
 
 
-# Known defect, kept visible: with the tiny GAN of the current fixtures one of two loops
-# showed 1.8x the spectral flux at its wrap-around join (the other 0.01x); the loop
-# rendering needs a look before this is a guarantee.
 def test_loops_wrap_around_without_a_seam(trained_gan, tmp_path):
   manifest = sample.sample(str(trained_gan[0]), str(tmp_path), num_samples=4, seconds=6.0,
                            seed=2, loop=True, show_progress=False, num_references=0)
