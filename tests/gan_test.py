@@ -16,6 +16,7 @@ from configs import gan_tiny
 import conftest
 from melodygan_jax.training import checkpoints
 from melodygan_jax.training import config_checks
+from melodygan_jax.training import context_masking
 from melodygan_jax.data import input_pipeline
 from melodygan_jax.data import latent_cache
 from melodygan_jax.evaluation import latent_metrics
@@ -126,7 +127,7 @@ def test_a_context_conditioned_generator_takes_a_context_and_none_is_an_empty_ma
 
 
 def test_context_masks_are_prefixes_of_the_asked_share_and_length():
-  masks = np.asarray(gan_trainer.context_masks(jax.random.key(0), 4000, 20, 0.5, 0.75))
+  masks = np.asarray(context_masking.masks(jax.random.key(0), 4000, 20, 0.5, 0.75))
   given = masks.any(axis=1)
   assert abs(given.mean() - 0.5) < 0.03
   lengths = masks.sum(axis=1)
@@ -141,20 +142,20 @@ def test_bad_context_masking_fields_are_one_line(section, field, value):
   config = gan_tiny.get_config()
   config[section][field] = value
   with pytest.raises(config_checks.ConfigError, match=f'config.{section}.{field}') as error:
-    gan_trainer.check_context_masking(config.model, config.loss)
+    context_masking.check_config(config.model, config.loss)
   assert '\n' not in str(error.value)
 
 
 def test_context_moment_loss_is_zero_for_the_real_continuation_and_ignores_the_context():
   real = jax.random.normal(jax.random.key(0), (4, 16, 5))
   mask = jnp.arange(16)[None] < jnp.array([[4], [8], [0], [12]])
-  assert float(gan_trainer.context_moment_loss(real, real, mask)) < 1e-6
+  assert float(context_masking.moment_loss(real, real, mask)) < 1e-6
   # What the context steps hold, and examples without a context, do not count.
   other = jax.random.normal(jax.random.key(1), real.shape)
   context_changed = jnp.where(mask[..., None], other, real).at[2].set(other[2])
-  assert float(gan_trainer.context_moment_loss(real, context_changed, mask)) < 1e-6
+  assert float(context_masking.moment_loss(real, context_changed, mask)) < 1e-6
   louder = real.at[:, :, 0].add(1.0)  # A shifted mean: one channel, 1 squared over 5.
-  np.testing.assert_allclose(gan_trainer.context_moment_loss(real, louder, mask), 0.2,
+  np.testing.assert_allclose(context_masking.moment_loss(real, louder, mask), 0.2,
                              rtol=1e-4)
 
 

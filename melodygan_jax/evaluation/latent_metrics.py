@@ -132,14 +132,23 @@ def compare(generated: np.ndarray, real: np.ndarray, training: np.ndarray,
      'latent_frechet', 'distinct_share', 'copied_run_mean', 'copied_run_p90',
      'copied_run_max'} floats.
   """
+  return {
+      **distribution_metrics(generated, real, codebooks),
+      'distinct_share': distinct_share(generated),
+      **copied_run_statistics(generated, training),
+  }
+
+
+def distribution_metrics(generated: np.ndarray, real: np.ndarray,
+                         codebooks: np.ndarray) -> dict:
+  """`compare`'s distances between the two sets alone: {'code_js_distance',
+  'bigram_js_distance', 'latent_frechet'}."""
   codebook_size = np.asarray(codebooks).shape[1]
   return {
       'code_js_distance': level_js_distance(generated, real, codebook_size),
       'bigram_js_distance': bigram_js_distance(generated, real, codebook_size),
       'latent_frechet': frechet_distance(sequence_features(generated, codebooks),
                                          sequence_features(real, codebooks)),
-      'distinct_share': distinct_share(generated),
-      **copied_run_statistics(generated, training),
   }
 
 

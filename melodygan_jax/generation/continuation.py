@@ -104,9 +104,18 @@ def load_prompt(vqvae, path: str, prompt_seconds: float | None, default_seconds:
                 codes=user_audio.encode_samples(vqvae, normalized, stem), gain=gain)
 
 
-def context_steps(prompt: Prompt, hop_steps: int) -> int:
-  """Prompt codes the generator's first window is fitted to: a hop (3/4 window) at most."""
-  return max(1, min(len(prompt.codes), hop_steps))
+def context_limit(generator) -> int:
+  """The most prompt codes one window takes as its context: a context-conditioned
+  generator's longest context, else a hop (3/4 window) that the projection fits."""
+  window = generator.window_steps
+  if gan_models.is_context_conditioned(generator.config.model):
+    return gan_models.longest_context(generator.config.model.max_context_fraction, window)
+  return window - long_form.overlap_steps(window)
+
+
+def context_steps(num_codes: int, limit: int) -> int:
+  """Codes of a `num_codes`-code prompt the first window starts from (1 to `limit`)."""
+  return max(1, min(num_codes, limit))
 
 
 def join(prompt: Prompt, rendered: np.ndarray, rendered_start: int, num_samples: int
@@ -169,17 +178,16 @@ def continue_codes(generator, codes: np.ndarray, key: jax.Array, global_noise: n
   """`steps` codes after `codes` [n, levels] from a context-conditioned generator.
 
   Window after window of the training crop, each with the last codes so far
-  (at most gan_models.longest_context) as its context and its own noise (from
+  (at most `context_limit`) as its context and its own noise (from
   fold_in(key, window)) after them; each window's new codes are appended but
   for its last EDGE_FRACTION, which saw the window's edge (zero padding) and
   are made again by the next window, so no context ends in edge codes.
   Returns (codes [steps, levels], join steps, context), as `continue_prompt`.
   """
-  window = generator.window_steps
-  longest = gan_models.longest_context(generator.config.model.max_context_fraction, window)
+  window, longest = generator.window_steps, context_limit(generator)
   edge = min(window - longest - 1, int(round(EDGE_FRACTION * window)))
   codebooks = jnp.asarray(generator.vqvae.codebooks)
-  context = max(1, min(len(codes), longest))
+  context = context_steps(len(codes), longest)
   sequence = np.asarray(codes[len(codes) - context:], np.int32)
   joins = []
   for index in itertools.count():
@@ -209,9 +217,7 @@ def project_prompt(generator, prompt: Prompt, key: jax.Array, style: np.ndarray,
   context), then run with fresh coordinates beyond them.
   """
   codebooks = jnp.asarray(generator.vqvae.codebooks)
-  window = generator.window_steps
-  hop = window - long_form.overlap_steps(window)
-  context = context_steps(prompt, hop)
+  context = context_steps(len(prompt.codes), context_limit(generator))
   plan = long_form.plan_for(generator, context + steps)
   coordinates = long_form.coordinate_noise(key, plan, generator.config.model.noise_channels)
   # The first window's view: its left context, then its outputs, the first

@@ -244,12 +244,9 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
   loaded_prompt = None
   conditioned = gan_models.is_context_conditioned(generator.config.model)
   if prompt:  # By default, as much as one window's context holds.
-    context_steps = (gan_models.longest_context(generator.config.model.max_context_fraction,
-                                                generator.window_steps) if conditioned else
-                     generator.window_steps - long_form.overlap_steps(generator.window_steps))
     loaded_prompt = continuation.load_prompt(
-        vqvae, prompt, prompt_seconds, context_steps * code_samples / contract.SAMPLE_RATE_HZ,
-        stem)
+        vqvae, prompt, prompt_seconds,
+        continuation.context_limit(generator) * code_samples / contract.SAMPLE_RATE_HZ, stem)
   styles = [style_lib.find_style(generator, path, seed) for path in style_from]
   if loaded_prompt is not None and not conditioned:  # Every continuation keeps its style.
     styles = [style_lib.style_of_codes(generator, loaded_prompt.codes, seed)]

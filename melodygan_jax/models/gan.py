@@ -260,7 +260,8 @@ def discriminator_from_config(model_config, *, codebook_dim: int,
   a continuation begins.
   """
   return MultiScaleDiscriminator(
-      codebook_dim=codebook_dim + int(is_context_conditioned(model_config)), width=model_config.discriminator_width,
+      codebook_dim=codebook_dim + int(is_context_conditioned(model_config)),
+      width=model_config.discriminator_width,
       dilations=tuple(model_config.discriminator_dilations),
       num_scales=int(model_config.discriminator_scales), rngs=nnx.Rngs(seed),
       dtype=jnp.dtype(model_config.dtype))

@@ -5,18 +5,8 @@ The data are code sequences of the frozen VQ-VAE, encoded once and cached
 A batch is a pure function of (seed, step): random crops inside those runs,
 drawn with NumPy from that seed.
 
-Random context masking (config.model.context_probability > 0): each example
-of a batch, with that probability, hands the generator a real prefix of its
-crop (1 to max_context_fraction of the crop, uniformly) and the
-discriminator judges the prefix followed by what the generator made of the
-rest, with the mask as one more input channel (real crops get the same
-masks), so it knows where each continuation begins. Real crops flow on at
-that point, so a continuation that does not follow its context (another key,
-tempo or instrument) is what the discriminator learns to catch; the generator
-learns to continue real codes, which is what `sample --prompt` asks of it.
-`loss.context_moment_weight` adds a direct pull: the continuation's mean and
-std of latents against those of the crop's real rest. The other examples
-have no context: the same generator samples freely.
+Random context masking (config.model.context_probability > 0, see
+training/context_masking.py) teaches the same generator to continue real codes.
 """
 import functools
 import itertools
@@ -39,6 +29,7 @@ from melodygan_jax.generation import pretrained
 from melodygan_jax.models import gan as gan_models
 from melodygan_jax.models import residual_quantizer
 from melodygan_jax.training import config_checks
+from melodygan_jax.training import context_masking
 from melodygan_jax.training import latent_encoding
 from melodygan_jax.training import loop
 from melodygan_jax.training import metric_writer
@@ -82,7 +73,7 @@ def check_config(config: ml_collections.ConfigDict) -> pretrained.LoadedVQVAE:
                         config.loss.kind, 'must be non_saturating or hinge')
   config_checks.resolve_dtype(model, 'config.model.dtype')
   check_long_context(config.data.crop_steps, model)
-  check_context_masking(model, config.loss)
+  context_masking.check_config(model, config.loss)
   meta = input_pipeline.load_dataset_meta(config.data.dataset_dir)
   input_pipeline.check_data_config(config.data, meta)
   config_checks.require(meta.segment_frames % vqvae.time_stride == 0, 'config.vqvae_workdir',
@@ -107,62 +98,6 @@ def check_long_context(crop_steps: int, model: ml_collections.ConfigDict) -> Non
       field >= crop_steps, 'config.model.generator_dilations', tuple(model.generator_dilations),
       f'receptive field {field} steps, shorter than config.data.crop_steps={crop_steps}: '
       f'add dilations')
-
-
-def check_context_masking(model: ml_collections.ConfigDict,
-                          loss: ml_collections.ConfigDict) -> None:
-  """The context masking fields, when the config has them, are in range."""
-  probability = float(model.get('context_probability', 0.0))
-  config_checks.require(0.0 <= probability <= 1.0, 'config.model.context_probability',
-                        probability, 'must be in [0, 1] (0: no context conditioning)')
-  fraction = float(model.get('max_context_fraction', 0.75))
-  config_checks.require(0.0 < fraction < 1.0, 'config.model.max_context_fraction', fraction,
-                        'must be in (0, 1): some of each crop is left to generate')
-  weight = float(loss.get('context_moment_weight', 0.0))
-  config_checks.require(weight >= 0.0, 'config.loss.context_moment_weight', weight,
-                        'must be >= 0')
-
-
-def context_masks(rng: jax.Array, batch: int, steps: int, probability: float,
-                  max_fraction: float) -> jax.Array:
-  """[batch, steps] bool: each example, with `probability`, a real prefix of 1 to
-  max_fraction * steps codes (uniformly); no context otherwise."""
-  given_rng, length_rng = jax.random.split(rng)
-  given = jax.random.bernoulli(given_rng, probability, (batch,))
-  longest = gan_models.longest_context(max_fraction, steps)
-  lengths = jax.random.randint(length_rng, (batch,), 1, longest + 1)
-  return (jnp.arange(steps)[None, :] < lengths[:, None]) & given[:, None]
-
-
-def with_context(real: jax.Array, fake: jax.Array, mask: jax.Array | None) -> jax.Array:
-  """The real latents where the mask holds a context, the generated ones elsewhere."""
-  return fake if mask is None else jnp.where(mask[..., None], real, fake)
-
-
-def context_moment_loss(real: jax.Array, fake: jax.Array, mask: jax.Array) -> jax.Array:
-  """How far a continuation's average sound is from the real one's, for examples with a
-  context.
-
-  The squared distance between the mean and the std over the generated steps
-  of the generated latents and of the crop's real ones (per channel, mean over
-  channels), averaged over the examples that have a context: a weak, direct
-  pull towards continuing in the context's sound that leaves which codes, and
-  in what order, to the discriminator (pix2pix's L1 beside its GAN loss, on
-  summary statistics rather than on the codes themselves).
-
-  Args:
-    real, fake: [batch, steps, dim] latents; mask: [batch, steps] bool.
-  """
-  weights = (~mask).astype(jnp.float32)[..., None]
-  count = jnp.maximum(jnp.sum(weights, axis=1), 1.0)
-  mean = lambda x: jnp.sum(x * weights, axis=1) / count
-  std = lambda x, m: jnp.sqrt(jnp.sum(jnp.square(x - m[:, None]) * weights, axis=1) / count
-                              + 1e-6)
-  real_mean, fake_mean = mean(real), mean(fake)
-  per_example = jnp.mean(jnp.square(fake_mean - real_mean)
-                         + jnp.square(std(fake, fake_mean) - std(real, real_mean)), axis=-1)
-  has_context = jnp.any(mask, axis=1).astype(jnp.float32)
-  return jnp.sum(per_example * has_context) / jnp.maximum(jnp.sum(has_context), 1.0)
 
 
 def check_crop_fits(crop_steps: int, runs: latent_cache.CodeRuns) -> None:
@@ -261,11 +196,12 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
   noisy = lambda x, rng: x + noise_scale * jax.random.normal(rng, x.shape)
   mask = context = None
   if gan_models.is_context_conditioned(config.model):
-    mask = context_masks(mask_rng, batch, steps, float(config.model.context_probability),
-                         float(config.model.max_context_fraction))
+    mask = context_masking.masks(mask_rng, batch, steps,
+                                 float(config.model.context_probability),
+                                 float(config.model.max_context_fraction))
     context = (real, mask)
   sample = functools.partial(sample_codes, gen_graphdef, codebooks, temperature)
-  fake = with_context(real, jax.lax.stop_gradient(
+  fake = context_masking.with_context(real, jax.lax.stop_gradient(
       sample(state.generator, d_rng, batch, steps, context)[0]), mask)
 
   def judge(disc_params, latents):
@@ -292,8 +228,8 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
   def g_loss_fn(gen_params):
     fake, codes, code_probs = sample(gen_params, g_rng, batch, steps, context)
     moments = (jnp.zeros(()) if mask is None else
-               context_moment_loss(real, fake, mask))
-    fake = with_context(real, fake, mask)
+               context_masking.moment_loss(real, fake, mask))
+    fake = context_masking.with_context(real, fake, mask)
     fake_logits = judge(disc_params, noisy(fake, g_noise_rng))
     _, adversarial = adversarial_losses(config.loss.kind, real_logits, fake_logits)
     usage = code_usage_loss(codes, code_probs, code_histogram)
@@ -423,6 +359,12 @@ class GANTrainer:
                                    self.data.codebooks)
     for name in ('code_js_distance', 'bigram_js_distance', 'latent_frechet'):
       metrics[f'floor/{name}'] = floor[name]
+    count = min(self.config.train.num_eval_samples, len(self.real))
+    if gan_models.is_context_conditioned(self.config.model) and count >= 2:
+      # The held-out crops' own rests: how close a real continuation is to its context.
+      given = gan_models.longest_context(self.config.model.max_context_fraction, self.steps)
+      metrics['floor/continuation_context_ratio'] = latent_metrics.context_distance_ratio(
+          self.real[:count, :given], self.real[:count, given:], self.data.codebooks)
     for kind in ('uniform', 'iid'):
       codes = latent_metrics.baseline_codes(kind, self.data.train.codes,
                                             self.data.codebooks.shape[1], shape, seed=1)
@@ -448,8 +390,8 @@ class GANTrainer:
 
     eval/continuation/* compares the continuations with the crops' real second
     parts; continuation_context_ratio (latent_metrics.context_distance_ratio)
-    says how much closer each is to its own context than to the others',
-    beside the real second parts' ratio (floor/...).
+    says how much closer each is to its own context than to the others' (the
+    real second parts' ratio, floor/..., is among the baselines).
     """
     count = min(self.config.train.num_eval_samples, len(self.real))
     real = self.real[:count]
@@ -461,14 +403,12 @@ class GANTrainer:
     context = (latents, jnp.asarray(mask))
     codes = np.asarray(jax.device_get(self.jit_sample(
         state.generator_ema, jax.random.key(1), count, self.steps, context)[1]))[:, given:]
-    metrics = {f'eval/continuation/{name}': value for name, value in latent_metrics.compare(
-        codes, real[:, given:], self._training_sequence, self.data.codebooks).items()
-               if name in ('code_js_distance', 'bigram_js_distance', 'latent_frechet')}
+    metrics = {f'eval/continuation/{name}': value for name, value in
+               latent_metrics.distribution_metrics(codes, real[:, given:],
+                                                   self.data.codebooks).items()}
     if count >= 2:
       metrics['eval/continuation_context_ratio'] = latent_metrics.context_distance_ratio(
           real[:, :given], codes, self.data.codebooks)
-      metrics['floor/continuation_context_ratio'] = latent_metrics.context_distance_ratio(
-          real[:, :given], real[:, given:], self.data.codebooks)
     return metrics
 
   def _write_summaries(self, writer, step, codes) -> None:
