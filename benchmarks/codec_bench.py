@@ -110,11 +110,13 @@ def held_out_rate_distortion(vqvae: pretrained.LoadedVQVAE, data_dir: pathlib.Pa
   counts = level_counts(vqvae.num_levels)
   sums = {n: [0.0, 0.0] for n in counts}
   code_counts = np.zeros((vqvae.num_levels, vqvae.codebook_size))
+  segment_codes = []
   num_segments = 0
   for batch in input_pipeline.sequential_batches(data, meta, records.VALIDATION_SPLIT, 32,
                                                  crop_frames=meta.segment_frames):
     mel = batch['mel'][batch['weight'] > 0]
     codes = np.asarray(vqvae.jit_encode_to_codes(vqvae.state, mel))
+    segment_codes.extend(codes)
     for level in range(vqvae.num_levels):
       code_counts[level] += np.bincount(codes[..., level].reshape(-1),
                                         minlength=vqvae.codebook_size)
@@ -128,7 +130,51 @@ def held_out_rate_distortion(vqvae: pretrained.LoadedVQVAE, data_dir: pathlib.Pa
           'levels': {n: {'bits_per_second': vqvae.bits_per_second(n),
                          'mel_spectral_convergence': sc / num_segments,
                          'log_mel_l1': l1 / num_segments} for n, (sc, l1) in sums.items()},
-          'codebook_usage_per_level': (code_counts > 0).mean(axis=1).tolist()}
+          'codebook_usage_per_level': (code_counts > 0).mean(axis=1).tolist(),
+          'segment_codes': segment_codes}
+
+
+def usage(segments: list, num_segments: int, codebook_size: int) -> np.ndarray:
+  """Share of each level's codes used by `num_segments` evenly spaced segments' codes."""
+  chosen = np.stack([segments[i] for i in
+                     np.linspace(0, len(segments) - 1, num_segments).round().astype(int)])
+  return np.asarray([len(np.unique(chosen[..., level])) / codebook_size
+                     for level in range(chosen.shape[-1])])
+
+
+def training_sample_usage(vqvae: pretrained.LoadedVQVAE, data_dir: pathlib.Path,
+                          held_out_codes: list, num_files: int) -> tuple[np.ndarray, np.ndarray]:
+  """Codebook usage per level on samples of training files, beside held-out samples as large.
+
+  The training files, sorted by source, are cut into groups of `num_files`
+  (the held-out split's file count); each group's segments, or as many of
+  them as the held-out split has, are encoded, and the same number of
+  held-out segments is taken (evenly spaced) for the comparison. Equal usage
+  says a code the held-out files leave unused is one that any few songs leave
+  unused, not one the model overfitted to its training songs.
+
+  Returns:
+    ([groups, levels] training usage, [groups, levels] held-out usage at the same sizes).
+  """
+  meta = input_pipeline.load_dataset_meta(str(data_dir))
+  data = vqvae.config.data
+  data.dataset_dir = str(data_dir)
+  codes_by_file = {}
+  for batch in input_pipeline.sequential_batches(data, meta, records.TRAIN_SPLIT, 32,
+                                                 crop_frames=meta.segment_frames,
+                                                 with_positions=True):
+    real = batch['weight'] > 0
+    codes = np.asarray(vqvae.jit_encode_to_codes(vqvae.state, batch['mel'][real]))
+    for key, segment_codes in zip(map(tuple, batch['source_key'][real]), codes):
+      codes_by_file.setdefault(key, []).append(segment_codes)
+  files = sorted(codes_by_file)
+  training, held_out = [], []
+  for first in range(0, len(files) - num_files + 1, num_files):
+    segments = [c for key in files[first:first + num_files] for c in codes_by_file[key]]
+    size = min(len(segments), len(held_out_codes))
+    training.append(usage(segments, size, vqvae.codebook_size))
+    held_out.append(usage(held_out_codes, size, vqvae.codebook_size))
+  return np.asarray(training), np.asarray(held_out)
 
 
 def held_out_excerpts(data_dir: pathlib.Path, folder: pathlib.Path, count: int,
@@ -219,6 +265,15 @@ def main():
           f'{row["log_mel_l1"]:11.3f}')
   usage = distortion['codebook_usage_per_level']
   print('codebook usage per level: ' + ' '.join(f'{u:.0%}' for u in usage))
+  num_held_out_files = sum(split == records.VALIDATION_SPLIT for split in
+                           json.loads((data_dir / 'stats.json').read_text())['splits'].values())
+  sample_usage, held_out_usage = training_sample_usage(
+      vqvae, data_dir, distortion['segment_codes'], num_held_out_files)
+  print(f'on {len(sample_usage)} groups of {num_held_out_files} training files (up to '
+        f'{distortion["num_segments"]} segments each), mean: ' +
+        ' '.join(f'{u:.0%}' for u in sample_usage.mean(0)) +
+        '\n  held-out segments, as many as each group (mean): ' +
+        ' '.join(f'{u:.0%}' for u in held_out_usage.mean(0)))
   print(f'\n{"held-out excerpt":34s} {"":22s} {"ViSQOL":>7s} {"mel SC":>7s} {"MR-STFT":>8s}')
   for row in excerpts:
     for kind in kinds:
@@ -232,6 +287,11 @@ def main():
       'mel_spectral_convergence': round(full['mel_spectral_convergence'], 4),
       'log_mel_l1': round(full['log_mel_l1'], 4),
       'codebook_usage_min': round(min(usage), 4),
+      'codebook_usage_per_level': [round(u, 4) for u in usage],
+      'training_groups_codebook_usage_per_level': [round(float(u), 4)
+                                                   for u in sample_usage.mean(0)],
+      'held_out_same_size_codebook_usage_per_level': [round(float(u), 4)
+                                                      for u in held_out_usage.mean(0)],
       'rate_distortion': {str(n): {k: round(v, 4) for k, v in row.items()}
                           for n, row in distortion['levels'].items()},
       'visqol_codec': round(mean('codec', 'visqol'), 3),
