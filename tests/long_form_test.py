@@ -12,6 +12,7 @@ from flax import nnx
 
 from configs import gan as gan_config
 from configs import gan_tiny
+from melodygan_jax.audio import audio_io
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import synthesis
 from melodygan_jax.generation import long_form
@@ -238,15 +239,11 @@ def read(path):
 def test_long_samples_have_seamless_window_joins(trained_gan, tmp_path):
   manifest = sample.sample(str(trained_gan[0]), str(tmp_path / 'long'), num_samples=2,
                            seconds=20.0, seed=1, show_progress=False, num_references=0)
-  at_joins, between = [], []
   for entry in manifest['samples']:
     clip = read(tmp_path / 'long' / entry['wav'])
     assert len(clip) == 20 * 22050 and len(entry['codes']) >= 20 * 86 / 4
     joins = entry['window_joins']
     assert len(joins) > 50 and joins == sorted(joins) and joins[-1] < len(clip)
-    at, away = flux_at_and_between(clip, joins)
-    at_joins.append(at)
-    between.append(away)
   # The proof: the windows computed exactly what one pass over the same coordinates
   # computes, so the codes (decoded and inverted whole) hold no join at all.
   generator = pretrained.load_generator(str(trained_gan[0]))
@@ -263,9 +260,17 @@ def test_long_samples_have_seamless_window_joins(trained_gan, tmp_path):
                                     step_noise=coordinates)
   for entry, codes in zip(manifest['samples'], np.asarray(single)):
     np.testing.assert_array_equal(entry['codes'], codes[:steps])
-  # And what is heard: no more flux at the joins than between them, pooled over the clips
-  # (one clip's mean over ~70 joins is ~10% noisy: 1.09x and 0.88x for two seamless clips).
-  assert np.mean(at_joins) <= 1.05 * np.mean(between), (at_joins, between)
+  # And what is heard is that one pass, decoded and inverted whole: the joins are positions
+  # in the codes only, so no sample of the audio depends on where they fell. (A bound on the
+  # spectral flux at the joins measured only noise here: ~10% per clip, either way.)
+  log_mel = generator.vqvae.codes_to_log_mel(np.asarray(single)[:, :steps],
+                                             generator.config.data.stems[0])
+  one_pass_audio = synthesis.log_mel_to_audio(log_mel, seed=1, indices=[0, 1])
+  for entry, clip in zip(manifest['samples'], one_pass_audio):
+    audio_io.write_wav(tmp_path / 'one_pass.wav', synthesis.finish(clip[:20 * 22050]))
+    written = soundfile.read(tmp_path / 'long' / entry['wav'], dtype='int16')[0]
+    np.testing.assert_array_equal(written,
+                                  soundfile.read(tmp_path / 'one_pass.wav', dtype='int16')[0])
   short = sample.sample(str(trained_gan[0]), str(tmp_path / 'short'), num_samples=1,
                         seconds=0.2, show_progress=False, num_references=0)
   assert short['samples'][0]['window_joins'] == []  # One pass.
