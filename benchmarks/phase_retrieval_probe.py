@@ -85,22 +85,11 @@ def pghi_phase(magnitude: np.ndarray, seed: int = 0) -> np.ndarray:
   return np.exp(1j * phase)
 
 
-@jax.jit
-def griffin_lim_from(magnitude: jax.Array, phase: jax.Array) -> jax.Array:
+def griffin_lim_from(magnitude: np.ndarray, phase: np.ndarray) -> np.ndarray:
   """inversion.griffin_lim's 32 fast iterations, from a given phase instead of a random one."""
-  num_frames = magnitude.shape[1]
-  forward = lambda samples: inversion.stft(samples, num_frames)
-  inverse = lambda spectrum: inversion.istft(spectrum, (num_frames - 1) * contract.HOP_LENGTH)
-  momentum = 0.99
-
-  def step(carry, _):
-    phase, previous = carry
-    rebuilt = forward(inverse(magnitude * phase))
-    accelerated = rebuilt - (momentum / (1.0 + momentum)) * previous
-    return (accelerated / (jnp.abs(accelerated) + 1e-8), rebuilt), None
-
-  (phase, _), _ = jax.lax.scan(step, (phase, jnp.zeros_like(phase)), None, length=32)
-  return inverse(magnitude * phase)
+  found = inversion.griffin_lim_phase(jnp.asarray(magnitude)[None], None, 32,
+                                      initial_phase=jnp.asarray(phase)[None])
+  return inverse_stft(magnitude, np.asarray(found[0]))
 
 
 def inverse_stft(magnitude: np.ndarray, phase: np.ndarray) -> np.ndarray:
@@ -135,13 +124,12 @@ def main():
         'NNLS magnitude, Griffin-Lim 32': lambda: np.asarray(
             inversion.griffin_lim(jnp.asarray(nnls)[None], key, 32)[0]),
         'NNLS magnitude, true phase': lambda: inverse_stft(nnls, true_phase),
-        'NNLS magnitude, PGHI + Griffin-Lim 32': lambda: np.asarray(griffin_lim_from(
-            jnp.asarray(nnls)[None], jnp.asarray(pghi_phase(nnls, index))[None])[0]),
+        'NNLS magnitude, PGHI + Griffin-Lim 32': lambda: griffin_lim_from(
+            nnls, pghi_phase(nnls, index)),
         'true magnitude, Griffin-Lim 32': lambda: np.asarray(
             inversion.griffin_lim(jnp.asarray(true_magnitude)[None], key, 32)[0]),
-        'true magnitude, PGHI + Griffin-Lim 32': lambda: np.asarray(griffin_lim_from(
-            jnp.asarray(true_magnitude)[None],
-            jnp.asarray(pghi_phase(true_magnitude, index))[None])[0]),
+        'true magnitude, PGHI + Griffin-Lim 32': lambda: griffin_lim_from(
+            true_magnitude, pghi_phase(true_magnitude, index)),
     }
     for name, invert in candidates.items():
       rows.setdefault(name, []).append(vocoder_bench.score_clip(None, clip, invert()))

@@ -165,12 +165,19 @@ def _transforms(num_frames: int, circular: bool):
           lambda spectrum: istft(spectrum, num_samples))
 
 
-def griffin_lim_phase(magnitude: jax.Array, rngs: jax.Array, iterations: int,
-                      momentum: float = 0.99, circular: bool = False) -> jax.Array:
-  """Fast Griffin-Lim's phase: [batch, frames, bins] magnitudes, [batch] keys -> unit phasors."""
+def griffin_lim_phase(magnitude: jax.Array, rngs: jax.Array | None, iterations: int,
+                      momentum: float = 0.99, circular: bool = False,
+                      initial_phase: jax.Array | None = None) -> jax.Array:
+  """Fast Griffin-Lim's phase: [batch, frames, bins] magnitudes, [batch] keys -> unit phasors.
+
+  It starts from seeded random phases, or from `initial_phase` (unit phasors
+  of the magnitude's shape; `rngs` is then unused).
+  """
   forward, inverse = _transforms(magnitude.shape[1], circular)
-  uniform = jax.vmap(lambda key: jax.random.uniform(key, magnitude.shape[1:]))(rngs)
-  phase = jnp.exp(2j * jnp.pi * uniform)
+  if initial_phase is None:
+    uniform = jax.vmap(lambda key: jax.random.uniform(key, magnitude.shape[1:]))(rngs)
+    initial_phase = jnp.exp(2j * jnp.pi * uniform)
+  phase = initial_phase
 
   def step(carry, _):
     phase, previous = carry
