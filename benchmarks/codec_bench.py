@@ -134,7 +134,7 @@ def held_out_rate_distortion(vqvae: pretrained.LoadedVQVAE, data_dir: pathlib.Pa
           'segment_codes': segment_codes}
 
 
-def usage(segments: list, num_segments: int, codebook_size: int) -> np.ndarray:
+def codebook_usage(segments: list, num_segments: int, codebook_size: int) -> np.ndarray:
   """Share of each level's codes used by `num_segments` evenly spaced segments' codes."""
   chosen = np.stack([segments[i] for i in
                      np.linspace(0, len(segments) - 1, num_segments).round().astype(int)])
@@ -147,9 +147,9 @@ def training_sample_usage(vqvae: pretrained.LoadedVQVAE, data_dir: pathlib.Path,
   """Codebook usage per level on samples of training files, beside held-out samples as large.
 
   The training files, sorted by source, are cut into groups of `num_files`
-  (the held-out split's file count); each group's segments, or as many of
-  them as the held-out split has, are encoded, and the same number of
-  held-out segments is taken (evenly spaced) for the comparison. Equal usage
+  (the held-out split's file count); of each group, as many segments as the
+  held-out split has (all, if it has fewer), evenly spaced, are counted, and
+  the same number of held-out segments beside them. Equal usage
   says a code the held-out files leave unused is one that any few songs leave
   unused, not one the model overfitted to its training songs.
 
@@ -172,8 +172,8 @@ def training_sample_usage(vqvae: pretrained.LoadedVQVAE, data_dir: pathlib.Path,
   for first in range(0, len(files) - num_files + 1, num_files):
     segments = [c for key in files[first:first + num_files] for c in codes_by_file[key]]
     size = min(len(segments), len(held_out_codes))
-    training.append(usage(segments, size, vqvae.codebook_size))
-    held_out.append(usage(held_out_codes, size, vqvae.codebook_size))
+    training.append(codebook_usage(segments, size, vqvae.codebook_size))
+    held_out.append(codebook_usage(held_out_codes, size, vqvae.codebook_size))
   return np.asarray(training), np.asarray(held_out)
 
 
