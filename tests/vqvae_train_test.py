@@ -177,6 +177,32 @@ def test_factorized_lookup_trains_its_projections(prepared_dir):
   np.testing.assert_allclose(np.linalg.norm(codebook, axis=-1), 1.0, atol=1e-5)
 
 
+def test_a_preemption_at_an_eval_step_evaluates_it_on_resume(trainer, tmp_path, monkeypatch):
+  train_config = ml_collections.ConfigDict(trainer.config.train.to_dict())
+  train_config.update(num_steps=24, eval_every_steps=16, checkpoint_every_steps=8,
+                      log_every_steps=4, keep_checkpoints=5)
+  real_step = trainer.jit_train_step
+
+  def preempted_step(state, batch):
+    if int(state.step) == 15:  # The notice arrives during the step that ends at 16.
+      signal.raise_signal(signal.SIGTERM)
+    return real_step(state, batch)
+
+  monkeypatch.setattr(trainer, 'jit_train_step', preempted_step)
+  loop.train_and_evaluate(trainer, train_config, str(tmp_path))
+  assert saved_steps(tmp_path) == [8, 16]
+  # It saved and stopped at 16 before its eval (the grace period is for the checkpoint)...
+  assert not [row for row in metric_writer.read_metrics(str(tmp_path)) if 'eval/mse' in row]
+  monkeypatch.setattr(trainer, 'jit_train_step', real_step)
+  loop.train_and_evaluate(trainer, train_config, str(tmp_path))
+  # ... and the resumed run evaluated step 16 first, then went on; once more, nothing.
+  eval_steps = lambda: [row['step'] for row in metric_writer.read_metrics(str(tmp_path))
+                        if 'eval/mse' in row]
+  assert eval_steps() == [16, 24]
+  loop.train_and_evaluate(trainer, train_config, str(tmp_path))
+  assert eval_steps() == [16, 24]
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(prepared_dir, tmp_path):
   config = tiny_config(prepared_dir)
   config.train.num_steps = 80

@@ -84,6 +84,14 @@ class PreemptionWatcher:
       signal.signal(signal.SIGTERM, self._previous)
 
 
+def _on_every_host(flag: bool) -> bool:
+  """Process 0's `flag`, on every process (only process 0 reads metrics.jsonl)."""
+  if jax.process_count() == 1:
+    return flag
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag)))
+
+
 @dataclasses.dataclass
 class _Progress:
   """Steps/s and ETA over the last log interval."""
@@ -129,6 +137,24 @@ def train_and_evaluate(trainer: Trainer, train_config, workdir: str,
   else:
     logging.info('resuming from the checkpoint of step %d', first_step)
   writer = metric_writer.MetricWriter(workdir, resumed_step=first_step)
+
+  def evaluate(step):
+    eval_metrics = trainer.evaluate(state, writer, step)
+    writer.write_scalars(step, eval_metrics)
+    logging.info('eval at step %d: %s', step, _format(eval_metrics))
+    if eval_callback is not None:
+      eval_callback(step, eval_metrics)
+
+  def eval_due(step):
+    return step % train_config.eval_every_steps == 0 or step == train_config.num_steps
+
+  # A preemption at an eval step saves and stops before evaluating (the grace
+  # period is for the checkpoint), and a kill can land between a save and its
+  # eval: either way the restored step's eval is done now, once.
+  if first_step and _on_every_host(eval_due(first_step)
+                                   and not writer.has_eval_row(first_step)):
+    logging.info('step %d was saved without its eval: evaluating it first', first_step)
+    evaluate(first_step)
   watcher = PreemptionWatcher()
   batches = trainer.train_batches(first_step)
   progress = _Progress(train_config.num_steps, first_step)
@@ -173,12 +199,8 @@ def train_and_evaluate(trainer: Trainer, train_config, workdir: str,
         last_saved_step = done
       elif done % train_config.log_every_steps == 0:
         pending = (done, metrics)
-      if (done % train_config.eval_every_steps == 0 or is_last) and not stop:
-        eval_metrics = trainer.evaluate(state, writer, done)
-        writer.write_scalars(done, eval_metrics)
-        logging.info('eval at step %d: %s', done, _format(eval_metrics))
-        if eval_callback is not None:
-          eval_callback(done, eval_metrics)
+      if eval_due(done) and not stop:
+        evaluate(done)
       if stop:
         logging.warning('preempted: saved the checkpoint of step %d, stopping', done)
         break

@@ -46,6 +46,13 @@ class MetricWriter:
       with self._jsonl_path.open('a') as f:
         f.write(row)
 
+  def has_eval_row(self, step: int) -> bool:
+    """Whether metrics.jsonl holds evaluation figures of `step` (False off process 0)."""
+    if not self.active or not self._jsonl_path.exists():
+      return False
+    return any(row.get('step') == step and any(name.startswith('eval/') for name in row)
+               for row in read_metrics(str(self._jsonl_path.parent)))
+
   def write_images(self, step: int, images: dict[str, np.ndarray]) -> None:
     """images: name -> [height, width, 3] uint8."""
     if not self.active:
