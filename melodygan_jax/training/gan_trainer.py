@@ -30,6 +30,7 @@ from melodygan_jax.models import gan as gan_models
 from melodygan_jax.models import residual_quantizer
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import context_masking
+from melodygan_jax.training import gan_losses
 from melodygan_jax.training import latent_encoding
 from melodygan_jax.training import loop
 from melodygan_jax.training import metric_writer
@@ -146,39 +147,6 @@ def sample_codes(gen_graphdef, codebooks, temperature, params, rng, batch: int, 
                                  batch, steps, context)
 
 
-def adversarial_losses(kind: str, real_logits, fake_logits):
-  """(discriminator loss, generator loss) of one batch."""
-  if kind == 'hinge':
-    d_loss = jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
-    return d_loss, -jnp.mean(fake_logits)
-  d_loss = jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
-  return d_loss, jnp.mean(jax.nn.softplus(-fake_logits))
-
-
-def code_usage_loss(codes: jax.Array, code_probs: jax.Array,
-                    target_histogram: jax.Array) -> jax.Array:
-  """KL(training code frequencies || this batch's generated ones), mean over levels.
-
-  The discriminator sees latent vectors, and nearby codes look alike to it;
-  this term keeps the generator using every code of every level about as often
-  as the data. The value is that of the hard (chosen) codes; its gradient
-  flows through the soft code probabilities (straight-through).
-
-  Args:
-    codes: [batch, steps, levels].
-    code_probs: [batch, steps, levels, codebook_size].
-    target_histogram: [levels, codebook_size], rows summing to 1.
-  """
-  num_levels, size = code_probs.shape[-2:]
-  hard = jnp.mean(jax.nn.one_hot(codes.reshape(-1, num_levels), size, dtype=jnp.float32),
-                  axis=0)
-  soft = jnp.mean(code_probs.reshape(-1, num_levels, size), axis=0)
-  used = hard + soft - jax.lax.stop_gradient(soft)
-  smoothing = 0.5 * num_levels / codes.size  # Half a count: an unused code costs, not infinity.
-  return jnp.mean(jnp.sum(target_histogram * (jnp.log(target_histogram + 1e-8)
-                                              - jnp.log(used + smoothing)), axis=-1))
-
-
 def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_histogram,
                state: GANState, real_codes, base_rng) -> tuple[GANState, dict]:
   """One discriminator update, then one generator update against the new one.
@@ -212,10 +180,10 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
     return discriminator(latents)
 
   def d_loss_fn(disc_params):
-    real_logits, real_grads = _logits_and_input_grads(functools.partial(judge, disc_params),
-                                                      noisy(real, real_noise_rng))
+    real_logits, real_grads = gan_losses.logits_and_input_grads(
+        functools.partial(judge, disc_params), noisy(real, real_noise_rng))
     fake_logits = judge(disc_params, noisy(fake, fake_noise_rng))
-    d_loss, _ = adversarial_losses(config.loss.kind, real_logits, fake_logits)
+    d_loss, _ = gan_losses.adversarial_losses(config.loss.kind, real_logits, fake_logits)
     r1 = jnp.mean(jnp.sum(jnp.square(real_grads), axis=(1, 2)))
     return d_loss + 0.5 * config.loss.r1_gamma * r1, (d_loss, r1, real_logits, fake_logits)
 
@@ -231,8 +199,8 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
                context_masking.moment_loss(real, fake, mask))
     fake = context_masking.with_context(real, fake, mask)
     fake_logits = judge(disc_params, noisy(fake, g_noise_rng))
-    _, adversarial = adversarial_losses(config.loss.kind, real_logits, fake_logits)
-    usage = code_usage_loss(codes, code_probs, code_histogram)
+    _, adversarial = gan_losses.adversarial_losses(config.loss.kind, real_logits, fake_logits)
+    usage = gan_losses.code_usage_loss(codes, code_probs, code_histogram)
     total = (adversarial + config.loss.code_usage_weight * usage
              + float(config.loss.get('context_moment_weight', 0.0)) * moments)
     return total, (adversarial, usage, codes, moments)
@@ -257,20 +225,6 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
                             discriminator=disc_params, generator_opt_state=gen_opt_state,
                             discriminator_opt_state=disc_opt_state)
   return new_state, metrics
-
-
-def _logits_and_input_grads(discriminator, real):
-  """D(real) [batch, scales] and d(sum of D(real))/dreal [batch, steps, dim], for the R1 penalty.
-
-  As in StyleGAN's R1, this is the gradient of the summed logits. The
-  discriminator mixes examples through its batch-std feature, so example i's
-  row also holds the small terms of the other examples' logits through that
-  feature; without it, the row would be dD(real_i)/dreal_i exactly.
-  """
-  logits, vjp = jax.vjp(discriminator, real)
-  # [batch, scales]: the gradient of the mean over scales, as the losses average them.
-  (grads,) = vjp(jnp.ones_like(logits) / logits.shape[-1])
-  return logits, grads
 
 
 class GANTrainer:

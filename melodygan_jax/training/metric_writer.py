@@ -23,11 +23,14 @@ class MetricWriter:
     """
     self.active = jax.process_index() == 0
     self._summary_writer = None
+    self._evaluated_steps = set()  # Steps with eval/ figures in metrics.jsonl (process 0).
     self._jsonl_path = atomic_files.as_path(workdir) / 'metrics.jsonl'
     if self.active:
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
       self._jsonl_path.parent.mkdir(parents=True, exist_ok=True)
-      truncate_metrics(self._jsonl_path, resumed_step)
+      self._evaluated_steps = {row['step'] for row in truncate_metrics(self._jsonl_path,
+                                                                      resumed_step)
+                               if _has_eval_figures(row)}
       self._tf = tf
       self._summary_writer = tf.summary.create_file_writer(os.fspath(self._jsonl_path.parent))
 
@@ -35,6 +38,8 @@ class MetricWriter:
     if not self.active:
       return
     scalars = {name: float(value) for name, value in scalars.items()}
+    if _has_eval_figures(scalars):
+      self._evaluated_steps.add(step)
     with self._summary_writer.as_default(step=step):
       for name, value in scalars.items():
         self._tf.summary.scalar(name, value)
@@ -48,10 +53,7 @@ class MetricWriter:
 
   def has_eval_row(self, step: int) -> bool:
     """Whether metrics.jsonl holds evaluation figures of `step` (False off process 0)."""
-    if not self.active or not self._jsonl_path.exists():
-      return False
-    return any(row.get('step') == step and any(name.startswith('eval/') for name in row)
-               for row in read_metrics(str(self._jsonl_path.parent)))
+    return step in self._evaluated_steps
 
   def write_images(self, step: int, images: dict[str, np.ndarray]) -> None:
     """images: name -> [height, width, 3] uint8."""
@@ -75,16 +77,26 @@ class MetricWriter:
       self._summary_writer.flush()
 
 
-def truncate_metrics(path: str, last_step: int) -> None:
-  """Keeps the rows of a metrics.jsonl up to `last_step` (all of them if none is later)."""
+def _has_eval_figures(row: dict) -> bool:
+  return any(name.startswith('eval/') for name in row)
+
+
+def truncate_metrics(path: str, last_step: int) -> list[dict]:
+  """Keeps the rows of a metrics.jsonl up to `last_step` (all of them if none is later).
+
+  Returns:
+    The rows kept, parsed.
+  """
   path = atomic_files.as_path(path)
   if not path.exists():
-    return
-  rows = [line + '\n' for line in path.read_text().splitlines() if line.strip()]
-  kept = [line for line in rows if json.loads(line).get('step', 0) <= last_step]
+    return []
+  lines = [line + '\n' for line in path.read_text().splitlines() if line.strip()]
+  rows = [json.loads(line) for line in lines]
+  kept = [(line, row) for line, row in zip(lines, rows) if row.get('step', 0) <= last_step]
   if len(kept) < len(rows):
     with atomic_files.atomic_path(path) as tmp_path:
-      tmp_path.write_text(''.join(kept))
+      tmp_path.write_text(''.join(line for line, _ in kept))
+  return [row for _, row in kept]
 
 
 def read_metrics(workdir: str) -> list[dict]:
