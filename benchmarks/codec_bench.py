@@ -49,8 +49,10 @@ from melodygan_jax.audio import synthesis  # pylint: disable=wrong-import-positi
 from melodygan_jax.data import input_pipeline  # pylint: disable=wrong-import-position
 from melodygan_jax.evaluation import reconstruction  # pylint: disable=wrong-import-position
 from melodygan_jax.data import records  # pylint: disable=wrong-import-position
-from melodygan_jax.generation import pretrained  # pylint: disable=wrong-import-position
 from melodygan_jax.generation import reconstruct  # pylint: disable=wrong-import-position
+from melodygan_jax.runs import loading
+from melodygan_jax.runs import workdir as workdir_lib
+
 
 CACHE = ROOT / 'benchmarks' / '.cache'
 
@@ -85,7 +87,7 @@ def train(data_dir: pathlib.Path, steps: int, overrides: list[str],
   fields = [override.split('=', 1) for override in overrides]  # --config.a.b=v -> b, v
   name = '_'.join([f'codec_run_{steps}'] + [key.split('.')[-1] + value for key, value in fields])
   workdir = CACHE / name
-  if train_further and pretrained.latest_step(str(workdir)) != steps:
+  if train_further and workdir_lib.latest_step(str(workdir)) != steps:
     subprocess.run([sys.executable, '-m', 'melodygan_jax.train', '--config=configs/vqvae.py',
                     f'--workdir={workdir}', f'--config.data.dataset_dir={data_dir}',
                     f'--config.train.num_steps={steps}', f'--config.train.eval_every_steps={steps}',
@@ -102,7 +104,7 @@ def level_counts(num_levels: int) -> list[int]:
   return counts + [num_levels] if counts[-1] != num_levels else counts
 
 
-def held_out_rate_distortion(vqvae: pretrained.LoadedVQVAE, data_dir: pathlib.Path) -> dict:
+def held_out_rate_distortion(vqvae: loading.LoadedVQVAE, data_dir: pathlib.Path) -> dict:
   """Per level count: mean mel SC and log-mel L1 over held-out segments; usage per level."""
   meta = input_pipeline.load_dataset_meta(str(data_dir))
   data = vqvae.config.data
@@ -142,7 +144,7 @@ def codebook_usage(segments: list, num_segments: int, codebook_size: int) -> np.
                      for level in range(chosen.shape[-1])])
 
 
-def training_sample_usage(vqvae: pretrained.LoadedVQVAE, data_dir: pathlib.Path,
+def training_sample_usage(vqvae: loading.LoadedVQVAE, data_dir: pathlib.Path,
                           held_out_codes: list, num_files: int) -> tuple[np.ndarray, np.ndarray]:
   """Codebook usage per level on samples of training files, beside held-out samples as large.
 
@@ -250,7 +252,7 @@ def main():
   folder = music_folder()
   data_dir = prepare_data(folder)
   workdir = train(data_dir, args.steps, overrides, train_further=not args.no_train)
-  vqvae = pretrained.load_vqvae(str(workdir))
+  vqvae = loading.load_vqvae(str(workdir))
   distortion = held_out_rate_distortion(vqvae, data_dir)
   files = held_out_excerpts(data_dir, folder, args.num_excerpts, args.excerpt_seconds)
   excerpts = listening_scores(workdir, files, args.excerpt_seconds, args.vocoder_workdir)

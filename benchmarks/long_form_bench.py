@@ -58,9 +58,10 @@ from melodygan_jax.evaluation import distances  # pylint: disable=wrong-import-p
 from melodygan_jax.evaluation import embeddings as embeddings_lib  # pylint: disable=wrong-import-position
 from melodygan_jax.evaluation import intervals  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import synthesis  # pylint: disable=wrong-import-position
-from melodygan_jax.generation import pretrained  # pylint: disable=wrong-import-position
 from melodygan_jax.generation import sample as sample_lib  # pylint: disable=wrong-import-position
 from melodygan_jax.generation import user_audio  # pylint: disable=wrong-import-position
+from melodygan_jax.runs import loading
+
 
 CACHE = evaluate_bench.CACHE
 LONG_CONTEXT = ('--config.data.crop_steps=224',
@@ -133,7 +134,7 @@ def continuation_figures(gan: pathlib.Path, songs: list[pathlib.Path], embedder,
   seconds = args.prompt_seconds
   length = int(round(seconds * contract.SAMPLE_RATE_HZ))
   prompt_ends, continued, real_next, coded_next = [], [], [], []
-  vqvae = pretrained.load_generator(str(gan)).vqvae
+  vqvae = loading.load_generator(str(gan)).vqvae
   for index, (prompt, after) in enumerate(prompt_segments(songs, seconds,
                                                           args.prompts_per_song)):
     coded_next.append(through_codec(vqvae, after, index))

@@ -34,9 +34,9 @@ from melodygan_jax.audio import contract  # pylint: disable=wrong-import-positio
 from melodygan_jax.audio import spectral_metrics  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import audio_io  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import inversion  # pylint: disable=wrong-import-position
-from melodygan_jax.generation import pretrained  # pylint: disable=wrong-import-position
 from melodygan_jax.generation import sample  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import synthesis  # pylint: disable=wrong-import-position
+from melodygan_jax.runs import loading
 from melodygan_jax.training import gan_trainer  # pylint: disable=wrong-import-position
 from melodygan_jax.training import vqvae_trainer  # pylint: disable=wrong-import-position
 import real_music  # pylint: disable=wrong-import-position
@@ -52,7 +52,7 @@ def end_to_end(seconds: float, num_samples: int, batch_size: int) -> float:
   codebook = nnx.merge(graphdef, state.params, state.codebook).quantizer.codebooks()
   g_config = gan_config.get_config()
   gen_graphdef, _, gan_state, _ = gan_trainer.init_state(g_config, *codebook.shape)
-  generator = pretrained.LoadedGenerator(config=g_config, vqvae=None, graphdef=gen_graphdef,
+  generator = loading.LoadedGenerator(config=g_config, vqvae=None, graphdef=gen_graphdef,
                                      params=gan_state.generator_ema, step=0, workdir='')
   decode = jax.jit(lambda state, codes: nnx.merge(
       graphdef, state.params, state.codebook).decode_codes(codes))

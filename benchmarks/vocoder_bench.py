@@ -46,7 +46,8 @@ from melodygan_jax.audio import synthesis  # pylint: disable=wrong-import-positi
 from melodygan_jax.data import audio_crops  # pylint: disable=wrong-import-position
 from melodygan_jax.data import records  # pylint: disable=wrong-import-position
 from melodygan_jax.evaluation import reconstruction  # pylint: disable=wrong-import-position
-from melodygan_jax.generation import neural_vocoder  # pylint: disable=wrong-import-position
+from melodygan_jax.runs import loading
+
 
 CACHE = ROOT / 'benchmarks' / '.cache'
 GRIFFIN_LIM_ITERATIONS = (32, 100)
@@ -125,12 +126,12 @@ def main():
   held_out = audio_crops.split_audio(str(dataset_dir), records.VALIDATION_SPLIT, clip_samples)
   clips = audio_crops.validation_clips(held_out, clip_samples, args.num_clips)
   names = [path.name for path in held_out.paths[:args.num_clips]]
-  vocoder = neural_vocoder.load(args.vocoder_workdir)
+  vocoder = loading.load_vocoder(args.vocoder_workdir)
   vocoders = {'vocoder': vocoder, **{f'griffin_lim_{n}': inversion.GriffinLimVocoder(iterations=n)
                                      for n in GRIFFIN_LIM_ITERATIONS}}
   refinement = vocoder.mel_refinement_iterations
   if refinement:  # What the network adds, and what the refinement adds.
-    vocoders['vocoder_unrefined'] = neural_vocoder.load(args.vocoder_workdir,
+    vocoders['vocoder_unrefined'] = loading.load_vocoder(args.vocoder_workdir,
                                                         mel_refinement_iterations=0)
     vocoders[f'griffin_lim_32_refined_{refinement}'] = inversion.GriffinLimVocoder(
         iterations=32, mel_refinement_iterations=refinement)

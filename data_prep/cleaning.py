@@ -8,13 +8,15 @@ import librosa
 import numpy as np
 import scipy.signal
 
+from melodygan_jax import errors
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import loudness
+
 _FADE_S = 0.01  # Fades at the joins of removed silences, so joins do not click.
 _MOVE_SAMPLES = 2**20  # Moved per step when cutting in place.
 
 
-class UnusableAudio(Exception):
+class UnusableAudio(errors.UserError):
   """Audio that decodes but cannot become training data; str() is the reason."""
 
 

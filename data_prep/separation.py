@@ -30,6 +30,7 @@ import numpy as np
 import scipy.ndimage
 
 from data_prep import input_files
+from melodygan_jax import errors
 from melodygan_jax.audio import audio_io
 from melodygan_jax.audio import contract
 
@@ -50,7 +51,7 @@ DEFAULT_UVR_MODEL_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'melodyg
 UVR_MODEL_HOST = 'https://github.com'  # audio-separator downloads UVR5 models from here.
 
 
-class SeparationError(Exception):
+class SeparationError(errors.UserError):
   """A song whose stems cannot be produced; str() is the reason."""
 
 

@@ -1,5 +1,5 @@
-"""`python -m melodygan_jax.sweep`: see melodygan_jax/training/sweep.py."""
-from melodygan_jax.training.sweep import run
+"""`python -m melodygan_jax.sweep`: see melodygan_jax/training/sweeps/sweep.py."""
+from melodygan_jax.training.sweeps.sweep import run
 
 if __name__ == '__main__':
   run()

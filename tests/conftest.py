@@ -67,7 +67,7 @@ def trained_vqvae(prepared_dir, tmp_path_factory):
   from melodygan_jax.training import metric_writer  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import parallel  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import loop  # pylint: disable=g-import-not-at-top
-  from melodygan_jax.training import run_files  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.runs import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import vqvae_trainer  # pylint: disable=g-import-not-at-top
   config = vqvae_tiny.get_config()
   config.data.dataset_dir = str(prepared_dir)
@@ -76,9 +76,9 @@ def trained_vqvae(prepared_dir, tmp_path_factory):
     config[section][name] = value
   trainer = vqvae_trainer.VQVAETrainer(config)
   workdir = tmp_path_factory.mktemp('vqvae')
-  run_files.absolute_paths(config)
-  run_files.write_or_check_config(config, str(workdir))
-  run_files.write_normalization(str(workdir), trainer.meta.normalization)
+  workdir_lib.absolute_paths(config)
+  workdir_lib.write_or_check_config(config, str(workdir))
+  workdir_lib.write_normalization(str(workdir), trainer.meta.normalization)
   initial = trainer.fresh_start(trainer.create_state())
   before = trainer.evaluate(initial, metric_writer.MetricWriter(str(workdir / 'before')), 0)
   final = loop.train_and_evaluate(trainer, config.train, str(workdir))
@@ -105,16 +105,16 @@ def trained_context_gan(trained_vqvae, tmp_path_factory):
 
 def train_gan(trained_vqvae, workdir, overrides):
   from configs import gan_tiny  # pylint: disable=g-import-not-at-top
-  from melodygan_jax.training import parallel  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import gan_trainer  # pylint: disable=g-import-not-at-top
-  from melodygan_jax.training import run_files  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.training import parallel  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.runs import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   config = gan_tiny.get_config()
   config.vqvae_workdir = str(trained_vqvae[0])
   for field, value in overrides.items():
     section, name = field.split('.')
     config[section][name] = value
   vqvae = gan_trainer.check_config(config)
-  run_files.absolute_paths(config)
-  run_files.write_or_check_config(config, str(workdir))
+  workdir_lib.absolute_paths(config)
+  workdir_lib.write_or_check_config(config, str(workdir))
   final = gan_trainer.train_and_evaluate(config, str(workdir), vqvae)
   return workdir, parallel.host_values(final)

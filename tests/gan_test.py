@@ -14,19 +14,19 @@ from flax import nnx
 
 from configs import gan_tiny
 import conftest
-from melodygan_jax.training import checkpoints
-from melodygan_jax.training import config_checks
+from melodygan_jax import errors
+from melodygan_jax.runs import checkpoints
+from melodygan_jax.runs import latent_cache
+from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import context_masking
 from melodygan_jax.data import input_pipeline
-from melodygan_jax.data import latent_cache
 from melodygan_jax.evaluation import latent_metrics
-from melodygan_jax.training import metric_writer
 from melodygan_jax.training import parallel
-from melodygan_jax.generation import pretrained
 from melodygan_jax.models import gan as gan_models
 from melodygan_jax.models import residual_quantizer
 from melodygan_jax.training import gan_trainer
 from melodygan_jax.training import latent_encoding
+
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 OVERRIDES = conftest.GAN_OVERRIDES
@@ -51,7 +51,6 @@ def test_generated_latents_are_residual_codebook_sums_of_any_length(output):
                                atol=1e-5)
     assert probs.shape == (3, steps, 2, 13)
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
-
 
 
 def synthetic_codes(rng, count, length, patterns):
@@ -141,7 +140,7 @@ def test_context_masks_are_prefixes_of_the_asked_share_and_length():
 def test_bad_context_masking_fields_are_one_line(section, field, value):
   config = gan_tiny.get_config()
   config[section][field] = value
-  with pytest.raises(config_checks.ConfigError, match=f'config.{section}.{field}') as error:
+  with pytest.raises(errors.ConfigError, match=f'config.{section}.{field}') as error:
     context_masking.check_config(config.model, config.loss)
   assert '\n' not in str(error.value)
 
@@ -257,7 +256,7 @@ def test_crops_longer_than_a_segment_come_from_inside_one_run():
   np.testing.assert_array_equal(trainer.real[:, :, 0] - trainer.real[:, :1, 0],
                                 np.broadcast_to(np.arange(10), (5, 10)))
   config.data.crop_steps = 21
-  with pytest.raises(config_checks.ConfigError,
+  with pytest.raises(errors.ConfigError,
                      match=r'config.data.crop_steps=21: .*\(the longest: 20 codes\)') as error:
     gan_trainer.GANTrainer(config, data)
   assert '\n' not in str(error.value)
@@ -302,7 +301,7 @@ def test_kill_9_and_resume_equals_uninterrupted(trained_vqvae, trained_gan, tmp_
   vqvae_workdir = trained_vqvae[0]
   config = tiny_config(vqvae_workdir)
   whole_workdir, uninterrupted = trained_gan
-  rows = metric_writer.read_metrics(str(whole_workdir))
+  rows = workdir_lib.read_metrics(str(whole_workdir))
   final_eval = [row for row in rows if 'eval/latent_frechet' in row][-1]
   assert final_eval['step'] == 300 and 'baseline_iid/latent_frechet' in final_eval
 
@@ -312,19 +311,19 @@ def test_kill_9_and_resume_equals_uninterrupted(trained_vqvae, trained_gan, tmp_
            *[f'--config.{field}={value}' for field, value in OVERRIDES.items()]]
   process = cli(*flags)
   deadline = time.time() + 240
-  while pretrained.latest_step(workdir) is None and time.time() < deadline:
+  while workdir_lib.latest_step(workdir) is None and time.time() < deadline:
     assert process.poll() is None, process.communicate()[1][-2000:]
     time.sleep(0.01)
   process.send_signal(signal.SIGKILL)
   process.wait()
-  killed_at = pretrained.latest_step(workdir)
+  killed_at = workdir_lib.latest_step(workdir)
   assert killed_at is not None and killed_at < 300
   process = cli(*flags)
   _, stderr = process.communicate(timeout=300)
   assert process.returncode == 0, stderr[-2000:]
   assert f'resuming from the checkpoint of step {killed_at}' in stderr
   trainer_state = gan_trainer.init_state(config, 3, 64, 16)[2]
-  resumed, step = checkpoints.restore_step(str(workdir), trainer_state)
+  resumed, step = checkpoints.restore(str(workdir), trainer_state)
   assert step == 300
   for a, b in zip(jax.tree.leaves(parallel.host_values(resumed)),
                   jax.tree.leaves(uninterrupted)):
@@ -355,13 +354,13 @@ def test_step_on_4_devices_matches_1_device(trained_vqvae, tmp_path):
 
 def test_missing_or_mismatched_vqvae_workdir_is_one_line(trained_vqvae, tmp_path):
   config = tiny_config(tmp_path / 'nothing')
-  with pytest.raises(pretrained.WorkdirError, match='is not a vqvae workdir') as error:
+  with pytest.raises(workdir_lib.WorkdirError, match='is not a vqvae workdir') as error:
     gan_trainer.check_config(config)
   assert '\n' not in str(error.value)
   gan_workdir = tmp_path / 'gan'
   gan_workdir.mkdir()
   (gan_workdir / 'config.json').write_text(json.dumps({'trainer': 'gan'}))
-  with pytest.raises(pretrained.WorkdirError, match="holds a 'gan' run"):
+  with pytest.raises(workdir_lib.WorkdirError, match="holds a 'gan' run"):
     gan_trainer.check_config(tiny_config(gan_workdir))
   # Resuming a GAN whose cached codes came from another VQ-VAE.
   config = tiny_config(trained_vqvae[0])

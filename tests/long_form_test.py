@@ -12,16 +12,16 @@ from flax import nnx
 
 from configs import gan as gan_config
 from configs import gan_tiny
+from melodygan_jax import errors
 from melodygan_jax.audio import audio_io
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import synthesis
 from melodygan_jax.generation import long_form
-from melodygan_jax.generation import pretrained
 from melodygan_jax.generation import projection
 from melodygan_jax.generation import sample
 from melodygan_jax.generation import style
 from melodygan_jax.models import gan as gan_models
-from melodygan_jax.training import config_checks
+from melodygan_jax.runs import loading
 from melodygan_jax.training import gan_trainer
 from melodygan_jax.training import latent_encoding
 from melodygan_jax.training import parallel
@@ -154,7 +154,7 @@ def test_long_context_models_and_checks():
   assert gan_models.receptive_field(tiny.model.generator_dilations) >= tiny.data.crop_steps
   short = gan_tiny.get_config()
   short.model.generator_dilations = (1, 2)
-  with pytest.raises(config_checks.ConfigError,
+  with pytest.raises(errors.ConfigError,
                      match='config.model.generator_dilations') as error:
     gan_trainer.check_long_context(short.data.crop_steps, short.model)
   assert '\n' not in str(error.value)
@@ -246,7 +246,7 @@ def test_long_samples_have_seamless_window_joins(trained_gan, tmp_path):
     assert len(joins) > 50 and joins == sorted(joins) and joins[-1] < len(clip)
   # The proof: the windows computed exactly what one pass over the same coordinates
   # computes, so the codes (decoded and inverted whole) hold no join at all.
-  generator = pretrained.load_generator(str(trained_gan[0]))
+  generator = loading.load_generator(str(trained_gan[0]))
   steps = len(manifest['samples'][0]['codes'])
   keys, noise = sample.sample_keys_and_noise(generator, 1, [0, 1], None, 2)
   windows = long_form.plan_for(generator, steps)
@@ -293,7 +293,7 @@ def test_long_samples_have_seamless_window_joins(trained_gan, tmp_path):
 def test_loops_wrap_around_without_a_seam(trained_gan, tmp_path):
   manifest = sample.sample(str(trained_gan[0]), str(tmp_path), num_samples=4, seconds=6.0,
                            seed=2, loop=True, show_progress=False, num_references=0)
-  vqvae = pretrained.load_generator(str(trained_gan[0])).vqvae
+  vqvae = loading.load_generator(str(trained_gan[0])).vqvae
   wrap_flux, reference_flux, wrap_error_ratios = [], [], []
   for index, entry in enumerate(manifest['samples']):
     clip = read(tmp_path / entry['wav'])
@@ -342,7 +342,7 @@ def test_a_crop_longer_than_the_segments_spans_adjacent_ones(trained_vqvae, trai
   assert trainer.real.shape[1:] == (24, 3) and len(trainer.real)
   longest = int(data.train.lengths.max())
   config.data.crop_steps = longest + 1
-  with pytest.raises(config_checks.ConfigError,
+  with pytest.raises(errors.ConfigError,
                      match=rf'config.data.crop_steps={longest + 1}: .*longest: {longest} codes'
                      ) as error:
     gan_trainer.GANTrainer(config, data)

@@ -21,13 +21,14 @@ import pytest
 from configs import gan_tiny
 from configs import vqvae_tiny
 from melodygan_jax.data import input_pipeline
-from melodygan_jax.generation import pretrained
-from melodygan_jax.training import checkpoints
+from melodygan_jax.runs import checkpoints
+from melodygan_jax.runs import loading
+from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import gan_trainer
 from melodygan_jax.training import latent_encoding
-from melodygan_jax.training import metric_writer
 from melodygan_jax.training import parallel
 from melodygan_jax.training import vqvae_trainer
+
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 NUM_PROCESSES = 2
@@ -153,7 +154,7 @@ def test_two_processes_equal_one_process_on_the_same_global_batches(
   batches = trainer.train_batches(0)
   for _ in range(8):
     state, _ = trainer.jit_train_step(state, next(batches))
-  two, _ = checkpoints.restore_step(str(workdir), trainer.create_state(), 8)
+  two, _ = checkpoints.restore(str(workdir), trainer.create_state(), 8)
   # The same arithmetic in another order (gloo's all-reduce across processes):
   # equal to float32 rounding, which training magnifies a little: Adam's moments
   # differ by up to ~3e-3 of their norm, a near-zero gradient's normalized update
@@ -168,10 +169,10 @@ def test_two_processes_equal_one_process_on_the_same_global_batches(
     np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-3)
   # The eval ran on both hosts' shares of the validation split: the same
   # figures as one process evaluating the same state.
-  final, step = checkpoints.restore_step(str(workdir), trainer.create_state())
+  final, step = checkpoints.restore(str(workdir), trainer.create_state())
   assert step == VQVAE_OVERRIDES['train.num_steps']
   one = trainer.evaluate(final, SilentWriter(), step)
-  rows = [row for row in metric_writer.read_metrics(str(workdir)) if 'eval/mse' in row]
+  rows = [row for row in workdir_lib.read_metrics(str(workdir)) if 'eval/mse' in row]
   assert [row['step'] for row in rows] == [16, 24]
   for name in ('eval/mse', 'eval/l1', 'eval/spectral_convergence', 'eval/perplexity',
                'eval/codebook_usage'):
@@ -191,7 +192,7 @@ def test_gan_trains_on_two_processes_from_that_vqvae(two_process_vqvae, tmp_path
                                   {'vqvae_workdir': vqvae_workdir, **GAN_OVERRIDES,
                                    'model.context_probability': 0.5}, tmp_path))
   assert saved_steps(workdir) == [6, 12]
-  rows = metric_writer.read_metrics(str(workdir))
+  rows = workdir_lib.read_metrics(str(workdir))
   assert [row['step'] for row in rows if 'eval/latent_frechet' in row] == [12]
   evaluated = [row for row in rows if 'eval/latent_frechet' in row][0]
   assert np.isfinite(evaluated['eval/continuation_context_ratio'])
@@ -215,7 +216,7 @@ def test_gan_trains_on_two_processes_from_that_vqvae(two_process_vqvae, tmp_path
       # Runs are sorted by source and start: the same arrays whichever host read what.
       np.testing.assert_array_equal(cached[f'{split}_codes'], one.codes)
       np.testing.assert_array_equal(cached[f'{split}_run_offsets'], one.offsets)
-  generator = pretrained.load_generator(str(workdir))
+  generator = loading.load_generator(str(workdir))
   assert generator.step == 12
   assert json.loads((workdir / 'latents.json').read_text())['vqvae_step'] == 24
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from configs import vqvae_tiny
+from melodygan_jax import errors
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import parallel
 
@@ -32,7 +33,7 @@ def test_per_device_batch_size_sets_the_global_batch():
   config_checks.check_train_section(train)
   assert train.batch_size == 3 * jax.device_count()
   train.per_device_batch_size = -1
-  with pytest.raises(config_checks.ConfigError, match='per_device_batch_size=-1'):
+  with pytest.raises(errors.ConfigError, match='per_device_batch_size=-1'):
     config_checks.check_train_section(train)
 
 
@@ -42,5 +43,5 @@ def test_auto_dtype_is_float32_on_cpu_and_bfloat16_on_accelerators():
   config_checks.resolve_dtype(model, 'config.model.dtype')
   assert model.dtype == ('float32' if jax.default_backend() == 'cpu' else 'bfloat16')
   model.dtype = 'float16'
-  with pytest.raises(config_checks.ConfigError, match='config.model.dtype'):
+  with pytest.raises(errors.ConfigError, match='config.model.dtype'):
     config_checks.resolve_dtype(model, 'config.model.dtype')

@@ -6,13 +6,13 @@ import pytest
 import soundfile
 
 from configs import vqvae_tiny
+from melodygan_jax import errors
 from melodygan_jax.data import normalization as normalization_lib
-from melodygan_jax.generation import pretrained
 from melodygan_jax.generation import reconstruct
 from melodygan_jax.generation import sample
-from melodygan_jax.training import config_checks
+from melodygan_jax.runs import loading
+from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import metric_writer
-from melodygan_jax.training import run_files
 
 
 def _move_away(workdir, new_dir, **config_changes):
@@ -49,8 +49,8 @@ def test_features_of_another_version_are_refused_in_one_line(trained_vqvae, tmp_
   stats = json.loads(path.read_text())
   stats['feature_version'] = 0
   path.write_text(json.dumps(stats))
-  with pytest.raises(pretrained.WorkdirError, match='re-run python -m data_prep.prepare') as e:
-    pretrained.load_vqvae(str(workdir))
+  with pytest.raises(workdir_lib.WorkdirError, match='re-run python -m data_prep.prepare') as e:
+    loading.load_vqvae(str(workdir))
   assert '\n' not in str(e.value)
 
 
@@ -59,8 +59,8 @@ def _started_run(tmp_path, normalization):
   config.data.dataset_dir = str(tmp_path / 'data')
   workdir = tmp_path / 'run'
   (workdir / 'checkpoints' / '40').mkdir(parents=True)  # A run that has saved a step.
-  run_files.write_or_check_config(config, str(workdir))
-  run_files.write_normalization(str(workdir), normalization)
+  workdir_lib.write_or_check_config(config, str(workdir))
+  workdir_lib.write_normalization(str(workdir), normalization)
   return config, workdir
 
 
@@ -68,10 +68,10 @@ def test_a_resumed_run_refuses_a_changed_experiment(tmp_path, current_normalizat
   config, workdir = _started_run(tmp_path, current_normalization)
   first = (workdir / 'config.json').read_text()
   config.model.widths = (8, 8, 8)
-  with pytest.raises(config_checks.ConfigError,
+  with pytest.raises(errors.ConfigError,
                      match=r'config.model.widths=\[8, 8, 8\]: this workdir was started with '
                            r'\[32, 48, 64\]') as e:
-    run_files.write_or_check_config(config, str(workdir))
+    workdir_lib.write_or_check_config(config, str(workdir))
   assert '\n' not in str(e.value)
   assert (workdir / 'config.json').read_text() == first
 
@@ -80,7 +80,7 @@ def test_a_resumed_run_may_train_longer_and_records_it(tmp_path, capsys, current
   config, workdir = _started_run(tmp_path, current_normalization)
   first = (workdir / 'config.json').read_text()
   config.train.num_steps = 6_000
-  run_files.write_or_check_config(config, str(workdir))
+  workdir_lib.write_or_check_config(config, str(workdir))
   assert 'train.num_steps 3000 -> 6000' in capsys.readouterr().out
   assert (workdir / 'config.json').read_text() == first
   resumed = json.loads((workdir / 'config.resumed.1.json').read_text())
@@ -93,6 +93,6 @@ def test_metrics_after_the_restored_step_are_dropped_on_resume(tmp_path):
     writer.write_scalars(step, {'train/loss': float(step)})
   writer = metric_writer.MetricWriter(str(tmp_path), resumed_step=20)
   writer.write_scalars(30, {'train/loss': 3.0})
-  rows = metric_writer.read_metrics(str(tmp_path))
+  rows = workdir_lib.read_metrics(str(tmp_path))
   assert [row['step'] for row in rows] == [10, 20, 30]
   assert rows[-1]['train/loss'] == 3.0

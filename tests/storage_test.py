@@ -5,7 +5,7 @@ import numpy as np
 
 from melodygan_jax import atomic_files
 from melodygan_jax.data import records
-from melodygan_jax.training import run_files
+from melodygan_jax.runs import workdir as workdir_lib
 
 
 def test_urls_are_kept_and_local_paths_made_absolute(tmp_path, monkeypatch):
@@ -17,7 +17,7 @@ def test_urls_are_kept_and_local_paths_made_absolute(tmp_path, monkeypatch):
   from configs import gan_tiny  # pylint: disable=g-import-not-at-top
   config = gan_tiny.get_config()
   config.vqvae_workdir, config.data.dataset_dir = 'gs://bucket/vqvae', 'data'
-  run_files.absolute_paths(config)
+  workdir_lib.absolute_paths(config)
   assert (config.vqvae_workdir, config.data.dataset_dir) == ('gs://bucket/vqvae',
                                                              str(tmp_path / 'data'))
 

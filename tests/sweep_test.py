@@ -21,14 +21,15 @@ import pytest
 
 from configs import gan
 from configs import vqvae_tiny
-from melodygan_jax.generation import pretrained
-from melodygan_jax.training import config_checks
-from melodygan_jax.training import run_files
-from melodygan_jax.training import search_space
-from melodygan_jax.training import sweep
-from melodygan_jax.training import sweep_results
-from melodygan_jax.training import sweep_storage
+
+from melodygan_jax import errors
+from melodygan_jax.runs import workdir as workdir_lib
+from melodygan_jax.training.sweeps import search_space
+from melodygan_jax.training.sweeps import sweep
+from melodygan_jax.training.sweeps import results as sweep_results
+from melodygan_jax.training.sweeps import storage as sweep_storage
 from melodygan_jax.training import train
+
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 STEPS = {'train.num_steps': 20, 'train.eval_every_steps': 10,
@@ -73,14 +74,14 @@ def test_search_space_comes_from_the_config_and_overrides_fix_fields():
 def test_a_resumed_trial_may_change_the_sweep_section_but_not_what_it_trains(
     tmp_path, current_normalization):
   config = vqvae_tiny.get_config()
-  run_files.write_or_check_config(config, str(tmp_path))
+  workdir_lib.write_or_check_config(config, str(tmp_path))
   (tmp_path / 'checkpoints' / '10').mkdir(parents=True)  # As if trained to step 10.
-  run_files.write_normalization(str(tmp_path), current_normalization)
+  workdir_lib.write_normalization(str(tmp_path), current_normalization)
   config.sweep.grace_period_s = 5
-  run_files.write_or_check_config(config, str(tmp_path))
+  workdir_lib.write_or_check_config(config, str(tmp_path))
   config.model.codebook_size = 32
-  with pytest.raises(config_checks.ConfigError, match='config.model.codebook_size=32'):
-    run_files.write_or_check_config(config, str(tmp_path))
+  with pytest.raises(errors.ConfigError, match='config.model.codebook_size=32'):
+    workdir_lib.write_or_check_config(config, str(tmp_path))
 
 
 @pytest.mark.parametrize('field, spec, problem', [
@@ -92,14 +93,14 @@ def test_a_resumed_trial_may_change_the_sweep_section_but_not_what_it_trains(
 def test_a_bad_space_entry_is_one_line_naming_it(field, spec, problem):
   config = vqvae_tiny.get_config()
   search_space.set_field(config.sweep.space, field, spec)
-  with pytest.raises(config_checks.ConfigError, match=problem) as raised:
+  with pytest.raises(errors.ConfigError, match=problem) as raised:
     search_space.search_space(config)
   assert str(raised.value).startswith(f'config.sweep.space.{field}=')
   assert '\n' not in str(raised.value)
 
 
 def test_a_password_in_the_storage_flag_is_refused():
-  with pytest.raises(config_checks.ConfigError, match='PGPASSWORD'):
+  with pytest.raises(errors.ConfigError, match='PGPASSWORD'):
     sweep_storage.check_storage_url('postgresql://user:secret@db.example/optuna')
   sweep_storage.check_storage_url('postgresql://user@db.example/optuna')
   assert sweep_storage.redacted('postgresql://u:secret@h/db') == 'postgresql://u:***@h/db'
@@ -216,7 +217,7 @@ def kill_mid_trial(workers, load_study, timeout_s=300) -> list:
       pid = trial.user_attrs.get(sweep_storage.WORKER_ATTR, {}).get('pid')
       trial_dir = trial.user_attrs.get(sweep.TRIAL_DIR_ATTR)
       for worker in workers:
-        if worker.pid == pid and pid not in killed and pretrained.latest_step(trial_dir):
+        if worker.pid == pid and pid not in killed and workdir_lib.latest_step(trial_dir):
           os.kill(pid, signal.SIGKILL)
           worker.wait()
           killed[pid] = trial

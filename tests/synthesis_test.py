@@ -271,8 +271,8 @@ def test_reconstruct_any_input_keeps_its_duration(trained_vqvae, corpus_dir, tmp
   assert info.frames == expected and info.samplerate == 22050
   assert all(np.isfinite(v) for k, v in metrics.items() if isinstance(v, float))
   # Better than the mean spectrum of the training data in every frame.
-  from melodygan_jax.generation import pretrained  # pylint: disable=g-import-not-at-top
-  vqvae = pretrained.load_vqvae(str(trained_vqvae[0]))
+  from melodygan_jax.runs import loading  # pylint: disable=g-import-not-at-top
+  vqvae = loading.load_vqvae(str(trained_vqvae[0]))
   log_mel = contract.log_mel(reconstruct.prepare_input(str(path)))
   mean_spectrum = vqvae.denormalize(np.zeros_like(log_mel), 'mix')
   baseline = float(spectral_metrics.spectral_convergence(log_mel, mean_spectrum))
@@ -280,8 +280,8 @@ def test_reconstruct_any_input_keeps_its_duration(trained_vqvae, corpus_dir, tmp
 
 
 def test_chunked_reconstruction_equals_one_pass(trained_vqvae, corpus_dir):
-  from melodygan_jax.generation import pretrained  # pylint: disable=g-import-not-at-top
-  vqvae = pretrained.load_vqvae(str(trained_vqvae[0]))
+  from melodygan_jax.runs import loading  # pylint: disable=g-import-not-at-top
+  vqvae = loading.load_vqvae(str(trained_vqvae[0]))
   mix, _ = soundfile.read(corpus_dir / 'songs' / 'song_02.wav', dtype='float32')
   normalized = vqvae.normalize(contract.log_mel(mix[:4 * 22050]), 'mix')[:336]
   whole = np.asarray(vqvae.jit_reconstruct(vqvae.state, normalized[None]))[0]

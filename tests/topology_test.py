@@ -9,9 +9,11 @@ import jax
 import numpy as np
 
 from configs import vqvae_tiny
-from melodygan_jax.training import checkpoints
+
+from melodygan_jax.runs import checkpoints
 from melodygan_jax.training import parallel
 from melodygan_jax.training import vqvae_trainer
+
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SAVED_STEPS = 3

@@ -11,14 +11,15 @@ import soundfile
 from configs import vocoder_tiny
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import inversion
+from melodygan_jax.audio import neural_vocoder
 from melodygan_jax.data import audio_crops
-from melodygan_jax.generation import neural_vocoder
-from melodygan_jax.generation import pretrained
 from melodygan_jax.generation import reconstruct
 from melodygan_jax.models import vocoder as vocoder_models
+from melodygan_jax.runs import loading
+from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import metric_writer
-from melodygan_jax.training import run_files
 from melodygan_jax.training import vocoder_trainer
+
 
 TRAIN_STEPS = 40
 
@@ -92,8 +93,8 @@ def trained_vocoder(prepared_dir, tmp_path_factory):
   config.train.checkpoint_every_steps = TRAIN_STEPS
   workdir = tmp_path_factory.mktemp('vocoder')
   checked = vocoder_trainer.check_config(config)
-  run_files.absolute_paths(config)
-  run_files.write_or_check_config(config, str(workdir))
+  workdir_lib.absolute_paths(config)
+  workdir_lib.write_or_check_config(config, str(workdir))
   trainer = vocoder_trainer.VocoderTrainer(config, checked=checked)
   before = trainer.evaluate(trainer.create_state(),
                             metric_writer.MetricWriter(str(workdir / 'before')), 0)
@@ -103,7 +104,7 @@ def trained_vocoder(prepared_dir, tmp_path_factory):
 
 def test_tiny_config_trains_and_its_mel_loss_falls(trained_vocoder):
   workdir, before = trained_vocoder
-  rows = metric_writer.read_metrics(str(workdir))
+  rows = workdir_lib.read_metrics(str(workdir))
   train_rows = [row for row in rows if 'train/mel_l1' in row]
   assert [row['step'] for row in train_rows] == list(range(5, TRAIN_STEPS + 1, 5))
   # Crops differ a lot in loudness, so one batch's loss is noisy: the second half's mean.
@@ -118,23 +119,23 @@ def test_tiny_config_trains_and_its_mel_loss_falls(trained_vocoder):
   assert evaluated['eval/mr_stft'] < before['eval/mr_stft'], (before, evaluated)
   assert evaluated['eval/griffin_lim_mel_distance'] == pytest.approx(
       before['eval/griffin_lim_mel_distance'])
-  assert pretrained.latest_step(str(workdir)) == TRAIN_STEPS
+  assert workdir_lib.latest_step(str(workdir)) == TRAIN_STEPS
 
 
 def test_a_run_of_other_mel_settings_is_refused_with_one_line(trained_vocoder, prepared_dir,
                                                               tmp_path):
   workdir = tmp_path / 'other_mels'
   shutil.copytree(trained_vocoder[0], workdir)
-  features = json.loads((workdir / neural_vocoder.FEATURES_FILENAME).read_text())
+  features = json.loads((workdir / workdir_lib.FEATURES_FILENAME).read_text())
   features['num_mels'], features['mel_fmax_hz'] = 80, 8_000.0  # Feature version 1's mel.
-  (workdir / neural_vocoder.FEATURES_FILENAME).write_text(json.dumps(features))
-  with pytest.raises(pretrained.WorkdirError) as loading:
-    neural_vocoder.load(str(workdir))
+  (workdir / workdir_lib.FEATURES_FILENAME).write_text(json.dumps(features))
+  with pytest.raises(workdir_lib.WorkdirError) as loading:
+    loading.load_vocoder(str(workdir))
   message = str(loading.value)
   assert '\n' not in message and 'num_mels 80 (now 128)' in message and 'retrain' in message
   config = vocoder_tiny.get_config()
   config.data.dataset_dir = str(prepared_dir)
-  with pytest.raises(pretrained.WorkdirError, match='other mel settings'):  # Resuming, too.
+  with pytest.raises(workdir_lib.WorkdirError, match='other mel settings'):  # Resuming, too.
     vocoder_trainer.train_and_evaluate(config, str(workdir))
 
 
@@ -159,7 +160,7 @@ def test_a_clip_is_decoded_in_one_pass_by_a_local_model(trained_vocoder):
   """Any length decodes in one call (so no joins), the same keys giving the same audio;
   the network itself is local: without the (whole-clip) Griffin-Lim phase prior, the
   middle of a clip is the same decoded alone with some context."""
-  vocoder = neural_vocoder.load(str(trained_vocoder[0]))
+  vocoder = loading.load_vocoder(str(trained_vocoder[0]))
   log_mel = np.random.default_rng(3).normal(-5.0, 2.0, (1, 301, contract.NUM_MELS))
   keys = jax.random.split(jax.random.key(4), 1)
   whole = np.asarray(vocoder(log_mel, keys))
@@ -217,7 +218,7 @@ def test_fine_tuning_on_the_codec_starts_from_a_trained_vocoder(trained_vqvae, t
   checked = vocoder_trainer.check_config(config)
   trainer = vocoder_trainer.VocoderTrainer(config, checked=checked)
   started = trainer.fresh_start(trainer.create_state())
-  trained = neural_vocoder.load(str(trained_vocoder[0]))
+  trained = loading.load_vocoder(str(trained_vocoder[0]))
   for ours, theirs in zip(jax.tree.leaves(started.generator), jax.tree.leaves(trained.params)):
     np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
   # What the generator hears is the codec's round trip, not the true log-mel.
@@ -226,4 +227,4 @@ def test_fine_tuning_on_the_codec_starts_from_a_trained_vocoder(trained_vqvae, t
   assert heard.shape == true_mel.shape
   assert 0.05 < np.mean(np.abs(heard - true_mel)) < 3.0
   vocoder_trainer.train_and_evaluate(config, str(tmp_path), checked)
-  assert pretrained.latest_step(str(tmp_path)) == 3
+  assert workdir_lib.latest_step(str(tmp_path)) == 3

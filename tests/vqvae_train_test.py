@@ -12,11 +12,13 @@ import pytest
 
 from configs import vqvae_tiny
 import conftest
-from melodygan_jax.training import checkpoints
-from melodygan_jax.training import metric_writer
+
+from melodygan_jax.runs import checkpoints
+from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import parallel
 from melodygan_jax.training import loop
 from melodygan_jax.training import vqvae_trainer
+
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 OVERRIDES = conftest.VQVAE_OVERRIDES
@@ -71,7 +73,7 @@ def uninterrupted(trained_vqvae):
 
 def test_training_lowers_validation_loss(uninterrupted):
   workdir, before, final = uninterrupted
-  rows = metric_writer.read_metrics(str(workdir))
+  rows = workdir_lib.read_metrics(str(workdir))
   evals = [row for row in rows if 'eval/mse' in row]
   assert [row['step'] for row in evals] == [120, 240]
   after = evals[-1]
@@ -128,15 +130,15 @@ def test_sigterm_then_kill_9_then_resume_equals_uninterrupted(prepared_dir, unin
   _, stderr = process.communicate(timeout=300)
   assert process.returncode == 0, stderr[-2000:]
   assert f'resuming from the checkpoint of step {killed_at}' in stderr
-  resumed, step = checkpoints.restore_step(str(workdir), trainer.create_state())
+  resumed, step = checkpoints.restore(str(workdir), trainer.create_state())
   assert step == NUM_STEPS
   _, _, final = uninterrupted
   for a, b in zip(jax.tree.leaves(parallel.host_values(resumed)), jax.tree.leaves(final)):
     np.testing.assert_array_equal(a, b)  # Bitwise on the CPU.
   # Three runs wrote metrics.jsonl; each logged step is listed once, as uninterrupted.
-  logged = [row['step'] for row in metric_writer.read_metrics(str(workdir))
+  logged = [row['step'] for row in workdir_lib.read_metrics(str(workdir))
             if 'train/loss' in row]
-  expected = [row['step'] for row in metric_writer.read_metrics(str(uninterrupted[0]))
+  expected = [row['step'] for row in workdir_lib.read_metrics(str(uninterrupted[0]))
               if 'train/loss' in row]
   assert logged == expected
 
@@ -192,11 +194,11 @@ def test_a_preemption_at_an_eval_step_evaluates_it_on_resume(trainer, tmp_path, 
   loop.train_and_evaluate(trainer, train_config, str(tmp_path))
   assert saved_steps(tmp_path) == [8, 16]
   # It saved and stopped at 16 before its eval (the grace period is for the checkpoint)...
-  assert not [row for row in metric_writer.read_metrics(str(tmp_path)) if 'eval/mse' in row]
+  assert not [row for row in workdir_lib.read_metrics(str(tmp_path)) if 'eval/mse' in row]
   monkeypatch.setattr(trainer, 'jit_train_step', real_step)
   loop.train_and_evaluate(trainer, train_config, str(tmp_path))
   # ... and the resumed run evaluated step 16 first, then went on; once more, nothing.
-  eval_steps = lambda: [row['step'] for row in metric_writer.read_metrics(str(tmp_path))
+  eval_steps = lambda: [row['step'] for row in workdir_lib.read_metrics(str(tmp_path))
                         if 'eval/mse' in row]
   assert eval_steps() == [16, 24]
   loop.train_and_evaluate(trainer, train_config, str(tmp_path))
@@ -264,8 +266,8 @@ def test_data_sets_and_workdirs_of_old_features_are_refused(prepared_dir, uninte
   import json  # pylint: disable=g-import-not-at-top
   import shutil  # pylint: disable=g-import-not-at-top
   from melodygan_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
-  from melodygan_jax.generation import pretrained  # pylint: disable=g-import-not-at-top
-  from melodygan_jax.training import run_files  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.runs import loading  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.runs import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   old_data = tmp_path / 'old_data'
   shutil.copytree(prepared_dir, old_data)
   stats = json.loads((old_data / 'stats.json').read_text())
@@ -278,11 +280,11 @@ def test_data_sets_and_workdirs_of_old_features_are_refused(prepared_dir, uninte
   shutil.copytree(workdir, old_run)
   normalization = json.loads((old_run / 'normalization.json').read_text())
   (old_run / 'normalization.json').write_text(json.dumps({**normalization, 'feature_version': 1}))
-  with pytest.raises(pretrained.WorkdirError, match='version 1') as error:
-    pretrained.load_vqvae(str(old_run))  # Inference: refused before restoring anything.
+  with pytest.raises(workdir_lib.WorkdirError, match='version 1') as error:
+    loading.load_vqvae(str(old_run))  # Inference: refused before restoring anything.
   assert '\n' not in str(error.value)
   with pytest.raises(ValueError, match=r'version 1.*new --workdir'):
-    run_files.write_or_check_config(tiny_config(prepared_dir), str(old_run))  # Resuming.
+    workdir_lib.write_or_check_config(tiny_config(prepared_dir), str(old_run))  # Resuming.
   (old_run / 'normalization.json').unlink()  # Runs older than the file had version 1 too.
-  with pytest.raises(pretrained.WorkdirError, match='version 1'):
-    pretrained.load_vqvae(str(old_run))
+  with pytest.raises(workdir_lib.WorkdirError, match='version 1'):
+    loading.load_vqvae(str(old_run))

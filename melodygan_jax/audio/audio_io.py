@@ -17,6 +17,7 @@ import numpy as np
 import soundfile
 
 from melodygan_jax import atomic_files
+from melodygan_jax import errors
 from melodygan_jax.audio import contract
 # Extensions tried first when scanning a folder; other files are still tried.
 AUDIO_EXTENSIONS = frozenset({
@@ -24,7 +25,7 @@ AUDIO_EXTENSIONS = frozenset({
     '.mp4', '.webm', '.mka', '.aif', '.aiff', '.aifc', '.wma', '.caf', '.w64'})
 
 
-class AudioReadError(Exception):
+class AudioReadError(errors.UserError):
   """A file that cannot be used as audio; str() is a one-line reason."""
 
 

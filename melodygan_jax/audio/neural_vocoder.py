@@ -1,28 +1,16 @@
-"""A trained vocoder run as a `Vocoder`: log-mel -> waveform by the learned model.
-
-A vocoder workdir records the mel settings it was trained on
-(WORKDIR/features.json, `contract.feature_settings()`); loading one trained on
-other settings is refused with one line, since its model would hear features
-it never learnt. Only the generator's parameters are restored.
+"""Log-mel -> waveform by a learned vocoder generator, with its NNLS and Griffin-Lim priors.
 
 The generator is convolutional over frames with no state, so a clip of any
-length runs in one pass: no windows, no seams.
+length runs in one pass: no windows, no seams. A trained run is loaded as a
+`Vocoder` by runs/loading.py.
 """
-import dataclasses
-import functools
-
 import jax
 import jax.numpy as jnp
-import ml_collections
 from flax import nnx
 
-from melodygan_jax import atomic_files
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import inversion
-from melodygan_jax.generation import pretrained
 from melodygan_jax.models import vocoder as vocoder_models
-
-FEATURES_FILENAME = 'features.json'
 
 
 def build_generator(model_config, seed: int = 0) -> vocoder_models.VocosGenerator:
@@ -89,106 +77,3 @@ def synthesize(generator: vocoder_models.VocosGenerator, log_mel: jax.Array,
   spectrum = generator(log_mel, *generator_priors).astype(jnp.complex64)
   return inversion.mel_consistent(spectrum, jnp.exp(log_mel.astype(jnp.float32)),
                                   mel_refinement_iterations)
-
-
-def write_features(workdir: str) -> None:
-  """WORKDIR/features.json: the mel settings a vocoder run is trained on."""
-  if jax.process_index() == 0:
-    atomic_files.write_json(atomic_files.as_path(workdir) / FEATURES_FILENAME,
-                            contract.feature_settings())
-
-
-def check_features(workdir: str) -> None:
-  """Refuses a vocoder workdir whose mel settings are not this code's.
-
-  Raises:
-    pretrained.WorkdirError: features.json missing or different (one line).
-  """
-  path = atomic_files.as_path(workdir) / FEATURES_FILENAME
-  if not path.exists():
-    raise pretrained.WorkdirError(f'{workdir}: no {FEATURES_FILENAME}, so its mel settings '
-                                  'are unknown; retrain the vocoder in a new --workdir')
-  recorded = atomic_files.read_json(path)
-  expected = contract.feature_settings()
-  changed = [f'{name} {recorded.get(name)!r} (now {value!r})'
-             for name, value in expected.items() if recorded.get(name) != value]
-  if changed:
-    raise pretrained.WorkdirError(
-        f'{workdir}: trained on other mel settings: {", ".join(changed)}; this code computes '
-        f'{contract.FEATURE_DESCRIPTION}: retrain the vocoder in a new --workdir')
-
-
-@dataclasses.dataclass
-class NeuralVocoder:
-  """A vocoder run's generator, as a `Vocoder` (inversion.Vocoder protocol)."""
-  workdir: str
-  config: ml_collections.ConfigDict
-  step: int
-  graphdef: nnx.GraphDef
-  params: nnx.State
-
-  def __call__(self, log_mel: jax.Array, rngs: jax.Array) -> jax.Array:
-    """[batch, frames, NUM_MELS] -> [batch, (frames - 1) * HOP_LENGTH]; `rngs` (one key
-    per clip) seed the phase prior's Griffin-Lim where the model has one."""
-    return self._jit_synthesize(self.params, jnp.asarray(log_mel, jnp.float32), rngs)
-
-  @functools.cached_property
-  def _jit_synthesize(self):
-    iterations = self.config.model.get('phase_prior_iterations', 0)
-    return jax.jit(lambda params, log_mel, rngs: synthesize(
-        nnx.merge(self.graphdef, params), log_mel, rngs, iterations,
-        self.mel_refinement_iterations))
-
-  @property
-  def mel_refinement_iterations(self) -> int:
-    return self.config.model.get('mel_refinement_iterations', 0)  # 0 in runs from before it.
-
-  def describe(self) -> dict:
-    """What a manifest records about the vocoder used."""
-    return {'kind': 'neural', 'workdir': self.workdir, 'step': self.step,
-            'variant': self.config.model.variant,
-            'mel_refinement_iterations': self.mel_refinement_iterations}
-
-
-def load(workdir: str, step: int | None = None,
-         mel_refinement_iterations: int | None = None) -> NeuralVocoder:
-  """Restores a vocoder run's generator (latest checkpoint unless `step`).
-
-  `mel_refinement_iterations` replaces the run's own setting (None keeps it).
-
-  Raises:
-    pretrained.WorkdirError: not a vocoder workdir, no checkpoint, other mel
-      settings, or weights that do not match its config.
-  """
-  config = pretrained.read_config(workdir, 'vocoder')
-  check_features(workdir)
-  # Inference computes in float32 wherever the run trained: the model is small, and
-  # bfloat16's 8-bit mantissa would add its own noise to the phase.
-  config.model.dtype = 'float32'
-  if mel_refinement_iterations is not None:
-    with config.unlocked():
-      config.model.mel_refinement_iterations = mel_refinement_iterations
-  graphdef, params = nnx.split(build_generator(config.model))
-  restored, restored_step = pretrained.restore_subtrees(workdir, {'generator': params}, step)
-  return NeuralVocoder(workdir=str(workdir), config=config, step=restored_step,
-                       graphdef=graphdef,
-                       params=jax.tree.map(jnp.asarray, restored['generator']))
-
-
-def describe(vocoder) -> dict:
-  """The manifest entry of any `Vocoder`: a neural one names its run, else Griffin-Lim's settings."""
-  if isinstance(vocoder, NeuralVocoder):
-    return vocoder.describe()
-  if isinstance(vocoder, inversion.GriffinLimVocoder):
-    return {'kind': 'griffin_lim', 'iterations': vocoder.iterations,
-            'nnls_iterations': vocoder.nnls_iterations, 'momentum': vocoder.momentum,
-            'mel_refinement_iterations': vocoder.mel_refinement_iterations}
-  return {'kind': type(vocoder).__name__}
-
-
-def from_flag(vocoder_workdir: str | None, griffin_lim_iterations: int = 32):
-  """The vocoder a CLI uses: the run in `vocoder_workdir`, else Griffin-Lim."""
-  if vocoder_workdir:
-    return load(vocoder_workdir)
-  return inversion.GriffinLimVocoder(iterations=griffin_lim_iterations)
-

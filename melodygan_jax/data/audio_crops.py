@@ -19,12 +19,13 @@ import numpy as np
 import soundfile
 
 from melodygan_jax import atomic_files
+from melodygan_jax import errors
 from melodygan_jax.audio import contract
 from melodygan_jax.data import records
 from melodygan_jax.data import reference_clips
 
 
-class AudioCropsError(ValueError):
+class AudioCropsError(errors.UserError, ValueError):
   """A data set whose audio cannot be cropped; str() names the path and the problem."""
 
 

@@ -23,6 +23,7 @@ import ml_collections
 import numpy as np
 
 from melodygan_jax import atomic_files
+from melodygan_jax import errors
 from melodygan_jax.audio import contract
 from melodygan_jax.data import normalization as normalization_lib
 from melodygan_jax.data import records
@@ -30,7 +31,7 @@ from melodygan_jax.data import records
 _MAX_CYCLE_LENGTH = 16  # Shard files read at once by interleave.
 
 
-class DatasetError(ValueError):
+class DatasetError(errors.UserError, ValueError):
   """A data set that cannot be used; str() names the path and the problem."""
 
 

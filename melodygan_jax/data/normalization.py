@@ -10,6 +10,7 @@ import dataclasses
 
 import numpy as np
 
+from melodygan_jax import errors
 from melodygan_jax.audio import contract
 
 NORMALIZATION_FILENAME = 'normalization.json'
@@ -25,7 +26,7 @@ def denormalize_with(normalized, mean, std):
   return normalized * std + mean
 
 
-class NormalizationError(ValueError):
+class NormalizationError(errors.UserError, ValueError):
   """Statistics that cannot be used; str() names the source and the problem."""
 
 

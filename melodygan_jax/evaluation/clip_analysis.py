@@ -13,8 +13,8 @@ from melodygan_jax.audio import synthesis
 from melodygan_jax.evaluation import clip_plans
 from melodygan_jax.evaluation import embeddings as embeddings_lib
 from melodygan_jax.evaluation import reconstruction
-from melodygan_jax.generation import neural_vocoder
-from melodygan_jax.generation import pretrained
+from melodygan_jax.runs import loading
+
 
 EVALUATED_STEM = clip_plans.EVALUATED_STEM
 FEATURE_KINDS = ('musicnn', 'mfcc', 'encoder')
@@ -29,7 +29,7 @@ def mfcc_from_log_mel(log_mel: np.ndarray) -> np.ndarray:
 class ClipAnalyzer:
   """Audio clips -> musicnn embeddings, MFCC statistics and VQ-VAE encoder features."""
 
-  def __init__(self, vqvae: pretrained.LoadedVQVAE, embedder: embeddings_lib.Embedder,
+  def __init__(self, vqvae: loading.LoadedVQVAE, embedder: embeddings_lib.Embedder,
                batch_size: int, vocoder=None):
     self.vqvae = vqvae
     self.embedder = embedder
@@ -39,7 +39,7 @@ class ClipAnalyzer:
   @property
   def inversion_name(self) -> str:
     """The name of the set of true log-mels through the inversion alone."""
-    return 'vocoder' if isinstance(self.vocoder, neural_vocoder.NeuralVocoder) else 'griffin_lim'
+    return 'vocoder' if isinstance(self.vocoder, loading.NeuralVocoder) else 'griffin_lim'
 
   def log_mels(self, clips: np.ndarray) -> np.ndarray:
     """[batch, samples] -> [batch, frames, NUM_MELS] log-mel, frames a multiple of the stride."""

@@ -11,8 +11,8 @@ from melodygan_jax.data import input_pipeline
 from melodygan_jax.data import records
 from melodygan_jax.evaluation import clip_analysis
 from melodygan_jax.evaluation import intervals
-from melodygan_jax.generation import pretrained
 from melodygan_jax.models import quantizer as quantizer_lib
+from melodygan_jax.runs import loading
 
 
 def mel_cepstral_distortion(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -35,7 +35,7 @@ def segments(meta, data, split: str, batch_size: int = 16):
       yield batch['mel'][real], batch['stem'][real]
 
 
-def evaluate_vqvae(vqvae: pretrained.LoadedVQVAE, meta, data, *, max_segments: int | None,
+def evaluate_vqvae(vqvae: loading.LoadedVQVAE, meta, data, *, max_segments: int | None,
                    num_resamples: int, seed: int) -> dict:
   """Mel-domain reconstruction of whole held-out segments, and codebook use."""
   stems = list(data.stems)

@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from melodygan_jax import atomic_files
+from melodygan_jax import errors
 from melodygan_jax.audio import contract
 from melodygan_jax.data import input_pipeline
 from melodygan_jax.data import records
@@ -57,14 +58,15 @@ from melodygan_jax.evaluation import intervals
 from melodygan_jax.evaluation import latent_metrics
 from melodygan_jax.evaluation import memorization
 from melodygan_jax.evaluation import reconstruction
-from melodygan_jax.generation import neural_vocoder
-from melodygan_jax.generation import pretrained
 from melodygan_jax.generation import sample
+from melodygan_jax.runs import loading
+from melodygan_jax.runs import workdir as workdir_lib
+
 
 EVALUATED_STEM = clip_plans.EVALUATED_STEM
 
 
-class EvaluationError(ValueError):
+class EvaluationError(errors.UserError, ValueError):
   """Evaluation cannot run on these inputs (one line, names the fix)."""
 
 
@@ -103,7 +105,7 @@ def distances_to_reference(reference: np.ndarray, evaluated: np.ndarray, kind: s
               reference, evaluated, bandwidth=bandwidth, num_resamples=resamples, seed=seed))}
 
 
-def stream_codes(vqvae: pretrained.LoadedVQVAE, meta, data, split: str,
+def stream_codes(vqvae: loading.LoadedVQVAE, meta, data, split: str,
                  max_segments: int | None) -> np.ndarray:
   """The codes of a split's whole segments [n, steps, levels] (small: ints, not spectrograms)."""
   codes, count = [], 0
@@ -140,8 +142,8 @@ def real_clip_plans(meta, dataset_dir: str, clip_samples: int, options: Evaluati
   return [held_out[i] for i in half_a], [held_out[i] for i in half_b], training
 
 
-def evaluate_audio(vqvae: pretrained.LoadedVQVAE, meta, data, dataset_dir: str,
-                   generator: pretrained.LoadedGenerator | None,
+def evaluate_audio(vqvae: loading.LoadedVQVAE, meta, data, dataset_dir: str,
+                   generator: loading.LoadedGenerator | None,
                    options: EvaluationOptions, vocoder=None) -> dict:
   """Every audio set against half A; reconstruction scores; memorization."""
   clip_samples = int(round(options.clip_seconds * contract.SAMPLE_RATE_HZ))
@@ -190,7 +192,7 @@ def evaluate_audio(vqvae: pretrained.LoadedVQVAE, meta, data, dataset_dir: str,
   return metrics, code_sets
 
 
-def generate(generator: pretrained.LoadedGenerator, vqvae: pretrained.LoadedVQVAE,
+def generate(generator: loading.LoadedGenerator, vqvae: loading.LoadedVQVAE,
              num_clips: int, steps: int, options: EvaluationOptions) -> np.ndarray:
   """Codes [num_clips, steps], a fixed-size batch at a time (clip i from fold_in(seed, i))."""
   codes = []
@@ -216,7 +218,7 @@ def memorization_metrics(sets: clip_analysis.FeatureSets, names: list[str]) -> d
   return metrics
 
 
-def evaluate_codes(code_sets: dict, vqvae: pretrained.LoadedVQVAE, meta, data,
+def evaluate_codes(code_sets: dict, vqvae: loading.LoadedVQVAE, meta, data,
                    options: EvaluationOptions) -> dict:
   """Code statistics of every generated set against held-out codes, through `ngrams`."""
   held_out = stream_codes(vqvae, meta, data, records.VALIDATION_SPLIT, options.max_clips)
@@ -256,20 +258,20 @@ def evaluate(vqvae_workdir: str, data_dir: str, gan_workdir: str | None = None,
     Figure name -> float, int, or {'value', 'low', 'high'} for a figure with an interval.
 
   Raises:
-    EvaluationError, pretrained.WorkdirError, input_pipeline.DatasetError: one line.
+    EvaluationError, workdir_lib.WorkdirError, input_pipeline.DatasetError: one line.
   """
   if options.clip_seconds < embeddings_lib.PATCH_SECONDS:
     raise EvaluationError(f'--clip_seconds={options.clip_seconds:g} is shorter than one '
                           f'{embeddings_lib.PATCH_SECONDS:g} s musicnn patch')
   started = time.perf_counter()
-  vqvae = pretrained.load_vqvae(vqvae_workdir)
-  generator = pretrained.load_generator(gan_workdir) if gan_workdir else None
-  vocoder = neural_vocoder.load(options.vocoder_workdir) if options.vocoder_workdir else None
+  vqvae = loading.load_vqvae(vqvae_workdir)
+  generator = loading.load_generator(gan_workdir) if gan_workdir else None
+  vocoder = loading.load_vocoder(options.vocoder_workdir) if options.vocoder_workdir else None
   meta = input_pipeline.load_dataset_meta(data_dir)
   data = vqvae.config.data
   data.dataset_dir = data_dir
   if meta.segment_frames % vqvae.time_stride:
-    raise pretrained.WorkdirError(f'{data_dir}: segments of {meta.segment_frames} frames are '
+    raise workdir_lib.WorkdirError(f'{data_dir}: segments of {meta.segment_frames} frames are '
                                   f'not a multiple of the VQ-VAE stride {vqvae.time_stride}')
   input_pipeline.check_data_config(data, meta)
   if generator is not None and not np.array_equal(np.asarray(generator.vqvae.codebooks),
@@ -317,7 +319,7 @@ def main(argv):
                               vocoder_workdir=config.vocoder_workdir)
   try:
     metrics = evaluate(config.vqvae_workdir, config.data_dir, config.gan_workdir, options)
-  except (EvaluationError, pretrained.WorkdirError, input_pipeline.DatasetError) as e:
+  except (EvaluationError, workdir_lib.WorkdirError, input_pipeline.DatasetError) as e:
     sys.exit(f'evaluate: {e}')
   atomic_files.write_json(config.output, metrics)
   width = max(len(name) for name in metrics)

@@ -210,7 +210,7 @@ def continue_codes(generator, codes: np.ndarray, key: jax.Array, global_noise: n
 def project_prompt(generator, prompt: Prompt, key: jax.Array, style: np.ndarray, steps: int):
   """`continue_prompt` for an unconditional generator, by projection.
 
-  `generator` is a pretrained.LoadedGenerator; `style` the prompt's
+  `generator` is a loading.LoadedGenerator; `style` the prompt's
   (style.style_of_codes of its codes), held through the fit.
 
   The generator's first window is fitted to the prompt's last codes (its

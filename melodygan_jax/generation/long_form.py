@@ -143,7 +143,7 @@ def plan_windows(output_steps: int, window_steps: int, loop: bool = False,
 
 
 def plan_for(generator, steps: int, loop: bool = False) -> WindowPlan:
-  """The windows of a sample of `steps` codes from a pretrained.LoadedGenerator."""
+  """The windows of a sample of `steps` codes from a loading.LoadedGenerator."""
   return plan_windows(steps, generator.window_steps, loop, generator.context_steps)
 
 

@@ -29,8 +29,8 @@ from melodygan_jax.audio import contract
 from melodygan_jax.audio import loudness
 from melodygan_jax.audio import spectral_metrics
 from melodygan_jax.audio import synthesis
-from melodygan_jax.generation import neural_vocoder
-from melodygan_jax.generation import pretrained
+from melodygan_jax.runs import loading
+from melodygan_jax.runs import workdir as workdir_lib
 
 
 def prepare_input(path: str) -> np.ndarray:
@@ -43,7 +43,7 @@ def prepare_input(path: str) -> np.ndarray:
     return samples
 
 
-def reconstruct_normalized(vqvae: pretrained.LoadedVQVAE, normalized: np.ndarray,
+def reconstruct_normalized(vqvae: loading.LoadedVQVAE, normalized: np.ndarray,
                            chunk_frames: int, overlap_frames: int) -> np.ndarray:
   """[frames, mels] normalized log-mel -> its VQ-VAE reconstruction, chunk by chunk.
 
@@ -81,15 +81,15 @@ def reconstruct_file(workdir: str | None, input_path: str, output_path: str, ste
   """
   if not workdir and not vocoder_workdir:
     raise ValueError('give --workdir (a VQ-VAE run), --vocoder_workdir (a vocoder run) or both')
-  vocoder = neural_vocoder.from_flag(vocoder_workdir, iterations)
+  vocoder = loading.vocoder_from_flag(vocoder_workdir, iterations)
   samples = prepare_input(input_path)
   log_mel = contract.log_mel(samples)
   metrics = {'input': input_path, 'output': output_path,
              'seconds': len(samples) / contract.SAMPLE_RATE_HZ,
-             'vocoder': neural_vocoder.describe(vocoder)}
+             'vocoder': loading.describe_vocoder(vocoder)}
   recon_log_mel = log_mel
   if workdir:
-    vqvae = pretrained.load_vqvae(workdir)
+    vqvae = loading.load_vqvae(workdir)
     normalized = vqvae.normalize(log_mel, stem)
     recon_log_mel = vqvae.denormalize(
         reconstruct_normalized(vqvae, normalized, chunk_frames, overlap_frames), stem)
@@ -113,7 +113,7 @@ def main(argv):
     metrics = reconstruct_file(config.workdir, config.input, config.output, config.stem,
                                config.chunk_frames, config.overlap_frames, config.iterations,
                                config.vocoder_workdir)
-  except (pretrained.WorkdirError, audio_io.AudioReadError, ValueError) as e:
+  except (workdir_lib.WorkdirError, audio_io.AudioReadError, ValueError) as e:
     sys.exit(f'reconstruct: {config.input}: {e}' if isinstance(e, audio_io.AudioReadError)
              else f'reconstruct: {e}')
   except FileNotFoundError:

@@ -49,14 +49,14 @@ from melodygan_jax.data import reference_clips
 from melodygan_jax.generation import continuation
 from melodygan_jax.generation import listening_page
 from melodygan_jax.generation import long_form
-from melodygan_jax.generation import neural_vocoder
-from melodygan_jax.generation import pretrained
 from melodygan_jax.generation import style as style_lib
 from melodygan_jax.generation import user_audio
 from melodygan_jax.models import gan as gan_models
+from melodygan_jax.runs import loading
+from melodygan_jax.runs import workdir as workdir_lib
 
 
-def sample_keys_and_noise(generator: pretrained.LoadedGenerator, seed: int, indices,
+def sample_keys_and_noise(generator: loading.LoadedGenerator, seed: int, indices,
                           interpolate=None, num_samples: int | None = None):
   """Per-sample keys and global noise; interpolation slerps the global noise.
 
@@ -93,7 +93,7 @@ def steps_for_seconds(seconds: float, time_stride: int) -> int:
   return max(1, math.ceil(frames / time_stride))
 
 
-def write_references(vqvae: pretrained.LoadedVQVAE, output: pathlib.Path, stem: str,
+def write_references(vqvae: loading.LoadedVQVAE, output: pathlib.Path, stem: str,
                      num_references: int, seed: int, vocoder=None) -> list[dict]:
   """Held-out real clips of the run's data set and their codec reconstructions.
 
@@ -162,12 +162,11 @@ def vocoder_line(entry: dict) -> str:
   return f'vocoder: Griffin-Lim ({entry.get("iterations", 32)} iterations)'
 
 
-
 LOOP_MARGIN_STEPS = 32  # Codes of wrap-around decoded on each side of a loop...
 LOOP_CROSSFADE_SAMPLES = 1024  # ...and the audio cross-fade at its wrap (46 ms).
 
 
-def generate_codes(generator: pretrained.LoadedGenerator, codebooks, keys, global_noise,
+def generate_codes(generator: loading.LoadedGenerator, codebooks, keys, global_noise,
                    steps: int, loop: bool = False) -> jax.Array:
   """Codes [batch, steps, levels] in the generator's windows (sample i from keys[i])."""
   plan = long_form.plan_for(generator, steps, loop)
@@ -175,7 +174,7 @@ def generate_codes(generator: pretrained.LoadedGenerator, codebooks, keys, globa
                                   global_noise, plan, generator.temperature)
 
 
-def render_loop(vqvae: pretrained.LoadedVQVAE, codes: np.ndarray, stem: str, seed: int,
+def render_loop(vqvae: loading.LoadedVQVAE, codes: np.ndarray, stem: str, seed: int,
                 indices, vocoder=None) -> tuple[np.ndarray, list[np.ndarray]]:
   """Loops: codes [batch, steps, levels] -> (log-mel of one period, seamless clips).
 
@@ -230,8 +229,8 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
     user_audio.AudioInputError: an unusable --prompt or --style_from, one line.
   """
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-  generator = pretrained.load_generator(workdir)
-  vocoder = neural_vocoder.from_flag(vocoder_workdir)
+  generator = loading.load_generator(workdir)
+  vocoder = loading.vocoder_from_flag(vocoder_workdir)
   vqvae = generator.vqvae
   stem = generator.config.data.stems[0]
   code_samples = vqvae.time_stride * contract.HOP_LENGTH
@@ -306,7 +305,7 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
       'gan_workdir': os.path.abspath(workdir), 'gan_step': generator.step,
       'vqvae_workdir': os.path.abspath(vqvae.workdir), 'vqvae_step': vqvae.step,
       'stem': stem, 'sample_rate_hz': contract.SAMPLE_RATE_HZ,
-      'vocoder': neural_vocoder.describe(vocoder), 'samples': samples,
+      'vocoder': loading.describe_vocoder(vocoder), 'samples': samples,
       'references': write_references(vqvae, output, stem, num_references, seed, vocoder),
   }
   atomic_files.write_json(output / 'manifest.json', manifest)
@@ -366,7 +365,7 @@ def main(argv):
   arguments = parse_flags(config)
   try:
     manifest = sample(config.workdir, config.output_dir, **arguments)
-  except (pretrained.WorkdirError, user_audio.AudioInputError) as e:
+  except (workdir_lib.WorkdirError, user_audio.AudioInputError) as e:
     sys.exit(f'sample: {e}')
   print(f'{len(manifest["samples"])} samples in {config.output_dir}; listen: '
         f'{os.path.abspath(os.path.join(config.output_dir, "index.html"))}')

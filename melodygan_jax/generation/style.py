@@ -21,7 +21,7 @@ MAX_STYLE_WINDOWS = 8  # Windows of a clip the style is fitted to.
 def find_style(generator, path: str, seed: int) -> np.ndarray:
   """The global noise [noise_dim] that best generates the clip at `path` (its style).
 
-  `generator` is a pretrained.LoadedGenerator; the fit starts from noise of
+  `generator` is a loading.LoadedGenerator; the fit starts from noise of
   `seed`, so the same seed finds the same style.
   """
   vqvae = generator.vqvae

@@ -4,12 +4,13 @@ Shared by continuation (`--prompt`) and style (`--style_from`).
 """
 import numpy as np
 
+from melodygan_jax import errors
 from melodygan_jax.audio import audio_io
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import loudness
 
 
-class AudioInputError(ValueError):
+class AudioInputError(errors.UserError, ValueError):
   """A user's file that cannot be used; str() is one line naming the flag."""
 
 

@@ -18,15 +18,16 @@ import jax
 import numpy as np
 
 from melodygan_jax import atomic_files
+from melodygan_jax.runs import workdir as workdir_lib
 
-LATENTS_FILENAME = 'latents.npz'
+
 # 2: codes of runs of adjacent segments, flat with run offsets. A cache without
 # the key (1) holds [segments, steps, levels] codes and is encoded again.
 CACHE_VERSION = 2
 _SPLITS = ('train', 'validation')
 
 
-class LatentCacheError(ValueError):
+class LatentCacheError(workdir_lib.WorkdirError):
   """A cache that does not belong to this run; str() names both sources."""
 
 
@@ -150,7 +151,7 @@ def load_or_encode_latents(workdir: str, source: dict,
     LatentCacheError: the cache was made from another VQ-VAE or data set than
       the one configured (resuming would mix two codebooks).
   """
-  path = atomic_files.as_path(workdir) / LATENTS_FILENAME
+  path = workdir_lib.path(workdir, workdir_lib.LATENTS_FILENAME)
   source_path = path.with_suffix('.json')
   if path.exists() and source_path.exists():
     cached_source = atomic_files.read_json(source_path)

@@ -1,117 +1,33 @@
-"""Loading finished runs from their workdirs, for inference.
+"""Loading finished runs from their workdirs, for use: a VQ-VAE, a GAN, a vocoder.
 
 Only what inference needs is restored from a checkpoint: the VQ-VAE's
-parameters and codebook, the GAN's EMA generator. No optimizer is built and no
-training code is imported. A workdir is self-contained: its config.json, its
-normalization.json (the data set's statistics, copied at the start of
-training) and its checkpoints; a GAN workdir also holds a copy of the VQ-VAE it
-was trained on (WORKDIR/vqvae), so a copied workdir samples anywhere.
+parameters and codebook, the GAN's EMA generator, the vocoder's generator. No
+optimizer is built and no training code is imported; the trainers load the
+runs they build on (a GAN's VQ-VAE, a vocoder to fine-tune) through here too.
+What a workdir holds is in runs/workdir.py.
 """
 import dataclasses
 import functools
-import os
 
 import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 from flax import nnx
 from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec
 
-from melodygan_jax import atomic_files
 from melodygan_jax.audio import contract
+from melodygan_jax.audio import inversion
+from melodygan_jax.audio import neural_vocoder
 from melodygan_jax.data import normalization as normalization_lib
 from melodygan_jax.models import gan as gan_models
 from melodygan_jax.models import quantizer as quantizer_lib
 from melodygan_jax.models import vqvae as vqvae_models
-
-CHECKPOINTS_DIRNAME = 'checkpoints'
-VQVAE_COPY_DIRNAME = 'vqvae'  # In a GAN workdir: the VQ-VAE it was trained on.
-
-
-class WorkdirError(ValueError):
-  """A workdir that cannot be used; str() names the path and the problem."""
-
-
-def read_config(workdir: str, expected_trainer: str) -> ml_collections.ConfigDict:
-  """WORKDIR/config.json as a ConfigDict, checked to be of `expected_trainer`."""
-  path = atomic_files.as_path(workdir or '.') / 'config.json'
-  if not workdir or not path.exists():
-    raise WorkdirError(f'{workdir!r} is not a {expected_trainer} workdir: {path} is missing '
-                       f'(train it first with configs/{expected_trainer}.py)')
-  config = ml_collections.ConfigDict(atomic_files.read_json(path))
-  if config.get('trainer') != expected_trainer:
-    raise WorkdirError(f'{workdir} holds a {config.get("trainer")!r} run, not a '
-                       f'{expected_trainer} run')
-  return config
-
-
-def latest_step(workdir: str) -> int | None:
-  folder = atomic_files.as_path(workdir) / CHECKPOINTS_DIRNAME
-  steps = [int(p.name) for p in folder.glob('*') if p.name.isdigit()] if folder.exists() else []
-  return max(steps) if steps else None
-
-
-def restore_subtrees(workdir: str, abstract: dict, step: int | None = None,
-                     mesh: Mesh | None = None) -> tuple[dict, int]:
-  """Restores only the named top-level entries of a run's train-state checkpoint.
-
-  Args:
-    workdir: a finished run.
-    abstract: {name: pytree of arrays or ShapeDtypeStructs}, e.g. {'params': ...}.
-    step: default: the latest.
-    mesh: restore every array replicated over this mesh (each process reads
-      its own devices' copies: the way onto other hosts' devices); default:
-      where the arrays of `abstract` are.
-
-  Returns:
-    (the restored entries, the step).
-
-  Raises:
-    WorkdirError: no checkpoint, or one whose arrays do not match.
-  """
-  step = latest_step(workdir) if step is None else step
-  if step is None:
-    raise WorkdirError(f'{workdir}: no checkpoint in {os.path.join(workdir, CHECKPOINTS_DIRNAME)}')
-  directory = atomic_files.as_path(workdir) / CHECKPOINTS_DIRNAME
-  # Where each array goes is given, not read from the checkpoint: inference runs
-  # on whatever devices this machine has, not the ones the run was saved from.
-  replicated = None if mesh is None else NamedSharding(mesh, PartitionSpec())
-  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
-      x.shape, x.dtype, sharding=replicated or x.sharding), abstract)
-  try:
-    with ocp.CheckpointManager(directory) as manager:
-      # restore_args carry the target shardings; without them Orbax places
-      # arrays as they were saved, on devices this machine may not have.
-      restored = manager.restore(step, args=ocp.args.PyTreeRestore(
-          item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-          partial_restore=True))
-  except (ValueError, KeyError, FileNotFoundError) as e:
-    raise WorkdirError(f'{workdir}: its checkpoint does not match its config.json '
-                       f'({" ".join(str(e).split())[:200]})') from e
-  return restored, int(step)
-
-
-def read_normalization(workdir: str) -> normalization_lib.Normalization:
-  """WORKDIR/normalization.json, checked to be of this code's feature version.
-
-  Raises:
-    WorkdirError: the file is missing (a run from before workdirs kept it,
-      hence of feature version 1) or of another feature version.
-  """
-  path = atomic_files.as_path(workdir) / normalization_lib.NORMALIZATION_FILENAME
-  if not path.exists():
-    stats = {'feature_version': 1}  # Runs that predate the file all had version 1.
-  else:
-    stats = atomic_files.read_json(path)
-  try:
-    return normalization_lib.Normalization.from_stats(stats, str(path))
-  except normalization_lib.NormalizationError as e:
-    raise WorkdirError(str(e)) from e
+from melodygan_jax.runs import checkpoints
+from melodygan_jax.runs import workdir as workdir_lib
 
 
 @flax.struct.dataclass
@@ -219,13 +135,6 @@ class LoadedVQVAE:
     return self.denormalize(np.asarray(normalized), stem)
 
 
-def _check_ready(workdir: str, trainer: str) -> ml_collections.ConfigDict:
-  config = read_config(workdir, trainer)
-  if latest_step(workdir) is None:
-    raise WorkdirError(f'{workdir}: no checkpoint in {os.path.join(workdir, CHECKPOINTS_DIRNAME)}')
-  return config
-
-
 def load_vqvae(workdir: str, step: int | None = None, mesh: Mesh | None = None) -> LoadedVQVAE:
   """Restores a VQ-VAE run's parameters and codebook (latest checkpoint unless `step`).
 
@@ -239,11 +148,11 @@ def load_vqvae(workdir: str, step: int | None = None, mesh: Mesh | None = None) 
     WorkdirError: not a VQ-VAE workdir, no checkpoint, weights that do not
       match its config, or features of another version.
   """
-  config = _check_ready(workdir, 'vqvae')
-  normalization = read_normalization(workdir)
+  config = workdir_lib.check_ready(workdir, 'vqvae')
+  normalization = workdir_lib.read_normalization(workdir)
   model = vqvae_models.from_config(config.model, rngs=nnx.Rngs(0), num_mels=contract.NUM_MELS)
   graphdef, params, codebook = nnx.split(model, nnx.Param, quantizer_lib.CodebookVariable)
-  restored, restored_step = restore_subtrees(
+  restored, restored_step = checkpoints.restore(
       workdir, {'params': params, 'codebook': codebook}, step, mesh)
   place = jnp.asarray if mesh is None else lambda x: x  # Orbax placed them on the mesh.
   state = VQVAEWeights(params=jax.tree.map(place, restored['params']),
@@ -281,26 +190,96 @@ class LoadedGenerator:
     return gan_models.receptive_field(self.config.model.generator_dilations) // 2
 
 
-def gan_vqvae_workdir(workdir: str, config) -> str:
-  """The GAN's own copy of its VQ-VAE, or (older runs) the one its config names."""
-  copy = atomic_files.as_path(workdir) / VQVAE_COPY_DIRNAME
-  return os.fspath(copy) if (copy / 'config.json').exists() else config.vqvae_workdir
-
-
 def load_generator(workdir: str) -> LoadedGenerator:
   """Restores a GAN run's EMA generator and its VQ-VAE.
 
   Raises:
     WorkdirError: missing or mismatched workdirs, one line.
   """
-  config = _check_ready(workdir, 'gan')
-  vqvae = load_vqvae(gan_vqvae_workdir(workdir, config))
+  config = workdir_lib.check_ready(workdir, 'gan')
+  vqvae = load_vqvae(workdir_lib.gan_vqvae_workdir(workdir, config))
   num_levels, codebook_size, codebook_dim = np.asarray(vqvae.codebooks).shape
   generator = gan_models.generator_from_config(
       config.model, num_levels=num_levels, codebook_size=codebook_size,
       codebook_dim=codebook_dim, seed=0)
   graphdef, params = nnx.split(generator)
-  restored, step = restore_subtrees(workdir, {'generator_ema': params})
+  restored, step = checkpoints.restore(workdir, {'generator_ema': params})
   return LoadedGenerator(config=config, vqvae=vqvae, graphdef=graphdef,
                          params=jax.device_get(restored['generator_ema']), step=step,
                          workdir=workdir)
+
+
+@dataclasses.dataclass
+class NeuralVocoder:
+  """A vocoder run's generator, as a `Vocoder` (inversion.Vocoder protocol)."""
+  workdir: str
+  config: ml_collections.ConfigDict
+  step: int
+  graphdef: nnx.GraphDef
+  params: nnx.State
+
+  def __call__(self, log_mel: jax.Array, rngs: jax.Array) -> jax.Array:
+    """[batch, frames, NUM_MELS] -> [batch, (frames - 1) * HOP_LENGTH]; `rngs` (one key
+    per clip) seed the phase prior's Griffin-Lim where the model has one."""
+    return self._jit_synthesize(self.params, jnp.asarray(log_mel, jnp.float32), rngs)
+
+  @functools.cached_property
+  def _jit_synthesize(self):
+    iterations = self.config.model.get('phase_prior_iterations', 0)
+    return jax.jit(lambda params, log_mel, rngs: neural_vocoder.synthesize(
+        nnx.merge(self.graphdef, params), log_mel, rngs, iterations,
+        self.mel_refinement_iterations))
+
+  @property
+  def mel_refinement_iterations(self) -> int:
+    return self.config.model.get('mel_refinement_iterations', 0)  # 0 in runs from before it.
+
+  def describe(self) -> dict:
+    """What a manifest records about the vocoder used."""
+    return {'kind': 'neural', 'workdir': self.workdir, 'step': self.step,
+            'variant': self.config.model.variant,
+            'mel_refinement_iterations': self.mel_refinement_iterations}
+
+
+def load_vocoder(workdir: str, step: int | None = None,
+         mel_refinement_iterations: int | None = None) -> NeuralVocoder:
+  """Restores a vocoder run's generator (latest checkpoint unless `step`).
+
+  `mel_refinement_iterations` replaces the run's own setting (None keeps it).
+
+  Raises:
+    workdir_lib.WorkdirError: not a vocoder workdir, no checkpoint, other mel
+      settings, or weights that do not match its config.
+  """
+  config = workdir_lib.read_config(workdir, 'vocoder')
+  workdir_lib.check_features(workdir)
+  # Inference computes in float32 wherever the run trained: the model is small, and
+  # bfloat16's 8-bit mantissa would add its own noise to the phase.
+  config.model.dtype = 'float32'
+  if mel_refinement_iterations is not None:
+    with config.unlocked():
+      config.model.mel_refinement_iterations = mel_refinement_iterations
+  graphdef, params = nnx.split(neural_vocoder.build_generator(config.model))
+  restored, restored_step = checkpoints.restore(workdir, {'generator': params}, step)
+  return NeuralVocoder(workdir=str(workdir), config=config, step=restored_step,
+                       graphdef=graphdef,
+                       params=jax.tree.map(jnp.asarray, restored['generator']))
+
+
+def describe_vocoder(vocoder) -> dict:
+  """The manifest entry of any `Vocoder`: a neural one names its run, else Griffin-Lim's settings."""
+  if isinstance(vocoder, NeuralVocoder):
+    return vocoder.describe()
+  if isinstance(vocoder, inversion.GriffinLimVocoder):
+    return {'kind': 'griffin_lim', 'iterations': vocoder.iterations,
+            'nnls_iterations': vocoder.nnls_iterations, 'momentum': vocoder.momentum,
+            'mel_refinement_iterations': vocoder.mel_refinement_iterations}
+  return {'kind': type(vocoder).__name__}
+
+
+def vocoder_from_flag(vocoder_workdir: str | None, griffin_lim_iterations: int = 32):
+  """The vocoder a CLI uses: the run in `vocoder_workdir`, else Griffin-Lim."""
+  if vocoder_workdir:
+    return load_vocoder(vocoder_workdir)
+  return inversion.GriffinLimVocoder(iterations=griffin_lim_iterations)
+

@@ -1,14 +1,22 @@
-"""The files a run keeps in its workdir besides checkpoints and summaries.
+"""What a run folder (a training --workdir) holds, and the files every run writes and checks.
 
-config.json is the run's resolved config, written once, when the run starts;
-paths in it are absolute, so the workdir can be read from anywhere. A resumed
-run must be the same experiment: it may change only the fields in
-`RESUMABLE_FIELDS` (how long and how often) and the `sweep` section, and each such change is
-recorded as config.resumed.N.json with the difference printed. Any other
-changed field is refused with one line.
+  WORKDIR/
+    config.json               the resolved config, written when the run starts; paths absolute
+    config.resumed.N.json     each resume that changed a resumable field
+    normalization.json        the data set's statistics and feature version
+    checkpoints/STEP/         Orbax checkpoints (runs/checkpoints.py)
+    metrics.jsonl             one JSON row per logged step (TensorBoard events beside it)
+    vqvae/                    a GAN's copy of its VQ-VAE: config, normalization, one checkpoint
+    latents.npz, latents.json a GAN's codes of the data set and where they came from
+    features.json             a vocoder's mel settings
 
-normalization.json holds the data set's statistics and feature version, so the
-run samples and reconstructs without the data set.
+A finished workdir is self-contained: sampling and reconstruction read only
+these files, so it can be copied anywhere without the data set.
+
+A resumed run must be the same experiment: it may change only the fields in
+`RESUMABLE_FIELDS` (how long and how often) and the `sweep` section, and each
+such change is recorded as config.resumed.N.json with the difference printed.
+Any other changed field is refused with one line.
 """
 import json
 import os
@@ -18,16 +26,85 @@ import jax
 import ml_collections
 
 from melodygan_jax import atomic_files
+from melodygan_jax import errors
+from melodygan_jax.audio import contract
 from melodygan_jax.data import normalization as normalization_lib
-from melodygan_jax.generation import pretrained
-from melodygan_jax.training import config_checks
+
 
 CONFIG_FILENAME = 'config.json'
+NORMALIZATION_FILENAME = normalization_lib.NORMALIZATION_FILENAME
+CHECKPOINTS_DIRNAME = 'checkpoints'
+METRICS_FILENAME = 'metrics.jsonl'
+VQVAE_COPY_DIRNAME = 'vqvae'  # In a GAN workdir: the VQ-VAE it was trained on.
+LATENTS_FILENAME = 'latents.npz'  # In a GAN workdir, with latents.json beside it.
+FEATURES_FILENAME = 'features.json'  # In a vocoder workdir.
+
 RESUMABLE_FIELDS = (
     'train.num_steps', 'train.log_every_steps', 'train.eval_every_steps',
     'train.checkpoint_every_steps', 'train.keep_checkpoints', 'train.num_summary_examples',
 )
 PATH_FIELDS = ('data.dataset_dir', 'vqvae_workdir', 'init_vocoder_workdir')
+
+
+class WorkdirError(errors.UserError, ValueError):
+  """A workdir that cannot be used; str() names the path and the problem."""
+
+
+def path(workdir: str, *names: str):
+  """WORKDIR/NAME/...: an etils path, local or on cloud storage."""
+  return atomic_files.as_path(workdir).joinpath(*names)
+
+
+def read_config(workdir: str, expected_trainer: str) -> ml_collections.ConfigDict:
+  """WORKDIR/config.json as a ConfigDict, checked to be of `expected_trainer`."""
+  config_path = atomic_files.as_path(workdir or '.') / CONFIG_FILENAME
+  if not workdir or not config_path.exists():
+    raise WorkdirError(f'{workdir!r} is not a {expected_trainer} workdir: {config_path} is '
+                       f'missing (train it first with configs/{expected_trainer}.py)')
+  config = ml_collections.ConfigDict(atomic_files.read_json(config_path))
+  if config.get('trainer') != expected_trainer:
+    raise WorkdirError(f'{workdir} holds a {config.get("trainer")!r} run, not a '
+                       f'{expected_trainer} run')
+  return config
+
+
+def latest_step(workdir: str) -> int | None:
+  """The step of the newest finished checkpoint, None when there is none."""
+  folder = path(workdir, CHECKPOINTS_DIRNAME)
+  steps = [int(p.name) for p in folder.glob('*') if p.name.isdigit()] if folder.exists() else []
+  return max(steps) if steps else None
+
+
+def check_ready(workdir: str, trainer: str) -> ml_collections.ConfigDict:
+  """The config of a finished `trainer` run that has a checkpoint to load."""
+  config = read_config(workdir, trainer)
+  if latest_step(workdir) is None:
+    raise WorkdirError(f'{workdir}: no checkpoint in {os.path.join(workdir, CHECKPOINTS_DIRNAME)}')
+  return config
+
+
+def read_normalization(workdir: str) -> normalization_lib.Normalization:
+  """WORKDIR/normalization.json, checked to be of this code's feature version.
+
+  Raises:
+    WorkdirError: the file is missing (a run from before workdirs kept it,
+      hence of feature version 1) or of another feature version.
+  """
+  stats_path = path(workdir, NORMALIZATION_FILENAME)
+  if not stats_path.exists():
+    stats = {'feature_version': 1}  # Runs that predate the file all had version 1.
+  else:
+    stats = atomic_files.read_json(stats_path)
+  try:
+    return normalization_lib.Normalization.from_stats(stats, str(stats_path))
+  except normalization_lib.NormalizationError as e:
+    raise WorkdirError(str(e)) from e
+
+
+def write_normalization(workdir: str, normalization: normalization_lib.Normalization) -> None:
+  """WORKDIR/normalization.json: the statistics sampling and reconstruction need."""
+  if jax.process_index() == 0:
+    atomic_files.write_json(path(workdir, NORMALIZATION_FILENAME), normalization.to_json())
 
 
 def absolute_paths(config: ml_collections.ConfigDict) -> None:
@@ -62,21 +139,21 @@ def write_or_check_config(config: ml_collections.ConfigDict, workdir: str) -> No
   """Writes WORKDIR/config.json for a new run; checks a resumed run against it.
 
   Raises:
-    config_checks.ConfigError: a resumed run changes a field outside
-      RESUMABLE_FIELDS, or its checkpoints hold another feature version's model.
+    errors.ConfigError: a resumed run changes a field outside RESUMABLE_FIELDS, or
+      its checkpoints hold another feature version's model.
   """
-  path = atomic_files.as_path(workdir) / CONFIG_FILENAME
+  config_path = path(workdir, CONFIG_FILENAME)
   resolved = json.loads(config.to_json())
-  resuming = path.exists() and pretrained.latest_step(workdir) is not None
+  resuming = config_path.exists() and latest_step(workdir) is not None
   if not resuming:
     if jax.process_index() == 0:
-      atomic_files.write_json(path, resolved)
+      atomic_files.write_json(config_path, resolved)
     return
   try:  # Checkpoints of other features would restore into the wrong shapes, or worse, fit.
-    pretrained.read_normalization(workdir)
-  except pretrained.WorkdirError as e:
-    raise config_checks.ConfigError(f'{e} (in a new --workdir)') from e
-  changes = config_changes(atomic_files.read_json(path), resolved)
+    read_normalization(workdir)
+  except WorkdirError as e:
+    raise errors.ConfigError(f'{e} (in a new --workdir)') from e
+  changes = config_changes(atomic_files.read_json(config_path), resolved)
   # The sweep section says how to search, not what to train.
   refused = [field for field in changes
              if field not in RESUMABLE_FIELDS and not field.startswith('sweep.')]
@@ -84,13 +161,13 @@ def write_or_check_config(config: ml_collections.ConfigDict, workdir: str) -> No
     field = refused[0]
     old, new = changes[field]
     more = f' (and {len(refused) - 1} more)' if len(refused) > 1 else ''
-    raise config_checks.ConfigError(
+    raise errors.ConfigError(
         f'config.{field}={new!r}: this workdir was started with {old!r}{more}; a resumed run '
         f'keeps its config (only {", ".join(RESUMABLE_FIELDS)} may change): use a new '
         '--workdir for a new experiment')
   if changes and jax.process_index() == 0:
-    number = 1 + len(list(path.parent.glob('config.resumed.*.json')))
-    atomic_files.write_json(path.parent / f'config.resumed.{number}.json', resolved)
+    number = 1 + len(list(config_path.parent.glob('config.resumed.*.json')))
+    atomic_files.write_json(config_path.parent / f'config.resumed.{number}.json', resolved)
     for field, (old, new) in changes.items():
       logging.warning('resumed with config.%s changed: %r -> %r', field, old, new)
     print(f'resumed with {len(changes)} changed field(s): ' + ', '.join(
@@ -98,26 +175,28 @@ def write_or_check_config(config: ml_collections.ConfigDict, workdir: str) -> No
         + f' (recorded in config.resumed.{number}.json)')
 
 
-def write_normalization(workdir: str, normalization: normalization_lib.Normalization) -> None:
-  """WORKDIR/normalization.json: the statistics sampling and reconstruction need."""
-  if jax.process_index() == 0:
-    atomic_files.write_json(atomic_files.as_path(workdir) / normalization_lib.NORMALIZATION_FILENAME,
-                            normalization.to_json())
+def gan_vqvae_workdir(workdir: str, config) -> str:
+  """The GAN's own copy of its VQ-VAE, or (older runs) the one its config names."""
+  copy = path(workdir, VQVAE_COPY_DIRNAME)
+  return os.fspath(copy) if (copy / CONFIG_FILENAME).exists() else config.vqvae_workdir
 
 
-def copy_vqvae(vqvae: pretrained.LoadedVQVAE, workdir: str) -> None:
+def copy_vqvae(vqvae, workdir: str) -> None:
   """GAN_WORKDIR/vqvae: the VQ-VAE's config, normalization and the checkpoint used.
 
   With it the GAN workdir decodes its samples wherever it is copied to.
+
+  Args:
+    vqvae: the loading.LoadedVQVAE the GAN trains on.
+    workdir: the GAN run.
   """
   if jax.process_index() != 0:
     return
-  target = atomic_files.as_path(workdir) / pretrained.VQVAE_COPY_DIRNAME
-  step_dir = target / pretrained.CHECKPOINTS_DIRNAME / str(vqvae.step)
+  target = path(workdir, VQVAE_COPY_DIRNAME)
+  step_dir = target / CHECKPOINTS_DIRNAME / str(vqvae.step)
   if step_dir.exists():
     return
-  source_step_dir = (atomic_files.as_path(vqvae.workdir) / pretrained.CHECKPOINTS_DIRNAME
-                     / str(vqvae.step))
+  source_step_dir = path(vqvae.workdir, CHECKPOINTS_DIRNAME, str(vqvae.step))
   tmp_dir = step_dir.with_name(f'.{step_dir.name}.tmp-{os.getpid()}')
   if tmp_dir.exists():
     tmp_dir.rmtree()
@@ -125,3 +204,37 @@ def copy_vqvae(vqvae: pretrained.LoadedVQVAE, workdir: str) -> None:
   tmp_dir.rename(step_dir)  # A copy cut short never looks finished.
   write_normalization(str(target), vqvae.normalization)
   atomic_files.write_json(target / CONFIG_FILENAME, vqvae.config.to_dict())
+
+
+def write_features(workdir: str) -> None:
+  """WORKDIR/features.json: the mel settings a vocoder run is trained on."""
+  if jax.process_index() == 0:
+    atomic_files.write_json(path(workdir, FEATURES_FILENAME), contract.feature_settings())
+
+
+def check_features(workdir: str) -> None:
+  """Refuses a vocoder workdir whose mel settings are not this code's.
+
+  Raises:
+    WorkdirError: features.json missing or different (one line).
+  """
+  features_path = path(workdir, FEATURES_FILENAME)
+  if not features_path.exists():
+    raise WorkdirError(f'{workdir}: no {FEATURES_FILENAME}, so its mel settings '
+                       'are unknown; retrain the vocoder in a new --workdir')
+  recorded = atomic_files.read_json(features_path)
+  expected = contract.feature_settings()
+  changed = [f'{name} {recorded.get(name)!r} (now {value!r})'
+             for name, value in expected.items() if recorded.get(name) != value]
+  if changed:
+    raise WorkdirError(
+        f'{workdir}: trained on other mel settings: {", ".join(changed)}; this code computes '
+        f'{contract.FEATURE_DESCRIPTION}: retrain the vocoder in a new --workdir')
+
+
+def read_metrics(workdir: str) -> list[dict]:
+  """All rows of WORKDIR/metrics.jsonl, in order."""
+  metrics_path = path(workdir, METRICS_FILENAME)
+  if not metrics_path.exists():
+    return []
+  return [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]

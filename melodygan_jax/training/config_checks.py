@@ -1,19 +1,17 @@
 """Config validation that runs before anything compiles.
 
-Every failure is a `ConfigError` whose message is one line naming the field
+Every failure is an `errors.ConfigError` whose message is one line naming the field
 (or path) and what is wrong with it.
 """
 import jax
 import ml_collections
 
-
-class ConfigError(ValueError):
-  """A config that cannot run; str() names the field and the problem."""
+from melodygan_jax import errors
 
 
 def require(condition: bool, field: str, value, problem: str) -> None:
   if not condition:
-    raise ConfigError(f'{field}={value!r}: {problem}')
+    raise errors.ConfigError(f'{field}={value!r}: {problem}')
 
 
 def check_positive(section: ml_collections.ConfigDict, prefix: str, names) -> None:

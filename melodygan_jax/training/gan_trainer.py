@@ -23,19 +23,19 @@ from melodygan_jax.audio import contract
 from melodygan_jax.audio import spectrogram_image
 from melodygan_jax.audio import synthesis
 from melodygan_jax.data import input_pipeline
-from melodygan_jax.data import latent_cache
 from melodygan_jax.evaluation import latent_metrics
-from melodygan_jax.generation import pretrained
 from melodygan_jax.models import gan as gan_models
 from melodygan_jax.models import residual_quantizer
+from melodygan_jax.runs import latent_cache
+from melodygan_jax.runs import loading
+from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import context_masking
-from melodygan_jax.training import gan_losses
 from melodygan_jax.training import latent_encoding
 from melodygan_jax.training import loop
 from melodygan_jax.training import metric_writer
 from melodygan_jax.training import parallel
-from melodygan_jax.training import run_files
+
 
 @flax.struct.dataclass
 class GANState:
@@ -47,7 +47,7 @@ class GANState:
   discriminator_opt_state: optax.OptState
 
 
-def check_config(config: ml_collections.ConfigDict) -> pretrained.LoadedVQVAE:
+def check_config(config: ml_collections.ConfigDict) -> loading.LoadedVQVAE:
   """Validates a GAN config and its VQ-VAE before anything compiles.
 
   Fills `data.dataset_dir` and `data.stems` from the VQ-VAE when empty.
@@ -59,7 +59,7 @@ def check_config(config: ml_collections.ConfigDict) -> pretrained.LoadedVQVAE:
                         config.vqvae_workdir, 'required: a finished configs/vqvae.py workdir')
   # Restored onto the mesh: committed to one local device they could not reach
   # the other hosts' devices.
-  vqvae = pretrained.load_vqvae(config.vqvae_workdir, mesh=parallel.make_mesh())
+  vqvae = loading.load_vqvae(config.vqvae_workdir, mesh=parallel.make_mesh())
   config.data.dataset_dir = config.data.dataset_dir or vqvae.config.data.dataset_dir
   config.data.stems = tuple(config.data.stems) or tuple(vqvae.config.data.stems)
   config_checks.check_data_section(config.data)
@@ -180,10 +180,10 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
     return discriminator(latents)
 
   def d_loss_fn(disc_params):
-    real_logits, real_grads = gan_losses.logits_and_input_grads(
+    real_logits, real_grads = logits_and_input_grads(
         functools.partial(judge, disc_params), noisy(real, real_noise_rng))
     fake_logits = judge(disc_params, noisy(fake, fake_noise_rng))
-    d_loss, _ = gan_losses.adversarial_losses(config.loss.kind, real_logits, fake_logits)
+    d_loss, _ = adversarial_losses(config.loss.kind, real_logits, fake_logits)
     r1 = jnp.mean(jnp.sum(jnp.square(real_grads), axis=(1, 2)))
     return d_loss + 0.5 * config.loss.r1_gamma * r1, (d_loss, r1, real_logits, fake_logits)
 
@@ -199,8 +199,8 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
                context_masking.moment_loss(real, fake, mask))
     fake = context_masking.with_context(real, fake, mask)
     fake_logits = judge(disc_params, noisy(fake, g_noise_rng))
-    _, adversarial = gan_losses.adversarial_losses(config.loss.kind, real_logits, fake_logits)
-    usage = gan_losses.code_usage_loss(codes, code_probs, code_histogram)
+    _, adversarial = adversarial_losses(config.loss.kind, real_logits, fake_logits)
+    usage = code_usage_loss(codes, code_probs, code_histogram)
     total = (adversarial + config.loss.code_usage_weight * usage
              + float(config.loss.get('context_moment_weight', 0.0)) * moments)
     return total, (adversarial, usage, codes, moments)
@@ -238,7 +238,7 @@ class GANTrainer:
   """
 
   def __init__(self, config: ml_collections.ConfigDict, data: latent_cache.LatentData,
-               vqvae: pretrained.LoadedVQVAE | None = None, mesh=None):
+               vqvae: loading.LoadedVQVAE | None = None, mesh=None):
     self.config = config
     self.data = data
     self.mesh = mesh or parallel.make_mesh()
@@ -384,15 +384,65 @@ class GANTrainer:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       checked: pretrained.LoadedVQVAE | None = None, eval_callback=None):
+                       checked: loading.LoadedVQVAE | None = None, eval_callback=None):
   """Trains; `checked` is check_config's result when the caller already ran it.
 
   `eval_callback(step, metrics)` sees each evaluation (see loop.train_and_evaluate).
   """
   vqvae = checked or check_config(config)
-  run_files.write_normalization(workdir, vqvae.normalization)
-  run_files.copy_vqvae(vqvae, workdir)
+  workdir_lib.write_normalization(workdir, vqvae.normalization)
+  workdir_lib.copy_vqvae(vqvae, workdir)
   mesh = parallel.make_mesh()
   data = latent_encoding.load_or_encode_latents(config, workdir, vqvae, mesh)
   trainer = GANTrainer(config, data, vqvae, mesh)
   return loop.train_and_evaluate(trainer, config.train, workdir, eval_callback)
+
+
+# The latent GAN's losses: adversarial, code usage, and the R1 penalty's gradients.
+
+
+def adversarial_losses(kind: str, real_logits, fake_logits):
+  """(discriminator loss, generator loss) of one batch."""
+  if kind == 'hinge':
+    d_loss = jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
+    return d_loss, -jnp.mean(fake_logits)
+  d_loss = jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+  return d_loss, jnp.mean(jax.nn.softplus(-fake_logits))
+
+
+def code_usage_loss(codes: jax.Array, code_probs: jax.Array,
+                    target_histogram: jax.Array) -> jax.Array:
+  """KL(training code frequencies || this batch's generated ones), mean over levels.
+
+  The discriminator sees latent vectors, and nearby codes look alike to it;
+  this term keeps the generator using every code of every level about as often
+  as the data. The value is that of the hard (chosen) codes; its gradient
+  flows through the soft code probabilities (straight-through).
+
+  Args:
+    codes: [batch, steps, levels].
+    code_probs: [batch, steps, levels, codebook_size].
+    target_histogram: [levels, codebook_size], rows summing to 1.
+  """
+  num_levels, size = code_probs.shape[-2:]
+  hard = jnp.mean(jax.nn.one_hot(codes.reshape(-1, num_levels), size, dtype=jnp.float32),
+                  axis=0)
+  soft = jnp.mean(code_probs.reshape(-1, num_levels, size), axis=0)
+  used = hard + soft - jax.lax.stop_gradient(soft)
+  smoothing = 0.5 * num_levels / codes.size  # Half a count: an unused code costs, not infinity.
+  return jnp.mean(jnp.sum(target_histogram * (jnp.log(target_histogram + 1e-8)
+                                              - jnp.log(used + smoothing)), axis=-1))
+
+
+def logits_and_input_grads(discriminator, real):
+  """D(real) [batch, scales] and d(sum of D(real))/dreal [batch, steps, dim], for the R1 penalty.
+
+  As in StyleGAN's R1, this is the gradient of the summed logits. The
+  discriminator mixes examples through its batch-std feature, so example i's
+  row also holds the small terms of the other examples' logits through that
+  feature; without it, the row would be dD(real_i)/dreal_i exactly.
+  """
+  logits, vjp = jax.vjp(discriminator, real)
+  # [batch, scales]: the gradient of the mean over scales, as the losses average them.
+  (grads,) = vjp(jnp.ones_like(logits) / logits.shape[-1])
+  return logits, grads

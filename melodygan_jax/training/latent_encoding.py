@@ -12,13 +12,13 @@ import numpy as np
 from melodygan_jax import atomic_files
 from melodygan_jax.audio import contract
 from melodygan_jax.data import input_pipeline
-from melodygan_jax.data import latent_cache
 from melodygan_jax.data import records
-from melodygan_jax.generation import pretrained
+from melodygan_jax.runs import latent_cache
+from melodygan_jax.runs import loading
 from melodygan_jax.training import parallel
 
 
-def encode_split(vqvae: pretrained.LoadedVQVAE, data, meta, split: str,
+def encode_split(vqvae: loading.LoadedVQVAE, data, meta, split: str,
                  mesh) -> latent_cache.CodeRuns:
   """Codes of every whole segment of a split, joined into runs of adjacent segments.
 
@@ -47,7 +47,7 @@ def encode_split(vqvae: pretrained.LoadedVQVAE, data, meta, split: str,
       arrays['start_frame'][real], meta.segment_frames)
 
 
-def load_or_encode_latents(config, workdir: str, vqvae: pretrained.LoadedVQVAE,
+def load_or_encode_latents(config, workdir: str, vqvae: loading.LoadedVQVAE,
                            mesh) -> latent_cache.LatentData:
   """The frozen VQ-VAE's codes of the data set, from the run's cache or encoded now."""
   source = {'vqvae_workdir': os.fspath(atomic_files.as_path(vqvae.workdir)),

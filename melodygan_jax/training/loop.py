@@ -14,6 +14,7 @@ and the non-finite-loss stop:
 Metrics of a log step are fetched after the next step is dispatched, so the
 host never waits on the device just to log.
 """
+import optax
 import dataclasses
 import signal
 import threading
@@ -24,11 +25,12 @@ from absl import logging
 import jax
 import numpy as np
 
-from melodygan_jax.training import checkpoints
+from melodygan_jax import errors
+from melodygan_jax.runs import checkpoints  # pylint: disable=g-import-not-at-top
 from melodygan_jax.training import metric_writer
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(errors.UserError, RuntimeError):
   """Training diverged; str() names the steps and the checkpoint kept."""
 
 
@@ -210,3 +212,38 @@ def train_and_evaluate(trainer: Trainer, train_config, workdir: str,
     writer.flush()
     watcher.close()
   return state
+
+
+# What the adversarially trained runs (codec, vocoder) share.
+
+
+class PhasedStep:
+  """A train step compiled once per phase, the phase chosen from a host-side step count.
+
+  `make_step(adversarial)` returns the jitted step for one phase; jit is lazy,
+  so a run that never reaches `adversarial_start_step` never compiles the
+  adversarial step. The step count is kept here (set by `reset` when the
+  batches start), so choosing the phase never waits for the device to finish
+  the step before.
+  """
+
+  def __init__(self, make_step: Callable[[bool], Callable], adversarial_start_step: int):
+    self._steps = {adversarial: make_step(adversarial) for adversarial in (False, True)}
+    self._adversarial_start_step = adversarial_start_step
+    self._next_step = None
+
+  def reset(self, next_step: int) -> None:
+    self._next_step = next_step
+
+  def __call__(self, state: Any, *args) -> Any:
+    if self._next_step is None:
+      self._next_step = int(jax.device_get(state.step))
+    adversarial = self._next_step >= self._adversarial_start_step
+    self._next_step += 1
+    return self._steps[adversarial](state, *args)
+
+
+def apply_gradients(optimizer: optax.GradientTransformation, grads, opt_state, params):
+  """One optimizer update: (new params, new optimizer state)."""
+  updates, opt_state = optimizer.update(grads, opt_state, params)
+  return optax.apply_updates(params, updates), opt_state

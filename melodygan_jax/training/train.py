@@ -21,12 +21,17 @@ every process sees at the same path.
 """
 import importlib
 import os
-import sys
 
 from absl import app
 from absl import flags
 from absl import logging
+import jax
 from ml_collections import config_flags
+
+from melodygan_jax import atomic_files
+from melodygan_jax import errors
+from melodygan_jax.runs import workdir as workdir_lib
+from melodygan_jax.training import parallel
 
 TRAINERS = {'vqvae': 'melodygan_jax.training.vqvae_trainer',
             'gan': 'melodygan_jax.training.gan_trainer',
@@ -36,8 +41,8 @@ TRAINERS = {'vqvae': 'melodygan_jax.training.vqvae_trainer',
 def load_trainer(config):
   """The trainer module named by config.trainer."""
   if config.get('trainer') not in TRAINERS:
-    raise ValueError(f'config.trainer={config.get("trainer")!r}: choose one of '
-                     f'{", ".join(TRAINERS)}')
+    raise errors.ConfigError(f'config.trainer={config.get("trainer")!r}: choose one of '
+                             f'{", ".join(TRAINERS)}')
   return importlib.import_module(TRAINERS[config.trainer])
 
 
@@ -45,7 +50,7 @@ def distributed_arguments(flag_values) -> dict | None:
   """`jax.distributed.initialize` arguments from the flags; None: one process.
 
   Raises:
-    ValueError: an incomplete or inconsistent set of flags (one line).
+    errors.UserError: an incomplete or inconsistent set of flags (one line).
   """
   explicit = {'coordinator_address': flag_values.coordinator_address,
               'num_processes': flag_values.num_processes,
@@ -55,57 +60,39 @@ def distributed_arguments(flag_values) -> dict | None:
     return {} if flag_values.jax_distributed else None
   if len(given) < len(explicit):
     missing = ', '.join(f'--{name}' for name in explicit if name not in given)
-    raise ValueError(f'--{given[0]} needs {missing} too (or none of them, with '
-                     '--jax_distributed, to detect a TPU VM or SLURM cluster)')
+    raise errors.UserError(f'--{given[0]} needs {missing} too (or none of them, with '
+                           '--jax_distributed, to detect a TPU VM or SLURM cluster)')
   if ':' not in explicit['coordinator_address']:
-    raise ValueError(f'--coordinator_address={explicit["coordinator_address"]!r}: '
-                     'expected HOST:PORT')
+    raise errors.UserError(f'--coordinator_address={explicit["coordinator_address"]!r}: '
+                           'expected HOST:PORT')
   if explicit['num_processes'] < 1 or not 0 <= explicit['process_id'] < explicit['num_processes']:
-    raise ValueError(f'--process_id={explicit["process_id"]}: must be in '
-                     f'[0, --num_processes={explicit["num_processes"]})')
+    raise errors.UserError(f'--process_id={explicit["process_id"]}: must be in '
+                           f'[0, --num_processes={explicit["num_processes"]})')
   return explicit
 
 
 def main(argv):
-  if len(argv) > 1:
-    sys.exit(f'train: unexpected arguments: {" ".join(argv[1:])}')
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  try:
+  with errors.exit_on_user_error('train'):
+    if len(argv) > 1:
+      raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
     distributed = distributed_arguments(flags.FLAGS)
-  except ValueError as e:
-    sys.exit(f'train: {e}')
-  import jax  # pylint: disable=g-import-not-at-top
-  from melodygan_jax.training import parallel  # pylint: disable=g-import-not-at-top
-  if distributed is not None:
-    parallel.initialize_distributed(**distributed)
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.config.set_visible_devices([], 'GPU')  # tf.data only; the accelerators are JAX's.
-  config = flags.FLAGS.config
-  workdir = flags.FLAGS.workdir
-  from melodygan_jax import atomic_files  # pylint: disable=g-import-not-at-top
-  from melodygan_jax.training import run_files  # pylint: disable=g-import-not-at-top
-  try:
+    if distributed is not None:
+      parallel.initialize_distributed(**distributed)
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.set_visible_devices([], 'GPU')  # tf.data only; the accelerators are JAX's.
+    config = flags.FLAGS.config
+    workdir = flags.FLAGS.workdir
+    # Every check that needs no compile runs before the first one.
     trainer_module = load_trainer(config)
-    run_files.absolute_paths(config)
+    workdir_lib.absolute_paths(config)
     checked = trainer_module.check_config(config)
-    run_files.absolute_paths(config)
+    workdir_lib.absolute_paths(config)
     atomic_files.as_path(workdir).mkdir(parents=True, exist_ok=True)
-    run_files.write_or_check_config(config, workdir)
-  except ValueError as e:  # ConfigError, DatasetError: one line, before any compile.
-    sys.exit(f'train: {e}')
-  logging.info('%d process(es), %d device(s): %s', jax.process_count(), jax.device_count(),
-               jax.devices()[0].device_kind)
-  from melodygan_jax.data import latent_cache  # pylint: disable=g-import-not-at-top
-  from melodygan_jax.generation import pretrained  # pylint: disable=g-import-not-at-top
-  from melodygan_jax.training import config_checks  # pylint: disable=g-import-not-at-top
-  from melodygan_jax.training import loop  # pylint: disable=g-import-not-at-top
-  try:
+    workdir_lib.write_or_check_config(config, workdir)
+    logging.info('%d process(es), %d device(s): %s', jax.process_count(), jax.device_count(),
+                 jax.devices()[0].device_kind)
     trainer_module.train_and_evaluate(config, workdir, checked)
-  # ConfigError here: a check that needs the encoded codes (the GAN's crop
-  # against its runs), still before the first step compiles.
-  except (loop.NonFiniteLossError, latent_cache.LatentCacheError, config_checks.ConfigError,
-          pretrained.WorkdirError) as e:
-    sys.exit(f'train: {e}')
 
 
 def run():

@@ -41,23 +41,22 @@ from flax import nnx
 from melodygan_jax import atomic_files
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import inversion
+from melodygan_jax.audio import neural_vocoder
 from melodygan_jax.audio import synthesis
 from melodygan_jax.data import audio_crops
 from melodygan_jax.data import input_pipeline
+from melodygan_jax.data import normalization
 from melodygan_jax.data import records
 from melodygan_jax.evaluation import reconstruction
-from melodygan_jax.generation import neural_vocoder
-from melodygan_jax.generation import pretrained
 from melodygan_jax.models import vocoder as vocoder_models
 from melodygan_jax.models import waveform_discriminators
-from melodygan_jax.training import adversarial_phases
-from melodygan_jax.training import codec_round_trip
+from melodygan_jax.runs import checkpoints
+from melodygan_jax.runs import loading
+from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import loop
 from melodygan_jax.training import metric_writer
 from melodygan_jax.training import parallel
-from melodygan_jax.training import run_files
-from melodygan_jax.training import vocoder_losses
 
 
 @flax.struct.dataclass
@@ -86,14 +85,14 @@ def make_optimizer(train_config, learning_rate: float) -> tuple[optax.GradientTr
 class CheckedConfig:
   """What check_config read: the training split's audio, and the codec to fine-tune on."""
   train_audio: audio_crops.SplitAudio
-  vqvae: pretrained.LoadedVQVAE | None = None
+  vqvae: loading.LoadedVQVAE | None = None
 
 
 def check_config(config: ml_collections.ConfigDict) -> CheckedConfig:
   """Validates a vocoder config, its data set (and codec) before anything compiles.
 
   Raises:
-    config_checks.ConfigError, input_pipeline.DatasetError or
+    errors.ConfigError, input_pipeline.DatasetError or
     audio_crops.AudioCropsError: one line each.
   """
   config_checks.check_train_section(config.train)
@@ -146,12 +145,12 @@ def check_config(config: ml_collections.ConfigDict) -> CheckedConfig:
     raise audio_crops.AudioCropsError(
         f'{data.dataset_dir}: no training song is {data.crop_samples} samples long')
   if config.init_vocoder_workdir:
-    pretrained.read_config(config.init_vocoder_workdir, 'vocoder')
-    neural_vocoder.check_features(config.init_vocoder_workdir)
+    workdir_lib.read_config(config.init_vocoder_workdir, 'vocoder')
+    workdir_lib.check_features(config.init_vocoder_workdir)
   vqvae = None
   if config.vqvae_workdir:
-    vqvae = pretrained.load_vqvae(config.vqvae_workdir)
-    stem = codec_round_trip.CODEC_STEM
+    vqvae = loading.load_vqvae(config.vqvae_workdir)
+    stem = CODEC_STEM
     config_checks.require(stem in vqvae.normalization.stems, 'config.vqvae_workdir',
                           config.vqvae_workdir,
                           f'has no {stem!r} statistics (the cleaned WAVs are mixes)')
@@ -175,9 +174,9 @@ def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adv
   def generator_loss(params):
     fake, spectrum = neural_vocoder.synthesize_with_priors(nnx.merge(graphdef, params),
                                                            input_log_mel, generator_priors)
-    mel = vocoder_losses.mel_l1(log_mel, fake)
-    stft = vocoder_losses.multi_resolution_stft_loss(audio, fake)
-    magnitude = vocoder_losses.log_magnitude_l1(true_magnitude, spectrum)
+    mel = mel_l1(log_mel, fake)
+    stft = multi_resolution_stft_loss(audio, fake)
+    magnitude = log_magnitude_l1(true_magnitude, spectrum)
     terms = {'mel_l1': mel, 'multi_resolution_stft': stft, 'log_magnitude_l1': magnitude,
              'period_adversarial': jnp.zeros(()), 'resolution_adversarial': jnp.zeros(()),
              'feature_matching': jnp.zeros(())}
@@ -200,7 +199,7 @@ def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adv
 
   (loss, (fake, terms)), grads = jax.value_and_grad(generator_loss, has_aux=True)(
       state.generator)
-  generator, opt_state = adversarial_phases.apply_gradients(optimizer, grads, state.opt_state,
+  generator, opt_state = loop.apply_gradients(optimizer, grads, state.opt_state,
                                                             state.generator)
   terms['grad_norm'] = optax.tree.norm(grads)
   disc_params, disc_opt_state = state.discriminators, state.discriminator_opt_state
@@ -216,7 +215,7 @@ def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adv
                   real_out['resolution'], fake_out['resolution']))
 
     terms['discriminator'], disc_grads = jax.value_and_grad(discriminator_loss)(disc_params)
-    disc_params, disc_opt_state = adversarial_phases.apply_gradients(
+    disc_params, disc_opt_state = loop.apply_gradients(
         disc_optimizer, disc_grads, disc_opt_state, disc_params)
   return (loss, terms), (generator, opt_state, disc_params, disc_opt_state)
 
@@ -287,14 +286,14 @@ class VocoderTrainer:
     self.codec, input_log_mel_fn = None, lambda codec, log_mel: log_mel
     if checked.vqvae is not None:
       vqvae = checked.vqvae
-      mean, std = vqvae.normalization.of(codec_round_trip.CODEC_STEM)
-      self.codec = parallel.replicate(codec_round_trip.CodecWeights(
+      mean, std = vqvae.normalization.of(CODEC_STEM)
+      self.codec = parallel.replicate(CodecWeights(
           params=vqvae.state.params, codebook=vqvae.state.codebook, mean=jnp.asarray(mean),
           std=jnp.asarray(std)), self.mesh)
-      input_log_mel_fn = functools.partial(codec_round_trip.codec_log_mel, vqvae.graphdef,
+      input_log_mel_fn = functools.partial(codec_log_mel, vqvae.graphdef,
                                            vqvae.time_stride)
-    # Two compiled steps, warm-up and adversarial (see adversarial_phases).
-    self._train_step = adversarial_phases.PhasedStep(
+    # Two compiled steps, warm-up and adversarial (see loop.PhasedStep).
+    self._train_step = loop.PhasedStep(
         lambda adversarial: jax.jit(
             functools.partial(train_step, self.graphdef, disc_graphdef, *optimizers,
                               self.schedule, config, input_log_mel_fn, adversarial),
@@ -326,7 +325,7 @@ class VocoderTrainer:
     """A new run starts from `config.init_vocoder_workdir`'s weights when one is named."""
     if not self.config.init_vocoder_workdir:
       return state
-    restored, _ = pretrained.restore_subtrees(
+    restored, _ = checkpoints.restore(
         self.config.init_vocoder_workdir,
         {'generator': state.generator, 'discriminators': state.discriminators}, mesh=self.mesh)
     return state.replace(generator=restored['generator'],
@@ -374,12 +373,77 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   """Trains; `checked` is check_config's result when the caller already ran it.
 
   Raises:
-    pretrained.WorkdirError: the workdir holds a run of other mel settings.
+    workdir_lib.WorkdirError: the workdir holds a run of other mel settings.
   """
-  if (atomic_files.as_path(workdir) / neural_vocoder.FEATURES_FILENAME).exists():
-    neural_vocoder.check_features(workdir)
+  if (atomic_files.as_path(workdir) / workdir_lib.FEATURES_FILENAME).exists():
+    workdir_lib.check_features(workdir)
   trainer = VocoderTrainer(config, checked=checked)
-  run_files.write_normalization(workdir, input_pipeline.load_dataset_meta(
+  workdir_lib.write_normalization(workdir, input_pipeline.load_dataset_meta(
       config.data.dataset_dir).normalization)
-  neural_vocoder.write_features(workdir)
+  workdir_lib.write_features(workdir)
   return loop.train_and_evaluate(trainer, config.train, workdir, eval_callback)
+
+
+# The vocoder's reconstruction losses, beside its adversarial ones.
+
+
+def mel_l1(log_mel: jax.Array, audio: jax.Array) -> jax.Array:
+  """Mean |log-mel(audio) - log_mel|: the reconstruction loss, in the contract's features."""
+  return jnp.mean(jnp.abs(inversion.log_mel(audio) - log_mel))
+
+
+MAGNITUDE_FLOOR = 1e-5  # Below it, log-magnitude differences are inaudible noise floor.
+
+
+def log_magnitude_l1(true_magnitude: jax.Array, spectrum: jax.Array) -> jax.Array:
+  """Mean |log |predicted STFT| - log |true STFT|| at the contract's STFT: the head's
+  magnitude trained directly, as APNet trains its amplitude spectrum (the mel's
+  128 bands cannot tell the 513 bins apart; this loss can)."""
+  predicted = inversion.magnitude(spectrum)
+  return jnp.mean(jnp.abs(jnp.log(jnp.maximum(predicted, MAGNITUDE_FLOOR))
+                          - jnp.log(jnp.maximum(true_magnitude, MAGNITUDE_FLOOR))))
+
+
+def multi_resolution_stft_loss(reference: jax.Array, estimate: jax.Array) -> jax.Array:
+  """Parallel WaveGAN's auxiliary loss at its resolutions (those of the MR-STFT distance
+  in evaluation/reconstruction.py): per resolution, spectral convergence plus mean
+  |log-magnitude difference|, averaged over the resolutions."""
+  total = 0.0
+  for n_fft, hop, window in reconstruction.STFT_RESOLUTIONS:
+    target = waveform_discriminators.magnitude_spectrogram(reference, n_fft, hop, window)
+    estimated = waveform_discriminators.magnitude_spectrogram(estimate, n_fft, hop, window)
+    convergence = (jnp.linalg.norm(target - estimated, axis=(1, 2))
+                   / jnp.maximum(jnp.linalg.norm(target, axis=(1, 2)), 1e-7))
+    log_l1 = jnp.mean(jnp.abs(jnp.log(jnp.maximum(target, 1e-7))
+                              - jnp.log(jnp.maximum(estimated, 1e-7))), axis=(1, 2))
+    total += jnp.mean(convergence + log_l1)
+  return total / len(reconstruction.STFT_RESOLUTIONS)
+
+
+# What a vocoder fine-tuned on a codec hears: the log-mel after a VQ-VAE round trip.
+
+
+CODEC_STEM = 'mix'  # The cleaned WAVs the vocoder trains on are mixes.
+
+
+@flax.struct.dataclass
+class CodecWeights:
+  """A VQ-VAE's weights and statistics, passed to the compiled step (not trained)."""
+  params: nnx.State
+  codebook: nnx.State
+  mean: jax.Array  # [NUM_MELS], of the mix stem.
+  std: jax.Array
+
+
+def codec_log_mel(graphdef, time_stride: int, weights: CodecWeights, log_mel):
+  """[batch, frames, NUM_MELS] log-mel -> the same after the VQ-VAE's round trip.
+
+  Frames are padded (edge) to a multiple of the codec's stride, then trimmed.
+  """
+  frames = log_mel.shape[1]
+  padded_frames = -(-frames // time_stride) * time_stride
+  normalized = normalization.normalize_with(log_mel, weights.mean, weights.std)
+  normalized = jnp.pad(normalized, ((0, 0), (0, padded_frames - frames), (0, 0)), mode='edge')
+  recon = nnx.merge(graphdef, weights.params, weights.codebook)(normalized)[0]
+  return normalization.denormalize_with(recon[:, :frames].astype(jnp.float32), weights.mean,
+                                        weights.std)

@@ -20,21 +20,21 @@ import optax
 from flax import nnx
 
 from melodygan_jax.audio import contract
+from melodygan_jax.audio import spectral_metrics
 from melodygan_jax.audio import spectrogram_image
 from melodygan_jax.audio import synthesis
 from melodygan_jax.data import input_pipeline
+from melodygan_jax.data import normalization
 from melodygan_jax.data import records
 from melodygan_jax.models import quantizer as quantizer_lib
 from melodygan_jax.models import residual_quantizer
 from melodygan_jax.models import spectrogram_discriminator
 from melodygan_jax.models import vqvae
-from melodygan_jax.training import adversarial_phases
-from melodygan_jax.training import codec_losses
+from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import loop
 from melodygan_jax.training import metric_writer
 from melodygan_jax.training import parallel
-from melodygan_jax.training import run_files
 
 
 @flax.struct.dataclass
@@ -75,7 +75,7 @@ def check_config(config: ml_collections.ConfigDict,
   """Validates a VQ-VAE config (and its data set) before anything compiles.
 
   Raises:
-    config_checks.ConfigError or input_pipeline.DatasetError: one line each.
+    errors.ConfigError or input_pipeline.DatasetError: one line each.
   """
   config_checks.check_data_section(config.data)
   config_checks.check_train_section(config.train)
@@ -134,8 +134,8 @@ def _codec_and_discriminator_update(graphdef, disc_graphdef, optimizer, disc_opt
   def loss_fn(params):
     model = nnx.merge(graphdef, params, state.codebook)
     recon, aux = model(mel, active_levels)
-    l1, mse = codec_losses.reconstruction_losses(recon, mel)
-    convergence = codec_losses.spectral_convergence_loss(recon, mel, stem_mean, stem_std)
+    l1, mse = reconstruction_losses(recon, mel)
+    convergence = spectral_convergence_loss(recon, mel, stem_mean, stem_std)
     loss = (config.loss.l1_weight * l1 + config.loss.mse_weight * mse
             + config.loss.spectral_convergence_weight * convergence
             + config.model.commitment_cost * aux['commitment_loss'])
@@ -151,7 +151,7 @@ def _codec_and_discriminator_update(graphdef, disc_graphdef, optimizer, disc_opt
     return loss, (aux, recon, terms)
 
   (loss, (aux, recon, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  params, opt_state = adversarial_phases.apply_gradients(optimizer, grads, state.opt_state,
+  params, opt_state = loop.apply_gradients(optimizer, grads, state.opt_state,
                                                          state.params)
   disc_params, disc_opt_state = state.discriminator, state.discriminator_opt_state
   terms['discriminator'] = jnp.zeros(())
@@ -164,7 +164,7 @@ def _codec_and_discriminator_update(graphdef, disc_graphdef, optimizer, disc_opt
                                                           discriminator(fake))
 
     terms['discriminator'], disc_grads = jax.value_and_grad(disc_loss_fn)(disc_params)
-    disc_params, disc_opt_state = adversarial_phases.apply_gradients(
+    disc_params, disc_opt_state = loop.apply_gradients(
         disc_optimizer, disc_grads, disc_opt_state, disc_params)
   terms['grad_norm'] = optax.tree.norm(grads)
   return (loss, aux, terms), (params, opt_state, disc_params, disc_opt_state)
@@ -179,7 +179,7 @@ def train_step(graphdef, disc_graphdef, optimizer, disc_optimizer, schedule, con
   undone for the spectral convergence loss.
 
   `adversarial` is static: the warm-up and the adversarial phase are two
-  compiled steps (see adversarial_phases).
+  compiled steps (see loop.PhasedStep).
   """
   restart_rng, dropout_rng = jax.random.split(jax.random.fold_in(base_rng, state.step))
   active_levels = residual_quantizer.sample_active_levels(
@@ -225,8 +225,8 @@ def eval_step(graphdef, mean, std, state: TrainState, batch) -> dict:
   sums = {'l1': [], 'mse': [], 'spectral_convergence': []}
   for num_levels in range(1, codes.shape[-1] + 1):
     recon = model.decode_codes(codes[..., :num_levels])
-    l1, mse = codec_losses.reconstruction_losses(recon, mel, weight)
-    convergence = codec_losses.mel_spectral_convergence(recon, mel, stem_mean, stem_std)
+    l1, mse = reconstruction_losses(recon, mel, weight)
+    convergence = mel_spectral_convergence(recon, mel, stem_mean, stem_std)
     for name, value in (('l1', l1), ('mse', mse),
                         ('spectral_convergence', jnp.sum(convergence * weight))):
       sums[name].append(value)
@@ -284,7 +284,7 @@ class VQVAETrainer:
     mean, std = self.meta.normalization.stacked(stems)
     replicated = parallel.replicated(self.mesh)
     # Two compiled steps, warm-up and adversarial; each compiles on first use.
-    self._train_step = adversarial_phases.PhasedStep(
+    self._train_step = loop.PhasedStep(
         lambda adversarial: jax.jit(
             functools.partial(train_step, self.graphdef, disc_graphdef, *optimizers,
                               self.schedule, config, adversarial,
@@ -395,5 +395,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   `eval_callback(step, metrics)` sees each evaluation (see loop.train_and_evaluate).
   """
   trainer = VQVAETrainer(config, meta=checked)
-  run_files.write_normalization(workdir, trainer.meta.normalization)
+  workdir_lib.write_normalization(workdir, trainer.meta.normalization)
   return loop.train_and_evaluate(trainer, config.train, workdir, eval_callback)
+
+
+# Reconstruction losses of the VQ-VAE on normalized log-mel crops.
+
+
+def reconstruction_losses(recon, mel, weight=None) -> tuple[jax.Array, jax.Array]:
+  """Mean L1 and MSE over frames and mels; `weight` [batch] masks padding."""
+  l1 = jnp.mean(jnp.abs(recon - mel), axis=(1, 2))
+  mse = jnp.mean(jnp.square(recon - mel), axis=(1, 2))
+  if weight is None:
+    return jnp.mean(l1), jnp.mean(mse)
+  return jnp.sum(l1 * weight), jnp.sum(mse * weight)
+
+
+def mel_spectral_convergence(recon, mel, stem_mean, stem_std) -> jax.Array:
+  """[batch] spectral convergence of the mel magnitudes of normalized log-mels.
+
+  The log-mel losses weigh every band alike after normalization; this one
+  weighs the loud parts of the spectrum as listeners (and the metric) do.
+  """
+  return spectral_metrics.spectral_convergence(
+      normalization.denormalize_with(mel, stem_mean, stem_std),
+      normalization.denormalize_with(recon, stem_mean, stem_std))
+
+
+def spectral_convergence_loss(recon, mel, stem_mean, stem_std) -> jax.Array:
+  """Mean over the batch of `mel_spectral_convergence`."""
+  return jnp.mean(mel_spectral_convergence(recon, mel, stem_mean, stem_std))

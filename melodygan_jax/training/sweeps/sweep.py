@@ -12,7 +12,7 @@ config's `sweep.metric` at every evaluation to the pruner (`sweep.pruner`) and
 is scored by its last value (lower is better).
 
 The study lives in SWEEP_DIR/optuna.journal unless --storage names another
-(sweep_storage.py): start this command again, on this machine or others, to
+(storage.py): start this command again, on this machine or others, to
 add workers; the study ends at --num_trials. A trial that fails (non-finite
 loss, out of memory, a sampled config the checks refuse) is recorded with its
 reason and the sweep goes on; a dead worker's trial is failed and re-run by
@@ -33,15 +33,14 @@ import ml_collections
 from ml_collections import config_flags
 import optuna
 
-from melodygan_jax.generation import pretrained
+from melodygan_jax import errors
+from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import config_checks
-from melodygan_jax.training import loop
-from melodygan_jax.training import metric_writer
-from melodygan_jax.training import run_files
-from melodygan_jax.training import search_space
-from melodygan_jax.training import sweep_results
-from melodygan_jax.training import sweep_storage
 from melodygan_jax.training import train
+from melodygan_jax.training.sweeps import results as sweep_results
+from melodygan_jax.training.sweeps import search_space
+from melodygan_jax.training.sweeps import storage as sweep_storage
+
 
 PRUNERS = ('median', 'hyperband', 'none')
 TRIAL_DIR_ATTR = 'trial_dir'
@@ -72,7 +71,7 @@ def check_sweep_section(config: ml_collections.ConfigDict, fixed_fields=()) -> d
   """Validates the config's sweep section; returns its search space.
 
   Raises:
-    config_checks.ConfigError: one line naming the field.
+    errors.ConfigError: one line naming the field.
   """
   space = search_space.search_space(config, fixed_fields)
   sweep = config.sweep
@@ -125,7 +124,7 @@ def trial_dir_of(sweep_dir: str, trial: optuna.trial.FrozenTrial) -> str:
 
 
 def last_value(trial_dir: str, metric: str) -> float:
-  values = [row[metric] for row in metric_writer.read_metrics(trial_dir) if metric in row]
+  values = [row[metric] for row in workdir_lib.read_metrics(trial_dir) if metric in row]
   if not values:
     raise TrialFailure(f'{trial_dir}: no {metric} was written (is config.sweep.metric one of '
                        'the trainer\'s eval/ metrics?)')
@@ -150,8 +149,8 @@ def run_trial(trial: optuna.Trial, base_config: ml_collections.ConfigDict, space
       trainer_module = train.load_trainer(config)
       checked = trainer_module.check_config(config)
       os.makedirs(trial_dir, exist_ok=True)
-      run_files.write_or_check_config(config, trial_dir)
-      trial.set_user_attr(RESUMED_FROM_ATTR, pretrained.latest_step(trial_dir) or 0)
+      workdir_lib.write_or_check_config(config, trial_dir)
+      trial.set_user_attr(RESUMED_FROM_ATTR, workdir_lib.latest_step(trial_dir) or 0)
 
       def report(step: int, metrics: dict) -> None:
         if metric not in metrics:
@@ -162,13 +161,13 @@ def run_trial(trial: optuna.Trial, base_config: ml_collections.ConfigDict, space
           raise optuna.TrialPruned(f'at step {step}: {metric}={metrics[metric]:.4g}')
 
       trainer_module.train_and_evaluate(config, trial_dir, checked, eval_callback=report)
-    except (loop.NonFiniteLossError, config_checks.ConfigError, TrialFailure) as e:
+    except (errors.UserError, TrialFailure) as e:  # A bad sampled config, a NaN loss, ...
       _record_failure(trial, e)
     except (MemoryError, jax.errors.JaxRuntimeError) as e:
       if not _is_out_of_memory(e):
         raise
       _record_failure(trial, e)
-  if (pretrained.latest_step(trial_dir) or 0) < config.train.num_steps:
+  if (workdir_lib.latest_step(trial_dir) or 0) < config.train.num_steps:
     _queue_again(trial, liveness)
     raise WorkerPreempted(f'trial {trial.number} stopped by SIGTERM; queued to resume')
   try:
@@ -284,24 +283,22 @@ def write_results(study: optuna.Study, base_config: ml_collections.ConfigDict,
 
 
 def main(argv):
-  if len(argv) > 1:
-    sys.exit(f'sweep: unexpected arguments: {" ".join(argv[1:])}')
   config = flags.FLAGS.config
   sweep_dir = flags.FLAGS.workdir
   fixed_fields = tuple(config_flags.get_override_values(flags.FLAGS['config']))
   storage_url = flags.FLAGS.storage or os.environ.get(sweep_storage.STORAGE_ENV) or None
-  try:
+  with errors.exit_on_user_error('sweep'):  # Before any compile.
+    if len(argv) > 1:
+      raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
     if flags.FLAGS.storage:
       sweep_storage.check_storage_url(flags.FLAGS.storage)
     config_checks.require(flags.FLAGS.num_trials >= 1, '--num_trials', flags.FLAGS.num_trials,
                           'must be at least 1')
     trainer_module = train.load_trainer(config)
-    run_files.absolute_paths(config)
+    workdir_lib.absolute_paths(config)
     trainer_module.check_config(config)
-    run_files.absolute_paths(config)
+    workdir_lib.absolute_paths(config)
     space = check_sweep_section(config, fixed_fields)
-  except ValueError as e:  # ConfigError, DatasetError: one line, before any compile.
-    sys.exit(f'sweep: {e}')
   logging.info('searching %s; fixed on the command line: %s', ', '.join(space) or 'nothing',
                ', '.join(fixed_fields) or 'nothing')
   logging.info('study %s in %s', flags.FLAGS.study_name,

@@ -24,7 +24,8 @@ from absl import logging
 import optuna
 from optuna.storages import journal
 
-from melodygan_jax.training import config_checks
+from melodygan_jax import errors
+
 
 JOURNAL_FILENAME = 'optuna.journal'
 STORAGE_ENV = 'MELODYGAN_SWEEP_STORAGE'
@@ -44,10 +45,10 @@ def check_storage_url(url: str, flag: str = '--storage') -> None:
   """Refuses a URL that carries a password in a flag.
 
   Raises:
-    config_checks.ConfigError: one line naming the flag.
+    errors.ConfigError: one line naming the flag.
   """
   if '://' in url and urllib.parse.urlsplit(url).password:
-    raise config_checks.ConfigError(
+    raise errors.ConfigError(
         f'{flag}: the URL holds a password, and flags reach logs: put it in PGPASSWORD or '
         f'~/.pgpass, or pass the whole URL in ${STORAGE_ENV}')
 

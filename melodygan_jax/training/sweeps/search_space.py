@@ -19,6 +19,7 @@ import optuna
 
 from melodygan_jax.training import config_checks
 
+
 _CALL = re.compile(r'^\s*(\w+)\s*\((.*)\)\s*$')
 
 
@@ -44,7 +45,7 @@ def parse_distribution(field: str, spec: str) -> optuna.distributions.BaseDistri
     The distribution.
 
   Raises:
-    config_checks.ConfigError: the spec does not parse or its bounds are wrong.
+    errors.ConfigError: the spec does not parse or its bounds are wrong.
   """
   name = f'config.sweep.space.{field}'
   match = _CALL.match(spec) if isinstance(spec, str) else None
@@ -89,7 +90,7 @@ def search_space(config: ml_collections.ConfigDict, fixed_fields=()) -> dict:
     Field -> distribution, sorted by field.
 
   Raises:
-    config_checks.ConfigError: no sweep section, a field the config lacks, a
+    errors.ConfigError: no sweep section, a field the config lacks, a
       spec that does not parse or whose values do not fit the field's type.
   """
   config_checks.require('sweep' in config, 'config.sweep', None,
