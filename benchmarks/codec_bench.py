@@ -50,8 +50,8 @@ from melodygan_jax.data import input_pipeline  # pylint: disable=wrong-import-po
 from melodygan_jax.evaluation import reconstruction  # pylint: disable=wrong-import-position
 from melodygan_jax.data import records  # pylint: disable=wrong-import-position
 from melodygan_jax.generation import reconstruct  # pylint: disable=wrong-import-position
-from melodygan_jax.runs import loading
-from melodygan_jax.runs import workdir as workdir_lib
+from melodygan_jax.runs import loading  # pylint: disable=wrong-import-position
+from melodygan_jax.runs import workdir as workdir_lib  # pylint: disable=wrong-import-position
 
 
 CACHE = ROOT / 'benchmarks' / '.cache'

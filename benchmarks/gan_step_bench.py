@@ -25,7 +25,7 @@ import numpy as np  # pylint: disable=wrong-import-position
 
 from configs import gan as gan_config  # pylint: disable=wrong-import-position
 
-from melodygan_jax.runs import latent_cache
+from melodygan_jax.runs import latent_cache  # pylint: disable=wrong-import-position
 from melodygan_jax.training import config_checks  # pylint: disable=wrong-import-position
 from melodygan_jax.training import gan_trainer  # pylint: disable=wrong-import-position
 

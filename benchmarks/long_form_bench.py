@@ -60,7 +60,7 @@ from melodygan_jax.evaluation import intervals  # pylint: disable=wrong-import-p
 from melodygan_jax.audio import synthesis  # pylint: disable=wrong-import-position
 from melodygan_jax.generation import sample as sample_lib  # pylint: disable=wrong-import-position
 from melodygan_jax.generation import user_audio  # pylint: disable=wrong-import-position
-from melodygan_jax.runs import loading
+from melodygan_jax.runs import loading  # pylint: disable=wrong-import-position
 
 
 CACHE = evaluate_bench.CACHE

@@ -34,9 +34,10 @@ from melodygan_jax.audio import contract  # pylint: disable=wrong-import-positio
 from melodygan_jax.audio import spectral_metrics  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import audio_io  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import inversion  # pylint: disable=wrong-import-position
-from melodygan_jax.generation import sample  # pylint: disable=wrong-import-position
+from melodygan_jax.generation import long_form  # pylint: disable=wrong-import-position
+from melodygan_jax.generation import sampling  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import synthesis  # pylint: disable=wrong-import-position
-from melodygan_jax.runs import loading
+from melodygan_jax.runs import loading  # pylint: disable=wrong-import-position
 from melodygan_jax.training import gan_trainer  # pylint: disable=wrong-import-position
 from melodygan_jax.training import vqvae_trainer  # pylint: disable=wrong-import-position
 import real_music  # pylint: disable=wrong-import-position
@@ -56,14 +57,16 @@ def end_to_end(seconds: float, num_samples: int, batch_size: int) -> float:
                                      params=gan_state.generator_ema, step=0, workdir='')
   decode = jax.jit(lambda state, codes: nnx.merge(
       graphdef, state.params, state.codebook).decode_codes(codes))
-  steps = sample.steps_for_seconds(seconds, int(np.prod(v_config.model.strides)))
+  steps = sampling.steps_for_seconds(seconds, int(np.prod(v_config.model.strides)))
   vocoder = inversion.GriffinLimVocoder(iterations=ITERATIONS)
 
   def run_all():
     for first in range(0, num_samples, batch_size):
       indices = list(range(first, min(first + batch_size, num_samples)))
-      keys, noise = sample.sample_keys_and_noise(generator, 0, indices)
-      codes = sample.generate_codes(generator, codebook, keys, jnp.asarray(noise), steps)
+      keys, noise = sampling.keys_and_noise(generator, 0, indices)
+      codes = long_form.generate_codes(generator.graphdef, generator.params, codebook, keys,
+                                       jnp.asarray(noise), long_form.plan_for(generator, steps),
+                                       generator.temperature)
       log_mel = decode(state, codes)  # Normalized; the scale does not change the cost.
       clips = vocoder(log_mel, synthesis.clip_keys(0, indices))
       np.asarray(clips)  # Audio back on the host, as it is written to files.

@@ -46,7 +46,7 @@ from melodygan_jax.audio import synthesis  # pylint: disable=wrong-import-positi
 from melodygan_jax.data import audio_crops  # pylint: disable=wrong-import-position
 from melodygan_jax.data import records  # pylint: disable=wrong-import-position
 from melodygan_jax.evaluation import reconstruction  # pylint: disable=wrong-import-position
-from melodygan_jax.runs import loading
+from melodygan_jax.runs import loading  # pylint: disable=wrong-import-position
 
 
 CACHE = ROOT / 'benchmarks' / '.cache'

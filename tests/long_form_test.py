@@ -13,12 +13,14 @@ from flax import nnx
 from configs import gan as gan_config
 from configs import gan_tiny
 from melodygan_jax import errors
+from melodygan_jax import sample as sample_cli
 from melodygan_jax.audio import audio_io
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import synthesis
 from melodygan_jax.generation import long_form
 from melodygan_jax.generation import projection
 from melodygan_jax.generation import sample
+from melodygan_jax.generation import sampling
 from melodygan_jax.generation import style
 from melodygan_jax.models import gan as gan_models
 from melodygan_jax.runs import loading
@@ -53,7 +55,7 @@ def test_loop_plans_wrap_and_long_plans_do_not_repeat():
   assert plan.coordinate_steps == 40 and plan.window_indices().max() == 39
   assert (plan.window_indices()[-1] < 8).any()  # The last window runs into the start...
   assert (plan.view_indices()[0] >= 35).any()  # ...and the first sees the end as context.
-  ten_minutes = sample.steps_for_seconds(600.0, 4)
+  ten_minutes = sampling.steps_for_seconds(600.0, 4)
   plan = long_form.plan_windows(ten_minutes, 224)
   assert plan.coordinate_steps >= ten_minutes and len(plan.starts) == len(set(plan.starts))
   assert len(plan.join_steps) == len(plan.starts) - 1
@@ -169,10 +171,10 @@ def test_long_context_models_and_checks():
 def test_interpolation_does_not_depend_on_the_batch():
   generator = types.SimpleNamespace(config=types.SimpleNamespace(
       model=types.SimpleNamespace(noise_dim=5)))
-  _, whole = sample.sample_keys_and_noise(generator, 0, range(6), (1, 2), num_samples=6)
-  _, last_batch = sample.sample_keys_and_noise(generator, 0, range(4, 6), (1, 2), num_samples=6)
+  _, whole = sampling.keys_and_noise(generator, 0, range(6), (1, 2), num_samples=6)
+  _, last_batch = sampling.keys_and_noise(generator, 0, range(4, 6), (1, 2), num_samples=6)
   np.testing.assert_allclose(last_batch, whole[4:], atol=1e-6)
-  _, end = sample.sample_keys_and_noise(generator, 2, [0], None)
+  _, end = sampling.keys_and_noise(generator, 2, [0], None)
   np.testing.assert_allclose(whole[-1], end[0], atol=1e-5)  # The last sample is seed B's.
 
 
@@ -195,9 +197,9 @@ def fake_flags(**overrides):
 def test_bad_sample_flags_fail_with_one_line_naming_the_flag(overrides, flag):
   if overrides.get('style_from') == ['/dev/null']:
     overrides['style_from'] = [__file__]
-  with pytest.raises(SystemExit) as error:
-    sample.parse_flags(fake_flags(**overrides))
-  message = str(error.value.code)
+  with pytest.raises(errors.UserError) as error:
+    sample_cli.parse_flags(fake_flags(**overrides))
+  message = str(error.value)
   assert flag in message and '\n' not in message
 
 
@@ -248,7 +250,7 @@ def test_long_samples_have_seamless_window_joins(trained_gan, tmp_path):
   # computes, so the codes (decoded and inverted whole) hold no join at all.
   generator = loading.load_generator(str(trained_gan[0]))
   steps = len(manifest['samples'][0]['codes'])
-  keys, noise = sample.sample_keys_and_noise(generator, 1, [0, 1], None, 2)
+  keys, noise = sampling.keys_and_noise(generator, 1, [0, 1], None, 2)
   windows = long_form.plan_for(generator, steps)
   one_pass = long_form.plan_windows(steps, steps, False, generator.context_steps)
   coordinates = jnp.stack([long_form.coordinate_noise(

@@ -40,7 +40,6 @@ import time
 
 from absl import app
 from absl import flags
-import jax.numpy as jnp
 import numpy as np
 
 from melodygan_jax import atomic_files
@@ -58,7 +57,7 @@ from melodygan_jax.evaluation import intervals
 from melodygan_jax.evaluation import latent_metrics
 from melodygan_jax.evaluation import memorization
 from melodygan_jax.evaluation import reconstruction
-from melodygan_jax.generation import sample
+from melodygan_jax.generation import sampling
 from melodygan_jax.runs import loading
 from melodygan_jax.runs import workdir as workdir_lib
 
@@ -161,7 +160,7 @@ def evaluate_audio(vqvae: loading.LoadedVQVAE, meta, data, dataset_dir: str,
       analyzer, sets, half_b, 'floor', clip_samples, options.seed, reconstruct=True,
       visqol=visqol, num_visqol=options.num_visqol)
 
-  steps = sample.steps_for_seconds(options.clip_seconds, vqvae.time_stride)
+  steps = sampling.steps_for_seconds(options.clip_seconds, vqvae.time_stride)
   train_codes = stream_codes(vqvae, meta, data, records.TRAIN_SPLIT, options.max_clips)
   code_sets = {kind: latent_metrics.baseline_codes(kind, train_codes, vqvae.codebook_size,
                                                    (num_clips, steps, vqvae.num_levels),
@@ -197,10 +196,9 @@ def generate(generator: loading.LoadedGenerator, vqvae: loading.LoadedVQVAE,
   """Codes [num_clips, steps], a fixed-size batch at a time (clip i from fold_in(seed, i))."""
   codes = []
   for first in range(0, num_clips, options.batch_size):
-    keys, noise = sample.sample_keys_and_noise(generator, options.seed,
-                                               range(first, first + options.batch_size))
-    codes.append(np.asarray(sample.generate_codes(generator, jnp.asarray(vqvae.codebooks),
-                                                  keys, jnp.asarray(noise), steps)))
+    keys, noise = sampling.keys_and_noise(generator, options.seed,
+                                          range(first, first + options.batch_size))
+    codes.append(sampling.generate_codes(generator, keys, noise, steps))
   return np.concatenate(codes)[:num_clips]
 
 

@@ -1,12 +1,7 @@
-r"""Round-trip a song through a trained VQ-VAE: encode, quantize, decode, invert.
+"""Round-trip a song through a trained VQ-VAE: encode, quantize, decode, invert.
 
-  python -m melodygan_jax.reconstruct --workdir=runs/vqvae --input=song.mp3 \
-      --output=song_vq.wav [--stem=mix] [--chunk_frames=1024] [--overlap_frames=64] \
-      [--vocoder_workdir=runs/vocoder]
-  python -m melodygan_jax.reconstruct --vocoder_workdir=runs/vocoder --input=song.mp3 \
-      --output=song_vocoder.wav
-
-The waveform comes from the trained vocoder of --vocoder_workdir, else from
+What `python -m melodygan_jax.reconstruct` runs (melodygan_jax/reconstruct.py
+holds its flags). The waveform comes from the trained vocoder of --vocoder_workdir, else from
 Griffin-Lim (--iterations). Without --workdir the song's own log-mel goes
 straight to the vocoder (copy synthesis: what the vocoder alone keeps of the
 song, the ceiling of everything decoded through it).
@@ -17,20 +12,15 @@ duration), then runs through the VQ-VAE in chunks that overlap by more than
 the model's receptive field, so the joins are seamless. Prints the
 reconstruction metrics and writes a 22 050 Hz 16-bit WAV.
 """
-import json
-import sys
-
-from absl import app
-from absl import flags
 import numpy as np
 
+from melodygan_jax import errors
 from melodygan_jax.audio import audio_io
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import loudness
 from melodygan_jax.audio import spectral_metrics
 from melodygan_jax.audio import synthesis
 from melodygan_jax.runs import loading
-from melodygan_jax.runs import workdir as workdir_lib
 
 
 def prepare_input(path: str) -> np.ndarray:
@@ -53,7 +43,7 @@ def reconstruct_normalized(vqvae: loading.LoadedVQVAE, normalized: np.ndarray,
   """
   stride = vqvae.time_stride
   if chunk_frames % stride or overlap_frames % stride:
-    raise ValueError(f'--chunk_frames and --overlap_frames must be multiples of {stride}')
+    raise errors.UserError(f'--chunk_frames and --overlap_frames must be multiples of {stride}')
   num_frames = len(normalized)
   num_chunks = -(-num_frames // chunk_frames)
   total = num_chunks * chunk_frames
@@ -78,11 +68,21 @@ def reconstruct_file(workdir: str | None, input_path: str, output_path: str, ste
     chunk_frames, overlap_frames: the VQ-VAE's windows.
     iterations: Griffin-Lim's, when there is no `vocoder_workdir`.
     vocoder_workdir: a finished configs/vocoder.py run.
+
+  Raises:
+    errors.UserError: a missing or unreadable input, a workdir that cannot be
+      used, or chunk sizes that do not fit the VQ-VAE's stride (one line).
   """
   if not workdir and not vocoder_workdir:
-    raise ValueError('give --workdir (a VQ-VAE run), --vocoder_workdir (a vocoder run) or both')
+    raise errors.UserError('give --workdir (a VQ-VAE run), --vocoder_workdir (a vocoder run) '
+                           'or both')
   vocoder = loading.vocoder_from_flag(vocoder_workdir, iterations)
-  samples = prepare_input(input_path)
+  try:
+    samples = prepare_input(input_path)
+  except FileNotFoundError as e:
+    raise errors.UserError(f'--input={input_path}: no such file') from e
+  except audio_io.AudioReadError as e:
+    raise audio_io.AudioReadError(f'{input_path}: {e}') from e
   log_mel = contract.log_mel(samples)
   metrics = {'input': input_path, 'output': output_path,
              'seconds': len(samples) / contract.SAMPLE_RATE_HZ,
@@ -103,47 +103,3 @@ def reconstruct_file(workdir: str | None, input_path: str, output_path: str, ste
   metrics['audio_mel_spectral_convergence'] = spectral_metrics.audio_spectral_convergence(
       clip, log_mel)
   return metrics
-
-
-def main(argv):
-  if len(argv) > 1:
-    sys.exit(f'reconstruct: unexpected arguments: {" ".join(argv[1:])}')
-  config = flags.FLAGS
-  try:
-    metrics = reconstruct_file(config.workdir, config.input, config.output, config.stem,
-                               config.chunk_frames, config.overlap_frames, config.iterations,
-                               config.vocoder_workdir)
-  except (workdir_lib.WorkdirError, audio_io.AudioReadError, ValueError) as e:
-    sys.exit(f'reconstruct: {config.input}: {e}' if isinstance(e, audio_io.AudioReadError)
-             else f'reconstruct: {e}')
-  except FileNotFoundError:
-    sys.exit(f'reconstruct: --input={config.input}: no such file')
-  vocoder = 'the vocoder' if config.vocoder_workdir else 'Griffin-Lim'
-  if config.workdir:
-    print(f'{metrics["seconds"]:.2f} s -> {config.output}: log-mel L1 '
-          f'{metrics["log_mel_l1"]:.3f}, mel spectral convergence '
-          f'{metrics["mel_spectral_convergence"]:.3f} (VQ-VAE), '
-          f'{metrics["audio_mel_spectral_convergence"]:.3f} (after {vocoder})')
-  else:
-    print(f'{metrics["seconds"]:.2f} s -> {config.output}: copy synthesis through {vocoder}, '
-          f'mel spectral convergence {metrics["audio_mel_spectral_convergence"]:.3f}')
-  print(json.dumps(metrics))
-
-
-def run():
-  flags.DEFINE_string('workdir', None, 'A finished configs/vqvae.py run; without it, '
-                      'copy synthesis through --vocoder_workdir alone.')
-  flags.DEFINE_string('vocoder_workdir', None, 'A finished configs/vocoder.py run '
-                      '(default: Griffin-Lim).')
-  flags.DEFINE_string('input', None, 'Any audio file.')
-  flags.DEFINE_string('output', None, 'The reconstructed WAV.')
-  flags.DEFINE_string('stem', 'mix', 'Whose normalization statistics to use.')
-  flags.DEFINE_integer('chunk_frames', 1024, 'Frames per VQ-VAE pass (multiple of the stride).')
-  flags.DEFINE_integer('overlap_frames', 64, 'Context on each side of a chunk.')
-  flags.DEFINE_integer('iterations', 32, 'Griffin-Lim iterations (without --vocoder_workdir).')
-  flags.mark_flags_as_required(['input', 'output'])
-  app.run(main)
-
-
-if __name__ == '__main__':
-  run()
