@@ -15,6 +15,9 @@ stats.json (train-split sums through a CombineFn) and report.json. Every
 choice is the local path's (`shards.shard_of`, `shards.assign_splits`, the
 same record bytes), so both write the same data set.
 
+Its settings are prepare's config (configs/prepare.py; --runner and
+--beam_options are its run.runner and run.beam_options), checked and written
+to OUT/prepare_config.json by `prepare.prepare` before the pipeline starts.
 Files finished by an earlier run (their `work/` outcome matches) are reused,
 as locally. Input and output folders must be storage every worker sees at
 the same path.
