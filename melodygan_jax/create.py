@@ -178,19 +178,28 @@ def train_command(config: str, workdir: str, steps: int, overrides: dict) -> lis
   return command + [f'--config.{name}={value}' for name, value in overrides.items()]
 
 
+def held_out_fraction(num_files: int) -> float:
+  """prepare's --validation_fraction: evaluation compares two halves of the held-out songs,
+  so at least 4 of them, and a tenth of a large collection."""
+  return min(max(4 / max(num_files, 1), 0.1), 0.5)
+
+
 def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> list[Stage]:
   """The stages still to run, with their steps and planned seconds, from the time left."""
   workdir, preset = settings['workdir'], settings['preset']
   calibration = state['calibration']
   done = state['finished']
-  held_out_hours = audio_s * 0.1 / 3600  # prepare's default validation share.
+  held_out_hours = audio_s * held_out_fraction(state['num_files']) / 3600
   stages = []
   if 'prepare' not in done:
     prepare_s = audio_s / PREPARE_X_REAL_TIME
+    validation_fraction = held_out_fraction(state['num_files'])
     stages.append(Stage('prepare', [
         sys.executable, '-m', 'data_prep.prepare', f'--input_dir={settings["songs"]}',
-        f'--output_dir={workdir}/data', '--num_workers=2'], prepare_s,
-        f'{audio_s / 3600:.2f} h of audio'))
+        f'--output_dir={workdir}/data', '--num_workers=2',
+        f'--validation_fraction={validation_fraction:.3f}'], prepare_s,
+        f'{audio_s / 3600:.2f} h of audio in {state["num_files"]} files, '
+        f'{validation_fraction:.0%} of them held out'))
   after_training = (EVALUATE_FIXED_S + EVALUATE_S_PER_HELD_OUT_HOUR * held_out_hours
                     + SAMPLES_S)
   training_stages = [name for name in ('vqvae', 'gan', 'vocoder')
@@ -272,7 +281,7 @@ def _stop_with_parent() -> None:
 
 
 def run_stage(stage: Stage, log_path: pathlib.Path, deadline: float, budget_end: float,
-              heartbeat=lambda: None) -> bool:
+              heartbeat=lambda: None) -> str | None:
   """Runs one stage's command; its output goes to LOG, progress lines to the terminal.
 
   A training stage still running at `deadline` (its share of the budget) is
@@ -282,8 +291,8 @@ def run_stage(stage: Stage, log_path: pathlib.Path, deadline: float, budget_end:
   after a kill).
 
   Returns:
-    Whether it succeeded. Evaluation may fail (too few held-out songs to
-    compare): the samples are still made, and the summary says why.
+    None, or why evaluation failed: it may (too few held-out songs to
+    compare), and the samples are still made; the summary says why.
 
   Raises:
     errors.UserError: any other stage failed; names its log and its last error line.
@@ -318,18 +327,19 @@ def run_stage(stage: Stage, log_path: pathlib.Path, deadline: float, budget_end:
           'used)', flush=True)
   if status != 0 and stage.name == 'evaluate':
     print(f'create: evaluation failed, see {log_path}: {last_line[:300]}', flush=True)
-    return False
+    return last_line[:300]
   if status != 0:
     raise errors.UserError(f'stage {stage.name} failed (exit {status}); see {log_path}: '
                            f'{last_line[:300]}')
-  return True
+  return None
 
 
-def summary(workdir: str) -> list[str]:
+def summary(workdir: str, state: dict) -> list[str]:
   """What the final metrics say, memorisation last: a model that copies is a failure."""
   path = pathlib.Path(workdir) / 'metrics.json'
   if not path.exists():
-    return ['no metrics.json: evaluation did not run']
+    failure = state['finished'].get('evaluate', {}).get('failure', 'it did not run')
+    return [f'no metrics.json: {failure}']
   metrics = json.loads(path.read_text())
   lines = []
   for name in ('floor', 'vqvae_reconstruction', 'gan', 'baseline_iid'):
@@ -359,14 +369,15 @@ def create(songs: str, workdir: str, hours: float, preset: str, vocoder: bool,
   workdir_path.mkdir(parents=True, exist_ok=True)
   state_path = workdir_path / STATE_FILENAME
   if state is None:
-    _, audio_s = audio_seconds(settings['songs'])
+    num_files, audio_s = audio_seconds(settings['songs'])
     print('create: measuring this machine (a few train steps of each model)...', flush=True)
     import jax  # pylint: disable=g-import-not-at-top
     resolved = resolve_preset(preset, jax.default_backend())
     vqvae_config, gan_config = (find_config(path) for path in PRESETS[resolved])
     calibration = calibrate(vqvae_config, gan_config)
     state = {'settings': settings, 'feature_version': contract.FEATURE_VERSION,
-             'preset': resolved, 'audio_s': audio_s, 'spent_s': 0.0, 'finished': {},
+             'preset': resolved, 'audio_s': audio_s, 'num_files': num_files, 'spent_s': 0.0,
+             'finished': {},
              'steps': {}, 'calibration': calibration,
              'vqvae_adversarial_start_step': calibration['vqvae']['adversarial_start_step']}
     atomic_files.write_json(state_path, state)
@@ -406,16 +417,17 @@ def create(songs: str, workdir: str, hours: float, preset: str, vocoder: bool,
         atomic_files.write_json(state_path, state)
         last_write[0] = time.time()
 
-    succeeded = run_stage(stage, logs / f'{stage.name}.log', deadline, budget_end, heartbeat)
+    failure = run_stage(stage, logs / f'{stage.name}.log', deadline, budget_end, heartbeat)
     took = time.time() - stage_start
-    state['finished'][stage.name] = {'seconds': took, 'planned_seconds': stage.planned_s,
-                                     'succeeded': succeeded}
+    state['finished'][stage.name] = {'seconds': took, 'planned_seconds': stage.planned_s}
+    if failure:
+      state['finished'][stage.name]['failure'] = failure
     state['spent_s'] = spent_before + (time.time() - started)
     atomic_files.write_json(state_path, state)
     print(f'create: {stage.name} done in {took / 60:.1f} min', flush=True)
     # The rest is planned again from the time actually left.
     stages = plan(settings, state, budget_s - state['spent_s'], state['audio_s'])
-  for line in summary(settings['workdir']):
+  for line in summary(settings['workdir'], state):
     print(f'  {line}')
   print(f'create: done in {state["spent_s"] / 60:.0f} min of {hours * 60:.0f}; listen: '
         f'{workdir_path / "samples" / "index.html"}')
