@@ -39,6 +39,7 @@ from data_prep import shards
 from data_prep import song as song_lib
 from data_prep import workers
 from melodygan_jax import atomic_files
+from melodygan_jax import errors
 from melodygan_jax.audio import contract
 from melodygan_jax.data import records
 
@@ -54,11 +55,11 @@ def pipeline_options(runner: str, beam_options: str) -> beam_pipeline_options.Pi
     ValueError: an unknown runner or unparsable options; one line each.
   """
   if runner not in RUNNERS:
-    raise ValueError(f'--runner={runner}: choose one of {", ".join(RUNNERS)}')
+    raise errors.ConfigError(f'--runner={runner}: choose one of {", ".join(RUNNERS)}')
   try:
     flags = shlex.split(beam_options)
   except ValueError as e:
-    raise ValueError(f'--beam_options={beam_options!r}: {e}') from e
+    raise errors.ConfigError(f'--beam_options={beam_options!r}: {e}') from e
   return beam_pipeline_options.PipelineOptions([f'--runner={RUNNERS[runner]}', *flags])
 
 

@@ -48,6 +48,7 @@ from data_prep import shards
 from data_prep import song as song_lib
 from data_prep import workers
 from melodygan_jax import atomic_files
+from melodygan_jax import errors
 from melodygan_jax.audio import contract
 from melodygan_jax.data import records
 
@@ -87,38 +88,38 @@ def check_options(options: PrepareOptions, flag_names: Mapping[str, str] | None 
   name = lambda flag: (flag_names or {}).get(flag, f'--{flag}')
   input_dir = pathlib.Path(options.input_dir)
   if not input_dir.is_dir():
-    raise ValueError(f'{name("input_dir")}={options.input_dir}: no such folder')
+    raise errors.ConfigError(f'{name("input_dir")}={options.input_dir}: no such folder')
   if not options.output_dir:
-    raise ValueError(f'{name("output_dir")} is required')
+    raise errors.ConfigError(f'{name("output_dir")} is required')
   if pathlib.Path(options.output_dir).resolve() == input_dir.resolve():
-    raise ValueError(f'{name("output_dir")} must differ from {name("input_dir")}')
+    raise errors.ConfigError(f'{name("output_dir")} must differ from {name("input_dir")}')
   if options.song.segment_frames < song_lib.MIN_SEGMENT_FRAMES:
-    raise ValueError(f'{name("segment_frames")}={options.song.segment_frames}: '
+    raise errors.ConfigError(f'{name("segment_frames")}={options.song.segment_frames}: '
                      f'must be at least {song_lib.MIN_SEGMENT_FRAMES}')
   if not 0.0 <= options.validation_fraction < 1.0:
-    raise ValueError(f'{name("validation_fraction")}={options.validation_fraction}: '
+    raise errors.ConfigError(f'{name("validation_fraction")}={options.validation_fraction}: '
                      'must be in [0, 1)')
   if options.num_workers < 1:
-    raise ValueError(f'{name("num_workers")}={options.num_workers}: must be at least 1')
+    raise errors.ConfigError(f'{name("num_workers")}={options.num_workers}: must be at least 1')
   if options.shard_size_mb <= 0:
-    raise ValueError(f'{name("shard_size_mb")}={options.shard_size_mb}: must be positive')
+    raise errors.ConfigError(f'{name("shard_size_mb")}={options.shard_size_mb}: must be positive')
   unknown = set(options.song.separation.stems) - set(contract.STEM_KINDS)
   if unknown or not options.song.separation.stems:
-    raise ValueError(f'{name("stems")}={",".join(options.song.separation.stems)}: '
+    raise errors.ConfigError(f'{name("stems")}={",".join(options.song.separation.stems)}: '
                      f'each must be one of {", ".join(contract.STEM_KINDS)}')
   check_cleaning(options.song.cleaning, name)
   separation.check_options(options.song.separation, flag_names)
   if options.runner:
     if options.runner not in BEAM_RUNNERS:
-      raise ValueError(f'{name("runner")}={options.runner}: choose one of '
+      raise errors.ConfigError(f'{name("runner")}={options.runner}: choose one of '
                        f'{", ".join(BEAM_RUNNERS)} (or leave it out for the local process pool)')
     try:
       import apache_beam  # pylint: disable=g-import-not-at-top,unused-import
     except ImportError:
-      raise ValueError(f'{name("runner")}={options.runner} needs Apache Beam: '
+      raise errors.ConfigError(f'{name("runner")}={options.runner} needs Apache Beam: '
                        "pip install -e '.[beam]'") from None
   elif options.beam_options:
-    raise ValueError(f'{name("beam_options")} needs {name("runner")}')
+    raise errors.ConfigError(f'{name("beam_options")} needs {name("runner")}')
   prepare_config.check_unchanged(options.output_dir, settings_of(options), flag_names)
 
 
@@ -126,21 +127,21 @@ def check_cleaning(options: cleaning.CleaningOptions, name) -> None:
   """The cleaning settings' ranges; `name(flag)` is how a message names a flag."""
   nyquist_hz = contract.SAMPLE_RATE_HZ / 2
   if not 0.0 <= options.highpass_hz < nyquist_hz / 10:
-    raise ValueError(f'{name("highpass_hz")}={options.highpass_hz}: must be in '
+    raise errors.ConfigError(f'{name("highpass_hz")}={options.highpass_hz}: must be in '
                      f'[0, {nyquist_hz / 10:g}) (0 turns the high-pass off)')
   if options.silence_threshold_db <= 0:
-    raise ValueError(f'{name("silence_threshold_db")}={options.silence_threshold_db}: must be '
+    raise errors.ConfigError(f'{name("silence_threshold_db")}={options.silence_threshold_db}: must be '
                      'positive (dB below the loudest frame)')
   if options.min_silence_s < 0:
-    raise ValueError(f'{name("min_silence_s")}={options.min_silence_s}: must be at least 0')
+    raise errors.ConfigError(f'{name("min_silence_s")}={options.min_silence_s}: must be at least 0')
   if options.target_lufs >= 0:
-    raise ValueError(f'{name("target_lufs")}={options.target_lufs}: must be negative '
+    raise errors.ConfigError(f'{name("target_lufs")}={options.target_lufs}: must be negative '
                      '(music is mastered at about -23 to -9 LUFS)')
   if options.true_peak_ceiling_dbtp > 0:
-    raise ValueError(f'{name("true_peak_ceiling_dbtp")}={options.true_peak_ceiling_dbtp}: '
+    raise errors.ConfigError(f'{name("true_peak_ceiling_dbtp")}={options.true_peak_ceiling_dbtp}: '
                      'must be at most 0 (full scale)')
   if not 0.0 <= options.noise_reduction <= 1.0:
-    raise ValueError(f'{name("noise_reduction")}={options.noise_reduction}: must be in [0, 1]')
+    raise errors.ConfigError(f'{name("noise_reduction")}={options.noise_reduction}: must be in [0, 1]')
 
 
 def options_from_config(config: ml_collections.ConfigDict) -> PrepareOptions:
@@ -397,26 +398,25 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def main(argv):
-  if len(argv) > 1:
-    sys.exit(f'prepare: unexpected arguments: {" ".join(argv[1:])}')
-  try:
-    config = config_from_flags()
-  except ValueError as e:
-    sys.exit(f'prepare: {e}')
-  except OSError as e:  # ml_collections reports a config file that did not load at first use.
-    sys.exit(f'prepare: --config={config_flags.get_config_filename(FLAGS["config"])}: '
-             f'{str(e).strip().splitlines()[-1].strip()}')
-  if not config.input_dir:
-    sys.exit('prepare: --input_dir is required')
-  options = options_from_config(config)
-  try:
+  with errors.exit_on_user_error('prepare'):
+    if len(argv) > 1:
+      raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
+    try:
+      config = config_from_flags()
+    except ValueError as e:
+      raise errors.ConfigError(str(e)) from e
+    except OSError as e:  # ml_collections reports a config file that did not load at first use.
+      raise errors.UserError(
+          f'--config={config_flags.get_config_filename(FLAGS["config"])}: '
+          f'{str(e).strip().splitlines()[-1].strip()}') from e
+    if not config.input_dir:
+      raise errors.UserError('--input_dir is required')
+    options = options_from_config(config)
     check_options(options, prepare_config.flag_names(FLAGS))
-  except ValueError as e:
-    sys.exit(f'prepare: {e}')
-  report = prepare(options)
-  print(report_lib.summarize(report))
-  if report['num_segments'] == 0:
-    sys.exit('prepare: no usable audio came out; see report.json for each file')
+    report = prepare(options)
+    print(report_lib.summarize(report))
+    if report['num_segments'] == 0:
+      raise errors.UserError('no usable audio came out; see report.json for each file')
   print(f'data set: {records.dataset_path(options.output_dir)}')
 
 

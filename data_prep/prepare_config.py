@@ -19,6 +19,7 @@ import ml_collections
 from data_prep import cleaning
 from data_prep import separation
 from melodygan_jax import atomic_files
+from melodygan_jax import errors
 
 FILENAME = 'prepare_config.json'
 
@@ -95,7 +96,7 @@ def apply_flags(config: ml_collections.ConfigDict,
     value = split_stems(flag.value) if field == 'separation.stems' else flag.value
     overridden = get_field(config, field)
     if field in overrides and overridden != value:
-      raise ValueError(f'--{flag_name}={show(value)} and --config.{field}={show(overridden)} '
+      raise errors.ConfigError(f'--{flag_name}={show(value)} and --config.{field}={show(overridden)} '
                        'disagree: pass one of them')
     set_field(config, field, value)
   return config
@@ -165,7 +166,7 @@ def check_unchanged(output_dir: str, settings: Mapping[str, Any],
   if changed:
     field = changed[0]
     others = f' (and {len(changed) - 1} more setting(s))' if len(changed) > 1 else ''
-    raise ValueError(f'{describe(field, names)}={show(current[field])}: {output_dir} holds a '
+    raise errors.ConfigError(f'{describe(field, names)}={show(current[field])}: {output_dir} holds a '
                      f'data set made with {field}={show(stored[field])}{others} ({FILENAME}); '
                      'keep the setting, or write to another --output_dir')
 

@@ -98,26 +98,26 @@ def check_options(options: SeparationOptions,
   """
   name = lambda flag: (flag_names or {}).get(flag, f'--{flag}')
   if options.backend not in BACKENDS:
-    raise ValueError(f'{name("separation")}={options.backend}: choose one of '
+    raise errors.ConfigError(f'{name("separation")}={options.backend}: choose one of '
                      f'{", ".join(BACKENDS)}')
   if options.backend == 'none' and set(options.stems) != {'mix'}:
-    raise ValueError(f'{name("stems")}={",".join(options.stems)}: without separation only '
+    raise errors.ConfigError(f'{name("stems")}={",".join(options.stems)}: without separation only '
                      f'"mix" exists; pass {name("separation")}=dsp, stems or uvr')
   if options.backend == 'stems' and options.stems_dir and not os.path.isdir(options.stems_dir):
-    raise ValueError(f'{name("stems_dir")}={options.stems_dir}: no such folder')
+    raise errors.ConfigError(f'{name("stems_dir")}={options.stems_dir}: no such folder')
   if options.backend == 'dsp':
     check_dsp_options(options.dsp, name)
   if options.backend == 'uvr':
     model_dir = uvr_model_dir(options)
     if not (pathlib.Path(model_dir) / options.uvr_model).is_file() and not model_host_reachable():
-      raise ValueError(f'{name("uvr_model")}={options.uvr_model} not found in '
+      raise errors.ConfigError(f'{name("uvr_model")}={options.uvr_model} not found in '
                        f'{name("uvr_model_dir")}={model_dir} and cannot be downloaded '
                        f'({UVR_MODEL_HOST} unreachable): put the model file there (UVR5 model '
                        'list, or audio-separator --list_models) or run once with network')
     try:
       import audio_separator  # pylint: disable=g-import-not-at-top,unused-import
     except ImportError:
-      raise ValueError(f'{name("separation")}=uvr needs the audio-separator package: '
+      raise errors.ConfigError(f'{name("separation")}=uvr needs the audio-separator package: '
                        'pip install -e ".[uvr]"') from None
 
 
@@ -127,14 +127,14 @@ def check_dsp_options(options: DspOptions, name) -> None:
                       ('dsp_window_s', options.window_s),
                       ('dsp_centre_power', options.centre_power)):
     if value <= 0:
-      raise ValueError(f'{name(flag)}={value}: must be positive')
+      raise errors.ConfigError(f'{name(flag)}={value}: must be positive')
   if options.vocal_margin < 0:
-    raise ValueError(f'{name("dsp_vocal_margin")}={options.vocal_margin}: must be at least 0')
+    raise errors.ConfigError(f'{name("dsp_vocal_margin")}={options.vocal_margin}: must be at least 0')
   if options.hpss_kernel < 1:
-    raise ValueError(f'{name("dsp_hpss_kernel")}={options.hpss_kernel}: must be at least 1')
+    raise errors.ConfigError(f'{name("dsp_hpss_kernel")}={options.hpss_kernel}: must be at least 1')
   nyquist_hz = contract.SAMPLE_RATE_HZ / 2
   if not 0 <= options.vocal_low_hz < options.vocal_high_hz <= nyquist_hz:
-    raise ValueError(f'{name("dsp_vocal_low_hz")}={options.vocal_low_hz}, '
+    raise errors.ConfigError(f'{name("dsp_vocal_low_hz")}={options.vocal_low_hz}, '
                      f'{name("dsp_vocal_high_hz")}={options.vocal_high_hz}: need '
                      f'0 <= low < high <= {nyquist_hz:g}')
 
