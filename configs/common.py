@@ -43,6 +43,6 @@ def sweep_config(metric: str, pruner: str = 'median') -> ml_collections.ConfigDi
   sweep.grace_period_s = 300  # ...and is failed and re-queued after this long without.
   sweep.max_retries = 3  # Times a dead worker's trial is re-queued.
   # Dotted config field -> distribution, nested like the config itself
-  # (melodygan_jax/training/search_space.py lists the distributions).
+  # (melodygan_jax/training/sweeps/search_space.py lists the distributions).
   sweep.space = ml_collections.ConfigDict()
   return sweep

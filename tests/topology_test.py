@@ -24,7 +24,8 @@ TRAIN_ON_8_DEVICES = textwrap.dedent('''
     import jax
     import numpy as np
     from configs import vqvae_tiny
-    from melodygan_jax.training import checkpoints, parallel, vqvae_trainer
+    from melodygan_jax.runs import checkpoints
+    from melodygan_jax.training import parallel, vqvae_trainer
     dataset_dir, workdir, num_steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
     assert jax.device_count() == 8
     config = vqvae_tiny.get_config()

@@ -1,7 +1,7 @@
 """Latent GAN training: the model-specific parts the shared loop calls.
 
 The data are code sequences of the frozen VQ-VAE, encoded once and cached
-(melodygan_jax.data.latent_cache) as runs of adjacent segments of one source.
+(melodygan_jax.runs.latent_cache) as runs of adjacent segments of one source.
 A batch is a pure function of (seed, step): random crops inside those runs,
 drawn with NumPy from that seed.
 

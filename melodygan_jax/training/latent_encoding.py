@@ -2,7 +2,7 @@
 
 Encoded once on every device of every host (each segment alone, as the
 VQ-VAE was trained), joined into runs of adjacent segments, and cached in the
-GAN's workdir (data/latent_cache.py) with what they were encoded from.
+GAN's workdir (runs/latent_cache.py) with what they were encoded from.
 """
 import os
 
