@@ -30,6 +30,7 @@ from ml_collections import config_flags
 
 from melodygan_jax import atomic_files
 from melodygan_jax import errors
+from melodygan_jax import jax_versions
 from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import parallel
 
@@ -76,6 +77,7 @@ def main(argv):
   with errors.exit_on_user_error('train'):
     if len(argv) > 1:
       raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
+    jax_versions.check_installed()  # Before flax is imported: a bad pair fails there.
     distributed = distributed_arguments(flags.FLAGS)
     if distributed is not None:
       parallel.initialize_distributed(**distributed)
