@@ -21,9 +21,10 @@ made on the host, data parallel over every local device as training runs it:
     dtype, times the device count;
   - peak device memory (device.memory_stats(); on a CPU the process's RSS).
 Without --quick, each config then trains for --train_steps on real music
-(benchmarks/real_music.py, prepared as benchmarks/vocoder_bench.py prepares
-it) through `python -m melodygan_jax.train`, and its eval figures are listed;
-the GAN trains on the VQ-VAE run of the same size.
+(--music_seconds of both soundtracks of benchmarks/real_music.py, prepared by
+data_prep with 15% of the files held out, cached in benchmarks/.cache) through
+`python -m melodygan_jax.train`, and its eval figures are listed; the GAN
+trains on the VQ-VAE run of the same size.
 
 Step costs run in child processes that import only JAX, flax, optax, orbax,
 numpy, scipy, absl, etils, ml_collections (the configs/ files are
@@ -210,10 +211,27 @@ def run_worker(configs, cache_dir: str, args, measure_peak: bool) -> dict:
 # ----------------------------------------------------------------------------- real runs
 
 
-def train_on_real_music(configs, train_steps: int, work: pathlib.Path) -> dict:
+def prepare_music(seconds: float) -> pathlib.Path:
+  """About `seconds` of both soundtracks, prepared with 15% of the files held out (cached)."""
+  import real_music  # pylint: disable=g-import-not-at-top
+  from data_prep import prepare  # pylint: disable=g-import-not-at-top
+  cache = ROOT / 'benchmarks' / '.cache'
+  songs, output = cache / f'accelerator_music_{seconds:.0f}s', cache / f'accelerator_data_{seconds:.0f}s'
+  songs.mkdir(parents=True, exist_ok=True)
+  for path in real_music.music_files(seconds, ('drascula-music', 'singularity-music')):
+    link = songs / f'{path.parent.name}_{path.name}'
+    if not link.exists():
+      link.symlink_to(path)
+  prepare.prepare(prepare.PrepareOptions(  # A re-run finds the work done.
+      input_dir=str(songs), output_dir=str(output), validation_fraction=0.15, num_workers=2,
+      show_progress=False))
+  return output
+
+
+def train_on_real_music(configs, train_steps: int, music_seconds: float,
+                        work: pathlib.Path) -> dict:
   """Trains each config for `train_steps` on real music; its last eval row, and wall time."""
-  import vocoder_bench  # pylint: disable=g-import-not-at-top
-  dataset_dir = vocoder_bench.prepare_data()
+  dataset_dir = prepare_music(music_seconds)
   results = {}
   for name in configs:
     workdir = work / name
@@ -301,6 +319,8 @@ def main():
   parser.add_argument('--quick', action='store_true', help='tiny configs, few steps, no runs')
   parser.add_argument('--steps', type=int, default=None, help='timed steps (default 10; 2 quick)')
   parser.add_argument('--train_steps', type=int, default=300, help='steps of each real run')
+  parser.add_argument('--music_seconds', type=float, default=900,
+                      help='seconds of real music the runs train and evaluate on')
   parser.add_argument('--configs', default=None, help='comma-separated configs/ names')
   parser.add_argument('--cache_dir', default=None,
                       help='compilation cache of the step children (default: a new temporary '
@@ -320,7 +340,8 @@ def main():
     second = run_worker(configs, cache_dir, args, measure_peak=False)
     figures = print_table(first, second)
     if not args.quick:
-      runs = train_on_real_music(configs, args.train_steps, pathlib.Path(work))
+      runs = train_on_real_music(configs, args.train_steps, args.music_seconds,
+                                 pathlib.Path(work))
       print(f'\n{args.train_steps} steps of each on real music (eval figures at the last step):')
       for name, result in runs.items():
         shown = ', '.join(f'{key.removeprefix("eval/")} {value:.4g}' for key, value in
