@@ -231,6 +231,7 @@ def prepare_music(seconds: float) -> pathlib.Path:
 def train_on_real_music(configs, train_steps: int, music_seconds: float,
                         work: pathlib.Path) -> dict:
   """Trains each config for `train_steps` on real music; its last eval row, and wall time."""
+  import importlib  # pylint: disable=g-import-not-at-top
   dataset_dir = prepare_music(music_seconds)
   results = {}
   for name in configs:
@@ -241,6 +242,9 @@ def train_on_real_music(configs, train_steps: int, music_seconds: float,
              f'--config.train.eval_every_steps={train_steps}',
              f'--config.train.checkpoint_every_steps={train_steps}',
              f'--config.train.log_every_steps={max(1, train_steps // 4)}']
+    train_config = importlib.import_module(f'configs.{name}').get_config().train
+    if train_config.get('warmup_steps', 0) >= train_steps:  # A short run still warms up.
+      flags.append(f'--config.train.warmup_steps={train_steps // 4}')
     if name.startswith('gan'):
       vqvae = work / name.replace('gan', 'vqvae')
       flags = [f for f in flags if 'dataset_dir' not in f] + [f'--config.vqvae_workdir={vqvae}']
@@ -325,6 +329,7 @@ def main():
   parser.add_argument('--cache_dir', default=None,
                       help='compilation cache of the step children (default: a new temporary '
                            'folder, so the first start compiles)')
+  parser.add_argument('--runs_only', action='store_true', help='only the real runs')
   parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
   parser.add_argument('--measure_peak', action='store_true', help=argparse.SUPPRESS)
   args = parser.parse_args()
@@ -336,16 +341,18 @@ def main():
              else QUICK_CONFIGS if args.quick else FULL_CONFIGS)
   with tempfile.TemporaryDirectory() as work:
     cache_dir = args.cache_dir or str(pathlib.Path(work) / 'jax_cache')
-    first = run_worker(configs, cache_dir, args, measure_peak=True)
-    second = run_worker(configs, cache_dir, args, measure_peak=False)
-    figures = print_table(first, second)
+    figures = {}
+    if not args.runs_only:
+      first = run_worker(configs, cache_dir, args, measure_peak=True)
+      second = run_worker(configs, cache_dir, args, measure_peak=False)
+      figures = print_table(first, second)
     if not args.quick:
       runs = train_on_real_music(configs, args.train_steps, args.music_seconds,
                                  pathlib.Path(work))
       print(f'\n{args.train_steps} steps of each on real music (eval figures at the last step):')
       for name, result in runs.items():
         shown = ', '.join(f'{key.removeprefix("eval/")} {value:.4g}' for key, value in
-                          result.items() if key.startswith('eval/'))
+                          list((k, v) for k, v in result.items() if k.startswith('eval/'))[:6])
         print(f'{name:15s} {result["wall_s"]:7.0f} s  {result.get("error") or shown}')
         figures.update({f'{name}_run_{key.replace("/", "_")}': value
                         for key, value in result.items()})
