@@ -299,13 +299,10 @@ def print_table(first: dict, second: dict) -> dict:
         f'{name}_dtype': row['dtype'],
     })
   if any(row['memory_kind'] == 'rss' for row in first['rows']):
-    print('* no device memory statistics here: the process\'s peak resident set (all rows so far)')
-  seen = []
-  for row in first['rows']:  # In the order they ran, in one process.
-    new = [module for module in row['imported'] if module not in seen]
-    seen += new
-    print(f'{row["config"]} imported {", ".join(new) or "nothing more"} '
-          f'(of {", ".join(CHECKED_MODULES)})')
+    print('* no device memory statistics here: the process\'s peak resident set')
+  for row in first['rows']:  # With --quick, what the rows before it in its process imported too.
+    print(f'{row["config"]} step imported {", ".join(row["imported"]) or "none"} '
+          f'of {", ".join(CHECKED_MODULES)}')
     figures[f'{row["config"]}_step_imports'] = row['imported']
   first_total = sum(row['compile_s'] for row in first['rows'])
   second_total = sum(row['compile_s'] for row in second['rows'])
@@ -343,9 +340,15 @@ def main():
     cache_dir = args.cache_dir or str(pathlib.Path(work) / 'jax_cache')
     figures = {}
     if not args.runs_only:
-      first = run_worker(configs, cache_dir, args, measure_peak=True)
-      second = run_worker(configs, cache_dir, args, measure_peak=False)
-      figures = print_table(first, second)
+      # One process per config, so each row's peak memory is its own; --quick runs them all
+      # in one process (two starts in all), and a row's peak is then the largest so far.
+      groups = [configs] if args.quick else [[name] for name in configs]
+      first = [run_worker(group, cache_dir, args, measure_peak=index == 0)
+               for index, group in enumerate(groups)]
+      second = [run_worker(group, cache_dir, args, measure_peak=False) for group in groups]
+      first[0]['rows'] = [row for result in first for row in result['rows']]
+      second[0]['rows'] = [row for result in second for row in result['rows']]
+      figures = print_table(first[0], second[0])
     if not args.quick:
       runs = train_on_real_music(configs, args.train_steps, args.music_seconds,
                                  pathlib.Path(work))
