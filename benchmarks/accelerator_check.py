@@ -228,8 +228,8 @@ def prepare_music(seconds: float) -> pathlib.Path:
   return output
 
 
-def train_on_real_music(configs, train_steps: int, music_seconds: float,
-                        work: pathlib.Path) -> dict:
+def train_on_real_music(configs, train_steps: int, music_seconds: float, work: pathlib.Path,
+                        cache_dir: str) -> dict:
   """Trains each config for `train_steps` on real music; its last eval row, and wall time."""
   import importlib  # pylint: disable=g-import-not-at-top
   dataset_dir = prepare_music(music_seconds)
@@ -249,8 +249,9 @@ def train_on_real_music(configs, train_steps: int, music_seconds: float,
       vqvae = work / name.replace('gan', 'vqvae')
       flags = [f for f in flags if 'dataset_dir' not in f] + [f'--config.vqvae_workdir={vqvae}']
     start = time.perf_counter()
+    env = {**os.environ, 'MELODYGAN_JAX_CACHE': cache_dir}  # Not the user's cache.
     process = subprocess.run([sys.executable, '-m', 'melodygan_jax.train', *flags], cwd=ROOT,
-                             capture_output=True, text=True, check=False)
+                             env=env, capture_output=True, text=True, check=False)
     wall_s = time.perf_counter() - start
     if process.returncode:
       results[name] = {'error': process.stderr.strip().splitlines()[-1][:300], 'wall_s': wall_s}
@@ -351,7 +352,7 @@ def main():
       figures = print_table(first[0], second[0])
     if not args.quick:
       runs = train_on_real_music(configs, args.train_steps, args.music_seconds,
-                                 pathlib.Path(work))
+                                 pathlib.Path(work), cache_dir)
       print(f'\n{args.train_steps} steps of each on real music (eval figures at the last step):')
       for name, result in runs.items():
         shown = ', '.join(f'{key.removeprefix("eval/")} {value:.4g}' for key, value in
