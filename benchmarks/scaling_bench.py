@@ -16,7 +16,8 @@ The input pipeline row reads real music (benchmarks/real_music.py) prepared
 with data_prep, through input_pipeline.train_batches at configs/vqvae.py's
 crop, and compares the examples/s the host feeds with those one step consumes
 (headroom > 1: the host keeps up). On a GPU the same runs also print step
-time and MFU (XLA's FLOP count over the chip's bf16 peak) for configs/vqvae.py
+time and MFU (model FLOPs of the lowered, unoptimized step over a bf16 matmul
+peak measured on the chip: melodygan_jax/training/flops.py) for configs/vqvae.py
 and a large variant, in bf16.
 """
 import argparse
@@ -34,9 +35,6 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / 'benchmarks'))
 
 DEVICE_COUNTS = (1, 2, 4, 8)
-# Dense bf16 peaks (FLOP/s) of chips a run may land on, from the vendors' sheets.
-BF16_PEAK_FLOPS = {'H100': 989e12, 'H200': 989e12, 'A100': 312e12, 'L4': 121e12,
-                   'A10': 125e12, 'V100': 125e12, 'TPU v4': 275e12, 'TPU v5 lite': 197e12}
 LARGE_VQVAE = {'model.widths': (512, 512, 512), 'model.num_res_blocks': 3,
                'data.crop_frames': 256}
 
@@ -58,6 +56,7 @@ def time_train_step(variant: str, per_device_batch_size: int, steps: int) -> dic
   import numpy as np  # pylint: disable=g-import-not-at-top
   from melodygan_jax.audio import contract  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import config_checks  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.training import flops as flops_lib  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import parallel  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import vqvae_trainer  # pylint: disable=g-import-not-at-top
   import functools  # pylint: disable=g-import-not-at-top
@@ -76,8 +75,9 @@ def time_train_step(variant: str, per_device_batch_size: int, steps: int) -> dic
       (local, config.data.crop_frames, contract.NUM_MELS)).astype(np.float32)
   batch = parallel.global_batch({'mel': mel, 'stem': np.zeros(local, np.int32)}, mesh)
   rng = jax.random.key(0)
-  compiled = step_fn.lower(state, batch, rng).compile()
-  flops = float((compiled.cost_analysis() or {}).get('flops', 0.0))
+  lowered = step_fn.lower(state, batch, rng)
+  compiled = lowered.compile()
+  flops = flops_lib.lowered_flops(lowered)
   for _ in range(3):
     state, metrics = compiled(state, batch, rng)
   jax.block_until_ready(metrics)
@@ -197,11 +197,12 @@ def main():
         f'{feed:.0f} examples/s from one host')
   figures['input_examples_per_s'] = round(feed, 1)
   if jax.default_backend() == 'gpu':
+    from melodygan_jax.training import flops as flops_lib  # pylint: disable=g-import-not-at-top
+    peak = flops_lib.measure_peak_flops(jax.numpy.bfloat16)
+    figures['gpu_peak_matmul_tflops_bf16'] = round(peak / 1e12, 1)
     for variant in ('default', 'large'):
       row = time_train_step(variant, 32, args.steps)
-      peak = next((flops for name, flops in BF16_PEAK_FLOPS.items()
-                   if name in row['device_kind']), None)
-      mfu = row['flops_per_step'] / row['step_s'] / peak if peak else float('nan')
+      mfu = flops_lib.model_flops_utilization(row['flops_per_step'], row['step_s'], peak)
       headroom = feed / row['examples_per_s']
       print(f'{variant} on {row["device_kind"]} ({row["dtype"]}): step '
             f'{row["step_s"] * 1e3:.1f} ms, {row["examples_per_s"]:.0f} examples/s, MFU '

@@ -3,10 +3,11 @@
   python benchmarks/train_step_bench.py [--steps=10]
 
 Reports compile time, steps/s and examples/s after warm-up, peak memory,
-parameters, model FLOPs per step (XLA's cost analysis of the compiled step) and
-MFU: achieved FLOP/s over this machine's measured float32 (or bf16) matmul
-peak. Baseline: the same architecture in PyTorch eager, float32, 2 threads, and
-its bf16 autocast. On an accelerator the JAX rows use it (bf16 there).
+parameters, model FLOPs per step (XLA's cost analysis of the lowered,
+unoptimized step: melodygan_jax/training/flops.py, which also counts the
+convolutions a GPU runs as cuDNN calls) and MFU: achieved FLOP/s over this
+machine's measured float32 (or bf16) matmul peak. Baseline: the same
+architecture in PyTorch eager, float32, 2 threads, and its bf16 autocast. On an accelerator the JAX rows use it (bf16 there).
 """
 import argparse
 import json
@@ -28,19 +29,8 @@ import numpy as np  # pylint: disable=wrong-import-position
 
 from configs import vqvae as vqvae_config  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import contract  # pylint: disable=wrong-import-position
+from melodygan_jax.training import flops as flops_lib  # pylint: disable=wrong-import-position
 from melodygan_jax.training import vqvae_trainer  # pylint: disable=wrong-import-position
-
-
-def matmul_peak_flops(dtype, size=2048, repeats=10) -> float:
-  """Measured FLOP/s of a large square matmul: this device's practical peak."""
-  a = jnp.ones((size, size), dtype)
-  matmul = jax.jit(lambda a: a @ a)
-  matmul(a).block_until_ready()
-  start = time.perf_counter()
-  for _ in range(repeats):
-    out = matmul(a)
-  out.block_until_ready()
-  return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
 def time_jax(dtype: str, batch, steps: int, adversarial: bool = True) -> dict:
@@ -53,9 +43,10 @@ def time_jax(dtype: str, batch, steps: int, adversarial: bool = True) -> dict:
                     donate_argnums=0)
   rng = jax.random.key(0)
   start = time.perf_counter()
-  compiled = step_fn.lower(state, batch, rng).compile()
+  lowered = step_fn.lower(state, batch, rng)
+  compiled = lowered.compile()
   compile_s = time.perf_counter() - start
-  flops = float(compiled.cost_analysis().get('flops', 0.0))
+  flops = flops_lib.lowered_flops(lowered)
   for _ in range(3):  # Warm-up.
     state, metrics = compiled(state, batch, rng)
   jax.block_until_ready(metrics)
@@ -102,15 +93,15 @@ def main():
                                                       np.float32)
   batch = {'mel': jnp.asarray(batch_np), 'stem': jnp.zeros(len(batch_np), jnp.int32)}
   platform = jax.devices()[0].platform
-  peak32 = matmul_peak_flops(jnp.float32)
-  peak16 = matmul_peak_flops(jnp.bfloat16)
+  peak32 = flops_lib.measure_peak_flops(jnp.float32)
+  peak16 = flops_lib.measure_peak_flops(jnp.bfloat16)
   rows, figures = [], {'platform': platform, 'device': jax.devices()[0].device_kind,
                        'peak_matmul_gflops_f32': round(peak32 / 1e9, 1),
                        'peak_matmul_gflops_bf16': round(peak16 / 1e9, 1)}
   for dtype, peak in (('float32', peak32), ('bfloat16', peak16)):
     result = time_jax(dtype, batch, args.steps)
     tag = 'f32' if dtype == 'float32' else 'bf16'
-    mfu = result['flops'] / result['step_s'] / peak
+    mfu = flops_lib.model_flops_utilization(result['flops'], result['step_s'], peak)
     rows.append((f'JAX {dtype} ({platform})', result['step_s'], result['compile_s'], mfu))
     figures.update({
         f'jax_{tag}_step_ms': round(result['step_s'] * 1e3, 1),
@@ -124,7 +115,7 @@ def main():
     figures['model_gflops_per_step'] = round(result['flops'] / 1e9, 2)
   warmup = time_jax('float32', batch, args.steps, adversarial=False)
   rows.append(('JAX float32, warm-up steps (no D)', warmup['step_s'], warmup['compile_s'],
-               warmup['flops'] / warmup['step_s'] / peak32))
+               flops_lib.model_flops_utilization(warmup['flops'], warmup['step_s'], peak32)))
   figures['jax_f32_warmup_step_ms'] = round(warmup['step_s'] * 1e3, 1)
   if not args.skip_torch:
     for bf16 in (False, True):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train on GPUs: one host with several GPUs, or several hosts under SLURM.
 #
-#   bash launch/gpu.sh setup                        # pins jax[cuda12] to the installed jax
+#   bash launch/gpu.sh setup                        # pip install -e '.[cuda12]' (CUDA=13: '.[cuda13]')
 #   bash launch/gpu.sh local configs/vqvae.py runs/vqvae --config.data.dataset_dir=data/
 #   sbatch --nodes=4 --gpus-per-node=8 --wrap \
 #       "bash launch/gpu.sh slurm configs/vqvae.py /shared/runs/vqvae --config.data.dataset_dir=/shared/data"
@@ -22,8 +22,8 @@ usage() {
   sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
   cat <<'EOF2'
 Commands: setup | local|slurm|hosts CONFIG WORKDIR [--config.X=Y ...]
-Variables: PYTHON (default .venv/bin/python); hosts: COORDINATOR_ADDRESS, NUM_PROCESSES,
-  PROCESS_ID; slurm: the allocation's SLURM_JOB_ID and SLURM_NNODES.
+Variables: PYTHON (default .venv/bin/python); setup: CUDA (12 or 13, default 12);
+  hosts: COORDINATOR_ADDRESS, NUM_PROCESSES, PROCESS_ID; slurm: the allocation's SLURM_JOB_ID and SLURM_NNODES.
 EOF2
 }
 case "${1:-}" in
@@ -51,8 +51,9 @@ command="$1"
 shift
 case "$command" in
   setup)
-    version="$("$PYTHON" -c 'import jax; print(jax.__version__)')"
-    "$PYTHON" -m pip install -q "jax[cuda12]==$version"
+    # The extra pins JAX with the flax/optax/orbax releases that run on it.
+    "$PYTHON" -m pip install -q -e ".[cuda${CUDA:-12}]"
+    "$PYTHON" -m melodygan_jax.doctor || true  # Prints the devices, and any problem as one line.
     ;;
   local)
     need_run_args "$@"

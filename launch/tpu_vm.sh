@@ -93,13 +93,11 @@ setup() {
     echo "tpu_vm.sh: set REPO_URL (the git URL of this repository; no origin remote here)" >&2
     exit 2
   fi
-  # jax[tpu] pinned to the jax that `pip install -e .` chose: an unpinned
-  # upgrade would move jax past the versions setup.cfg was tested with.
+  # The [tpu] extra pins JAX (and so libtpu) with the flax/optax/orbax releases
+  # that run on it; an unpinned jax[tpu] upgrade would move past them.
   ssh_workers all "set -e; [ -d $REMOTE_DIR ] || git clone $repo_url $REMOTE_DIR; \
       cd $REMOTE_DIR; git pull --ff-only; python3 -m venv .venv; \
-      .venv/bin/pip install -q -U pip; .venv/bin/pip install -q -e .; \
-      version=\$(.venv/bin/python -c 'import jax; print(jax.__version__)'); \
-      .venv/bin/pip install -q \"jax[tpu]==\$version\""
+      .venv/bin/pip install -q -U pip; .venv/bin/pip install -q -e '.[tpu]'"
 }
 
 run_name() { basename "${RUN_NAME:-$1}"; }

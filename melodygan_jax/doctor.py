@@ -2,9 +2,12 @@ r"""Check that this machine can run MelodyGAN-JAX; say what to do if not.
 
   python -m melodygan_jax.doctor [--output_dir=data/]
 
-Prints versions, the JAX backend and devices, what libsndfile reads, whether
-the bundled ffmpeg is found and the free disk where outputs go. Each problem is
-one line that says what to do; the exit status is 1 if there is any.
+Prints versions (jax, jaxlib, flax and the accelerator plugin: jax-cuda12-plugin,
+jax-cuda13-plugin or libtpu), the JAX backend and devices, what libsndfile
+reads, whether the bundled ffmpeg is found and the free disk where outputs go.
+Each problem is one line that says what to do (an installed JAX/flax/plugin
+pair known not to work among them: see melodygan_jax/jax_versions.py); the
+exit status is 1 if there is any.
 """
 import importlib.metadata
 import os
@@ -15,11 +18,13 @@ import sys
 from absl import app
 from absl import flags
 
+from melodygan_jax import jax_versions
 
-PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'numpy', 'librosa',
-            'soxr', 'soundfile', 'pyloudnorm', 'noisereduce', 'imageio-ffmpeg',
-            'tensorflow-cpu', 'tensorflow', 'tensorflow-datasets', 'ml_collections',
-            'absl-py', 'optuna', 'tqdm')
+
+PACKAGES = jax_versions.PACKAGES + (
+    'numpy', 'librosa', 'soxr', 'soundfile', 'pyloudnorm', 'noisereduce', 'imageio-ffmpeg',
+    'tensorflow-cpu', 'tensorflow', 'tensorflow-datasets', 'ml_collections', 'absl-py',
+    'optuna', 'tqdm')
 MIN_FREE_DISK_GB = 5.0
 
 
@@ -33,10 +38,17 @@ def package_versions() -> dict[str, str | None]:
   return versions
 
 
-def find_problems(output_dir: str) -> tuple[list[str], list[str]]:
-  """Returns (facts, problems): lines to print, problems each saying what to do."""
+def find_problems(output_dir: str,
+                  versions: dict[str, str | None] | None = None) -> tuple[list[str], list[str]]:
+  """Returns (facts, problems): lines to print, problems each saying what to do.
+
+  Args:
+    output_dir: the folder whose free disk is checked.
+    versions: package -> installed version (None: not installed); default: this
+      environment's.
+  """
   facts, problems = [], []
-  versions = package_versions()
+  versions = package_versions() if versions is None else versions
   for name, version in versions.items():
     if version:
       facts.append(f'{name:22s} {version}')
@@ -46,6 +58,13 @@ def find_problems(output_dir: str) -> tuple[list[str], list[str]]:
       problems.append(f'{name} is missing: pip install -e . in the project folder')
   if versions['tensorflow-cpu'] is None and versions['tensorflow'] is None:
     problems.append('TensorFlow is missing (tf.data reads the shards): pip install tensorflow-cpu')
+  if not any(versions.get(name) for name in jax_versions.PLUGINS + ('libtpu',)):
+    facts.append('accelerator plugin     none (CPU only; a GPU or TPU needs '
+                 f"{jax_versions.INSTALL_FIX.split(' (')[0]} or [tpu])")
+  bad_pairs = jax_versions.incompatibilities(versions)
+  problems.extend(bad_pairs)
+  if not bad_pairs and versions.get('jax') and versions.get('flax'):
+    facts.append('jax/flax/plugin        no known-bad pair among those installed')
 
   try:
     import jax  # pylint: disable=g-import-not-at-top
@@ -55,7 +74,7 @@ def find_problems(output_dir: str) -> tuple[list[str], list[str]]:
                  f'{jax.process_count()} process(es)')
   except Exception as e:  # pylint: disable=broad-except
     problems.append(f'JAX cannot start ({" ".join(str(e).split())[:200]}): '
-                    'reinstall jax for your accelerator (pip install -U "jax[cuda12]" or "jax[tpu]")')
+                    f'reinstall for your accelerator: {jax_versions.INSTALL_FIX}')
 
   try:
     import soundfile  # pylint: disable=g-import-not-at-top

@@ -21,6 +21,7 @@ from absl import app
 from absl import flags
 
 from melodygan_jax import atomic_files
+from melodygan_jax import compilation_cache
 from melodygan_jax import errors
 from melodygan_jax.generation import sample as sample_lib
 
@@ -79,6 +80,7 @@ def main(argv):
   with errors.exit_on_user_error('sample'):
     if len(argv) > 1:
       raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
+    compilation_cache.enable()  # MELODYGAN_JAX_CACHE=off turns it off.
     manifest = sample_lib.sample(config.workdir, config.output_dir, **parse_flags(config))
   print(f'{len(manifest["samples"])} samples in {config.output_dir}; listen: '
         f'{os.path.abspath(os.path.join(config.output_dir, "index.html"))}')

@@ -9,6 +9,9 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # Compile time dominates tiny models: trade run-time speed for faster compiles.
 # (An environment variable, so the training runs tests start inherit it.)
 os.environ['JAX_DISABLE_MOST_OPTIMIZATIONS'] = 'true'
+# Runs that tests start write no compilation cache into the user's home
+# (compilation_cache_test.py checks the cache in a folder of its own).
+os.environ.setdefault('MELODYGAN_JAX_CACHE', 'off')
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=4').strip()
 

@@ -4,7 +4,7 @@ import pathlib
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-# What each stage of the library may import (besides itself, atomic_files and errors).
+# What each stage of the library may import (besides itself and SHARED_TOP_LEVEL).
 # Training and generation both reach runs through runs/: neither imports the other.
 ALLOWED = {
     'models': set(),
@@ -15,7 +15,8 @@ ALLOWED = {
     'evaluation': {'audio', 'data', 'models', 'runs', 'generation'},
     'training': {'audio', 'data', 'models', 'runs', 'evaluation'},
 }
-SHARED_TOP_LEVEL = ('melodygan_jax.atomic_files', 'melodygan_jax.errors')
+SHARED_TOP_LEVEL = ('melodygan_jax.atomic_files', 'melodygan_jax.errors',
+                    'melodygan_jax.jax_versions', 'melodygan_jax.compilation_cache')
 # data_prep builds the data set from the library's contract and schema only.
 DATA_PREP_ALLOWED = SHARED_TOP_LEVEL + ('melodygan_jax.audio.',
                      'melodygan_jax.data.records', 'melodygan_jax.data.normalization')

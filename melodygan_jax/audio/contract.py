@@ -6,7 +6,6 @@ uses the same filterbank, so features and sound stay consistent.
 """
 import functools
 
-import librosa
 import numpy as np
 import scipy.fft
 
@@ -53,6 +52,9 @@ def code_bits_per_second(num_levels: int, codebook_size: int, time_stride: int) 
 @functools.cache
 def mel_filterbank() -> np.ndarray:
   """librosa's Slaney mel filterbank, [NUM_MELS, N_FFT // 2 + 1] float32."""
+  # librosa is imported where it is used, so that importing the contract (every
+  # train step does) needs no librosa: the VQ-VAE and GAN steps run without it.
+  import librosa  # pylint: disable=g-import-not-at-top
   return librosa.filters.mel(
       sr=SAMPLE_RATE_HZ, n_fft=N_FFT, n_mels=NUM_MELS, fmin=MEL_FMIN_HZ,
       fmax=MEL_FMAX_HZ, htk=False, norm='slaney', dtype=np.float32)
@@ -91,6 +93,7 @@ def mel_frames(magnitude: np.ndarray) -> np.ndarray:
 
 @functools.cache
 def _hann_window() -> np.ndarray:
+  import librosa  # pylint: disable=g-import-not-at-top
   return librosa.filters.get_window('hann', WIN_LENGTH, fftbins=True).astype(np.float32)
 
 
@@ -153,6 +156,7 @@ def log_mel_and_mfcc(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   magnitude = magnitude_frames(samples)
   log_mel = np.log(np.maximum(mel_frames(magnitude), LOG_MEL_FLOOR))
   np.square(magnitude, out=magnitude)
+  import librosa  # pylint: disable=g-import-not-at-top
   mel_power_db = librosa.power_to_db(mel_frames(magnitude))
   mfcc = scipy.fft.dct(mel_power_db, axis=-1, type=2, norm='ortho')[:, :NUM_MFCC]
   return log_mel.astype(np.float32), mfcc.astype(np.float32)

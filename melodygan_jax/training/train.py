@@ -8,7 +8,9 @@ r"""Train a model: the one entry point for every trainer.
       --config.data.dataset_dir=data/
 
 Any config field can be overridden with --config.SECTION.FIELD=VALUE. Running
-again with the same --workdir resumes from its latest checkpoint.
+again with the same --workdir resumes from its latest checkpoint. Compiled
+steps are cached on disk (~/.cache/melodygan_jax/jax_cache; MELODYGAN_JAX_CACHE
+names another folder, or `off`), so a restart does not compile them again.
 
 Several processes (hosts): on a TPU VM pod or under SLURM pass --jax_distributed
 on every host (JAX finds the others); elsewhere start one process per host
@@ -29,7 +31,9 @@ import jax
 from ml_collections import config_flags
 
 from melodygan_jax import atomic_files
+from melodygan_jax import compilation_cache
 from melodygan_jax import errors
+from melodygan_jax import jax_versions
 from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import parallel
 
@@ -76,6 +80,8 @@ def main(argv):
   with errors.exit_on_user_error('train'):
     if len(argv) > 1:
       raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
+    jax_versions.check_installed()  # Before flax is imported: a bad pair fails there.
+    compilation_cache.enable()  # A restart or resume reads its compiled steps from disk.
     distributed = distributed_arguments(flags.FLAGS)
     if distributed is not None:
       parallel.initialize_distributed(**distributed)
