@@ -489,7 +489,7 @@ def create_app(model: sampling.Model, max_upload_mb: float = 50.0, max_queue: in
     result = result_of(request)
     await studio.run(studio.render_png, result)
     label = f'{result.kind} {result.id}: ' + ', '.join(
-        f'{key}={value}' for key, value in result.settings.items()
+        f'{key}={json.dumps(value)}' for key, value in result.settings.items()
         if key not in ('file_sha256',) and value is not None)
     return HTMLResponse(listening_page.clip_figure(
         label, f'/api/results/{result.id}.wav', f'/api/results/{result.id}.png',
