@@ -312,10 +312,14 @@ document.getElementById('page').onload = async () => { try {
   $('gen-seconds').value = '2';
   $('gen-seed').value = '21';
   $('generate').click();
-  await until(() => page.studio.results > 0 && page.studio.lastDuration, 60);
-  const duration = page.studio.lastDuration;
-  const settings = $('results').querySelector('.settings').textContent;
-  const cursor = page.document.querySelector('#results .cursor') !== null;
+  await until(() => $('status').textContent.startsWith('generate: done'), 60);
+  const id = $('status').textContent.match(/[(](r[0-9]+)[)]/)[1];
+  const box = $('results').querySelector('[data-id="' + id + '"]');
+  const audio = box.querySelector('audio');
+  await until(() => audio.readyState >= 1, 30);
+  const duration = audio.duration;
+  const settings = box.querySelector('.settings').textContent;
+  const cursor = box.querySelector('.cursor') !== null;
   $('stream-seed').value = '5';
   $('stream-play').click();
   await until(() => page.studio.windows >= 3, 60);
