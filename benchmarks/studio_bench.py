@@ -10,7 +10,9 @@ the CLI's load and warm-up, and measures over HTTP and the WebSocket:
   made per second while streaming (the stream is let run ahead freely here;
   the page's stream runs STREAM_LEAD_SECONDS ahead of the listener);
 - requests per minute with 4 clients each asking for 10 s pieces;
-- resident memory of the process before and after 100 requests.
+- resident memory of the process before, after 100 and after 200 requests of
+  10 s (the studio keeps its last 32 results for download: memory rises until
+  they are kept, then stays).
 Ends with one JSON line of the figures.
 """
 import argparse
@@ -95,7 +97,8 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--workdir', required=True, help='A finished configs/gan.py run.')
   parser.add_argument('--vocoder_workdir', default=None)
-  parser.add_argument('--requests', type=int, default=100)
+  parser.add_argument('--requests', type=int, default=100, help='Memory is read after this '
+                      'many requests and after twice as many.')
   parser.add_argument('--rpm_seconds', type=float, default=60.0,
                       help='How long the 4 clients ask.')
   args = parser.parse_args()
@@ -127,11 +130,14 @@ def main():
   figures['requests_per_minute_4_clients_10s'] = requests_per_minute(url, 4, 10.0,
                                                                      args.rpm_seconds)
   before = resident_mb()
+  after = []
   with httpx.Client(base_url=url, timeout=3600) as http:
-    for seed in range(args.requests):
+    for seed in range(2 * args.requests):
       http.post('/api/generate', json={'seconds': 10, 'seed': seed}).raise_for_status()
-  figures['resident_mb_before_100'] = before
-  figures['resident_mb_after_100'] = resident_mb()
+      if seed + 1 in (args.requests, 2 * args.requests):
+        after.append(resident_mb())
+  figures['resident_mb_before'] = before
+  figures['resident_mb_after_100'], figures['resident_mb_after_200'] = after
   server.should_exit = True
   thread.join(30)
 
@@ -144,8 +150,8 @@ def main():
        f'(units of {figures["stream_unit_s"]:.2f} s)'),
       ('stream, audio s per s', f'{figures["stream_audio_s_per_s"]:.1f}'),
       ('4 clients, 10 s pieces', f'{figures["requests_per_minute_4_clients_10s"]:.0f} per minute'),
-      (f'resident memory, {args.requests} requests',
-       f'{before:.0f} MB -> {figures["resident_mb_after_100"]:.0f} MB'),
+      (f'resident memory, {args.requests} and {2 * args.requests} requests of 10 s',
+       f'{before:.0f} MB -> {after[0]:.0f} MB -> {after[1]:.0f} MB'),
   ]
   width = max(len(name) for name, _ in rows)
   for name, value in rows:

@@ -15,9 +15,9 @@ style moves, the next window morphs from the style it had to the new one
 across its view (style.slerp), and the windows after it hold the new style;
 neighbours agree where they overlap, so the change is a smooth morph.
 
-Rendering: codes are decoded in units of whole windows with codes of context
-on each side (the unit after the one rendered must exist, so audio lags the
-codes by a few windows) and inverted with Griffin-Lim over the unit's frames
+Rendering: codes are decoded in units of about half a second with codes of
+context on each side (the codes after a unit must exist, so audio lags the
+codes a little) and inverted with Griffin-Lim over the unit's frames
 plus a margin each side. Each unit's Griffin-Lim starts from the phase the
 previous unit found for the frames they share, and the two renderings are
 cross-faded there, so the waveform runs on across units. A neural vocoder
@@ -36,7 +36,7 @@ from melodygan_jax.audio import inversion
 from melodygan_jax.generation import long_form
 from melodygan_jax.generation import style as style_lib
 
-UNIT_SECONDS = 0.5  # Audio per rendered unit: at least this, in whole windows.
+UNIT_SECONDS = 0.5  # Audio per rendered unit: at least this, in whole codes.
 DECODE_CONTEXT_STEPS = 16  # Codes decoded on each side of a unit (fewer at the start).
 MARGIN_FRAMES = 8  # Frames inverted beyond each side of a unit (the shared phase).
 CROSSFADE_SAMPLES = 1024  # Audio cross-fade between units (46 ms), inside the margin.
@@ -91,7 +91,7 @@ class Stream:
   """Endless music from one seed; `set_style` steers it from the next window on.
 
     stream = Stream(model, seed=0)
-    chunk = stream.next_chunk()   # float32 audio, UNIT_SECONDS or a little more
+    chunk = stream.next_chunk()   # float32 audio, UNIT_SECONDS or a little more (whole codes)
     stream.set_style(other_style)
 
   `model` is a sampling.Model. The same seed and the same steering at the same
@@ -114,8 +114,9 @@ class Stream:
     self._vocoder_key = jax.random.fold_in(jax.random.key(seed), 1)
     self._codebooks = jnp.asarray(model.vqvae.codebooks)
     stride = model.vqvae.time_stride
-    unit_codes = UNIT_SECONDS * contract.SAMPLE_RATE_HZ / (stride * contract.HOP_LENGTH)
-    self.unit_steps = self.hop_steps * max(1, math.ceil(unit_codes / self.hop_steps))
+    # Units need not be whole windows: the first sounds once one window is made.
+    self.unit_steps = max(1, math.ceil(
+        UNIT_SECONDS * contract.SAMPLE_RATE_HZ / (stride * contract.HOP_LENGTH)))
     # At most a unit, so that units decode in two shapes only: the first, and all others.
     self.decode_context_steps = max(min(DECODE_CONTEXT_STEPS, self.unit_steps),
                                     -(-(MARGIN_FRAMES + 1) // stride))

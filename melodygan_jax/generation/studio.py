@@ -73,7 +73,8 @@ from melodygan_jax.runs import loading
 MIN_SECONDS, MAX_SECONDS = 1.0, 600.0
 MAX_UPLOAD_SECONDS = 600.0  # Decoded length of an upload; longer files are refused.
 MAX_QUEUE = 16  # Requests waiting for the model; more are answered 503.
-KEPT_RESULTS_BYTES = 256 * 2**20  # Results kept for download and their page entries.
+KEPT_RESULTS = 32  # Results kept for download and their page entries, at most...
+KEPT_RESULTS_BYTES = 256 * 2**20  # ...and at most this much audio, log-mel and PNG.
 KEPT_STYLES = 64
 STREAM_LEAD_SECONDS = 2.0  # How far a stream runs ahead of its listener.
 FORM_SLACK_BYTES = 64 * 1024  # The form's other fields and boundaries, beyond the file.
@@ -184,8 +185,9 @@ class Studio:
                     seconds=len(piece.audio) / contract.SAMPLE_RATE_HZ,
                     extra=dict(piece.extra))
     self.results[result.id] = result
-    while (sum(kept.size for kept in self.results.values()) > KEPT_RESULTS_BYTES
-           and len(self.results) > 1):
+    while len(self.results) > 1 and (
+        len(self.results) > KEPT_RESULTS
+        or sum(kept.size for kept in self.results.values()) > KEPT_RESULTS_BYTES):
       self.results.popitem(last=False)
     return result
 
