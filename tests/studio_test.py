@@ -3,10 +3,12 @@ import concurrent.futures
 import io
 import json
 import os
+import pathlib
 import resource
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -358,3 +360,13 @@ def test_page_in_headless_chromium_generates_and_streams(live_app, tmp_path):
   assert found['cursor']
   assert found['chunks'] >= 5 and f'{found["chunks"]} chunks' in found['title']
   assert found['played'] > 1.0  # Past the first unit (0.56 s with this run's windows).
+
+
+def test_the_command_refuses_a_bad_run_with_one_line(tmp_path):
+  result = subprocess.run(
+      [sys.executable, '-m', 'melodygan_jax.studio', f'--workdir={tmp_path / "missing"}'],
+      capture_output=True, text=True, timeout=120, check=False,
+      cwd=pathlib.Path(__file__).resolve().parents[1])
+  assert result.returncode == 1
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith('studio: ') and 'missing' in last and 'Traceback' not in result.stderr

@@ -38,8 +38,8 @@ from melodygan_jax.generation import style as style_lib
 
 UNIT_SECONDS = 0.5  # Audio per rendered unit: at least this, in whole codes.
 DECODE_CONTEXT_STEPS = 16  # Codes decoded on each side of a unit (fewer at the start).
-MARGIN_FRAMES = 8  # Frames inverted beyond each side of a unit (the shared phase).
-CROSSFADE_SAMPLES = 1024  # Audio cross-fade between units (46 ms), inside the margin.
+MARGIN_FRAMES = 16  # Frames inverted beyond each side of a unit (the shared phase).
+CROSSFADE_SAMPLES = 2048  # Audio cross-fade between units (93 ms), inside the margin.
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'context_steps', 'window_steps',

@@ -519,7 +519,11 @@ def create_app(model: sampling.Model, max_upload_mb: float = 50.0, max_queue: in
 
     async def listen():
       while True:
-        message = await websocket.receive_json()
+        try:
+          message = json.loads(await websocket.receive_text())
+        except (json.JSONDecodeError, KeyError, TypeError):  # Not JSON text: said, ignored.
+          await websocket.send_json({'error': 'steer with JSON text messages'})
+          continue
         if not isinstance(message, dict):
           continue
         update = {key: message[key] for key in ('style_seed', 'morph_to_seed', 'style_id',
@@ -544,7 +548,7 @@ def create_app(model: sampling.Model, max_upload_mb: float = 50.0, max_queue: in
         chunk = await studio.run(player.next_chunk)
         await websocket.send_bytes(pcm16(chunk))
         sent_seconds += len(chunk) / contract.SAMPLE_RATE_HZ
-    except (WebSocketDisconnect, RuntimeError):
+    except (WebSocketDisconnect, RuntimeError, OSError):
       pass  # The listener went away.
     except StudioError as e:  # Busy: say so, then close.
       await websocket.send_json({'error': str(e)})
