@@ -337,6 +337,7 @@ document.getElementById('page').onload = async () => { try {
 </script></body></html>'''
 
 
+@pytest.mark.browser
 def test_page_in_headless_chromium_generates_and_streams(live_app, tmp_path):
   browser = chromium()
   url, found, done = live_app
