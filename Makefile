@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test bench browser shellcheck postgres clean
+.PHONY: demo test test-fast bench browser shellcheck postgres clean
 
 $(INSTALLED): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(INSTALLED)
 
 test: $(INSTALLED) browser shellcheck postgres
 	$(VENV)/bin/python -m pytest -q
+
+# For working: everything but the multi-process, browser, PostgreSQL and end-to-end runs.
+test-fast: $(INSTALLED)
+	$(VENV)/bin/python -m pytest -q -m 'not (end_to_end or multiprocess or browser or postgres)'
 
 # The listening-page test opens index.html in headless Chromium (Debian's package).
 browser:

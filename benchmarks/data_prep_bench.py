@@ -122,10 +122,10 @@ def separation_figures(paths, work: pathlib.Path) -> dict:
 
 
 def export_tree(commit: str, folder: pathlib.Path) -> pathlib.Path | None:
-  """The code of `commit` (data_prep and melodygan_jax) in `folder`, or None without git."""
+  """The code of `commit` (data_prep, melodygan_jax, configs) in `folder`, or None without git."""
   folder.mkdir(parents=True)
   archive = subprocess.run(['git', '-C', str(REPO_ROOT), 'archive', commit, 'data_prep',
-                            'melodygan_jax'], capture_output=True, check=False)
+                            'melodygan_jax', 'configs'], capture_output=True, check=False)
   if archive.returncode != 0:
     return None
   subprocess.run(['tar', '-x', '-C', str(folder)], input=archive.stdout, check=True)

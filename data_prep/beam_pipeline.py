@@ -15,6 +15,9 @@ stats.json (train-split sums through a CombineFn) and report.json. Every
 choice is the local path's (`shards.shard_of`, `shards.assign_splits`, the
 same record bytes), so both write the same data set.
 
+Its settings are prepare's config (configs/prepare.py; --runner and
+--beam_options are its run.runner and run.beam_options), checked and written
+to OUT/prepare_config.json by `prepare.prepare` before the pipeline starts.
 Files finished by an earlier run (their `work/` outcome matches) are reused,
 as locally. Input and output folders must be storage every worker sees at
 the same path.
@@ -36,6 +39,7 @@ from data_prep import shards
 from data_prep import song as song_lib
 from data_prep import workers
 from melodygan_jax import atomic_files
+from melodygan_jax import errors
 from melodygan_jax.audio import contract
 from melodygan_jax.data import records
 
@@ -51,11 +55,11 @@ def pipeline_options(runner: str, beam_options: str) -> beam_pipeline_options.Pi
     ValueError: an unknown runner or unparsable options; one line each.
   """
   if runner not in RUNNERS:
-    raise ValueError(f'--runner={runner}: choose one of {", ".join(RUNNERS)}')
+    raise errors.ConfigError(f'--runner={runner}: choose one of {", ".join(RUNNERS)}')
   try:
     flags = shlex.split(beam_options)
   except ValueError as e:
-    raise ValueError(f'--beam_options={beam_options!r}: {e}') from e
+    raise errors.ConfigError(f'--beam_options={beam_options!r}: {e}') from e
   return beam_pipeline_options.PipelineOptions([f'--runner={RUNNERS[runner]}', *flags])
 
 

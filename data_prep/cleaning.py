@@ -22,7 +22,7 @@ class UnusableAudio(errors.UserError):
 
 @dataclasses.dataclass(frozen=True)
 class CleaningOptions:
-  """How prepare cleans each song (each field is a prepare flag)."""
+  """How prepare cleans each song (each field is config.cleaning.FIELD and a prepare flag)."""
   # DC offset and sub-sonic rumble go first: no mel band holds them (the DC bin has
   # no weight), yet they leak into the lowest band, eat headroom under the true-peak
   # ceiling and hide silences. 0 keeps them.

@@ -29,7 +29,6 @@ import http.client
 import os
 import pathlib
 import re
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -40,6 +39,7 @@ from absl import flags
 
 from data_prep import media_sites
 from melodygan_jax import atomic_files
+from melodygan_jax import errors
 from melodygan_jax.audio import audio_io
 
 MANIFEST = 'collect.json'
@@ -131,7 +131,7 @@ def parse_rate(text: str) -> float | None:
     return None
   match = re.fullmatch(r'(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?(?:/s)?', text.strip(), re.IGNORECASE)
   if not match or float(match[1]) <= 0:
-    raise ValueError(f'--rate_limit={text}: expected bytes per second, such as 500K or 2M')
+    raise errors.ConfigError(f'--rate_limit={text}: expected bytes per second, such as 500K or 2M')
   return float(match[1]) * 1024 ** ' kmg'.index(match[2].lower() or ' ')
 
 
@@ -292,24 +292,23 @@ def _download_with_retries(url: str, part: pathlib.Path, retries: int, timeout_s
 
 
 def main(argv):
-  if len(argv) > 1:
-    sys.exit(f'collect: unexpected arguments: {" ".join(argv[1:])}')
   config = flags.FLAGS
-  if not os.path.isfile(config.urls):
-    sys.exit(f'collect: --urls={config.urls}: no such file')
-  if config.max_duration is not None and config.max_duration <= 0:
-    sys.exit(f'collect: --max_duration={config.max_duration:g}: must be positive (seconds)')
-  try:
+  with errors.exit_on_user_error('collect'):
+    if len(argv) > 1:
+      raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
+    if not os.path.isfile(config.urls):
+      raise errors.UserError(f'--urls={config.urls}: no such file')
+    if config.max_duration is not None and config.max_duration <= 0:
+      raise errors.UserError(
+          f'--max_duration={config.max_duration:g}: must be positive (seconds)')
     rate_limit_bytes_s = parse_rate(config.rate_limit)
-  except ValueError as e:
-    sys.exit(f'collect: {e}')
-  urls = read_url_list(config.urls)
-  result = collect(urls, config.output_dir, config.retries, config.timeout_s,
-                   rate_limit_bytes_s=rate_limit_bytes_s, max_duration_s=config.max_duration)
-  print(f'{len(result["collected"])} files in {config.output_dir}, '
-        f'{len(result["skipped"])} skipped, {len(result["failed"])} failed')
-  if urls and not result['collected']:
-    sys.exit('collect: nothing could be collected')
+    urls = read_url_list(config.urls)
+    result = collect(urls, config.output_dir, config.retries, config.timeout_s,
+                     rate_limit_bytes_s=rate_limit_bytes_s, max_duration_s=config.max_duration)
+    print(f'{len(result["collected"])} files in {config.output_dir}, '
+          f'{len(result["skipped"])} skipped, {len(result["failed"])} failed')
+    if urls and not result['collected']:
+      raise errors.UserError('nothing could be collected')
 
 
 def run():

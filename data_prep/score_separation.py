@@ -22,6 +22,7 @@ from absl import flags
 import numpy as np
 
 from melodygan_jax import atomic_files
+from melodygan_jax import errors
 from melodygan_jax.audio import audio_io
 
 STEMS = ('vocals', 'instrumental')
@@ -82,7 +83,7 @@ def score_folders(reference_dir: str, estimate_dir: str) -> dict:
                'si_sdr_improvement': separated[stem]['si_sdr'] - mixture[stem]['si_sdr']}
         for stem in STEMS}
   if not songs:
-    raise ValueError(f'no song of {reference_dir} has <song>.wav, <song>.vocals.wav and '
+    raise errors.ConfigError(f'no song of {reference_dir} has <song>.wav, <song>.vocals.wav and '
                      f'<song>.instrumental.wav in {estimate_dir}')
   keys = next(iter(songs.values()))['vocals'].keys()
   mean = {stem: {key: float(np.mean([song[stem][key] for song in songs.values()]))

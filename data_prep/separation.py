@@ -24,6 +24,7 @@ import re
 import tempfile
 import urllib.error
 import urllib.request
+from typing import Mapping
 
 import librosa
 import numpy as np
@@ -57,7 +58,7 @@ class SeparationError(errors.UserError):
 
 @dataclasses.dataclass(frozen=True)
 class DspOptions:
-  """The built-in separator's parameters (each a prepare flag, --dsp_*)."""
+  """The built-in separator's parameters (config.separation.dsp.FIELD, flags --dsp_*)."""
   similarity_width_s: float = 2.0  # Neighbours are at least this far apart in time.
   vocal_margin: float = 1.0  # Soft-mask margin: higher, fewer accompaniment leaks.
   hpss: bool = True  # Percussion goes straight to the instrumental.
@@ -83,31 +84,59 @@ class SeparationOptions:
   uvr_model: str = 'UVR-MDX-NET-Inst_HQ_3.onnx'
 
 
-def check_options(options: SeparationOptions) -> None:
-  """Fails before any work on an unusable backend, stem list or model.
+def check_options(options: SeparationOptions,
+                  flag_names: Mapping[str, str] | None = None) -> None:
+  """Fails before any work on an unusable backend, stem list, model or dsp setting.
+
+  Args:
+    options: what to check.
+    flag_names: how the messages name each prepare flag (`--separation`, or the
+      `--config.separation.backend` it was set through); by default the flag.
 
   Raises:
     ValueError: one line naming the flag, what is wrong and how to fix it.
   """
+  name = lambda flag: (flag_names or {}).get(flag, f'--{flag}')
   if options.backend not in BACKENDS:
-    raise ValueError(f'--separation={options.backend}: choose one of {", ".join(BACKENDS)}')
+    raise errors.ConfigError(f'{name("separation")}={options.backend}: choose one of '
+                     f'{", ".join(BACKENDS)}')
   if options.backend == 'none' and set(options.stems) != {'mix'}:
-    raise ValueError(f'--stems={",".join(options.stems)}: without separation only '
-                     '"mix" exists; pass --separation=dsp, stems or uvr')
+    raise errors.ConfigError(f'{name("stems")}={",".join(options.stems)}: without separation only '
+                     f'"mix" exists; pass {name("separation")}=dsp, stems or uvr')
   if options.backend == 'stems' and options.stems_dir and not os.path.isdir(options.stems_dir):
-    raise ValueError(f'--stems_dir={options.stems_dir}: no such folder')
+    raise errors.ConfigError(f'{name("stems_dir")}={options.stems_dir}: no such folder')
+  if options.backend == 'dsp':
+    check_dsp_options(options.dsp, name)
   if options.backend == 'uvr':
     model_dir = uvr_model_dir(options)
     if not (pathlib.Path(model_dir) / options.uvr_model).is_file() and not model_host_reachable():
-      raise ValueError(f'--uvr_model={options.uvr_model} not found in --uvr_model_dir='
-                       f'{model_dir} and cannot be downloaded ({UVR_MODEL_HOST} unreachable): '
-                       'put the model file there (UVR5 model list, or audio-separator '
-                       '--list_models) or run once with network')
+      raise errors.ConfigError(f'{name("uvr_model")}={options.uvr_model} not found in '
+                       f'{name("uvr_model_dir")}={model_dir} and cannot be downloaded '
+                       f'({UVR_MODEL_HOST} unreachable): put the model file there (UVR5 model '
+                       'list, or audio-separator --list_models) or run once with network')
     try:
       import audio_separator  # pylint: disable=g-import-not-at-top,unused-import
     except ImportError:
-      raise ValueError('--separation=uvr needs the audio-separator package: '
+      raise errors.ConfigError(f'{name("separation")}=uvr needs the audio-separator package: '
                        'pip install -e ".[uvr]"') from None
+
+
+def check_dsp_options(options: DspOptions, name) -> None:
+  """The built-in separator's ranges; `name(flag)` is how a message names a flag."""
+  for flag, value in (('dsp_similarity_width_s', options.similarity_width_s),
+                      ('dsp_window_s', options.window_s),
+                      ('dsp_centre_power', options.centre_power)):
+    if value <= 0:
+      raise errors.ConfigError(f'{name(flag)}={value}: must be positive')
+  if options.vocal_margin < 0:
+    raise errors.ConfigError(f'{name("dsp_vocal_margin")}={options.vocal_margin}: must be at least 0')
+  if options.hpss_kernel < 1:
+    raise errors.ConfigError(f'{name("dsp_hpss_kernel")}={options.hpss_kernel}: must be at least 1')
+  nyquist_hz = contract.SAMPLE_RATE_HZ / 2
+  if not 0 <= options.vocal_low_hz < options.vocal_high_hz <= nyquist_hz:
+    raise errors.ConfigError(f'{name("dsp_vocal_low_hz")}={options.vocal_low_hz}, '
+                     f'{name("dsp_vocal_high_hz")}={options.vocal_high_hz}: need '
+                     f'0 <= low < high <= {nyquist_hz:g}')
 
 
 def uvr_model_dir(options: SeparationOptions) -> str:

@@ -1,5 +1,5 @@
 """Long-form generation: windows that share coordinates, seamless joins and loops,
-style projection, long-context models (prompts and styles of clips: prompted_sampling_test)."""
+style projection, long-context models (prompts and styles of clips: sampling_test)."""
 import types
 
 import jax

@@ -129,9 +129,9 @@ def test_a_run_of_other_mel_settings_is_refused_with_one_line(trained_vocoder, p
   features = json.loads((workdir / workdir_lib.FEATURES_FILENAME).read_text())
   features['num_mels'], features['mel_fmax_hz'] = 80, 8_000.0  # Feature version 1's mel.
   (workdir / workdir_lib.FEATURES_FILENAME).write_text(json.dumps(features))
-  with pytest.raises(workdir_lib.WorkdirError) as loading:
+  with pytest.raises(workdir_lib.WorkdirError) as refused:
     loading.load_vocoder(str(workdir))
-  message = str(loading.value)
+  message = str(refused.value)
   assert '\n' not in message and 'num_mels 80 (now 128)' in message and 'retrain' in message
   config = vocoder_tiny.get_config()
   config.data.dataset_dir = str(prepared_dir)

@@ -1,0 +1,37 @@
+r"""configs/gan.py sized for a 2-core CPU budget, with the context a beat needs.
+
+  python -m melodygan_jax.train --config=configs/gan_cpu.py --workdir=runs/gan \
+      --config.vqvae_workdir=runs/vqvae
+
+`create --preset=cpu` trains it. configs/gan_tiny.py (tests, demo) crops 32
+codes, 1.5 s, and its generator sees 33 codes: a beat of 0.5 s shows up
+three times in a crop and a bar not once, so neither its generator nor its
+discriminator can hold a pulse. Here a crop is 96 codes (4.5 s: two bars at
+107 bpm), the generator sees 141 codes and the discriminator judges the crop at
+3 scales, its coarsest spanning 148 codes, at gan_tiny's width.
+"""
+import ml_collections
+
+from configs import gan
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = gan.get_config()
+  config.data.crop_steps = 96  # 384 frames of the stride-4 VQ-VAE, 4.5 s.
+  config.model.noise_dim = 32
+  config.model.noise_channels = 16
+  config.model.generator_width = 64
+  config.model.generator_dilations = (1, 2, 4, 8, 16, 32, 1, 2, 4)  # Receptive field 141.
+  config.model.discriminator_width = 64
+  config.model.discriminator_dilations = (1, 2, 4, 8, 1, 2)  # 37 codes at each scale...
+  config.model.discriminator_scales = 3  # ...of the crop pooled by 1, 2, 4: 148 codes.
+  config.train.num_steps = 2_000  # `create` sets the steps its budget allows.
+  config.train.batch_size = 32
+  config.train.generator_learning_rate = 5e-4
+  config.train.discriminator_learning_rate = 1e-3
+  config.train.generator_ema_decay = 0.99  # A few thousand steps: a short memory.
+  config.train.log_every_steps = 250
+  config.train.eval_every_steps = 1_000
+  config.train.checkpoint_every_steps = 500
+  config.train.num_eval_samples = 128
+  return config

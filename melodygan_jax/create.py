@@ -1,0 +1,461 @@
+r"""From a folder of songs to new music like them, in one command and a time budget.
+
+  python -m melodygan_jax.create --songs=my_songs/ --workdir=runs/mine [--hours=1] \
+      [--preset=auto|cpu|gpu|tpu|tiny] [--vocoder]
+
+Everything goes into WORKDIR:
+  data/               prepare's data set (cleaned WAVs, shards, stats, report)
+  vqvae/  gan/        the codec's and the GAN's run folders (vocoder/ with --vocoder)
+  metrics.json        evaluate's figures: FAD/KAD with intervals, the floor, i.i.d. codes,
+                      memorisation
+  samples/index.html  generated pieces beside held-out songs, to listen to
+  create.json         the settings, the plan and each finished stage with its time
+
+Before any work the command checks the input and measures this machine: a few
+train steps of each preset config on synthetic batches (training/calibration.py,
+about a minute). It then prints the plan, every stage with its configs, steps
+and minutes, and the disk it needs. The stages share the budget: prepare takes
+what it takes (the first stage; its time comes out of the budget), evaluation
+and samples get a measured allowance, and what is left goes to training, split
+between the codec and the GAN as CODEC_SHARE says. After each stage the rest is
+planned again from the time actually left, so the run ends within the budget.
+
+Running the same command again after an interruption (kill -9 included) goes on
+where it stopped: finished stages are never redone, a training stage resumes
+from its last checkpoint with the steps it was planned with.
+"""
+import dataclasses
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from absl import app
+from absl import flags
+import soundfile
+
+from melodygan_jax import atomic_files
+from melodygan_jax import errors
+from melodygan_jax.audio import contract
+
+STATE_FILENAME = 'create.json'
+PRESETS = {  # Configs per preset: (codec, GAN), paths relative to the repository.
+    'tiny': ('configs/vqvae_tiny.py', 'configs/gan_tiny.py'),  # Minutes: tests, a first try.
+    'cpu': ('configs/vqvae.py', 'configs/gan_cpu.py'),
+    'gpu': ('configs/vqvae.py', 'configs/gan.py'),
+    'tpu': ('configs/vqvae.py', 'configs/gan.py'),
+}
+VOCODER_CONFIGS = {'tiny': 'configs/vocoder_tiny.py', 'cpu': 'configs/vocoder.py', 'gpu': 'configs/vocoder_large.py',
+                   'tpu': 'configs/vocoder_large.py'}
+# The training time's split. The codec comes first and bounds everything after it
+# (its reconstructions are the ceiling of the samples); 0.55 is the split of the
+# measured 28-minute CPU run the GAN presets were judged on (16 min codec, 12 GAN).
+CODEC_SHARE = 0.55
+VOCODER_SHARE = 0.25  # Of the training time, with --vocoder.
+MIN_STEPS = {'vqvae': 200, 'gan': 200, 'vocoder': 200}
+PREPARE_X_REAL_TIME = 200.0  # Planned rate of prepare before it has run (2 workers: 400-780x).
+STAGE_OVERHEAD_S = 90.0  # Start-up, compiles, the final eval and checkpoint of a training stage.
+EVALUATE_S_PER_HELD_OUT_HOUR = 600.0  # Measured ~100 CPU s for the embeddings; codes,
+EVALUATE_FIXED_S = 180.0              # decoding, Griffin-Lim and loading on top.
+SAMPLES_S = 90.0
+AUDIO_SUFFIXES = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.mp3', '.m4a', '.aac', '.aiff',
+                  '.aif', '.wma', '.webm', '.mka')
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass
+class Stage:
+  name: str
+  command: list[str]
+  planned_s: float
+  description: str
+  steps: int | None = None  # Of a training stage.
+
+
+def find_config(relative: str) -> str:
+  """A config file of this checkout (or of the installed package)."""
+  path = REPO_ROOT / relative
+  if not path.exists():
+    raise errors.UserError(f'{relative}: not found beside the package ({REPO_ROOT})')
+  return str(path)
+
+
+def audio_seconds(songs_dir: str) -> tuple[int, float]:
+  """(files, seconds) of the audio files under `songs_dir`, read from their headers."""
+  count, seconds = 0, 0.0
+  for path in sorted(pathlib.Path(songs_dir).rglob('*')):
+    if path.suffix.lower() not in AUDIO_SUFFIXES or not path.is_file():
+      continue
+    count += 1
+    try:
+      seconds += soundfile.info(str(path)).duration
+    except (RuntimeError, soundfile.LibsndfileError):
+      pass  # MP3/M4A that libsndfile cannot read, or a broken file: prepare decides.
+  return count, seconds
+
+
+def check_inputs(songs_dir: str, workdir: str, settings: dict,
+                 min_audio_minutes: float = 5.0) -> dict | None:
+  """Refuses what cannot work before spending the budget; returns a resumed run's state.
+
+  Raises:
+    errors.UserError: no songs, too little audio, a workdir of another command or
+      feature version, or other settings than the run being resumed (one line).
+  """
+  if not os.path.isdir(songs_dir):
+    raise errors.UserError(f'--songs={songs_dir}: no such folder')
+  state_path = pathlib.Path(workdir) / STATE_FILENAME
+  if state_path.exists():
+    state = json.loads(state_path.read_text())
+    if state.get('feature_version') != contract.FEATURE_VERSION:
+      raise errors.UserError(
+          f'--workdir={workdir}: made with feature version {state.get("feature_version")}, this '
+          f'code computes {contract.FEATURE_VERSION}: use a new --workdir')
+    for name in ('songs', 'preset', 'vocoder'):
+      if state['settings'][name] != settings[name]:
+        raise errors.UserError(
+            f'--{name}={settings[name]}: {workdir} was started with {state["settings"][name]!r}; '
+            'run it with the same settings to resume, or use a new --workdir')
+    return state
+  if os.path.isdir(workdir) and any(os.scandir(workdir)):
+    raise errors.UserError(f'--workdir={workdir}: a folder that holds other files (not made by '
+                           'create); give a new or empty one')
+  count, seconds = audio_seconds(songs_dir)
+  if count == 0:
+    raise errors.UserError(f'--songs={songs_dir}: no audio files ({", ".join(AUDIO_SUFFIXES)})')
+  if 0 < seconds < min_audio_minutes * 60:
+    raise errors.UserError(
+        f'--songs={songs_dir}: {seconds / 60:.1f} minutes of audio in {count} files; at least '
+        f'{min_audio_minutes:g} are needed to learn anything (--min_audio_minutes)')
+  return None
+
+
+def resolve_preset(preset: str, backend: str) -> str:
+  if preset != 'auto':
+    return preset
+  return {'gpu': 'gpu', 'cuda': 'gpu', 'rocm': 'gpu', 'tpu': 'tpu'}.get(backend, 'cpu')
+
+
+def calibrate(vqvae_config: str, gan_config: str) -> dict:
+  """Seconds per train step of both configs on this machine (a subprocess, ~1 minute)."""
+  result = subprocess.run(
+      [sys.executable, '-m', 'melodygan_jax.training.calibration',
+       f'--vqvae_config={vqvae_config}', f'--gan_config={gan_config}'],
+      capture_output=True, text=True, check=False, cwd=REPO_ROOT)
+  lines = [line for line in result.stdout.splitlines() if line.startswith('{')]
+  if result.returncode != 0 or not lines:
+    tail = (result.stderr.strip().splitlines() or ['no output'])[-1]
+    raise errors.UserError(f'calibration failed: {tail}')
+  return json.loads(lines[-1])
+
+
+def vqvae_seconds(calibration: dict, steps: int, adversarial_start: int) -> float:
+  figures = calibration['vqvae']
+  warmup = min(steps, adversarial_start)
+  return warmup * figures['warmup_s'] + (steps - warmup) * figures['adversarial_s']
+
+
+def vqvae_steps_for(calibration: dict, seconds: float, adversarial_start: int) -> int:
+  figures = calibration['vqvae']
+  warmup_s = adversarial_start * figures['warmup_s']
+  if seconds <= warmup_s:
+    return int(seconds / figures['warmup_s'])
+  return adversarial_start + int((seconds - warmup_s) / figures['adversarial_s'])
+
+
+def train_command(config: str, workdir: str, steps: int, overrides: dict) -> list[str]:
+  every = max(steps // 8, 50)  # Checkpoints a few minutes apart: a kill loses little.
+  command = [sys.executable, '-m', 'melodygan_jax.train', f'--config={config}',
+             f'--workdir={workdir}', f'--config.train.num_steps={steps}',
+             f'--config.train.checkpoint_every_steps={every}',
+             f'--config.train.eval_every_steps={steps}', '--config.train.log_every_steps=50']
+  return command + [f'--config.{name}={value}' for name, value in overrides.items()]
+
+
+def held_out_fraction(num_files: int) -> float:
+  """prepare's --validation_fraction: evaluation compares two halves of the held-out songs,
+  so at least 4 of them, and a tenth of a large collection."""
+  return min(max(4 / max(num_files, 1), 0.1), 0.5)
+
+
+def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> list[Stage]:
+  """The stages still to run, with their steps and planned seconds, from the time left."""
+  workdir, preset = settings['workdir'], settings['preset']
+  calibration = state['calibration']
+  done = state['finished']
+  held_out_hours = audio_s * held_out_fraction(state['num_files']) / 3600
+  stages = []
+  if 'prepare' not in done:
+    prepare_s = audio_s / PREPARE_X_REAL_TIME
+    validation_fraction = held_out_fraction(state['num_files'])
+    stages.append(Stage('prepare', [
+        sys.executable, '-m', 'data_prep.prepare', f'--input_dir={settings["songs"]}',
+        f'--output_dir={workdir}/data', '--num_workers=2',
+        f'--validation_fraction={validation_fraction:.3f}'], prepare_s,
+        f'{audio_s / 3600:.2f} h of audio in {state["num_files"]} files, '
+        f'{validation_fraction:.0%} of them held out'))
+  after_training = (EVALUATE_FIXED_S + EVALUATE_S_PER_HELD_OUT_HOUR * held_out_hours
+                    + SAMPLES_S)
+  training_stages = [name for name in ('vqvae', 'gan', 'vocoder')
+                     if name not in done and (name != 'vocoder' or settings['vocoder'])]
+  planned_prepare = sum(stage.planned_s for stage in stages)
+  training_s = (seconds_left - planned_prepare - after_training
+                - STAGE_OVERHEAD_S * len(training_stages))
+  shares = {'vqvae': CODEC_SHARE, 'gan': 1.0 - CODEC_SHARE}
+  if settings['vocoder']:
+    shares = {name: share * (1.0 - VOCODER_SHARE) for name, share in shares.items()}
+    shares['vocoder'] = VOCODER_SHARE
+  total_share = sum(shares[name] for name in training_stages) or 1.0
+  vqvae_config, gan_config = PRESETS[preset]
+  adversarial_start = state['vqvae_adversarial_start_step']
+  for name in training_stages:
+    stage_s = max(training_s * shares[name] / total_share, 0.0)
+    steps = state['steps'].get(name)  # A started stage keeps its steps (exact resume).
+    if name == 'vqvae':
+      steps = steps or vqvae_steps_for(calibration, stage_s, adversarial_start)
+      command = train_command(find_config(vqvae_config), f'{workdir}/vqvae', steps,
+                              {'data.dataset_dir': f'{workdir}/data'})
+      planned = vqvae_seconds(calibration, steps, adversarial_start)
+    elif name == 'gan':
+      steps = steps or int(stage_s / calibration['gan']['step_s'])
+      command = train_command(find_config(gan_config), f'{workdir}/gan', steps,
+                              {'vqvae_workdir': f'{workdir}/vqvae'})
+      planned = steps * calibration['gan']['step_s']
+    else:  # The vocoder's step costs about two codec steps on a CPU (measured 2x-3x).
+      steps = steps or int(stage_s / (3 * calibration['vqvae']['adversarial_s']))
+      command = train_command(find_config(VOCODER_CONFIGS[preset]), f'{workdir}/vocoder',
+                              steps, {'data.dataset_dir': f'{workdir}/data'})
+      planned = steps * 3 * calibration['vqvae']['adversarial_s']
+    if steps < MIN_STEPS[name]:
+      raise errors.UserError(
+          f'--hours={settings["hours"]:g}: leaves {stage_s / 60:.1f} min for the {name} '
+          f'stage, {steps} steps on this machine; it needs at least {MIN_STEPS[name]} '
+          f'({needed_hours(settings, state, seconds_left, name, steps, stage_s):.2f} h in all)')
+    config_name = {'vqvae': vqvae_config, 'gan': gan_config,
+                   'vocoder': VOCODER_CONFIGS[preset]}[name]
+    stages.append(Stage(name, command, planned + STAGE_OVERHEAD_S,
+                        f'{steps} steps of {config_name}', steps))
+  vocoder_flag = [f'--vocoder_workdir={workdir}/vocoder'] if settings['vocoder'] else []
+  if 'evaluate' not in done:
+    stages.append(Stage('evaluate', [
+        sys.executable, '-m', 'melodygan_jax.evaluate', f'--vqvae_workdir={workdir}/vqvae',
+        f'--gan_workdir={workdir}/gan', f'--data_dir={workdir}/data',
+        f'--output={workdir}/metrics.json', '--clip_seconds=10'] + vocoder_flag,
+        after_training - SAMPLES_S, 'held-out songs against the samples'))
+  if 'samples' not in done:
+    stages.append(Stage('samples', [
+        sys.executable, '-m', 'melodygan_jax.sample', f'--workdir={workdir}/gan',
+        f'--output_dir={workdir}/samples', '--num_samples=8', '--seconds=10']
+        + ([f'--metrics={workdir}/metrics.json']
+           if (pathlib.Path(workdir) / 'metrics.json').exists() else []) + vocoder_flag, SAMPLES_S, '8 pieces of 10 s'))
+  return stages
+
+
+def needed_hours(settings, state, seconds_left, name, steps, stage_s) -> float:
+  """The --hours that would give the `name` stage its minimum steps."""
+  per_step = stage_s / max(steps, 1) if steps else (
+      state['calibration']['gan']['step_s'] if name == 'gan'
+      else state['calibration']['vqvae']['adversarial_s'])
+  missing_s = (MIN_STEPS[name] - steps) * per_step
+  share = CODEC_SHARE if name == 'vqvae' else 1.0 - CODEC_SHARE
+  return settings['hours'] + missing_s / share / 3600
+
+
+_STEP_LINE = re.compile(r'step (\d+)/(\d+)')
+
+
+def _stop_with_parent() -> None:
+  """In a stage's process: SIGTERM when create dies (kill -9 included), so no stage runs on
+  unwatched, and a trainer saves its checkpoint as on a preemption (Linux; elsewhere a no-op)."""
+  try:
+    import ctypes  # pylint: disable=g-import-not-at-top
+    ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG.
+  except (OSError, AttributeError):
+    pass
+
+
+def run_stage(stage: Stage, log_path: pathlib.Path, deadline: float, budget_end: float,
+              heartbeat=lambda: None) -> str | None:
+  """Runs one stage's command; its output goes to LOG, progress lines to the terminal.
+
+  A training stage still running at `deadline` (its share of the budget) is
+  sent SIGTERM: the trainer saves its checkpoint and stops, as on a
+  preemption, and the stages after it use that checkpoint. `heartbeat()` is
+  called at each line of output (it records the time spent, for a resume
+  after a kill).
+
+  Returns:
+    None, or why evaluation failed: it may (too few held-out songs to
+    compare), and the samples are still made; the summary says why.
+
+  Raises:
+    errors.UserError: any other stage failed; names its log and its last error line.
+  """
+  with open(log_path, 'a') as log:
+    process = subprocess.Popen(stage.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, cwd=REPO_ROOT, preexec_fn=_stop_with_parent,
+                               env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+    stopper = None
+    if stage.steps is not None:
+      stopper = threading.Timer(max(deadline - time.time(), 0.0), process.send_signal,
+                                (signal.SIGTERM,))
+      stopper.start()
+    last_line = ''
+    try:
+      for line in process.stdout:
+        log.write(line)
+        heartbeat()
+        if line.strip():
+          last_line = line.strip()
+        match = _STEP_LINE.search(line)
+        if match:
+          left_min = max(budget_end - time.time(), 0) / 60
+          print(f'  {stage.name}: step {match.group(1)}/{match.group(2)}, '
+                f'{left_min:.0f} min of the budget left', flush=True)
+      status = process.wait()
+    finally:
+      if stopper is not None:
+        stopper.cancel()
+  if stopper is not None and status == 0 and time.time() >= deadline:
+    print(f'create: {stage.name} stopped at its share of the budget (its last checkpoint is '
+          'used)', flush=True)
+  if status != 0 and stage.name == 'evaluate':
+    print(f'create: evaluation failed, see {log_path}: {last_line[:300]}', flush=True)
+    return last_line[:300]
+  if status != 0:
+    raise errors.UserError(f'stage {stage.name} failed (exit {status}); see {log_path}: '
+                           f'{last_line[:300]}')
+  return None
+
+
+def summary(workdir: str, state: dict) -> list[str]:
+  """What the final metrics say, memorisation last: a model that copies is a failure."""
+  path = pathlib.Path(workdir) / 'metrics.json'
+  if not path.exists():
+    failure = state['finished'].get('evaluate', {}).get('failure', 'it did not run')
+    return [f'no metrics.json: {failure}']
+  metrics = json.loads(path.read_text())
+  lines = []
+  for name in ('floor', 'vqvae_reconstruction', 'gan', 'baseline_iid'):
+    kad = metrics.get(f'{name}/kad')
+    if isinstance(kad, dict):
+      lines.append(f'{name:22s} KAD {kad["value"]:6.1f} [{kad["low"]:.1f}, {kad["high"]:.1f}]')
+  share = metrics.get('gan/too_close_to_training_share')
+  if share is not None:
+    verdict = ('about what held-out real music gets (~5%)' if share <= 0.1
+               else 'TOO HIGH: the GAN copies its training songs')
+    lines.append(f'memorisation: {share:.0%} of generated clips are closer to a training clip '
+                 f'than 95% of held-out songs are; {verdict}')
+  return lines
+
+
+def create(songs: str, workdir: str, hours: float, preset: str, vocoder: bool,
+           min_audio_minutes: float = 5.0) -> dict:
+  """Runs (or resumes) every stage within `hours`; returns the final state."""
+  settings = {'songs': os.path.abspath(songs), 'workdir': os.path.abspath(workdir),
+              'hours': hours, 'preset': preset, 'vocoder': vocoder}
+  if hours <= 0:
+    raise errors.UserError(f'--hours={hours:g}: must be positive')
+  if preset not in ('auto',) + tuple(PRESETS):
+    raise errors.UserError(f'--preset={preset}: choose auto, {", ".join(PRESETS)}')
+  state = check_inputs(settings['songs'], settings['workdir'], settings, min_audio_minutes)
+  workdir_path = pathlib.Path(settings['workdir'])
+  workdir_path.mkdir(parents=True, exist_ok=True)
+  state_path = workdir_path / STATE_FILENAME
+  if state is None:
+    num_files, audio_s = audio_seconds(settings['songs'])
+    print('create: measuring this machine (a few train steps of each model)...', flush=True)
+    import jax  # pylint: disable=g-import-not-at-top
+    resolved = resolve_preset(preset, jax.default_backend())
+    vqvae_config, gan_config = (find_config(path) for path in PRESETS[resolved])
+    calibration = calibrate(vqvae_config, gan_config)
+    state = {'settings': settings, 'feature_version': contract.FEATURE_VERSION,
+             'preset': resolved, 'audio_s': audio_s, 'num_files': num_files, 'spent_s': 0.0,
+             'finished': {},
+             'steps': {}, 'calibration': calibration,
+             'vqvae_adversarial_start_step': calibration['vqvae']['adversarial_start_step']}
+    atomic_files.write_json(state_path, state)
+  state['settings']['hours'] = hours  # A resumed run may be given more (or less) time.
+  settings = {**state['settings'], 'preset': state['preset']}
+  budget_s = hours * 3600
+  started = time.time()
+  spent_before = state['spent_s']
+  stages = plan(settings, state, budget_s - spent_before, state['audio_s'])
+  free_gb = shutil.disk_usage(workdir_path).free / 1e9
+  needed_gb = 3.0 * state['audio_s'] / 3600 + 1.0  # WAVs, shards, checkpoints, samples.
+  print(f'create: plan for {hours:g} h on {state["calibration"]["backend"]} '
+        f'(preset {state["preset"]}); {spent_before / 60:.0f} min already spent')
+  for stage in stages:
+    print(f'  {stage.name:9s} {stage.planned_s / 60:6.1f} min  {stage.description}')
+  print(f'  disk: about {needed_gb:.1f} GB needed, {free_gb:.0f} GB free', flush=True)
+  if free_gb < needed_gb:
+    raise errors.UserError(f'--workdir={workdir}: {free_gb:.1f} GB free, about '
+                           f'{needed_gb:.1f} GB needed')
+  logs = workdir_path / 'logs'
+  logs.mkdir(exist_ok=True)
+  while stages:
+    stage = stages[0]
+    if stage.steps is not None:
+      state['steps'][stage.name] = stage.steps
+    atomic_files.write_json(state_path, state)
+    stage_start = time.time()
+    print(f'create: {stage.name} ({stage.planned_s / 60:.1f} min planned)', flush=True)
+    budget_end = started + budget_s - spent_before
+    # A training stage may overrun its plan by a tenth before it is stopped.
+    deadline = stage_start + 1.1 * stage.planned_s
+    last_write = [0.0]
+
+    def heartbeat():
+      if time.time() - last_write[0] >= 10:  # The time spent survives a kill -9.
+        state['spent_s'] = spent_before + (time.time() - started)
+        atomic_files.write_json(state_path, state)
+        last_write[0] = time.time()
+
+    failure = run_stage(stage, logs / f'{stage.name}.log', deadline, budget_end, heartbeat)
+    took = time.time() - stage_start
+    state['finished'][stage.name] = {'seconds': took, 'planned_seconds': stage.planned_s}
+    if failure:
+      state['finished'][stage.name]['failure'] = failure
+    state['spent_s'] = spent_before + (time.time() - started)
+    atomic_files.write_json(state_path, state)
+    print(f'create: {stage.name} done in {took / 60:.1f} min', flush=True)
+    # The rest is planned again from the time actually left.
+    stages = plan(settings, state, budget_s - state['spent_s'], state['audio_s'])
+  for line in summary(settings['workdir'], state):
+    print(f'  {line}')
+  print(f'create: done in {state["spent_s"] / 60:.0f} min of {hours * 60:.0f}; listen: '
+        f'{workdir_path / "samples" / "index.html"}')
+  return state
+
+
+def main(argv):
+  with errors.exit_on_user_error('create'):
+    if len(argv) > 1:
+      raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
+    config = flags.FLAGS
+    create(config.songs, config.workdir, config.hours, config.preset, config.vocoder,
+           config.min_audio_minutes)
+
+
+def run():
+  flags.DEFINE_string('songs', None, 'A folder of your songs (any format prepare reads).')
+  flags.DEFINE_string('workdir', None, 'Where everything goes; run again to resume.')
+  flags.DEFINE_float('hours', 1.0, 'The time budget, every stage included.')
+  flags.DEFINE_enum('preset', 'auto', ['auto'] + list(PRESETS),
+                    'Configs sized for the machine; auto: from the JAX backend (tiny: the '
+                    'test configs, minutes, to try the command).')
+  flags.DEFINE_bool('vocoder', False, 'Also train a neural vocoder (else Griffin-Lim).')
+  flags.DEFINE_float('min_audio_minutes', 5.0, 'Refuse fewer minutes of songs than this: '
+                     'less is too little to learn from.')
+  flags.mark_flags_as_required(['songs', 'workdir'])
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

@@ -1,0 +1,107 @@
+r"""How long a config's train step takes on this machine, measured on synthetic batches.
+
+  python -m melodygan_jax.training.calibration --vqvae_config=configs/vqvae.py \
+      --gan_config=configs/gan_tiny.py [--steps=3]
+
+Prints one JSON line: seconds per step of each config given (the VQ-VAE's
+warm-up and adversarial phases apart), the backend and the compile seconds.
+A step's cost does not depend on what the data are, so random log-mel crops
+and random codes of the configs' shapes stand in for the data set; the VQ-VAE
+the GAN trains on is assumed to be configs/vqvae.py's shape (levels, codebook
+size and dimension from --vqvae_config). `create` plans its budget from these
+figures before any other work.
+"""
+import functools
+import json
+import time
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ml_collections import config_flags
+
+from melodygan_jax.audio import contract
+from melodygan_jax.runs import latent_cache
+from melodygan_jax.training import config_checks
+from melodygan_jax.training import gan_trainer
+from melodygan_jax.training import vqvae_trainer
+
+
+def _time(step, state, batches, steps: int) -> tuple[float, float]:
+  """(compile seconds, seconds per step after it) of `step(state, batch)`."""
+  start = time.perf_counter()
+  state, metrics = step(state, batches[0])
+  jax.block_until_ready(metrics)
+  compile_s = time.perf_counter() - start
+  start = time.perf_counter()
+  for index in range(steps):
+    state, metrics = step(state, batches[(index + 1) % len(batches)])
+  jax.block_until_ready(metrics)
+  return compile_s, (time.perf_counter() - start) / steps
+
+
+def vqvae_seconds_per_step(config, steps: int = 3) -> dict:
+  """{'warmup_s', 'adversarial_s', 'compile_s'}: the codec's two phases (loop.PhasedStep)."""
+  config_checks.check_train_section(config.train)
+  (graphdef, disc_graphdef), state, optimizers, schedule = vqvae_trainer.init_state(config)
+  rng = np.random.default_rng(0)
+  shape = (config.train.batch_size, config.data.crop_frames, contract.NUM_MELS)
+  batches = [{'mel': jnp.asarray(rng.standard_normal(shape, np.float32)),
+              'stem': jnp.zeros(shape[0], jnp.int32)} for _ in range(2)]
+  figures = {'compile_s': 0.0,
+             'adversarial_start_step': int(config.loss.adversarial_start_step)}
+  for adversarial in (False, True):
+    step = jax.jit(functools.partial(
+        vqvae_trainer.train_step, graphdef, disc_graphdef, *optimizers, schedule, config,
+        adversarial, vqvae_trainer.unit_log_mel_stats()))
+    compile_s, step_s = _time(lambda s, b, step=step: step(s, b, jax.random.key(0)), state,
+                              batches, steps)
+    figures['compile_s'] += compile_s
+    figures['adversarial_s' if adversarial else 'warmup_s'] = step_s
+  return figures
+
+
+def gan_seconds_per_step(config, vqvae_config, steps: int = 3) -> dict:
+  """{'step_s', 'compile_s'} of the GAN's step on random codes of the VQ-VAE's shape."""
+  config_checks.check_train_section(config.train)
+  config_checks.resolve_dtype(config.model, 'config.model.dtype')
+  levels = vqvae_config.model.num_levels
+  size, dim = vqvae_config.model.codebook_size, vqvae_config.model.codebook_dim
+  rng = np.random.default_rng(0)
+  segment = max(config.data.crop_steps, 256)
+  runs = lambda count: latent_cache.runs_of_sequences(
+      rng.integers(0, size, (count, segment, levels)).astype(np.int32))
+  data = latent_cache.LatentData(
+      train=runs(16), validation=runs(2),
+      codebooks=rng.standard_normal((levels, size, dim)).astype(np.float32))
+  trainer = gan_trainer.GANTrainer(config, data)
+  batches = trainer.train_batches(0)
+  compile_s, step_s = _time(trainer.jit_train_step, trainer.create_state(),
+                            [next(batches) for _ in range(2)], steps)
+  return {'step_s': step_s, 'compile_s': compile_s}
+
+
+def main(argv):
+  del argv
+  vqvae_config, gan_config = flags.FLAGS.vqvae_config, flags.FLAGS.gan_config
+  figures = {'backend': jax.default_backend(), 'device_count': jax.device_count()}
+  if vqvae_config is not None:
+    figures['vqvae'] = vqvae_seconds_per_step(vqvae_config, flags.FLAGS.steps)
+  if gan_config is not None:
+    if vqvae_config is None:
+      raise app.UsageError('--gan_config needs --vqvae_config (the codes\' shape)')
+    figures['gan'] = gan_seconds_per_step(gan_config, vqvae_config, flags.FLAGS.steps)
+  print(json.dumps(figures))
+
+
+def run():
+  config_flags.DEFINE_config_file('vqvae_config', None, 'A configs/vqvae*.py file.')
+  config_flags.DEFINE_config_file('gan_config', None, 'A configs/gan*.py file.')
+  flags.DEFINE_integer('steps', 3, 'Timed steps after the compiling one.')
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

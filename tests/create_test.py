@@ -1,0 +1,115 @@
+"""create: songs to music in one command, within a budget, refusing early, resuming after kill -9."""
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from melodygan_jax.audio import contract
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def create(*flags, **kwargs) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, '-m', 'melodygan_jax.create', *flags], cwd=REPO_ROOT,
+                        capture_output=True, text=True, timeout=600, **kwargs)
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+  assert result.returncode != 0
+  lines = result.stderr.strip().splitlines()
+  assert lines and lines[-1].startswith('create: '), result.stderr[-2000:]
+  return lines[-1]
+
+
+def test_what_cannot_work_is_refused_before_any_work(corpus_dir, tmp_path):
+  workdir = tmp_path / 'run'
+  message = one_line_error(create(f'--songs={tmp_path / "nowhere"}', f'--workdir={workdir}'))
+  assert 'nowhere: no such folder' in message
+  empty = tmp_path / 'empty'
+  empty.mkdir()
+  assert 'no audio files' in one_line_error(create(f'--songs={empty}', f'--workdir={workdir}'))
+  # The test corpus holds 36 s of songs: less than the 5 minutes asked for by default.
+  message = one_line_error(create(f'--songs={corpus_dir / "songs"}', f'--workdir={workdir}'))
+  assert '0.6 minutes of audio in 4 files' in message and '--min_audio_minutes' in message
+  other = tmp_path / 'other'
+  other.mkdir()
+  (other / 'config.json').write_text('{}')
+  message = one_line_error(create(f'--songs={corpus_dir / "songs"}', f'--workdir={other}',
+                                  '--min_audio_minutes=0.1'))
+  assert 'not made by create' in message
+  assert '--hours=0' in one_line_error(create(f'--songs={corpus_dir / "songs"}',
+                                              f'--workdir={workdir}', '--hours=0'))
+  assert not workdir.exists()  # Nothing was written for any of them.
+
+
+def test_a_workdir_of_other_settings_or_features_is_refused(corpus_dir, tmp_path):
+  workdir = tmp_path / 'run'
+  workdir.mkdir()
+  songs = str(corpus_dir / 'songs')
+  state = {'settings': {'songs': songs, 'workdir': str(workdir), 'hours': 1.0, 'preset': 'tiny',
+                        'vocoder': False},
+           'feature_version': contract.FEATURE_VERSION}
+  (workdir / 'create.json').write_text(json.dumps(state))
+  message = one_line_error(create(f'--songs={songs}', f'--workdir={workdir}', '--preset=cpu'))
+  assert "--preset=cpu: " in message and "started with 'tiny'" in message
+  state['feature_version'] = 1
+  (workdir / 'create.json').write_text(json.dumps(state))
+  message = one_line_error(create(f'--songs={songs}', f'--workdir={workdir}', '--preset=tiny'))
+  assert 'feature version 1' in message and 'new --workdir' in message
+
+
+def wait_for(path: pathlib.Path, text: str, timeout_s: float) -> None:
+  deadline = time.time() + timeout_s
+  while time.time() < deadline:
+    if path.exists() and text in path.read_text():
+      return
+    time.sleep(1)
+  raise AssertionError(f'{text!r} not in {path} after {timeout_s} s')
+
+
+@pytest.mark.end_to_end
+def test_songs_to_samples_within_the_budget_and_resumed_after_kill_9(corpus_dir, tmp_path):
+  workdir = tmp_path / 'run'
+  flags = [f'--songs={corpus_dir / "songs"}', f'--workdir={workdir}', '--preset=tiny',
+           '--min_audio_minutes=0.5']
+  # Too little time for the GAN's minimum steps: refused after measuring, before any stage.
+  message = one_line_error(create(*flags, '--hours=0.05'))
+  assert 'leaves' in message and 'it needs at least' in message
+  assert not (workdir / 'data').exists()
+  hours = 0.2
+  log = tmp_path / 'first.log'
+  with open(log, 'w') as output:
+    first = subprocess.Popen([sys.executable, '-m', 'melodygan_jax.create', *flags,
+                              f'--hours={hours}'], cwd=REPO_ROOT, stdout=output,
+                             stderr=subprocess.STDOUT, text=True)
+  try:
+    wait_for(log, 'gan: step 50/', timeout_s=600)
+  finally:
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+  state = json.loads((workdir / 'create.json').read_text())
+  assert set(state['finished']) == {'prepare', 'vqvae'}
+  # The GAN's trainer hears SIGTERM when create dies: it saves and stops.
+  wait_for(workdir / 'logs' / 'gan.log', 'preempted: saved the checkpoint', timeout_s=120)
+  vqvae_log_size = (workdir / 'logs' / 'vqvae.log').stat().st_size
+  started = time.time()
+  second = create(*flags, f'--hours={hours}')
+  assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+  plan = second.stdout.split('create: gan')[0]
+  assert 'prepare' not in plan and 'vqvae' not in plan  # Finished stages are never redone.
+  assert (workdir / 'logs' / 'vqvae.log').stat().st_size == vqvae_log_size
+  assert 'resuming from the checkpoint of step' in (workdir / 'logs' / 'gan.log').read_text()
+  final = json.loads((workdir / 'create.json').read_text())
+  assert set(final['finished']) == {'prepare', 'vqvae', 'gan', 'evaluate', 'samples'}
+  assert final['finished']['prepare'] == state['finished']['prepare']
+  manifest = json.loads((workdir / 'samples' / 'manifest.json').read_text())
+  assert len(manifest['samples']) == 8 and (workdir / 'samples' / 'index.html').exists()
+  # Within the budget plus a tenth, the time of both runs counted.
+  assert final['spent_s'] <= 1.1 * hours * 3600
+  assert time.time() - started <= 1.1 * hours * 3600
+  assert 'create: done in' in second.stdout
