@@ -1,6 +1,5 @@
 """create: songs to music in one command, within a budget, refusing early, resuming after kill -9."""
 import json
-import os
 import pathlib
 import signal
 import subprocess
