@@ -348,8 +348,18 @@ def test_step_on_4_devices_matches_1_device(trained_vqvae, tmp_path):
     trainer = gan_trainer.GANTrainer(config, data, vqvae, mesh=parallel.make_mesh(devices))
     state, metrics = trainer.jit_train_step(trainer.create_state(), next(trainer.train_batches(0)))
     results.append(parallel.host_values(state))
-  for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(results[1])):
-    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+  four, one = results
+  # The optimizer moments hold the all-reduced gradients: equal to float rounding.
+  for name in ('generator_opt_state', 'discriminator_opt_state'):
+    for a, b in zip(jax.tree.leaves(getattr(four, name)), jax.tree.leaves(getattr(one, name))):
+      np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+  # Adam's first step moves a weight by lr * g / (|g| + eps): a gradient of ~1e-7, whose
+  # rounding differs with the reduction order, moves it by a visible share of a step. The
+  # weights agree to a twentieth of one step.
+  step_size = max(config.train.generator_learning_rate, config.train.discriminator_learning_rate)
+  for name in ('generator', 'generator_ema', 'discriminator'):
+    for a, b in zip(jax.tree.leaves(getattr(four, name)), jax.tree.leaves(getattr(one, name))):
+      np.testing.assert_allclose(a, b, rtol=2e-4, atol=0.05 * step_size)
 
 
 def test_missing_or_mismatched_vqvae_workdir_is_one_line(trained_vqvae, tmp_path):
