@@ -4,9 +4,12 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.end_to_end
 def test_quick_check_reports_step_costs_and_a_cached_second_start():
   # One tiny config keeps this under a minute on a 2-core CPU; --quick alone runs all three.
   result = subprocess.run(

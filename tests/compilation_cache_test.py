@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from melodygan_jax import compilation_cache
 
 # A fresh process compiles one small step, with the cache where MELODYGAN_JAX_CACHE says.
@@ -36,6 +38,7 @@ def start_process(env_value: str) -> dict:
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.multiprocess
 def test_a_second_start_reads_the_compiled_step_from_the_cache(tmp_path):
   cache_dir = tmp_path / 'jax_cache'
   first = start_process(str(cache_dir))

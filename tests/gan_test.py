@@ -297,6 +297,7 @@ def cli(*flags):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.end_to_end
 def test_kill_9_and_resume_equals_uninterrupted(trained_vqvae, trained_gan, tmp_path):
   vqvae_workdir = trained_vqvae[0]
   config = tiny_config(vqvae_workdir)

@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 import soundfile
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -44,6 +45,7 @@ MEASURE = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.end_to_end
 def test_a_long_recording_prepares_in_bounded_memory(corpus_dir, tmp_path):
   long_file = tmp_path / 'long_mix.wav'
   write_long_stereo_wav(long_file, MINUTES)

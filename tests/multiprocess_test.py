@@ -29,6 +29,8 @@ from melodygan_jax.training import latent_encoding
 from melodygan_jax.training import parallel
 from melodygan_jax.training import vqvae_trainer
 
+pytestmark = pytest.mark.multiprocess  # Two processes talk over a localhost coordinator.
+
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 NUM_PROCESSES = 2

@@ -198,6 +198,7 @@ def kill_when_finished(process, output_dir, num_finished):
   return len(list(work_dir.glob('*.json')))
 
 
+@pytest.mark.end_to_end
 def test_kill_9_at_several_points_and_resume_gives_identical_shards(
     corpus_dir, prepared_dir, tmp_path):
   """Every file is processed in the same numeric environment (single-threaded
@@ -223,6 +224,7 @@ def test_kill_9_at_several_points_and_resume_gives_identical_shards(
   assert not [p for p in output_dir.rglob('*') if '.tmp' in p.name]
 
 
+@pytest.mark.multiprocess
 def test_a_dead_worker_loses_no_file(corpus_dir, tmp_path):
   executor = workers.make_executor(2)
   victim = next(iter(executor._processes.values()))  # pylint: disable=protected-access

@@ -274,6 +274,7 @@ def live_app(model):
     yield url, found, done
 
 
+@pytest.mark.end_to_end
 def test_four_concurrent_clients_are_queued_and_never_mixed(live_app):
   url, _, _ = live_app
   seeds = [11, 12, 11, 12, 13, 14, 13, 14]

@@ -138,6 +138,7 @@ def finished_sweep(prepared_dir, tmp_path_factory):
   return sweep_dir, study, text
 
 
+@pytest.mark.end_to_end
 def test_a_clearly_bad_trial_is_pruned_with_its_partial_curve(finished_sweep):
   _, study, _ = finished_sweep
   slow = study.trials[2]
@@ -147,6 +148,7 @@ def test_a_clearly_bad_trial_is_pruned_with_its_partial_curve(finished_sweep):
   assert slow.intermediate_values[10] > max(completed_at_10)
 
 
+@pytest.mark.end_to_end
 def test_a_diverging_trial_is_failed_with_its_reason_and_the_sweep_goes_on(finished_sweep):
   _, study, text = finished_sweep
   diverged = study.trials[3]
@@ -157,6 +159,7 @@ def test_a_diverging_trial_is_failed_with_its_reason_and_the_sweep_goes_on(finis
   assert 'NonFiniteLossError' in text and 'PRUNED' in text
 
 
+@pytest.mark.end_to_end
 def test_the_best_config_and_plots_are_written(finished_sweep):
   sweep_dir, study, _ = finished_sweep
   best = study.best_trial
@@ -167,6 +170,7 @@ def test_the_best_config_and_plots_are_written(finished_sweep):
     assert pathlib.Path(sweep_dir, name).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n', name
 
 
+@pytest.mark.end_to_end
 def test_the_best_config_trains(finished_sweep, tmp_path):
   """best_config.py loads through the same config flag as `train --config=` and trains."""
   sweep_dir, study, _ = finished_sweep
@@ -267,6 +271,7 @@ def killed_journal_sweep(prepared_dir, tmp_path_factory):
   return sweep_dir, journal_study(sweep_dir, 'shared'), killed, workers
 
 
+@pytest.mark.multiprocess
 def test_two_journal_workers_share_one_study(killed_journal_sweep):
   _, study, killed, workers = killed_journal_sweep
   assert {t.user_attrs[sweep_storage.WORKER_ATTR]['pid'] for t in killed} == {
@@ -275,6 +280,7 @@ def test_two_journal_workers_share_one_study(killed_journal_sweep):
   assert len(study.trials) == 4  # Two trials and their re-runs: none drawn twice.
 
 
+@pytest.mark.multiprocess
 def test_a_sweep_killed_mid_trial_and_restarted_finishes(killed_journal_sweep):
   sweep_dir, study, killed, _ = killed_journal_sweep
   check_killed_trials_were_rerun(study, [t.number for t in killed])
@@ -319,6 +325,7 @@ def postgres_url():
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.postgres
 def test_postgres_workers_share_a_study_and_heartbeats_rerun_a_killed_trial(
     prepared_dir, tmp_path, postgres_url):
   command = worker_command(tmp_path, prepared_dir, f'--storage={postgres_url}',

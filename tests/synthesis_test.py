@@ -207,6 +207,7 @@ frame.onload = async () => { try {
 </script></body></html>'''
 
 
+@pytest.mark.browser
 def test_listening_page_plays_in_headless_chromium(samples_dir, tmp_path):
   browser = chromium()
   page = (samples_dir / 'index.html').read_text()

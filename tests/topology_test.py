@@ -7,9 +7,9 @@ import textwrap
 
 import jax
 import numpy as np
+import pytest
 
 from configs import vqvae_tiny
-
 from melodygan_jax.runs import checkpoints
 from melodygan_jax.training import parallel
 from melodygan_jax.training import vqvae_trainer
@@ -44,6 +44,7 @@ TRAIN_ON_8_DEVICES = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.multiprocess
 def test_a_checkpoint_of_8_devices_resumes_on_4_and_on_1(prepared_dir, tmp_path):
   env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=8',
          'JAX_PLATFORMS': 'cpu', 'PYTHONPATH': str(REPO_ROOT)}

@@ -207,6 +207,7 @@ def test_train_crops_are_a_function_of_the_step(prepared_dir):
   assert not np.array_equal(other_host, batches[3])
 
 
+@pytest.mark.end_to_end
 def test_fine_tuning_on_the_codec_starts_from_a_trained_vocoder(trained_vqvae, trained_vocoder,
                                                                 prepared_dir, tmp_path):
   config = vocoder_tiny.get_config()

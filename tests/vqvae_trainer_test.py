@@ -104,6 +104,7 @@ def test_training_lowers_validation_loss(uninterrupted):
           'reconstruction/0/output'} <= tags  # Scalars, spectrogram images, audio.
 
 
+@pytest.mark.end_to_end
 def test_sigterm_then_kill_9_then_resume_equals_uninterrupted(prepared_dir, uninterrupted,
                                                             trainer, tmp_path):
   workdir = tmp_path / 'interrupted'
