@@ -23,7 +23,13 @@ of the same size as B:
 Per set, against half A: FAD, FAD∞ (with its R²) and KAD on musicnn MSD
 embeddings, and the Fréchet distance of MFCC statistics and of VQ-VAE encoder
 features, each with a bootstrap 95% interval ({"value", "low", "high"} in the
-JSON). Memorization: each generated clip's nearest training clip in musicnn
+JSON). What an embedding does not hear: per set, a music-structure `profile`
+(evaluation/music_profile.py: pulse clarity, tempo stability, chroma stability
+and entropy, key clarity, harmonic share, onset density, bar-scale repetition;
+per entry the mean with its interval, the per-clip values and the distance from
+the floor in floor standard deviations) and `c2st_auc`, the held-out AUC of a
+small classifier trained to tell the set from half A on log-mel patches
+(evaluation/two_sample.py; 0.5 = indistinguishable, the floor's is real vs real). Memorization: each generated clip's nearest training clip in musicnn
 space, and the share closer than 95% of held-out real clips get.
 Reconstruction of half B's waveforms: ViSQOL (on --num_visqol clips),
 multi-resolution STFT distance and mel distance against the original, for the
@@ -56,7 +62,9 @@ from melodygan_jax.evaluation import embeddings as embeddings_lib
 from melodygan_jax.evaluation import intervals
 from melodygan_jax.evaluation import latent_metrics
 from melodygan_jax.evaluation import memorization
+from melodygan_jax.evaluation import music_profile
 from melodygan_jax.evaluation import reconstruction
+from melodygan_jax.evaluation import two_sample
 from melodygan_jax.generation import neural_vocoder
 from melodygan_jax.generation import pretrained
 from melodygan_jax.generation import sample
@@ -78,6 +86,7 @@ class EvaluationOptions:
   num_resamples: int = 200        # Bootstrap draws per interval.
   batch_size: int = 8             # Clips per decode / inversion / embedding batch.
   vocoder_workdir: str | None = None  # A vocoder run inverts every set; default Griffin-Lim.
+  c2st_steps: int = two_sample.TwoSampleOptions.num_steps  # Classifier steps per set.
 
 
 def distances_to_reference(reference: np.ndarray, evaluated: np.ndarray, kind: str,
@@ -154,7 +163,8 @@ def evaluate_audio(vqvae: pretrained.LoadedVQVAE, meta, data, dataset_dir: str,
   sets = clip_analysis.FeatureSets()
   visqol = reconstruction.Visqol() if options.num_visqol > 0 else None
   for plan, name in ((half_a, 'reference'), (training, 'training')):
-    clip_analysis.analyze_real_clips(analyzer, sets, plan, name, clip_samples, options.seed)
+    clip_analysis.analyze_real_clips(analyzer, sets, plan, name, clip_samples, options.seed,
+                                     structure=name != 'training')
   scores = clip_analysis.analyze_real_clips(
       analyzer, sets, half_b, 'floor', clip_samples, options.seed, reconstruct=True,
       visqol=visqol, num_visqol=options.num_visqol)
@@ -186,8 +196,52 @@ def evaluate_audio(vqvae: pretrained.LoadedVQVAE, meta, data, dataset_dir: str,
   for name, values in scores.items():
     metrics[name] = intervals.interval_entry(
         intervals.mean_interval(values, options.num_resamples, options.seed))
+  sources = {'reference': [clip.source for clip in half_a],
+             'floor': [clip.source for clip in half_b]}
+  metrics.update(structure_metrics(sets, sources, options))
   metrics.update(memorization_metrics(sets, [name for name in code_sets]))
   return metrics, code_sets
+
+
+def structure_metrics(sets: clip_analysis.FeatureSets, sources: dict[str, list[str]],
+                      options: EvaluationOptions) -> dict:
+  """Per compared set: its music profile beside the floor's, and its C2ST AUC against half A.
+
+  Args:
+    sets: features of 'reference' (half A), 'floor' (half B) and the compared sets.
+    sources: source file per clip of 'reference' and 'floor'; the floor's
+      reconstructions share the floor's, generated sets have none (each clip
+      is its own group in the classifier's train/test split).
+    options: seed, bootstrap draws, classifier steps.
+
+  Returns:
+    {'<set>/profile': {entry: {...}}, '<set>/c2st_auc': {'value', 'low', 'high'}}.
+  """
+  metrics = {}
+  floor_profiles = sets.get('floor', 'profile')
+  compared = [name for name in sets.names() if name not in ('reference', 'training')]
+  for name in compared:
+    metrics[f'{name}/profile'] = music_profile.summarize(
+        sets.get(name, 'profile'), floor_profiles, options.clip_seconds,
+        options.num_resamples, options.seed)
+  def groups_of(clip_sources):
+    # By song where there are songs to split; a one-song half is split by clip.
+    names = sorted(set(clip_sources))
+    if len(names) < 2:
+      return np.arange(len(clip_sources))
+    return np.array([names.index(source) for source in clip_sources])
+
+  tester = two_sample.TwoSampleTester(
+      sets.get('reference', 'patches'), groups_of(sources['reference']),
+      dataclasses.replace(two_sample.TwoSampleOptions(), num_steps=options.c2st_steps,
+                          num_resamples=options.num_resamples, seed=options.seed))
+  floor_groups = groups_of(sources['floor'])
+  for offset, name in enumerate(compared):
+    patches = sets.get(name, 'patches')
+    real_derived = name in ('floor', 'vqvae_reconstruction', 'griffin_lim', 'vocoder')
+    groups = floor_groups[:len(patches)] if real_derived else None
+    metrics[f'{name}/c2st_auc'] = tester.test(patches, groups, seed_offset=offset).entry()
+  return metrics
 
 
 def generate(generator: pretrained.LoadedGenerator, vqvae: pretrained.LoadedVQVAE,
@@ -295,6 +349,20 @@ def evaluate(vqvae_workdir: str, data_dir: str, gan_workdir: str | None = None,
   return metrics
 
 
+def summary_lines(metrics: dict) -> list[str]:
+  """One line per figure; a profile gives one line per entry (its per-clip values stay in
+  the JSON)."""
+  rows = []
+  for name, value in metrics.items():
+    if name.endswith('/profile'):
+      rows.extend((f'{name}/{entry}', music_profile.format_profile_row(entry, summary))
+                  for entry, summary in value.items())
+    else:
+      rows.append((name, format_figure(value)))
+  width = max(len(name) for name, _ in rows)
+  return [f'{name:{width}s} {shown}' for name, shown in rows]
+
+
 def format_figure(value) -> str:
   """'1.23 [1.01, 1.52]' for a figure with an interval, else the value."""
   if isinstance(value, dict):
@@ -314,15 +382,14 @@ def main(argv):
   options = EvaluationOptions(num_samples=config.num_samples, max_clips=config.max_clips,
                               seed=config.seed, clip_seconds=config.clip_seconds,
                               num_visqol=config.num_visqol, num_resamples=config.num_resamples,
-                              vocoder_workdir=config.vocoder_workdir)
+                              vocoder_workdir=config.vocoder_workdir,
+                              c2st_steps=config.c2st_steps)
   try:
     metrics = evaluate(config.vqvae_workdir, config.data_dir, config.gan_workdir, options)
   except (EvaluationError, pretrained.WorkdirError, input_pipeline.DatasetError) as e:
     sys.exit(f'evaluate: {e}')
   atomic_files.write_json(config.output, metrics)
-  width = max(len(name) for name in metrics)
-  for name, value in metrics.items():
-    print(f'{name:{width}s} {format_figure(value)}')
+  print('\n'.join(summary_lines(metrics)))
   print(json.dumps(metrics))
 
 
@@ -340,6 +407,8 @@ def run():
   flags.DEFINE_integer('num_resamples', 200, 'Bootstrap draws per interval.')
   flags.DEFINE_string('vocoder_workdir', None, 'A finished configs/vocoder.py run that inverts '
                       'every set (default: Griffin-Lim).')
+  flags.DEFINE_integer('c2st_steps', two_sample.TwoSampleOptions.num_steps,
+                       'Training steps of the two-sample classifier, per set.')
   flags.mark_flags_as_required(['vqvae_workdir', 'data_dir'])
   app.run(main)
 
