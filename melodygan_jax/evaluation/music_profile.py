@@ -47,7 +47,7 @@ BLOCK_S = 0.25
 BAR_LAGS_S = (1.5, 4.0)  # One 4/4 bar from 160 down to 60 bpm.
 OTHER_LAGS_MIN_S = 0.5
 HPSS_KERNEL = (17, 17)  # (mel bands, frames of 2 hops): ~0.4 s in time.
-ONSET_FLOOR_DB = 1.0  # Envelope scale floor: a steady tone's flux noise is no onset.
+ONSET_FLOOR_DB = 5.0  # Envelope scale floor: a steady tone's flux noise is no onset.
 _CHROMA_FILTERS = librosa.filters.chroma(sr=contract.SAMPLE_RATE_HZ, n_fft=contract.N_FFT)
 # Krumhansl & Kessler (1982) probe-tone ratings, C major and C minor.
 _MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29,

@@ -1,0 +1,58 @@
+"""two_sample: the classifier test at chance on one distribution, near 1 on two."""
+import numpy as np
+import pytest
+
+from melodygan_jax.evaluation import two_sample
+
+OPTIONS = two_sample.TwoSampleOptions(patches_per_clip=4, channels=(8, 16), num_steps=40,
+                                     batch_size=32, num_resamples=100)
+
+
+def log_mels(num_clips: int, seed: int, tone: bool = False) -> np.ndarray:
+  """[clips, patches, frames, mels] patches of noisy log-mels with a spectral tilt."""
+  rng = np.random.default_rng(seed)
+  clips = []
+  for _ in range(num_clips):
+    log_mel = 0.5 * rng.standard_normal((150, 128)) + np.linspace(0.0, -3.0, 128)
+    if tone:
+      log_mel[:, 40:42] += 2.0
+    clips.append(two_sample.log_mel_patches(log_mel.astype(np.float32),
+                                            OPTIONS.patches_per_clip))
+  return np.stack(clips)
+
+
+@pytest.fixture(scope='module')
+def tester():
+  return two_sample.TwoSampleTester(log_mels(60, seed=0), np.arange(60), OPTIONS)
+
+
+def test_two_halves_of_one_distribution_are_indistinguishable(tester):
+  other = log_mels(60, seed=1)
+  result = tester.test(other)
+  assert 0.3 < result.auc.value < 0.7
+  assert result.auc.low < 0.5 < result.auc.high
+  assert tester.test(other).entry() == result.entry()  # Deterministic given the seed.
+
+
+def test_clearly_different_sets_are_told_apart(tester):
+  result = tester.test(log_mels(60, seed=2, tone=True))
+  assert result.auc.value > 0.95 and result.auc.low > 0.9
+
+
+def test_splits_keep_groups_whole():
+  groups = np.repeat(np.arange(6), [5, 3, 4, 2, 6, 4])
+  train, test = two_sample.split_by_group(groups, test_fraction=0.5, seed=3)
+  assert set(groups[train]).isdisjoint(groups[test])
+  assert len(train) + len(test) == len(groups) and len(test) > 0 and len(train) > 0
+  with pytest.raises(ValueError, match='1 group'):
+    two_sample.split_by_group(np.zeros(5), 0.5, 0)
+
+
+def test_patches_are_evenly_spaced_and_pooled():
+  log_mel = np.tile(np.arange(200, dtype=np.float32)[:, None], (1, 128))
+  patches = two_sample.log_mel_patches(log_mel, 3)
+  assert patches.shape == (3, two_sample.PATCH_FRAMES, two_sample.PATCH_MELS)
+  assert [patch[0, 0] for patch in patches] == [0.0, 68.0, 136.0]
+  short = two_sample.log_mel_patches(log_mel[:10], 2)  # Shorter than a patch: edge-padded.
+  assert short.shape == (2, two_sample.PATCH_FRAMES, two_sample.PATCH_MELS)
+  assert two_sample.auc(np.array([0.0, 1.0]), np.array([2.0, 3.0])) == 1.0
