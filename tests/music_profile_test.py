@@ -1,15 +1,16 @@
-"""music_profile: each entry sees the property it is named after, on synthetic clips."""
+"""music_structure and music_profile: each entry sees the property it is named after."""
 import json
 
 import numpy as np
 import pytest
 
 from melodygan_jax.audio import contract
+from melodygan_jax.audio import music_structure
 from melodygan_jax.evaluation import corruptions
 from melodygan_jax.evaluation import music_profile
 
 RATE = contract.SAMPLE_RATE_HZ
-ENTRY = {name: index for index, name in enumerate(music_profile.PROFILE_ENTRIES)}
+ENTRY = {name: index for index, name in enumerate(music_structure.PROFILE_ENTRIES)}
 
 
 def click_track(seconds: float, bpm: float = 120.0, seed: int = 0) -> np.ndarray:
@@ -37,7 +38,7 @@ def clicks():
 
 def test_a_click_track_has_a_clear_steady_pulse_and_shuffling_removes_it(clicks):
   shuffled = corruptions.shuffled_blocks(clicks, np.random.default_rng(0))
-  steady, broken = music_profile.clip_profile(clicks), music_profile.clip_profile(shuffled)
+  steady, broken = music_structure.clip_profile(clicks), music_structure.clip_profile(shuffled)
   assert steady[ENTRY['pulse_clarity']] > 0.8
   assert broken[ENTRY['pulse_clarity']] < 0.5
   assert steady[ENTRY['tempo_stability']] == 1.0
@@ -48,8 +49,8 @@ def test_a_click_track_has_a_clear_steady_pulse_and_shuffling_removes_it(clicks)
 
 
 def test_a_sustained_chord_is_stable_harmonic_and_in_a_key():
-  held = music_profile.clip_profile(chord(6.0))
-  jittered = music_profile.clip_profile(
+  held = music_structure.clip_profile(chord(6.0))
+  jittered = music_structure.clip_profile(
       corruptions.pitch_jitter(chord(6.0), np.random.default_rng(0)))
   assert held[ENTRY['chroma_stability']] > 0.95
   assert jittered[ENTRY['chroma_stability']] < held[ENTRY['chroma_stability']] - 0.1
@@ -61,14 +62,14 @@ def test_a_sustained_chord_is_stable_harmonic_and_in_a_key():
 
 def test_noise_has_no_pulse_and_a_nearly_flat_chroma():
   noise = 0.1 * np.random.default_rng(1).standard_normal(10 * RATE).astype(np.float32)
-  profile = music_profile.clip_profile(noise)
+  profile = music_structure.clip_profile(noise)
   assert profile[ENTRY['pulse_clarity']] < 0.3
   assert profile[ENTRY['chroma_entropy_bits']] > 3.5  # log2(12) = 3.58 is flat.
 
 
 def test_short_clips_give_a_null_long_range_entry_with_a_note(clicks):
   short = np.stack([clicks[:5 * RATE], click_track(5.0, bpm=90.0)])
-  profiles = music_profile.profiles(short)
+  profiles = music_structure.profiles(short)
   assert np.isnan(profiles[:, ENTRY['bar_repetition']]).all()
   assert np.isfinite(profiles[:, ENTRY['pulse_clarity']]).all()
   summary = music_profile.summarize(profiles, profiles, clip_seconds=5.0, num_resamples=20)
@@ -80,7 +81,7 @@ def test_short_clips_give_a_null_long_range_entry_with_a_note(clicks):
 
 
 def test_summary_measures_the_distance_from_the_floor_in_floor_stds():
-  floor = np.zeros((4, len(music_profile.PROFILE_ENTRIES)))
+  floor = np.zeros((4, len(music_structure.PROFILE_ENTRIES)))
   floor[:, 0] = [0.5, 0.6, 0.7, 0.6]
   compared = floor.copy()
   compared[:, 0] -= 0.3

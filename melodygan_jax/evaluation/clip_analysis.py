@@ -1,7 +1,7 @@
 """Audio clips -> the features every evaluated set is compared by.
 
 musicnn embeddings, MFCC statistics, VQ-VAE encoder features, the music
-profile (evaluation/music_profile.py) and log-mel patches for the classifier
+profile (audio/music_structure.py) and log-mel patches for the classifier
 two-sample test (evaluation/two_sample.py) of clips
 read one batch at a time (real clips from their plan, generated codes
 decoded and inverted), and the per-clip reconstruction scores of real clips
@@ -11,10 +11,10 @@ import librosa
 import numpy as np
 
 from melodygan_jax.audio import contract
+from melodygan_jax.audio import music_structure
 from melodygan_jax.audio import synthesis
 from melodygan_jax.evaluation import clip_plans
 from melodygan_jax.evaluation import embeddings as embeddings_lib
-from melodygan_jax.evaluation import music_profile
 from melodygan_jax.evaluation import reconstruction
 from melodygan_jax.evaluation import two_sample
 from melodygan_jax.generation import neural_vocoder
@@ -68,7 +68,7 @@ class ClipAnalyzer:
                 'mfcc': np.concatenate([mfccs.mean(1), mfccs.std(1)], axis=-1),
                 'encoder': encoded[:len(clips)].mean(axis=1)}
     if structure:
-      features['profile'] = music_profile.profiles(clips)
+      features['profile'] = music_structure.profiles(clips)
       features['patches'] = np.stack([two_sample.log_mel_patches(one, self.patches_per_clip)
                                       for one in log_mel])
     return features

@@ -225,10 +225,7 @@ def structure_metrics(sets: clip_analysis.FeatureSets, sources: dict[str, list[s
         sets.get(name, 'profile'), floor_profiles, options.clip_seconds,
         options.num_resamples, options.seed)
   def groups_of(clip_sources):
-    # By song where there are songs to split; a one-song half is split by clip.
     names = sorted(set(clip_sources))
-    if len(names) < 2:
-      return np.arange(len(clip_sources))
     return np.array([names.index(source) for source in clip_sources])
 
   tester = two_sample.TwoSampleTester(

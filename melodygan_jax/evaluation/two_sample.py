@@ -10,7 +10,6 @@ Clips are split whole, and grouped by source file where the source is known,
 so no training patch comes from a test clip (or a test song).
 """
 import dataclasses
-import math
 
 from flax import nnx
 import jax
@@ -95,6 +94,13 @@ def split_by_group(groups: np.ndarray, test_fraction: float,
   return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
 
+def splittable_groups(groups: np.ndarray | None, num_clips: int) -> np.ndarray:
+  """The groups to split by: `groups` where there are two or more, else one per clip."""
+  if groups is None or len(np.unique(groups)) < 2:
+    return np.arange(num_clips)
+  return np.asarray(groups)
+
+
 def auc(scores_negative: np.ndarray, scores_positive: np.ndarray) -> float:
   """Area under the ROC curve: P(positive score > negative score), ties counting half."""
   negative = np.asarray(scores_negative, np.float64)
@@ -153,13 +159,15 @@ class TwoSampleTester:
                options: TwoSampleOptions = TwoSampleOptions()):
     """Args:
       reference_patches: [clips, patches, PATCH_FRAMES, PATCH_MELS] real clips' patches.
-      reference_groups: [clips] source label per clip (clips of a label stay together).
+      reference_groups: [clips] source label per clip (clips of a label stay together;
+        a single source is split by clip).
       options: sizes, steps and seed.
     """
     self.options = options
     self.reference = np.asarray(reference_patches, np.float32)
     self.reference_train, self.reference_test = split_by_group(
-        reference_groups, options.test_fraction, options.seed)
+        splittable_groups(reference_groups, len(self.reference)), options.test_fraction,
+        options.seed)
     train = self.reference[self.reference_train]
     # One affine map for every input: loudness and spectral tilt stay visible.
     self.band_mean = train.mean(axis=(0, 1, 2))
@@ -192,7 +200,8 @@ class TwoSampleTester:
 
     Args:
       set_patches: [clips, patches, PATCH_FRAMES, PATCH_MELS] the set's patches.
-      set_groups: [clips] source labels (real sets); None: every clip its own group.
+      set_groups: [clips] source labels (real sets); None or a single source: every
+        clip its own group.
       seed_offset: added to the seed for the set's split and batch order.
 
     Returns:
@@ -201,9 +210,8 @@ class TwoSampleTester:
     options = self.options
     seed = options.seed + seed_offset
     set_patches = np.asarray(set_patches, np.float32)
-    if set_groups is None:
-      set_groups = np.arange(len(set_patches))
-    set_train, set_test = split_by_group(set_groups, options.test_fraction, seed)
+    set_train, set_test = split_by_group(splittable_groups(set_groups, len(set_patches)),
+                                         options.test_fraction, seed)
     patch_shape = set_patches.shape[2:]
     train_patches = np.concatenate([
         self.reference[self.reference_train].reshape(-1, *patch_shape),
@@ -228,6 +236,3 @@ class TwoSampleTester:
     interval = auc_interval(reference_scores, set_scores, options.num_resamples, seed)
     return TwoSampleResult(interval, reference_scores, set_scores)
 
-
-def nan_entry() -> dict:
-  return {'value': math.nan, 'low': math.nan, 'high': math.nan}

@@ -94,9 +94,11 @@ def steps_for_seconds(seconds: float, time_stride: int) -> int:
 
 
 def write_references(vqvae: pretrained.LoadedVQVAE, output: pathlib.Path, stem: str,
-                     num_references: int, seed: int, vocoder=None) -> list[dict]:
+                     num_references: int, seed: int, vocoder=None,
+                     seconds: float | None = None) -> list[dict]:
   """Held-out real clips of the run's data set and their codec reconstructions.
 
+  With `seconds`, each clip is that long, from the middle of its song.
   Returns their manifest entries; none when the data set is not on this machine.
   """
   try:
@@ -105,10 +107,10 @@ def write_references(vqvae: pretrained.LoadedVQVAE, output: pathlib.Path, stem: 
     return []
   clips = reference_clips.held_out_clips(
       vqvae.config.data.dataset_dir, meta.split_files.get(records.VALIDATION_SPLIT, []),
-      meta.segment_frames, num_references, stem)
+      meta.segment_frames, num_references, stem, seconds)
   if not clips:
     return []
-  frames = (meta.segment_frames // vqvae.time_stride) * vqvae.time_stride
+  frames = min(len(clip.log_mel) for clip in clips) // vqvae.time_stride * vqvae.time_stride
   normalized = np.stack([vqvae.normalize(clip.log_mel[:frames], stem) for clip in clips])
   recon_log_mel = vqvae.denormalize(np.asarray(vqvae.jit_reconstruct(vqvae.state, normalized)),
                                     stem)
@@ -130,7 +132,9 @@ def write_references(vqvae: pretrained.LoadedVQVAE, output: pathlib.Path, stem: 
 def write_page(output: pathlib.Path, manifest: dict, metrics: dict | None) -> None:
   """index.html: the samples, then the held-out references beside their reconstructions."""
   generated = [listening_page.clip_figure(entry['wav'], entry['wav'], entry['png'],
-                                          entry['seconds'], entry['rows'])
+                                          entry['seconds'], entry['rows'],
+                                          listening_page.profile_note(output / entry['wav'],
+                                                                      metrics))
                for entry in manifest['samples']]
   references = []
   for entry in manifest['references']:
@@ -307,7 +311,8 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
       'vqvae_workdir': os.path.abspath(vqvae.workdir), 'vqvae_step': vqvae.step,
       'stem': stem, 'sample_rate_hz': contract.SAMPLE_RATE_HZ,
       'vocoder': neural_vocoder.describe(vocoder), 'samples': samples,
-      'references': write_references(vqvae, output, stem, num_references, seed, vocoder),
+      'references': write_references(vqvae, output, stem, num_references, seed, vocoder,
+                                     seconds=num_samples_audio / contract.SAMPLE_RATE_HZ),
   }
   atomic_files.write_json(output / 'manifest.json', manifest)
   write_page(output, manifest, metrics)
