@@ -51,7 +51,8 @@ def real_clips(num_clips: int, clip_seconds: float):
   does not give only its intro.
   """
   clip_samples = int(round(clip_seconds * contract.SAMPLE_RATE_HZ))
-  paths = real_music.music_files(num_clips * clip_seconds * 1.5, PACKAGES)
+  # Four times the audio needed: more files, so each half holds several songs.
+  paths = real_music.music_files(num_clips * clip_seconds * 4, PACKAGES)
   per_file = []
   for path in paths:
     samples = audio_io.read_mono(path)
@@ -99,6 +100,8 @@ def main():
   parser.add_argument('--num_permutations', type=int, default=2000)
   parser.add_argument('--c2st_steps', type=int, default=two_sample.TwoSampleOptions.num_steps)
   parser.add_argument('--seed', type=int, default=0)
+  parser.add_argument('--keep_patch_mean', action='store_true',
+                      help='C2ST on patches with their mean spectrum (sees timbre too)')
   args = parser.parse_args()
   seconds = {}
 
@@ -122,7 +125,8 @@ def main():
   profiles = {name: music_structure.profiles(clips_) for name, clips_ in audio.items()}
   seconds['profile'] = time.process_time() - started
   options = two_sample.TwoSampleOptions(num_steps=args.c2st_steps,
-                                        num_resamples=args.num_resamples, seed=args.seed)
+                                        num_resamples=args.num_resamples, seed=args.seed,
+                                        remove_patch_mean=not args.keep_patch_mean)
   started = time.process_time()
   patches = {name: log_mel_patches(clips_, options.patches_per_clip)
              for name, clips_ in audio.items()}

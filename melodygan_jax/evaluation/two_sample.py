@@ -33,6 +33,10 @@ class TwoSampleOptions:
   test_fraction: float = 0.5
   num_resamples: int = 200
   seed: int = 0
+  # Subtract each patch's own mean spectrum: the classifier then judges how the
+  # sound moves (onsets, held notes, phrasing), not which song's timbre it has,
+  # which differs between any two sets of songs and is what KAD already sees.
+  remove_patch_mean: bool = True
 
 
 def log_mel_patches(log_mel: np.ndarray, patches_per_clip: int) -> np.ndarray:
@@ -169,9 +173,11 @@ class TwoSampleTester:
         splittable_groups(reference_groups, len(self.reference)), options.test_fraction,
         options.seed)
     train = self.reference[self.reference_train]
-    # One affine map for every input: loudness and spectral tilt stay visible.
+    # One affine map for every input (less each patch's mean with remove_patch_mean).
     self.band_mean = train.mean(axis=(0, 1, 2))
-    self.scale = float(train.std()) + 1e-6
+    deviations = train - (train.mean(axis=-2, keepdims=True) if options.remove_patch_mean
+                          else self.band_mean)
+    self.scale = float(deviations.std()) + 1e-6
     model = PatchClassifier(options.channels, nnx.Rngs(options.seed))
     self.graphdef, self.initial_params = nnx.split(model)
     self.optimizer = optax.adam(options.learning_rate)
@@ -179,7 +185,10 @@ class TwoSampleTester:
     self.jit_logits = jax.jit(lambda params, patches: nnx.merge(self.graphdef, params)(patches))
 
   def _normalize(self, patches: np.ndarray) -> np.ndarray:
-    return ((np.asarray(patches, np.float32) - self.band_mean) / self.scale).astype(np.float32)
+    patches = np.asarray(patches, np.float32)
+    if self.options.remove_patch_mean:
+      return ((patches - patches.mean(axis=-2, keepdims=True)) / self.scale).astype(np.float32)
+    return ((patches - self.band_mean) / self.scale).astype(np.float32)
 
   def _clip_scores(self, params, patches: np.ndarray) -> np.ndarray:
     """[clips, patches, ...] -> [clips] mean logit, in fixed-size batches (one compile)."""
