@@ -71,3 +71,16 @@ def test_patches_are_evenly_spaced_and_pooled():
   short = two_sample.log_mel_patches(log_mel[:10], 2)  # Shorter than a patch: edge-padded.
   assert short.shape == (2, two_sample.PATCH_FRAMES, two_sample.PATCH_MELS)
   assert two_sample.auc(np.array([0.0, 1.0]), np.array([2.0, 3.0])) == 1.0
+
+
+def test_the_interval_resamples_whole_songs():
+  rng = np.random.default_rng(0)
+  # Two songs a side, each song's clips alike: 4 independent draws, not 40.
+  negative = np.repeat([0.0, 2.0], 20) + 0.01 * rng.standard_normal(40)
+  positive = np.repeat([1.0, 3.0], 20) + 0.01 * rng.standard_normal(40)
+  by_clip = two_sample.auc_interval(negative, positive, 200, seed=0)
+  by_song = two_sample.auc_interval(negative, positive, 200, seed=0,
+                                    groups_negative=np.repeat([0, 1], 20),
+                                    groups_positive=np.repeat([0, 1], 20))
+  assert by_song.value == by_clip.value == pytest.approx(0.75)
+  assert by_song.high - by_song.low > 2 * (by_clip.high - by_clip.low)

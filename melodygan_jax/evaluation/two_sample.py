@@ -4,7 +4,8 @@ A small convolutional classifier (Flax NNX, optax, one jit-compiled step)
 learns real (reference half A) against a set on log-mel patches of one part
 of the clips, and scores the other part. The AUC of its per-clip scores
 (mean patch logit) is the figure: 0.5 = it cannot tell them apart, 1 = it
-always can; a bootstrap over test clips gives its interval, and the real
+always can; a bootstrap over test songs (clips where no song is known) gives
+its interval, and the real
 floor (half B against half A) shows what two samples of real music score.
 Clips are split whole, and grouped by source file where the source is known,
 so no training patch comes from a test clip (or a test song).
@@ -115,17 +116,31 @@ def auc(scores_negative: np.ndarray, scores_positive: np.ndarray) -> float:
 
 
 def auc_interval(scores_negative: np.ndarray, scores_positive: np.ndarray,
-                 num_resamples: int, seed: int,
-                 confidence: float = 0.95) -> distances.Interval:
-  """AUC and its percentile bootstrap interval, test clips resampled within each class."""
+                 num_resamples: int, seed: int, confidence: float = 0.95,
+                 groups_negative: np.ndarray | None = None,
+                 groups_positive: np.ndarray | None = None) -> distances.Interval:
+  """AUC and its percentile bootstrap interval.
+
+  Each side's test clips are resampled by group (whole songs, when groups
+  are given) within the side: clips of one song move the AUC together, so
+  the songs, not the clips, are the independent draws.
+  """
   rng = np.random.default_rng(seed)
-  value = auc(scores_negative, scores_positive)
-  draws = [auc(rng.choice(scores_negative, len(scores_negative)),
-               rng.choice(scores_positive, len(scores_positive)))
-           for _ in range(num_resamples)]
+  sides = []
+  for scores, groups in ((scores_negative, groups_negative), (scores_positive, groups_positive)):
+    groups = np.arange(len(scores)) if groups is None else np.asarray(groups)
+    labels = np.unique(groups)
+    sides.append((np.asarray(scores), [np.flatnonzero(groups == label) for label in labels]))
+
+  def resample(scores, members):
+    picks = rng.integers(0, len(members), len(members))
+    return scores[np.concatenate([members[pick] for pick in picks])]
+
+  draws = [auc(resample(*sides[0]), resample(*sides[1])) for _ in range(num_resamples)]
   tail = 50.0 * (1.0 - confidence)
   low, high = np.percentile(draws, [tail, 100.0 - tail])
-  return distances.Interval(value, float(low), float(high), confidence, num_resamples)
+  return distances.Interval(auc(scores_negative, scores_positive), float(low), float(high),
+                            confidence, num_resamples)
 
 
 @dataclasses.dataclass
@@ -169,9 +184,9 @@ class TwoSampleTester:
     """
     self.options = options
     self.reference = np.asarray(reference_patches, np.float32)
+    self.reference_groups = splittable_groups(reference_groups, len(self.reference))
     self.reference_train, self.reference_test = split_by_group(
-        splittable_groups(reference_groups, len(self.reference)), options.test_fraction,
-        options.seed)
+        self.reference_groups, options.test_fraction, options.seed)
     train = self.reference[self.reference_train]
     # One affine map for every input (less each patch's mean with remove_patch_mean).
     self.band_mean = train.mean(axis=(0, 1, 2))
@@ -219,8 +234,8 @@ class TwoSampleTester:
     options = self.options
     seed = options.seed + seed_offset
     set_patches = np.asarray(set_patches, np.float32)
-    set_train, set_test = split_by_group(splittable_groups(set_groups, len(set_patches)),
-                                         options.test_fraction, seed)
+    set_groups = splittable_groups(set_groups, len(set_patches))
+    set_train, set_test = split_by_group(set_groups, options.test_fraction, seed)
     patch_shape = set_patches.shape[2:]
     train_patches = np.concatenate([
         self.reference[self.reference_train].reshape(-1, *patch_shape),
@@ -242,6 +257,8 @@ class TwoSampleTester:
                                                  train_labels[rows])
     reference_scores = self._clip_scores(params, self.reference[self.reference_test])
     set_scores = self._clip_scores(params, set_patches[set_test])
-    interval = auc_interval(reference_scores, set_scores, options.num_resamples, seed)
+    interval = auc_interval(reference_scores, set_scores, options.num_resamples, seed,
+                            groups_negative=self.reference_groups[self.reference_test],
+                            groups_positive=set_groups[set_test])
     return TwoSampleResult(interval, reference_scores, set_scores)
 
