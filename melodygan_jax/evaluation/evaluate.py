@@ -3,7 +3,7 @@ r"""Measure the codec and the generator on a data set's held-out music.
   python -m melodygan_jax.evaluate --vqvae_workdir=runs/vqvae [--gan_workdir=runs/gan] \
       --data_dir=data/ --output=metrics.json [--num_samples=N] [--max_clips=N] [--seed=K] \
       [--clip_seconds=6] [--num_visqol=8] [--num_resamples=200] \
-      [--vocoder_workdir=runs/vocoder]
+      [--vocoder_workdir=runs/vocoder] [--c2st_steps=300]
 
 Every audio set is made of clips of --clip_seconds, analysed streaming in
 batches (memory does not grow with the data set). Held-out real clips are cut
@@ -224,6 +224,7 @@ def structure_metrics(sets: clip_analysis.FeatureSets, sources: dict[str, list[s
     metrics[f'{name}/profile'] = music_profile.summarize(
         sets.get(name, 'profile'), floor_profiles, options.clip_seconds,
         options.num_resamples, options.seed)
+
   def groups_of(clip_sources):
     names = sorted(set(clip_sources))
     return np.array([names.index(source) for source in clip_sources])
