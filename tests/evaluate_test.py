@@ -11,6 +11,7 @@ from melodygan_jax.evaluation import codec_metrics
 from melodygan_jax.evaluation import evaluate
 from melodygan_jax.evaluation import intervals
 from melodygan_jax.evaluation import latent_metrics
+from melodygan_jax.evaluation import music_profile
 
 # 3 of the 4 corpus songs held out at this fraction (hash split): the floor needs 2.
 VALIDATION_FRACTION = 0.4
@@ -55,6 +56,27 @@ def test_every_set_has_intervals_and_the_same_count(metrics):
     entry = metrics[f'vqvae/{figure}']
     assert entry['low'] <= entry['value'] <= entry['high']
   json.dumps(metrics)  # The file evaluate writes.
+
+
+def test_every_set_has_a_profile_and_a_two_sample_auc(metrics):
+  num_clips = metrics['audio/num_clips']
+  for name in SETS:
+    profile = metrics[f'{name}/profile']
+    assert list(profile) == list(music_profile.PROFILE_ENTRIES), name
+    for entry, summary in profile.items():
+      assert len(summary['per_clip']) == num_clips, (name, entry)
+      if entry == 'bar_repetition':  # 3 s clips: too short for bars, null with a note.
+        assert summary['value'] is None and 'clip_seconds=3' in summary['note']
+        continue
+      if summary['value'] is not None:
+        assert summary['low'] <= summary['value'] <= summary['high'], (name, entry)
+    auc = metrics[f'{name}/c2st_auc']
+    assert 0.0 <= auc['low'] <= auc['value'] <= auc['high'] <= 1.0, name
+  assert all(abs(summary['z_vs_floor']) < 1e-9
+             for summary in metrics['floor/profile'].values() if summary['z_vs_floor'] is not None)
+  lines = evaluate.summary_lines(metrics)
+  assert any(line.startswith('gan/profile/pulse_clarity ') for line in lines)
+  assert any(line.startswith('gan/c2st_auc ') for line in lines)
 
 
 def test_floor_sits_below_the_uniform_baseline(metrics):

@@ -33,9 +33,19 @@ def clean_wavs(dataset_dir: str) -> dict[str, pathlib.Path]:
           if entry.get('status') == 'used' and entry.get('clean_wav')}
 
 
+def middle_clip(source: str, samples: np.ndarray, seconds: float) -> ReferenceClip:
+  """The `seconds` at the middle of a recording (all of it if shorter), with its log-mel."""
+  length = min(len(samples), int(round(seconds * contract.SAMPLE_RATE_HZ)))
+  first = (len(samples) - length) // 2
+  clip = np.asarray(samples[first:first + length], np.float32)
+  return ReferenceClip(source=source, start_s=first / contract.SAMPLE_RATE_HZ, samples=clip,
+                       log_mel=contract.log_mel(clip))
+
+
 def held_out_clips(dataset_dir: str, split_files: list[str], segment_frames: int,
-                   num_clips: int, stem: str = 'mix') -> list[ReferenceClip]:
-  """Up to `num_clips` segments of `stem`, one per source file, in shard order.
+                   num_clips: int, stem: str = 'mix',
+                   seconds: float | None = None) -> list[ReferenceClip]:
+  """Up to `num_clips` clips of `stem`, one per source file, in shard order.
 
   Args:
     dataset_dir: a data_prep.prepare --output_dir.
@@ -43,6 +53,9 @@ def held_out_clips(dataset_dir: str, split_files: list[str], segment_frames: int
     segment_frames: frames per stored segment.
     num_clips: how many.
     stem: which stem kind.
+    seconds: the clip length: a stretch this long from the middle of each
+      file (a song's first seconds are often a quiet intro), its log-mel
+      computed from the audio; None: the file's first stored segment.
 
   Returns:
     The clips whose cleaned audio exists (a data set without it gives none).
@@ -61,12 +74,15 @@ def held_out_clips(dataset_dir: str, split_files: list[str], segment_frames: int
           or source not in wavs or not wavs[source].exists()):
         continue
       seen.add(source)
-      start_s = float(record['start_s'].numpy())
       samples = audio_io.read_mono(wavs[source])
-      first = int(round(start_s * contract.SAMPLE_RATE_HZ))
-      clips.append(ReferenceClip(source=source, start_s=start_s,
-                                 samples=samples[first:first + num_samples],
-                                 log_mel=record['mel'].numpy()))
+      if seconds is None:
+        start_s = float(record['start_s'].numpy())
+        first = int(round(start_s * contract.SAMPLE_RATE_HZ))
+        clips.append(ReferenceClip(source=source, start_s=start_s,
+                                   samples=samples[first:first + num_samples],
+                                   log_mel=record['mel'].numpy()))
+      else:
+        clips.append(middle_clip(source, samples, seconds))
       if len(clips) == num_clips:
         return clips
   return clips

@@ -1,6 +1,8 @@
 """Audio clips -> the features every evaluated set is compared by.
 
-musicnn embeddings, MFCC statistics and VQ-VAE encoder features of clips
+musicnn embeddings, MFCC statistics, VQ-VAE encoder features, the music
+profile (audio/music_structure.py) and log-mel patches for the classifier
+two-sample test (evaluation/two_sample.py) of clips
 read one batch at a time (real clips from their plan, generated codes
 decoded and inverted), and the per-clip reconstruction scores of real clips
 through the codec and the inversion.
@@ -9,10 +11,12 @@ import librosa
 import numpy as np
 
 from melodygan_jax.audio import contract
+from melodygan_jax.audio import music_structure
 from melodygan_jax.audio import synthesis
 from melodygan_jax.evaluation import clip_plans
 from melodygan_jax.evaluation import embeddings as embeddings_lib
 from melodygan_jax.evaluation import reconstruction
+from melodygan_jax.evaluation import two_sample
 from melodygan_jax.runs import loading
 
 
@@ -30,11 +34,13 @@ class ClipAnalyzer:
   """Audio clips -> musicnn embeddings, MFCC statistics and VQ-VAE encoder features."""
 
   def __init__(self, vqvae: loading.LoadedVQVAE, embedder: embeddings_lib.Embedder,
-               batch_size: int, vocoder=None):
+               batch_size: int, vocoder=None,
+               patches_per_clip: int = two_sample.TwoSampleOptions.patches_per_clip):
     self.vqvae = vqvae
     self.embedder = embedder
     self.batch_size = batch_size
     self.vocoder = vocoder  # The inversion of every set; None: Griffin-Lim.
+    self.patches_per_clip = patches_per_clip
 
   @property
   def inversion_name(self) -> str:
@@ -47,16 +53,25 @@ class ClipAnalyzer:
     frames = log_mel.shape[1] // self.vqvae.time_stride * self.vqvae.time_stride
     return log_mel[:, :frames]
 
-  def features(self, clips: np.ndarray) -> dict:
-    """[batch, samples] -> {'musicnn': [batch, 200], 'mfcc': [batch, 40], 'encoder': [batch, dim]}."""
+  def features(self, clips: np.ndarray, structure: bool = True) -> dict:
+    """[batch, samples] -> {'musicnn': [batch, 200], 'mfcc': [batch, 40], 'encoder': [batch, dim]}.
+
+    With `structure`, also 'profile' [batch, len(PROFILE_ENTRIES)] (NaN where
+    undefined) and 'patches' [batch, patches, PATCH_FRAMES, PATCH_MELS] float16.
+    """
     log_mel = self.log_mels(clips)
     mfccs = np.stack([mfcc_from_log_mel(one) for one in log_mel])
     normalized = self.vqvae.normalize(log_mel, EVALUATED_STEM).astype(np.float32)
     encoded = np.asarray(self.vqvae.jit_encoder(
         self.vqvae.state, clip_plans.fixed_batch(normalized, self.batch_size)))
-    return {'musicnn': self.embedder.embed(clips, contract.SAMPLE_RATE_HZ),
-            'mfcc': np.concatenate([mfccs.mean(1), mfccs.std(1)], axis=-1),
-            'encoder': encoded[:len(clips)].mean(axis=1)}
+    features = {'musicnn': self.embedder.embed(clips, contract.SAMPLE_RATE_HZ),
+                'mfcc': np.concatenate([mfccs.mean(1), mfccs.std(1)], axis=-1),
+                'encoder': encoded[:len(clips)].mean(axis=1)}
+    if structure:
+      features['profile'] = music_structure.profiles(clips)
+      features['patches'] = np.stack([two_sample.log_mel_patches(one, self.patches_per_clip)
+                                      for one in log_mel])
+    return features
 
   def reconstruct(self, log_mel: np.ndarray) -> np.ndarray:
     """[batch, frames, mels] log-mel -> the codec's reconstruction (un-normalized)."""
@@ -114,11 +129,12 @@ def waveform_scores(original: np.ndarray, estimate: np.ndarray, visqol) -> dict:
 
 def analyze_real_clips(analyzer: ClipAnalyzer, sets: FeatureSets, plan, set_name: str,
                        clip_samples: int, seed: int, reconstruct: bool = False, visqol=None,
-                       num_visqol: int = 0) -> dict[str, list[float]]:
+                       num_visqol: int = 0, structure: bool = True) -> dict[str, list[float]]:
   """Features of real clips (and, with `reconstruct`, of their codec and inversion copies).
 
   ViSQOL (`visqol`, slow) scores the first `num_visqol` clips only; `seed`
-  seeds the inversion.
+  seeds the inversion; without `structure`, no profile and no patches (the
+  training clips only serve the memorization check).
 
   Returns:
     Per-clip waveform scores, 'vqvae/...' and 'griffin_lim/...' lists (empty
@@ -128,7 +144,7 @@ def analyze_real_clips(analyzer: ClipAnalyzer, sets: FeatureSets, plan, set_name
   batches = clip_plans.read_clip_batches(plan, clip_samples, analyzer.batch_size)
   for batch_index, clips in enumerate(batches):
     first = batch_index * analyzer.batch_size
-    sets.add(set_name, analyzer.features(clips))
+    sets.add(set_name, analyzer.features(clips, structure))
     if not reconstruct:
       continue
     log_mel = analyzer.log_mels(clips)

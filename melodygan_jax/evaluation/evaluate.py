@@ -1,9 +1,11 @@
 r"""Measure the codec and the generator on a data set's held-out music.
 
+What `python -m melodygan_jax.evaluate` runs (melodygan_jax/evaluate.py holds its flags):
+
   python -m melodygan_jax.evaluate --vqvae_workdir=runs/vqvae [--gan_workdir=runs/gan] \
       --data_dir=data/ --output=metrics.json [--num_samples=N] [--max_clips=N] [--seed=K] \
       [--clip_seconds=6] [--num_visqol=8] [--num_resamples=200] \
-      [--vocoder_workdir=runs/vocoder]
+      [--vocoder_workdir=runs/vocoder] [--c2st_steps=300]
 
 Every audio set is made of clips of --clip_seconds, analysed streaming in
 batches (memory does not grow with the data set). Held-out real clips are cut
@@ -23,7 +25,13 @@ of the same size as B:
 Per set, against half A: FAD, FAD∞ (with its R²) and KAD on musicnn MSD
 embeddings, and the Fréchet distance of MFCC statistics and of VQ-VAE encoder
 features, each with a bootstrap 95% interval ({"value", "low", "high"} in the
-JSON). Memorization: each generated clip's nearest training clip in musicnn
+JSON). What an embedding does not hear: per set, a music-structure `profile`
+(evaluation/music_profile.py: pulse clarity, tempo stability, chroma stability
+and entropy, key clarity, harmonic share, onset density, bar-scale repetition;
+per entry the mean with its interval, the per-clip values and the distance from
+the floor in floor standard deviations) and `c2st_auc`, the held-out AUC of a
+small classifier trained to tell the set from half A on log-mel patches
+(evaluation/two_sample.py; 0.5 = indistinguishable, the floor's is real vs real). Memorization: each generated clip's nearest training clip in musicnn
 space, and the share closer than 95% of held-out real clips get.
 Reconstruction of half B's waveforms: ViSQOL (on --num_visqol clips),
 multi-resolution STFT distance and mel distance against the original, for the
@@ -33,16 +41,11 @@ codec. Codes: codebook usage and perplexity; with a GAN, code-histogram and
 bigram JS distances, latent Fréchet distance, distinct share and copied runs.
 """
 import dataclasses
-import json
 import math
-import sys
 import time
 
-from absl import app
-from absl import flags
 import numpy as np
 
-from melodygan_jax import atomic_files
 from melodygan_jax import errors
 from melodygan_jax.audio import contract
 from melodygan_jax.data import input_pipeline
@@ -56,7 +59,9 @@ from melodygan_jax.evaluation import embeddings as embeddings_lib
 from melodygan_jax.evaluation import intervals
 from melodygan_jax.evaluation import latent_metrics
 from melodygan_jax.evaluation import memorization
+from melodygan_jax.evaluation import music_profile
 from melodygan_jax.evaluation import reconstruction
+from melodygan_jax.evaluation import two_sample
 from melodygan_jax.generation import sampling
 from melodygan_jax.runs import loading
 from melodygan_jax.runs import workdir as workdir_lib
@@ -79,6 +84,7 @@ class EvaluationOptions:
   num_resamples: int = 200        # Bootstrap draws per interval.
   batch_size: int = 8             # Clips per decode / inversion / embedding batch.
   vocoder_workdir: str | None = None  # A vocoder run inverts every set; default Griffin-Lim.
+  c2st_steps: int = two_sample.TwoSampleOptions.num_steps  # Classifier steps per set.
 
 
 def distances_to_reference(reference: np.ndarray, evaluated: np.ndarray, kind: str,
@@ -155,7 +161,8 @@ def evaluate_audio(vqvae: loading.LoadedVQVAE, meta, data, dataset_dir: str,
   sets = clip_analysis.FeatureSets()
   visqol = reconstruction.Visqol() if options.num_visqol > 0 else None
   for plan, name in ((half_a, 'reference'), (training, 'training')):
-    clip_analysis.analyze_real_clips(analyzer, sets, plan, name, clip_samples, options.seed)
+    clip_analysis.analyze_real_clips(analyzer, sets, plan, name, clip_samples, options.seed,
+                                     structure=name != 'training')
   scores = clip_analysis.analyze_real_clips(
       analyzer, sets, half_b, 'floor', clip_samples, options.seed, reconstruct=True,
       visqol=visqol, num_visqol=options.num_visqol)
@@ -187,8 +194,50 @@ def evaluate_audio(vqvae: loading.LoadedVQVAE, meta, data, dataset_dir: str,
   for name, values in scores.items():
     metrics[name] = intervals.interval_entry(
         intervals.mean_interval(values, options.num_resamples, options.seed))
+  sources = {'reference': [clip.source for clip in half_a],
+             'floor': [clip.source for clip in half_b]}
+  metrics.update(structure_metrics(sets, sources, options))
   metrics.update(memorization_metrics(sets, [name for name in code_sets]))
   return metrics, code_sets
+
+
+def structure_metrics(sets: clip_analysis.FeatureSets, sources: dict[str, list[str]],
+                      options: EvaluationOptions) -> dict:
+  """Per compared set: its music profile beside the floor's, and its C2ST AUC against half A.
+
+  Args:
+    sets: features of 'reference' (half A), 'floor' (half B) and the compared sets.
+    sources: source file per clip of 'reference' and 'floor'; the floor's
+      reconstructions share the floor's, generated sets have none (each clip
+      is its own group in the classifier's train/test split).
+    options: seed, bootstrap draws, classifier steps.
+
+  Returns:
+    {'<set>/profile': {entry: {...}}, '<set>/c2st_auc': {'value', 'low', 'high'}}.
+  """
+  metrics = {}
+  floor_profiles = sets.get('floor', 'profile')
+  compared = [name for name in sets.names() if name not in ('reference', 'training')]
+  for name in compared:
+    metrics[f'{name}/profile'] = music_profile.summarize(
+        sets.get(name, 'profile'), floor_profiles, options.clip_seconds,
+        options.num_resamples, options.seed)
+
+  def groups_of(clip_sources):
+    names = sorted(set(clip_sources))
+    return np.array([names.index(source) for source in clip_sources])
+
+  tester = two_sample.TwoSampleTester(
+      sets.get('reference', 'patches'), groups_of(sources['reference']),
+      dataclasses.replace(two_sample.TwoSampleOptions(), num_steps=options.c2st_steps,
+                          num_resamples=options.num_resamples, seed=options.seed))
+  floor_groups = groups_of(sources['floor'])
+  for offset, name in enumerate(compared):
+    patches = sets.get(name, 'patches')
+    real_derived = name in ('floor', 'vqvae_reconstruction', 'griffin_lim', 'vocoder')
+    groups = floor_groups[:len(patches)] if real_derived else None
+    metrics[f'{name}/c2st_auc'] = tester.test(patches, groups, seed_offset=offset).entry()
+  return metrics
 
 
 def generate(generator: loading.LoadedGenerator, vqvae: loading.LoadedVQVAE,
@@ -295,6 +344,20 @@ def evaluate(vqvae_workdir: str, data_dir: str, gan_workdir: str | None = None,
   return metrics
 
 
+def summary_lines(metrics: dict) -> list[str]:
+  """One line per figure; a profile gives one line per entry (its per-clip values stay in
+  the JSON)."""
+  rows = []
+  for name, value in metrics.items():
+    if name.endswith('/profile'):
+      rows.extend((f'{name}/{entry}', music_profile.format_profile_row(entry, summary))
+                  for entry, summary in value.items())
+    else:
+      rows.append((name, format_figure(value)))
+  width = max(len(name) for name, _ in rows)
+  return [f'{name:{width}s} {shown}' for name, shown in rows]
+
+
 def format_figure(value) -> str:
   """'1.23 [1.01, 1.52]' for a figure with an interval, else the value."""
   if isinstance(value, dict):
@@ -302,47 +365,3 @@ def format_figure(value) -> str:
   if isinstance(value, float) and not math.isnan(value):
     return f'{value:.4g}'
   return str(value)
-
-
-def main(argv):
-  if len(argv) > 1:
-    sys.exit(f'evaluate: unexpected arguments: {" ".join(argv[1:])}')
-  config = flags.FLAGS
-  for name in ('num_samples', 'max_clips'):
-    if getattr(config, name) is not None and getattr(config, name) < 2:
-      sys.exit(f'evaluate: --{name} must be at least 2, got {getattr(config, name)}')
-  options = EvaluationOptions(num_samples=config.num_samples, max_clips=config.max_clips,
-                              seed=config.seed, clip_seconds=config.clip_seconds,
-                              num_visqol=config.num_visqol, num_resamples=config.num_resamples,
-                              vocoder_workdir=config.vocoder_workdir)
-  try:
-    metrics = evaluate(config.vqvae_workdir, config.data_dir, config.gan_workdir, options)
-  except (EvaluationError, workdir_lib.WorkdirError, input_pipeline.DatasetError) as e:
-    sys.exit(f'evaluate: {e}')
-  atomic_files.write_json(config.output, metrics)
-  width = max(len(name) for name in metrics)
-  for name, value in metrics.items():
-    print(f'{name:{width}s} {format_figure(value)}')
-  print(json.dumps(metrics))
-
-
-def run():
-  flags.DEFINE_string('vqvae_workdir', None, 'A finished configs/vqvae.py run.')
-  flags.DEFINE_string('gan_workdir', None, 'A finished configs/gan.py run (optional).')
-  flags.DEFINE_string('data_dir', None, 'A data_prep.prepare --output_dir.')
-  flags.DEFINE_string('output', 'metrics.json', 'Where the metrics are written.')
-  flags.DEFINE_integer('num_samples', None,
-                       'Clips per compared set (default and most: half the held-out clips).')
-  flags.DEFINE_integer('max_clips', None, 'Most real clips (and segments) read per split.')
-  flags.DEFINE_integer('seed', 0, 'Generation, inversion, halves and bootstrap seed.')
-  flags.DEFINE_float('clip_seconds', 6.0, 'Length of every compared clip (>= 3 s).')
-  flags.DEFINE_integer('num_visqol', 8, 'Held-out clips scored by ViSQOL (slow; 0 = none).')
-  flags.DEFINE_integer('num_resamples', 200, 'Bootstrap draws per interval.')
-  flags.DEFINE_string('vocoder_workdir', None, 'A finished configs/vocoder.py run that inverts '
-                      'every set (default: Griffin-Lim).')
-  flags.mark_flags_as_required(['vqvae_workdir', 'data_dir'])
-  app.run(main)
-
-
-if __name__ == '__main__':
-  run()

@@ -4,7 +4,8 @@ index.html opens from disk, with no server. Each clip has a player and its
 spectrogram wrapped into rows of `ROW_SECONDS`, with a frequency axis (Hz on the
 mel scale) and a time axis per row, and a cursor that follows playback (click
 a row to seek). A metrics table, when given, shows each figure with its
-interval.
+interval; each generated clip can carry its music profile
+(audio/music_structure.py) beside the range real held-out clips span.
 """
 import html
 import math
@@ -14,11 +15,18 @@ import librosa
 import numpy as np
 
 from melodygan_jax import atomic_files
+from melodygan_jax.audio import audio_io
 from melodygan_jax.audio import contract
+from melodygan_jax.audio import music_structure
 from melodygan_jax.audio import spectrogram_image
 
 ROW_SECONDS = 10.0
 PIXELS_PER_BAND = 2
+# Frames past the last whole row that get no row of their own: the centred STFT's
+# last frame and the codec's rounding up to its stride (a 10 s sample has 864
+# frames for 861 per row), not audio a listener would miss.
+_OVERHANG_FRAMES = 8
+FLOOR_PERCENTILES = (10, 90)  # The real clips' range a sample's profile is shown beside.
 _FREQUENCY_TICKS_HZ = (0, 500, 1000, 2000, 4000, 8000, 11000)
 
 _STYLE = '''
@@ -74,9 +82,14 @@ def frames_per_row() -> int:
 def write_spectrogram(path: str | os.PathLike, log_mel: np.ndarray) -> int:
   """Writes a clip's wrapped spectrogram PNG; returns its number of rows.
 
-  A clip shorter than a row is one row of its own length.
+  A clip shorter than a row is one row of its own length; a few frames past
+  whole rows (up to _OVERHANG_FRAMES) are dropped rather than drawn as a row
+  that is all padding.
   """
   from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  overhang = len(log_mel) % frames_per_row()
+  if len(log_mel) > frames_per_row() and overhang <= _OVERHANG_FRAMES:
+    log_mel = log_mel[:len(log_mel) - overhang]
   row_frames = min(frames_per_row(), len(log_mel))
   image = spectrogram_image.spectrogram_rows(log_mel, row_frames, float(log_mel.min()),
                                              float(log_mel.max()), PIXELS_PER_BAND)
@@ -108,11 +121,13 @@ def _time_axis(row: int, seconds: float, row_seconds: float) -> str:
   return f'<div class="time">{"".join(ticks)}</div>'
 
 
-def clip_figure(label: str, wav: str, png: str, seconds: float, rows: int) -> str:
+def clip_figure(label: str, wav: str, png: str, seconds: float, rows: int,
+                note: str = '') -> str:
   """One clip: caption, player and its spectrogram rows with axes and a cursor.
 
   Rows span ROW_SECONDS each across the page; a clip shorter than that is one
   row as wide as its share of ROW_SECONDS, so every clip has the same time scale.
+  `note` (HTML, e.g. `profile_note`) goes under the player.
   """
   height = contract.NUM_MELS * PIXELS_PER_BAND
   row_seconds = ROW_SECONDS if rows > 1 else min(seconds, ROW_SECONDS)
@@ -121,7 +136,7 @@ def clip_figure(label: str, wav: str, png: str, seconds: float, rows: int) -> st
   share = 100 * row_seconds / ROW_SECONDS
   parts = [f'<figure data-row-seconds="{row_seconds:.6g}"><figcaption>{html.escape(label)} '
            f'&middot; {seconds:.2f} s</figcaption>'
-           f'<audio controls preload="metadata" src="{html.escape(wav)}"></audio>']
+           f'<audio controls preload="metadata" src="{html.escape(wav)}"></audio>' + note]
   for row in range(rows):
     # A percentage margin is relative to the width: this shifts the stacked
     # image up by `row` row heights, so the slice shows row `row` only.
@@ -135,6 +150,47 @@ def clip_figure(label: str, wav: str, png: str, seconds: float, rows: int) -> st
         '</div></div>')
   parts.append('</figure>')
   return ''.join(parts)
+
+
+def floor_ranges(metrics: dict | None) -> dict[str, tuple[float, float]]:
+  """Profile entry -> the 10th-90th percentile of the real floor's clips in `metrics`."""
+  floor = (metrics or {}).get('floor/profile', {})
+  ranges = {}
+  for entry, summary in floor.items():
+    values = [value for value in summary.get('per_clip', []) if value is not None]
+    if values:
+      low, high = np.percentile(values, FLOOR_PERCENTILES)
+      ranges[entry] = (float(low), float(high))
+  return ranges
+
+
+def profile_note(wav_path: str | os.PathLike, metrics: dict | None = None) -> str:
+  """A small table of a clip's music profile, beside the real floor's range when known.
+
+  Args:
+    wav_path: the clip as written (read back, so the page shows what is heard).
+    metrics: an evaluate output; its 'floor/profile' gives the real clips' range.
+
+  Returns:
+    HTML; an entry outside the real range is marked.
+  """
+  profile = music_structure.clip_profile(audio_io.read_mono(wav_path))
+  ranges = floor_ranges(metrics)
+  low_pct, high_pct = FLOOR_PERCENTILES
+  header = ('<tr><th>profile</th><th>this clip</th>'
+            + (f'<th>real clips (p{low_pct}-p{high_pct})</th>' if ranges else '') + '</tr>')
+  rows = []
+  for entry, value in zip(music_structure.PROFILE_ENTRIES, profile):
+    shown = 'null' if not math.isfinite(value) else f'{value:.3g}'
+    cells = f'<td>{entry}</td><td class="num">{shown}</td>'
+    if ranges:
+      low, high = ranges.get(entry, (math.nan, math.nan))
+      outside = math.isfinite(value) and math.isfinite(low) and not low <= value <= high
+      cells = (f'<td>{entry}</td><td class="num">{shown}{" &#9888;" if outside else ""}</td>'
+               + (f'<td class="num">{low:.3g} to {high:.3g}</td>' if math.isfinite(low)
+                  else '<td></td>'))
+    rows.append(f'<tr>{cells}</tr>')
+  return f'<details><summary>music profile</summary><table>{header}{"".join(rows)}</table></details>'
 
 
 def _format_metric(value) -> tuple[str, str]:
@@ -151,6 +207,16 @@ def metrics_table(metrics: dict) -> str:
   """Each figure with its interval ({'value', 'low', 'high'} entries) or alone."""
   rows = []
   for name, value in metrics.items():
+    if name.endswith('/profile'):  # One row per entry; the per-clip values stay in the JSON.
+      for entry, summary in value.items():
+        shown, interval = _format_metric(summary)
+        if summary.get('value') is None:
+          shown, interval = 'null', html.escape(summary.get('note', ''))
+        elif summary.get('z_vs_floor') is not None:
+          interval += f' z {summary["z_vs_floor"]:+.2f}'
+        rows.append(f'<tr><td>{html.escape(name)}/{entry}</td><td class="num">{shown}</td>'
+                    f'<td class="num">{interval}</td></tr>')
+      continue
     shown, interval = _format_metric(value)
     rows.append(f'<tr><td>{html.escape(name)}</td><td class="num">{shown}</td>'
                 f'<td class="num">{interval}</td></tr>')

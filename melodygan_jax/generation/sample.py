@@ -26,11 +26,12 @@ from melodygan_jax.generation import sampling
 from melodygan_jax.runs import loading
 
 
-
 def write_references(vqvae: loading.LoadedVQVAE, output: pathlib.Path, stem: str,
-                     num_references: int, seed: int, vocoder=None) -> list[dict]:
+                     num_references: int, seed: int, vocoder=None,
+                     seconds: float | None = None) -> list[dict]:
   """Held-out real clips of the run's data set and their codec reconstructions.
 
+  With `seconds`, each clip is that long, from the middle of its song.
   Returns their manifest entries; none when the data set is not on this machine.
   """
   try:
@@ -39,10 +40,10 @@ def write_references(vqvae: loading.LoadedVQVAE, output: pathlib.Path, stem: str
     return []
   clips = reference_clips.held_out_clips(
       vqvae.config.data.dataset_dir, meta.split_files.get(records.VALIDATION_SPLIT, []),
-      meta.segment_frames, num_references, stem)
+      meta.segment_frames, num_references, stem, seconds)
   if not clips:
     return []
-  frames = (meta.segment_frames // vqvae.time_stride) * vqvae.time_stride
+  frames = min(len(clip.log_mel) for clip in clips) // vqvae.time_stride * vqvae.time_stride
   normalized = np.stack([vqvae.normalize(clip.log_mel[:frames], stem) for clip in clips])
   recon_log_mel = vqvae.denormalize(np.asarray(vqvae.jit_reconstruct(vqvae.state, normalized)),
                                     stem)
@@ -64,7 +65,9 @@ def write_references(vqvae: loading.LoadedVQVAE, output: pathlib.Path, stem: str
 def write_page(output: pathlib.Path, manifest: dict, metrics: dict | None) -> None:
   """index.html: the samples, then the held-out references beside their reconstructions."""
   generated = [listening_page.clip_figure(entry['wav'], entry['wav'], entry['png'],
-                                          entry['seconds'], entry['rows'])
+                                          entry['seconds'], entry['rows'],
+                                          listening_page.profile_note(output / entry['wav'],
+                                                                      metrics))
                for entry in manifest['samples']]
   references = []
   for entry in manifest['references']:
@@ -160,7 +163,7 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
       'stem': model.stem, 'sample_rate_hz': contract.SAMPLE_RATE_HZ,
       'vocoder': loading.describe_vocoder(model.vocoder), 'samples': samples,
       'references': write_references(vqvae, output, model.stem, num_references, seed,
-                                     model.vocoder),
+                                     model.vocoder, seconds=seconds),
   }
   atomic_files.write_json(output / 'manifest.json', manifest)
   write_page(output, manifest, metrics)
