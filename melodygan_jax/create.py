@@ -341,11 +341,20 @@ def summary(workdir: str, state: dict) -> list[str]:
     failure = state['finished'].get('evaluate', {}).get('failure', 'it did not run')
     return [f'no metrics.json: {failure}']
   metrics = json.loads(path.read_text())
-  lines = []
+  lines = [f'{"":22s} {"KAD":>20s} {"pulse clarity":>14s} {"chroma stability":>17s} '
+           f'{"C2ST AUC":>9s}']
   for name in ('floor', 'vqvae_reconstruction', 'gan', 'baseline_iid'):
     kad = metrics.get(f'{name}/kad')
-    if isinstance(kad, dict):
-      lines.append(f'{name:22s} KAD {kad["value"]:6.1f} [{kad["low"]:.1f}, {kad["high"]:.1f}]')
+    if not isinstance(kad, dict):
+      continue
+    profile = metrics.get(f'{name}/profile', {})
+    shown = [f'{kad["value"]:.1f} [{kad["low"]:.1f}, {kad["high"]:.1f}]']
+    for entry in ('pulse_clarity', 'chroma_stability'):
+      value = profile.get(entry, {}).get('value')
+      shown.append('-' if value is None else f'{value:.2f}')
+    auc = metrics.get(f'{name}/c2st_auc', {}).get('value')
+    shown.append('-' if auc is None else f'{auc:.2f}')
+    lines.append(f'{name:22s} {shown[0]:>20s} {shown[1]:>14s} {shown[2]:>17s} {shown[3]:>9s}')
   share = metrics.get('gan/too_close_to_training_share')
   if share is not None:
     verdict = ('about what held-out real music gets (~5%)' if share <= 0.1
