@@ -180,8 +180,16 @@ def train_command(config: str, workdir: str, steps: int, overrides: dict) -> lis
 
 def held_out_fraction(num_files: int) -> float:
   """prepare's --validation_fraction: evaluation compares two halves of the held-out songs,
-  so at least 4 of them, and a tenth of a large collection."""
-  return min(max(4 / max(num_files, 1), 0.1), 0.5)
+  so about 4 of them, a tenth of a large collection, and never most of a small one."""
+  return min(max(4 / max(num_files, 1), 0.1), 0.3)
+
+
+def check_prepared(workdir: str) -> None:
+  """Refuses a data set whose songs all went to the held-out split (nothing to train on)."""
+  stats = json.loads((pathlib.Path(workdir) / 'data' / 'stats.json').read_text())
+  if 'train' not in stats.get('splits', {}).values():
+    raise errors.UserError(f'{workdir}/data: every usable song was held out for evaluation; '
+                           'add songs (at least 3 whole files)')
 
 
 def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> list[Stage]:
@@ -434,6 +442,8 @@ def create(songs: str, workdir: str, hours: float, preset: str, vocoder: bool,
     state['spent_s'] = spent_before + (time.time() - started)
     atomic_files.write_json(state_path, state)
     print(f'create: {stage.name} done in {took / 60:.1f} min', flush=True)
+    if stage.name == 'prepare':
+      check_prepared(settings['workdir'])
     # The rest is planned again from the time actually left.
     stages = plan(settings, state, budget_s - state['spent_s'], state['audio_s'])
   for line in summary(settings['workdir'], state):

@@ -9,6 +9,7 @@ import pytest
 import soundfile
 
 from configs import vocoder_tiny
+from melodygan_jax import errors
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import inversion
 from melodygan_jax.audio import neural_vocoder
@@ -152,7 +153,7 @@ def test_copy_synthesis_writes_the_input_duration(trained_vocoder, corpus_dir, t
   assert metrics['vocoder'] == {'kind': 'neural', 'workdir': str(trained_vocoder[0]),
                                 'step': TRAIN_STEPS, 'variant': 'tiny',
                                 'mel_refinement_iterations': 4}
-  with pytest.raises(ValueError, match='--vocoder_workdir'):
+  with pytest.raises(errors.UserError, match='--vocoder_workdir'):
     reconstruct.reconstruct_file(None, str(song), str(tmp_path / 'none.wav'))
 
 
