@@ -9,6 +9,19 @@ three times in a crop and a bar not once, so neither its generator nor its
 discriminator can hold a pulse. Here a crop is 96 codes (4.5 s: two bars at
 107 bpm), the generator sees 141 codes and the discriminator judges the crop at
 3 scales, its coarsest spanning 148 codes, at gan_tiny's width.
+
+Measured on the Debian soundtracks' held-out songs (18 files; codec
+configs/vqvae.py at 1,000 steps; `python -m melodygan_jax.evaluate
+--clip_seconds=10 --max_clips=120`, 55 clips of 10 s a set), each GAN at
+1,000 steps:
+                    KAD                pulse clarity     bar repetition  harmonic share
+  real (floor)      3.2 [0.8, 5.9]     0.50 [0.44, 0.56]  0.17           0.69
+  gan_tiny          37.8 [33.8, 42.4]  0.14 [0.13, 0.14]  0.14           0.66
+  this config       28.5 [24.3, 34.1]  0.15 [0.14, 0.16]  0.17           0.74
+  i.i.d. codes      34.0 [30.7, 37.2]  0.14 [0.13, 0.15]  0.11           0.41
+Closer to real music by KAD and bar repetition, but the beat is not there yet:
+its pulse clarity is still that of i.i.d. codes. A step does about 3x
+gan_tiny's work (the same widths over 3x longer crops).
 """
 import ml_collections
 
