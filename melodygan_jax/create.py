@@ -295,8 +295,7 @@ def run_stage(stage: Stage, log_path: pathlib.Path, deadline: float, budget_end:
   A training stage still running at `deadline` (its share of the budget) is
   sent SIGTERM: the trainer saves its checkpoint and stops, as on a
   preemption, and the stages after it use that checkpoint. `heartbeat()` is
-  called at each line of output (it records the time spent, for a resume
-  after a kill).
+  called every second (it records the time spent, for a resume after a kill).
 
   Returns:
     None, or why evaluation failed: it may (too few held-out songs to
@@ -305,8 +304,11 @@ def run_stage(stage: Stage, log_path: pathlib.Path, deadline: float, budget_end:
   Raises:
     errors.UserError: any other stage failed; names its log and its last error line.
   """
-  with open(log_path, 'a') as log:
-    process = subprocess.Popen(stage.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+  # The stage writes its log itself, so what it prints survives a kill of create; its
+  # progress lines are read back from the file.
+  with open(log_path, 'a') as log, open(log_path) as reader:
+    reader.seek(0, os.SEEK_END)
+    process = subprocess.Popen(stage.command, stdout=log, stderr=subprocess.STDOUT,
                                text=True, cwd=REPO_ROOT, preexec_fn=_stop_with_parent,
                                env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
     stopper = None
@@ -316,17 +318,20 @@ def run_stage(stage: Stage, log_path: pathlib.Path, deadline: float, budget_end:
       stopper.start()
     last_line = ''
     try:
-      for line in process.stdout:
-        log.write(line)
+      while True:
+        status = process.poll()
+        for line in reader.readlines():
+          if line.strip():
+            last_line = line.strip()
+          match = _STEP_LINE.search(line)
+          if match:
+            left_min = max(budget_end - time.time(), 0) / 60
+            print(f'  {stage.name}: step {match.group(1)}/{match.group(2)}, '
+                  f'{left_min:.0f} min of the budget left', flush=True)
         heartbeat()
-        if line.strip():
-          last_line = line.strip()
-        match = _STEP_LINE.search(line)
-        if match:
-          left_min = max(budget_end - time.time(), 0) / 60
-          print(f'  {stage.name}: step {match.group(1)}/{match.group(2)}, '
-                f'{left_min:.0f} min of the budget left', flush=True)
-      status = process.wait()
+        if status is not None:
+          break
+        time.sleep(1.0)
     finally:
       if stopper is not None:
         stopper.cancel()
