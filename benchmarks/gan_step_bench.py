@@ -15,22 +15,15 @@ import json
 import os
 import pathlib
 import sys
-import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import jax  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
 
 from configs import gan as gan_config  # pylint: disable=wrong-import-position
-
-from melodygan_jax.runs import latent_cache  # pylint: disable=wrong-import-position
-from melodygan_jax.training import config_checks  # pylint: disable=wrong-import-position
-from melodygan_jax.training import gan_trainer  # pylint: disable=wrong-import-position
-
-
-LEVELS, CODEBOOK_SIZE, CODEBOOK_DIM = 8, 1024, 64
+from configs import vqvae as vqvae_config  # pylint: disable=wrong-import-position
+from melodygan_jax.training import calibration  # pylint: disable=wrong-import-position
 
 
 def short_context_config():
@@ -42,26 +35,10 @@ def short_context_config():
 
 
 def seconds_per_step(config, batch_size: int, steps: int) -> float:
+  """After a compiling step, on random codes of the default VQ-VAE's shape."""
   config.train.batch_size = batch_size
   config.train.num_eval_samples = 8
-  config_checks.resolve_dtype(config.model, 'config.model.dtype')
-  rng = np.random.default_rng(0)
-  segment = max(config.data.crop_steps, 256)
-  runs = lambda count: latent_cache.runs_of_sequences(
-      rng.integers(0, CODEBOOK_SIZE, (count, segment, LEVELS)).astype(np.int32))
-  data = latent_cache.LatentData(
-      train=runs(64), validation=runs(8),
-      codebooks=rng.standard_normal((LEVELS, CODEBOOK_SIZE, CODEBOOK_DIM)).astype(np.float32))
-  trainer = gan_trainer.GANTrainer(config, data)
-  state = trainer.create_state()
-  batches = trainer.train_batches(0)
-  state, metrics = trainer.jit_train_step(state, next(batches))  # Compiles.
-  jax.block_until_ready(metrics)
-  start = time.perf_counter()
-  for _ in range(steps):
-    state, metrics = trainer.jit_train_step(state, next(batches))
-  jax.block_until_ready(metrics)
-  return (time.perf_counter() - start) / steps
+  return calibration.gan_seconds_per_step(config, vqvae_config.get_config(), steps)['step_s']
 
 
 def main():
