@@ -9,7 +9,6 @@ Each problem is one line that says what to do (an installed JAX/flax/plugin
 pair known not to work among them: see melodygan_jax/jax_versions.py); the
 exit status is 1 if there is any.
 """
-import importlib.metadata
 import os
 import pathlib
 import shutil
@@ -29,13 +28,7 @@ MIN_FREE_DISK_GB = 5.0
 
 
 def package_versions() -> dict[str, str | None]:
-  versions = {}
-  for name in PACKAGES:
-    try:
-      versions[name] = importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-      versions[name] = None
-  return versions
+  return jax_versions.installed_versions(PACKAGES)
 
 
 def find_problems(output_dir: str,
