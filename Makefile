@@ -17,12 +17,17 @@ $(INSTALLED): setup.cfg pyproject.toml
 demo: $(INSTALLED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash launch/demo.sh
 
+# The whole suite: on every core (pytest-xdist), then the runs that start several
+# processes or a server of their own, one at a time.
 test: $(INSTALLED) browser shellcheck postgres
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile -m 'not (multiprocess or postgres)'
+	$(VENV)/bin/python -m pytest -q -m 'multiprocess or postgres'
 
-# For working: everything but the multi-process, browser, PostgreSQL and end-to-end runs.
+# For working: everything but the multi-process, browser, PostgreSQL and end-to-end runs,
+# on every core (pytest-xdist), with compiled programs cached in .cache/ for the next run.
 test-fast: $(INSTALLED)
-	$(VENV)/bin/python -m pytest -q -m 'not (end_to_end or multiprocess or browser or postgres)'
+	MELODYGAN_JAX_CACHE=$(CURDIR)/.cache/jax_tests $(VENV)/bin/python -m pytest -q -n auto \
+	  --dist loadfile -m 'not (end_to_end or multiprocess or browser or postgres)'
 
 # The listening-page test opens index.html in headless Chromium (Debian's package).
 browser:

@@ -66,6 +66,9 @@ def get_config() -> ml_collections.ConfigDict:
   # L1 of the head's log-magnitude against the crop's own STFT (APNet's amplitude
   # loss): with the NNLS magnitude the bulk of Griffin-Lim's error is in the magnitude.
   config.loss.magnitude_weight = 5.0
+  # APNet's anti-wrapped phase losses (instantaneous phase, group delay, instantaneous
+  # frequency) against the crop's own STFT phase, weighted by its magnitude. 0: none.
+  config.loss.phase_weight = 0.0
   # Reconstruction losses alone before this step (Vocos' pretrain_mel_steps): on a
   # CPU the warm-up steps run ~5x faster than the adversarial ones.
   config.loss.adversarial_start_step = 3_000

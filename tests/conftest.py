@@ -10,7 +10,9 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # (An environment variable, so the training runs tests start inherit it.)
 os.environ['JAX_DISABLE_MOST_OPTIMIZATIONS'] = 'true'
 # Runs that tests start write no compilation cache into the user's home
-# (compilation_cache_test.py checks the cache in a folder of its own).
+# (compilation_cache_test.py checks the cache in a folder of its own);
+# `make test-fast` names a folder in the checkout, so a second run of the fast
+# tier reads its compiled programs instead of compiling them again.
 os.environ.setdefault('MELODYGAN_JAX_CACHE', 'off')
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=4').strip()
@@ -19,6 +21,11 @@ import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 jax.config.update('jax_platforms', 'cpu')
+
+from melodygan_jax import compilation_cache  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# Every program, however quick to compile: tests compile hundreds of small ones.
+compilation_cache.enable(min_compile_time_s=0.0)  # None (off) unless the variable names a folder.
 
 from data_prep import demo_corpus  # pylint: disable=g-import-not-at-top,wrong-import-position
 from data_prep import prepare  # pylint: disable=g-import-not-at-top,wrong-import-position

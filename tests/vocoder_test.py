@@ -49,6 +49,25 @@ def test_jax_log_mel_is_the_contract_log_mel():
                              contract.log_mel(samples), atol=1e-4)
 
 
+def test_phase_loss_counts_audible_phase_errors_only():
+  rng = np.random.default_rng(3)
+  samples = jnp.asarray(0.1 * rng.standard_normal((2, 4_096)), jnp.float32)
+  spectrum = inversion.stft(samples, contract.num_frames(4_096))
+  loss = vocoder_trainer.anti_wrapping_phase_loss
+  assert float(loss(spectrum, spectrum)) < 1e-5
+  # A whole turn is no error; a constant offset is one in phase, none in its differences.
+  assert float(loss(spectrum, spectrum * jnp.exp(2j * jnp.pi))) < 1e-4
+  offset = float(loss(spectrum, spectrum * jnp.exp(0.5j)))
+  assert 0.45 < offset < 0.55
+  noisy = spectrum * jnp.exp(1j * jnp.asarray(rng.uniform(-1, 1, spectrum.shape), jnp.float32))
+  assert float(loss(spectrum, noisy)) > offset + 0.2  # Differences count too.
+  # Phase errors where the true spectrum is silent are not heard, and not counted.
+  silent = jnp.asarray(np.arange(spectrum.shape[-1]) >= 100)
+  quiet = jnp.where(silent, 0.0, spectrum)
+  assert float(loss(quiet, jnp.where(silent, noisy, quiet))) < 1e-5
+  assert float(loss(quiet, jnp.where(silent, quiet, noisy))) > 0.5
+
+
 @pytest.mark.parametrize('magnitude_prior', [True, False])
 def test_generator_turns_frames_into_hop_samples_per_frame(magnitude_prior):
   config = vocoder_tiny.get_config()
@@ -203,9 +222,12 @@ def test_train_crops_are_a_function_of_the_step(prepared_dir):
   resumed = next(audio_crops.train_batches(audio, 2_048, 3, seed=5, start_step=3))['audio']
   np.testing.assert_array_equal(resumed, batches[3])
   assert not np.array_equal(batches[2], batches[3]) and batches[3].shape == (3, 2_048)
-  other_host = next(audio_crops.train_batches(audio, 2_048, 3, seed=5, start_step=3,
-                                              process_index=1))['audio']
-  assert not np.array_equal(other_host, batches[3])
+  # Two hosts read the rows of the same global batch: one host's batch of 6, halved.
+  global_batch = next(audio_crops.train_batches(audio, 2_048, 6, seed=5, start_step=3))['audio']
+  hosts = [next(audio_crops.train_batches(audio, 2_048, 3, seed=5, start_step=3,
+                                          process_index=i, process_count=2))['audio']
+           for i in range(2)]
+  np.testing.assert_array_equal(np.concatenate(hosts), global_batch)
 
 
 @pytest.mark.end_to_end

@@ -117,8 +117,13 @@ def magnitude(spectrum: jax.Array) -> jax.Array:
 def magnitude_and_log_mel(samples: jax.Array) -> tuple[jax.Array, jax.Array]:
   """[batch, samples] -> (STFT magnitude [batch, frames, bins], `log_mel`), one STFT for both."""
   spectrum_magnitude = magnitude(stft(samples, contract.num_frames(samples.shape[1])))
+  return spectrum_magnitude, log_mel_of_magnitude(spectrum_magnitude)
+
+
+def log_mel_of_magnitude(spectrum_magnitude: jax.Array) -> jax.Array:
+  """[..., bins] STFT magnitude -> [..., NUM_MELS] log-mel, with the contract's floor."""
   mel = spectrum_magnitude @ jnp.asarray(contract.mel_filterbank().T)
-  return spectrum_magnitude, jnp.log(jnp.maximum(mel, contract.LOG_MEL_FLOOR))
+  return jnp.log(jnp.maximum(mel, contract.LOG_MEL_FLOOR))
 
 
 def log_mel(samples: jax.Array) -> jax.Array:

@@ -75,23 +75,28 @@ def read_crop(path: pathlib.Path, start: int, num_samples: int) -> np.ndarray:
 
 
 def train_batches(audio: SplitAudio, crop_samples: int, local_batch_size: int, seed: int,
-                  start_step: int = 0, process_index: int = 0) -> Iterator[dict]:
+                  start_step: int = 0, process_index: int = 0,
+                  process_count: int = 1) -> Iterator[dict]:
   """Endless batches {'audio': [local_batch, crop_samples] float32}, from `start_step` on.
 
   A song is drawn with probability proportional to its number of crop
-  positions, so every second of the corpus is equally likely.
+  positions, so every second of the corpus is equally likely. The global batch
+  of a step is drawn from (seed, step) alone; this host reads its rows of it
+  (rows [process_index * local_batch_size, ...)), so the batches do not depend
+  on how many processes share them.
   """
   if not audio.paths:
     raise AudioCropsError(f'no training song holds a crop of {crop_samples} samples')
   positions = np.asarray(audio.num_samples) - crop_samples + 1
   weights = positions / positions.sum()
+  rows = slice(process_index * local_batch_size, (process_index + 1) * local_batch_size)
   step = start_step
   while True:
-    rng = np.random.default_rng([seed, step, process_index])
-    songs = rng.choice(len(audio.paths), size=local_batch_size, p=weights)
+    rng = np.random.default_rng([seed, step])
+    songs = rng.choice(len(audio.paths), size=local_batch_size * process_count, p=weights)
     starts = rng.integers(0, positions[songs])
     yield {'audio': np.stack([read_crop(audio.paths[song], int(start), crop_samples)
-                              for song, start in zip(songs, starts)])}
+                              for song, start in zip(songs[rows], starts[rows])])}
     step += 1
 
 

@@ -1,17 +1,20 @@
 """tf.data readers of the data_prep shards, yielding NumPy batches.
 
-Training batches are a pure function of (seed, step, process layout): epoch e
-reads this host's files in an order seeded by (seed, e) through a seeded
-shuffle buffer, and random crops are drawn from stateless seeds of the
-record's position in the stream. Resuming at step s rebuilds the stream at
-epoch (s * batch) // records_per_epoch and skips into it, so a resumed run sees
-exactly the batches an uninterrupted run would have seen, with nothing to save
-but the step. (Saving tf.data's iterator state instead would store the whole
-shuffle buffer in every checkpoint.)
+Training batches are a pure function of (seed, step), whatever the number of
+processes and devices: epoch e reads the training files in an order seeded by
+(seed, e) through a seeded shuffle buffer, the stream's positions are cut into
+global batches, and random crops are drawn from stateless seeds of the
+record's position. Every host reads the whole stream (the data sets this
+project trains on are small) and parses only its rows of each global batch, so
+2 processes x 2 devices train on exactly what 1 process x 4 devices does.
+Resuming at step s rebuilds the stream at epoch (s * batch) // records_per_epoch
+and skips into it, so a resumed run sees exactly the batches an uninterrupted
+run would have seen, with nothing to save but the step. (Saving tf.data's
+iterator state instead would store the whole shuffle buffer in every checkpoint.)
 
-Each host reads a disjoint share: whole shard files when there are at least as
-many files as hosts, else every `process_count`-th record. All hosts use the
-same records_per_epoch (the smallest share), so they stay in step.
+Evaluation passes (`sequential_batches`) split the work instead: each host
+reads a disjoint share, whole shard files when there are at least as many
+files as hosts, else every `process_count`-th record.
 """
 import dataclasses
 import math
@@ -160,7 +163,8 @@ def _normalizer(meta: DatasetMeta, stems):
 def train_batches(data: ml_collections.ConfigDict, meta: DatasetMeta, local_batch_size: int,
                   seed: int, start_step: int = 0, process_index: int = 0,
                   process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
-  """Endless shuffled, randomly cropped, normalized train batches of this host.
+  """Endless shuffled, randomly cropped, normalized train batches: this host's rows
+  of the global batches, which depend on (seed, step) only.
 
   Args:
     data: the config's `data` section (crop_frames, shuffle_buffer, stems).
@@ -168,7 +172,8 @@ def train_batches(data: ml_collections.ConfigDict, meta: DatasetMeta, local_batc
     local_batch_size: this host's share of the global batch.
     seed: the run's seed.
     start_step: the first batch yielded is the one of this step.
-    process_index: this host (jax.process_index()).
+    process_index: this host (jax.process_index()): it gets rows
+      [process_index * local_batch_size, (process_index + 1) * local_batch_size).
     process_count: all hosts (jax.process_count()).
 
   Yields:
@@ -177,15 +182,14 @@ def train_batches(data: ml_collections.ConfigDict, meta: DatasetMeta, local_batc
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   stems = tuple(data.stems)
-  shares = [host_share(meta, records.TRAIN_SPLIT, stems, i, process_count)
-            for i in range(process_count)]
-  records_per_epoch = min(share.num_records for share in shares)
+  share = host_share(meta, records.TRAIN_SPLIT, stems, 0, 1)  # Every host reads it all.
+  records_per_epoch = share.num_records
   if records_per_epoch == 0:
-    raise DatasetError(f'{meta.path}: a host has no train records; write more shards '
-                       '(smaller --shard_size_mb) or use fewer hosts')
-  share = shares[process_index]
+    raise DatasetError(f'{meta.path} has no train records of stems {", ".join(stems)}')
   all_stems = set(stems) >= set(meta.stats['stems'])
-  first_record = start_step * local_batch_size
+  global_batch_size = local_batch_size * process_count
+  first_row = process_index * local_batch_size
+  first_record = start_step * global_batch_size
   start_epoch, start_offset = divmod(first_record, records_per_epoch)
   max_offset = meta.segment_frames - data.crop_frames
   normalize = _normalizer(meta, stems)
@@ -207,7 +211,14 @@ def train_batches(data: ml_collections.ConfigDict, meta: DatasetMeta, local_batc
     mel, stem_id = normalize(parsed)
     return {'mel': tf.ensure_shape(mel, [data.crop_frames, None]), 'stem': stem_id}
 
+  def this_hosts_row(position, record):  # Decided before parsing: a host parses only its rows.
+    del record
+    row = position % global_batch_size
+    return (row >= first_row) & (row < first_row + local_batch_size)
+
   ds = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch_records)
+  if process_count > 1:
+    ds = ds.filter(this_hosts_row)
   ds = ds.map(crop_and_normalize, num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.batch(local_batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
   return ds.as_numpy_iterator()

@@ -128,9 +128,9 @@ def check_config(config: ml_collections.ConfigDict) -> CheckedConfig:
                         'config.model.phase_prior_iterations',
                         model.get('phase_prior_iterations', 0), 'must be >= 0 (0: no phase prior)')
   for field in ('adversarial_start_step', 'resolution_weight', 'feature_matching_weight',
-                'stft_weight', 'magnitude_weight'):
-    config_checks.require(config.loss[field] >= 0, f'config.loss.{field}', config.loss[field],
-                          'must be >= 0')
+                'stft_weight', 'magnitude_weight', 'phase_weight'):
+    config_checks.require(config.loss.get(field, 0.0) >= 0, f'config.loss.{field}',
+                          config.loss.get(field, 0.0), 'must be >= 0')
   train = config.train
   config_checks.check_positive(train, 'config.train', (
       'learning_rate', 'discriminator_learning_rate', 'grad_clip_norm'))
@@ -158,12 +158,13 @@ def check_config(config: ml_collections.ConfigDict) -> CheckedConfig:
 
 
 def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adversarial: bool,
-            phase_prior_iterations: int, state: TrainState, audio, true_magnitude, log_mel,
+            phase_prior_iterations: int, state: TrainState, audio, true_spectrum, log_mel,
             input_log_mel):
   """Generator step, and discriminator step when `adversarial` (static).
 
-  `true_magnitude` and `log_mel` are the real crop's STFT magnitude and log-mel.
+  `true_spectrum` and `log_mel` are the real crop's STFT and log-mel.
   """
+  true_magnitude = inversion.magnitude(true_spectrum)
   # The priors (NNLS magnitude, Griffin-Lim phase) are inputs: computed once, outside the gradient.
   prior_keys = jax.random.split(jax.random.fold_in(jax.random.key(0), state.step),
                                 audio.shape[0])
@@ -182,6 +183,9 @@ def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adv
              'feature_matching': jnp.zeros(())}
     loss = (loss_config.mel_weight * mel + loss_config.get('stft_weight', 0.0) * stft
             + loss_config.get('magnitude_weight', 0.0) * magnitude)
+    if loss_config.get('phase_weight', 0.0) > 0:  # Static: runs from before it have none.
+      terms['phase'] = anti_wrapping_phase_loss(true_spectrum, spectrum)
+      loss += loss_config.phase_weight * terms['phase']
     if adversarial:
       discriminators = nnx.merge(disc_graphdef, state.discriminators)
       real_out, fake_out = discriminators(audio), discriminators(fake)
@@ -229,11 +233,12 @@ def train_step(graphdef, disc_graphdef, optimizer, disc_optimizer, schedule, con
   itself, or its codec round trip).
   """
   audio = batch['audio']
-  true_magnitude, log_mel = inversion.magnitude_and_log_mel(audio)  # One STFT of the crop.
+  true_spectrum = inversion.stft(audio, contract.num_frames(audio.shape[1]))
+  log_mel = inversion.log_mel_of_magnitude(inversion.magnitude(true_spectrum))
   input_log_mel = jax.lax.stop_gradient(input_log_mel_fn(codec, log_mel))
   (loss, terms), (generator, opt_state, disc_params, disc_opt_state) = _update(
       graphdef, disc_graphdef, optimizer, disc_optimizer, config.loss, adversarial,
-      config.model.get('phase_prior_iterations', 0), state, audio, true_magnitude, log_mel,
+      config.model.get('phase_prior_iterations', 0), state, audio, true_spectrum, log_mel,
       input_log_mel)
   metrics = {'train/loss': loss, 'train/learning_rate': schedule(state.step),
              **{f'train/{name}': value for name, value in terms.items()}}
@@ -336,7 +341,8 @@ class VocoderTrainer:
     local = audio_crops.train_batches(
         self.train_audio, self.config.data.crop_samples,
         parallel.local_batch_size(self.config.train.batch_size), seed=self.config.seed,
-        start_step=start_step, process_index=jax.process_index())
+        start_step=start_step, process_index=jax.process_index(),
+        process_count=jax.process_count())
     return parallel.prefetch_to_mesh(local, self.mesh)
 
   def evaluate(self, state: TrainState, writer: metric_writer.MetricWriter, step: int) -> dict:
@@ -402,6 +408,36 @@ def log_magnitude_l1(true_magnitude: jax.Array, spectrum: jax.Array) -> jax.Arra
   predicted = inversion.magnitude(spectrum)
   return jnp.mean(jnp.abs(jnp.log(jnp.maximum(predicted, MAGNITUDE_FLOOR))
                           - jnp.log(jnp.maximum(true_magnitude, MAGNITUDE_FLOOR))))
+
+
+def _anti_wrapped(difference: jax.Array) -> jax.Array:
+  """|difference| after wrapping into [-pi, pi]: a phase error of 2 pi is none."""
+  return jnp.abs(difference - 2 * jnp.pi * jnp.round(difference / (2 * jnp.pi)))
+
+
+def anti_wrapping_phase_loss(true_spectrum: jax.Array, spectrum: jax.Array) -> jax.Array:
+  """APNet's phase losses (Ai and Ling 2023), at the contract's STFT: anti-wrapped
+  errors of the instantaneous phase, the group delay (its difference across
+  bins) and the instantaneous frequency (its difference across frames), summed.
+
+  The mel says nothing about phase; these say what the true one is, where the
+  reconstruction losses only say when a phase is inconsistent. The group delay
+  and instantaneous frequency are differences, so a model can learn them from
+  the mel's local shape even where the absolute phase is a matter of where the
+  crop starts. Each bin counts by its true magnitude (over the clip's mean): the
+  phase of a bin at the noise floor is noise, and a loud partial's is what is heard.
+  """
+  true_phase, phase = jnp.angle(true_spectrum), jnp.angle(spectrum)
+  weight = jnp.abs(true_spectrum)
+  weight = weight / jnp.maximum(jnp.mean(weight, axis=(1, 2), keepdims=True), 1e-7)
+  error = true_phase - phase
+  instantaneous = jnp.mean(weight * _anti_wrapped(error))
+  # A difference counts as much as the quieter of its two bins.
+  across_bins = jnp.mean(jnp.minimum(weight[..., 1:], weight[..., :-1])
+                         * _anti_wrapped(jnp.diff(error, axis=-1)))
+  across_frames = jnp.mean(jnp.minimum(weight[:, 1:], weight[:, :-1])
+                           * _anti_wrapped(jnp.diff(error, axis=1)))
+  return instantaneous + across_bins + across_frames
 
 
 def multi_resolution_stft_loss(reference: jax.Array, estimate: jax.Array) -> jax.Array:
