@@ -156,12 +156,13 @@ def test_the_train_command_logs_the_same_losses_on_2x2_and_1x4_devices(
       cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=400, check=True)
   two, one = train_losses(workdir), train_losses(tmp_path / 'one')
   assert sorted(two) == sorted(one) == list(range(4, VQVAE_OVERRIDES['train.num_steps'] + 1, 4))
-  for step in one:
-    for name in ('train/loss', 'train/spectral_convergence', 'train/grad_norm'):
-      # Float rounding of gloo's all-reduce, magnified a little by training (see below);
-      # other batches or diverged state differ by tens of percent.
-      np.testing.assert_allclose(two[step][name], one[step][name], rtol=2e-2,
-                                 err_msg=f'{name} at step {step}')
+  # Float rounding of gloo's all-reduce, magnified a little by training (see
+  # below): the gradient norm, the smallest of these, moves most.
+  tolerance = {'train/loss': 1e-2, 'train/spectral_convergence': 1e-2, 'train/grad_norm': 5e-2}
+  differences = {(step, name): abs(two[step][name] / one[step][name] - 1)
+                 for step in one for name in tolerance}
+  assert all(difference <= tolerance[name] for (_, name), difference in differences.items()), (
+      {key: round(value, 4) for key, value in differences.items()})
 
 
 def test_two_processes_equal_one_process(two_process_vqvae, prepared_dir):
