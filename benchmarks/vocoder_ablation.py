@@ -58,6 +58,8 @@ VARIANTS = {
     'phase_loss': {'loss.phase_weight': 1.0},
     'phase_loss_no_phase_prior': {'loss.phase_weight': 1.0, 'model.phase_prior_iterations': 0},
     'adversarial_from_0': {'loss.adversarial_start_step': 0},
+    'spectral_refiner': {'model.refiner_channels': 16},
+    'spectral_refiner_light_mel_loss': {'model.refiner_channels': 16, 'loss.mel_weight': 1.0},
 }
 
 

@@ -53,6 +53,10 @@ def get_config() -> ml_collections.ConfigDict:
   # mel is the one it was given (inversion.mel_consistent: Griffin-Lim's projections onto
   # the spectra with that mel); the training losses see the generator's own output.
   config.model.mel_refinement_iterations = 32
+  # A 2-D conv net over (frames, bins) after the head, correcting each bin's magnitude
+  # and phase from its neighbours (models/vocoder.py SpectralRefiner); 0: none.
+  config.model.refiner_channels = 0
+  config.model.refiner_dilations = (1, 2, 4)  # Along frequency, one layer each.
   # Widths of the stride-3 convs of each period discriminator (periods 2, 3, 5, 7, 11).
   config.model.period_discriminator_channels = (16, 32, 64, 128)
   # Widths of the convs of each spectrogram discriminator (FFT 512, 1024, 2048).

@@ -20,6 +20,8 @@ generator is exactly Griffin-Lim from the NNLS magnitude, and training moves
 it from there: what a CPU's few thousand steps cannot learn from nothing (a
 coherent phase), it starts with.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -55,12 +57,57 @@ class ConvNeXtBlock(nnx.Module):
     return x + self.scale[...].astype(y.dtype) * y
 
 
+class SpectralRefiner(nnx.Module):
+  """2-D convolutions over (frames, bins): per-bin corrections of a spectrum.
+
+  The ConvNeXt runs over frames and its head maps one frame vector to every
+  bin, so a correction of the phase prior must pass through `width` numbers
+  per frame, far fewer than the bins it corrects. This network instead sees
+  each bin with its neighbours in time and frequency (dilated along frequency,
+  to reach the next partials) as Deep Griffin-Lim Iteration's denoiser does
+  (Masuyama et al. 2019): its inputs are the log-magnitude, the phase as a
+  unit phasor and the phase differences across frames (instantaneous
+  frequency) and across bins (group delay), which say whether neighbouring
+  bins agree. Its last layer starts at zero, so it starts as the identity.
+  """
+
+  INPUTS = 7  # log-magnitude, cos/sin of phase, of its frame difference, of its bin difference.
+
+  def __init__(self, channels: int, frequency_dilations: tuple[int, ...], *, rngs: nnx.Rngs,
+               dtype=jnp.float32):
+    conv = functools.partial(nnx.Conv, kernel_size=(3, 3), padding='SAME', dtype=dtype,
+                             param_dtype=jnp.float32, rngs=rngs)
+    self.inputs = conv(self.INPUTS, channels)
+    self.layers = nnx.List([conv(channels, channels, kernel_dilation=(1, dilation))
+                            for dilation in frequency_dilations])
+    self.outputs = conv(channels, 2)
+    self.outputs.kernel[...] = jnp.zeros_like(self.outputs.kernel[...])
+    self.outputs.bias[...] = jnp.zeros_like(self.outputs.bias[...])
+
+  def __call__(self, log_magnitude: jax.Array, phase: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """[batch, frames, bins] each -> the same, corrected."""
+    over_frames = jnp.diff(phase, axis=1, prepend=phase[:, :1])
+    over_bins = jnp.diff(phase, axis=2, prepend=phase[:, :, :1])
+    # Log-magnitudes span ~-12 (the floor) to ~5: centred and scaled to about unit range.
+    features = jnp.stack([(log_magnitude + 4.0) / 4.0, jnp.cos(phase), jnp.sin(phase),
+                          jnp.cos(over_frames), jnp.sin(over_frames), jnp.cos(over_bins),
+                          jnp.sin(over_bins)], axis=-1).astype(self.inputs.dtype)
+    x = jax.nn.gelu(self.inputs(features))
+    for layer in self.layers:
+      x = x + jax.nn.gelu(layer(x))
+    corrections = self.outputs(x).astype(jnp.float32)
+    # Bounded as the head's own correction is, so early steps stay finite.
+    return (log_magnitude + jnp.minimum(corrections[..., 0], MAX_LOG_MAGNITUDE),
+            phase + corrections[..., 1])
+
+
 class VocosGenerator(nnx.Module):
   """[batch, frames, num_mels] log-mel -> [batch, frames, n_fft // 2 + 1] complex64 STFT."""
 
   def __init__(self, *, num_mels: int, n_fft: int, width: int, intermediate_width: int,
                num_blocks: int, rngs: nnx.Rngs, magnitude_prior: bool = False,
-               phase_prior: bool = False, dtype=jnp.float32):
+               phase_prior: bool = False, refiner_channels: int = 0,
+               refiner_dilations: tuple[int, ...] = (1, 2, 4), dtype=jnp.float32):
     self.num_bins = n_fft // 2 + 1
     self.magnitude_prior = magnitude_prior  # __call__ then needs `log_magnitude_prior`...
     self.phase_prior = phase_prior  # ... and `phase_prior`.
@@ -81,6 +128,8 @@ class VocosGenerator(nnx.Module):
       self.phase_embed = nnx.Linear(2 * self.num_bins, width, dtype=dtype,
                                     param_dtype=jnp.float32, rngs=rngs)
       self.head.kernel[...] = self.head.kernel[...].at[:, self.num_bins:].set(0.0)
+    self.refiner = (SpectralRefiner(refiner_channels, tuple(refiner_dilations), rngs=rngs,
+                                    dtype=dtype) if refiner_channels else None)
 
   def head_outputs(self, log_mel: jax.Array, phase_prior: jax.Array | None = None
                    ) -> tuple[jax.Array, jax.Array]:
@@ -108,6 +157,8 @@ class VocosGenerator(nnx.Module):
       log_magnitude = jnp.minimum(log_magnitude, MAX_LOG_MAGNITUDE)
     if self.phase_prior:
       phase = phase + jnp.angle(phase_prior)
+    if self.refiner is not None:
+      log_magnitude, phase = self.refiner(log_magnitude, phase)
     return spectrum_from_head(log_magnitude, phase)
 
 
@@ -128,4 +179,6 @@ def from_config(model_config, *, num_mels: int, n_fft: int, rngs: nnx.Rngs) -> V
                         # Runs from before the field had no prior.
                         magnitude_prior=model_config.get('magnitude_prior', False),
                         phase_prior=model_config.get('phase_prior_iterations', 0) > 0,
+                        refiner_channels=model_config.get('refiner_channels', 0),
+                        refiner_dilations=tuple(model_config.get('refiner_dilations', (1, 2, 4))),
                         dtype=jnp.dtype(model_config.dtype), **sizes)
