@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import pathlib
-import shutil
 import sys
 import time
 
@@ -97,7 +96,8 @@ def overfit_dataset(dataset_dir: pathlib.Path, out: pathlib.Path, seconds: float
   return target
 
 
-def config_for(overrides: dict, dataset_dir: pathlib.Path, args) -> 'ml_collections.ConfigDict':
+def config_for(overrides: dict, dataset_dir: pathlib.Path, args):
+  """configs/vocoder.py for the ablation's budget, with one variant's overrides."""
   config = vocoder_config.get_config()
   config.data.dataset_dir = str(dataset_dir)
   config.data.num_validation_clips = args.num_clips
