@@ -207,11 +207,13 @@ def test_kill_9_at_several_points_and_resume_gives_identical_shards(
   args = [f'--input_dir={corpus_dir / "songs"}', f'--output_dir={output_dir}', *PREPARE_FLAGS]
   assert 1 <= kill_when_finished(run_cli(*args, '--num_workers=1', start_new_session=True),
                                  output_dir, 1) < 3
-  assert kill_when_finished(run_cli(*args, '--num_workers=2', start_new_session=True),
-                            output_dir, 3) == 3
+  # Two workers can finish the 3rd and the 4th file between two polls: then the kill
+  # lands while the data set is being written, another point a run can die at.
+  assert 3 <= kill_when_finished(run_cli(*args, '--num_workers=2', start_new_session=True),
+                                 output_dir, 3) <= 4
   assert not (output_dir / 'stats.json').exists()
 
-  process = run_cli(*args, '--num_workers=2')  # The one file left.
+  process = run_cli(*args, '--num_workers=2')  # The file left, if any, and the data set.
   stdout, stderr = process.communicate(timeout=300)
   assert process.returncode == 0, stderr
   assert '4 files used' in stdout
