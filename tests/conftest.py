@@ -1,9 +1,19 @@
-"""Shared fixtures: a small synthetic corpus and its prepared data set.
+"""Shared fixtures: a small synthetic corpus, its prepared data set and tiny trained runs.
 
 Four simulated CPU devices make the sharded (data-parallel) path run on any
 machine; this must happen before JAX initializes its backend.
+
+With pytest-xdist (`make test`, `make test-fast`) the session fixtures are built
+once per run, by the first worker that asks, into a folder all workers share;
+the others wait for it. A test marked `alone` runs with no other test beside it.
 """
+import contextlib
+import fcntl
 import os
+import pathlib
+import pickle
+import shutil
+import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # Compile time dominates tiny models: trade run-time speed for faster compiles.
@@ -49,30 +59,100 @@ def current_normalization():
       feature_version=contract.FEATURE_VERSION)
 
 
+def _run_root(tmp_path_factory):
+  """A folder of this test run: shared by all xdist workers, else the session's own."""
+  root = tmp_path_factory.getbasetemp()
+  return root.parent if os.environ.get('PYTEST_XDIST_WORKER') else root
+
+
+@contextlib.contextmanager
+def _flock(path, mode=fcntl.LOCK_EX):
+  with open(path, 'a') as handle:
+    fcntl.flock(handle, mode)
+    try:
+      yield
+    finally:
+      fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def built_once(tmp_path_factory, name: str, build):
+  """`build(folder)`'s value, built once per test run whichever worker asks first.
+
+  The value is pickled beside what `build` wrote into `folder`; a worker that
+  died mid-build leaves no pickle, and the next one builds into a fresh folder.
+  """
+  root = _run_root(tmp_path_factory)
+  done = root / f'{name}.pickle'
+  with _flock(root / f'{name}.lock'):
+    if done.exists():
+      return pickle.loads(done.read_bytes())
+    folder = root / name
+    if folder.exists():
+      shutil.rmtree(folder)
+    folder.mkdir()
+    value = build(folder)
+    done.with_suffix('.tmp').write_bytes(pickle.dumps(value))
+    done.with_suffix('.tmp').rename(done)
+    return value
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+  """Under xdist, a test marked `alone` waits for the tests running beside it and keeps
+  the others waiting until it is done (its setup and session fixtures included).
+
+  Every test passes a turnstile on its way to the shared lock of the room; an
+  `alone` test holds the turnstile while it waits for the room to itself.
+  """
+  del nextitem
+  run = os.environ.get('PYTEST_XDIST_TESTRUNUID')
+  if run is None:
+    yield
+    return
+  locks = pathlib.Path(tempfile.gettempdir()) / f'melodygan_jax_tests_{run}'
+  locks.mkdir(exist_ok=True)
+  if item.get_closest_marker('alone'):
+    with _flock(locks / 'turnstile'), _flock(locks / 'room', fcntl.LOCK_EX):
+      yield
+  else:
+    with _flock(locks / 'turnstile'):
+      pass
+    with _flock(locks / 'room', fcntl.LOCK_SH):
+      yield
+
+
 @pytest.fixture(scope='session')
 def corpus_dir(tmp_path_factory):
   """4 songs of 9 s with their true stems (see data_prep.demo_corpus)."""
-  path = tmp_path_factory.mktemp('corpus')
-  demo_corpus.build_corpus(path, num_songs=NUM_SONGS, seconds=SONG_SECONDS, seed=1)
-  return path
+  def build(path):
+    demo_corpus.build_corpus(path, num_songs=NUM_SONGS, seconds=SONG_SECONDS, seed=1)
+    return path
+  return built_once(tmp_path_factory, 'corpus', build)
 
 
 @pytest.fixture(scope='session')
 def prepared_dir(corpus_dir, tmp_path_factory):
   """The corpus prepared with default cleaning and 64-frame segments."""
-  path = tmp_path_factory.mktemp('prepared')
-  options = prepare.PrepareOptions(
-      input_dir=str(corpus_dir / 'songs'), output_dir=str(path),
-      song=prepare.song_lib.SongOptions(segment_frames=64),
-      validation_fraction=0.25, num_workers=1, show_progress=False)
-  report = prepare.prepare(options)
-  assert report['num_used'] == NUM_SONGS
-  return path
+  def build(path):
+    options = prepare.PrepareOptions(
+        input_dir=str(corpus_dir / 'songs'), output_dir=str(path),
+        song=prepare.song_lib.SongOptions(segment_frames=64),
+        validation_fraction=0.25, num_workers=1, show_progress=False)
+    report = prepare.prepare(options)
+    assert report['num_used'] == NUM_SONGS
+    return path
+  return built_once(tmp_path_factory, 'prepared', build)
 
 
 @pytest.fixture(scope='session')
 def trained_vqvae(prepared_dir, tmp_path_factory):
-  """An uninterrupted in-process tiny VQ-VAE run: (workdir, metrics before, final state)."""
+  """An uninterrupted in-process tiny VQ-VAE run: (workdir, metrics before, final state's
+  leaves as NumPy arrays)."""
+  return built_once(tmp_path_factory, 'vqvae', lambda workdir: train_vqvae(prepared_dir,
+                                                                         workdir))
+
+
+def train_vqvae(prepared_dir, workdir):
   from configs import vqvae_tiny  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import metric_writer  # pylint: disable=g-import-not-at-top
   from melodygan_jax.training import parallel  # pylint: disable=g-import-not-at-top
@@ -85,14 +165,13 @@ def trained_vqvae(prepared_dir, tmp_path_factory):
     section, name = field.split('.')
     config[section][name] = value
   trainer = vqvae_trainer.VQVAETrainer(config)
-  workdir = tmp_path_factory.mktemp('vqvae')
   workdir_lib.absolute_paths(config)
   workdir_lib.write_or_check_config(config, str(workdir))
   workdir_lib.write_normalization(str(workdir), trainer.meta.normalization)
   initial = trainer.fresh_start(trainer.create_state())
   before = trainer.evaluate(initial, metric_writer.MetricWriter(str(workdir / 'before')), 0)
   final = loop.train_and_evaluate(trainer, config.train, str(workdir))
-  return workdir, before, parallel.host_values(final)
+  return workdir, before, jax.tree.leaves(parallel.host_values(final))
 
 
 GAN_OVERRIDES = {'data.crop_steps': 8, 'train.num_steps': 300,
@@ -102,15 +181,19 @@ GAN_OVERRIDES = {'data.crop_steps': 8, 'train.num_steps': 300,
 
 @pytest.fixture(scope='session')
 def trained_gan(trained_vqvae, tmp_path_factory):
-  """An uninterrupted in-process tiny GAN run on `trained_vqvae`: (workdir, final state)."""
-  return train_gan(trained_vqvae, tmp_path_factory.mktemp('gan'), GAN_OVERRIDES)
+  """An uninterrupted in-process tiny GAN run on `trained_vqvae`: (workdir, final state's
+  leaves)."""
+  return built_once(tmp_path_factory, 'gan',
+                    lambda workdir: train_gan(trained_vqvae, workdir, GAN_OVERRIDES))
 
 
 @pytest.fixture(scope='session')
 def trained_context_gan(trained_vqvae, tmp_path_factory):
-  """A short tiny GAN run trained with random context masking: (workdir, final state)."""
+  """A short tiny GAN run trained with random context masking: (workdir, final state's
+  leaves)."""
   overrides = dict(GAN_OVERRIDES, **{'model.context_probability': 0.5, 'train.num_steps': 50})
-  return train_gan(trained_vqvae, tmp_path_factory.mktemp('context_gan'), overrides)
+  return built_once(tmp_path_factory, 'context_gan',
+                    lambda workdir: train_gan(trained_vqvae, workdir, overrides))
 
 
 def train_gan(trained_vqvae, workdir, overrides):
@@ -127,4 +210,4 @@ def train_gan(trained_vqvae, workdir, overrides):
   workdir_lib.absolute_paths(config)
   workdir_lib.write_or_check_config(config, str(workdir))
   final = gan_trainer.train_and_evaluate(config, str(workdir), vqvae)
-  return workdir, parallel.host_values(final)
+  return workdir, jax.tree.leaves(parallel.host_values(final))

@@ -72,6 +72,7 @@ def wait_for(path: pathlib.Path, text: str, timeout_s: float) -> None:
 
 
 @pytest.mark.end_to_end
+@pytest.mark.alone  # Plans from a calibration of this machine: no other test beside it.
 def test_songs_to_samples_within_the_budget_and_resumed_after_kill_9(corpus_dir, tmp_path):
   workdir = tmp_path / 'run'
   flags = [f'--songs={corpus_dir / "songs"}', f'--workdir={workdir}', '--preset=tiny',

@@ -326,8 +326,7 @@ def test_kill_9_and_resume_equals_uninterrupted(trained_vqvae, trained_gan, tmp_
   trainer_state = gan_trainer.init_state(config, 3, 64, 16)[2]
   resumed, step = checkpoints.restore(str(workdir), trainer_state)
   assert step == 300
-  for a, b in zip(jax.tree.leaves(parallel.host_values(resumed)),
-                  jax.tree.leaves(uninterrupted)):
+  for a, b in zip(jax.tree.leaves(parallel.host_values(resumed)), uninterrupted, strict=True):
     np.testing.assert_array_equal(a, b)
   source = json.loads((workdir / 'latents.json').read_text())
   assert source['vqvae_step'] == 240

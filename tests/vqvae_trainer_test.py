@@ -94,7 +94,7 @@ def test_training_lowers_validation_loss(uninterrupted):
   assert all(row['train/discriminator'] == 0 for row in train_rows if row['step'] <= start)
   assert all(row['train/discriminator'] > 0 and row['train/feature_matching'] > 0
              for row in train_rows if row['step'] > start + 1)
-  assert int(final.step) == NUM_STEPS
+  assert workdir_lib.latest_step(str(workdir)) == NUM_STEPS
   assert saved_steps(workdir) == [160, 200, 240]  # keep_checkpoints=3.
   from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
   events = event_accumulator.EventAccumulator(str(workdir), size_guidance={'tensors': 0})
@@ -134,7 +134,7 @@ def test_sigterm_then_kill_9_then_resume_equals_uninterrupted(prepared_dir, unin
   resumed, step = checkpoints.restore(str(workdir), trainer.create_state())
   assert step == NUM_STEPS
   _, _, final = uninterrupted
-  for a, b in zip(jax.tree.leaves(parallel.host_values(resumed)), jax.tree.leaves(final)):
+  for a, b in zip(jax.tree.leaves(parallel.host_values(resumed)), final, strict=True):
     np.testing.assert_array_equal(a, b)  # Bitwise on the CPU.
   # Three runs wrote metrics.jsonl; each logged step is listed once, as uninterrupted.
   logged = [row['step'] for row in workdir_lib.read_metrics(str(workdir))

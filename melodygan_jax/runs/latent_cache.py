@@ -135,6 +135,18 @@ def _latent_data(arrays: dict) -> LatentData:
                       for split in _SPLITS], codebooks=arrays['codebooks'])
 
 
+def load_latents(workdir: str) -> LatentData:
+  """The codes a finished GAN run trained on (WORKDIR/latents.npz).
+
+  Raises:
+    LatentCacheError: the run has no cache.
+  """
+  path = workdir_lib.path(workdir, workdir_lib.LATENTS_FILENAME)
+  if not path.exists():
+    raise LatentCacheError(f'{workdir}: no {path.name} (a GAN run writes it before its first step)')
+  return _latent_data(atomic_files.read_npz(path))
+
+
 def load_or_encode_latents(workdir: str, source: dict,
                            encode: Callable[[], LatentData]) -> LatentData:
   """The cached codes of WORKDIR/latents.npz, or `encode()` them now and cache them.
