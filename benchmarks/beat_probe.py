@@ -13,9 +13,10 @@ mel, no inversion) with its 10th and 90th percentiles:
     real level 0 with i.i.d. draws (the training frequencies) at the other
     levels, and the reverse; the real steps in random order; i.i.d. codes;
   - what the discriminator hears: its mean logit (each scale) on real crops of
-    its training length and on the same crops with their 0.25 s blocks shuffled
-    (texture kept, beat gone), and the share of pairs in which it scores the real
-    crop higher. 0.5: it cannot tell a beat from none;
+    its training length, on the same crops with their 0.25 s or 1 s blocks
+    shuffled (texture kept, beat broken; the shuffle also adds seams) and on
+    generated crops, and the share of pairs in which it scores the real crop
+    higher (0.5: it cannot tell them apart);
   - the budget: the generated pieces' pulse clarity at every saved step.
 
 Ends with one JSON line.
@@ -145,16 +146,25 @@ def main() -> None:
   real_logits = np.asarray(judge(state.discriminator, jnp.asarray(crops)))
   shuffled_logits = np.asarray(judge(state.discriminator,
                                      jnp.asarray(block_shuffled(crops, block, rng))))
-  real_higher = float(np.mean(real_logits.mean(-1) > shuffled_logits.mean(-1)))
-  results['discriminator'] = {
-      'step': saved[-1], 'crop_steps': crop, 'block_steps': block,
-      'real_logit': np.round(real_logits.mean(0), 3).tolist(),
-      'block_shuffled_logit': np.round(shuffled_logits.mean(0), 3).tolist(),
-      'real_scored_higher': round(real_higher, 3)}
-  print(f'discriminator at step {saved[-1]} on {len(crops)} real crops of {crop} codes: mean '
-        f'logit per scale {results["discriminator"]["real_logit"]}, with their {block}-code '
-        f'blocks shuffled {results["discriminator"]["block_shuffled_logit"]}; the real crop '
-        f'scored higher in {real_higher:.0%} of pairs')
+  long_block = 4 * block  # 1 s: few seams, the beat kept only inside each block.
+  long_shuffled_logits = np.asarray(judge(state.discriminator, jnp.asarray(
+      block_shuffled(crops, long_block, rng))))
+  generator.params = jax.device_get(state.generator_ema)
+  generated_crops = sampling.generate_codes(generator, *sampling.keys_and_noise(
+      generator, 1, range(len(crops))), crop)
+  generated_logits = np.asarray(judge(state.discriminator, jnp.asarray(generated_crops)))
+  real_mean = real_logits.mean(-1)
+  results['discriminator'] = {'step': saved[-1], 'crop_steps': crop}
+  print(f'discriminator at step {saved[-1]}, {len(crops)} crops of {crop} codes: mean logit '
+        f'per scale; share of pairs in which the real crop scores higher')
+  for name, logits in (('real', real_logits),
+                       (f'real, {block}-code blocks shuffled', shuffled_logits),
+                       (f'real, {long_block}-code blocks shuffled', long_shuffled_logits),
+                       ('generated (EMA)', generated_logits)):
+    higher = float(np.mean(real_mean > logits.mean(-1)))
+    results['discriminator'][name] = {'logit': np.round(logits.mean(0), 3).tolist(),
+                                      'real_scores_higher': round(higher, 3)}
+    print(f'  {name:38s} {np.round(logits.mean(0), 2).tolist()}  {higher:.0%}')
 
   # The generator at every saved step.
   keys, noise = sampling.keys_and_noise(generator, 0, range(args.num_clips))
