@@ -17,7 +17,7 @@ $(INSTALLED): setup.cfg pyproject.toml
 demo: $(INSTALLED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash launch/demo.sh
 
-# The whole suite on every core (pytest-xdist, at most 4 workers: each simulates 4 devices),
+# The whole suite on every core (pytest-xdist, at most 4 workers: each simulates 2 devices),
 # a file per worker; tests marked `alone` (create's calibrated run) have the machine to
 # themselves. Compiled programs are cached in .cache/ for the processes tests start.
 test: $(INSTALLED) browser shellcheck postgres

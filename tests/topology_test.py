@@ -1,4 +1,4 @@
-"""A checkpoint saved on 8 devices resumes on 4 and on 1 (simulated CPU devices)."""
+"""A checkpoint saved on 8 devices resumes on 2 and on 1 (simulated CPU devices)."""
 import os
 import pathlib
 import subprocess
@@ -45,7 +45,7 @@ TRAIN_ON_8_DEVICES = textwrap.dedent('''
 
 
 @pytest.mark.multiprocess
-def test_a_checkpoint_of_8_devices_resumes_on_4_and_on_1(prepared_dir, tmp_path):
+def test_a_checkpoint_of_8_devices_resumes_on_2_and_on_1(prepared_dir, tmp_path):
   env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=8',
          'JAX_PLATFORMS': 'cpu', 'PYTHONPATH': str(REPO_ROOT)}
   result = subprocess.run([sys.executable, '-c', TRAIN_ON_8_DEVICES, str(prepared_dir),
@@ -58,7 +58,7 @@ def test_a_checkpoint_of_8_devices_resumes_on_4_and_on_1(prepared_dir, tmp_path)
   config = vqvae_tiny.get_config()
   config.data.dataset_dir = str(prepared_dir)
   stepped = []
-  for devices in (jax.devices()[:4], jax.devices()[:1]):
+  for devices in (jax.devices(), jax.devices()[:1]):
     trainer = vqvae_trainer.VQVAETrainer(config, mesh=parallel.make_mesh(devices))
     manager = checkpoints.make_manager(str(tmp_path), config.train)
     state, first_step = checkpoints.restore_latest(manager, trainer.create_state())
@@ -71,5 +71,5 @@ def test_a_checkpoint_of_8_devices_resumes_on_4_and_on_1(prepared_dir, tmp_path)
     state, metrics = trainer.jit_train_step(state, next(trainer.train_batches(first_step)))
     assert int(state.step) == SAVED_STEPS + 1 and np.isfinite(float(metrics['train/loss']))
     stepped.append(parallel.host_values(state))
-  for four, one in zip(jax.tree.leaves(stepped[0]), jax.tree.leaves(stepped[1])):
-    np.testing.assert_allclose(four, one, rtol=2e-4, atol=2e-5)
+  for sharded, one in zip(jax.tree.leaves(stepped[0]), jax.tree.leaves(stepped[1])):
+    np.testing.assert_allclose(sharded, one, rtol=2e-4, atol=2e-5)
