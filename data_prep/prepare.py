@@ -219,6 +219,15 @@ def make_tasks(options: PrepareOptions) -> list[song_lib.SongTask]:
   return tasks
 
 
+def _size_or_zero(path: str) -> int:
+  """The file's size; 0 for a broken link or a file gone since the listing (its worker
+  reports it as skipped)."""
+  try:
+    return os.path.getsize(path)
+  except OSError:
+    return 0
+
+
 def _run_tasks(tasks, options, executor):
   """Runs the unfinished tasks; yields every task's outcome."""
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
@@ -230,7 +239,7 @@ def _run_tasks(tasks, options, executor):
     else:
       yield {**finished, report_lib.REUSED_KEY: True}
   # Longest first, so no worker is left with one long song at the end.
-  todo.sort(key=lambda task: -os.path.getsize(task.input_path))
+  todo.sort(key=lambda task: -_size_or_zero(task.input_path))
   progress = tqdm(total=len(todo), unit='file', desc='prepare',
                   disable=not options.show_progress or not todo)
   own_executor = None

@@ -119,6 +119,7 @@ def messy_dir(tmp_path_factory, corpus_dir):
   (folder / 'empty.mp3').write_bytes(b'')
   whole = good.read_bytes()
   (folder / 'cut.wav').write_bytes(whole[:len(whole) // 3])
+  (folder / 'gone.ogg').symlink_to(folder / 'moved away.ogg')  # A dangling link.
   return folder
 
 
@@ -130,6 +131,7 @@ EXPECTED_REASONS = {
     'notes.txt': 'not a readable audio file',
     'empty.mp3': 'empty file',
     'cut.wav': 'truncated',
+    'gone.ogg': 'a broken symbolic link',
 }
 
 
@@ -157,7 +159,7 @@ def test_cli_exit_status_and_one_line_errors(messy_dir, tmp_path):
   only_bad = tmp_path / 'bad'
   only_bad.mkdir()
   for name in EXPECTED_REASONS:
-    shutil.copy(messy_dir / name, only_bad / name)
+    shutil.copy(messy_dir / name, only_bad / name, follow_symlinks=False)
   result = run_cli(f'--input_dir={only_bad}', f'--output_dir={tmp_path / "out"}',
                    '--num_workers=1')
   stdout, stderr = result.communicate(timeout=120)
