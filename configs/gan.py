@@ -44,6 +44,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.discriminator_width = 256
   config.model.discriminator_dilations = (1, 2, 4, 8, 1, 2)  # 37 codes at each scale...
   config.model.discriminator_scales = 4  # ...of the sequence pooled by 1, 2, 4, 8: 296 codes.
+  # (min, max) lags in codes: a discriminator that judges only the autocorrelations of onset
+  # envelopes it learns, at these lags (models/gan.py's RhythmDiscriminator). (): none.
+  config.model.rhythm_lags = ()
   # Random context masking: the share of training examples whose generator is handed a
   # real prefix of the crop (up to max_context_fraction of it) to continue. 0: an
   # unconditional generator (continuation then projects the prompt onto its noise). 0.9

@@ -107,6 +107,43 @@ def test_gan_learns_the_structure_of_synthetic_latents():
   assert set(np.unique(generated)) <= set(range(16))
 
 
+def test_the_rhythm_discriminator_sees_periodicity_wherever_the_events_fall():
+  rhythm = gan_models.RhythmDiscriminator(codebook_dim=3, width=8, lags=(2, 12),
+                                          rngs=nnx.Rngs(0))
+  steps = jnp.arange(48)
+  pulse = (steps % 6 == 0).astype(jnp.float32)  # An event every 6 steps.
+  shifted = jnp.roll(pulse, 2)
+  random = jax.random.bernoulli(jax.random.key(1), 1 / 6, (48,)).astype(jnp.float32)
+  correlations = rhythm.autocorrelation(jnp.stack([pulse, shifted, random])[..., None])
+  lags = np.arange(2, 13)
+  assert lags[np.argmax(correlations[0])] in (6, 12)
+  assert correlations[0, 6 - 2] > 0.5 and correlations[0, 5 - 2] < 0.0
+  np.testing.assert_allclose(correlations[0], correlations[1], atol=0.05)  # Phase-blind.
+  assert float(correlations[2, 6 - 2]) < 0.5 * float(correlations[0, 6 - 2])
+  # Beside the scales, one more column; a run whose config predates it builds none.
+  config = gan_tiny.get_config()
+  config.model.dtype = 'float32'
+  plain = gan_models.discriminator_from_config(config.model, codebook_dim=3, seed=0)
+  config.model.rhythm_lags = (2, 12)
+  judged = gan_models.discriminator_from_config(config.model, codebook_dim=3, seed=0)
+  latents = jax.random.normal(jax.random.key(2), (4, 16, 3))
+  assert judged(latents).shape == (4, config.model.discriminator_scales + 1)
+  assert plain(latents).shape == (4, config.model.discriminator_scales)
+  with config.unlocked():
+    del config.model['rhythm_lags']
+  assert jax.tree.structure(nnx.state(gan_models.discriminator_from_config(
+      config.model, codebook_dim=3, seed=0))) == jax.tree.structure(nnx.state(plain))
+
+
+@pytest.mark.parametrize('lags', [(0, 4), (5, 4), (2, 32), (3,)])
+def test_bad_rhythm_lags_are_one_line(lags):
+  config = gan_tiny.get_config()
+  config.model.rhythm_lags = lags
+  with pytest.raises(errors.ConfigError, match='config.model.rhythm_lags') as error:
+    gan_trainer.check_long_context(config.data.crop_steps, config.model)
+  assert '\n' not in str(error.value)
+
+
 def test_a_context_conditioned_generator_takes_a_context_and_none_is_an_empty_mask():
   codebooks = jax.random.normal(jax.random.key(0), (2, 13, 7))
   make = lambda conditioned: gan_models.Generator(

@@ -94,6 +94,11 @@ def check_long_context(crop_steps: int, model: ml_collections.ConfigDict) -> Non
   config_checks.require(int(model.discriminator_scales) >= 1,
                         'config.model.discriminator_scales', model.discriminator_scales,
                         'must be >= 1')
+  lags = tuple(model.get('rhythm_lags', ()))
+  config_checks.require(
+      not lags or (len(lags) == 2 and 1 <= int(lags[0]) <= int(lags[1]) < crop_steps),
+      'config.model.rhythm_lags', lags,
+      f'must be () or (min, max) with 1 <= min <= max < config.data.crop_steps={crop_steps}')
   field = gan_models.receptive_field(model.generator_dilations)
   config_checks.require(
       field >= crop_steps, 'config.model.generator_dilations', tuple(model.generator_dilations),
