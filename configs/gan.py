@@ -36,6 +36,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.generator_width = 256
   # Receptive field 1 + 2 * sum = 285 codes: at least data.crop_steps (checked).
   config.model.generator_dilations = (1, 2, 4, 8, 16, 32, 64, 1, 2, 4, 8)
+  # (min, max) beat period in codes: the generator also gets a beat clock, sin and cos of
+  # the eighth notes, beats, half bars and bars of a tempo drawn per sample (models/gan.py's
+  # beat_clock). (): none.
+  config.model.beat_periods = ()
   config.model.output = 'snap'  # 'snap' (nearest code) or 'gumbel' (straight-through softmax).
   config.model.gumbel_temperature = 1.0  # 'gumbel' only.
   # 'snap' only: softness of the code assignment the code-usage loss sees, in units
@@ -64,6 +68,9 @@ def get_config() -> ml_collections.ConfigDict:
   # With context masking: the continuation's mean and std of latents against the real
   # one's (3.0 measured better than 0 and 10; README).
   config.loss.context_moment_weight = 3.0
+  # With rhythm_lags: the generator also matches the batch mean of the rhythm
+  # discriminator's autocorrelations on real crops (feature matching). 0: off.
+  config.loss.rhythm_matching_weight = 0.0
 
   config.train = common.train_config()
   config.train.num_steps = 100_000

@@ -135,11 +135,14 @@ def test_the_rhythm_discriminator_sees_periodicity_wherever_the_events_fall():
       config.model, codebook_dim=3, seed=0))) == jax.tree.structure(nnx.state(plain))
 
 
-@pytest.mark.parametrize('lags', [(0, 4), (5, 4), (2, 32), (3,)])
-def test_bad_rhythm_lags_are_one_line(lags):
+@pytest.mark.parametrize('field, value', [
+    ('rhythm_lags', (0, 4)), ('rhythm_lags', (5, 4)), ('rhythm_lags', (2, 32)),
+    ('rhythm_lags', (3,)), ('beat_periods', (0.5, 8.0)), ('beat_periods', (9.0, 8.0)),
+    ('beat_periods', (8.0,))])
+def test_bad_rhythm_fields_are_one_line(field, value):
   config = gan_tiny.get_config()
-  config.model.rhythm_lags = lags
-  with pytest.raises(errors.ConfigError, match='config.model.rhythm_lags') as error:
+  config.model[field] = value
+  with pytest.raises(errors.ConfigError, match=f'config.model.{field}') as error:
     gan_trainer.check_long_context(config.data.crop_steps, config.model)
   assert '\n' not in str(error.value)
 

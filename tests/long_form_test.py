@@ -95,6 +95,37 @@ def test_windowed_codes_are_reproducible_codes_of_any_length(output):
   np.testing.assert_allclose(back[1], back[-1], atol=1e-6)  # Symmetric about the wrap.
 
 
+def test_the_beat_clock_keeps_one_tempo_across_windows_and_stretches():
+  key, periods = jax.random.key(4), (4.0, 8.0)
+  whole = gan_models.step_inputs(key, (40,), 3, periods)
+  ratios = len(gan_models.CLOCK_RATIOS)
+  assert whole.shape == (40, 3 + 2 * ratios)
+  # A later stretch of the sample, asked from its first step, continues the clock.
+  later = gan_models.beat_clock(gan_models.clock_key(key), (), 24, periods, first_step=16)
+  np.testing.assert_allclose(later, whole[16:, 3:], atol=1e-4)
+  # The beat cycle (ratio 1) turns once per period, a period inside the asked range.
+  beat = gan_models.CLOCK_RATIOS.index(1.0)
+  angle = np.unwrap(np.arctan2(whole[:, 3 + beat], whole[:, 3 + ratios + beat]))
+  period = 2 * np.pi / np.mean(np.diff(angle))
+  assert 4.0 <= period <= 8.0
+  # Without a clock, the step input is the noise alone, as it always was.
+  np.testing.assert_array_equal(gan_models.step_inputs(key, (2, 40), 3),
+                                jax.random.normal(key, (2, 40, 3)))
+  # A generator with a clock makes windowed codes of any length, sample i from key i alone.
+  generator = gan_models.Generator(noise_dim=5, noise_channels=3, width=11, dilations=(1, 2, 4),
+                                   num_levels=2, codebook_size=13, codebook_dim=7,
+                                   output='snap', rngs=nnx.Rngs(0), beat_periods=periods)
+  graphdef, params = nnx.split(generator)
+  codebooks = jax.random.normal(jax.random.key(0), (2, 13, 7))
+  keys = jnp.stack([jax.random.key(1), jax.random.key(2)])
+  noise = jax.random.normal(jax.random.key(3), (2, 5))
+  plan = long_form.plan_windows(50, 8, False)
+  codes = long_form.generate_codes(graphdef, params, codebooks, keys, noise, plan, 1.0)
+  assert codes.shape == (2, 50, 2)
+  alone = long_form.generate_codes(graphdef, params, codebooks, keys[1:], noise[1:], plan, 1.0)
+  np.testing.assert_array_equal(alone[0], codes[1])
+
+
 @pytest.mark.parametrize('loop', [False, True])
 def test_windows_with_context_compute_what_one_pass_computes(loop):
   generator = tiny_generator('snap', dilations=(1, 2, 4, 8))  # Receptive field 31.

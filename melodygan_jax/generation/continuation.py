@@ -162,12 +162,20 @@ def continue_prompt(generator, prompt: Prompt, key: jax.Array, style: np.ndarray
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'temperature'))
 def _continue_window(graphdef, params, codebooks, key, global_noise, window_codes, mask,
-                     temperature: float):
-  """Codes [window, levels]: `window_codes` where `mask`, the generator's after them."""
+                     clock_key, first_step, temperature: float):
+  """Codes [window, levels]: `window_codes` where `mask`, the generator's after them.
+
+  A beat clock (if the generator has one) is drawn from `clock_key`, the same for every
+  window of a sample, at the window's steps from `first_step`: one tempo throughout.
+  """
   generator = nnx.merge(graphdef, params)
   latents = residual_quantizer.codes_to_latents(window_codes[None], codebooks)
   step_key, gumbel_key = jax.random.split(key)
-  step_noise = jax.random.normal(step_key, (1, window_codes.shape[0], generator.noise_channels))
+  window = window_codes.shape[0]
+  step_noise = jax.random.normal(step_key, (1, window, generator.noise_channels))
+  if generator.beat_periods:
+    step_noise = jnp.concatenate([step_noise, gan_models.beat_clock(
+        clock_key, (1,), window, generator.beat_periods, first_step)], axis=-1)
   codes = generator(global_noise[None], step_noise, codebooks, gumbel_key, temperature,
                     (latents, mask[None]))[1][0]
   return jnp.where(mask[:, None], window_codes, codes)
@@ -202,6 +210,7 @@ def continue_codes(generator, codes: np.ndarray, key: jax.Array, global_noise: n
     generated = _continue_window(generator.graphdef, generator.params, codebooks,
                                  jax.random.fold_in(key, index), jnp.asarray(global_noise),
                                  jnp.asarray(window_codes), jnp.asarray(mask),
+                                 gan_models.clock_key(key), len(sequence) - given,
                                  generator.temperature)
     sequence = np.concatenate([sequence, np.asarray(generated)[given:window - edge]])
   return sequence[context:context + steps], tuple(joins), context
@@ -219,7 +228,9 @@ def project_prompt(generator, prompt: Prompt, key: jax.Array, style: np.ndarray,
   codebooks = jnp.asarray(generator.vqvae.codebooks)
   context = context_steps(len(prompt.codes), context_limit(generator))
   plan = long_form.plan_for(generator, context + steps)
-  coordinates = long_form.coordinate_noise(key, plan, generator.config.model.noise_channels)
+  model = generator.config.model
+  coordinates = long_form.coordinate_noise(key, plan, model.noise_channels,
+                                           tuple(model.get('beat_periods', ())))
   # The first window's view: its left context, then its outputs, the first
   # `context` of them fitted to the prompt's last codes.
   view = plan.view_indices()[0]

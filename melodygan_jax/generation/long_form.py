@@ -31,6 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from melodygan_jax.models import gan as gan_models
+
 OVERLAP_FRACTION = 0.25  # Of a window. Neighbours agree there, so a little is enough.
 
 
@@ -154,10 +156,13 @@ def step_noise_key_and_gumbel_key(key: jax.Array) -> tuple[jax.Array, jax.Array]
   return step_key, gumbel_key
 
 
-def coordinate_noise(key: jax.Array, plan: WindowPlan, noise_channels: int) -> jax.Array:
-  """A sample's latent coordinates, [coordinate_steps, noise_channels]."""
+def coordinate_noise(key: jax.Array, plan: WindowPlan, noise_channels: int,
+                     beat_periods=()) -> jax.Array:
+  """A sample's latent coordinates, [coordinate_steps, channels]: its step noise and, for
+  a generator with a beat clock, the clock (see gan_models.step_inputs)."""
   step_key, _ = step_noise_key_and_gumbel_key(key)
-  return jax.random.normal(step_key, (plan.coordinate_steps, noise_channels))
+  return gan_models.step_inputs(step_key, (plan.coordinate_steps,), noise_channels,
+                                beat_periods)
 
 
 def blend_windows(window_features: jax.Array, plan: WindowPlan) -> jax.Array:
@@ -213,7 +218,8 @@ def generate_codes(graphdef, params, codebooks, keys, global_noise, plan: Window
   def one(key, noise, coordinates):
     _, gumbel_key = step_noise_key_and_gumbel_key(key)
     if coordinates is None:
-      coordinates = coordinate_noise(key, plan, generator.noise_channels)
+      coordinates = coordinate_noise(key, plan, generator.noise_channels,
+                                     generator.beat_periods)
     features = blend_windows(window_features(generator, noise, coordinates, plan), plan)
     return generator.quantize(features[None], codebooks, gumbel_key, temperature)[1][0]
 

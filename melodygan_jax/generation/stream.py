@@ -35,6 +35,7 @@ from melodygan_jax.audio import contract
 from melodygan_jax.audio import inversion
 from melodygan_jax.generation import long_form
 from melodygan_jax.generation import style as style_lib
+from melodygan_jax.models import gan as gan_models
 
 UNIT_SECONDS = 0.5  # Audio per rendered unit: at least this, in whole codes.
 DECODE_CONTEXT_STEPS = 16  # Codes decoded on each side of a unit (fewer at the start).
@@ -109,6 +110,7 @@ class Stream:
     self.hop_steps = self.window_steps - overlap
     self.context_steps = generator.context_steps
     self.noise_channels = generator.config.model.noise_channels
+    self.beat_periods = tuple(generator.config.model.get('beat_periods', ()))
     key = jax.random.fold_in(jax.random.key(seed), 0)
     self._step_key, self._gumbel_key = long_form.step_noise_key_and_gumbel_key(key)
     self._vocoder_key = jax.random.fold_in(jax.random.key(seed), 1)
@@ -150,8 +152,13 @@ class Stream:
     blocks = range(first // hop, (first + count - 1) // hop + 1)
     for block in blocks:
       if block not in self._blocks:
-        self._blocks[block] = np.asarray(jax.random.normal(
-            jax.random.fold_in(self._step_key, block), (hop, self.noise_channels)))
+        noise = jax.random.normal(jax.random.fold_in(self._step_key, block),
+                                  (hop, self.noise_channels))
+        if self.beat_periods:  # One tempo for the whole stream: the clock goes on.
+          noise = jnp.concatenate([noise, gan_models.beat_clock(
+              gan_models.clock_key(self._step_key), (), hop, self.beat_periods,
+              block * hop)], axis=-1)
+        self._blocks[block] = np.asarray(noise)
     for block in [b for b in self._blocks if b < blocks[0]]:
       del self._blocks[block]  # Windows only move forward.
     joined = np.concatenate([self._blocks[block] for block in blocks])

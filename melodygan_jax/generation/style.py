@@ -14,6 +14,7 @@ import numpy as np
 
 from melodygan_jax.generation import projection
 from melodygan_jax.generation import user_audio
+from melodygan_jax.models import gan as gan_models
 
 MAX_STYLE_WINDOWS = 8  # Windows of a clip the style is fitted to.
 
@@ -41,7 +42,8 @@ def style_of_codes(generator, codes: np.ndarray, seed: int) -> np.ndarray:
   style, _, _ = projection.fit_inputs(
       generator.graphdef, generator.params, jnp.asarray(vqvae.codebooks), jnp.asarray(windows),
       jax.random.normal(global_key, (model.noise_dim,)),
-      jax.random.normal(step_key, windows.shape[:2] + (model.noise_channels,)),
+      gan_models.step_inputs(step_key, windows.shape[:2], model.noise_channels,
+                             tuple(model.get('beat_periods', ()))),
       free_steps=windows.shape[1])
   return np.asarray(style)
 

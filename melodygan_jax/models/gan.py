@@ -61,7 +61,7 @@ class Generator(nnx.Module):
   def __init__(self, *, noise_dim: int, noise_channels: int, width: int,
                dilations: Sequence[int], num_levels: int, codebook_size: int,
                codebook_dim: int, output: str, rngs: nnx.Rngs, dtype=jnp.float32,
-               context_conditioning: bool = False):
+               context_conditioning: bool = False, beat_periods: Sequence[float] = ()):
     if output not in ('gumbel', 'snap'):
       raise ValueError(f'generator output {output!r}: choose gumbel or snap')
     self.output = output
@@ -70,7 +70,8 @@ class Generator(nnx.Module):
     self.num_levels = num_levels
     self.codebook_size = codebook_size
     self.global_in = nnx.Linear(noise_dim, width, rngs=rngs, dtype=dtype)
-    self.local_in = layers.conv(noise_channels, width, 1, rngs=rngs, dtype=dtype)
+    self.beat_periods = tuple(float(p) for p in beat_periods)
+    self.local_in = layers.conv(self.step_channels, width, 1, rngs=rngs, dtype=dtype)
     self.codebook_dim = codebook_dim
     self.conditioned = context_conditioning
     if context_conditioning:  # The context's latents and the mask, one more channel.
@@ -153,10 +154,61 @@ class Generator(nnx.Module):
     return (out + jax.lax.stop_gradient(snapped - out), codes,
             jax.nn.softmax(-distances / (spread * temperature), axis=-1))
 
+  @property
+  def step_channels(self) -> int:
+    """Channels of the step input: the noise, then the beat clock's."""
+    return self.noise_channels + (len(CLOCK_RATIOS) * 2 if self.beat_periods else 0)
+
   def sample_noise(self, rng: jax.Array, batch: int, steps: int):
     global_rng, step_rng = jax.random.split(rng)
     return (jax.random.normal(global_rng, (batch, self.noise_dim)),
-            jax.random.normal(step_rng, (batch, steps, self.noise_channels)))
+            self.step_inputs(step_rng, (batch, steps)))
+
+  def step_inputs(self, key: jax.Array, shape: tuple[int, ...], first_step: int = 0):
+    """This generator's step input [*shape, step_channels] (shape ends in steps)."""
+    return step_inputs(key, shape, self.noise_channels, self.beat_periods, first_step)
+
+
+def step_inputs(key: jax.Array, shape: tuple[int, ...], noise_channels: int,
+                beat_periods: Sequence[float] = (), first_step: int = 0) -> jax.Array:
+  """A generator's step input, [*shape, channels] (`shape` ends in steps): i.i.d. normal
+  noise from `key`, then, with `beat_periods`, the beat clock of a tempo and phase drawn
+  from `key`, at steps first_step, first_step + 1, ... (so the clock of a later stretch
+  of the same sample, asked with its first step, continues it)."""
+  noise = jax.random.normal(key, tuple(shape) + (noise_channels,))
+  if not beat_periods:
+    return noise
+  clock = beat_clock(clock_key(key), tuple(shape[:-1]), shape[-1], beat_periods, first_step)
+  return jnp.concatenate([noise, clock], axis=-1)
+
+
+def clock_key(key: jax.Array) -> jax.Array:
+  """The key a sample's beat clock is drawn from, given its step-noise key."""
+  return jax.random.fold_in(key, 0x0c10c)
+
+
+# The clock's cycles, in beats: eighth notes, beats, half bars, 4/4 bars.
+CLOCK_RATIOS = (0.5, 1.0, 2.0, 4.0)
+
+
+def beat_clock(rng: jax.Array, batch_shape: tuple[int, ...], steps: int,
+               periods: Sequence[float], first_step=0) -> jax.Array:
+  """[*batch_shape, steps, 2 * len(CLOCK_RATIOS)]: sin and cos of a random tempo's cycles.
+
+  Each sample draws a beat period (codes, log-uniform in `periods` = (min, max))
+  and a phase; the channels are the phase of its eighth notes, beats, half bars and
+  bars at each step from `first_step`. Fed to the generator beside its step
+  noise, it is a grid to put events on: a convolution of i.i.d. noise has no
+  reason to repeat anything at a fixed lag, a function of this phase does.
+  """
+  period_rng, phase_rng = jax.random.split(rng)
+  low, high = jnp.log(float(periods[0])), jnp.log(float(periods[-1]))
+  one = tuple(batch_shape) + (1, 1)
+  period = jnp.exp(jax.random.uniform(period_rng, one, minval=low, maxval=high))
+  phase = jax.random.uniform(phase_rng, one, maxval=4.0)  # In beats, over a bar.
+  beats = (first_step + jnp.arange(steps, dtype=jnp.float32))[:, None] / period + phase
+  angles = 2.0 * jnp.pi * beats / jnp.asarray(CLOCK_RATIOS, jnp.float32)
+  return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
 
 
 class Discriminator(nnx.Module):
@@ -207,9 +259,13 @@ class RhythmDiscriminator(nnx.Module):
     self.out = nnx.Linear(width, 1, rngs=rngs)
 
   def __call__(self, latents: jax.Array) -> jax.Array:
+    return self.out(jax.nn.leaky_relu(self.hidden(self.features(latents)), 0.2))[:, 0]
+
+  def features(self, latents: jax.Array) -> jax.Array:
+    """[b, steps, dim] -> [b, envelopes * lags]: what the MLP judges (also for matching)."""
     h = jax.nn.leaky_relu(self.onset_in(latents), 0.2)
     envelopes = jax.nn.softplus(self.onset_out(h)).astype(jnp.float32)  # [b, steps, e]
-    return self.out(jax.nn.leaky_relu(self.hidden(self.autocorrelation(envelopes)), 0.2))[:, 0]
+    return self.autocorrelation(envelopes)
 
   def autocorrelation(self, envelopes: jax.Array) -> jax.Array:
     """[b, steps, e] -> [b, e * lags]: each envelope's normalised autocorrelation."""
@@ -286,7 +342,8 @@ def generator_from_config(model_config, *, num_levels: int, codebook_size: int,
       num_levels=num_levels, codebook_size=codebook_size, codebook_dim=codebook_dim,
       output=model_config.output,
       rngs=nnx.Rngs(seed), dtype=jnp.dtype(model_config.dtype),
-      context_conditioning=is_context_conditioned(model_config))
+      context_conditioning=is_context_conditioned(model_config),
+      beat_periods=tuple(model_config.get('beat_periods', ())))  # Runs from before it: none.
 
 
 def longest_context(max_context_fraction: float, window_steps: int) -> int:

@@ -74,6 +74,10 @@ def check_config(config: ml_collections.ConfigDict) -> loading.LoadedVQVAE:
                         config.loss.kind, 'must be non_saturating or hinge')
   config_checks.resolve_dtype(model, 'config.model.dtype')
   check_long_context(config.data.crop_steps, model)
+  matching = float(config.loss.get('rhythm_matching_weight', 0.0))
+  config_checks.require(matching >= 0 and (matching == 0 or model.get('rhythm_lags')),
+                        'config.loss.rhythm_matching_weight', matching,
+                        'must be >= 0, and > 0 only with config.model.rhythm_lags')
   context_masking.check_config(model, config.loss)
   meta = input_pipeline.load_dataset_meta(config.data.dataset_dir)
   input_pipeline.check_data_config(config.data, meta)
@@ -94,6 +98,10 @@ def check_long_context(crop_steps: int, model: ml_collections.ConfigDict) -> Non
   config_checks.require(int(model.discriminator_scales) >= 1,
                         'config.model.discriminator_scales', model.discriminator_scales,
                         'must be >= 1')
+  periods = tuple(model.get('beat_periods', ()))
+  config_checks.require(
+      not periods or (len(periods) == 2 and 1 <= float(periods[0]) <= float(periods[1])),
+      'config.model.beat_periods', periods, 'must be () or (min, max) codes with 1 <= min <= max')
   lags = tuple(model.get('rhythm_lags', ()))
   config_checks.require(
       not lags or (len(lags) == 2 and 1 <= int(lags[0]) <= int(lags[1]) < crop_steps),
@@ -177,12 +185,23 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
   fake = context_masking.with_context(real, jax.lax.stop_gradient(
       sample(state.generator, d_rng, batch, steps, context)[0]), mask)
 
+  def with_mask(latents):
+    if mask is None:
+      return latents
+    return jnp.concatenate([latents, mask[..., None].astype(latents.dtype)], axis=-1)
+
   def judge(disc_params, latents):
     """Logits [batch, scales] of latents (and, with context masking, the mask)."""
-    discriminator = nnx.merge(disc_graphdef, disc_params)
-    if mask is not None:
-      latents = jnp.concatenate([latents, mask[..., None].astype(latents.dtype)], axis=-1)
-    return discriminator(latents)
+    return nnx.merge(disc_graphdef, disc_params)(with_mask(latents))
+
+  rhythm_weight = float(config.loss.get('rhythm_matching_weight', 0.0))
+
+  def rhythm_matching(disc_params, fake, real):
+    """Feature matching (Salimans et al. 2016) on the rhythm discriminator's
+    autocorrelations: the batch means of generated and real crops, squared distance."""
+    rhythm = nnx.merge(disc_graphdef, disc_params).rhythm
+    real_mean = jnp.mean(jax.lax.stop_gradient(rhythm.features(with_mask(real))), axis=0)
+    return jnp.mean(jnp.square(jnp.mean(rhythm.features(with_mask(fake)), axis=0) - real_mean))
 
   def d_loss_fn(disc_params):
     real_logits, real_grads = logits_and_input_grads(
@@ -206,12 +225,14 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
     fake_logits = judge(disc_params, noisy(fake, g_noise_rng))
     _, adversarial = adversarial_losses(config.loss.kind, real_logits, fake_logits)
     usage = code_usage_loss(codes, code_probs, code_histogram)
+    matching = rhythm_matching(disc_params, fake, real) if rhythm_weight else jnp.zeros(())
     total = (adversarial + config.loss.code_usage_weight * usage
-             + float(config.loss.get('context_moment_weight', 0.0)) * moments)
-    return total, (adversarial, usage, codes, moments)
+             + float(config.loss.get('context_moment_weight', 0.0)) * moments
+             + rhythm_weight * matching)
+    return total, (adversarial, usage, codes, moments, matching)
 
-  (_, (g_loss, usage_loss, fake_codes, moment_loss)), g_grads = jax.value_and_grad(
-      g_loss_fn, has_aux=True)(state.generator)
+  (_, (g_loss, usage_loss, fake_codes, moment_loss, matching_loss)), g_grads = (
+      jax.value_and_grad(g_loss_fn, has_aux=True)(state.generator))
   g_updates, gen_opt_state = gen_optimizer.update(
       g_grads, state.generator_opt_state, state.generator)
   gen_params = optax.apply_updates(state.generator, g_updates)
@@ -222,6 +243,7 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
   metrics = {
       'train/loss': d_loss + g_loss, 'train/d_loss': d_loss, 'train/g_loss': g_loss,
       'train/r1': r1, 'train/code_usage_kl': usage_loss, 'train/context_moments': moment_loss,
+      'train/rhythm_matching': matching_loss,
       'train/d_accuracy': 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0)),
       'train/d_grad_norm': optax.tree.norm(d_grads), 'train/g_grad_norm': optax.tree.norm(g_grads),
       'train/fake_codes_used': used,  # Share of each level's codes, mean over levels.
