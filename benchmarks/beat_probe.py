@@ -12,8 +12,9 @@ mel, no inversion) with its 10th and 90th percentiles:
   - what the codes carry: the real codes; only their first 1, 2 or 4 levels;
     real level 0 with i.i.d. draws (the training frequencies) at the other
     levels, and the reverse; the real steps in random order; i.i.d. codes;
-  - what the discriminator hears: its mean logit (each scale) on real crops of
-    its training length, on the same crops with their 0.25 s or 1 s blocks
+  - what the discriminator hears: its mean logit (each scale, then the rhythm
+    discriminator's if the run has one) on real crops of its training length,
+    on the same crops with their 0.25 s or 1 s blocks
     shuffled (texture kept, beat broken; the shuffle also adds seams) and on
     generated crops, and the share of pairs in which it scores the real crop
     higher (0.5: it cannot tell them apart);
@@ -162,9 +163,10 @@ def main() -> None:
                        (f'real, {long_block}-code blocks shuffled', long_shuffled_logits),
                        ('generated (EMA)', generated_logits)):
     higher = float(np.mean(real_mean > logits.mean(-1)))
-    results['discriminator'][name] = {'logit': np.round(logits.mean(0), 3).tolist(),
+    results['discriminator'][name] = {'logit': [round(float(v), 3) for v in logits.mean(0)],
                                       'real_scores_higher': round(higher, 3)}
-    print(f'  {name:38s} {np.round(logits.mean(0), 2).tolist()}  {higher:.0%}')
+    shown = ', '.join(f'{float(v):.2f}' for v in logits.mean(0))
+    print(f'  {name:38s} [{shown}]  ' + ('' if name == 'real' else f'{higher:.0%}'))
 
   # The generator at every saved step.
   keys, noise = sampling.keys_and_noise(generator, 0, range(args.num_clips))

@@ -37,9 +37,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Receptive field 1 + 2 * sum = 285 codes: at least data.crop_steps (checked).
   config.model.generator_dilations = (1, 2, 4, 8, 16, 32, 64, 1, 2, 4, 8)
   # (min, max) beat period in codes: the generator also gets a beat clock, sin and cos of
-  # the eighth notes, beats, half bars and bars of a tempo drawn per sample (models/gan.py's
-  # beat_clock). (): none.
+  # the `beat_cycles` (in beats: 0.5 eighth notes, 1 beats, 4 bars) of a tempo drawn per
+  # sample (models/gan.py's BeatClock). (): none.
   config.model.beat_periods = ()
+  config.model.beat_cycles = (0.5, 1.0)
   config.model.output = 'snap'  # 'snap' (nearest code) or 'gumbel' (straight-through softmax).
   config.model.gumbel_temperature = 1.0  # 'gumbel' only.
   # 'snap' only: softness of the code assignment the code-usage loss sees, in units

@@ -138,7 +138,7 @@ def test_the_rhythm_discriminator_sees_periodicity_wherever_the_events_fall():
 @pytest.mark.parametrize('field, value', [
     ('rhythm_lags', (0, 4)), ('rhythm_lags', (5, 4)), ('rhythm_lags', (2, 32)),
     ('rhythm_lags', (3,)), ('beat_periods', (0.5, 8.0)), ('beat_periods', (9.0, 8.0)),
-    ('beat_periods', (8.0,))])
+    ('beat_periods', (8.0,)), ('beat_cycles', (0.0, 1.0)), ('beat_cycles', ())])
 def test_bad_rhythm_fields_are_one_line(field, value):
   config = gan_tiny.get_config()
   config.model[field] = value

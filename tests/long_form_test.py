@@ -96,15 +96,15 @@ def test_windowed_codes_are_reproducible_codes_of_any_length(output):
 
 
 def test_the_beat_clock_keeps_one_tempo_across_windows_and_stretches():
-  key, periods = jax.random.key(4), (4.0, 8.0)
-  whole = gan_models.step_inputs(key, (40,), 3, periods)
-  ratios = len(gan_models.CLOCK_RATIOS)
+  key, clock = jax.random.key(4), gan_models.BeatClock((4.0, 8.0), (0.5, 1.0, 4.0))
+  whole = gan_models.step_inputs(key, (40,), 3, clock)
+  ratios = len(clock.cycles)
   assert whole.shape == (40, 3 + 2 * ratios)
   # A later stretch of the sample, asked from its first step, continues the clock.
-  later = gan_models.beat_clock(gan_models.clock_key(key), (), 24, periods, first_step=16)
+  later = clock(gan_models.clock_key(key), (), 24, first_step=16)
   np.testing.assert_allclose(later, whole[16:, 3:], atol=1e-4)
   # The beat cycle (ratio 1) turns once per period, a period inside the asked range.
-  beat = gan_models.CLOCK_RATIOS.index(1.0)
+  beat = clock.cycles.index(1.0)
   angle = np.unwrap(np.arctan2(whole[:, 3 + beat], whole[:, 3 + ratios + beat]))
   period = 2 * np.pi / np.mean(np.diff(angle))
   assert 4.0 <= period <= 8.0
@@ -114,7 +114,7 @@ def test_the_beat_clock_keeps_one_tempo_across_windows_and_stretches():
   # A generator with a clock makes windowed codes of any length, sample i from key i alone.
   generator = gan_models.Generator(noise_dim=5, noise_channels=3, width=11, dilations=(1, 2, 4),
                                    num_levels=2, codebook_size=13, codebook_dim=7,
-                                   output='snap', rngs=nnx.Rngs(0), beat_periods=periods)
+                                   output='snap', rngs=nnx.Rngs(0), beat_clock=clock)
   graphdef, params = nnx.split(generator)
   codebooks = jax.random.normal(jax.random.key(0), (2, 13, 7))
   keys = jnp.stack([jax.random.key(1), jax.random.key(2)])

@@ -173,9 +173,9 @@ def _continue_window(graphdef, params, codebooks, key, global_noise, window_code
   step_key, gumbel_key = jax.random.split(key)
   window = window_codes.shape[0]
   step_noise = jax.random.normal(step_key, (1, window, generator.noise_channels))
-  if generator.beat_periods:
-    step_noise = jnp.concatenate([step_noise, gan_models.beat_clock(
-        clock_key, (1,), window, generator.beat_periods, first_step)], axis=-1)
+  if generator.beat_clock:
+    step_noise = jnp.concatenate(
+        [step_noise, generator.beat_clock(clock_key, (1,), window, first_step)], axis=-1)
   codes = generator(global_noise[None], step_noise, codebooks, gumbel_key, temperature,
                     (latents, mask[None]))[1][0]
   return jnp.where(mask[:, None], window_codes, codes)
@@ -230,7 +230,7 @@ def project_prompt(generator, prompt: Prompt, key: jax.Array, style: np.ndarray,
   plan = long_form.plan_for(generator, context + steps)
   model = generator.config.model
   coordinates = long_form.coordinate_noise(key, plan, model.noise_channels,
-                                           tuple(model.get('beat_periods', ())))
+                                           gan_models.beat_clock_of(model))
   # The first window's view: its left context, then its outputs, the first
   # `context` of them fitted to the prompt's last codes.
   view = plan.view_indices()[0]

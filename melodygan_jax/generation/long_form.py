@@ -157,12 +157,11 @@ def step_noise_key_and_gumbel_key(key: jax.Array) -> tuple[jax.Array, jax.Array]
 
 
 def coordinate_noise(key: jax.Array, plan: WindowPlan, noise_channels: int,
-                     beat_periods=()) -> jax.Array:
+                     clock=None) -> jax.Array:
   """A sample's latent coordinates, [coordinate_steps, channels]: its step noise and, for
   a generator with a beat clock, the clock (see gan_models.step_inputs)."""
   step_key, _ = step_noise_key_and_gumbel_key(key)
-  return gan_models.step_inputs(step_key, (plan.coordinate_steps,), noise_channels,
-                                beat_periods)
+  return gan_models.step_inputs(step_key, (plan.coordinate_steps,), noise_channels, clock)
 
 
 def blend_windows(window_features: jax.Array, plan: WindowPlan) -> jax.Array:
@@ -219,7 +218,7 @@ def generate_codes(graphdef, params, codebooks, keys, global_noise, plan: Window
     _, gumbel_key = step_noise_key_and_gumbel_key(key)
     if coordinates is None:
       coordinates = coordinate_noise(key, plan, generator.noise_channels,
-                                     generator.beat_periods)
+                                     generator.beat_clock)
     features = blend_windows(window_features(generator, noise, coordinates, plan), plan)
     return generator.quantize(features[None], codebooks, gumbel_key, temperature)[1][0]
 

@@ -110,7 +110,7 @@ class Stream:
     self.hop_steps = self.window_steps - overlap
     self.context_steps = generator.context_steps
     self.noise_channels = generator.config.model.noise_channels
-    self.beat_periods = tuple(generator.config.model.get('beat_periods', ()))
+    self.beat_clock = gan_models.beat_clock_of(generator.config.model)
     key = jax.random.fold_in(jax.random.key(seed), 0)
     self._step_key, self._gumbel_key = long_form.step_noise_key_and_gumbel_key(key)
     self._vocoder_key = jax.random.fold_in(jax.random.key(seed), 1)
@@ -154,10 +154,9 @@ class Stream:
       if block not in self._blocks:
         noise = jax.random.normal(jax.random.fold_in(self._step_key, block),
                                   (hop, self.noise_channels))
-        if self.beat_periods:  # One tempo for the whole stream: the clock goes on.
-          noise = jnp.concatenate([noise, gan_models.beat_clock(
-              gan_models.clock_key(self._step_key), (), hop, self.beat_periods,
-              block * hop)], axis=-1)
+        if self.beat_clock:  # One tempo for the whole stream: the clock goes on.
+          noise = jnp.concatenate([noise, self.beat_clock(
+              gan_models.clock_key(self._step_key), (), hop, block * hop)], axis=-1)
         self._blocks[block] = np.asarray(noise)
     for block in [b for b in self._blocks if b < blocks[0]]:
       del self._blocks[block]  # Windows only move forward.

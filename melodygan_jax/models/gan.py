@@ -19,6 +19,7 @@ could have made, a sum of one entry per level:
   'snap':   a vector per step quantized through the same residual quantizer
             (nearest code of each level's residual), straight-through.
 """
+import dataclasses
 from typing import Sequence
 
 import jax
@@ -61,7 +62,7 @@ class Generator(nnx.Module):
   def __init__(self, *, noise_dim: int, noise_channels: int, width: int,
                dilations: Sequence[int], num_levels: int, codebook_size: int,
                codebook_dim: int, output: str, rngs: nnx.Rngs, dtype=jnp.float32,
-               context_conditioning: bool = False, beat_periods: Sequence[float] = ()):
+               context_conditioning: bool = False, beat_clock: 'BeatClock | None' = None):
     if output not in ('gumbel', 'snap'):
       raise ValueError(f'generator output {output!r}: choose gumbel or snap')
     self.output = output
@@ -70,7 +71,7 @@ class Generator(nnx.Module):
     self.num_levels = num_levels
     self.codebook_size = codebook_size
     self.global_in = nnx.Linear(noise_dim, width, rngs=rngs, dtype=dtype)
-    self.beat_periods = tuple(float(p) for p in beat_periods)
+    self.beat_clock = beat_clock
     self.local_in = layers.conv(self.step_channels, width, 1, rngs=rngs, dtype=dtype)
     self.codebook_dim = codebook_dim
     self.conditioned = context_conditioning
@@ -157,7 +158,7 @@ class Generator(nnx.Module):
   @property
   def step_channels(self) -> int:
     """Channels of the step input: the noise, then the beat clock's."""
-    return self.noise_channels + (len(CLOCK_RATIOS) * 2 if self.beat_periods else 0)
+    return self.noise_channels + (self.beat_clock.channels if self.beat_clock else 0)
 
   def sample_noise(self, rng: jax.Array, batch: int, steps: int):
     global_rng, step_rng = jax.random.split(rng)
@@ -166,20 +167,20 @@ class Generator(nnx.Module):
 
   def step_inputs(self, key: jax.Array, shape: tuple[int, ...], first_step: int = 0):
     """This generator's step input [*shape, step_channels] (shape ends in steps)."""
-    return step_inputs(key, shape, self.noise_channels, self.beat_periods, first_step)
+    return step_inputs(key, shape, self.noise_channels, self.beat_clock, first_step)
 
 
 def step_inputs(key: jax.Array, shape: tuple[int, ...], noise_channels: int,
-                beat_periods: Sequence[float] = (), first_step: int = 0) -> jax.Array:
+                clock: 'BeatClock | None' = None, first_step: int = 0) -> jax.Array:
   """A generator's step input, [*shape, channels] (`shape` ends in steps): i.i.d. normal
-  noise from `key`, then, with `beat_periods`, the beat clock of a tempo and phase drawn
-  from `key`, at steps first_step, first_step + 1, ... (so the clock of a later stretch
-  of the same sample, asked with its first step, continues it)."""
+  noise from `key`, then, with a `clock`, its channels for a tempo and phase drawn from
+  `key`, at steps first_step, first_step + 1, ... (so the clock of a later stretch of
+  the same sample, asked from its first step, continues it)."""
   noise = jax.random.normal(key, tuple(shape) + (noise_channels,))
-  if not beat_periods:
+  if clock is None:
     return noise
-  clock = beat_clock(clock_key(key), tuple(shape[:-1]), shape[-1], beat_periods, first_step)
-  return jnp.concatenate([noise, clock], axis=-1)
+  ticks = clock(clock_key(key), tuple(shape[:-1]), shape[-1], first_step)
+  return jnp.concatenate([noise, ticks], axis=-1)
 
 
 def clock_key(key: jax.Array) -> jax.Array:
@@ -187,28 +188,43 @@ def clock_key(key: jax.Array) -> jax.Array:
   return jax.random.fold_in(key, 0x0c10c)
 
 
-# The clock's cycles, in beats: eighth notes, beats, half bars, 4/4 bars.
-CLOCK_RATIOS = (0.5, 1.0, 2.0, 4.0)
+@dataclasses.dataclass(frozen=True)
+class BeatClock:
+  """A grid for the generator to put events on: sin and cos of a random tempo's cycles.
 
-
-def beat_clock(rng: jax.Array, batch_shape: tuple[int, ...], steps: int,
-               periods: Sequence[float], first_step=0) -> jax.Array:
-  """[*batch_shape, steps, 2 * len(CLOCK_RATIOS)]: sin and cos of a random tempo's cycles.
-
-  Each sample draws a beat period (codes, log-uniform in `periods` = (min, max))
-  and a phase; the channels are the phase of its eighth notes, beats, half bars and
-  bars at each step from `first_step`. Fed to the generator beside its step
-  noise, it is a grid to put events on: a convolution of i.i.d. noise has no
-  reason to repeat anything at a fixed lag, a function of this phase does.
+  A convolution of i.i.d. noise has no reason to repeat anything at a fixed
+  lag; a function of this phase does. Each sample draws a beat period (codes,
+  log-uniform in `periods` = (min, max)) and a phase; the channels are the
+  phase of each cycle (`cycles`, in beats: 0.5 eighth notes, 1 beats, 4 bars
+  of 4/4) at each step.
   """
-  period_rng, phase_rng = jax.random.split(rng)
-  low, high = jnp.log(float(periods[0])), jnp.log(float(periods[-1]))
-  one = tuple(batch_shape) + (1, 1)
-  period = jnp.exp(jax.random.uniform(period_rng, one, minval=low, maxval=high))
-  phase = jax.random.uniform(phase_rng, one, maxval=4.0)  # In beats, over a bar.
-  beats = (first_step + jnp.arange(steps, dtype=jnp.float32))[:, None] / period + phase
-  angles = 2.0 * jnp.pi * beats / jnp.asarray(CLOCK_RATIOS, jnp.float32)
-  return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
+  periods: tuple[float, float]
+  cycles: tuple[float, ...] = (0.5, 1.0)
+
+  @property
+  def channels(self) -> int:
+    return 2 * len(self.cycles)
+
+  def __call__(self, rng: jax.Array, batch_shape: tuple[int, ...], steps: int,
+               first_step=0) -> jax.Array:
+    """[*batch_shape, steps, channels] from step `first_step` on."""
+    period_rng, phase_rng = jax.random.split(rng)
+    one = tuple(batch_shape) + (1, 1)
+    low, high = jnp.log(float(self.periods[0])), jnp.log(float(self.periods[-1]))
+    period = jnp.exp(jax.random.uniform(period_rng, one, minval=low, maxval=high))
+    phase = jax.random.uniform(phase_rng, one, maxval=max(self.cycles))  # In beats.
+    beats = (first_step + jnp.arange(steps, dtype=jnp.float32))[:, None] / period + phase
+    angles = 2.0 * jnp.pi * beats / jnp.asarray(self.cycles, jnp.float32)
+    return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
+
+
+def beat_clock_of(model_config) -> BeatClock | None:
+  """The beat clock of a configs/gan.py `model` section (runs from before it: none)."""
+  periods = tuple(model_config.get('beat_periods', ()))
+  if not periods:
+    return None
+  return BeatClock(tuple(float(p) for p in periods),
+                   tuple(float(c) for c in model_config.get('beat_cycles', (0.5, 1.0))))
 
 
 class Discriminator(nnx.Module):
@@ -343,7 +359,7 @@ def generator_from_config(model_config, *, num_levels: int, codebook_size: int,
       output=model_config.output,
       rngs=nnx.Rngs(seed), dtype=jnp.dtype(model_config.dtype),
       context_conditioning=is_context_conditioned(model_config),
-      beat_periods=tuple(model_config.get('beat_periods', ())))  # Runs from before it: none.
+      beat_clock=beat_clock_of(model_config))
 
 
 def longest_context(max_context_fraction: float, window_steps: int) -> int:
