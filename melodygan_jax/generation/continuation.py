@@ -171,11 +171,8 @@ def _continue_window(graphdef, params, codebooks, key, global_noise, window_code
   generator = nnx.merge(graphdef, params)
   latents = residual_quantizer.codes_to_latents(window_codes[None], codebooks)
   step_key, gumbel_key = jax.random.split(key)
-  window = window_codes.shape[0]
-  step_noise = jax.random.normal(step_key, (1, window, generator.noise_channels))
-  if generator.beat_clock:
-    step_noise = jnp.concatenate(
-        [step_noise, generator.beat_clock(clock_key, (1,), window, first_step)], axis=-1)
+  step_noise = generator.step_inputs(step_key, (1, window_codes.shape[0]), first_step,
+                                     clock_key)
   codes = generator(global_noise[None], step_noise, codebooks, gumbel_key, temperature,
                     (latents, mask[None]))[1][0]
   return jnp.where(mask[:, None], window_codes, codes)

@@ -152,12 +152,10 @@ class Stream:
     blocks = range(first // hop, (first + count - 1) // hop + 1)
     for block in blocks:
       if block not in self._blocks:
-        noise = jax.random.normal(jax.random.fold_in(self._step_key, block),
-                                  (hop, self.noise_channels))
-        if self.beat_clock:  # One tempo for the whole stream: the clock goes on.
-          noise = jnp.concatenate([noise, self.beat_clock(
-              gan_models.clock_key(self._step_key), (), hop, block * hop)], axis=-1)
-        self._blocks[block] = np.asarray(noise)
+        # Each block its own noise; one clock for the whole stream, so the tempo goes on.
+        self._blocks[block] = np.asarray(gan_models.step_inputs(
+            jax.random.fold_in(self._step_key, block), (hop,), self.noise_channels,
+            self.beat_clock, block * hop, gan_models.clock_key(self._step_key)))
     for block in [b for b in self._blocks if b < blocks[0]]:
       del self._blocks[block]  # Windows only move forward.
     joined = np.concatenate([self._blocks[block] for block in blocks])

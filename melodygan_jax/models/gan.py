@@ -165,27 +165,34 @@ class Generator(nnx.Module):
     return (jax.random.normal(global_rng, (batch, self.noise_dim)),
             self.step_inputs(step_rng, (batch, steps)))
 
-  def step_inputs(self, key: jax.Array, shape: tuple[int, ...], first_step: int = 0):
+  def step_inputs(self, key: jax.Array, shape: tuple[int, ...], first_step=0,
+                  clock_rng: jax.Array | None = None):
     """This generator's step input [*shape, step_channels] (shape ends in steps)."""
-    return step_inputs(key, shape, self.noise_channels, self.beat_clock, first_step)
+    return step_inputs(key, shape, self.noise_channels, self.beat_clock, first_step, clock_rng)
 
 
 def step_inputs(key: jax.Array, shape: tuple[int, ...], noise_channels: int,
-                clock: 'BeatClock | None' = None, first_step: int = 0) -> jax.Array:
+                clock: 'BeatClock | None' = None, first_step=0,
+                clock_rng: jax.Array | None = None) -> jax.Array:
   """A generator's step input, [*shape, channels] (`shape` ends in steps): i.i.d. normal
   noise from `key`, then, with a `clock`, its channels for a tempo and phase drawn from
-  `key`, at steps first_step, first_step + 1, ... (so the clock of a later stretch of
-  the same sample, asked from its first step, continues it)."""
+  `clock_rng` (default: `clock_key(key)`), at steps first_step, first_step + 1, ... (so
+  the clock of a later stretch of the same sample, asked from its first step with the
+  sample's `clock_rng`, continues it whatever noise that stretch draws)."""
   noise = jax.random.normal(key, tuple(shape) + (noise_channels,))
   if clock is None:
     return noise
-  ticks = clock(clock_key(key), tuple(shape[:-1]), shape[-1], first_step)
+  clock_rng = clock_key(key) if clock_rng is None else clock_rng
+  ticks = clock(clock_rng, tuple(shape[:-1]), shape[-1], first_step)
   return jnp.concatenate([noise, ticks], axis=-1)
 
 
 def clock_key(key: jax.Array) -> jax.Array:
   """The key a sample's beat clock is drawn from, given its step-noise key."""
   return jax.random.fold_in(key, 0x0c10c)
+
+
+DEFAULT_BEAT_CYCLES = (0.5, 1.0)  # Eighth notes and beats (configs/gan.py's beat_cycles).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,7 +206,7 @@ class BeatClock:
   of 4/4) at each step.
   """
   periods: tuple[float, float]
-  cycles: tuple[float, ...] = (0.5, 1.0)
+  cycles: tuple[float, ...] = DEFAULT_BEAT_CYCLES
 
   @property
   def channels(self) -> int:
@@ -224,7 +231,7 @@ def beat_clock_of(model_config) -> BeatClock | None:
   if not periods:
     return None
   return BeatClock(tuple(float(p) for p in periods),
-                   tuple(float(c) for c in model_config.get('beat_cycles', (0.5, 1.0))))
+                   tuple(float(c) for c in model_config.get('beat_cycles', DEFAULT_BEAT_CYCLES)))
 
 
 class Discriminator(nnx.Module):

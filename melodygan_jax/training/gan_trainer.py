@@ -102,7 +102,7 @@ def check_long_context(crop_steps: int, model: ml_collections.ConfigDict) -> Non
   config_checks.require(
       not periods or (len(periods) == 2 and 1 <= float(periods[0]) <= float(periods[1])),
       'config.model.beat_periods', periods, 'must be () or (min, max) codes with 1 <= min <= max')
-  cycles = tuple(model.get('beat_cycles', (0.5, 1.0)))
+  cycles = tuple(model.get('beat_cycles', gan_models.DEFAULT_BEAT_CYCLES))
   config_checks.require(bool(cycles) and all(float(c) > 0 for c in cycles),
                         'config.model.beat_cycles', cycles, 'must be positive numbers of beats')
   lags = tuple(model.get('rhythm_lags', ()))
