@@ -18,17 +18,18 @@ demo: $(INSTALLED)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash launch/demo.sh
 
 # The whole suite on every core (pytest-xdist, at most 4 workers: each simulates 2 devices),
-# a file per worker; tests marked `alone` (create's calibrated run) have the machine to
-# themselves. Compiled programs are cached in .cache/ for the processes tests start.
+# a file per worker, the longest files first (tests/conftest.py). Compiled programs are
+# cached in .cache/ for the processes tests start.
 test: $(INSTALLED) browser shellcheck postgres
 	MELODYGAN_JAX_CACHE=$(CURDIR)/.cache/jax_tests $(VENV)/bin/python -m pytest -q -n auto \
-	  --maxprocesses=4 --dist loadfile
+	  --maxprocesses=4 --dist loadfile --no-loadscope-reorder
 
 # For working: everything but the multi-process, browser, PostgreSQL and end-to-end runs,
 # on every core (pytest-xdist), with compiled programs cached in .cache/ for the next run.
 test-fast: $(INSTALLED)
 	MELODYGAN_JAX_CACHE=$(CURDIR)/.cache/jax_tests $(VENV)/bin/python -m pytest -q -n auto \
-	  --maxprocesses=4 --dist loadfile -m 'not (end_to_end or multiprocess or browser or postgres)'
+	  --maxprocesses=4 --dist loadfile --no-loadscope-reorder \
+	  -m 'not (end_to_end or multiprocess or browser or postgres)'
 
 # The listening-page test opens index.html in headless Chromium (Debian's package).
 browser:

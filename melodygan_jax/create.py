@@ -26,6 +26,7 @@ from its last checkpoint with the steps it was planned with.
 """
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import re
@@ -169,6 +170,20 @@ def vqvae_steps_for(calibration: dict, seconds: float, adversarial_start: int) -
   return adversarial_start + int((seconds - warmup_s) / figures['adversarial_s'])
 
 
+def vocoder_step_s(calibration: dict) -> float:
+  """The vocoder's step costs about two codec steps on a CPU (measured 2x-3x): planned at 3."""
+  return 3 * calibration['vqvae']['adversarial_s']
+
+
+def training_seconds(calibration: dict, name: str, steps: int, adversarial_start: int) -> float:
+  """Planned seconds of `steps` steps of the `name` training stage, from the calibration."""
+  if name == 'vqvae':
+    return vqvae_seconds(calibration, steps, adversarial_start)
+  if name == 'gan':
+    return steps * calibration['gan']['step_s']
+  return steps * vocoder_step_s(calibration)
+
+
 def train_command(config: str, workdir: str, steps: int, overrides: dict) -> list[str]:
   every = max(steps // 8, 50)  # Checkpoints a few minutes apart: a kill loses little.
   command = [sys.executable, '-m', 'melodygan_jax.train', f'--config={config}',
@@ -229,22 +244,25 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
       steps = steps or vqvae_steps_for(calibration, stage_s, adversarial_start)
       command = train_command(find_config(vqvae_config), f'{workdir}/vqvae', steps,
                               {'data.dataset_dir': f'{workdir}/data'})
-      planned = vqvae_seconds(calibration, steps, adversarial_start)
     elif name == 'gan':
       steps = steps or int(stage_s / calibration['gan']['step_s'])
       command = train_command(find_config(gan_config), f'{workdir}/gan', steps,
                               {'vqvae_workdir': f'{workdir}/vqvae'})
-      planned = steps * calibration['gan']['step_s']
-    else:  # The vocoder's step costs about two codec steps on a CPU (measured 2x-3x).
-      steps = steps or int(stage_s / (3 * calibration['vqvae']['adversarial_s']))
+    else:
+      steps = steps or int(stage_s / vocoder_step_s(calibration))
       command = train_command(find_config(VOCODER_CONFIGS[preset]), f'{workdir}/vocoder',
                               steps, {'data.dataset_dir': f'{workdir}/data'})
-      planned = steps * 3 * calibration['vqvae']['adversarial_s']
+    planned = training_seconds(calibration, name, steps, adversarial_start)
     if steps < MIN_STEPS[name]:
+      # The budget at which every training stage's share holds its minimum steps.
+      least_training_s = max(
+          training_seconds(calibration, other, MIN_STEPS[other], adversarial_start)
+          * total_share / shares[other] for other in training_stages)
+      needed = settings['hours'] + (least_training_s - training_s) / 3600
       raise errors.UserError(
           f'--hours={settings["hours"]:g}: leaves {stage_s / 60:.1f} min for the {name} '
           f'stage, {steps} steps on this machine; it needs at least {MIN_STEPS[name]} '
-          f'({needed_hours(settings, state, seconds_left, name, steps, stage_s):.2f} h in all)')
+          f'({math.ceil(needed * 100) / 100:.2f} h in all)')
     config_name = {'vqvae': vqvae_config, 'gan': gan_config,
                    'vocoder': VOCODER_CONFIGS[preset]}[name]
     stages.append(Stage(name, command, planned + STAGE_OVERHEAD_S,
@@ -263,16 +281,6 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
         + ([f'--metrics={workdir}/metrics.json']
            if (pathlib.Path(workdir) / 'metrics.json').exists() else []) + vocoder_flag, SAMPLES_S, '8 pieces of 10 s'))
   return stages
-
-
-def needed_hours(settings, state, seconds_left, name, steps, stage_s) -> float:
-  """The --hours that would give the `name` stage its minimum steps."""
-  per_step = stage_s / max(steps, 1) if steps else (
-      state['calibration']['gan']['step_s'] if name == 'gan'
-      else state['calibration']['vqvae']['adversarial_s'])
-  missing_s = (MIN_STEPS[name] - steps) * per_step
-  share = CODEC_SHARE if name == 'vqvae' else 1.0 - CODEC_SHARE
-  return settings['hours'] + missing_s / share / 3600
 
 
 _STEP_LINE = re.compile(r'step (\d+)/(\d+)')

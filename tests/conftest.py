@@ -7,19 +7,19 @@ JAX initializes its backend.
 
 With pytest-xdist (`make test`, `make test-fast`) the session fixtures are built
 once per run, by the first worker that asks, into a folder all workers share;
-the others wait for it. A test marked `alone` runs with no other test beside it.
+the others wait for it.
 """
+import collections
 import contextlib
 import fcntl
 import os
-import pathlib
 import pickle
 import shutil
-import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-# Compile time dominates tiny models: trade run-time speed for faster compiles.
-# (An environment variable, so the training runs tests start inherit it.)
+# Compile time dominates tiny models: trade run-time speed for faster compiles (tests
+# marked `optimized` turn it back). An environment variable, so the training runs tests
+# start inherit it.
 os.environ['JAX_DISABLE_MOST_OPTIMIZATIONS'] = 'true'
 # Runs that tests start write no compilation cache into the user's home
 # (compilation_cache_test.py checks the cache in a folder of its own);
@@ -68,9 +68,9 @@ def _run_root(tmp_path_factory):
 
 
 @contextlib.contextmanager
-def _flock(path, mode=fcntl.LOCK_EX):
+def _flock(path):
   with open(path, 'a') as handle:
-    fcntl.flock(handle, mode)
+    fcntl.flock(handle, fcntl.LOCK_EX)
     try:
       yield
     finally:
@@ -98,29 +98,36 @@ def built_once(tmp_path_factory, name: str, build):
     return value
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item, nextitem):
-  """Under xdist, a test marked `alone` waits for the tests running beside it and keeps
-  the others waiting until it is done (its setup and session fixtures included).
+# The longest files, started first under xdist so that none is left running alone at the
+# end (a fresh clone, 2 cores: create's run 5 min, the sweeps 3, the multi-process runs 2.5).
+LONGEST_FILES = ('create_test.py', 'sweep_test.py', 'multiprocess_test.py')
 
-  Every test passes a turnstile on its way to the shared lock of the room; an
-  `alone` test holds the turnstile while it waits for the room to itself.
-  """
-  del nextitem
-  run = os.environ.get('PYTEST_XDIST_TESTRUNUID')
-  if run is None:
+
+def pytest_collection_modifyitems(items):
+  """The longest files first, then the rest by their number of tests (xdist's own order,
+  which `--no-loadscope-reorder` in the Makefile hands over to this one)."""
+  counts = collections.Counter(item.path for item in items)
+
+  def rank(item):
+    name = item.path.name
+    longest = LONGEST_FILES.index(name) if name in LONGEST_FILES else len(LONGEST_FILES)
+    return longest, -counts[item.path], str(item.path)
+
+  items.sort(key=rank)  # Stable: each file's tests keep their order.
+
+
+@pytest.fixture(autouse=True)
+def _optimized_programs(request):
+  """A test marked `optimized` compiles with XLA's optimizations: its time is in running
+  long loops (hundreds of train steps, a scan of fits), not in compiling."""
+  if request.node.get_closest_marker('optimized') is None:
     yield
     return
-  locks = pathlib.Path(tempfile.gettempdir()) / f'melodygan_jax_tests_{run}'
-  locks.mkdir(exist_ok=True)
-  if item.get_closest_marker('alone'):
-    with _flock(locks / 'turnstile'), _flock(locks / 'room', fcntl.LOCK_EX):
-      yield
-  else:
-    with _flock(locks / 'turnstile'):
-      pass
-    with _flock(locks / 'room', fcntl.LOCK_SH):
-      yield
+  jax.config.update('jax_disable_most_optimizations', False)
+  try:
+    yield
+  finally:
+    jax.config.update('jax_disable_most_optimizations', True)
 
 
 @pytest.fixture(scope='session')

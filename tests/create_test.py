@@ -1,6 +1,7 @@
 """create: songs to music in one command, within a budget, refusing early, resuming after kill -9."""
 import json
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -72,16 +73,20 @@ def wait_for(path: pathlib.Path, text: str, timeout_s: float) -> None:
 
 
 @pytest.mark.end_to_end
-@pytest.mark.alone  # Plans from a calibration of this machine: no other test beside it.
 def test_songs_to_samples_within_the_budget_and_resumed_after_kill_9(corpus_dir, tmp_path):
   workdir = tmp_path / 'run'
   flags = [f'--songs={corpus_dir / "songs"}', f'--workdir={workdir}', '--preset=tiny',
            '--min_audio_minutes=0.5']
-  # Too little time for the GAN's minimum steps: refused after measuring, before any stage.
+  # Too little time for the minimum steps: refused after measuring, before any stage, with
+  # the budget that would do (from the calibration now kept in the workdir).
   message = one_line_error(create(*flags, '--hours=0.05'))
   assert 'leaves' in message and 'it needs at least' in message
   assert not (workdir / 'data').exists()
-  hours = 0.16  # The least that leaves the GAN its 200 steps on this CPU: minutes in all.
+  needed = float(re.search(r'\(([\d.]+) h in all\)', message).group(1))
+  assert 0.05 < needed < 0.5, message
+  assert 'it needs at least' in one_line_error(create(*flags, f'--hours={needed - 0.01:.2f}'))
+  # That budget and a little more for prepare and a stage that overruns its plan: minutes.
+  hours = round(needed + 0.02, 2)
   log = tmp_path / 'first.log'
   with open(log, 'w') as output:
     first = subprocess.Popen([sys.executable, '-m', 'melodygan_jax.create', *flags,

@@ -78,6 +78,7 @@ def synthetic_latent_data() -> latent_cache.LatentData:
                  ).astype(np.float32))
 
 
+@pytest.mark.optimized  # Hundreds of steps: running, not compiling.
 def test_gan_learns_the_structure_of_synthetic_latents():
   data = synthetic_latent_data()
   config = gan_tiny.get_config()
@@ -198,6 +199,7 @@ def test_context_moment_loss_is_zero_for_the_real_continuation_and_ignores_the_c
                              rtol=1e-4)
 
 
+@pytest.mark.optimized  # Hundreds of steps: running, not compiling.
 def test_context_masking_teaches_the_generator_to_continue_its_context():
   # The patterns use disjoint codes, so which one a sequence follows is plain to see.
   patterns = PATTERNS

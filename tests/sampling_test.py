@@ -56,6 +56,7 @@ def test_continuation_keeps_the_prompt_and_continues_it(gan_fixture, request, co
     assert path.read_bytes() == (tmp_path / 'fast_again' / path.name).read_bytes(), path.name
 
 
+@pytest.mark.optimized  # Fits of 200 steps: running, not compiling.
 def test_style_from_clips_and_morphs_are_reproducible(trained_gan, corpus_dir, tmp_path):
   clip_a = str(corpus_dir / 'songs' / 'song_00.wav')
   clip_b = str(corpus_dir / 'songs' / 'song_02.wav')
