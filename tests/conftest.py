@@ -119,7 +119,10 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(autouse=True)
 def _optimized_programs(request):
   """A test marked `optimized` compiles with XLA's optimizations: its time is in running
-  long loops (hundreds of train steps, a scan of fits), not in compiling."""
+  long loops (hundreds of train steps, a scan of fits), not in compiling. Its programs are
+  dropped after it: a test after it that compiles the same operation (a parameter's
+  initializer, say) gets the unoptimized program, whose rounding the training runs it
+  starts in other processes share (bit-equal resumes are compared)."""
   if request.node.get_closest_marker('optimized') is None:
     yield
     return
@@ -128,6 +131,7 @@ def _optimized_programs(request):
     yield
   finally:
     jax.config.update('jax_disable_most_optimizations', True)
+    jax.clear_caches()
 
 
 @pytest.fixture(scope='session')
