@@ -336,7 +336,8 @@ def test_postgres_workers_share_a_study_and_heartbeats_rerun_a_killed_trial(
                            '--config.sweep.grace_period_s=4')
   logs = [tmp_path / 'worker_0.log', tmp_path / 'worker_1.log']
   first, second = start_worker(command, logs[0]), start_worker(command, logs[1])
-  load = lambda: optuna.load_study(study_name='shared', storage=postgres_url)
+  storage = optuna.storages.RDBStorage(postgres_url)  # One connection pool for every poll.
+  load = lambda: optuna.load_study(study_name='shared', storage=storage)
   killed, = kill_mid_trial([first], load)
   wait_all([second], logs[1:])  # It waits for the killed trial to go stale, then re-runs it.
   study = load()
