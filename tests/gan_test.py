@@ -149,7 +149,6 @@ def test_bad_rhythm_fields_are_one_line(field, value):
 
 
 def test_a_context_conditioned_generator_takes_a_context_and_none_is_an_empty_mask():
-  codebooks = jax.random.normal(jax.random.key(0), (2, 13, 7))
   make = lambda conditioned: gan_models.Generator(
       noise_dim=5, noise_channels=3, width=11, dilations=(1, 2), num_levels=2,
       codebook_size=13, codebook_dim=7, output='snap', rngs=nnx.Rngs(0),
