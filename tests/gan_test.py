@@ -308,6 +308,9 @@ def test_a_cache_of_whole_segments_is_encoded_again(tmp_path):
   np.savez(tmp_path / 'latents.npz', train_codes=np.zeros((2, 4, 2)),
            validation_codes=np.zeros((1, 4, 2)), codebooks=np.zeros((2, 5, 3)))
   (tmp_path / 'latents.json').write_text(json.dumps(source))  # No cache_version: 1.
+  with pytest.raises(latent_cache.LatentCacheError, match='cache version 1, not 2') as error:
+    latent_cache.load_latents(str(tmp_path))  # Read as it is, the old layout is refused.
+  assert '\n' not in str(error.value)
   runs = latent_cache.runs_of_sequences(np.ones((2, 4, 2), np.int32))
   encoded = latent_cache.LatentData(runs, runs, np.zeros((2, 5, 3), np.float32))
   assert latent_cache.load_or_encode_latents(str(tmp_path), source, lambda: encoded) is encoded
@@ -315,6 +318,7 @@ def test_a_cache_of_whole_segments_is_encoded_again(tmp_path):
   cached = latent_cache.load_or_encode_latents(str(tmp_path), source, lambda: 1 / 0)
   np.testing.assert_array_equal(cached.validation.offsets, [0, 4, 8])
   np.testing.assert_array_equal(cached.train.codes, runs.codes)
+  np.testing.assert_array_equal(latent_cache.load_latents(str(tmp_path)).train.codes, runs.codes)
 
 
 class _NullWriter:

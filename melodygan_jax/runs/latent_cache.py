@@ -139,11 +139,18 @@ def load_latents(workdir: str) -> LatentData:
   """The codes a finished GAN run trained on (WORKDIR/latents.npz).
 
   Raises:
-    LatentCacheError: the run has no cache.
+    LatentCacheError: the run has no cache, or one of an older layout (codes of whole
+      segments, before version 2), which resuming the run's training encodes again.
   """
   path = workdir_lib.path(workdir, workdir_lib.LATENTS_FILENAME)
-  if not path.exists():
+  source_path = path.with_suffix('.json')
+  if not path.exists() or not source_path.exists():
     raise LatentCacheError(f'{workdir}: no {path.name} (a GAN run writes it before its first step)')
+  version = atomic_files.read_json(source_path).get('cache_version', 1)
+  if version != CACHE_VERSION:
+    raise LatentCacheError(
+        f'{path}: cache version {version}, not {CACHE_VERSION} (codes of whole segments); '
+        'train the run again with the same --workdir to encode them anew')
   return _latent_data(atomic_files.read_npz(path))
 
 
