@@ -135,6 +135,13 @@ def _latent_data(arrays: dict) -> LatentData:
                       for split in _SPLITS], codebooks=arrays['codebooks'])
 
 
+def _cached_source(source_path) -> tuple[dict, int]:
+  """What a cache's codes were made from, and its layout version (1: written before
+  versions were)."""
+  source = atomic_files.read_json(source_path)
+  return source, source.pop('cache_version', 1)
+
+
 def load_latents(workdir: str) -> LatentData:
   """The codes a finished GAN run trained on (WORKDIR/latents.npz).
 
@@ -146,7 +153,7 @@ def load_latents(workdir: str) -> LatentData:
   source_path = path.with_suffix('.json')
   if not path.exists() or not source_path.exists():
     raise LatentCacheError(f'{workdir}: no {path.name} (a GAN run writes it before its first step)')
-  version = atomic_files.read_json(source_path).get('cache_version', 1)
+  _, version = _cached_source(source_path)
   if version != CACHE_VERSION:
     raise LatentCacheError(
         f'{path}: cache version {version}, not {CACHE_VERSION} (codes of whole segments); '
@@ -173,8 +180,7 @@ def load_or_encode_latents(workdir: str, source: dict,
   path = workdir_lib.path(workdir, workdir_lib.LATENTS_FILENAME)
   source_path = path.with_suffix('.json')
   if path.exists() and source_path.exists():
-    cached_source = atomic_files.read_json(source_path)
-    version = cached_source.pop('cache_version', 1)
+    cached_source, version = _cached_source(source_path)
     if cached_source != source:
       raise LatentCacheError(
           f'{workdir} was trained on the codes of {cached_source["vqvae_workdir"]} (step '
