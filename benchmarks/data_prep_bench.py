@@ -15,8 +15,10 @@ Measured, all in this invocation on the same files:
   - the prepare command line (start-up included) of this tree and of
     --before_commit (older code), each run whole with 2 workers, and this
     tree's on Beam's DirectRunner (2 threads, each with its worker process);
-  - the peak resident memory of the worker on one --long_hours file of
-    48 kHz stereo 16-bit WAV (the real music, looped), from report.json.
+  - the peak resident memory of the worker and of the main process (which
+    writes the shards) on one --long_hours file of 48 kHz stereo 16-bit WAV
+    (the real music, looped), from report.json, and the kernel's largest
+    resident set of any of the command's processes (GNU time's %M).
 Figures are audio-seconds per wall-second ("x real time"). On a machine
 shared with other work, absolute figures drop; ratios hold, as both sides
 run in the same invocation.
@@ -173,16 +175,24 @@ def long_file_figures(paths, hours: float, work: pathlib.Path) -> dict:
   folder.mkdir()
   write_long_file(paths, hours, folder / 'long_mix.wav')
   output_dir = work / 'long_out'
+  # Run from a fresh interpreter that reports the largest resident set of any
+  # process it waited for (the command and its workers), as GNU time's %M does.
+  largest_of_tree = ('import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, '
+                     'capture_output=True); '
+                     'print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)')
   start = time.perf_counter()
-  subprocess.run([sys.executable, '-m', 'data_prep.prepare', f'--input_dir={folder}',
-                  f'--output_dir={output_dir}', '--num_workers=1'], cwd=REPO_ROOT, check=True,
-                 capture_output=True)
+  largest_mb = float(subprocess.run(
+      [sys.executable, '-c', largest_of_tree, sys.executable, '-m', 'data_prep.prepare',
+       f'--input_dir={folder}', f'--output_dir={output_dir}', '--num_workers=1'],
+      cwd=REPO_ROOT, check=True, capture_output=True, text=True).stdout)
   seconds = time.perf_counter() - start
   report = json.loads((output_dir / 'report.json').read_text())
   assert report['num_used'] == 1, report
   (folder / 'long_mix.wav').unlink()
   return {'long_file_hours': hours,
           'long_file_worker_peak_rss_mb': report['run']['worker_peak_rss_mb'],
+          'long_file_main_peak_rss_mb': report['run']['main_peak_rss_mb'],
+          'long_file_largest_process_rss_mb': round(largest_mb, 1),
           'long_file_real_time_1_worker': round(hours * 3600 / seconds, 1)}
 
 
@@ -275,7 +285,9 @@ def main():
   if args.long_hours > 0:
     long_figures = long_file_figures(paths, args.long_hours, work)
     print(f'{args.long_hours:g} h file of 48 kHz stereo WAV, prepare command, 1 worker: peak '
-          f'{long_figures["long_file_worker_peak_rss_mb"]:.0f} MB resident, '
+          f'{long_figures["long_file_worker_peak_rss_mb"]:.0f} MB resident in the worker, '
+          f'{long_figures["long_file_main_peak_rss_mb"]:.0f} MB in the main process (largest '
+          f'process by the kernel: {long_figures["long_file_largest_process_rss_mb"]:.0f} MB), '
           f'{long_figures["long_file_real_time_1_worker"]:.0f}x real time')
     figures.update(long_figures)
   if not args.skip_separation:

@@ -112,11 +112,12 @@ def _stem_sums(outcome: dict, cache_paths: dict, split_of: dict):
   """A train song's per-stem statistics, as the local path adds them (whole songs)."""
   if split_of[outcome['source']] != records.TRAIN_SPLIT:
     return
-  with np.load(cache_paths[outcome['source']] + '.npz') as arrays:
-    for stem in outcome['stems']:
-      stats = shards.StemStats()
-      stats.add(arrays[f'{stem}/mel'], arrays[f'{stem}/mfcc'])
-      yield stem, stats
+  archive = cache_paths[outcome['source']] + '.npz'
+  for stem in outcome['stems']:
+    stats = shards.StemStats()
+    for _, mel, mfcc in features.segment_chunks(archive, stem):
+      stats.add(mel, mfcc)
+    yield stem, stats
 
 
 def _shard_counts(outcomes: list[dict], split_of: dict, segment_frames: int,

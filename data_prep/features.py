@@ -108,6 +108,20 @@ def num_segments(npz_path: str, name: str) -> int:
     return _entry_layout(archive_file, name)[1][0]
 
 
+def segment_chunks(npz_path: str, stem: str, segments_per_chunk: int = 16):
+  """Yields (first index, mel, mfcc) of the segments of `stem`, a few at a time.
+
+  What reads a song's archive back (the shard writers, the statistics) holds
+  one chunk (16 segments: 2.4 MB), not the song: a 3-hour song's features
+  are 0.5 GB, and its statistics' float64 sums would need twice that again.
+  """
+  count = num_segments(npz_path, f'{stem}/mel')
+  for first in range(0, count, segments_per_chunk):
+    indices = np.arange(first, min(count, first + segments_per_chunk))
+    yield (first, read_segment_rows(npz_path, f'{stem}/mel', indices),
+           read_segment_rows(npz_path, f'{stem}/mfcc', indices))
+
+
 def read_segment_rows(npz_path: str, name: str, indices: np.ndarray) -> np.ndarray:
   """Rows `indices` of entry `name` of a segment archive, reading only those rows.
 

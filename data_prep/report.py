@@ -1,6 +1,7 @@
 """report.json: every input file's outcome and the run's figures, for every runner."""
 import os
 import pathlib
+import resource
 
 from melodygan_jax import atomic_files
 from melodygan_jax.data import records
@@ -12,6 +13,22 @@ def clean_wav_paths(tasks, output_dir) -> dict[str, str]:
   """Source -> its cleaned WAV relative to the output folder (listening pages play it)."""
   return {task.source: pathlib.PurePath(os.path.relpath(task.clean_path, output_dir)).as_posix()
           for task in tasks}
+
+
+def peak_rss_mb() -> float:
+  """This process's peak resident memory so far, in MiB.
+
+  Linux's VmHWM where there is one: getrusage's ru_maxrss also counts the
+  pages a spawned worker shared with its parent before it exec'd Python.
+  """
+  try:
+    with open('/proc/self/status') as status:
+      for line in status:
+        if line.startswith('VmHWM:'):
+          return round(int(line.split()[1]) / 1024, 1)
+  except OSError:
+    pass
+  return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux.
 
 
 def build_report(input_dir: str, outcomes: list[dict], stats: dict | None, seconds: float,
@@ -31,7 +48,8 @@ def build_report(input_dir: str, outcomes: list[dict], stats: dict | None, secon
   Returns:
     Files (sorted by source, each with its split), counts, hours of audio,
     and for the files processed in this run: their audio hours, the
-    throughput in x real time and the peak resident memory of any worker.
+    throughput in x real time and the peak resident memory of any worker and
+    of the process that builds the report (the one that wrote the shards).
   """
   files, processed = [], []
   for outcome in outcomes:
@@ -62,6 +80,7 @@ def build_report(input_dir: str, outcomes: list[dict], stats: dict | None, secon
           'x_real_time': round(processed_s / seconds, 1) if seconds > 0 else None,
           'worker_peak_rss_mb': max((o.get('worker_peak_rss_mb', 0.0) for o in processed),
                                     default=None),
+          'main_peak_rss_mb': peak_rss_mb(),
       },
       'seconds': round(seconds, 2),
   }
@@ -81,7 +100,8 @@ def summarize(report: dict) -> str:
   if run['files_processed']:
     lines.append(f'{run["runner"]}: {run["files_processed"]} files processed '
                  f'({run["processed_audio_hours"]:.2f} h of audio, {run["x_real_time"]:.0f}x '
-                 f'real time, peak {run["worker_peak_rss_mb"]:.0f} MB per worker), '
+                 f'real time, peak {run["worker_peak_rss_mb"]:.0f} MB per worker, '
+                 f'{run["main_peak_rss_mb"]:.0f} MB in the main process), '
                  f'{run["files_reused"]} finished earlier')
   for outcome in report['files']:
     if outcome['status'] == 'skipped':

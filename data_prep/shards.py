@@ -6,6 +6,7 @@ so an interrupted and resumed run writes the same bytes as an uninterrupted one.
 Hashing spreads each song over the shards, which the reader's shuffle needs.
 """
 import hashlib
+import itertools
 import math
 import os
 import pathlib
@@ -14,6 +15,7 @@ import zlib
 
 import numpy as np
 
+from data_prep import features
 from melodygan_jax.audio import contract
 from melodygan_jax.data import records
 
@@ -127,16 +129,16 @@ def write_dataset(output_dir: str | os.PathLike, songs: list[dict],
     writers = [tf.io.TFRecordWriter(str(path)) for path in paths]
     counts = [dict.fromkeys(contract.STEM_KINDS, 0) for _ in range(num_shards)]
     for song in split_songs:
-      with np.load(cache_paths[song['source']] + '.npz') as arrays:
-        for stem in song['stems']:
-          mel, mfcc = arrays[f'{stem}/mel'], arrays[f'{stem}/mfcc']
+      archive = cache_paths[song['source']] + '.npz'
+      for stem in song['stems']:
+        for first, mel, mfcc in features.segment_chunks(archive, stem):
           if split == records.TRAIN_SPLIT:
             stats.setdefault(stem, StemStats()).add(mel, mfcc)
-          for index in range(len(mel)):
+          for index, segment_mel, segment_mfcc in zip(itertools.count(first), mel, mfcc):
             shard = shard_of(song['source'], stem, index, num_shards)
             writers[shard].write(records.serialize_segment(
-                mel[index], mfcc[index], song['source'], segment_start_s(index, segment_frames),
-                stem))
+                segment_mel, segment_mfcc, song['source'],
+                segment_start_s(index, segment_frames), stem))
             counts[shard][stem] += 1
     for writer in writers:
       writer.close()

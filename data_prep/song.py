@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import pathlib
-import resource
 import time
 import traceback
 import zipfile
@@ -19,6 +18,7 @@ import numpy as np
 
 from data_prep import cleaning as cleaning_lib
 from data_prep import features
+from data_prep import report as report_lib
 from data_prep import separation as separation_lib
 from melodygan_jax import atomic_files
 from melodygan_jax.audio import contract
@@ -164,25 +164,9 @@ def process_song(task: SongTask) -> dict:
         f'unexpected {type(e).__name__}: {" ".join(str(e).split())} '
         f'({pathlib.Path(last_frame.filename).name}:{last_frame.lineno})'))
   outcome['seconds'] = round(time.perf_counter() - started, 3)
-  outcome['worker_peak_rss_mb'] = peak_rss_mb()
+  outcome['worker_peak_rss_mb'] = report_lib.peak_rss_mb()
   atomic_files.write_json(task.cache_path + '.json', outcome)
   return outcome
-
-
-def peak_rss_mb() -> float:
-  """This process's peak resident memory so far, in MiB.
-
-  Linux's VmHWM where there is one: getrusage's ru_maxrss also counts the
-  pages a spawned worker shared with its parent before it exec'd Python.
-  """
-  try:
-    with open('/proc/self/status') as status:
-      for line in status:
-        if line.startswith('VmHWM:'):
-          return round(int(line.split()[1]) / 1024, 1)
-  except OSError:
-    pass
-  return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux.
 
 
 def load_finished(task: SongTask) -> dict | None:

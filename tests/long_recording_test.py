@@ -36,12 +36,22 @@ MEASURE = textwrap.dedent('''
     def task(path, name):
       return song.SongTask(input_path=path, source=name, clean_path=f'{out}/{name}.wav',
                            cache_path=f'{out}/work/{name}', options=song.SongOptions())
-    song.process_song(task(warm_up, 'warm_up'))  # Every lazy import, every cache.
+    warm_outcome = song.process_song(task(warm_up, 'warm_up'))  # Every lazy import, every cache.
     baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     outcome = song.process_song(task(long_file, 'long'))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Then the main process's part: the shards and statistics, read back from the archive.
+    import tensorflow, tensorflow_datasets
+    from data_prep import report, shards
+    shards.write_dataset(f'{out}/warm_data', [warm_outcome], {'warm_up': f'{out}/work/warm_up'},
+                         256, 0.0, 128.0)  # A short song: TensorFlow's own memory.
+    with open('/proc/self/clear_refs', 'w') as clear_refs:
+      clear_refs.write('5')  # Linux: the peak (VmHWM) starts again from the current size.
+    before_shards_mb = report.peak_rss_mb()
+    shards.write_dataset(f'{out}/data', [outcome], {'long': f'{out}/work/long'}, 256, 0.0, 128.0)
     print(json.dumps({'baseline_mb': baseline_kb / 1024, 'peak_mb': peak_kb / 1024,
-                      'outcome': outcome}))
+                      'before_shards_mb': before_shards_mb,
+                      'shards_peak_mb': report.peak_rss_mb(), 'outcome': outcome}))
 ''')
 
 
@@ -68,3 +78,8 @@ def test_a_long_recording_prepares_in_bounded_memory(corpus_dir, tmp_path):
   with np.load(tmp_path / 'out' / 'work' / 'long.npz') as arrays:
     assert arrays['mix/mel'].shape[0] == outcome['num_segments'] > 0
     assert np.isfinite(arrays['mix/mfcc'][-1]).all()
+  # The main process writes the shards and the statistics a chunk of segments at a
+  # time: holding the song's features (and their float64 sums) would add 3x their size.
+  features_mb = (tmp_path / 'out' / 'work' / 'long.npz').stat().st_size / 2**20
+  shards_growth_mb = figures['shards_peak_mb'] - figures['before_shards_mb']
+  assert shards_growth_mb < 0.5 * features_mb, (features_mb, figures)
