@@ -42,6 +42,10 @@ def sweep_config(metric: str, pruner: str = 'median') -> ml_collections.ConfigDi
   sweep.heartbeat_interval_s = 60  # A running trial proves its worker alive this often...
   sweep.grace_period_s = 300  # ...and is failed and re-queued after this long without.
   sweep.max_retries = 3  # Times a dead worker's trial is re-queued.
+  # > 0: every trial trains for this many seconds of this machine instead of
+  # train.num_steps (its steps measured for its own sampled config before it starts,
+  # training/calibration.py), so a bigger or slower config is judged at equal time.
+  sweep.train_seconds = 0.0
   # Dotted config field -> distribution, nested like the config itself
   # (melodygan_jax/training/sweeps/search_space.py lists the distributions).
   sweep.space = ml_collections.ConfigDict()

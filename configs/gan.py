@@ -82,6 +82,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.adam_b2 = 0.99
   config.train.generator_ema_decay = 0.999  # The EMA generator is the one sampled.
   config.train.num_eval_samples = 256
+  # Pieces of 10 s decoded, inverted and analysed at each eval for their pulse and
+  # harmony beside held-out crops (eval/music/*; gan_trainer.py). 0: off.
+  config.train.music_profile_clips = 0
   # `python -m melodygan_jax.sweep`: scored by the Fréchet distance of generated to
   # held-out real code sequences.
   config.sweep = common.sweep_config(metric='eval/latent_frechet')

@@ -44,6 +44,7 @@ import soundfile
 from melodygan_jax import atomic_files
 from melodygan_jax import errors
 from melodygan_jax.audio import contract
+from melodygan_jax.training import step_budget  # Plain Python: create never imports JAX.
 
 STATE_FILENAME = 'create.json'
 PRESETS = {  # Configs per preset: (codec, GAN), paths relative to the repository.
@@ -156,20 +157,6 @@ def calibrate(vqvae_config: str, gan_config: str) -> dict:
   return json.loads(lines[-1])
 
 
-def vqvae_seconds(calibration: dict, steps: int, adversarial_start: int) -> float:
-  figures = calibration['vqvae']
-  warmup = min(steps, adversarial_start)
-  return warmup * figures['warmup_s'] + (steps - warmup) * figures['adversarial_s']
-
-
-def vqvae_steps_for(calibration: dict, seconds: float, adversarial_start: int) -> int:
-  figures = calibration['vqvae']
-  warmup_s = adversarial_start * figures['warmup_s']
-  if seconds <= warmup_s:
-    return int(seconds / figures['warmup_s'])
-  return adversarial_start + int((seconds - warmup_s) / figures['adversarial_s'])
-
-
 def vocoder_step_s(calibration: dict) -> float:
   """The vocoder's step costs about two codec steps on a CPU (measured 2x-3x): planned at 3."""
   return 3 * calibration['vqvae']['adversarial_s']
@@ -178,7 +165,7 @@ def vocoder_step_s(calibration: dict) -> float:
 def training_seconds(calibration: dict, name: str, steps: int, adversarial_start: int) -> float:
   """Planned seconds of `steps` steps of the `name` training stage, from the calibration."""
   if name == 'vqvae':
-    return vqvae_seconds(calibration, steps, adversarial_start)
+    return step_budget.vqvae_seconds(calibration['vqvae'], steps, adversarial_start)
   if name == 'gan':
     return steps * calibration['gan']['step_s']
   return steps * vocoder_step_s(calibration)
@@ -241,7 +228,8 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
     stage_s = max(training_s * shares[name] / total_share, 0.0)
     steps = state['steps'].get(name)  # A started stage keeps its steps (exact resume).
     if name == 'vqvae':
-      steps = steps or vqvae_steps_for(calibration, stage_s, adversarial_start)
+      steps = steps or step_budget.vqvae_steps_within(calibration['vqvae'], stage_s,
+                                                        adversarial_start)
       command = train_command(find_config(vqvae_config), f'{workdir}/vqvae', steps,
                               {'data.dataset_dir': f'{workdir}/data'})
     elif name == 'gan':

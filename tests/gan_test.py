@@ -377,6 +377,21 @@ def test_kill_9_and_resume_equals_uninterrupted(trained_vqvae, trained_gan, tmp_
   assert source['vqvae_step'] == 240
 
 
+def test_the_music_profile_hears_the_songs_beat_and_not_an_untrained_generator(
+    trained_vqvae, tmp_path):
+  config = tiny_config(trained_vqvae[0])
+  config.train.music_profile_clips = 4
+  vqvae = gan_trainer.check_config(config)
+  data = latent_encoding.load_or_encode_latents(config, str(tmp_path), vqvae, parallel.make_mesh())
+  trainer = gan_trainer.GANTrainer(config, data, vqvae)
+  metrics = trainer.evaluate(trainer.create_state(), _NullWriter(), 0)
+  real_pulse = metrics['reference/music/pulse_clarity']
+  assert real_pulse > 1.5 * metrics['eval/music/pulse_clarity'], metrics
+  gaps = [abs(metrics[f'eval/music/{entry}'] / metrics[f'reference/music/{entry}'] - 1)
+          for entry in gan_trainer.MUSIC_PROFILE_ENTRIES]
+  assert metrics['eval/music/profile_gap'] == pytest.approx(sum(gaps))
+
+
 def test_step_on_2_devices_matches_1_device(trained_vqvae, tmp_path):
   config = tiny_config(trained_vqvae[0])
   vqvae = gan_trainer.check_config(config)

@@ -186,6 +186,39 @@ def test_the_best_config_trains(finished_sweep, tmp_path):
   assert int(state.step) == 4
 
 
+@pytest.mark.end_to_end
+def test_a_wall_clock_budget_gives_a_costlier_trial_fewer_steps(prepared_dir, tmp_path):
+  """sweep.train_seconds: each trial's steps are measured for its own config, and a
+  re-run of the trial keeps the steps it started with."""
+  config = tiny_sweep_config(prepared_dir)
+  config.sweep.train_seconds = 2.0
+  config.sweep.pruner = 'none'
+  with config.unlocked():
+    config.sweep.space.train.batch_size = 'choice(2, 32)'
+  study = sweep.open_study(config, str(tmp_path), 'budget')
+  for batch_size in (2, 32):
+    study.enqueue_trial({**GOOD, 'train.batch_size': batch_size})
+  study = sweep.sweep(config, str(tmp_path), 'budget', num_trials=2)
+  assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+  steps = {}
+  for trial in study.trials:
+    trial_dir = trial.user_attrs[sweep.TRIAL_DIR_ATTR]
+    trained = workdir_lib.read_config(trial_dir, 'vqvae')
+    steps[trained.train.batch_size] = trained.train.num_steps
+    assert workdir_lib.latest_step(trial_dir) == trained.train.num_steps
+    assert sweep.steps_within_budget(trial_config_of(config, trial), trial_dir) == (
+        trained.train.num_steps)  # Kept, not measured again.
+  # 16x the examples a step: well under half the steps in the same time.
+  assert 0 < steps[32] < 0.5 * steps[2], steps
+
+
+def trial_config_of(config, trial) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict(config.to_dict())
+  for field, value in trial.params.items():
+    search_space.set_field(config, field, value)
+  return config
+
+
 # ---------------------------------------------------------------- several workers, killed
 
 

@@ -24,8 +24,10 @@ from ml_collections import config_flags
 
 from melodygan_jax.audio import contract
 from melodygan_jax.runs import latent_cache
+from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import gan_trainer
+from melodygan_jax.training import step_budget
 from melodygan_jax.training import vqvae_trainer
 
 
@@ -81,6 +83,24 @@ def gan_seconds_per_step(config, vqvae_config, steps: int = 3) -> dict:
   compile_s, step_s = _time(trainer.jit_train_step, trainer.create_state(),
                             [next(batches) for _ in range(2)], steps)
   return {'step_s': step_s, 'compile_s': compile_s}
+
+
+def steps_within(config, seconds: float) -> int:
+  """Train steps of `config` (a codec or GAN config) that take `seconds` on this machine.
+
+  Measured on synthetic batches of its shapes, as `create` plans; a GAN's codes
+  are those of the VQ-VAE in `config.vqvae_workdir`.
+
+  Raises:
+    errors.ConfigError: a trainer this cannot measure, one line.
+  """
+  if config.trainer == 'vqvae':
+    return max(1, step_budget.vqvae_steps_within(vqvae_seconds_per_step(config), seconds,
+                                                 int(config.loss.adversarial_start_step)))
+  config_checks.require(config.trainer == 'gan', 'config.trainer', config.trainer,
+                        'a wall-clock budget is measured for vqvae and gan configs only')
+  vqvae_config = workdir_lib.read_config(config.vqvae_workdir, 'vqvae')
+  return max(1, int(seconds / gan_seconds_per_step(config, vqvae_config)['step_s']))
 
 
 def main(argv):

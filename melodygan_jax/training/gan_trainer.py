@@ -10,6 +10,7 @@ training/context_masking.py) teaches the same generator to continue real codes.
 """
 import functools
 import itertools
+import math
 
 import flax
 import jax
@@ -20,6 +21,7 @@ import optax
 from flax import nnx
 
 from melodygan_jax.audio import contract
+from melodygan_jax.audio import music_structure
 from melodygan_jax.audio import spectrogram_image
 from melodygan_jax.audio import synthesis
 from melodygan_jax.data import input_pipeline
@@ -35,6 +37,12 @@ from melodygan_jax.training import latent_encoding
 from melodygan_jax.training import loop
 from melodygan_jax.training import metric_writer
 from melodygan_jax.training import parallel
+
+
+# What the training-time music profile measures (evaluate measures all of them):
+# the beat and held notes a texture of the right timbre lacks.
+MUSIC_PROFILE_ENTRIES = ('pulse_clarity', 'chroma_stability')
+MUSIC_PROFILE_SECONDS = 10.0  # evaluate's clips; bar_repetition needs 10 s too.
 
 
 @flax.struct.dataclass
@@ -301,6 +309,7 @@ class GANTrainer:
     # (the few windows across the join of two runs count as training too).
     self._training_sequence = data.train.codes[None]
     self.baselines = self._baseline_metrics()
+    self._music_reference = None  # The held-out crops' music profile, made at the first eval.
 
   def jit_train_step(self, state: GANState, real_codes) -> tuple[GANState, dict]:
     return self._jit_train_step(self.codebooks, self.code_histogram, state, real_codes,
@@ -367,7 +376,52 @@ class GANTrainer:
       metrics.update(self._continuation_metrics(state))
     if self.vqvae is not None:
       self._write_summaries(writer, step, codes)
+      if int(self.config.train.get('music_profile_clips', 0)):
+        metrics.update(self._music_metrics(state))
     return metrics
+
+  def _music_metrics(self, state: GANState) -> dict:
+    """Pulse and harmony of generated pieces, heard as evaluate hears them.
+
+    `train.music_profile_clips` pieces of `MUSIC_PROFILE_SECONDS`, decoded and
+    inverted with Griffin-Lim, analysed by audio/music_structure.py; beside them
+    the same number of held-out real crops through the same codec and inversion
+    (`reference/music/...`), so the codec's own losses cancel. `profile_gap` is
+    the sum of the two relative gaps (pulse clarity, chroma stability): what a
+    sweep of the CPU preset minimizes (configs/gan_cpu.py).
+    """
+    count = int(self.config.train.music_profile_clips)
+    runs = self.data.validation if len(self.data.validation.lengths) else self.data.train
+    # Shorter pieces where no held-out run of codes is that long (short songs).
+    steps = min(math.ceil(MUSIC_PROFILE_SECONDS * music_structure.FRAMES_PER_SECOND
+                          / self.vqvae.time_stride), latent_cache.longest_run(runs))
+    if self._music_reference is None:
+      real = latent_cache.real_crops(runs, steps)
+      picks = np.random.default_rng(2).permutation(len(real))[:count]
+      self._music_reference = self._music_profile(real[picks])
+    codes = np.asarray(jax.device_get(self.jit_sample(
+        state.generator_ema, jax.random.key(2), count, steps)[1]))
+    generated = self._music_profile(codes)
+    metrics = {}
+    gap = 0.0
+    for entry in MUSIC_PROFILE_ENTRIES:
+      real_value, value = self._music_reference[entry], generated[entry]
+      metrics[f'eval/music/{entry}'] = value
+      metrics[f'reference/music/{entry}'] = real_value
+      gap += abs(value - real_value) / max(abs(real_value), 1e-3)
+    metrics['eval/music/profile_gap'] = gap
+    return metrics
+
+  def _music_profile(self, codes: np.ndarray) -> dict:
+    """Mean of each MUSIC_PROFILE_ENTRIES over the decoded, inverted code sequences."""
+    values = []
+    for start in range(0, len(codes), 8):  # Decoded and inverted a few at a time.
+      log_mel = self.vqvae.codes_to_log_mel(codes[start:start + 8], self.config.data.stems[0])
+      values.append(music_structure.profiles(synthesis.log_mel_to_audio(log_mel)))
+    values = np.concatenate(values)
+    columns = [music_structure.PROFILE_ENTRIES.index(entry) for entry in MUSIC_PROFILE_ENTRIES]
+    return {entry: float(np.nanmean(values[:, column]))
+            for entry, column in zip(MUSIC_PROFILE_ENTRIES, columns)}
 
   def _continuation_metrics(self, state: GANState) -> dict:
     """Held-out crops' first parts continued: like real music, and like what they continue?

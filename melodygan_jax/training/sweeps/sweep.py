@@ -35,6 +35,7 @@ import optuna
 
 from melodygan_jax import errors
 from melodygan_jax.runs import workdir as workdir_lib
+from melodygan_jax.training import calibration
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import train
 from melodygan_jax.training.sweeps import results as sweep_results
@@ -131,6 +132,20 @@ def last_value(trial_dir: str, metric: str) -> float:
   return values[-1]
 
 
+def steps_within_budget(config: ml_collections.ConfigDict, trial_dir: str) -> int:
+  """The trial's train steps for `config.sweep.train_seconds` of this machine.
+
+  Measured once, when the trial starts; a re-run of a dead worker's trial keeps
+  the steps it started with (its config.json), so it resumes the same run.
+  """
+  if workdir_lib.path(trial_dir, workdir_lib.CONFIG_FILENAME).exists():
+    return int(workdir_lib.read_config(trial_dir, config.trainer).train.num_steps)
+  steps = calibration.steps_within(config, float(config.sweep.train_seconds))
+  logging.info('%s: %d steps fit config.sweep.train_seconds=%g', trial_dir, steps,
+               config.sweep.train_seconds)
+  return steps
+
+
 def run_trial(trial: optuna.Trial, base_config: ml_collections.ConfigDict, space: dict,
               sweep_dir: str, liveness: sweep_storage.Liveness, journal: bool) -> float:
   """Trains one trial through the config's trainer; returns its last validation score.
@@ -146,6 +161,8 @@ def run_trial(trial: optuna.Trial, base_config: ml_collections.ConfigDict, space
   with sweep_storage.JournalHeartbeat(trial, liveness, enabled=journal):
     try:
       config = trial_config(base_config, trial, space)
+      if float(config.sweep.get('train_seconds', 0.0)) > 0:
+        config.train.num_steps = steps_within_budget(config, trial_dir)
       trainer_module = train.load_trainer(config)
       checked = trainer_module.check_config(config)
       os.makedirs(trial_dir, exist_ok=True)
