@@ -52,6 +52,10 @@ def get_config() -> ml_collections.ConfigDict:
   # (min, max) lags in codes: a discriminator that judges only the autocorrelations of onset
   # envelopes it learns, at these lags (models/gan.py's RhythmDiscriminator). (): none.
   config.model.rhythm_lags = ()
+  # > 0: the generator follows the onset envelope of a stretch of the training songs,
+  # drawn from a bank of this many codes of them (models/gan.py RhythmBank) instead of
+  # the beat clock. 0: off.
+  config.model.rhythm_bank_steps = 0
   # Random context masking: the share of training examples whose generator is handed a
   # real prefix of the crop (up to max_context_fraction of it) to continue. 0: an
   # unconditional generator (continuation then projects the prompt onto its noise). 0.9

@@ -108,6 +108,49 @@ def test_gan_learns_the_structure_of_synthetic_latents():
   assert set(np.unique(generated)) <= set(range(16))
 
 
+@pytest.mark.optimized  # Hundreds of steps: running, not compiling.
+def test_a_generator_with_a_rhythm_bank_plays_its_events_where_the_envelope_has_them():
+  rng = np.random.default_rng(0)
+
+  def songs(count):  # A held pattern, and code 15 (a hit) wherever the envelope has an onset.
+    codes = synthetic_codes(rng, count, 24, PATTERNS[:1])
+    onsets = rng.random(codes.shape[:2]) < 0.2
+    codes[onsets] = (15, 2)
+    return codes, onsets.astype(np.float32)
+
+  (train, onsets), (held_out, _) = songs(300), songs(60)
+  data = latent_cache.LatentData(
+      train=latent_cache.runs_of_sequences(train),
+      validation=latent_cache.runs_of_sequences(held_out),
+      codebooks=rng.standard_normal((2, 16, 8)).astype(np.float32))
+  config = gan_tiny.get_config()
+  config.data.crop_steps = 12
+  config.model.rhythm_bank_steps = 1024
+  config.loss.code_usage_weight = 1.0
+  trainer = gan_trainer.GANTrainer(config, data, rhythm=onsets.reshape(-1))
+  state = trainer.create_state()
+  batches = trainer.train_batches(0)
+  for _ in range(400):
+    state, _ = trainer.jit_train_step(state, next(batches))
+  # New onsets, standardized as the trainer standardizes the training ones.
+  new_onsets = rng.random((256, 12)) < 0.2
+  rhythm = (new_onsets - onsets.mean()) / onsets.std()
+  generator = nnx.merge(trainer.gen_graphdef, state.generator_ema)
+  generated = np.asarray(gan_models.sample_codes(
+      generator, data.codebooks, gan_models.generator_temperature(config.model),
+      jax.random.key(1), 256, 12, rhythm=jnp.asarray(rhythm, jnp.float32))[1])[..., 0]
+  hits = generated == 15
+  assert hits[new_onsets].mean() > 0.5 and hits[~new_onsets].mean() < 0.1, (
+      hits[new_onsets].mean(), hits[~new_onsets].mean())
+  # The bank holds the training envelopes; a piece reads it on across windows.
+  bank = generator.beat_clock
+  np.testing.assert_allclose(np.sort(np.unique(np.asarray(bank.envelopes.value))),
+                             np.sort(np.unique(trainer.rhythm)), rtol=1e-6)
+  key = jax.random.key(2)
+  whole = bank(key, (3,), 20)
+  np.testing.assert_array_equal(bank(key, (3,), 8, first_step=12), whole[:, 12:])
+
+
 def test_the_rhythm_discriminator_sees_periodicity_wherever_the_events_fall():
   rhythm = gan_models.RhythmDiscriminator(codebook_dim=3, width=8, lags=(2, 12),
                                           rngs=nnx.Rngs(0))
@@ -137,6 +180,7 @@ def test_the_rhythm_discriminator_sees_periodicity_wherever_the_events_fall():
 
 
 @pytest.mark.parametrize('field, value', [
+    ('rhythm_bank_steps', 4), ('rhythm_bank_steps', -1),
     ('rhythm_lags', (0, 4)), ('rhythm_lags', (5, 4)), ('rhythm_lags', (2, 32)),
     ('rhythm_lags', (3,)), ('beat_periods', (0.5, 8.0)), ('beat_periods', (9.0, 8.0)),
     ('beat_periods', (8.0,)), ('beat_cycles', (0.0, 1.0)), ('beat_cycles', ())])

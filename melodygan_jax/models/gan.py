@@ -225,8 +225,42 @@ class BeatClock:
     return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
 
 
-def beat_clock_of(model_config) -> BeatClock | None:
+class RhythmEnvelopes(nnx.Variable):
+  """The onset envelopes a `RhythmBank` draws from: data, not trained."""
+
+
+class RhythmBank(nnx.Module):
+  """A generator's rhythm: the onset envelope of a stretch of the training songs.
+
+  Each sample draws a start in the bank (`steps` onset strengths, one per
+  code, standardized; filled from the training codes before step 0 and saved
+  with the generator) and reads on from there, one channel. The generator
+  learns to put its events where the envelope has them (the discriminator
+  sees the envelope beside the codes, real and generated alike); what is
+  played there, timbre and harmony, is its own. Called like a `BeatClock`, so
+  long pieces, continuations and streams read one envelope on across their
+  windows.
+  """
+  channels = 1
+
+  def __init__(self, steps: int):
+    self.envelopes = RhythmEnvelopes(jnp.zeros((steps,), jnp.float32))
+
+  def __call__(self, rng: jax.Array, batch_shape: tuple[int, ...], steps: int,
+               first_step=0) -> jax.Array:
+    """[*batch_shape, steps, 1] from step `first_step` on."""
+    envelopes = jax.lax.stop_gradient(self.envelopes.value)
+    size = envelopes.shape[0]
+    start = jax.random.randint(rng, tuple(batch_shape) + (1,), 0, size)
+    index = (start + first_step + jnp.arange(steps)) % size
+    return envelopes[index][..., None]
+
+
+def beat_clock_of(model_config) -> 'BeatClock | RhythmBank | None':
   """The beat clock of a configs/gan.py `model` section (runs from before it: none)."""
+  bank_steps = int(model_config.get('rhythm_bank_steps', 0))
+  if bank_steps:
+    return RhythmBank(bank_steps)
   periods = tuple(model_config.get('beat_periods', ()))
   if not periods:
     return None
@@ -390,7 +424,8 @@ def discriminator_from_config(model_config, *, codebook_dim: int,
   a continuation begins.
   """
   return MultiScaleDiscriminator(
-      codebook_dim=codebook_dim + int(is_context_conditioned(model_config)),
+      codebook_dim=(codebook_dim + int(is_context_conditioned(model_config))
+                    + int(has_rhythm_bank(model_config))),
       width=model_config.discriminator_width,
       dilations=tuple(model_config.discriminator_dilations),
       num_scales=int(model_config.discriminator_scales), rngs=nnx.Rngs(seed),
@@ -406,9 +441,17 @@ def generator_temperature(model_config) -> float:
 
 
 def sample_codes(generator: Generator, codebooks: jax.Array, temperature: float,
-                 rng: jax.Array, batch: int, steps: int, context=None):
+                 rng: jax.Array, batch: int, steps: int, context=None, rhythm=None):
   """(latents [batch, steps, dim], codes [batch, steps, levels], code_probs) from noise
-  (and a context, see `Generator`)."""
+  (and a context, see `Generator`; and for a generator with a `RhythmBank`, the onset
+  envelopes [batch, steps] to follow instead of the bank's)."""
   noise_rng, gumbel_rng = jax.random.split(rng)
   global_noise, step_noise = generator.sample_noise(noise_rng, batch, steps)
+  if rhythm is not None:
+    step_noise = jnp.concatenate([step_noise[..., :generator.noise_channels],
+                                  rhythm[..., None].astype(step_noise.dtype)], axis=-1)
   return generator(global_noise, step_noise, codebooks, gumbel_rng, temperature, context)
+
+
+def has_rhythm_bank(model_config) -> bool:
+  return int(model_config.get('rhythm_bank_steps', 0)) > 0

@@ -102,14 +102,20 @@ def sample_crops(runs: CodeRuns, steps: int, rng: np.random.Generator,
   shorter than `steps` are never drawn. One draw of `rng` per call, so a
   generator seeded by (seed, step) makes the batch of that step.
   """
+  starts = sample_crop_starts(runs, steps, rng, count)
+  return runs.codes[starts[:, None] + np.arange(steps)]
+
+
+def sample_crop_starts(runs: CodeRuns, steps: int, rng: np.random.Generator,
+                       count: int) -> np.ndarray:
+  """Where `sample_crops`' crops start in `runs.codes`, [count] (the same draw)."""
   valid = np.maximum(runs.lengths - steps + 1, 0)
   ends = np.cumsum(valid)
   if not len(ends) or ends[-1] == 0:
     raise ValueError(f'no run holds {steps} steps (the longest: {longest_run(runs)})')
   picks = rng.integers(0, ends[-1], size=count)
   run = np.searchsorted(ends, picks, side='right')
-  starts = runs.offsets[run] + picks - (ends[run] - valid[run])
-  return runs.codes[starts[:, None] + np.arange(steps)]
+  return runs.offsets[run] + picks - (ends[run] - valid[run])
 
 
 def real_crops(runs: CodeRuns, steps: int) -> np.ndarray:

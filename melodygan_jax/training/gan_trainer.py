@@ -113,6 +113,11 @@ def check_long_context(crop_steps: int, model: ml_collections.ConfigDict) -> Non
   cycles = tuple(model.get('beat_cycles', gan_models.DEFAULT_BEAT_CYCLES))
   config_checks.require(bool(cycles) and all(float(c) > 0 for c in cycles),
                         'config.model.beat_cycles', cycles, 'must be positive numbers of beats')
+  bank = model.get('rhythm_bank_steps', 0)
+  config_checks.require(
+      isinstance(bank, int) and (bank == 0 or bank >= crop_steps),
+      'config.model.rhythm_bank_steps', bank,
+      f'must be 0 (off) or an int >= config.data.crop_steps={crop_steps}')
   lags = tuple(model.get('rhythm_lags', ()))
   config_checks.require(
       not lags or (len(lags) == 2 and 1 <= int(lags[0]) <= int(lags[1]) < crop_steps),
@@ -148,10 +153,16 @@ def make_optimizers(train):
   return adam(train.generator_learning_rate), adam(train.discriminator_learning_rate)
 
 
-def init_state(config, num_levels: int, codebook_size: int, codebook_dim: int):
-  """Returns (generator graphdef, discriminator graphdef, GANState, optimizers)."""
+def init_state(config, num_levels: int, codebook_size: int, codebook_dim: int,
+               rhythm_bank: np.ndarray | None = None):
+  """Returns (generator graphdef, discriminator graphdef, GANState, optimizers).
+
+  `rhythm_bank`: the onset envelopes a generator with a RhythmBank draws from.
+  """
   config_checks.resolve_dtype(config.model, 'config.model.dtype')
   generator, discriminator = make_models(config, num_levels, codebook_size, codebook_dim)
+  if rhythm_bank is not None:
+    generator.beat_clock.envelopes.value = jnp.asarray(rhythm_bank, jnp.float32)
   gen_graphdef, gen_params = nnx.split(generator)
   disc_graphdef, disc_params = nnx.split(discriminator)
   gen_optimizer, disc_optimizer = make_optimizers(config.train)
@@ -164,11 +175,42 @@ def init_state(config, num_levels: int, codebook_size: int, codebook_dim: int):
 
 
 def sample_codes(gen_graphdef, codebooks, temperature, params, rng, batch: int, steps: int,
-                 context=None):
+                 context=None, rhythm=None):
   """(latents, codes [batch, steps, levels], code_probs) from a generator's params (and a
-  context: (latents, mask), see gan_models.Generator)."""
+  context: (latents, mask), see gan_models.Generator; and onset envelopes to follow)."""
   return gan_models.sample_codes(nnx.merge(gen_graphdef, params), codebooks, temperature, rng,
-                                 batch, steps, context)
+                                 batch, steps, context, rhythm)
+
+
+def onset_envelopes(vqvae: loading.LoadedVQVAE, codes: np.ndarray, stem: str,
+                    window: int = 256) -> np.ndarray:
+  """[n, levels] codes of one sequence -> [n] onset strength of each code, decoded.
+
+  librosa's onset strength (the mean over bands of the rectified rise in dB
+  from one frame to the next) of the VQ-VAE's decoding, averaged over the
+  frames of each code; decoded `window` codes at a time.
+  """
+  total = len(codes)
+  padded = np.concatenate([codes, np.zeros((-total % window,) + codes.shape[1:], codes.dtype)])
+  windows = padded.reshape(-1, window, codes.shape[1])
+  envelopes = []
+  for start in range(0, len(windows), 16):
+    log_mel = vqvae.codes_to_log_mel(windows[start:start + 16], stem)
+    power_db = 20.0 / np.log(10.0) * log_mel
+    flux = np.maximum(np.diff(power_db, axis=1, prepend=power_db[:, :1]), 0.0).mean(axis=-1)
+    envelopes.append(flux.reshape(len(flux), window, -1).mean(axis=-1))
+  return np.concatenate(envelopes).reshape(-1)[:total].astype(np.float32)
+
+
+def rhythm_bank_of(envelopes: np.ndarray, bank_steps: int, block: int = 512) -> np.ndarray:
+  """`bank_steps` of the training envelopes: blocks spread evenly over them (tiled when
+  there are fewer)."""
+  if len(envelopes) <= bank_steps:
+    return np.resize(envelopes, bank_steps)
+  blocks = bank_steps // block
+  starts = np.linspace(0, len(envelopes) - block, blocks).astype(np.int64)
+  bank = envelopes[starts[:, None] + np.arange(block)].reshape(-1)
+  return np.resize(bank, bank_steps)
 
 
 def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_histogram,
@@ -178,6 +220,9 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
   `real_codes` [batch, steps, levels]; `codebooks` [levels, codebook_size, dim].
   """
   gen_optimizer, disc_optimizer = optimizers
+  real_rhythm = None
+  if isinstance(real_codes, tuple):  # A generator with a RhythmBank: the crops' envelopes.
+    real_codes, real_rhythm = real_codes
   d_rng, g_rng = jax.random.split(jax.random.fold_in(base_rng, state.step))
   batch, steps, _ = real_codes.shape
   real = residual_quantizer.codes_to_latents(real_codes, codebooks)
@@ -194,12 +239,17 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
     context = (real, mask)
   sample = functools.partial(sample_codes, gen_graphdef, codebooks, temperature)
   fake = context_masking.with_context(real, jax.lax.stop_gradient(
-      sample(state.generator, d_rng, batch, steps, context)[0]), mask)
+      sample(state.generator, d_rng, batch, steps, context, real_rhythm)[0]), mask)
 
   def with_mask(latents):
-    if mask is None:
-      return latents
-    return jnp.concatenate([latents, mask[..., None].astype(latents.dtype)], axis=-1)
+    """The latents and what the discriminator judges them with: the context mask, the
+    onset envelope the generator followed (the real crops' own)."""
+    channels = [latents]
+    if mask is not None:
+      channels.append(mask[..., None].astype(latents.dtype))
+    if real_rhythm is not None:
+      channels.append(real_rhythm[..., None].astype(latents.dtype))
+    return jnp.concatenate(channels, axis=-1) if len(channels) > 1 else latents
 
   def judge(disc_params, latents):
     """Logits [batch, scales] of latents (and, with context masking, the mask)."""
@@ -229,7 +279,7 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
   disc_params = optax.apply_updates(state.discriminator, d_updates)
 
   def g_loss_fn(gen_params):
-    fake, codes, code_probs = sample(gen_params, g_rng, batch, steps, context)
+    fake, codes, code_probs = sample(gen_params, g_rng, batch, steps, context, real_rhythm)
     moments = (jnp.zeros(()) if mask is None else
                context_masking.moment_loss(real, fake, mask))
     fake = context_masking.with_context(real, fake, mask)
@@ -273,10 +323,13 @@ class GANTrainer:
     data: the code sequences to learn.
     vqvae: the VQ-VAE that decodes samples into spectrogram images (optional).
     mesh: default: all devices.
+    rhythm: for a generator with a RhythmBank, the onset strength of each training
+      code, [len(data.train.codes)]; default: decoded with `vqvae` (onset_envelopes).
   """
 
   def __init__(self, config: ml_collections.ConfigDict, data: latent_cache.LatentData,
-               vqvae: loading.LoadedVQVAE | None = None, mesh=None):
+               vqvae: loading.LoadedVQVAE | None = None, mesh=None,
+               rhythm: np.ndarray | None = None):
     self.config = config
     self.data = data
     self.mesh = mesh or parallel.make_mesh()
@@ -289,8 +342,17 @@ class GANTrainer:
     self.codebooks = parallel.replicate(np.asarray(data.codebooks), self.mesh)
     histogram = latent_metrics.code_histogram(data.train.codes, data.codebooks.shape[1])
     self.code_histogram = parallel.replicate(np.asarray(histogram, np.float32), self.mesh)
+    self.rhythm = None  # Standardized onset envelope of every training code.
+    bank = None
+    if gan_models.has_rhythm_bank(config.model):
+      if rhythm is None and vqvae is not None:
+        rhythm = onset_envelopes(vqvae, data.train.codes, config.data.stems[0])
+      if rhythm is None:  # Timing only (calibration): a step costs the same whatever they are.
+        rhythm = np.zeros(len(data.train.codes), np.float32)
+      self.rhythm = ((rhythm - rhythm.mean()) / (rhythm.std() + 1e-6)).astype(np.float32)
+      bank = rhythm_bank_of(self.rhythm, int(config.model.rhythm_bank_steps))
     self.gen_graphdef, self.disc_graphdef, self._initial_state, optimizers = init_state(
-        config, *data.codebooks.shape)
+        config, *data.codebooks.shape, rhythm_bank=bank)
     self.base_rng = jax.random.key(config.seed)
     self._jit_train_step = jax.jit(
         functools.partial(train_step, self.gen_graphdef, self.disc_graphdef, optimizers,
@@ -333,8 +395,12 @@ class GANTrainer:
     for step in itertools.count(start_step):
       # Every host draws the whole global batch from (seed, step) and keeps its rows.
       rng = np.random.default_rng([self.config.seed, step])
-      crops = latent_cache.sample_crops(self.data.train, self.steps, rng, global_batch)
-      yield crops[first:first + local]
+      starts = latent_cache.sample_crop_starts(self.data.train, self.steps, rng, global_batch)
+      index = starts[first:first + local, None] + np.arange(self.steps)
+      if self.rhythm is None:
+        yield self.data.train.codes[index]
+      else:
+        yield self.data.train.codes[index], self.rhythm[index]
 
   def generated_codes(self, state: GANState, num_samples: int, seed: int = 0) -> np.ndarray:
     codes = self.jit_sample(state.generator_ema, jax.random.key(seed), num_samples,
