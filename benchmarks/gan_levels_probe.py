@@ -66,7 +66,10 @@ def main() -> None:
       validation=first_levels(cached.validation, args.levels),
       codebooks=cached.codebooks[:args.levels])
   config = load_config(args.config)
-  trainer = gan_trainer.GANTrainer(config, data)
+  # A generator with a rhythm bank follows the songs' onsets, heard through every level.
+  rhythm = (gan_trainer.onset_envelopes(vqvae, cached.train.codes, stem)
+            if config.model.get('rhythm_bank_steps', 0) else None)
+  trainer = gan_trainer.GANTrainer(config, data, rhythm=rhythm)
   state = trainer.create_state()
   batches = trainer.train_batches(0)
   metrics = None
