@@ -227,7 +227,7 @@ def project_prompt(generator, prompt: Prompt, key: jax.Array, style: np.ndarray,
   plan = long_form.plan_for(generator, context + steps)
   model = generator.config.model
   coordinates = long_form.coordinate_noise(key, plan, model.noise_channels,
-                                           gan_models.beat_clock_of(model))
+                                           generator.beat_clock)
   # The first window's view: its left context, then its outputs, the first
   # `context` of them fitted to the prompt's last codes.
   view = plan.view_indices()[0]

@@ -110,7 +110,7 @@ class Stream:
     self.hop_steps = self.window_steps - overlap
     self.context_steps = generator.context_steps
     self.noise_channels = generator.config.model.noise_channels
-    self.beat_clock = gan_models.beat_clock_of(generator.config.model)
+    self.beat_clock = generator.beat_clock
     key = jax.random.fold_in(jax.random.key(seed), 0)
     self._step_key, self._gumbel_key = long_form.step_noise_key_and_gumbel_key(key)
     self._vocoder_key = jax.random.fold_in(jax.random.key(seed), 1)

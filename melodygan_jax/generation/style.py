@@ -43,7 +43,7 @@ def style_of_codes(generator, codes: np.ndarray, seed: int) -> np.ndarray:
       generator.graphdef, generator.params, jnp.asarray(vqvae.codebooks), jnp.asarray(windows),
       jax.random.normal(global_key, (model.noise_dim,)),
       gan_models.step_inputs(step_key, windows.shape[:2], model.noise_channels,
-                             gan_models.beat_clock_of(model)),
+                             generator.beat_clock),
       free_steps=windows.shape[1])
   return np.asarray(style)
 

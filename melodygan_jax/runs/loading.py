@@ -175,6 +175,12 @@ class LoadedGenerator:
   def temperature(self) -> float:
     return gan_models.generator_temperature(self.config.model)
 
+  @functools.cached_property
+  def beat_clock(self):
+    """The generator's trained beat clock or rhythm bank (None without): a bank holds
+    the songs' envelopes, which a clock rebuilt from the config would not."""
+    return nnx.merge(self.graphdef, self.params).beat_clock
+
   @property
   def window_steps(self) -> int:
     """Codes per generation window: the training crop (long samples are windowed)."""
