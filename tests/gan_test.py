@@ -17,6 +17,7 @@ import conftest
 from melodygan_jax import errors
 from melodygan_jax.runs import checkpoints
 from melodygan_jax.runs import latent_cache
+from melodygan_jax.runs import loading
 from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import context_masking
 from melodygan_jax.data import input_pipeline
@@ -177,6 +178,24 @@ def test_the_rhythm_discriminator_sees_periodicity_wherever_the_events_fall():
     del config.model['rhythm_lags']
   assert jax.tree.structure(nnx.state(gan_models.discriminator_from_config(
       config.model, codebook_dim=3, seed=0))) == jax.tree.structure(nnx.state(plain))
+
+
+def test_a_loaded_generator_samples_from_its_saved_rhythm_bank():
+  """Sampling paths take the generator's own bank: one rebuilt from the config is empty."""
+  config = gan_tiny.get_config()
+  config.model.rhythm_bank_steps = 64
+  config.model.dtype = 'float32'
+  generator = gan_models.generator_from_config(config.model, num_levels=2, codebook_size=16,
+                                               codebook_dim=8, seed=0)
+  envelopes = np.linspace(-1.0, 1.0, 64, dtype=np.float32)
+  generator.beat_clock.envelopes.value = jnp.asarray(envelopes)
+  graphdef, params = nnx.split(generator)
+  loaded = loading.LoadedGenerator(config=config, vqvae=None, graphdef=graphdef, params=params,
+                                   step=0, workdir='')
+  np.testing.assert_array_equal(np.asarray(loaded.beat_clock.envelopes.value), envelopes)
+  assert not np.any(np.asarray(gan_models.beat_clock_of(config.model).envelopes.value))
+  read = np.asarray(loaded.beat_clock(jax.random.key(0), (4,), 10))[..., 0]
+  assert np.isin(read, envelopes).all() and np.all(np.diff(read, axis=1) != 0)
 
 
 @pytest.mark.parametrize('field, value', [
