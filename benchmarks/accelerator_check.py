@@ -21,6 +21,8 @@ made on the host, data parallel over every local device as training runs it:
     dtype, times the device count;
   - peak device memory (device.memory_stats(); on a CPU the process's RSS).
 Without --quick, each config then trains for --train_steps on real music
+(its train split in device memory when it fits: config.data.placement 'auto';
+the table gives the share of wall time the loop waited for its next batch)
 (--music_seconds of both soundtracks of benchmarks/real_music.py, prepared by
 data_prep with 15% of the files held out, cached in benchmarks/.cache) through
 `python -m melodygan_jax.train`, and its eval figures are listed; the GAN
@@ -258,8 +260,13 @@ def train_on_real_music(configs, train_steps: int, music_seconds: float, work: p
       continue
     rows = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
     evals = [row for row in rows if any(key.startswith('eval/') for key in row)]
-    results[name] = {'wall_s': wall_s, **({k: v for k, v in evals[-1].items()
-                                           if k.startswith('eval/')} if evals else {})}
+    # The first logged interval holds the compilation: the share after it.
+    waits = [row['train/input_wait_share'] for row in rows
+             if 'train/input_wait_share' in row][1:]
+    results[name] = {'wall_s': wall_s,
+                     'input_wait_share': float(sum(waits) / len(waits)) if waits else None,
+                     **({k: v for k, v in evals[-1].items()
+                         if k.startswith('eval/')} if evals else {})}
   return results
 
 
@@ -357,7 +364,9 @@ def main():
       for name, result in runs.items():
         shown = ', '.join(f'{key.removeprefix("eval/")} {value:.4g}' for key, value in
                           list((k, v) for k, v in result.items() if k.startswith('eval/'))[:6])
-        print(f'{name:15s} {result["wall_s"]:7.0f} s  {result.get("error") or shown}')
+        wait = result.get('input_wait_share')
+        wait = f'input wait {wait:5.1%}' if wait is not None else 'input wait -'
+        print(f'{name:15s} {result["wall_s"]:7.0f} s  {wait}  {result.get("error") or shown}')
         figures.update({f'{name}_run_{key.replace("/", "_")}': value
                         for key, value in result.items()})
   print(json.dumps(figures))

@@ -9,6 +9,11 @@ def data_config() -> ml_collections.ConfigDict:
   data.crop_frames = 128  # Random crop of each stored segment; 128 frames = 1.49 s.
   data.shuffle_buffer = 2048  # Records; with shuffled shard order, enough to mix songs.
   data.stems = ('mix',)  # Stem kinds to train on: mix, vocals, instrumental.
+  # Where the train split lives while training: 'device' (whole, sharded over the
+  # devices, cropped inside the step: no input wait), 'host' (read and cropped by
+  # the host each step) or 'auto' (on a GPU or TPU, device when it takes at most
+  # a quarter of each device's memory; on a CPU, host).
+  data.placement = 'auto'
   return data
 
 

@@ -38,6 +38,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.crop_samples = 8_192  # Per example; a multiple of the hop (256).
   config.data.num_validation_clips = 4  # Held-out songs, one clip from the middle of each.
   config.data.validation_clip_seconds = 4.0
+  # The training songs as 16-bit PCM in device memory, cropped inside the step
+  # ('device'), read crop by crop from the WAVs ('host'), or 'auto' (device on a
+  # GPU or TPU when they fit, host on a CPU; training/device_data.py).
+  config.data.placement = 'auto'
 
   config.model = ml_collections.ConfigDict()
   config.model.variant = 'cpu'  # models/vocoder.py VARIANTS: tiny, cpu, base.

@@ -144,6 +144,14 @@ def test_dataset_holds_the_asked_stems_and_the_pipeline_selects_them(dsp_dataset
   input_pipeline.check_data_config(data, meta)
   batch = next(input_pipeline.train_batches(data, meta, 24, seed=0))
   assert set(batch['stem'].tolist()) == {0, 1}
+  # In device memory, the mixes left out: the same records in the same order, the same crops.
+  table = input_pipeline.load_train_table(data, meta)
+  assert len(table.mel) == meta.num_records('train', data.stems) < len(table.record_row)
+  positions = next(input_pipeline.train_positions(data, meta, table, 24, seed=0))
+  np.testing.assert_array_equal(positions['stem'], batch['stem'])
+  np.testing.assert_array_equal(
+      np.stack([table.mel[row, start:start + 32]
+                for row, start in zip(positions['row'], positions['start'])]), batch['mel'])
   only_vocals = ml_collections.ConfigDict(data.to_dict())
   only_vocals.stems = ('vocals',)
   batches = input_pipeline.sequential_batches(only_vocals, meta, 'validation', 8)

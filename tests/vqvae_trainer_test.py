@@ -152,7 +152,7 @@ def test_step_on_2_devices_matches_1_device(prepared_dir):
     trainer = vqvae_trainer.VQVAETrainer(config, mesh=parallel.make_mesh(devices))
     state = trainer.fresh_start(trainer.create_state())
     batch = next(trainer.train_batches(0))
-    assert len(batch['mel'].sharding.device_set) == len(devices)
+    assert len(batch['stem'].sharding.device_set) == len(devices)
     state, metrics = trainer.jit_train_step(state, batch)
     results.append((parallel.host_values(state), parallel.host_values(metrics)))
   (sharded, sharded_metrics), (one, one_metrics) = results

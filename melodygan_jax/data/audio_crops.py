@@ -9,7 +9,9 @@ so no validation song is ever trained on.
 Train batches are a pure function of (seed, step, process): crop b of step s
 comes from a generator seeded with (seed, s, process), so a resumed run reads
 exactly the crops an uninterrupted run would, with nothing saved but the step.
-Crops are read from disk by offset: nothing is held in memory.
+Crops are read from disk by offset, or, with the songs in device memory
+(`load_split_samples`, config.data.placement), cut there from where
+`train_crop_starts` says they begin: the same crops.
 """
 import dataclasses
 import pathlib
@@ -85,6 +87,15 @@ def train_batches(audio: SplitAudio, crop_samples: int, local_batch_size: int, s
   (rows [process_index * local_batch_size, ...)), so the batches do not depend
   on how many processes share them.
   """
+  for songs, starts in _crop_draws(audio, crop_samples, local_batch_size, seed, start_step,
+                                   process_index, process_count):
+    yield {'audio': np.stack([read_crop(audio.paths[song], int(start), crop_samples)
+                              for song, start in zip(songs, starts)])}
+
+
+def _crop_draws(audio: SplitAudio, crop_samples: int, local_batch_size: int, seed: int,
+                start_step: int, process_index: int, process_count: int):
+  """(songs, starts) of this host's crops of each step, from `start_step` on."""
   if not audio.paths:
     raise AudioCropsError(f'no training song holds a crop of {crop_samples} samples')
   positions = np.asarray(audio.num_samples) - crop_samples + 1
@@ -95,9 +106,44 @@ def train_batches(audio: SplitAudio, crop_samples: int, local_batch_size: int, s
     rng = np.random.default_rng([seed, step])
     songs = rng.choice(len(audio.paths), size=local_batch_size * process_count, p=weights)
     starts = rng.integers(0, positions[songs])
-    yield {'audio': np.stack([read_crop(audio.paths[song], int(start), crop_samples)
-                              for song, start in zip(songs[rows], starts[rows])])}
+    yield songs[rows], starts[rows]
     step += 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitSamples:
+  """A split's songs end to end in memory, for crops cut on the devices."""
+  samples: np.ndarray  # [total] int16 (the cleaned WAVs' own PCM), or float32 for other WAVs.
+  song_starts: np.ndarray  # [songs] int64: where each song begins in `samples`.
+  scale: float  # samples * scale is what read_crop returns.
+
+
+def split_samples_bytes(audio: SplitAudio) -> int:
+  return sum(audio.num_samples) * 2
+
+
+def load_split_samples(audio: SplitAudio) -> SplitSamples:
+  """Every song of `audio`, end to end, as its WAV stores it (16-bit PCM: 2 bytes a sample)."""
+  pcm16 = all(soundfile.info(str(path)).subtype == 'PCM_16' for path in audio.paths)
+  dtype = np.int16 if pcm16 else np.float32
+  samples = np.empty(sum(audio.num_samples), dtype)
+  song_starts = np.concatenate([[0], np.cumsum(audio.num_samples)[:-1]]).astype(np.int64)
+  for path, start, length in zip(audio.paths, song_starts, audio.num_samples):
+    song, _ = soundfile.read(str(path), frames=length, dtype=np.dtype(dtype).name,
+                             always_2d=True)
+    # A mono mean, as read_crop takes it (the cleaned WAVs are mono: the same samples).
+    samples[start:start + length] = song[:, 0] if song.shape[1] == 1 else song.mean(axis=1)
+  return SplitSamples(samples=samples, song_starts=song_starts,
+                      scale=1 / 32768 if pcm16 else 1.0)
+
+
+def train_crop_starts(audio: SplitAudio, samples: SplitSamples, crop_samples: int,
+                      local_batch_size: int, seed: int, start_step: int = 0,
+                      process_index: int = 0, process_count: int = 1) -> Iterator[np.ndarray]:
+  """Where `train_batches`' crops (same arguments) begin in `samples.samples`: [local_batch]."""
+  for songs, starts in _crop_draws(audio, crop_samples, local_batch_size, seed, start_step,
+                                   process_index, process_count):
+    yield (samples.song_starts[songs] + starts).astype(np.int32)
 
 
 def validation_clips(audio: SplitAudio, clip_samples: int, max_clips: int) -> np.ndarray:

@@ -130,23 +130,34 @@ def _stem_table(stems):
                                           tf.range(len(stems), dtype=tf.int32)), -1)
 
 
-def _selected_records(files, share: HostShare, stems, all_stems: bool, shuffle_seed=None):
-  """Records of `files` (in the given order) with one of `stems`, this host's share."""
+def _selected_records(files, share: HostShare, stems, all_stems: bool, shuffle_seed=None,
+                      read_file=None, stem_of=None):
+  """Records of `files` (in the given order) with one of `stems`, this host's share.
+
+  `read_file` (file index -> its elements) and `stem_of` (element -> stem)
+  default to the TFRecords themselves; `train_positions` passes record
+  numbers instead, so both streams take the same order.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  ds = tf.data.Dataset.from_tensor_slices(files)
+  if read_file is None:
+    files = tf.constant(list(files))
+    read_file = lambda index: tf.data.TFRecordDataset(files[index])
+    stem_of = records.parse_stem
+  ds = tf.data.Dataset.range(len(files))
   if shuffle_seed is not None:
     ds = ds.shuffle(len(files), seed=shuffle_seed)
-  ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), _MAX_CYCLE_LENGTH),
+  ds = ds.interleave(read_file, cycle_length=min(len(files), _MAX_CYCLE_LENGTH),
                      block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   if not all_stems:
     wanted = tf.constant(list(stems))
-    ds = ds.filter(lambda r: tf.reduce_any(tf.equal(records.parse_stem(r), wanted)))
+    ds = ds.filter(lambda r: tf.reduce_any(tf.equal(stem_of(r), wanted)))
   if share.record_stride > 1:
     ds = ds.shard(share.record_stride, share.record_offset)
   return ds
 
 
 def _normalizer(meta: DatasetMeta, stems):
+  """parsed record -> (normalized mel, stem index); `.stem_id(stem)` alone (-1: not in stems)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   mean, std = meta.normalization.stacked(stems)
   table = _stem_table(stems)
@@ -157,6 +168,7 @@ def _normalizer(meta: DatasetMeta, stems):
     mel = normalization_lib.normalize_with(parsed['mel'], tf.gather(mean, stem_id),
                                            tf.gather(std, stem_id))
     return mel, stem_id
+  normalize.stem_id = table.lookup
   return normalize
 
 
@@ -181,6 +193,126 @@ def train_batches(data: ml_collections.ConfigDict, meta: DatasetMeta, local_batc
      'stem': [local_batch] int32 index into data.stems}
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  normalize = _normalizer(meta, tuple(data.stems))
+
+  def crop_and_normalize(position, record):
+    parsed = records.parse_segment(record, meta.segment_frames)
+    offset = _crop_offset(seed, position, meta.segment_frames - data.crop_frames)
+    parsed['mel'] = parsed['mel'][offset:offset + data.crop_frames]
+    mel, stem_id = normalize(parsed)
+    return {'mel': tf.ensure_shape(mel, [data.crop_frames, None]), 'stem': stem_id}
+
+  ds = _train_stream(data, meta, local_batch_size, seed, start_step, process_index,
+                     process_count)
+  ds = ds.map(crop_and_normalize, num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.batch(local_batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainTable:
+  """The whole train split in memory: the rows a device-placed run crops from."""
+  mel: np.ndarray  # [rows, segment_frames, NUM_MELS] float32, normalized as train_batches does.
+  stem: np.ndarray  # [rows] int32 index into data.stems.
+  file_starts: np.ndarray  # [files + 1]: file f holds records file_starts[f]:file_starts[f + 1].
+  record_row: np.ndarray  # [records] int64: each record's row, -1 for a stem not trained on.
+  record_stem: np.ndarray  # [records] bytes: each record's stem.
+
+  @property
+  def nbytes(self) -> int:
+    return self.mel.nbytes
+
+
+def train_table_bytes(data: ml_collections.ConfigDict, meta: DatasetMeta) -> int:
+  """What `load_train_table` will hold, known before reading it."""
+  rows = meta.num_records(records.TRAIN_SPLIT, tuple(data.stems))
+  return rows * meta.segment_frames * contract.NUM_MELS * 4
+
+
+def load_train_table(data: ml_collections.ConfigDict, meta: DatasetMeta) -> TrainTable:
+  """Reads and normalizes every train record of `data.stems`, in shard order."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  stems = tuple(data.stems)
+  normalize = _normalizer(meta, stems)
+  num_rows = meta.num_records(records.TRAIN_SPLIT, stems)
+  mel = np.empty((num_rows, meta.segment_frames, contract.NUM_MELS), np.float32)
+  stem_ids, record_row, record_stem, file_starts = [], [], [], [0]
+
+  def parse(record):
+    parsed = records.parse_segment(record, meta.segment_frames)
+    stem_id = normalize.stem_id(parsed['stem'])
+    return {'stem': parsed['stem'], 'stem_id': stem_id,
+            'mel': tf.cond(stem_id >= 0, lambda: normalize(parsed)[0],
+                           lambda: tf.zeros_like(parsed['mel']))}
+
+  for path in meta.split_files.get(records.TRAIN_SPLIT, []):
+    ds = tf.data.TFRecordDataset(path).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    for item in ds.prefetch(4).as_numpy_iterator():
+      record_stem.append(item['stem'])
+      if item['stem_id'] < 0:
+        record_row.append(-1)
+        continue
+      if len(stem_ids) == num_rows:
+        raise DatasetError(f'{meta.path}: the train split holds more records than its '
+                           f'stats.json counts ({num_rows})')
+      record_row.append(len(stem_ids))
+      mel[len(stem_ids)] = item['mel']
+      stem_ids.append(item['stem_id'])
+    file_starts.append(len(record_row))
+  if len(stem_ids) != num_rows:
+    raise DatasetError(f'{meta.path}: the train split holds {len(stem_ids)} records of '
+                       f'stems {", ".join(stems)}, its stats.json counts {num_rows}')
+  return TrainTable(mel=mel, stem=np.asarray(stem_ids, np.int32),
+                    file_starts=np.asarray(file_starts, np.int64),
+                    record_row=np.asarray(record_row, np.int64),
+                    record_stem=np.asarray(record_stem, object))
+
+
+def train_positions(data: ml_collections.ConfigDict, meta: DatasetMeta, table: TrainTable,
+                    local_batch_size: int, seed: int, start_step: int = 0,
+                    process_index: int = 0, process_count: int = 1) -> Iterator[dict]:
+  """Where `train_batches`' crops come from, for the same arguments: the same records
+  in the same order, the same offsets.
+
+  Yields:
+    {'row': [local_batch] int32 row of `table`, 'start': [local_batch] int32
+     first frame of the crop, 'stem': [local_batch] int32}; so
+     table.mel[row, start:start + crop_frames] is train_batches' 'mel'.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  file_starts = tf.constant(table.file_starts)
+  record_row = tf.constant(table.record_row)
+  record_stem = tf.constant(table.record_stem.astype(bytes))
+  stem_ids = tf.constant(table.stem)
+
+  def where(position, record):
+    row = tf.gather(record_row, record)
+    offset = _crop_offset(seed, position, meta.segment_frames - data.crop_frames)
+    return {'row': tf.cast(row, tf.int32), 'start': tf.cast(offset, tf.int32),
+            'stem': tf.gather(stem_ids, row)}
+
+  ds = _train_stream(data, meta, local_batch_size, seed, start_step, process_index,
+                     process_count,
+                     read_file=lambda f: tf.data.Dataset.range(file_starts[f], file_starts[f + 1]),
+                     stem_of=lambda record: tf.gather(record_stem, record))
+  ds = ds.map(where).batch(local_batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+  return ds.as_numpy_iterator()
+
+
+def _crop_offset(seed: int, position, max_offset: int):
+  """The first frame of the crop of the record at stream `position`."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.random.stateless_uniform([], seed=tf.stack([tf.cast(seed, tf.int64), position]),
+                                     maxval=max_offset + 1, dtype=tf.int64)
+
+
+def _train_stream(data, meta: DatasetMeta, local_batch_size: int, seed: int, start_step: int,
+                  process_index: int, process_count: int, read_file=None, stem_of=None):
+  """(stream position, record) of this host's rows, from the first record of `start_step`.
+
+  Epoch e reads the files in an order seeded by (seed, e) through a seeded
+  shuffle buffer; the stream is cut into global batches.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   stems = tuple(data.stems)
   share = host_share(meta, records.TRAIN_SPLIT, stems, 0, 1)  # Every host reads it all.
   records_per_epoch = share.num_records
@@ -189,27 +321,16 @@ def train_batches(data: ml_collections.ConfigDict, meta: DatasetMeta, local_batc
   all_stems = set(stems) >= set(meta.stats['stems'])
   global_batch_size = local_batch_size * process_count
   first_row = process_index * local_batch_size
-  first_record = start_step * global_batch_size
-  start_epoch, start_offset = divmod(first_record, records_per_epoch)
-  max_offset = meta.segment_frames - data.crop_frames
-  normalize = _normalizer(meta, stems)
+  start_epoch, start_offset = divmod(start_step * global_batch_size, records_per_epoch)
 
   def epoch_records(epoch):
     epoch_seed = tf.cast(seed, tf.int64) * 1_000_003 + epoch
-    ds = _selected_records(share.files, share, stems, all_stems, shuffle_seed=epoch_seed)
+    ds = _selected_records(share.files, share, stems, all_stems, shuffle_seed=epoch_seed,
+                           read_file=read_file, stem_of=stem_of)
     ds = ds.shuffle(data.shuffle_buffer, seed=epoch_seed + 1).take(records_per_epoch)
     ds = tf.data.Dataset.zip(tf.data.Dataset.range(records_per_epoch), ds)
     ds = ds.skip(tf.where(epoch == start_epoch, tf.constant(start_offset, tf.int64), 0))
     return ds.map(lambda index, record: (epoch * records_per_epoch + index, record))
-
-  def crop_and_normalize(position, record):
-    parsed = records.parse_segment(record, meta.segment_frames)
-    offset = tf.random.stateless_uniform(
-        [], seed=tf.stack([tf.cast(seed, tf.int64), position]),
-        maxval=max_offset + 1, dtype=tf.int64)
-    parsed['mel'] = parsed['mel'][offset:offset + data.crop_frames]
-    mel, stem_id = normalize(parsed)
-    return {'mel': tf.ensure_shape(mel, [data.crop_frames, None]), 'stem': stem_id}
 
   def this_hosts_row(position, record):  # Decided before parsing: a host parses only its rows.
     del record
@@ -219,9 +340,7 @@ def train_batches(data: ml_collections.ConfigDict, meta: DatasetMeta, local_batc
   ds = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch_records)
   if process_count > 1:
     ds = ds.filter(this_hosts_row)
-  ds = ds.map(crop_and_normalize, num_parallel_calls=tf.data.AUTOTUNE)
-  ds = ds.batch(local_batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-  return ds.as_numpy_iterator()
+  return ds
 
 
 def num_sequential_batches(meta: DatasetMeta, split: str, stems, crop_frames: int,

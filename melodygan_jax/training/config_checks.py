@@ -48,6 +48,13 @@ def check_data_section(data: ml_collections.ConfigDict) -> None:
   check_positive(data, 'config.data', [name for name in ('crop_frames', 'shuffle_buffer')
                                         if name in data])  # The GAN crops in codes.
   require(len(data.stems) > 0, 'config.data.stems', data.stems, 'name at least one stem')
+  check_placement(data)
+
+
+def check_placement(data: ml_collections.ConfigDict) -> None:
+  placement = data.get('placement', 'auto')
+  require(placement in ('auto', 'device', 'host'), 'config.data.placement', placement,
+          'must be auto, device or host')
 
 
 def check_dtype(field: str, dtype: str) -> None:

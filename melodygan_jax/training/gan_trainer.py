@@ -3,7 +3,8 @@
 The data are code sequences of the frozen VQ-VAE, encoded once and cached
 (melodygan_jax.runs.latent_cache) as runs of adjacent segments of one source.
 A batch is a pure function of (seed, step): random crops inside those runs,
-drawn with NumPy from that seed.
+drawn with NumPy from that seed; with the codes in device memory
+(config.data.placement) only the crops' starts go to the devices.
 
 Random context masking (config.model.context_probability > 0, see
 training/context_masking.py) teaches the same generator to continue real codes.
@@ -33,6 +34,7 @@ from melodygan_jax.runs import loading
 from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import context_masking
+from melodygan_jax.training import device_data
 from melodygan_jax.training import latent_encoding
 from melodygan_jax.training import loop
 from melodygan_jax.training import metric_writer
@@ -315,6 +317,17 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
   return new_state, metrics
 
 
+def train_step_on_device_crops(step_fn, steps: int, codebooks, code_histogram,
+                               state: GANState, starts, tables, base_rng):
+  """`step_fn` (a train_step) on crops cut here from the codes (and envelopes) in
+  device memory; `starts` [batch] index the tables' rows."""
+  codes_table, rhythm_table = tables
+  real = device_data.crop_flat(codes_table, starts, steps)
+  if rhythm_table is not None:
+    real = (real, device_data.crop_flat(rhythm_table, starts, steps))
+  return step_fn(codebooks, code_histogram, state, real, base_rng)
+
+
 class GANTrainer:
   """Builds the GAN, its state, batches and compiled steps for one config.
 
@@ -354,10 +367,19 @@ class GANTrainer:
     self.gen_graphdef, self.disc_graphdef, self._initial_state, optimizers = init_state(
         config, *data.codebooks.shape, rhythm_bank=bank)
     self.base_rng = jax.random.key(config.seed)
-    self._jit_train_step = jax.jit(
-        functools.partial(train_step, self.gen_graphdef, self.disc_graphdef, optimizers,
-                          config),
-        donate_argnums=2, out_shardings=replicated)
+    step = functools.partial(train_step, self.gen_graphdef, self.disc_graphdef, optimizers,
+                             config)
+    # The training codes (and envelopes) on the devices when they fit: a step
+    # then gets only where its crops start (training/device_data.py).
+    self.device_tables = None
+    table_bytes = data.train.codes.nbytes + (0 if self.rhythm is None else self.rhythm.nbytes)
+    if device_data.on_device(config.data.get('placement', 'auto'), table_bytes,
+                             "the latent cache's training codes", self.mesh):
+      self.device_tables = (
+          device_data.put_rows(np.asarray(data.train.codes, np.int32), self.mesh),
+          None if self.rhythm is None else device_data.put_rows(self.rhythm, self.mesh))
+      step = functools.partial(train_step_on_device_crops, step, self.steps)
+    self._jit_train_step = jax.jit(step, donate_argnums=2, out_shardings=replicated)
     self.jit_sample = jax.jit(functools.partial(
         sample_codes, self.gen_graphdef, self.codebooks,
         gan_models.generator_temperature(config.model)),
@@ -373,8 +395,12 @@ class GANTrainer:
     self.baselines = self._baseline_metrics()
     self._music_reference = None  # The held-out crops' music profile, made at the first eval.
 
-  def jit_train_step(self, state: GANState, real_codes) -> tuple[GANState, dict]:
-    return self._jit_train_step(self.codebooks, self.code_histogram, state, real_codes,
+  def jit_train_step(self, state: GANState, batch) -> tuple[GANState, dict]:
+    """`batch`: train_batches' item (crops, or where they start in the device tables)."""
+    if self.device_tables is not None:
+      return self._jit_train_step(self.codebooks, self.code_histogram, state, batch,
+                                  self.device_tables, self.base_rng)
+    return self._jit_train_step(self.codebooks, self.code_histogram, state, batch,
                                 self.base_rng)
 
   def create_state(self) -> GANState:
@@ -384,11 +410,14 @@ class GANTrainer:
     return state
 
   def train_batches(self, start_step: int):
-    """Random crops of the training runs; batch s depends only on (seed, s)."""
+    """Random crops of the training runs (or, with the codes on the devices, where
+    they start); batch s depends only on (seed, s)."""
+    if self.device_tables is not None:
+      return parallel.prefetch_to_mesh(self._local_starts(start_step), self.mesh)
     return parallel.prefetch_to_mesh(self._local_batches(start_step), self.mesh)
 
-  def _local_batches(self, start_step: int):
-    """This host's rows of each global batch of crops, [local_batch, steps, levels] codes."""
+  def _local_starts(self, start_step: int):
+    """This host's rows of each global batch: where its crops start in data.train.codes."""
     global_batch = self.config.train.batch_size
     local = parallel.local_batch_size(global_batch)
     first = jax.process_index() * local
@@ -396,7 +425,12 @@ class GANTrainer:
       # Every host draws the whole global batch from (seed, step) and keeps its rows.
       rng = np.random.default_rng([self.config.seed, step])
       starts = latent_cache.sample_crop_starts(self.data.train, self.steps, rng, global_batch)
-      index = starts[first:first + local, None] + np.arange(self.steps)
+      yield starts[first:first + local].astype(np.int32)
+
+  def _local_batches(self, start_step: int):
+    """This host's rows of each global batch of crops, [local_batch, steps, levels] codes."""
+    for starts in self._local_starts(start_step):
+      index = starts[:, None] + np.arange(self.steps)
       if self.rhythm is None:
         yield self.data.train.codes[index]
       else:

@@ -96,22 +96,34 @@ def _on_every_host(flag: bool) -> bool:
 
 @dataclasses.dataclass
 class _Progress:
-  """Steps/s and ETA over the last log interval."""
+  """Steps/s, ETA and the share of time spent waiting for input, over the last log interval."""
   num_steps: int
   last_step: int
   last_time: float = dataclasses.field(default_factory=time.perf_counter)
+  input_wait_s: float = 0.0  # Since the last update.
 
-  def update(self, step: int) -> tuple[float, str]:
+  def next_batch(self, batches: Iterator) -> Any:
+    """next(batches), timed: the loop dispatches a step only once its batch is there."""
+    start = time.perf_counter()
+    batch = next(batches)
+    self.input_wait_s += time.perf_counter() - start
+    return batch
+
+  def update(self, step: int) -> tuple[float, str, float]:
+    """(steps/s, ETA, share of the interval's wall time spent in next(batches))."""
     now = time.perf_counter()
-    steps_per_s = (step - self.last_step) / max(now - self.last_time, 1e-9)
-    self.last_step, self.last_time = step, now
+    elapsed = max(now - self.last_time, 1e-9)
+    steps_per_s = (step - self.last_step) / elapsed
+    input_wait_share = min(1.0, self.input_wait_s / elapsed)
+    self.last_step, self.last_time, self.input_wait_s = step, now, 0.0
     eta_s = (self.num_steps - step) / max(steps_per_s, 1e-9)
-    return steps_per_s, time.strftime('%H:%M:%S', time.gmtime(eta_s))
+    return steps_per_s, time.strftime('%H:%M:%S', time.gmtime(eta_s)), input_wait_share
 
 
 def _format(metrics: dict) -> str:
   return ', '.join(f'{name.removeprefix("train/").removeprefix("eval/")}={value:.4g}'
-                   for name, value in metrics.items() if name != 'train/steps_per_s')
+                   for name, value in metrics.items()
+                   if name not in ('train/steps_per_s', 'train/input_wait_share'))
 
 
 def train_and_evaluate(trainer: Trainer, train_config, workdir: str,
@@ -174,15 +186,17 @@ def train_and_evaluate(trainer: Trainer, train_config, workdir: str,
           f'step {last_saved_step} in {workdir}/checkpoints')
     last_checked_step = step
     if step % train_config.log_every_steps == 0 or step == train_config.num_steps:
-      steps_per_s, eta = progress.update(step)
+      steps_per_s, eta, input_wait_share = progress.update(step)
       metrics['train/steps_per_s'] = steps_per_s
+      metrics['train/input_wait_share'] = input_wait_share
       writer.write_scalars(step, metrics)
-      logging.info('step %d/%d: %s | %.2f steps/s, ETA %s', step, train_config.num_steps,
-                   _format(metrics), steps_per_s, eta)
+      logging.info('step %d/%d: %s | %.2f steps/s, %.0f%% waiting for input, ETA %s', step,
+                   train_config.num_steps, _format(metrics), steps_per_s,
+                   100 * input_wait_share, eta)
 
   try:
     for step in range(first_step, train_config.num_steps):
-      state, metrics = trainer.jit_train_step(state, next(batches))
+      state, metrics = trainer.jit_train_step(state, progress.next_batch(batches))
       # Stay one step ahead of the device, not more: an unbounded queue of
       # dispatched steps holds memory, and on several CPU devices it can
       # starve the threads that a step's all-reduce waits on.

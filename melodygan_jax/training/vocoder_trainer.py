@@ -54,6 +54,7 @@ from melodygan_jax.runs import checkpoints
 from melodygan_jax.runs import loading
 from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import config_checks
+from melodygan_jax.training import device_data
 from melodygan_jax.training import loop
 from melodygan_jax.training import metric_writer
 from melodygan_jax.training import parallel
@@ -106,6 +107,7 @@ def check_config(config: ml_collections.ConfigDict) -> CheckedConfig:
       f'{4 * contract.HOP_LENGTH}')
   config_checks.check_positive(data, 'config.data', ('num_validation_clips',
                                                      'validation_clip_seconds'))
+  config_checks.check_placement(data)
   model = config.model
   config_checks.require(model.variant in vocoder_models.VARIANTS, 'config.model.variant',
                         model.variant, f'choose one of {", ".join(vocoder_models.VARIANTS)}')
@@ -276,6 +278,13 @@ def waveform_scores(references: np.ndarray, estimates: np.ndarray) -> dict:
   return {'mr_stft': float(np.mean(mr_stft)), 'mel_distance': float(np.mean(mel))}
 
 
+def train_step_on_device_crops(step_fn, crop_samples: int, scale: float, state: TrainState,
+                               starts, samples: jax.Array, codec):
+  """`step_fn` (a train_step) on crops cut here from the songs in device memory."""
+  audio = device_data.crop_flat(samples, starts, crop_samples).astype(jnp.float32) * scale
+  return step_fn(state, {'audio': audio}, codec)
+
+
 class VocoderTrainer:
   """Builds the vocoder, its state and compiled steps for one config."""
 
@@ -297,13 +306,26 @@ class VocoderTrainer:
           std=jnp.asarray(std)), self.mesh)
       input_log_mel_fn = functools.partial(codec_log_mel, vqvae.graphdef,
                                            vqvae.time_stride)
+    # The training songs on the devices when they fit (training/device_data.py).
+    self.device_samples, self._sample_scale, self._split_samples = None, 1.0, None
+    total = sum(self.train_audio.num_samples)
+    if total < 2**31 and device_data.on_device(  # Crop starts are int32 on the devices.
+        config.data.get('placement', 'auto'), audio_crops.split_samples_bytes(self.train_audio),
+        'the training songs', self.mesh):
+      split = audio_crops.load_split_samples(self.train_audio)
+      self.device_samples = device_data.put_rows(split.samples, self.mesh)
+      self._split_samples = dataclasses.replace(split, samples=None)  # On the devices now.
+
+    def make_step(adversarial):
+      step = functools.partial(train_step, self.graphdef, disc_graphdef, *optimizers,
+                               self.schedule, config, input_log_mel_fn, adversarial)
+      if self.device_samples is not None:
+        step = functools.partial(train_step_on_device_crops, step, config.data.crop_samples,
+                                 self._split_samples.scale)
+      return jax.jit(step, donate_argnums=0, out_shardings=replicated)
+
     # Two compiled steps, warm-up and adversarial (see loop.PhasedStep).
-    self._train_step = loop.PhasedStep(
-        lambda adversarial: jax.jit(
-            functools.partial(train_step, self.graphdef, disc_graphdef, *optimizers,
-                              self.schedule, config, input_log_mel_fn, adversarial),
-            donate_argnums=0, out_shardings=replicated),
-        config.loss.adversarial_start_step)
+    self._train_step = loop.PhasedStep(make_step, config.loss.adversarial_start_step)
     self.jit_input_log_mel = jax.jit(input_log_mel_fn, out_shardings=replicated)
     self.jit_synthesize = jax.jit(
         lambda generator, log_mel: neural_vocoder.synthesize(
@@ -320,6 +342,9 @@ class VocoderTrainer:
     self._griffin_lim_scores = None  # Computed at the first evaluation, then kept.
 
   def jit_train_step(self, state: TrainState, batch) -> tuple[TrainState, dict]:
+    """`batch`: train_batches' item (crops, or where they begin in the songs on the devices)."""
+    if self.device_samples is not None:
+      return self._train_step(state, batch, self.device_samples, self.codec)
     return self._train_step(state, batch, self.codec)
 
   def create_state(self) -> TrainState:
@@ -338,11 +363,14 @@ class VocoderTrainer:
 
   def train_batches(self, start_step: int):
     self._train_step.reset(start_step)
-    local = audio_crops.train_batches(
-        self.train_audio, self.config.data.crop_samples,
-        parallel.local_batch_size(self.config.train.batch_size), seed=self.config.seed,
-        start_step=start_step, process_index=jax.process_index(),
-        process_count=jax.process_count())
+    args = dict(crop_samples=self.config.data.crop_samples,
+                local_batch_size=parallel.local_batch_size(self.config.train.batch_size),
+                seed=self.config.seed, start_step=start_step,
+                process_index=jax.process_index(), process_count=jax.process_count())
+    if self.device_samples is not None:
+      local = audio_crops.train_crop_starts(self.train_audio, self._split_samples, **args)
+    else:
+      local = audio_crops.train_batches(self.train_audio, **args)
     return parallel.prefetch_to_mesh(local, self.mesh)
 
   def evaluate(self, state: TrainState, writer: metric_writer.MetricWriter, step: int) -> dict:

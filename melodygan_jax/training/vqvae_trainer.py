@@ -9,6 +9,7 @@ itself trained in the same step. Each example keeps a random number of
 quantizer levels with probability `model.quantizer_dropout` (one model, several
 bit rates).
 """
+import dataclasses
 import functools
 
 import flax
@@ -32,6 +33,7 @@ from melodygan_jax.models import spectrogram_discriminator
 from melodygan_jax.models import vqvae
 from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import config_checks
+from melodygan_jax.training import device_data
 from melodygan_jax.training import loop
 from melodygan_jax.training import metric_writer
 from melodygan_jax.training import parallel
@@ -212,6 +214,15 @@ def train_step(graphdef, disc_graphdef, optimizer, disc_optimizer, schedule, con
   return new_state, metrics
 
 
+def train_step_on_device_crops(step_fn, crop_frames: int, state: TrainState, positions,
+                               table: jax.Array, base_rng) -> tuple[TrainState, dict]:
+  """`step_fn` (a train_step) on crops cut here from the train split in device memory."""
+  batch = {'mel': device_data.crop_rows(table, positions['row'], positions['start'],
+                                        crop_frames),
+           'stem': positions['stem']}
+  return step_fn(state, batch, base_rng)
+
+
 def eval_step(graphdef, mean, std, state: TrainState, batch) -> dict:
   """Sums over the real (weight 1) examples of a validation batch, at every bit rate.
 
@@ -283,14 +294,27 @@ class VQVAETrainer:
     self.stems = stems
     mean, std = self.meta.normalization.stacked(stems)
     replicated = parallel.replicated(self.mesh)
+    # The whole train split on the devices when it fits (training/device_data.py).
+    self.table, self.device_mel = None, None
+    if device_data.on_device(config.data.get('placement', 'auto'),
+                             input_pipeline.train_table_bytes(config.data, self.meta),
+                             'the train split', self.mesh):
+      table = input_pipeline.load_train_table(config.data, self.meta)
+      self.device_mel = device_data.put_rows(table.mel, self.mesh)
+      self.table = dataclasses.replace(table, mel=None)  # The devices hold the rows now.
+
+    def make_step(adversarial):
+      step = functools.partial(train_step, self.graphdef, disc_graphdef, *optimizers,
+                               self.schedule, config, adversarial,
+                               (jnp.asarray(mean), jnp.asarray(std)))
+      if self.table is not None:
+        step = functools.partial(train_step_on_device_crops, step, config.data.crop_frames)
+      return jax.jit(step, donate_argnums=0, out_shardings=replicated)
+
     # Two compiled steps, warm-up and adversarial; each compiles on first use.
-    self._train_step = loop.PhasedStep(
-        lambda adversarial: jax.jit(
-            functools.partial(train_step, self.graphdef, disc_graphdef, *optimizers,
-                              self.schedule, config, adversarial,
-                              (jnp.asarray(mean), jnp.asarray(std))),
-            donate_argnums=0, out_shardings=replicated),
-        config.loss.adversarial_start_step)
+    self._train_step = loop.PhasedStep(make_step, config.loss.adversarial_start_step)
+    self._jit_crop = jax.jit(functools.partial(device_data.crop_rows,
+                                               length=config.data.crop_frames))
     self.jit_eval_step = jax.jit(functools.partial(
         eval_step, self.graphdef, jnp.asarray(mean), jnp.asarray(std)), out_shardings=replicated)
     self.jit_encode = jax.jit(functools.partial(encode, self.graphdef))
@@ -299,6 +323,9 @@ class VQVAETrainer:
                                    out_shardings=replicated)
 
   def jit_train_step(self, state: TrainState, batch) -> tuple[TrainState, dict]:
+    """`batch`: train_batches' item (crops, or where to cut them on the devices)."""
+    if self.table is not None:
+      return self._train_step(state, batch, self.device_mel, self.base_rng)
     return self._train_step(state, batch, self.base_rng)
 
   def create_state(self) -> TrainState:
@@ -306,17 +333,28 @@ class VQVAETrainer:
     return parallel.replicate(self._initial_state, self.mesh)
 
   def train_batches(self, start_step: int):
+    """Global batches from `start_step` on: crops {'mel', 'stem'}, or with the split
+    on the devices where to cut them {'row', 'start', 'stem'} (the same crops)."""
     self._train_step.reset(start_step)
-    local = input_pipeline.train_batches(
-        self.config.data, self.meta, parallel.local_batch_size(self.config.train.batch_size),
-        seed=self.config.seed, start_step=start_step, process_index=jax.process_index(),
-        process_count=jax.process_count())
+    args = dict(local_batch_size=parallel.local_batch_size(self.config.train.batch_size),
+                seed=self.config.seed, start_step=start_step,
+                process_index=jax.process_index(), process_count=jax.process_count())
+    if self.table is not None:
+      local = input_pipeline.train_positions(self.config.data, self.meta, self.table, **args)
+    else:
+      local = input_pipeline.train_batches(self.config.data, self.meta, **args)
     return parallel.prefetch_to_mesh(local, self.mesh)
+
+  def batch_mel(self, batch) -> jax.Array:
+    """The crops [batch, frames, mels] of a train_batches item, either placement."""
+    if self.table is None:
+      return batch['mel']
+    return self._jit_crop(self.device_mel, batch['row'], batch['start'])
 
   def fresh_start(self, state: TrainState) -> TrainState:
     """Seeds the codebook with k-means of the first batches' encodings."""
     batches = self.train_batches(0)
-    encodings = [self.jit_encode(state, next(batches)['mel'])
+    encodings = [self.jit_encode(state, self.batch_mel(next(batches)))
                  for _ in range(self.config.model.kmeans_init_batches)]
 
     @functools.partial(jax.jit, out_shardings=parallel.replicated(self.mesh))
