@@ -342,7 +342,9 @@ def test_loops_wrap_around_without_a_seam(trained_gan, tmp_path):
     reference_flux.append(flux_at_and_between(one_pass[:2 * len(clip)], [len(clip)])[0])
     # A phase seam splatters the spectrum: the mel of the played-twice loop is no
     # further from its target at the wrap than elsewhere (a loop rendered with edges
-    # and wrapped measures 3-7x here; the old cross-fade of two renderings 1.3x).
+    # and wrapped measures 3-7x here; the old cross-fade of two renderings 1.3x on
+    # average). One clip alone varies with the trained fixture (0.95-1.31 seen), so the
+    # mean tells a cross-fade apart and the largest only a seam.
     target = log_mel[0, period_frames:2 * period_frames + 1]
     error = np.abs(contract.log_mel(np.concatenate([clip] * 3))[period_frames:
                                                                  2 * period_frames + 1]
@@ -350,7 +352,7 @@ def test_loops_wrap_around_without_a_seam(trained_gan, tmp_path):
     near_wrap = np.r_[0:2, period_frames - 1:period_frames + 1]
     wrap_error_ratios.append(error[near_wrap].mean() / np.delete(error, near_wrap).mean())
   assert sum(wrap_flux) <= 1.05 * sum(reference_flux), (wrap_flux, reference_flux)
-  assert np.mean(wrap_error_ratios) <= 1.15 and max(wrap_error_ratios) <= 1.3, wrap_error_ratios
+  assert np.mean(wrap_error_ratios) <= 1.15 and max(wrap_error_ratios) <= 2.0, wrap_error_ratios
   again = sample.sample(str(trained_gan[0]), str(tmp_path / 'again'), num_samples=4,
                         seconds=6.0, seed=2, loop=True, show_progress=False, num_references=0)
   assert again['samples'][1]['window_joins'] == manifest['samples'][1]['window_joins']

@@ -101,10 +101,14 @@ def tiny_vqvae_config(prepared_dir):
 
 @pytest.fixture(scope='module')
 def two_process_vqvae(prepared_dir, tmp_path_factory):
-  """A 2-process VQ-VAE run, preempted once and resumed: (workdir, first logs, resumed logs)."""
+  """A 2-process VQ-VAE run, preempted once and resumed: (workdir, first logs, resumed logs).
+
+  Its train split is in device memory, sharded over both processes' devices
+  (the one-process runs it is compared with read it through the host pipeline).
+  """
   root = tmp_path_factory.mktemp('two_process')
   workdir = root / 'vqvae'
-  flags = {'data.dataset_dir': prepared_dir, **VQVAE_OVERRIDES}
+  flags = {'data.dataset_dir': prepared_dir, 'data.placement': 'device', **VQVAE_OVERRIDES}
   processes = start_processes('configs/vqvae_tiny.py', workdir, flags, root)
   deadline = time.time() + 300
   while not saved_steps(workdir):
@@ -144,7 +148,8 @@ def train_losses(workdir) -> dict[int, dict]:
 def test_the_train_command_logs_the_same_losses_on_2x2_and_1x4_devices(
     two_process_vqvae, prepared_dir, tmp_path):
   """Topology-independent training: 2 processes x 2 devices (preempted and resumed on
-  the way) and 1 process x 4 devices, through the train command, same config and seed."""
+  the way, the split in device memory) and 1 process x 4 devices (the split read
+  through tf.data), through the train command, same config and seed."""
   workdir, _, _ = two_process_vqvae
   env = {**os.environ, 'JAX_PLATFORMS': 'cpu',
          'XLA_FLAGS': '--xla_force_host_platform_device_count=4'}

@@ -12,6 +12,10 @@ and skips into it, so a resumed run sees exactly the batches an uninterrupted
 run would have seen, with nothing to save but the step. (Saving tf.data's
 iterator state instead would store the whole shuffle buffer in every checkpoint.)
 
+With the train split in device memory (`load_train_table`), `train_positions`
+runs the same stream over record numbers and yields where each crop starts
+instead of the crop: the same records in the same order, the same offsets.
+
 Evaluation passes (`sequential_batches`) split the work instead: each host
 reads a disjoint share, whole shard files when there are at least as many
 files as hosts, else every `process_count`-th record.
