@@ -1,7 +1,7 @@
 r"""From a folder of songs to new music like them, in one command and a time budget.
 
   python -m melodygan_jax.create --songs=my_songs/ --workdir=runs/mine [--hours=1] \
-      [--preset=auto|cpu|gpu|tpu|tiny] [--vocoder]
+      [--preset=auto|cpu|gpu|tpu|tiny] [--vocoder] [--held_out_fraction=F]
 
 Everything goes into WORKDIR:
   data/               prepare's data set (cleaned WAVs, shards, stats, report)
@@ -63,8 +63,21 @@ VOCODER_SHARE = 0.25  # Of the training time, with --vocoder.
 MIN_STEPS = {'vqvae': 200, 'gan': 200, 'vocoder': 200}
 PREPARE_X_REAL_TIME = 200.0  # Planned rate of prepare before it has run (2 workers: 400-780x).
 STAGE_OVERHEAD_S = 90.0  # Start-up, compiles, the final eval and checkpoint of a training stage.
-EVALUATE_S_PER_HELD_OUT_HOUR = 600.0  # Measured ~100 CPU s for the embeddings; codes,
-EVALUATE_FIXED_S = 180.0              # decoding, Griffin-Lim and loading on top.
+# evaluate, on 10 s clips, gets about a fifth of the budget: its held-out halves have as many
+# clips as that allows (at least 30 a side, at most what the held-out songs hold), and the
+# memorization check 240 training clips (40 minutes spread over every training song). Its
+# time, fitted to the phases it logs on 6.65 h of songs (docs/create.md, 19 min for halves of
+# 89 clips and 360 training clips): a fixed part (loading, compiles, the distances'
+# intervals, the two-sample classifiers), each training clip read and embedded, and each
+# pair of held-out clips: half A's read and embedded, half B's with its codec and inversion
+# copies and one clip of each of the three code sets decoded and inverted.
+EVALUATE_SHARE = 0.2
+EVALUATE_CLIP_S = 10.0
+EVALUATE_MIN_HALF = 30
+EVALUATE_TRAINING_CLIPS = 240
+EVALUATE_FIXED_S = 230.0
+EVALUATE_TRAINING_CLIP_S = 0.5
+EVALUATE_HALF_CLIP_S = 7.9
 SAMPLES_S = 90.0
 AUDIO_SUFFIXES = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.mp3', '.m4a', '.aac', '.aiff',
                   '.aif', '.wma', '.webm', '.mka')
@@ -119,10 +132,11 @@ def check_inputs(songs_dir: str, workdir: str, settings: dict,
       raise errors.UserError(
           f'--workdir={workdir}: made with feature version {state.get("feature_version")}, this '
           f'code computes {contract.FEATURE_VERSION}: use a new --workdir')
-    for name in ('songs', 'preset', 'vocoder'):
-      if state['settings'][name] != settings[name]:
+    for name in ('songs', 'preset', 'vocoder', 'held_out_fraction'):
+      if state['settings'].get(name) != settings[name]:
         raise errors.UserError(
-            f'--{name}={settings[name]}: {workdir} was started with {state["settings"][name]!r}; '
+            f'--{name}={settings[name]}: {workdir} was started with '
+            f'{state["settings"].get(name)!r}; '
             'run it with the same settings to resume, or use a new --workdir')
     return state
   if os.path.isdir(workdir) and any(os.scandir(workdir)):
@@ -180,10 +194,26 @@ def train_command(config: str, workdir: str, steps: int, overrides: dict) -> lis
   return command + [f'--config.{name}={value}' for name, value in overrides.items()]
 
 
-def held_out_fraction(num_files: int) -> float:
+def held_out_fraction(num_files: int, requested: float | None = None) -> float:
   """prepare's --validation_fraction: evaluation compares two halves of the held-out songs,
-  so about 4 of them, a tenth of a large collection, and never most of a small one."""
+  so about 4 of them, a tenth of a large collection, and never most of a small one (or
+  what --held_out_fraction asks)."""
+  if requested is not None:
+    return requested
   return min(max(4 / max(num_files, 1), 0.1), 0.3)
+
+
+def evaluate_size(audio_s: float, held_out: float, budget_s: float) -> tuple[int, float]:
+  """(held-out clips evaluate reads, its planned seconds) for `audio_s` of songs, `held_out`
+  of them held out, in a budget of `budget_s`."""
+  available = audio_s * held_out / EVALUATE_CLIP_S / 2
+  training = min(audio_s * (1 - held_out) / EVALUATE_CLIP_S, EVALUATE_TRAINING_CLIPS)
+  fits = ((EVALUATE_SHARE * budget_s - EVALUATE_FIXED_S - EVALUATE_TRAINING_CLIP_S * training)
+          / EVALUATE_HALF_CLIP_S)
+  half = max(min(fits, available), min(EVALUATE_MIN_HALF, available))
+  seconds = (EVALUATE_FIXED_S + EVALUATE_TRAINING_CLIP_S * training
+             + EVALUATE_HALF_CLIP_S * half)
+  return max(int(2 * half), 2), seconds
 
 
 def check_prepared(workdir: str) -> None:
@@ -199,24 +229,29 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
   workdir, preset = settings['workdir'], settings['preset']
   calibration = state['calibration']
   done = state['finished']
-  held_out_hours = audio_s * held_out_fraction(state['num_files']) / 3600
+  validation_fraction = held_out_fraction(state['num_files'], settings.get('held_out_fraction'))
   stages = []
   if 'prepare' not in done:
     prepare_s = audio_s / PREPARE_X_REAL_TIME
-    validation_fraction = held_out_fraction(state['num_files'])
     stages.append(Stage('prepare', [
         sys.executable, '-m', 'data_prep.prepare', f'--input_dir={settings["songs"]}',
         f'--output_dir={workdir}/data', '--num_workers=2',
         f'--validation_fraction={validation_fraction:.3f}'], prepare_s,
         f'{audio_s / 3600:.2f} h of audio in {state["num_files"]} files, '
         f'{validation_fraction:.0%} of them held out'))
-  after_training = (EVALUATE_FIXED_S + EVALUATE_S_PER_HELD_OUT_HOUR * held_out_hours
-                    + SAMPLES_S)
   training_stages = [name for name in ('vqvae', 'gan', 'vocoder')
                      if name not in done and (name != 'vocoder' or settings['vocoder'])]
   planned_prepare = sum(stage.planned_s for stage in stages)
-  training_s = (seconds_left - planned_prepare - after_training
-                - STAGE_OVERHEAD_S * len(training_stages))
+
+  def training_time(hours: float) -> float:
+    """The training stages' seconds in a budget of `hours` (evaluation grows with it)."""
+    evaluate_s = evaluate_size(audio_s, validation_fraction, hours * 3600)[1]
+    return (seconds_left + (hours - settings['hours']) * 3600 - planned_prepare - evaluate_s
+            - SAMPLES_S - STAGE_OVERHEAD_S * len(training_stages))
+
+  evaluate_clips, evaluate_s = evaluate_size(audio_s, validation_fraction,
+                                             settings['hours'] * 3600)
+  training_s = training_time(settings['hours'])
   shares = {'vqvae': CODEC_SHARE, 'gan': 1.0 - CODEC_SHARE}
   if settings['vocoder']:
     shares = {name: share * (1.0 - VOCODER_SHARE) for name, share in shares.items()}
@@ -246,7 +281,9 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
       least_training_s = max(
           training_seconds(calibration, other, MIN_STEPS[other], adversarial_start)
           * total_share / shares[other] for other in training_stages)
-      needed = settings['hours'] + (least_training_s - training_s) / 3600
+      needed = settings['hours']
+      for _ in range(30):  # training_time grows by 0.8-1 s a second of budget: converges.
+        needed += (least_training_s - training_time(needed)) / 3600
       raise errors.UserError(
           f'--hours={settings["hours"]:g}: leaves {stage_s / 60:.1f} min for the {name} '
           f'stage, {steps} steps on this machine; it needs at least {MIN_STEPS[name]} '
@@ -260,8 +297,10 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
     stages.append(Stage('evaluate', [
         sys.executable, '-m', 'melodygan_jax.evaluate', f'--vqvae_workdir={workdir}/vqvae',
         f'--gan_workdir={workdir}/gan', f'--data_dir={workdir}/data',
-        f'--output={workdir}/metrics.json', '--clip_seconds=10'] + vocoder_flag,
-        after_training - SAMPLES_S, 'held-out songs against the samples'))
+        f'--output={workdir}/metrics.json', f'--clip_seconds={EVALUATE_CLIP_S:g}',
+        f'--max_clips={evaluate_clips}', f'--max_training_clips={EVALUATE_TRAINING_CLIPS}']
+        + vocoder_flag, evaluate_s,
+        f'up to {evaluate_clips // 2} held-out clips a half against as many generated'))
   if 'samples' not in done:
     stages.append(Stage('samples', [
         sys.executable, '-m', 'melodygan_jax.sample', f'--workdir={workdir}/gan',
@@ -374,12 +413,15 @@ def summary(workdir: str, state: dict) -> list[str]:
 
 
 def create(songs: str, workdir: str, hours: float, preset: str, vocoder: bool,
-           min_audio_minutes: float = 5.0) -> dict:
+           min_audio_minutes: float = 5.0, held_out: float | None = None) -> dict:
   """Runs (or resumes) every stage within `hours`; returns the final state."""
   settings = {'songs': os.path.abspath(songs), 'workdir': os.path.abspath(workdir),
-              'hours': hours, 'preset': preset, 'vocoder': vocoder}
+              'hours': hours, 'preset': preset, 'vocoder': vocoder,
+              'held_out_fraction': held_out}
   if hours <= 0:
     raise errors.UserError(f'--hours={hours:g}: must be positive')
+  if held_out is not None and not 0 < held_out <= 0.5:
+    raise errors.UserError(f'--held_out_fraction={held_out:g}: must be in (0, 0.5]')
   if preset not in ('auto',) + tuple(PRESETS):
     raise errors.UserError(f'--preset={preset}: choose auto, {", ".join(PRESETS)}')
   state = check_inputs(settings['songs'], settings['workdir'], settings, min_audio_minutes)
@@ -425,8 +467,11 @@ def create(songs: str, workdir: str, hours: float, preset: str, vocoder: bool,
     stage_start = time.time()
     print(f'create: {stage.name} ({stage.planned_s / 60:.1f} min planned)', flush=True)
     budget_end = started + budget_s - spent_before
-    # A training stage may overrun its plan by a tenth before it is stopped.
-    deadline = stage_start + 1.1 * stage.planned_s
+    # A training stage may overrun its plan by a tenth before it is stopped, as long as the
+    # stages after it still fit in the budget (the whole run may overrun it by a tenth).
+    later_s = sum(later.planned_s for later in stages[1:])
+    deadline = min(stage_start + 1.1 * stage.planned_s,
+                   budget_end + 0.05 * budget_s - later_s)
     last_write = [0.0]
 
     def heartbeat():
@@ -460,7 +505,7 @@ def main(argv):
       raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
     config = flags.FLAGS
     create(config.songs, config.workdir, config.hours, config.preset, config.vocoder,
-           config.min_audio_minutes)
+           config.min_audio_minutes, config.held_out_fraction)
 
 
 def run():
@@ -473,6 +518,8 @@ def run():
   flags.DEFINE_bool('vocoder', False, 'Also train a neural vocoder (else Griffin-Lim).')
   flags.DEFINE_float('min_audio_minutes', 5.0, 'Refuse fewer minutes of songs than this: '
                      'less is too little to learn from.')
+  flags.DEFINE_float('held_out_fraction', None, 'Share of the songs kept out of training '
+                     'for evaluation (default: about 4 songs, a tenth of a large collection).')
   flags.mark_flags_as_required(['songs', 'workdir'])
   app.run(main)
 

@@ -1,9 +1,9 @@
 r"""Measure the codec and the generator on a data set's held-out music; write metrics.json.
 
   python -m melodygan_jax.evaluate --vqvae_workdir=runs/vqvae [--gan_workdir=runs/gan] \
-      --data_dir=data/ --output=metrics.json [--num_samples=N] [--max_clips=N] [--seed=K] \
-      [--clip_seconds=6] [--num_visqol=8] [--num_resamples=200] \
-      [--vocoder_workdir=runs/vocoder] [--c2st_steps=300]
+      --data_dir=data/ --output=metrics.json [--num_samples=N] [--max_clips=N] \
+      [--max_training_clips=N] [--seed=K] [--clip_seconds=6] [--num_visqol=8] \
+      [--num_resamples=200] [--vocoder_workdir=runs/vocoder] [--c2st_steps=300]
 
 Prints one line per figure and the JSON; evaluation/evaluate.py says what each
 set and figure is.
@@ -24,11 +24,12 @@ def main(argv):
   with errors.exit_on_user_error('evaluate'):
     if len(argv) > 1:
       raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
-    for name in ('num_samples', 'max_clips'):
+    for name in ('num_samples', 'max_clips', 'max_training_clips'):
       if getattr(config, name) is not None and getattr(config, name) < 2:
         raise errors.UserError(f'--{name} must be at least 2, got {getattr(config, name)}')
     options = evaluate_lib.EvaluationOptions(
         num_samples=config.num_samples, max_clips=config.max_clips,
+        max_training_clips=config.max_training_clips,
         seed=config.seed, clip_seconds=config.clip_seconds, num_visqol=config.num_visqol,
         num_resamples=config.num_resamples, vocoder_workdir=config.vocoder_workdir,
         c2st_steps=config.c2st_steps)
@@ -47,6 +48,10 @@ def run():
   flags.DEFINE_integer('num_samples', None,
                        'Clips per compared set (default and most: half the held-out clips).')
   flags.DEFINE_integer('max_clips', None, 'Most real clips (and segments) read per split.')
+  flags.DEFINE_integer('max_training_clips', None,
+                       'Most training clips (and segments) read for the memorization check '
+                       'and the code statistics, spread over every song (default: '
+                       '--max_clips): where the time of a large collection goes.')
   flags.DEFINE_integer('seed', 0, 'Generation, inversion, halves and bootstrap seed.')
   flags.DEFINE_float('clip_seconds', 6.0, 'Length of every compared clip (>= 3 s).')
   flags.DEFINE_integer('num_visqol', 8, 'Held-out clips scored by ViSQOL (slow; 0 = none).')

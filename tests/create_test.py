@@ -69,7 +69,8 @@ def wait_for(path: pathlib.Path, text: str, timeout_s: float) -> None:
     if path.exists() and text in path.read_text():
       return
     time.sleep(1)
-  raise AssertionError(f'{text!r} not in {path} after {timeout_s} s')
+  tail = path.read_text()[-3000:] if path.exists() else '(no such file)'
+  raise AssertionError(f'{text!r} not in {path} after {timeout_s:.0f} s; it ends:\n{tail}')
 
 
 @pytest.mark.end_to_end
@@ -93,7 +94,9 @@ def test_songs_to_samples_within_the_budget_and_resumed_after_kill_9(corpus_dir,
                               f'--hours={hours}'], cwd=REPO_ROOT, stdout=output,
                              stderr=subprocess.STDOUT, text=True)
   try:
-    wait_for(log, 'gan: step 50/', timeout_s=600)
+    # The budget bounds the whole run, so the GAN's first steps come well within it (on a
+    # loaded machine too: the calibration measured it).
+    wait_for(log, 'gan: step 50/', timeout_s=1.1 * hours * 3600)
   finally:
     first.send_signal(signal.SIGKILL)
     first.wait()

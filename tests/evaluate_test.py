@@ -1,4 +1,5 @@
 """evaluate: intervals, equal counts, floor and baselines on the tiny trained runs."""
+import dataclasses
 import json
 
 import numpy as np
@@ -105,9 +106,35 @@ def test_halves_hold_whole_files_and_equal_counts(trained_vqvae, held_out_dir):
   assert len(half_a) == len(half_b) >= 2
   assert not {c.source for c in half_a} & {c.source for c in half_b}
   assert not {c.source for c in half_a + half_b} & {c.source for c in training}
+  # The sources of a split as stats.json lists them are the ones the shards hold.
+  scanned = dataclasses.replace(meta, stats={k: v for k, v in meta.stats.items()
+                                             if k != 'splits'})
+  for split in ('train', 'validation'):
+    assert clip_plans.split_sources(meta, split) == clip_plans.split_sources(scanned, split)
   capped = evaluate.real_clip_plans(
       meta, str(held_out_dir), 3 * 22_050, evaluate.EvaluationOptions(max_clips=4))
   assert len(capped[2]) <= 4 and len(capped[0]) + len(capped[1]) <= 4
+  # The training cap alone: the memorization check's clips, not the held-out halves.
+  few_training = evaluate.real_clip_plans(
+      meta, str(held_out_dir), 3 * 22_050, evaluate.EvaluationOptions(max_training_clips=2))
+  assert len(training) > 2 and len(few_training[2]) == 2
+  assert few_training[0] == half_a and few_training[1] == half_b
+
+
+def test_a_capped_code_stream_is_a_spread_of_the_whole_one(trained_vqvae, prepared_dir):
+  from melodygan_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.runs import loading  # pylint: disable=g-import-not-at-top
+  vqvae = loading.load_vqvae(str(trained_vqvae[0]))
+  meta = input_pipeline.load_dataset_meta(str(prepared_dir))
+  data = vqvae.config.data
+  data.dataset_dir = str(prepared_dir)
+  full = evaluate.stream_codes(vqvae, meta, data, 'train', None)
+  # Batches of 16 segments; a cap of 17 takes every k-th batch (k = segments // cap) until
+  # it has 17: the first batch and one segment of batch k, not of the next batch.
+  stride = len(full) // 17
+  assert stride >= 2 and len(full) > 16 * stride, len(full)
+  capped = evaluate.stream_codes(vqvae, meta, data, 'train', 17)
+  np.testing.assert_array_equal(capped, np.concatenate([full[:16], full[16 * stride:][:1]]))
 
 
 def test_one_held_out_file_is_refused_in_one_line(trained_vqvae, prepared_dir):

@@ -36,6 +36,7 @@ class SplitAudio:
   """The cleaned mix WAVs of one split and their lengths in samples."""
   paths: tuple[pathlib.Path, ...]
   num_samples: tuple[int, ...]
+  pcm16: bool = True  # Every WAV is 16-bit PCM (as prepare writes them).
 
   @property
   def total_seconds(self) -> float:
@@ -57,16 +58,17 @@ def split_audio(dataset_dir: str, split: str, min_samples: int) -> SplitAudio:
   if not splits or not wavs:
     raise AudioCropsError(f'{dataset_dir}: its report.json and stats.json list no cleaned '
                           'audio with a split (re-run python -m data_prep.prepare)')
-  paths, lengths = [], []
+  paths, lengths, pcm16 = [], [], True
   for source in sorted(source for source, kind in splits.items() if kind == split):
     path = wavs.get(source)
     if path is None or not path.exists():
       continue
-    frames = soundfile.info(str(path)).frames
-    if frames >= min_samples:
+    info = soundfile.info(str(path))
+    if info.frames >= min_samples:
       paths.append(path)
-      lengths.append(frames)
-  return SplitAudio(paths=tuple(paths), num_samples=tuple(lengths))
+      lengths.append(info.frames)
+      pcm16 = pcm16 and info.subtype == 'PCM_16'
+  return SplitAudio(paths=tuple(paths), num_samples=tuple(lengths), pcm16=pcm16)
 
 
 def read_crop(path: pathlib.Path, start: int, num_samples: int) -> np.ndarray:
@@ -119,12 +121,12 @@ class SplitSamples:
 
 
 def split_samples_bytes(audio: SplitAudio) -> int:
-  return sum(audio.num_samples) * 2
+  return sum(audio.num_samples) * (2 if audio.pcm16 else 4)
 
 
 def load_split_samples(audio: SplitAudio) -> SplitSamples:
   """Every song of `audio`, end to end, as its WAV stores it (16-bit PCM: 2 bytes a sample)."""
-  pcm16 = all(soundfile.info(str(path)).subtype == 'PCM_16' for path in audio.paths)
+  pcm16 = audio.pcm16
   dtype = np.int16 if pcm16 else np.float32
   samples = np.empty(sum(audio.num_samples), dtype)
   song_starts = np.concatenate([[0], np.cumsum(audio.num_samples)[:-1]]).astype(np.int64)

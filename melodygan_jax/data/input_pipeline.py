@@ -268,7 +268,7 @@ def load_train_table(data: ml_collections.ConfigDict, meta: DatasetMeta) -> Trai
   return TrainTable(mel=mel, stem=np.asarray(stem_ids, np.int32),
                     file_starts=np.asarray(file_starts, np.int64),
                     record_row=np.asarray(record_row, np.int64),
-                    record_stem=np.asarray(record_stem, object))
+                    record_stem=np.asarray(record_stem, bytes))
 
 
 def train_positions(data: ml_collections.ConfigDict, meta: DatasetMeta, table: TrainTable,
@@ -285,7 +285,7 @@ def train_positions(data: ml_collections.ConfigDict, meta: DatasetMeta, table: T
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   file_starts = tf.constant(table.file_starts)
   record_row = tf.constant(table.record_row)
-  record_stem = tf.constant(table.record_stem.astype(bytes))
+  record_stem = tf.constant(table.record_stem)
   stem_ids = tf.constant(table.stem)
 
   def where(position, record):

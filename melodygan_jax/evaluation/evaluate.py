@@ -3,9 +3,9 @@ r"""Measure the codec and the generator on a data set's held-out music.
 What `python -m melodygan_jax.evaluate` runs (melodygan_jax/evaluate.py holds its flags):
 
   python -m melodygan_jax.evaluate --vqvae_workdir=runs/vqvae [--gan_workdir=runs/gan] \
-      --data_dir=data/ --output=metrics.json [--num_samples=N] [--max_clips=N] [--seed=K] \
-      [--clip_seconds=6] [--num_visqol=8] [--num_resamples=200] \
-      [--vocoder_workdir=runs/vocoder] [--c2st_steps=300]
+      --data_dir=data/ --output=metrics.json [--num_samples=N] [--max_clips=N] \
+      [--max_training_clips=N] [--seed=K] [--clip_seconds=6] [--num_visqol=8] \
+      [--num_resamples=200] [--vocoder_workdir=runs/vocoder] [--c2st_steps=300]
 
 Every audio set is made of clips of --clip_seconds, analysed streaming in
 batches (memory does not grow with the data set). Held-out real clips are cut
@@ -44,6 +44,7 @@ import dataclasses
 import math
 import time
 
+from absl import logging
 import numpy as np
 
 from melodygan_jax import errors
@@ -78,6 +79,10 @@ class EvaluationError(errors.UserError, ValueError):
 class EvaluationOptions:
   num_samples: int | None = None  # Clips per compared set; default (and most) half B's size.
   max_clips: int | None = None    # Most real clips read per split.
+  # Most training clips the memorization check reads and training segments the code
+  # statistics read (None: max_clips), spread over every training song like any cap; the
+  # generated clips and the floor meet the same ones.
+  max_training_clips: int | None = None
   seed: int = 0
   clip_seconds: float = 6.0
   num_visqol: int = 8             # ViSQOL is slow (~1.5 s per 10 s clip): a subset.
@@ -112,9 +117,18 @@ def distances_to_reference(reference: np.ndarray, evaluated: np.ndarray, kind: s
 
 def stream_codes(vqvae: loading.LoadedVQVAE, meta, data, split: str,
                  max_segments: int | None) -> np.ndarray:
-  """The codes of a split's whole segments [n, steps, levels] (small: ints, not spectrograms)."""
+  """The codes of a split's whole segments [n, steps, levels] (small: ints, not spectrograms).
+
+  Under a cap, every k-th batch of the whole split: an even spread over its songs, not
+  its first shards' songs.
+  """
+  stride = 1
+  if max_segments is not None:
+    stride = max(meta.num_records(split, data.stems) // max_segments, 1)
   codes, count = [], 0
-  for mel, _ in codec_metrics.segments(meta, data, split):
+  for index, (mel, _) in enumerate(codec_metrics.segments(meta, data, split)):
+    if index % stride:
+      continue
     codes.append(np.asarray(vqvae.jit_encode_to_codes(vqvae.state, mel)))
     count += len(mel)
     if max_segments is not None and count >= max_segments:
@@ -122,6 +136,28 @@ def stream_codes(vqvae: loading.LoadedVQVAE, meta, data, split: str,
   if not codes:
     raise EvaluationError(f'no {split} segments in the data set')
   return np.concatenate(codes)[:max_segments]
+
+
+def training_cap(options: EvaluationOptions) -> int | None:
+  return options.max_clips if options.max_training_clips is None else options.max_training_clips
+
+
+class PhaseTimer:
+  """Wall seconds of each phase of an evaluation, logged as each ends (a large collection
+  takes long: the log says where)."""
+
+  def __init__(self):
+    self.seconds = {}
+    self._last = time.perf_counter()
+
+  def done(self, phase: str, what: str) -> None:
+    now = time.perf_counter()
+    self.seconds[phase] = now - self._last
+    self._last = now
+    logging.info('evaluate: %s (%s) in %.0f s', phase, what, self.seconds[phase])
+
+  def metrics(self) -> dict:
+    return {f'evaluate/seconds/{phase}': value for phase, value in self.seconds.items()}
 
 
 def real_clip_plans(meta, dataset_dir: str, clip_samples: int, options: EvaluationOptions):
@@ -143,19 +179,21 @@ def real_clip_plans(meta, dataset_dir: str, clip_samples: int, options: Evaluati
       len(held_out), groups=[sources.index(clip.source) for clip in held_out], seed=options.seed)
   training = clip_plans.plan_clips(
       wavs, clip_plans.split_sources(meta, records.TRAIN_SPLIT), clip_samples,
-      options.max_clips)
+      training_cap(options))
   return [held_out[i] for i in half_a], [held_out[i] for i in half_b], training
 
 
 def evaluate_audio(vqvae: loading.LoadedVQVAE, meta, data, dataset_dir: str,
                    generator: loading.LoadedGenerator | None,
-                   options: EvaluationOptions, vocoder=None) -> dict:
+                   options: EvaluationOptions, train_codes: np.ndarray, timer: PhaseTimer,
+                   vocoder=None) -> dict:
   """Every audio set against half A; reconstruction scores; memorization."""
   clip_samples = int(round(options.clip_seconds * contract.SAMPLE_RATE_HZ))
   half_a, half_b, training = real_clip_plans(meta, dataset_dir, clip_samples, options)
   num_clips = len(half_b) if options.num_samples is None else min(options.num_samples,
                                                                   len(half_b))
   half_a, half_b = half_a[:num_clips], half_b[:num_clips]
+  timer.done('plan', f'{len(half_a)} clips a half, {len(training)} training clips')
   analyzer = clip_analysis.ClipAnalyzer(vqvae, embeddings_lib.Embedder(batch_size=16),
                                         options.batch_size, vocoder)
   sets = clip_analysis.FeatureSets()
@@ -163,12 +201,13 @@ def evaluate_audio(vqvae: loading.LoadedVQVAE, meta, data, dataset_dir: str,
   for plan, name in ((half_a, 'reference'), (training, 'training')):
     clip_analysis.analyze_real_clips(analyzer, sets, plan, name, clip_samples, options.seed,
                                      structure=name != 'training')
+    timer.done(name, f'{len(plan)} real clips')
   scores = clip_analysis.analyze_real_clips(
       analyzer, sets, half_b, 'floor', clip_samples, options.seed, reconstruct=True,
       visqol=visqol, num_visqol=options.num_visqol)
+  timer.done('floor', f'{len(half_b)} real clips, their reconstructions and inversions')
 
   steps = sampling.steps_for_seconds(options.clip_seconds, vqvae.time_stride)
-  train_codes = stream_codes(vqvae, meta, data, records.TRAIN_SPLIT, options.max_clips)
   code_sets = {kind: latent_metrics.baseline_codes(kind, train_codes, vqvae.codebook_size,
                                                    (num_clips, steps, vqvae.num_levels),
                                                    seed=options.seed + 1)
@@ -178,6 +217,7 @@ def evaluate_audio(vqvae: loading.LoadedVQVAE, meta, data, dataset_dir: str,
     code_sets['gan'] = generate(generator, vqvae, num_clips, steps, options)
   for name, codes in code_sets.items():
     clip_analysis.analyze_codes(analyzer, sets, name, codes, clip_samples, options.seed)
+    timer.done(name, f'{len(codes)} clips decoded and inverted')
 
   metrics = {'audio/clip_seconds': options.clip_seconds, 'audio/num_clips': num_clips,
              'audio/num_training_clips': len(training)}
@@ -196,7 +236,9 @@ def evaluate_audio(vqvae: loading.LoadedVQVAE, meta, data, dataset_dir: str,
         intervals.mean_interval(values, options.num_resamples, options.seed))
   sources = {'reference': [clip.source for clip in half_a],
              'floor': [clip.source for clip in half_b]}
+  timer.done('distances', 'intervals of every embedding distance')
   metrics.update(structure_metrics(sets, sources, options))
+  timer.done('structure', 'music profiles and two-sample classifiers')
   metrics.update(memorization_metrics(sets, [name for name in code_sets]))
   return metrics, code_sets
 
@@ -266,10 +308,10 @@ def memorization_metrics(sets: clip_analysis.FeatureSets, names: list[str]) -> d
 
 
 def evaluate_codes(code_sets: dict, vqvae: loading.LoadedVQVAE, meta, data,
-                   options: EvaluationOptions) -> dict:
-  """Code statistics of every generated set against held-out codes, through `ngrams`."""
+                   options: EvaluationOptions, training: np.ndarray) -> dict:
+  """Code statistics of every generated set against held-out codes (`training`: the
+  training segments' codes), through `ngrams`."""
   held_out = stream_codes(vqvae, meta, data, records.VALIDATION_SPLIT, options.max_clips)
-  training = stream_codes(vqvae, meta, data, records.TRAIN_SPLIT, options.max_clips)
   codebooks = np.asarray(vqvae.codebooks)
   steps = held_out.shape[1]
   metrics = {}
@@ -333,13 +375,20 @@ def evaluate(vqvae_workdir: str, data_dir: str, gan_workdir: str | None = None,
     metrics['gan/step'] = generator.step
   if vocoder is not None:
     metrics['vocoder/step'] = vocoder.step
+  timer = PhaseTimer()
   metrics.update(codec_metrics.evaluate_vqvae(
       vqvae, meta, data, max_segments=options.max_clips, num_resamples=options.num_resamples,
       seed=options.seed))
+  timer.done('codec', 'whole held-out segments through the codec')
+  # Encoded once: the i.i.d. baseline's code frequencies and the code statistics.
+  train_codes = stream_codes(vqvae, meta, data, records.TRAIN_SPLIT, training_cap(options))
+  timer.done('training_codes', f'{len(train_codes)} training segments encoded')
   audio_metrics, code_sets = evaluate_audio(vqvae, meta, data, data_dir, generator, options,
-                                            vocoder)
+                                            train_codes, timer, vocoder)
   metrics.update(audio_metrics)
-  metrics.update(evaluate_codes(code_sets, vqvae, meta, data, options))
+  metrics.update(evaluate_codes(code_sets, vqvae, meta, data, options, train_codes))
+  timer.done('codes', 'code statistics')
+  metrics.update(timer.metrics())
   metrics['evaluate/seconds'] = time.perf_counter() - started
   return metrics
 
