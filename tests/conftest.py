@@ -99,7 +99,7 @@ def built_once(tmp_path_factory, name: str, build):
 
 
 # The longest files, started first under xdist so that none is left running alone at the
-# end (2 cores, compiled programs cached: create's run 11 min, the sweeps 10, the multi-process runs 6).
+# end (2 cores, programs cached: create's run 11 min, the sweeps 10, the multi-process 6).
 LONGEST_FILES = ('create_test.py', 'sweep_test.py', 'multiprocess_test.py')
 
 
