@@ -468,7 +468,8 @@ def create(songs: str, workdir: str, hours: float, preset: str, vocoder: bool,
     print(f'create: {stage.name} ({stage.planned_s / 60:.1f} min planned)', flush=True)
     budget_end = started + budget_s - spent_before
     # A training stage may overrun its plan by a tenth before it is stopped, as long as the
-    # stages after it still fit in the budget (the whole run may overrun it by a tenth).
+    # stages after it still end within the budget plus 5% (half the tenth the whole run may
+    # overrun it by: the margin is for their own overruns).
     later_s = sum(later.planned_s for later in stages[1:])
     deadline = min(stage_start + 1.1 * stage.planned_s,
                    budget_end + 0.05 * budget_s - later_s)
