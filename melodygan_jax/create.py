@@ -91,6 +91,7 @@ class Stage:
   planned_s: float
   description: str
   steps: int | None = None  # Of a training stage.
+  workdir: str | None = None  # Of a training stage: where its checkpoints are.
 
 
 def find_config(relative: str) -> str:
@@ -291,7 +292,7 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
     config_name = {'vqvae': vqvae_config, 'gan': gan_config,
                    'vocoder': VOCODER_CONFIGS[preset]}[name]
     stages.append(Stage(name, command, planned + STAGE_OVERHEAD_S,
-                        f'{steps} steps of {config_name}', steps))
+                        f'{steps} steps of {config_name}', steps, f'{workdir}/{name}'))
   vocoder_flag = [f'--vocoder_workdir={workdir}/vocoder'] if settings['vocoder'] else []
   if 'evaluate' not in done:
     stages.append(Stage('evaluate', [
@@ -311,6 +312,14 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
 
 
 _STEP_LINE = re.compile(r'step (\d+)/(\d+)')
+
+
+def latest_checkpoint(workdir: str) -> int | None:
+  """The newest complete checkpoint's step in a training WORKDIR (Orbax renames a save to its
+  step only once it is complete), without importing JAX."""
+  folder = pathlib.Path(workdir) / 'checkpoints'
+  steps = [int(p.name) for p in folder.glob('*') if p.name.isdigit()] if folder.exists() else []
+  return max(steps) if steps else None
 
 
 def _stop_with_parent() -> None:
@@ -347,9 +356,14 @@ def run_stage(stage: Stage, log_path: pathlib.Path, deadline: float, budget_end:
                                text=True, cwd=REPO_ROOT, preexec_fn=_stop_with_parent,
                                env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
     stopper = None
+    stopped = threading.Event()
+
+    def stop():
+      stopped.set()
+      process.send_signal(signal.SIGTERM)
+
     if stage.steps is not None:
-      stopper = threading.Timer(max(deadline - time.time(), 0.0), process.send_signal,
-                                (signal.SIGTERM,))
+      stopper = threading.Timer(max(deadline - time.time(), 0.0), stop)
       stopper.start()
     last_line = ''
     try:
@@ -370,6 +384,15 @@ def run_stage(stage: Stage, log_path: pathlib.Path, deadline: float, budget_end:
     finally:
       if stopper is not None:
         stopper.cancel()
+  # The trainer saves and exits 0 on SIGTERM; a SIGTERM that lands before its handler is
+  # installed or after it is removed (start-up, teardown after the last save) kills it, and
+  # its last complete checkpoint is as good.
+  if stopped.is_set() and status == -signal.SIGTERM and stage.workdir is not None:
+    saved = latest_checkpoint(stage.workdir)
+    if saved is not None:
+      status = 0
+      print(f'create: {stage.name} was killed at its deadline; its checkpoint of step {saved} '
+            'is used', flush=True)
   if stopper is not None and status == 0 and time.time() >= deadline:
     print(f'create: {stage.name} stopped at its share of the budget (its last checkpoint is '
           'used)', flush=True)

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from melodygan_jax import create as create_lib
+from melodygan_jax import errors
 from melodygan_jax.audio import contract
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -61,6 +63,24 @@ def test_a_workdir_of_other_settings_or_features_is_refused(corpus_dir, tmp_path
   (workdir / 'create.json').write_text(json.dumps(state))
   message = one_line_error(create(f'--songs={songs}', f'--workdir={workdir}', '--preset=tiny'))
   assert 'feature version 1' in message and 'new --workdir' in message
+
+
+def test_a_stage_killed_by_its_deadline_uses_its_last_checkpoint(tmp_path):
+  # A process without a SIGTERM handler (a trainer starting up, or tearing down after its
+  # last save) dies of the deadline's SIGTERM: with a checkpoint that is a stop at its share,
+  # without one a failure.
+  sleeper = [sys.executable, '-c', 'import time; print("step 1/10", flush=True); time.sleep(60)']
+  stage = create_lib.Stage('vqvae', sleeper, 1.0, 'a stage', steps=10,
+                           workdir=str(tmp_path / 'vqvae'))
+  with pytest.raises(errors.UserError, match=r'stage vqvae failed \(exit -15\)'):
+    create_lib.run_stage(stage, tmp_path / 'first.log', time.time() + 2, time.time() + 60)
+  (tmp_path / 'vqvae' / 'checkpoints' / '7').mkdir(parents=True)
+  (tmp_path / 'vqvae' / 'checkpoints' / '9.orbax-checkpoint-tmp-1').mkdir()  # Unfinished.
+  started = time.time()
+  assert create_lib.run_stage(stage, tmp_path / 'second.log', time.time() + 2,
+                              time.time() + 60) is None
+  assert time.time() - started < 30
+  assert create_lib.latest_checkpoint(str(tmp_path / 'vqvae')) == 7
 
 
 def wait_for(path: pathlib.Path, text: str, timeout_s: float) -> None:
