@@ -76,6 +76,9 @@ def get_config() -> ml_collections.ConfigDict:
   # With rhythm_lags: the generator also matches the batch mean of the rhythm
   # discriminator's autocorrelations on real crops (feature matching). 0: off.
   config.loss.rhythm_matching_weight = 0.0
+  # With rhythm_bank_steps: the generator puts onsets where its envelope has them, as an
+  # onset regressor trained on real crops (beside the discriminator) reads them. 0: off.
+  config.loss.onset_following_weight = 0.0
 
   config.train = common.train_config()
   config.train.num_steps = 100_000

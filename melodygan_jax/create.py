@@ -159,6 +159,18 @@ def resolve_preset(preset: str, backend: str) -> str:
   return {'gpu': 'gpu', 'cuda': 'gpu', 'rocm': 'gpu', 'tpu': 'tpu'}.get(backend, 'cpu')
 
 
+def jax_backend() -> str:
+  """JAX's default backend, asked of a subprocess: JAX's threads in this process would make
+  the fork of every stage's subprocess unsafe."""
+  result = subprocess.run([sys.executable, '-c', 'import jax; print(jax.default_backend())'],
+                          capture_output=True, text=True, check=False,
+                          env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+  if result.returncode != 0:
+    last = (result.stderr.strip().splitlines() or ['no message'])[-1]
+    raise errors.UserError(f'--preset=auto: JAX does not start ({last}); name a --preset')
+  return result.stdout.strip().splitlines()[-1]
+
+
 def calibrate(vqvae_config: str, gan_config: str) -> dict:
   """Seconds per train step of both configs on this machine (a subprocess, ~1 minute)."""
   result = subprocess.run(
@@ -454,8 +466,7 @@ def create(songs: str, workdir: str, hours: float, preset: str, vocoder: bool,
   if state is None:
     num_files, audio_s = audio_seconds(settings['songs'])
     print('create: measuring this machine (a few train steps of each model)...', flush=True)
-    import jax  # pylint: disable=g-import-not-at-top
-    resolved = resolve_preset(preset, jax.default_backend())
+    resolved = resolve_preset(preset, jax_backend() if preset == 'auto' else '')
     vqvae_config, gan_config = (find_config(path) for path in PRESETS[resolved])
     calibration = calibrate(vqvae_config, gan_config)
     state = {'settings': settings, 'feature_version': contract.FEATURE_VERSION,

@@ -152,6 +152,63 @@ def test_a_generator_with_a_rhythm_bank_plays_its_events_where_the_envelope_has_
   np.testing.assert_array_equal(bank(key, (3,), 8, first_step=12), whole[:, 12:])
 
 
+@pytest.mark.optimized  # Hundreds of steps: running, not compiling.
+def test_the_onset_regressor_reads_the_real_onsets_and_the_generator_follows_them():
+  rng = np.random.default_rng(0)
+
+  def songs(count):  # A held pattern with hits where the envelope has an onset.
+    codes = synthetic_codes(rng, count, 24, PATTERNS[:1])
+    onsets = rng.random(codes.shape[:2]) < 0.2
+    codes[onsets] = (15, 2)
+    return codes, onsets.astype(np.float32)
+
+  (train, onsets), (held_out, _) = songs(300), songs(60)
+  data = latent_cache.LatentData(
+      train=latent_cache.runs_of_sequences(train),
+      validation=latent_cache.runs_of_sequences(held_out),
+      codebooks=rng.standard_normal((2, 16, 8)).astype(np.float32))
+  config = gan_tiny.get_config()
+  config.data.crop_steps = 12
+  config.model.rhythm_bank_steps = 1024
+  config.loss.code_usage_weight = 1.0
+  config.loss.onset_following_weight = 3.0
+  trainer = gan_trainer.GANTrainer(config, data, rhythm=onsets.reshape(-1))
+  state = trainer.create_state()
+  assert state.discriminator['onsets'] is not None
+  batches = trainer.train_batches(0)
+  first = None
+  for step in range(200):
+    state, metrics = trainer.jit_train_step(state, next(batches))
+    first = first or {name: float(value) for name, value in metrics.items()}
+  # Standardized envelopes: an error of 1.0 is knowing nothing, as at the start.
+  assert first['train/onset_regression'] > 0.5
+  assert float(metrics['train/onset_regression']) < 0.2
+  assert float(metrics['train/onset_following']) < 0.5 * first['train/onset_following']
+  new_onsets = rng.random((256, 12)) < 0.2
+  rhythm = (new_onsets - onsets.mean()) / onsets.std()
+  generator = nnx.merge(trainer.gen_graphdef, state.generator_ema)
+  generated = np.asarray(gan_models.sample_codes(
+      generator, data.codebooks, gan_models.generator_temperature(config.model),
+      jax.random.key(1), 256, 12, rhythm=jnp.asarray(rhythm, jnp.float32))[1])[..., 0]
+  hits = generated == 15
+  assert hits[new_onsets].mean() > 0.5 and hits[~new_onsets].mean() < 0.1, (
+      hits[new_onsets].mean(), hits[~new_onsets].mean())
+
+
+@pytest.mark.parametrize('field, value, model_field, model_value', [
+    ('rhythm_matching_weight', -1.0, 'rhythm_lags', (2, 8)),
+    ('rhythm_matching_weight', 1.0, 'rhythm_lags', ()),
+    ('onset_following_weight', -1.0, 'rhythm_bank_steps', 64),
+    ('onset_following_weight', 1.0, 'rhythm_bank_steps', 0)])
+def test_bad_rhythm_loss_weights_are_one_line(field, value, model_field, model_value):
+  config = gan_tiny.get_config()
+  config.loss[field] = value
+  config.model[model_field] = model_value
+  with pytest.raises(errors.ConfigError, match=f'config.loss.{field}') as error:
+    gan_trainer.check_rhythm_losses(config.model, config.loss)
+  assert '\n' not in str(error.value)
+
+
 def test_the_rhythm_discriminator_sees_periodicity_wherever_the_events_fall():
   rhythm = gan_models.RhythmDiscriminator(codebook_dim=3, width=8, lags=(2, 12),
                                           rngs=nnx.Rngs(0))

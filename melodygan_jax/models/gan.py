@@ -337,6 +337,29 @@ class RhythmDiscriminator(nnx.Module):
     return correlations.reshape(correlations.shape[0], -1)
 
 
+class OnsetRegressor(nnx.Module):
+  """Latents [b, steps, dim] -> the onset strength [b, steps] of each code, as decoded.
+
+  Trained on real crops against their own onset envelopes (a regression, not a
+  judgement), so it learns what in the codes the ears hear as an onset. The
+  generator is then asked to put onsets where the envelope it was given has them,
+  as this reads them: a direct, local pull (an auxiliary-classifier GAN's, Odena et
+  al. 2017) where the discriminator's only says real or not.
+  """
+
+  def __init__(self, *, codebook_dim: int, width: int, rngs: nnx.Rngs, dtype=jnp.float32):
+    self.conv_in = layers.conv(codebook_dim, width, 3, rngs=rngs, dtype=dtype)
+    self.blocks = nnx.List([DilatedBlock(width, d, rngs=rngs, dtype=dtype, negative_slope=0.2)
+                            for d in (1, 2)])  # 11 codes: an onset and its surroundings.
+    self.head = layers.conv(width, 1, 1, rngs=rngs, dtype=dtype)
+
+  def __call__(self, latents: jax.Array) -> jax.Array:
+    h = self.conv_in(latents)
+    for block in self.blocks:
+      h = block(h)
+    return self.head(jax.nn.leaky_relu(h, 0.2))[..., 0].astype(jnp.float32)
+
+
 class MultiScaleDiscriminator(nnx.Module):
   """Latents [b, steps, dim] -> logits [b, scales (+1)]: one `Discriminator` per time
   scale (and a `RhythmDiscriminator` when given `rhythm_lags`, the last column).
@@ -345,11 +368,13 @@ class MultiScaleDiscriminator(nnx.Module):
   discriminator, here over latents): the same dilations span 2**i times as
   many steps, so the last scale judges structure across the whole crop while
   the first judges step-to-step texture. The losses average over the columns.
+  With `onset_dim`, it also holds an `OnsetRegressor` of latents of that width
+  (the codes alone: none of the channels judged beside them).
   """
 
   def __init__(self, *, codebook_dim: int, width: int, dilations: Sequence[int],
                num_scales: int, rngs: nnx.Rngs, dtype=jnp.float32,
-               rhythm_lags: Sequence[int] = ()):
+               rhythm_lags: Sequence[int] = (), onset_dim: int = 0):
     if num_scales < 1:
       raise ValueError(f'discriminator num_scales={num_scales}: must be >= 1')
     self.scales = nnx.List([
@@ -358,6 +383,8 @@ class MultiScaleDiscriminator(nnx.Module):
     self.rhythm = (RhythmDiscriminator(codebook_dim=codebook_dim, width=width,
                                        lags=tuple(rhythm_lags), rngs=rngs, dtype=dtype)
                    if rhythm_lags else None)
+    self.onsets = (OnsetRegressor(codebook_dim=onset_dim, width=width, rngs=rngs, dtype=dtype)
+                   if onset_dim else None)
 
   def __call__(self, latents: jax.Array) -> jax.Array:
     logits = []
@@ -415,13 +442,14 @@ def is_context_conditioned(model_config) -> bool:
   return float(model_config.get('context_probability', 0.0)) > 0.0
 
 
-def discriminator_from_config(model_config, *, codebook_dim: int,
-                              seed: int) -> MultiScaleDiscriminator:
+def discriminator_from_config(model_config, *, codebook_dim: int, seed: int,
+                              onset_following: bool = False) -> MultiScaleDiscriminator:
   """The discriminator of a configs/gan.py `model` section.
 
   With context masking it also sees the mask, one more channel (as
   inpainting discriminators do), real and generated alike, so it knows where
-  a continuation begins.
+  a continuation begins. `onset_following` (config.loss.onset_following_weight
+  > 0): with an `OnsetRegressor`.
   """
   return MultiScaleDiscriminator(
       codebook_dim=(codebook_dim + int(is_context_conditioned(model_config))
@@ -430,7 +458,8 @@ def discriminator_from_config(model_config, *, codebook_dim: int,
       dilations=tuple(model_config.discriminator_dilations),
       num_scales=int(model_config.discriminator_scales), rngs=nnx.Rngs(seed),
       dtype=jnp.dtype(model_config.dtype),
-      rhythm_lags=tuple(model_config.get('rhythm_lags', ())))  # Runs from before it: none.
+      rhythm_lags=tuple(model_config.get('rhythm_lags', ())),  # Runs from before it: none.
+      onset_dim=codebook_dim if onset_following else 0)
 
 
 def generator_temperature(model_config) -> float:

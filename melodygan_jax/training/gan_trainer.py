@@ -84,10 +84,7 @@ def check_config(config: ml_collections.ConfigDict) -> loading.LoadedVQVAE:
                         config.loss.kind, 'must be non_saturating or hinge')
   config_checks.resolve_dtype(model, 'config.model.dtype')
   check_long_context(config.data.crop_steps, model)
-  matching = float(config.loss.get('rhythm_matching_weight', 0.0))
-  config_checks.require(matching >= 0 and (matching == 0 or model.get('rhythm_lags')),
-                        'config.loss.rhythm_matching_weight', matching,
-                        'must be >= 0, and > 0 only with config.model.rhythm_lags')
+  check_rhythm_losses(model, config.loss)
   context_masking.check_config(model, config.loss)
   meta = input_pipeline.load_dataset_meta(config.data.dataset_dir)
   input_pipeline.check_data_config(config.data, meta)
@@ -95,6 +92,18 @@ def check_config(config: ml_collections.ConfigDict) -> loading.LoadedVQVAE:
                         config.vqvae_workdir, f'time stride {vqvae.time_stride} does not divide '
                         f'the {meta.segment_frames}-frame segments of {meta.path}')
   return vqvae
+
+
+def check_rhythm_losses(model: ml_collections.ConfigDict, loss: ml_collections.ConfigDict):
+  """The rhythm terms are non-negative and on only with the parts they use."""
+  matching = float(loss.get('rhythm_matching_weight', 0.0))
+  config_checks.require(matching >= 0 and (matching == 0 or model.get('rhythm_lags')),
+                        'config.loss.rhythm_matching_weight', matching,
+                        'must be >= 0, and > 0 only with config.model.rhythm_lags')
+  following = float(loss.get('onset_following_weight', 0.0))
+  config_checks.require(following >= 0 and (following == 0 or gan_models.has_rhythm_bank(model)),
+                        'config.loss.onset_following_weight', following,
+                        'must be >= 0, and > 0 only with config.model.rhythm_bank_steps')
 
 
 def check_long_context(crop_steps: int, model: ml_collections.ConfigDict) -> None:
@@ -146,8 +155,13 @@ def make_models(config, num_levels: int, codebook_size: int, codebook_dim: int):
       config.model, num_levels=num_levels, codebook_size=codebook_size,
       codebook_dim=codebook_dim, seed=config.seed)
   discriminator = gan_models.discriminator_from_config(
-      config.model, codebook_dim=codebook_dim, seed=config.seed + 1)
+      config.model, codebook_dim=codebook_dim, seed=config.seed + 1,
+      onset_following=onset_following_weight(config) > 0)
   return generator, discriminator
+
+
+def onset_following_weight(config) -> float:
+  return float(config.loss.get('onset_following_weight', 0.0))  # Runs from before it: 0.
 
 
 def make_optimizers(train):
@@ -266,15 +280,26 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
     real_mean = jnp.mean(jax.lax.stop_gradient(rhythm.features(with_mask(real))), axis=0)
     return jnp.mean(jnp.square(jnp.mean(rhythm.features(with_mask(fake)), axis=0) - real_mean))
 
+  following_weight = onset_following_weight(config)
+
+  def onset_error(disc_params, latents):
+    """Mean squared distance of the onsets the regressor reads in `latents` to the
+    envelope the generator followed (standardized: 1.0 is knowing nothing)."""
+    onsets = nnx.merge(disc_graphdef, disc_params).onsets
+    return jnp.mean(jnp.square(onsets(latents) - real_rhythm))
+
   def d_loss_fn(disc_params):
     real_logits, real_grads = logits_and_input_grads(
         functools.partial(judge, disc_params), noisy(real, real_noise_rng))
     fake_logits = judge(disc_params, noisy(fake, fake_noise_rng))
     d_loss, _ = adversarial_losses(config.loss.kind, real_logits, fake_logits)
     r1 = jnp.mean(jnp.sum(jnp.square(real_grads), axis=(1, 2)))
-    return d_loss + 0.5 * config.loss.r1_gamma * r1, (d_loss, r1, real_logits, fake_logits)
+    # The regressor's own parameters: its weight only scales their gradient, which Adam undoes.
+    regression = onset_error(disc_params, real) if following_weight else jnp.zeros(())
+    return (d_loss + 0.5 * config.loss.r1_gamma * r1 + regression,
+            (d_loss, r1, real_logits, fake_logits, regression))
 
-  (_, (d_loss, r1, real_logits, fake_logits)), d_grads = jax.value_and_grad(
+  (_, (d_loss, r1, real_logits, fake_logits, onset_regression)), d_grads = jax.value_and_grad(
       d_loss_fn, has_aux=True)(state.discriminator)
   d_updates, disc_opt_state = disc_optimizer.update(
       d_grads, state.discriminator_opt_state, state.discriminator)
@@ -289,12 +314,13 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
     _, adversarial = adversarial_losses(config.loss.kind, real_logits, fake_logits)
     usage = code_usage_loss(codes, code_probs, code_histogram)
     matching = rhythm_matching(disc_params, fake, real) if rhythm_weight else jnp.zeros(())
+    following = onset_error(disc_params, fake) if following_weight else jnp.zeros(())
     total = (adversarial + config.loss.code_usage_weight * usage
              + float(config.loss.get('context_moment_weight', 0.0)) * moments
-             + rhythm_weight * matching)
-    return total, (adversarial, usage, codes, moments, matching)
+             + rhythm_weight * matching + following_weight * following)
+    return total, (adversarial, usage, codes, moments, matching, following)
 
-  (_, (g_loss, usage_loss, fake_codes, moment_loss, matching_loss)), g_grads = (
+  (_, (g_loss, usage_loss, fake_codes, moment_loss, matching_loss, following_loss)), g_grads = (
       jax.value_and_grad(g_loss_fn, has_aux=True)(state.generator))
   g_updates, gen_opt_state = gen_optimizer.update(
       g_grads, state.generator_opt_state, state.generator)
@@ -307,6 +333,8 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
       'train/loss': d_loss + g_loss, 'train/d_loss': d_loss, 'train/g_loss': g_loss,
       'train/r1': r1, 'train/code_usage_kl': usage_loss, 'train/context_moments': moment_loss,
       'train/rhythm_matching': matching_loss,
+      # The onsets read in real crops and in generated ones, against the envelope followed.
+      'train/onset_regression': onset_regression, 'train/onset_following': following_loss,
       'train/d_accuracy': 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0)),
       'train/d_grad_norm': optax.tree.norm(d_grads), 'train/g_grad_norm': optax.tree.norm(g_grads),
       'train/fake_codes_used': used,  # Share of each level's codes, mean over levels.
