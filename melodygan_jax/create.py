@@ -63,6 +63,11 @@ VOCODER_SHARE = 0.25  # Of the training time, with --vocoder.
 MIN_STEPS = {'vqvae': 200, 'gan': 200, 'vocoder': 200}
 PREPARE_X_REAL_TIME = 200.0  # Planned rate of prepare before it has run (2 workers: 400-780x).
 STAGE_OVERHEAD_S = 90.0  # Start-up, compiles, the final eval and checkpoint of a training stage.
+# And what grows with the songs, measured on 6.65 h of them with 32% held out (this CPU): the
+# codec's final eval reads the whole held-out split (264 s for 2.1 h of it); the GAN first
+# encodes every song to codes and decodes the training codes' onset envelopes (181 s).
+CODEC_EVAL_S_PER_HELD_OUT_HOUR = 125.0
+GAN_START_S_PER_AUDIO_HOUR = 27.0
 # evaluate, on 10 s clips, gets about a fifth of the budget: its held-out halves have as many
 # clips as that allows (at least 30 a side, at most what the held-out songs hold), and the
 # memorization check 240 training clips (40 minutes spread over every training song). Its
@@ -256,11 +261,17 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
                      if name not in done and (name != 'vocoder' or settings['vocoder'])]
   planned_prepare = sum(stage.planned_s for stage in stages)
 
+  audio_hours = audio_s / 3600
+  overhead_s = {'vqvae': STAGE_OVERHEAD_S
+                         + CODEC_EVAL_S_PER_HELD_OUT_HOUR * validation_fraction * audio_hours,
+                'gan': STAGE_OVERHEAD_S + GAN_START_S_PER_AUDIO_HOUR * audio_hours,
+                'vocoder': STAGE_OVERHEAD_S}
+
   def training_time(hours: float) -> float:
     """The training stages' seconds in a budget of `hours` (evaluation grows with it)."""
     evaluate_s = evaluate_size(audio_s, validation_fraction, hours * 3600)[1]
     return (seconds_left + (hours - settings['hours']) * 3600 - planned_prepare - evaluate_s
-            - SAMPLES_S - STAGE_OVERHEAD_S * len(training_stages))
+            - SAMPLES_S - sum(overhead_s[name] for name in training_stages))
 
   evaluate_clips, evaluate_s = evaluate_size(audio_s, validation_fraction,
                                              settings['hours'] * 3600)
@@ -303,7 +314,7 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
           f'({math.ceil(needed * 100) / 100:.2f} h in all)')
     config_name = {'vqvae': vqvae_config, 'gan': gan_config,
                    'vocoder': VOCODER_CONFIGS[preset]}[name]
-    stages.append(Stage(name, command, planned + STAGE_OVERHEAD_S,
+    stages.append(Stage(name, command, planned + overhead_s[name],
                         f'{steps} steps of {config_name}', steps, f'{workdir}/{name}'))
   vocoder_flag = [f'--vocoder_workdir={workdir}/vocoder'] if settings['vocoder'] else []
   if 'evaluate' not in done:

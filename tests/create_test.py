@@ -83,6 +83,33 @@ def test_a_stage_killed_by_its_deadline_uses_its_last_checkpoint(tmp_path):
   assert create_lib.latest_checkpoint(str(tmp_path / 'vqvae')) == 7
 
 
+def test_the_plan_fits_the_budget_and_grows_the_stage_overheads_with_the_songs():
+  calibration = {'backend': 'cpu', 'device_count': 1, 'gan': {'step_s': 1.38},
+                 'vqvae': {'warmup_s': 1.29, 'adversarial_s': 1.80, 'adversarial_start_step': 1000}}
+  state = {'num_files': 95, 'calibration': calibration, 'finished': {}, 'steps': {},
+           'vqvae_adversarial_start_step': 1000}
+
+  def planned(held_out, audio_hours):
+    settings = {'workdir': '/w', 'preset': 'cpu', 'songs': '/s', 'hours': 1.0,
+                'vocoder': False, 'held_out_fraction': held_out}
+    return {stage.name: stage for stage in
+            create_lib.plan(settings, state, 3600.0, audio_hours * 3600)}
+
+  few, many = planned(0.05, 6.65), planned(0.32, 6.65)
+  for stages in (few, many):
+    assert sum(stage.planned_s for stage in stages.values()) <= 3600.0
+  # Holding out more songs makes the codec's final eval longer (it reads the held-out split)
+  # and leaves fewer codec steps; the GAN's start-up grows with the songs it encodes.
+  assert many['vqvae'].steps < few['vqvae'].steps
+  held_out_s = 0.27 * 6.65 * create_lib.CODEC_EVAL_S_PER_HELD_OUT_HOUR
+  codec_s = lambda stages: stages['vqvae'].planned_s - create_lib.training_seconds(
+      calibration, 'vqvae', stages['vqvae'].steps, 1000)
+  assert abs(codec_s(many) - codec_s(few) - held_out_s) < 1.0
+  gan_start_s = lambda stages: stages['gan'].planned_s - stages['gan'].steps * 1.38
+  assert gan_start_s(planned(0.05, 13.3)) - gan_start_s(few) == pytest.approx(
+      6.65 * create_lib.GAN_START_S_PER_AUDIO_HOUR)
+
+
 def wait_for(path: pathlib.Path, text: str, timeout_s: float) -> None:
   deadline = time.time() + timeout_s
   while time.time() < deadline:
