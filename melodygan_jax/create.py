@@ -477,11 +477,13 @@ def create(songs: str, workdir: str, hours: float, preset: str, vocoder: bool,
   if state is None:
     num_files, audio_s = audio_seconds(settings['songs'])
     print('create: measuring this machine (a few train steps of each model)...', flush=True)
+    measuring_since = time.time()  # The measurement's minutes come out of the budget too.
     resolved = resolve_preset(preset, jax_backend() if preset == 'auto' else '')
     vqvae_config, gan_config = (find_config(path) for path in PRESETS[resolved])
     calibration = calibrate(vqvae_config, gan_config)
     state = {'settings': settings, 'feature_version': contract.FEATURE_VERSION,
-             'preset': resolved, 'audio_s': audio_s, 'num_files': num_files, 'spent_s': 0.0,
+             'preset': resolved, 'audio_s': audio_s, 'num_files': num_files,
+             'spent_s': time.time() - measuring_since,
              'finished': {},
              'steps': {}, 'calibration': calibration,
              'vqvae_adversarial_start_step': calibration['vqvae']['adversarial_start_step']}
