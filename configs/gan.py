@@ -33,6 +33,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.noise_dim = 128  # Global noise: what stays the same along a sample.
   config.model.noise_channels = 32  # Per-step noise: what changes along it.
+  # Steps (odd) of a moving mean over the per-step noise: changes slower than a step. 1: off.
+  config.model.noise_smoothing = 1
   config.model.generator_width = 256
   # Receptive field 1 + 2 * sum = 285 codes: at least data.crop_steps (checked).
   config.model.generator_dilations = (1, 2, 4, 8, 16, 32, 64, 1, 2, 4, 8)

@@ -195,6 +195,17 @@ def test_the_onset_regressor_reads_the_real_onsets_and_the_generator_follows_the
       hits[new_onsets].mean(), hits[~new_onsets].mean())
 
 
+def test_smoothed_step_noise_keeps_unit_variance_and_changes_slower():
+  noise = jax.random.normal(jax.random.key(0), (256, 64, 4))
+  smoothed = gan_models.smooth(noise, 9)
+  np.testing.assert_array_equal(gan_models.smooth(noise, 1), noise)
+  assert abs(float(jnp.var(smoothed)) - 1.0) < 0.05  # The ends too: fewer steps, rescaled.
+  assert abs(float(jnp.var(smoothed[:, 0])) - 1.0) < 0.1
+  neighbours = lambda x: float(jnp.mean(x[:, 1:] * x[:, :-1]))
+  assert neighbours(noise) < 0.05 and neighbours(smoothed) > 0.8
+  np.testing.assert_allclose(smoothed[:, 30], noise[:, 26:35].sum(axis=1) / 3.0, atol=1e-5)
+
+
 @pytest.mark.parametrize('field, value, model_field, model_value', [
     ('rhythm_matching_weight', -1.0, 'rhythm_lags', (2, 8)),
     ('rhythm_matching_weight', 1.0, 'rhythm_lags', ()),
@@ -259,7 +270,8 @@ def test_a_loaded_generator_samples_from_its_saved_rhythm_bank():
     ('rhythm_bank_steps', 4), ('rhythm_bank_steps', -1),
     ('rhythm_lags', (0, 4)), ('rhythm_lags', (5, 4)), ('rhythm_lags', (2, 32)),
     ('rhythm_lags', (3,)), ('beat_periods', (0.5, 8.0)), ('beat_periods', (9.0, 8.0)),
-    ('beat_periods', (8.0,)), ('beat_cycles', (0.0, 1.0)), ('beat_cycles', ())])
+    ('beat_periods', (8.0,)), ('beat_cycles', (0.0, 1.0)), ('beat_cycles', ()),
+    ('noise_smoothing', 0), ('noise_smoothing', 4)])
 def test_bad_rhythm_fields_are_one_line(field, value):
   config = gan_tiny.get_config()
   config.model[field] = value

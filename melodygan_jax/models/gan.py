@@ -62,10 +62,14 @@ class Generator(nnx.Module):
   def __init__(self, *, noise_dim: int, noise_channels: int, width: int,
                dilations: Sequence[int], num_levels: int, codebook_size: int,
                codebook_dim: int, output: str, rngs: nnx.Rngs, dtype=jnp.float32,
-               context_conditioning: bool = False, beat_clock: 'BeatClock | None' = None):
+               context_conditioning: bool = False, beat_clock: 'BeatClock | None' = None,
+               noise_smoothing: int = 1):
     if output not in ('gumbel', 'snap'):
       raise ValueError(f'generator output {output!r}: choose gumbel or snap')
+    if noise_smoothing < 1 or noise_smoothing % 2 == 0:
+      raise ValueError(f'noise_smoothing={noise_smoothing}: must be an odd number of steps')
     self.output = output
+    self.noise_smoothing = noise_smoothing
     self.noise_dim = noise_dim
     self.noise_channels = noise_channels
     self.num_levels = num_levels
@@ -109,6 +113,9 @@ class Generator(nnx.Module):
     [b, steps, noise_dim] morphs the character along the sample.
     """
     style = self.global_in(global_noise)
+    step_noise = jnp.concatenate([smooth(step_noise[..., :self.noise_channels],
+                                         self.noise_smoothing),
+                                  step_noise[..., self.noise_channels:]], axis=-1)
     h = (style if style.ndim == 3 else style[:, None, :]) + self.local_in(step_noise)
     if self.conditioned:
       h = h + self.context_in(self._context_channels(context, step_noise.shape[:2]))
@@ -169,6 +176,26 @@ class Generator(nnx.Module):
                   clock_rng: jax.Array | None = None):
     """This generator's step input [*shape, step_channels] (shape ends in steps)."""
     return step_inputs(key, shape, self.noise_channels, self.beat_clock, first_step, clock_rng)
+
+
+def smooth(noise: jax.Array, window: int) -> jax.Array:
+  """[b, steps, c] -> moving means over `window` steps (odd; fewer at the ends), scaled
+  back to unit variance for i.i.d. unit noise.
+
+  Per-step noise is what the generator draws its changes from: i.i.d. from step to step,
+  it changes what is played every 46 ms, where a held note lasts a few hundred.
+  """
+  if window == 1:
+    return noise
+  half = window // 2
+  steps = noise.shape[-2]
+  padded = jnp.pad(noise, [(0, 0)] * (noise.ndim - 2) + [(half + 1, half), (0, 0)])
+  sums = jnp.cumsum(padded, axis=-2)
+  totals = sums[..., window:, :] - sums[..., :steps, :]
+  index = jnp.arange(steps)
+  counts = (jnp.minimum(index + half, steps - 1) - jnp.maximum(index - half, 0) + 1)
+  counts = counts.astype(noise.dtype)[:, None]
+  return totals / jnp.sqrt(counts)
 
 
 def step_inputs(key: jax.Array, shape: tuple[int, ...], noise_channels: int,
@@ -427,7 +454,8 @@ def generator_from_config(model_config, *, num_levels: int, codebook_size: int,
       output=model_config.output,
       rngs=nnx.Rngs(seed), dtype=jnp.dtype(model_config.dtype),
       context_conditioning=is_context_conditioned(model_config),
-      beat_clock=beat_clock_of(model_config))
+      beat_clock=beat_clock_of(model_config),
+      noise_smoothing=int(model_config.get('noise_smoothing', 1)))  # Runs from before it: 1.
 
 
 def longest_context(max_context_fraction: float, window_steps: int) -> int:

@@ -124,6 +124,10 @@ def check_long_context(crop_steps: int, model: ml_collections.ConfigDict) -> Non
   cycles = tuple(model.get('beat_cycles', gan_models.DEFAULT_BEAT_CYCLES))
   config_checks.require(bool(cycles) and all(float(c) > 0 for c in cycles),
                         'config.model.beat_cycles', cycles, 'must be positive numbers of beats')
+  smoothing = model.get('noise_smoothing', 1)
+  config_checks.require(isinstance(smoothing, int) and smoothing >= 1 and smoothing % 2 == 1,
+                        'config.model.noise_smoothing', smoothing,
+                        'must be an odd number of steps (1: off)')
   bank = model.get('rhythm_bank_steps', 0)
   config_checks.require(
       isinstance(bank, int) and (bank == 0 or bank >= crop_steps),
