@@ -109,11 +109,11 @@ def test_gan_learns_the_structure_of_synthetic_latents():
   assert set(np.unique(generated)) <= set(range(16))
 
 
-@pytest.mark.optimized  # Hundreds of steps: running, not compiling.
-def test_a_generator_with_a_rhythm_bank_plays_its_events_where_the_envelope_has_them():
-  rng = np.random.default_rng(0)
+def songs_with_hits(rng, onset_following_weight=0.0):
+  """A trainer of a held pattern with code 15 (a hit) wherever the training songs'
+  envelope has an onset, and the onsets [songs, steps]."""
 
-  def songs(count):  # A held pattern, and code 15 (a hit) wherever the envelope has an onset.
+  def songs(count):
     codes = synthetic_codes(rng, count, 24, PATTERNS[:1])
     onsets = rng.random(codes.shape[:2]) < 0.2
     codes[onsets] = (15, 2)
@@ -128,21 +128,34 @@ def test_a_generator_with_a_rhythm_bank_plays_its_events_where_the_envelope_has_
   config.data.crop_steps = 12
   config.model.rhythm_bank_steps = 1024
   config.loss.code_usage_weight = 1.0
-  trainer = gan_trainer.GANTrainer(config, data, rhythm=onsets.reshape(-1))
-  state = trainer.create_state()
-  batches = trainer.train_batches(0)
-  for _ in range(400):
-    state, _ = trainer.jit_train_step(state, next(batches))
-  # New onsets, standardized as the trainer standardizes the training ones.
+  config.loss.onset_following_weight = onset_following_weight
+  return gan_trainer.GANTrainer(config, data, rhythm=onsets.reshape(-1)), onsets
+
+
+def assert_hits_on_new_onsets(trainer, state, onsets, rng):
+  """The EMA generator, given new envelopes, plays its hits where they have onsets."""
   new_onsets = rng.random((256, 12)) < 0.2
+  # Standardized as the trainer standardizes the training ones.
   rhythm = (new_onsets - onsets.mean()) / onsets.std()
   generator = nnx.merge(trainer.gen_graphdef, state.generator_ema)
   generated = np.asarray(gan_models.sample_codes(
-      generator, data.codebooks, gan_models.generator_temperature(config.model),
+      generator, trainer.data.codebooks, gan_models.generator_temperature(trainer.config.model),
       jax.random.key(1), 256, 12, rhythm=jnp.asarray(rhythm, jnp.float32))[1])[..., 0]
   hits = generated == 15
   assert hits[new_onsets].mean() > 0.5 and hits[~new_onsets].mean() < 0.1, (
       hits[new_onsets].mean(), hits[~new_onsets].mean())
+  return generator
+
+
+@pytest.mark.optimized  # Hundreds of steps: running, not compiling.
+def test_a_generator_with_a_rhythm_bank_plays_its_events_where_the_envelope_has_them():
+  rng = np.random.default_rng(0)
+  trainer, onsets = songs_with_hits(rng)
+  state = trainer.create_state()
+  batches = trainer.train_batches(0)
+  for _ in range(400):
+    state, _ = trainer.jit_train_step(state, next(batches))
+  generator = assert_hits_on_new_onsets(trainer, state, onsets, rng)
   # The bank holds the training envelopes; a piece reads it on across windows.
   bank = generator.beat_clock
   np.testing.assert_allclose(np.sort(np.unique(np.asarray(bank.envelopes.value))),
@@ -155,44 +168,19 @@ def test_a_generator_with_a_rhythm_bank_plays_its_events_where_the_envelope_has_
 @pytest.mark.optimized  # Hundreds of steps: running, not compiling.
 def test_the_onset_regressor_reads_the_real_onsets_and_the_generator_follows_them():
   rng = np.random.default_rng(0)
-
-  def songs(count):  # A held pattern with hits where the envelope has an onset.
-    codes = synthetic_codes(rng, count, 24, PATTERNS[:1])
-    onsets = rng.random(codes.shape[:2]) < 0.2
-    codes[onsets] = (15, 2)
-    return codes, onsets.astype(np.float32)
-
-  (train, onsets), (held_out, _) = songs(300), songs(60)
-  data = latent_cache.LatentData(
-      train=latent_cache.runs_of_sequences(train),
-      validation=latent_cache.runs_of_sequences(held_out),
-      codebooks=rng.standard_normal((2, 16, 8)).astype(np.float32))
-  config = gan_tiny.get_config()
-  config.data.crop_steps = 12
-  config.model.rhythm_bank_steps = 1024
-  config.loss.code_usage_weight = 1.0
-  config.loss.onset_following_weight = 3.0
-  trainer = gan_trainer.GANTrainer(config, data, rhythm=onsets.reshape(-1))
+  trainer, onsets = songs_with_hits(rng, onset_following_weight=3.0)
   state = trainer.create_state()
   assert state.discriminator['onsets'] is not None
   batches = trainer.train_batches(0)
   first = None
-  for step in range(200):
+  for _ in range(200):
     state, metrics = trainer.jit_train_step(state, next(batches))
     first = first or {name: float(value) for name, value in metrics.items()}
   # Standardized envelopes: an error of 1.0 is knowing nothing, as at the start.
   assert first['train/onset_regression'] > 0.5
   assert float(metrics['train/onset_regression']) < 0.2
   assert float(metrics['train/onset_following']) < 0.5 * first['train/onset_following']
-  new_onsets = rng.random((256, 12)) < 0.2
-  rhythm = (new_onsets - onsets.mean()) / onsets.std()
-  generator = nnx.merge(trainer.gen_graphdef, state.generator_ema)
-  generated = np.asarray(gan_models.sample_codes(
-      generator, data.codebooks, gan_models.generator_temperature(config.model),
-      jax.random.key(1), 256, 12, rhythm=jnp.asarray(rhythm, jnp.float32))[1])[..., 0]
-  hits = generated == 15
-  assert hits[new_onsets].mean() > 0.5 and hits[~new_onsets].mean() < 0.1, (
-      hits[new_onsets].mean(), hits[~new_onsets].mean())
+  assert_hits_on_new_onsets(trainer, state, onsets, rng)
 
 
 def test_smoothed_step_noise_keeps_unit_variance_and_changes_slower():
