@@ -41,7 +41,11 @@ create run's codec (95 songs, 30 held out; 626 steps each, one seed; create's ow
   real (floor)          2.4 [-0.1, 5.2]    29.6     0.62 [0.57, 0.67]  0.49          0.21
   without following     22.9 [19.2, 27.0]  62.6     0.42 [0.37, 0.46]  0.40          0.17      2.2%
   following, weight 3   18.6 [14.7, 22.5]  55.8     0.48 [0.43, 0.53]  0.39          0.22      2.2%
+  + noise smoothing 9   18.2 [14.9, 21.8]  53.7     0.48 [0.43, 0.53]  0.46          0.14      4.3%
   i.i.d. codes          37.0 [32.2, 41.6]  82.5     0.12 [0.12, 0.13]  0.03          0.11
+Noise smoothing (model.noise_smoothing, a moving mean of the per-step noise over 9
+codes) lifts chroma stability to near the codec reconstructions' 0.49: held tones;
+bar repetition falls below the songs' (0.14 against 0.21).
 """
 import ml_collections
 
@@ -62,6 +66,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.rhythm_lags = (4, 48)  # 0.19-2.25 s: from eighth notes to a 4/4 bar at 107 bpm.
   config.loss.rhythm_matching_weight = 30.0
   config.loss.onset_following_weight = 3.0  # KAD 22.9 -> 18.6, pulse 0.42 -> 0.48 (docstring).
+  config.model.noise_smoothing = 9  # 0.42 s: chroma stability 0.39 -> 0.46 (docstring).
   config.train.num_steps = 2_000  # `create` sets the steps its budget allows.
   config.train.batch_size = 32
   config.train.generator_learning_rate = 5e-4
