@@ -287,20 +287,24 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
     stage_s = max(training_s * shares[name] / total_share, 0.0)
     steps = state['steps'].get(name)  # A started stage keeps its steps (exact resume).
     if name == 'vqvae':
-      steps = steps or step_budget.vqvae_steps_within(calibration['vqvae'], stage_s,
-                                                        adversarial_start)
+      steps = steps or max(step_budget.vqvae_steps_within(calibration['vqvae'], stage_s,
+                                                            adversarial_start), 1)
       command = train_command(find_config(vqvae_config), f'{workdir}/vqvae', steps,
                               {'data.dataset_dir': f'{workdir}/data'})
     elif name == 'gan':
-      steps = steps or int(stage_s / calibration['gan']['step_s'])
+      steps = steps or max(int(stage_s / calibration['gan']['step_s']), 1)
       command = train_command(find_config(gan_config), f'{workdir}/gan', steps,
                               {'vqvae_workdir': f'{workdir}/vqvae'})
     else:
-      steps = steps or int(stage_s / vocoder_step_s(calibration))
+      steps = steps or max(int(stage_s / vocoder_step_s(calibration)), 1)
       command = train_command(find_config(VOCODER_CONFIGS[preset]), f'{workdir}/vocoder',
                               steps, {'data.dataset_dir': f'{workdir}/data'})
     planned = training_seconds(calibration, name, steps, adversarial_start)
-    if steps < MIN_STEPS[name]:
+    if steps < MIN_STEPS[name] and done:
+      # A run under way: refusing now would throw away what the budget already bought.
+      print(f'create: only {steps} steps of {name} fit the time left (fewer than '
+            f'{MIN_STEPS[name]}: an earlier stage overran); training them', flush=True)
+    elif steps < MIN_STEPS[name]:
       # The budget at which every training stage's share holds its minimum steps.
       least_training_s = max(
           training_seconds(calibration, other, MIN_STEPS[other], adversarial_start)

@@ -108,6 +108,15 @@ def test_the_plan_fits_the_budget_and_grows_the_stage_overheads_with_the_songs()
   gan_start_s = lambda stages: stages['gan'].planned_s - stages['gan'].steps * 1.38
   assert gan_start_s(planned(0.05, 13.3)) - gan_start_s(few) == pytest.approx(
       6.65 * create_lib.GAN_START_S_PER_AUDIO_HOUR)
+  # Too little time left before any stage ran: refused. Once a stage has run (and overran),
+  # the GAN trains the steps that still fit: refusing would waste what was spent.
+  settings = {'workdir': '/w', 'preset': 'cpu', 'songs': '/s', 'hours': 1.0, 'vocoder': False}
+  with pytest.raises(errors.UserError, match='it needs at least'):
+    create_lib.plan(settings, state, 900.0, 6.65 * 3600)
+  state['finished'] = {'prepare': {}, 'vqvae': {}}
+  (gan,) = [stage for stage in create_lib.plan(settings, state, 900.0, 6.65 * 3600)
+            if stage.name == 'gan']
+  assert 1 <= gan.steps < create_lib.MIN_STEPS['gan']
 
 
 def wait_for(path: pathlib.Path, text: str, timeout_s: float) -> None:
