@@ -44,6 +44,7 @@ import soundfile
 from melodygan_jax import atomic_files
 from melodygan_jax import errors
 from melodygan_jax.audio import contract
+from melodygan_jax.runs import workdir as workdir_lib  # Reads run folders without JAX.
 from melodygan_jax.training import step_budget  # Plain Python: create never imports JAX.
 
 STATE_FILENAME = 'create.json'
@@ -341,14 +342,6 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
 _STEP_LINE = re.compile(r'step (\d+)/(\d+)')
 
 
-def latest_checkpoint(workdir: str) -> int | None:
-  """The newest complete checkpoint's step in a training WORKDIR (Orbax renames a save to its
-  step only once it is complete), without importing JAX."""
-  folder = pathlib.Path(workdir) / 'checkpoints'
-  steps = [int(p.name) for p in folder.glob('*') if p.name.isdigit()] if folder.exists() else []
-  return max(steps) if steps else None
-
-
 def _stop_with_parent() -> None:
   """In a stage's process: SIGTERM when create dies (kill -9 included), so no stage runs on
   unwatched, and a trainer saves its checkpoint as on a preemption (Linux; elsewhere a no-op)."""
@@ -415,7 +408,7 @@ def run_stage(stage: Stage, log_path: pathlib.Path, deadline: float, budget_end:
   # installed or after it is removed (start-up, teardown after the last save) kills it, and
   # its last complete checkpoint is as good.
   if stopped.is_set() and status == -signal.SIGTERM and stage.workdir is not None:
-    saved = latest_checkpoint(stage.workdir)
+    saved = workdir_lib.latest_step(stage.workdir)
     if saved is not None:
       status = 0
       print(f'create: {stage.name} was killed at its deadline; its checkpoint of step {saved} '

@@ -12,6 +12,7 @@ import pytest
 from melodygan_jax import create as create_lib
 from melodygan_jax import errors
 from melodygan_jax.audio import contract
+from melodygan_jax.runs import workdir as workdir_lib
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -80,7 +81,7 @@ def test_a_stage_killed_by_its_deadline_uses_its_last_checkpoint(tmp_path):
   assert create_lib.run_stage(stage, tmp_path / 'second.log', time.time() + 2,
                               time.time() + 60) is None
   assert time.time() - started < 30
-  assert create_lib.latest_checkpoint(str(tmp_path / 'vqvae')) == 7
+  assert workdir_lib.latest_step(str(tmp_path / 'vqvae')) == 7
 
 
 def test_the_plan_fits_the_budget_and_grows_the_stage_overheads_with_the_songs():

@@ -22,7 +22,6 @@ import json
 import os
 
 from absl import logging
-import jax
 import ml_collections
 
 from melodygan_jax import atomic_files
@@ -48,6 +47,13 @@ PATH_FIELDS = ('data.dataset_dir', 'vqvae_workdir', 'init_vocoder_workdir')
 
 class WorkdirError(errors.UserError, ValueError):
   """A workdir that cannot be used; str() names the path and the problem."""
+
+
+def _is_first_process() -> bool:
+  """Process 0 writes a run's files. JAX is imported here, not above: reading a run folder
+  (create's check of a stage's checkpoints) needs no JAX."""
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.process_index() == 0
 
 
 def path(workdir: str, *names: str):
@@ -103,7 +109,7 @@ def read_normalization(workdir: str) -> normalization_lib.Normalization:
 
 def write_normalization(workdir: str, normalization: normalization_lib.Normalization) -> None:
   """WORKDIR/normalization.json: the statistics sampling and reconstruction need."""
-  if jax.process_index() == 0:
+  if _is_first_process():
     atomic_files.write_json(path(workdir, NORMALIZATION_FILENAME), normalization.to_json())
 
 
@@ -146,7 +152,7 @@ def write_or_check_config(config: ml_collections.ConfigDict, workdir: str) -> No
   resolved = json.loads(config.to_json())
   resuming = config_path.exists() and latest_step(workdir) is not None
   if not resuming:
-    if jax.process_index() == 0:
+    if _is_first_process():
       atomic_files.write_json(config_path, resolved)
     return
   try:  # Checkpoints of other features would restore into the wrong shapes, or worse, fit.
@@ -165,7 +171,7 @@ def write_or_check_config(config: ml_collections.ConfigDict, workdir: str) -> No
         f'config.{field}={new!r}: this workdir was started with {old!r}{more}; a resumed run '
         f'keeps its config (only {", ".join(RESUMABLE_FIELDS)} may change): use a new '
         '--workdir for a new experiment')
-  if changes and jax.process_index() == 0:
+  if changes and _is_first_process():
     number = 1 + len(list(config_path.parent.glob('config.resumed.*.json')))
     atomic_files.write_json(config_path.parent / f'config.resumed.{number}.json', resolved)
     for field, (old, new) in changes.items():
@@ -190,7 +196,7 @@ def copy_vqvae(vqvae, workdir: str) -> None:
     vqvae: the loading.LoadedVQVAE the GAN trains on.
     workdir: the GAN run.
   """
-  if jax.process_index() != 0:
+  if not _is_first_process():
     return
   target = path(workdir, VQVAE_COPY_DIRNAME)
   step_dir = target / CHECKPOINTS_DIRNAME / str(vqvae.step)
@@ -208,7 +214,7 @@ def copy_vqvae(vqvae, workdir: str) -> None:
 
 def write_features(workdir: str) -> None:
   """WORKDIR/features.json: the mel settings a vocoder run is trained on."""
-  if jax.process_index() == 0:
+  if _is_first_process():
     atomic_files.write_json(path(workdir, FEATURES_FILENAME), contract.feature_settings())
 
 
