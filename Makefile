@@ -19,10 +19,10 @@ demo: $(INSTALLED)
 
 # The whole suite on every core (pytest-xdist, at most 4 workers: each simulates 2 devices),
 # a file per worker, the longest files first (tests/conftest.py). Compiled programs are
-# cached in .cache/ for the processes tests start.
+# cached in .cache/ for the processes tests start. The 25 slowest tests are listed at the end.
 test: $(INSTALLED) browser shellcheck postgres
 	MELODYGAN_JAX_CACHE=$(CURDIR)/.cache/jax_tests $(VENV)/bin/python -m pytest -q -n auto \
-	  --maxprocesses=4 --dist loadfile --no-loadscope-reorder
+	  --maxprocesses=4 --dist loadfile --no-loadscope-reorder --durations=25
 
 # For working: everything but the multi-process, browser, PostgreSQL and end-to-end runs,
 # on every core (pytest-xdist), with compiled programs cached in .cache/ for the next run.
