@@ -284,43 +284,43 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
   total_share = sum(shares[name] for name in training_stages) or 1.0
   vqvae_config, gan_config = PRESETS[preset]
   adversarial_start = state['vqvae_adversarial_start_step']
+  configs = {'vqvae': vqvae_config, 'gan': gan_config, 'vocoder': VOCODER_CONFIGS[preset]}
+  overrides = {'vqvae': {'data.dataset_dir': f'{workdir}/data'},
+               'gan': {'vqvae_workdir': f'{workdir}/vqvae'},
+               'vocoder': {'data.dataset_dir': f'{workdir}/data'}}
+
+  def steps_within(name: str, stage_s: float) -> int:
+    if name == 'vqvae':
+      return step_budget.vqvae_steps_within(calibration['vqvae'], stage_s, adversarial_start)
+    step_s = calibration['gan']['step_s'] if name == 'gan' else vocoder_step_s(calibration)
+    return int(stage_s / step_s)
+
   for name in training_stages:
     stage_s = max(training_s * shares[name] / total_share, 0.0)
-    steps = state['steps'].get(name)  # A started stage keeps its steps (exact resume).
-    if name == 'vqvae':
-      steps = steps or max(step_budget.vqvae_steps_within(calibration['vqvae'], stage_s,
-                                                            adversarial_start), 1)
-      command = train_command(find_config(vqvae_config), f'{workdir}/vqvae', steps,
-                              {'data.dataset_dir': f'{workdir}/data'})
-    elif name == 'gan':
-      steps = steps or max(int(stage_s / calibration['gan']['step_s']), 1)
-      command = train_command(find_config(gan_config), f'{workdir}/gan', steps,
-                              {'vqvae_workdir': f'{workdir}/vqvae'})
-    else:
-      steps = steps or max(int(stage_s / vocoder_step_s(calibration)), 1)
-      command = train_command(find_config(VOCODER_CONFIGS[preset]), f'{workdir}/vocoder',
-                              steps, {'data.dataset_dir': f'{workdir}/data'})
+    # A started stage keeps its steps (exact resume).
+    steps = state['steps'].get(name) or max(steps_within(name, stage_s), 1)
+    command = train_command(find_config(configs[name]), f'{workdir}/{name}', steps,
+                            overrides[name])
     planned = training_seconds(calibration, name, steps, adversarial_start)
-    if steps < MIN_STEPS[name] and done:
-      # A run under way: refusing now would throw away what the budget already bought.
-      print(f'create: only {steps} steps of {name} fit the time left (fewer than '
-            f'{MIN_STEPS[name]}: an earlier stage overran); training them', flush=True)
-    elif steps < MIN_STEPS[name]:
-      # The budget at which every training stage's share holds its minimum steps.
-      least_training_s = max(
-          training_seconds(calibration, other, MIN_STEPS[other], adversarial_start)
-          * total_share / shares[other] for other in training_stages)
-      needed = settings['hours']
-      for _ in range(30):  # training_time grows by 0.8-1 s a second of budget: converges.
-        needed += (least_training_s - training_time(needed)) / 3600
-      raise errors.UserError(
-          f'--hours={settings["hours"]:g}: leaves {stage_s / 60:.1f} min for the {name} '
-          f'stage, {steps} steps on this machine; it needs at least {MIN_STEPS[name]} '
-          f'({math.ceil(needed * 100) / 100:.2f} h in all)')
-    config_name = {'vqvae': vqvae_config, 'gan': gan_config,
-                   'vocoder': VOCODER_CONFIGS[preset]}[name]
+    if steps < MIN_STEPS[name]:
+      if done:
+        # A run under way: refusing now would throw away what the budget already bought.
+        print(f'create: only {steps} steps of {name} fit the time left (fewer than '
+              f'{MIN_STEPS[name]}: an earlier stage overran); training them', flush=True)
+      else:
+        # The budget at which every training stage's share holds its minimum steps.
+        least_training_s = max(
+            training_seconds(calibration, other, MIN_STEPS[other], adversarial_start)
+            * total_share / shares[other] for other in training_stages)
+        needed = settings['hours']
+        for _ in range(30):  # training_time grows by 0.8-1 s a second of budget: converges.
+          needed += (least_training_s - training_time(needed)) / 3600
+        raise errors.UserError(
+            f'--hours={settings["hours"]:g}: leaves {stage_s / 60:.1f} min for the {name} '
+            f'stage, {steps} steps on this machine; it needs at least {MIN_STEPS[name]} '
+            f'({math.ceil(needed * 100) / 100:.2f} h in all)')
     stages.append(Stage(name, command, planned + overhead_s[name],
-                        f'{steps} steps of {config_name}', steps, f'{workdir}/{name}'))
+                        f'{steps} steps of {configs[name]}', steps, f'{workdir}/{name}'))
   vocoder_flag = [f'--vocoder_workdir={workdir}/vocoder'] if settings['vocoder'] else []
   if 'evaluate' not in done:
     stages.append(Stage('evaluate', [
