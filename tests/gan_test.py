@@ -254,6 +254,23 @@ def test_a_loaded_generator_samples_from_its_saved_rhythm_bank():
   assert np.isin(read, envelopes).all() and np.all(np.diff(read, axis=1) != 0)
 
 
+def test_a_piece_of_up_to_half_a_stretch_keeps_one_songs_rhythm():
+  """The bank's stretches are different songs: a 10 s piece must not change tempo midway."""
+  block = gan_models.RHYTHM_BANK_BLOCK
+  bank = gan_models.RhythmBank(4 * block)
+  bank.envelopes.value = jnp.repeat(jnp.arange(4, dtype=jnp.float32), block)  # Stretch k: k.
+  key = jax.random.key(0)
+  read = np.asarray(bank(key, (512,), block // 2))[..., 0]
+  assert np.all(read == read[:, :1])  # One stretch each...
+  assert set(np.unique(read)) == {0.0, 1.0, 2.0, 3.0}  # ...drawn from all of them.
+  # Longer pieces read on into the next stretch; later windows find the same start.
+  long = np.asarray(bank(key, (512,), 2 * block))[..., 0]
+  np.testing.assert_array_equal(long[:, :block // 2], read)
+  assert np.all(long[:, block] == (read[:, 0] + 1) % 4)
+  np.testing.assert_array_equal(np.asarray(bank(key, (512,), 8, first_step=300))[..., 0],
+                                long[:, 300:308])
+
+
 @pytest.mark.parametrize('field, value', [
     ('rhythm_bank_steps', 4), ('rhythm_bank_steps', -1),
     ('rhythm_lags', (0, 4)), ('rhythm_lags', (5, 4)), ('rhythm_lags', (2, 32)),

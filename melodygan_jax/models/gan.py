@@ -256,6 +256,11 @@ class RhythmEnvelopes(nnx.Variable):
   """The onset envelopes a `RhythmBank` draws from: data, not trained."""
 
 
+# The bank is stretches of this many codes (24 s), each from one place in the songs; the
+# next stretch is another song's, at another tempo.
+RHYTHM_BANK_BLOCK = 512
+
+
 class RhythmBank(nnx.Module):
   """A generator's rhythm: the onset envelope of a stretch of the training songs.
 
@@ -267,6 +272,12 @@ class RhythmBank(nnx.Module):
   played there, timbre and harmony, is its own. Called like a `BeatClock`, so
   long pieces, continuations and streams read one envelope on across their
   windows.
+
+  A start lies in the first half of one of the bank's stretches, so a piece of
+  up to half a stretch (12 s: every training crop, a 10 s sample) keeps one
+  song's rhythm throughout; longer pieces read on into the next stretch. Drawn
+  anywhere, 42% of 10 s pieces crossed into another song's tempo, and their
+  envelopes' pulse clarity fell from 0.58 to 0.50.
   """
   channels = 1
 
@@ -278,7 +289,12 @@ class RhythmBank(nnx.Module):
     """[*batch_shape, steps, 1] from step `first_step` on."""
     envelopes = jax.lax.stop_gradient(self.envelopes.value)
     size = envelopes.shape[0]
-    start = jax.random.randint(rng, tuple(batch_shape) + (1,), 0, size)
+    block = min(RHYTHM_BANK_BLOCK, size)
+    stretch_rng, offset_rng = jax.random.split(rng)
+    shape = tuple(batch_shape) + (1,)
+    # Neither draw depends on `steps`: every window of a piece finds the same start.
+    start = (jax.random.randint(stretch_rng, shape, 0, size // block) * block
+             + jax.random.randint(offset_rng, shape, 0, max(block // 2, 1)))
     index = (start + first_step + jnp.arange(steps)) % size
     return envelopes[index][..., None]
 

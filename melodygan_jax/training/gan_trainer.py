@@ -222,7 +222,8 @@ def onset_envelopes(vqvae: loading.LoadedVQVAE, codes: np.ndarray, stem: str,
   return np.concatenate(envelopes).reshape(-1)[:total].astype(np.float32)
 
 
-def rhythm_bank_of(envelopes: np.ndarray, bank_steps: int, block: int = 512) -> np.ndarray:
+def rhythm_bank_of(envelopes: np.ndarray, bank_steps: int,
+                   block: int = gan_models.RHYTHM_BANK_BLOCK) -> np.ndarray:
   """`bank_steps` of the training envelopes: blocks spread evenly over them (tiled when
   there are fewer)."""
   if len(envelopes) <= bank_steps:
