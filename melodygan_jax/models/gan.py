@@ -273,11 +273,12 @@ class RhythmBank(nnx.Module):
   long pieces, continuations and streams read one envelope on across their
   windows.
 
-  A start lies in the first half of one of the bank's stretches, so a piece of
-  up to half a stretch (12 s: every training crop, a 10 s sample) keeps one
-  song's rhythm throughout; longer pieces read on into the next stretch. Drawn
-  anywhere, 42% of 10 s pieces crossed into another song's tempo, and their
-  envelopes' pulse clarity fell from 0.58 to 0.50.
+  Only sampling reads the bank (in training the generator follows each real
+  crop's own envelope). A start lies in the first half of one of the bank's
+  stretches, so a piece of up to half a stretch (12 s) keeps one song's rhythm
+  throughout; longer pieces read on into the next stretch. Drawn anywhere, 42%
+  of 10 s pieces crossed into another song's tempo, and their envelopes' pulse
+  clarity fell from 0.58 to 0.50.
   """
   channels = 1
 
