@@ -297,13 +297,23 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
     step_s = calibration['gan']['step_s'] if name == 'gan' else vocoder_step_s(calibration)
     return int(stage_s / step_s)
 
+  # A started stage keeps its steps (exact resume) and is planned for the steps after its
+  # last checkpoint; the stages not yet started share the rest.
+  started = {name: state['steps'][name] for name in training_stages if state['steps'].get(name)}
+  still_to_train_s = {
+      name: training_seconds(calibration, name, steps, adversarial_start) - training_seconds(
+          calibration, name, min(workdir_lib.latest_step(f'{workdir}/{name}') or 0, steps),
+          adversarial_start)
+      for name, steps in started.items()}
+  free_s = training_s - sum(still_to_train_s.values())
+  free_share = sum(shares[name] for name in training_stages if name not in started) or 1.0
   for name in training_stages:
-    stage_s = max(training_s * shares[name] / total_share, 0.0)
-    # A started stage keeps its steps (exact resume).
-    steps = state['steps'].get(name) or max(steps_within(name, stage_s), 1)
+    stage_s = max(free_s * shares[name] / free_share, 0.0)
+    steps = started.get(name) or max(steps_within(name, stage_s), 1)
     command = train_command(find_config(configs[name]), f'{workdir}/{name}', steps,
                             overrides[name])
-    planned = training_seconds(calibration, name, steps, adversarial_start)
+    planned = still_to_train_s.get(name,
+                                   training_seconds(calibration, name, steps, adversarial_start))
     if steps < MIN_STEPS[name]:
       if done:
         # A run under way: refusing now would throw away what the budget already bought.

@@ -120,6 +120,26 @@ def test_the_plan_fits_the_budget_and_grows_the_stage_overheads_with_the_songs()
   assert 1 <= gan.steps < create_lib.MIN_STEPS['gan']
 
 
+def test_a_resumed_stage_is_planned_for_the_steps_after_its_checkpoint(tmp_path):
+  calibration = {'backend': 'cpu', 'device_count': 1, 'gan': {'step_s': 1.38},
+                 'vqvae': {'warmup_s': 1.29, 'adversarial_s': 1.80, 'adversarial_start_step': 1000}}
+  settings = {'workdir': str(tmp_path), 'preset': 'cpu', 'songs': '/s', 'hours': 4.0,
+              'vocoder': False, 'held_out_fraction': 0.32}
+  state = {'num_files': 95, 'calibration': calibration, 'finished': {'prepare': {}},
+           'steps': {}, 'vqvae_adversarial_start_step': 1000}
+  first = {stage.name: stage for stage in create_lib.plan(settings, state, 13_000.0, 24_000.0)}
+  # The codec started and saved at about half its steps; then the run was stopped.
+  state['steps']['vqvae'] = first['vqvae'].steps
+  (tmp_path / 'vqvae' / 'checkpoints' / str(first['vqvae'].steps // 2)).mkdir(parents=True)
+  seconds = lambda steps: create_lib.training_seconds(calibration, 'vqvae', steps, 1000)
+  spent_s = seconds(first['vqvae'].steps // 2)
+  resumed = {stage.name: stage for stage in
+             create_lib.plan(settings, state, 13_000.0 - spent_s, 24_000.0)}
+  assert resumed['vqvae'].steps == first['vqvae'].steps  # Exact resume.
+  assert resumed['vqvae'].planned_s == pytest.approx(first['vqvae'].planned_s - spent_s)
+  assert resumed['gan'].steps == pytest.approx(first['gan'].steps, abs=2)  # Its time is its own.
+
+
 def wait_for(path: pathlib.Path, text: str, timeout_s: float) -> None:
   deadline = time.time() + timeout_s
   while time.time() < deadline:
