@@ -283,7 +283,6 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
   if settings['vocoder']:
     shares = {name: share * (1.0 - VOCODER_SHARE) for name, share in shares.items()}
     shares['vocoder'] = VOCODER_SHARE
-  total_share = sum(shares[name] for name in training_stages) or 1.0
   vqvae_config, gan_config = PRESETS[preset]
   adversarial_start = state['vqvae_adversarial_start_step']
   configs = {'vqvae': vqvae_config, 'gan': gan_config, 'vocoder': VOCODER_CONFIGS[preset]}
@@ -320,10 +319,11 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
         print(f'create: only {steps} steps of {name} fit the time left (fewer than '
               f'{MIN_STEPS[name]}: an earlier stage overran); training them', flush=True)
       else:
-        # The budget at which every training stage's share holds its minimum steps.
+        # The budget at which every training stage's share holds its minimum steps (no
+        # stage has run yet, so every one is in free_share).
         least_training_s = max(
             training_seconds(calibration, other, MIN_STEPS[other], adversarial_start)
-            * total_share / shares[other] for other in training_stages)
+            * free_share / shares[other] for other in training_stages)
         needed = settings['hours']
         for _ in range(30):  # training_time grows by 0.8-1 s a second of budget: converges.
           needed += (least_training_s - training_time(needed)) / 3600

@@ -131,8 +131,7 @@ def test_a_resumed_stage_is_planned_for_the_steps_after_its_checkpoint(tmp_path)
   # The codec started and saved at about half its steps; then the run was stopped.
   state['steps']['vqvae'] = first['vqvae'].steps
   (tmp_path / 'vqvae' / 'checkpoints' / str(first['vqvae'].steps // 2)).mkdir(parents=True)
-  seconds = lambda steps: create_lib.training_seconds(calibration, 'vqvae', steps, 1000)
-  spent_s = seconds(first['vqvae'].steps // 2)
+  spent_s = create_lib.training_seconds(calibration, 'vqvae', first['vqvae'].steps // 2, 1000)
   resumed = {stage.name: stage for stage in
              create_lib.plan(settings, state, 13_000.0 - spent_s, 24_000.0)}
   assert resumed['vqvae'].steps == first['vqvae'].steps  # Exact resume.
