@@ -58,6 +58,9 @@ def get_config() -> ml_collections.ConfigDict:
   # drawn from a bank of this many codes of them (models/gan.py RhythmBank) instead of
   # the beat clock. 0: off.
   config.model.rhythm_bank_steps = 0
+  # Onset strengths a code of that rhythm: 1, the mean over the code's frames; the VQ-VAE's
+  # time stride, each frame, so the generator also knows where in its code an onset falls.
+  config.model.rhythm_frames = 1
   # Random context masking: the share of training examples whose generator is handed a
   # real prefix of the crop (up to max_context_fraction of it) to continue. 0: an
   # unconditional generator (continuation then projects the prompt onto its noise). 0.9

@@ -109,15 +109,14 @@ def test_gan_learns_the_structure_of_synthetic_latents():
   assert set(np.unique(generated)) <= set(range(16))
 
 
-def songs_with_hits(rng, onset_following_weight=0.0):
-  """A trainer of a held pattern with code 15 (a hit) wherever the training songs'
-  envelope has an onset, and the onsets [songs, steps]."""
+def songs_with_hits(rng, onset_following_weight=0.0, frames=1):
+  """A trainer of a held pattern with a hit wherever the training songs' envelope has an
+  onset, and the envelope [songs, steps, frames]. The hit falls on one of its code's
+  `frames` frames, drawn at random; the hit on frame f is code 16 - frames + f."""
 
   def songs(count):
     codes = synthetic_codes(rng, count, 24, PATTERNS[:1])
-    onsets = rng.random(codes.shape[:2]) < 0.2
-    codes[onsets] = (15, 2)
-    return codes, onsets.astype(np.float32)
+    return codes, with_hits(rng, codes, frames)
 
   (train, onsets), (held_out, _) = songs(300), songs(60)
   data = latent_cache.LatentData(
@@ -127,30 +126,48 @@ def songs_with_hits(rng, onset_following_weight=0.0):
   config = gan_tiny.get_config()
   config.data.crop_steps = 12
   config.model.rhythm_bank_steps = 1024
+  config.model.rhythm_frames = frames
   config.loss.code_usage_weight = 1.0
   config.loss.onset_following_weight = onset_following_weight
-  return gan_trainer.GANTrainer(config, data, rhythm=onsets.reshape(-1)), onsets
+  return gan_trainer.GANTrainer(config, data, rhythm=onsets.reshape(-1, frames)), onsets
+
+
+def with_hits(rng, codes, frames):
+  """Puts hits into `codes` [songs, steps, 2] at a fifth of the steps; returns their
+  envelope [songs, steps, frames] (1 on the frame of each hit)."""
+  onsets = rng.random(codes.shape[:2]) < 0.2
+  frame = rng.integers(0, frames, codes.shape[:2])
+  codes[onsets, 0] = 16 - frames + frame[onsets]
+  codes[onsets, 1] = 2
+  return (onsets[..., None] & (frame[..., None] == np.arange(frames))).astype(np.float32)
 
 
 def assert_hits_on_new_onsets(trainer, state, onsets, rng):
-  """The EMA generator, given new envelopes, plays its hits where they have onsets."""
-  new_onsets = rng.random((256, 12)) < 0.2
+  """The EMA generator, given new envelopes, plays its hits where they have onsets, each
+  on the frame its envelope has it."""
+  frames = onsets.shape[-1]
+  expected = np.zeros((256, 12, 2), np.int32)
+  envelope = with_hits(rng, expected, frames)
   # Standardized as the trainer standardizes the training ones.
-  rhythm = (new_onsets - onsets.mean()) / onsets.std()
+  rhythm = (envelope - onsets.mean()) / onsets.std()
   generator = nnx.merge(trainer.gen_graphdef, state.generator_ema)
   generated = np.asarray(gan_models.sample_codes(
       generator, trainer.data.codebooks, gan_models.generator_temperature(trainer.config.model),
       jax.random.key(1), 256, 12, rhythm=jnp.asarray(rhythm, jnp.float32))[1])[..., 0]
-  hits = generated == 15
-  assert hits[new_onsets].mean() > 0.5 and hits[~new_onsets].mean() < 0.1, (
-      hits[new_onsets].mean(), hits[~new_onsets].mean())
+  new_onsets = envelope.any(axis=-1)
+  hits = generated >= 16 - frames
+  on_frame = generated[new_onsets] == expected[new_onsets, 0]
+  assert on_frame.mean() > 0.5 and hits[~new_onsets].mean() < 0.1, (
+      on_frame.mean(), hits[~new_onsets].mean())
   return generator
 
 
 @pytest.mark.optimized  # Hundreds of steps: running, not compiling.
-def test_a_generator_with_a_rhythm_bank_plays_its_events_where_the_envelope_has_them():
+def test_a_generator_with_a_rhythm_bank_plays_its_events_on_the_frames_the_envelope_has_them():
+  """An envelope of each of a code's 4 frames: the generator plays each hit on its frame
+  (the code that holds it there), not only in its code."""
   rng = np.random.default_rng(0)
-  trainer, onsets = songs_with_hits(rng)
+  trainer, onsets = songs_with_hits(rng, frames=4)
   state = trainer.create_state()
   batches = trainer.train_batches(0)
   for _ in range(400):
@@ -158,10 +175,12 @@ def test_a_generator_with_a_rhythm_bank_plays_its_events_where_the_envelope_has_
   generator = assert_hits_on_new_onsets(trainer, state, onsets, rng)
   # The bank holds the training envelopes; a piece reads it on across windows.
   bank = generator.beat_clock
+  assert bank.envelopes.value.shape == (1024, 4)
   np.testing.assert_allclose(np.sort(np.unique(np.asarray(bank.envelopes.value))),
                              np.sort(np.unique(trainer.rhythm)), rtol=1e-6)
   key = jax.random.key(2)
   whole = bank(key, (3,), 20)
+  assert whole.shape == (3, 20, 4)
   np.testing.assert_array_equal(bank(key, (3,), 8, first_step=12), whole[:, 12:])
 
 
@@ -276,7 +295,7 @@ def test_a_piece_of_up_to_half_a_stretch_keeps_one_songs_rhythm():
     ('rhythm_lags', (0, 4)), ('rhythm_lags', (5, 4)), ('rhythm_lags', (2, 32)),
     ('rhythm_lags', (3,)), ('beat_periods', (0.5, 8.0)), ('beat_periods', (9.0, 8.0)),
     ('beat_periods', (8.0,)), ('beat_cycles', (0.0, 1.0)), ('beat_cycles', ()),
-    ('noise_smoothing', 0), ('noise_smoothing', 4)])
+    ('noise_smoothing', 0), ('noise_smoothing', 4), ('rhythm_frames', 0)])
 def test_bad_rhythm_fields_are_one_line(field, value):
   config = gan_tiny.get_config()
   config.model[field] = value

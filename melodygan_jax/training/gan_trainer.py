@@ -91,6 +91,9 @@ def check_config(config: ml_collections.ConfigDict) -> loading.LoadedVQVAE:
   config_checks.require(meta.segment_frames % vqvae.time_stride == 0, 'config.vqvae_workdir',
                         config.vqvae_workdir, f'time stride {vqvae.time_stride} does not divide '
                         f'the {meta.segment_frames}-frame segments of {meta.path}')
+  frames = gan_models.rhythm_frames(model)
+  config_checks.require(vqvae.time_stride % frames == 0, 'config.model.rhythm_frames', frames,
+                        f'must divide the VQ-VAE time stride {vqvae.time_stride}')
   return vqvae
 
 
@@ -133,6 +136,9 @@ def check_long_context(crop_steps: int, model: ml_collections.ConfigDict) -> Non
       isinstance(bank, int) and (bank == 0 or bank >= crop_steps),
       'config.model.rhythm_bank_steps', bank,
       f'must be 0 (off) or an int >= config.data.crop_steps={crop_steps}')
+  frames = model.get('rhythm_frames', 1)
+  config_checks.require(isinstance(frames, int) and frames >= 1, 'config.model.rhythm_frames',
+                        frames, 'must be an int >= 1 that divides the VQ-VAE time stride')
   lags = tuple(model.get('rhythm_lags', ()))
   config_checks.require(
       not lags or (len(lags) == 2 and 1 <= int(lags[0]) <= int(lags[1]) < crop_steps),
@@ -182,7 +188,8 @@ def init_state(config, num_levels: int, codebook_size: int, codebook_dim: int,
   config_checks.resolve_dtype(config.model, 'config.model.dtype')
   generator, discriminator = make_models(config, num_levels, codebook_size, codebook_dim)
   if rhythm_bank is not None:
-    generator.beat_clock.envelopes.value = jnp.asarray(rhythm_bank, jnp.float32)
+    envelopes = generator.beat_clock.envelopes
+    envelopes.value = jnp.asarray(rhythm_bank, jnp.float32).reshape(envelopes.value.shape)
   gen_graphdef, gen_params = nnx.split(generator)
   disc_graphdef, disc_params = nnx.split(discriminator)
   gen_optimizer, disc_optimizer = make_optimizers(config.train)
@@ -203,13 +210,17 @@ def sample_codes(gen_graphdef, codebooks, temperature, params, rng, batch: int, 
 
 
 def onset_envelopes(vqvae: loading.LoadedVQVAE, codes: np.ndarray, stem: str,
-                    window: int = 256) -> np.ndarray:
-  """[n, levels] codes of one sequence -> [n] onset strength of each code, decoded.
+                    frames: int = 1, window: int = 256) -> np.ndarray:
+  """[n, levels] codes of one sequence -> [n, frames] onset strength of each code, decoded.
 
   librosa's onset strength (the mean over bands of the rectified rise in dB
-  from one frame to the next) of the VQ-VAE's decoding, averaged over the
-  frames of each code; decoded `window` codes at a time.
+  from one frame to the next) of the VQ-VAE's decoding, `frames` values a
+  code: each of its frames (the VQ-VAE's time stride), or means of groups of
+  them (1: the code's mean); decoded `window` codes at a time.
   """
+  if vqvae.time_stride % frames:
+    raise ValueError(f'rhythm frames {frames}: must divide the VQ-VAE time stride '
+                     f'{vqvae.time_stride}')
   total = len(codes)
   padded = np.concatenate([codes, np.zeros((-total % window,) + codes.shape[1:], codes.dtype)])
   windows = padded.reshape(-1, window, codes.shape[1])
@@ -218,20 +229,18 @@ def onset_envelopes(vqvae: loading.LoadedVQVAE, codes: np.ndarray, stem: str,
     log_mel = vqvae.codes_to_log_mel(windows[start:start + 16], stem)
     power_db = 20.0 / np.log(10.0) * log_mel
     flux = np.maximum(np.diff(power_db, axis=1, prepend=power_db[:, :1]), 0.0).mean(axis=-1)
-    envelopes.append(flux.reshape(len(flux), window, -1).mean(axis=-1))
-  return np.concatenate(envelopes).reshape(-1)[:total].astype(np.float32)
+    envelopes.append(flux.reshape(len(flux) * window, frames, -1).mean(axis=-1))
+  return np.concatenate(envelopes)[:total].astype(np.float32)
 
 
 def rhythm_bank_of(envelopes: np.ndarray, bank_steps: int,
                    block: int = gan_models.RHYTHM_BANK_BLOCK) -> np.ndarray:
-  """`bank_steps` of the training envelopes: blocks spread evenly over them (tiled when
-  there are fewer)."""
-  if len(envelopes) <= bank_steps:
-    return np.resize(envelopes, bank_steps)
-  blocks = bank_steps // block
-  starts = np.linspace(0, len(envelopes) - block, blocks).astype(np.int64)
-  bank = envelopes[starts[:, None] + np.arange(block)].reshape(-1)
-  return np.resize(bank, bank_steps)
+  """`bank_steps` codes of the training envelopes [n, frames]: blocks spread evenly over
+  them (tiled when there are fewer)."""
+  if len(envelopes) > bank_steps:
+    starts = np.linspace(0, len(envelopes) - block, bank_steps // block).astype(np.int64)
+    envelopes = envelopes[(starts[:, None] + np.arange(block)).reshape(-1)]
+  return envelopes[np.arange(bank_steps) % len(envelopes)]
 
 
 def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_histogram,
@@ -269,7 +278,7 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
     if mask is not None:
       channels.append(mask[..., None].astype(latents.dtype))
     if real_rhythm is not None:
-      channels.append(real_rhythm[..., None].astype(latents.dtype))
+      channels.append(real_rhythm.astype(latents.dtype))
     return jnp.concatenate(channels, axis=-1) if len(channels) > 1 else latents
 
   def judge(disc_params, latents):
@@ -370,7 +379,8 @@ class GANTrainer:
     vqvae: the VQ-VAE that decodes samples into spectrogram images (optional).
     mesh: default: all devices.
     rhythm: for a generator with a RhythmBank, the onset strength of each training
-      code, [len(data.train.codes)]; default: decoded with `vqvae` (onset_envelopes).
+      code, [len(data.train.codes), rhythm frames]; default: decoded with `vqvae`
+      (onset_envelopes).
   """
 
   def __init__(self, config: ml_collections.ConfigDict, data: latent_cache.LatentData,
@@ -388,13 +398,15 @@ class GANTrainer:
     self.codebooks = parallel.replicate(np.asarray(data.codebooks), self.mesh)
     histogram = latent_metrics.code_histogram(data.train.codes, data.codebooks.shape[1])
     self.code_histogram = parallel.replicate(np.asarray(histogram, np.float32), self.mesh)
-    self.rhythm = None  # Standardized onset envelope of every training code.
+    self.rhythm = None  # Standardized onset envelope of every training code, [n, frames].
     bank = None
     if gan_models.has_rhythm_bank(config.model):
+      frames = gan_models.rhythm_frames(config.model)
       if rhythm is None and vqvae is not None:
-        rhythm = onset_envelopes(vqvae, data.train.codes, config.data.stems[0])
+        rhythm = onset_envelopes(vqvae, data.train.codes, config.data.stems[0], frames)
       if rhythm is None:  # Timing only (calibration): a step costs the same whatever they are.
-        rhythm = np.zeros(len(data.train.codes), np.float32)
+        rhythm = np.zeros((len(data.train.codes), frames), np.float32)
+      rhythm = np.asarray(rhythm).reshape(len(data.train.codes), frames)
       self.rhythm = ((rhythm - rhythm.mean()) / (rhythm.std() + 1e-6)).astype(np.float32)
       bank = rhythm_bank_of(self.rhythm, int(config.model.rhythm_bank_steps))
     self.gen_graphdef, self.disc_graphdef, self._initial_state, optimizers = init_state(
