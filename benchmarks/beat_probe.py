@@ -9,7 +9,9 @@ pulse clarity of each set (evaluation's definition: the peak of the onset
 envelope's normalized autocorrelation at 0.25-2 s lags; here from the decoded
 mel, no inversion) with its 10th and 90th percentiles:
 
-  - what the codes carry: the real codes; only their first 1, 2 or 4 levels;
+  - what the codes carry: the real codes; the same with the onset envelope
+    averaged over each code's frames (what is left when where in its code an
+    onset falls is lost); only their first 1, 2 or 4 levels;
     real level 0 with i.i.d. draws (the training frequencies) at the other
     levels, and the reverse; the real steps in random order; i.i.d. codes;
   - what the discriminator hears: its mean logit (each scale, then the rhythm
@@ -18,7 +20,8 @@ mel, no inversion) with its 10th and 90th percentiles:
     shuffled (texture kept, beat broken; the shuffle also adds seams) and on
     generated crops, and the share of pairs in which it scores the real crop
     higher (0.5: it cannot tell them apart);
-  - the budget: the generated pieces' pulse clarity at every saved step.
+  - the budget: the generated pieces' pulse clarity at every saved step (at the
+    last, also at code resolution).
 
 Ends with one JSON line.
 """
@@ -52,15 +55,24 @@ DECODE_BATCH = 16
 
 
 def pulse_clarities(vqvae: loading.LoadedVQVAE, codes: np.ndarray, stem: str,
-                    levels: int | None = None) -> np.ndarray:
-  """Pulse clarity of each code sequence's decoded log-mel (its first `levels` levels)."""
+                    levels: int | None = None, code_resolution: bool = False) -> np.ndarray:
+  """Pulse clarity of each code sequence's decoded log-mel (its first `levels` levels).
+
+  `code_resolution`: of the onset envelope's means over each code's frames (where
+  in its code an onset falls, lost).
+  """
   values = []
   for start in range(0, len(codes), DECODE_BATCH):
     batch = codes[start:start + DECODE_BATCH, :, :levels]
     for log_mel in vqvae.codes_to_log_mel(batch, stem):
       power_db = 20.0 / np.log(10.0) * log_mel  # Log magnitude -> power in dB...
       power_db = np.maximum(power_db, power_db.max() - 80.0)  # ...as librosa's power_to_db.
-      values.append(music_structure.pulse_clarity(music_structure.onset_envelope(power_db)))
+      envelope = music_structure.onset_envelope(power_db)
+      if code_resolution:
+        stride = vqvae.time_stride
+        whole = len(envelope) // stride * stride
+        envelope = np.repeat(envelope[:whole].reshape(-1, stride).mean(axis=1), stride)
+      values.append(music_structure.pulse_clarity(envelope))
   return np.asarray(values)
 
 
@@ -114,6 +126,9 @@ def main() -> None:
   print(f'pulse clarity of {len(real)} decoded {args.seconds:g} s crops ({steps} codes, '
         f'{levels} levels of {codebook_size}), mean [p10, p90]:')
   report('real codes', pulse_clarities(vqvae, real, stem))
+  # What the frame an onset falls on inside its code adds to the pulse.
+  report('real codes, onsets at code resolution', pulse_clarities(vqvae, real, stem,
+                                                                  code_resolution=True))
   for kept in (1, 2, 4):
     if kept < levels:
       report(f'real codes, first {kept} level(s) decoded', pulse_clarities(vqvae, real, stem,
@@ -179,6 +194,8 @@ def main() -> None:
     if step == saved[-1]:
       report(f'generated, step {step}, first level decoded',
              pulse_clarities(vqvae, codes, stem, 1))
+      report(f'generated, step {step}, onsets at code resolution',
+             pulse_clarities(vqvae, codes, stem, code_resolution=True))
   print(json.dumps(results))
 
 
