@@ -19,7 +19,9 @@ mel, no inversion) with its 10th and 90th percentiles:
     on the same crops with their 0.25 s or 1 s blocks
     shuffled (texture kept, beat broken; the shuffle also adds seams) and on
     generated crops, and the share of pairs in which it scores the real crop
-    higher (0.5: it cannot tell them apart);
+    higher (0.5: it cannot tell them apart); for a run with a rhythm bank,
+    beside each crop's onset envelope, the generated crops following the real
+    crops' envelopes, as in training;
   - the budget: the generated pieces' pulse clarity at every saved step (at the
     last, also at code resolution).
 
@@ -43,6 +45,7 @@ from flax import nnx  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import contract  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import music_structure  # pylint: disable=wrong-import-position
 from melodygan_jax.generation import sampling  # pylint: disable=wrong-import-position
+from melodygan_jax.models import gan as gan_models  # pylint: disable=wrong-import-position
 from melodygan_jax.models import residual_quantizer  # pylint: disable=wrong-import-position
 from melodygan_jax.runs import checkpoints  # pylint: disable=wrong-import-position
 from melodygan_jax.runs import latent_cache  # pylint: disable=wrong-import-position
@@ -157,18 +160,39 @@ def main() -> None:
   block = max(1, int(round(BLOCK_SECONDS * contract.SAMPLE_RATE_HZ / contract.HOP_LENGTH
                            / vqvae.time_stride)))
   codebooks = jnp.asarray(vqvae.codebooks)
-  judge = jax.jit(lambda params, codes: nnx.merge(disc_graphdef, params)(
-      residual_quantizer.codes_to_latents(codes, codebooks)))
-  real_logits = np.asarray(judge(state.discriminator, jnp.asarray(crops)))
-  shuffled_logits = np.asarray(judge(state.discriminator,
-                                     jnp.asarray(block_shuffled(crops, block, rng))))
+  judge_latents = jax.jit(lambda params, latents: nnx.merge(disc_graphdef, params)(latents))
+  # A run with a rhythm bank judges codes beside the onset envelope they follow: each
+  # crop's own, standardized by the real crops' statistics (the run keeps no others), and
+  # the generator is handed the real crops' envelopes, as in training.
+  frames = gan_models.rhythm_frames(config.model)
+  with_bank = gan_models.has_rhythm_bank(config.model)
+  envelopes = lambda codes: np.stack([gan_trainer.onset_envelopes(vqvae, row, stem, frames)
+                                      for row in codes])
+  real_rhythm = envelopes(crops) if with_bank else None
+  rhythm_stats = (real_rhythm.mean(), real_rhythm.std() + 1e-6) if with_bank else None
+
+  def judge(codes, rhythm=None):
+    latents = residual_quantizer.codes_to_latents(jnp.asarray(codes), codebooks)
+    if with_bank:
+      rhythm = envelopes(codes) if rhythm is None else rhythm
+      standardized = (rhythm - rhythm_stats[0]) / rhythm_stats[1]
+      latents = jnp.concatenate([latents, jnp.asarray(standardized, latents.dtype)], axis=-1)
+    return np.asarray(judge_latents(state.discriminator, latents))
+
+  real_logits = judge(crops, real_rhythm)
+  shuffled_logits = judge(block_shuffled(crops, block, rng))
   long_block = 4 * block  # 1 s: few seams, the beat kept only inside each block.
-  long_shuffled_logits = np.asarray(judge(state.discriminator, jnp.asarray(
-      block_shuffled(crops, long_block, rng))))
+  long_shuffled_logits = judge(block_shuffled(crops, long_block, rng))
   generator.params = jax.device_get(state.generator_ema)
-  generated_crops = sampling.generate_codes(generator, *sampling.keys_and_noise(
-      generator, 1, range(len(crops))), crop)
-  generated_logits = np.asarray(judge(state.discriminator, jnp.asarray(generated_crops)))
+  if with_bank:
+    followed = (real_rhythm - rhythm_stats[0]) / rhythm_stats[1]
+    generated_crops = np.asarray(gan_models.sample_codes(
+        nnx.merge(generator.graphdef, generator.params), codebooks, generator.temperature,
+        jax.random.key(1), len(crops), crop, rhythm=jnp.asarray(followed, jnp.float32))[1])
+  else:
+    generated_crops = sampling.generate_codes(generator, *sampling.keys_and_noise(
+        generator, 1, range(len(crops))), crop)
+  generated_logits = judge(generated_crops, real_rhythm)
   real_mean = real_logits.mean(-1)
   results['discriminator'] = {'step': saved[-1], 'crop_steps': crop}
   print(f'discriminator at step {saved[-1]}, {len(crops)} crops of {crop} codes: mean logit '
