@@ -169,14 +169,14 @@ def main() -> None:
   envelopes = lambda codes: np.stack([gan_trainer.onset_envelopes(vqvae, row, stem, frames)
                                       for row in codes])
   real_rhythm = envelopes(crops) if with_bank else None
-  rhythm_stats = (real_rhythm.mean(), real_rhythm.std() + 1e-6) if with_bank else None
+  standardized = ((lambda rhythm: (rhythm - real_rhythm.mean()) / (real_rhythm.std() + 1e-6))
+                  if with_bank else None)
 
   def judge(codes, rhythm=None):
     latents = residual_quantizer.codes_to_latents(jnp.asarray(codes), codebooks)
     if with_bank:
-      rhythm = envelopes(codes) if rhythm is None else rhythm
-      standardized = (rhythm - rhythm_stats[0]) / rhythm_stats[1]
-      latents = jnp.concatenate([latents, jnp.asarray(standardized, latents.dtype)], axis=-1)
+      rhythm = standardized(envelopes(codes) if rhythm is None else rhythm)
+      latents = jnp.concatenate([latents, jnp.asarray(rhythm, latents.dtype)], axis=-1)
     return np.asarray(judge_latents(state.discriminator, latents))
 
   real_logits = judge(crops, real_rhythm)
@@ -185,10 +185,10 @@ def main() -> None:
   long_shuffled_logits = judge(block_shuffled(crops, long_block, rng))
   generator.params = jax.device_get(state.generator_ema)
   if with_bank:
-    followed = (real_rhythm - rhythm_stats[0]) / rhythm_stats[1]
     generated_crops = np.asarray(gan_models.sample_codes(
         nnx.merge(generator.graphdef, generator.params), codebooks, generator.temperature,
-        jax.random.key(1), len(crops), crop, rhythm=jnp.asarray(followed, jnp.float32))[1])
+        jax.random.key(1), len(crops), crop,
+        rhythm=jnp.asarray(standardized(real_rhythm), jnp.float32))[1])
   else:
     generated_crops = sampling.generate_codes(generator, *sampling.keys_and_noise(
         generator, 1, range(len(crops))), crop)
