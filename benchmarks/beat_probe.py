@@ -1,19 +1,27 @@
-"""Where a GAN run's beat goes: which codes carry it, whether the discriminator hears it,
-and whether more steps bring it.
+"""Where a GAN run's beat and harmony go: which codes carry them, whether the discriminator
+hears the beat, and whether more steps bring it.
 
   python benchmarks/beat_probe.py --gan_workdir=runs/gan [--num_clips=48] [--seconds=10]
+      [--codes_only]
 
 On 10 s crops of the run's held-out code sequences (latents.npz) and as many
 generated pieces, decodes codes to log-mel with the run's VQ-VAE and prints the
-pulse clarity of each set (evaluation's definition: the peak of the onset
-envelope's normalized autocorrelation at 0.25-2 s lags; here from the decoded
-mel, no inversion) with its 10th and 90th percentiles:
+pulse clarity and the chroma stability of each set (evaluation's definitions:
+the peak of the onset envelope's normalized autocorrelation at 0.25-2 s lags;
+the mean correlation of chroma vectors 0.1 s apart; here from the decoded mel,
+the chroma through the mel filterbank's non-negative least-squares inverse, no
+phase) with their 10th and 90th percentiles:
 
   - what the codes carry: the real codes; the same with the onset envelope
     averaged over each code's frames (what is left when where in its code an
     onset falls is lost); only their first 1, 2 or 4 levels;
     real level 0 with i.i.d. draws (the training frequencies) at the other
     levels, and the reverse; the real steps in random order; i.i.d. codes;
+    the run's generated pieces (its last checkpoint), whole and from their first
+    level (--codes_only stops here). The mel-domain chroma is blind to what
+    inversion does: a steady wash and held partials read alike here, while
+    after Griffin-Lim the wash becomes noise (docs/create.md, "The preset as
+    it is now");
   - what the discriminator hears: its mean logit (each scale, then the rhythm
     discriminator's if the run has one) on real crops of its training length,
     on the same crops with their 0.25 s or 1 s blocks
@@ -43,6 +51,7 @@ import numpy as np  # pylint: disable=wrong-import-position
 from flax import nnx  # pylint: disable=wrong-import-position
 
 from melodygan_jax.audio import contract  # pylint: disable=wrong-import-position
+from melodygan_jax.audio import inversion  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import music_structure  # pylint: disable=wrong-import-position
 from melodygan_jax.generation import sampling  # pylint: disable=wrong-import-position
 from melodygan_jax.models import gan as gan_models  # pylint: disable=wrong-import-position
@@ -55,19 +64,24 @@ from melodygan_jax.training import gan_trainer  # pylint: disable=wrong-import-p
 
 BLOCK_SECONDS = 0.25
 DECODE_BATCH = 16
+NNLS_ITERATIONS = 32  # The mel's inverse the chroma is read from, as sample's prior uses.
 
 
-def pulse_clarities(vqvae: loading.LoadedVQVAE, codes: np.ndarray, stem: str,
-                    levels: int | None = None, code_resolution: bool = False) -> np.ndarray:
-  """Pulse clarity of each code sequence's decoded log-mel (its first `levels` levels).
+def clip_figures(vqvae: loading.LoadedVQVAE, codes: np.ndarray, stem: str,
+                 levels: int | None = None, code_resolution: bool = False) -> np.ndarray:
+  """[n, 2]: pulse clarity and chroma stability of each code sequence's decoded log-mel
+  (its first `levels` levels).
 
-  `code_resolution`: of the onset envelope's means over each code's frames (where
-  in its code an onset falls, lost).
+  `code_resolution`: the pulse of the onset envelope's means over each code's frames
+  (where in its code an onset falls, lost).
   """
   values = []
   for start in range(0, len(codes), DECODE_BATCH):
     batch = codes[start:start + DECODE_BATCH, :, :levels]
-    for log_mel in vqvae.codes_to_log_mel(batch, stem):
+    log_mels = vqvae.codes_to_log_mel(batch, stem)
+    magnitudes = np.asarray(inversion.mel_to_magnitude(jnp.exp(jnp.asarray(log_mels)),
+                                                       NNLS_ITERATIONS))
+    for log_mel, magnitude in zip(log_mels, magnitudes):
       power_db = 20.0 / np.log(10.0) * log_mel  # Log magnitude -> power in dB...
       power_db = np.maximum(power_db, power_db.max() - 80.0)  # ...as librosa's power_to_db.
       envelope = music_structure.onset_envelope(power_db)
@@ -75,14 +89,17 @@ def pulse_clarities(vqvae: loading.LoadedVQVAE, codes: np.ndarray, stem: str,
         stride = vqvae.time_stride
         whole = len(envelope) // stride * stride
         envelope = np.repeat(envelope[:whole].reshape(-1, stride).mean(axis=1), stride)
-      values.append(music_structure.pulse_clarity(envelope))
+      chroma = music_structure.chroma_frames(magnitude)
+      energy = np.exp(2.0 * np.asarray(log_mel, np.float64)).sum(axis=1)
+      values.append((music_structure.pulse_clarity(envelope),
+                     music_structure.chroma_stability(chroma, energy)))
   return np.asarray(values)
 
 
 def summary(values: np.ndarray) -> dict:
-  return {'mean': round(float(np.mean(values)), 3),
-          'p10': round(float(np.percentile(values, 10)), 3),
-          'p90': round(float(np.percentile(values, 90)), 3)}
+  return {'mean': round(float(np.nanmean(values)), 3),
+          'p10': round(float(np.nanpercentile(values, 10)), 3),
+          'p90': round(float(np.nanpercentile(values, 90)), 3)}
 
 
 def block_shuffled(codes: np.ndarray, block: int, rng: np.random.Generator) -> np.ndarray:
@@ -100,6 +117,8 @@ def main() -> None:
   parser.add_argument('--gan_workdir', required=True)
   parser.add_argument('--num_clips', type=int, default=48)
   parser.add_argument('--seconds', type=float, default=10.0)
+  parser.add_argument('--codes_only', action='store_true',
+                      help='Only what the codes carry (minutes): no discriminator, no budget.')
   args = parser.parse_args()
 
   generator = loading.load_generator(args.gan_workdir)
@@ -122,29 +141,39 @@ def main() -> None:
   results = {}
 
   def report(name, values):
-    results[name] = summary(values)
-    row = results[name]
-    print(f'{name:44s} {row["mean"]:.3f} [{row["p10"]:.2f}, {row["p90"]:.2f}]', flush=True)
+    results[name] = {'pulse_clarity': summary(values[:, 0]),
+                     'chroma_stability': summary(values[:, 1])}
+    shown = '  '.join(f'{row["mean"]:.3f} [{row["p10"]:.2f}, {row["p90"]:.2f}]'
+                      for row in results[name].values())
+    print(f'{name:50s} {shown}', flush=True)
 
-  print(f'pulse clarity of {len(real)} decoded {args.seconds:g} s crops ({steps} codes, '
-        f'{levels} levels of {codebook_size}), mean [p10, p90]:')
-  report('real codes', pulse_clarities(vqvae, real, stem))
+  print(f'pulse clarity, then chroma stability, of {len(real)} decoded {args.seconds:g} s '
+        f'crops ({steps} codes, {levels} levels of {codebook_size}), mean [p10, p90]:')
+  report('real codes', clip_figures(vqvae, real, stem))
   # What the frame an onset falls on inside its code adds to the pulse.
-  report('real codes, onsets at code resolution', pulse_clarities(vqvae, real, stem,
+  report('real codes, onsets at code resolution', clip_figures(vqvae, real, stem,
                                                                   code_resolution=True))
   for kept in (1, 2, 4):
     if kept < levels:
-      report(f'real codes, first {kept} level(s) decoded', pulse_clarities(vqvae, real, stem,
+      report(f'real codes, first {kept} level(s) decoded', clip_figures(vqvae, real, stem,
                                                                           kept))
   level0_real = real.copy()
   level0_real[..., 1:] = iid(real.shape[:2])[..., 1:]
-  report('real level 0, i.i.d. other levels', pulse_clarities(vqvae, level0_real, stem))
+  report('real level 0, i.i.d. other levels', clip_figures(vqvae, level0_real, stem))
   level0_iid = real.copy()
   level0_iid[..., 0] = iid(real.shape[:2])[..., 0]
-  report('i.i.d. level 0, real other levels', pulse_clarities(vqvae, level0_iid, stem))
+  report('i.i.d. level 0, real other levels', clip_figures(vqvae, level0_iid, stem))
   shuffled = np.stack([row[rng.permutation(steps)] for row in real])
-  report('real codes, steps in random order', pulse_clarities(vqvae, shuffled, stem))
-  report('i.i.d. codes', pulse_clarities(vqvae, iid(real.shape[:2]), stem))
+  report('real codes, steps in random order', clip_figures(vqvae, shuffled, stem))
+  report('i.i.d. codes', clip_figures(vqvae, iid(real.shape[:2]), stem))
+  keys, noise = sampling.keys_and_noise(generator, 0, range(args.num_clips))
+  generated = sampling.generate_codes(generator, keys, noise, steps)
+  report(f'generated, step {generator.step}', clip_figures(vqvae, generated, stem))
+  report(f'generated, step {generator.step}, first level decoded',
+         clip_figures(vqvae, generated, stem, 1))
+  if args.codes_only:
+    print(json.dumps(results))
+    return
 
   # The discriminator, on crops of its training length.
   num_levels, _, codebook_dim = np.asarray(vqvae.codebooks).shape
@@ -208,18 +237,17 @@ def main() -> None:
     print(f'  {name:38s} [{shown}]  ' + ('' if name == 'real' else f'{higher:.0%}'))
 
   # The generator at every saved step.
-  keys, noise = sampling.keys_and_noise(generator, 0, range(args.num_clips))
   for step in saved:
     restored, _ = checkpoints.restore(args.gan_workdir, {'generator_ema': abstract.generator},
                                       step)
     generator.params = jax.device_get(restored['generator_ema'])
     codes = sampling.generate_codes(generator, keys, noise, steps)
-    report(f'generated, step {step}', pulse_clarities(vqvae, codes, stem))
+    report(f'generated, step {step}', clip_figures(vqvae, codes, stem))
     if step == saved[-1]:
       report(f'generated, step {step}, first level decoded',
-             pulse_clarities(vqvae, codes, stem, 1))
+             clip_figures(vqvae, codes, stem, 1))
       report(f'generated, step {step}, onsets at code resolution',
-             pulse_clarities(vqvae, codes, stem, code_resolution=True))
+             clip_figures(vqvae, codes, stem, code_resolution=True))
   print(json.dumps(results))
 
 

@@ -90,8 +90,8 @@ def main() -> None:
   generated = np.asarray(trainer.jit_sample(state.generator_ema, jax.random.key(0),
                                             args.num_clips, steps)[1])
   results = {'levels': args.levels, 'steps': args.steps, 'train_s': round(train_s, 1),
-             'real': beat_probe.summary(beat_probe.pulse_clarities(vqvae, real, stem)),
-             'generated': beat_probe.summary(beat_probe.pulse_clarities(vqvae, generated, stem))}
+             'real': beat_probe.summary(beat_probe.clip_figures(vqvae, real, stem)[:, 0]),
+             'generated': beat_probe.summary(beat_probe.clip_figures(vqvae, generated, stem)[:, 0])}
   for name in ('real', 'generated'):
     row = results[name]
     print(f'{name} codes, first {args.levels} level(s): pulse clarity {row["mean"]:.3f} '
