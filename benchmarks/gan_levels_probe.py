@@ -30,6 +30,7 @@ import numpy as np  # pylint: disable=wrong-import-position
 
 import beat_probe  # pylint: disable=wrong-import-position
 from melodygan_jax.generation import sampling  # pylint: disable=wrong-import-position
+from melodygan_jax.models import gan as gan_models  # pylint: disable=wrong-import-position
 from melodygan_jax.runs import latent_cache  # pylint: disable=wrong-import-position
 from melodygan_jax.runs import loading  # pylint: disable=wrong-import-position
 from melodygan_jax.training import gan_trainer  # pylint: disable=wrong-import-position
@@ -67,8 +68,9 @@ def main() -> None:
       codebooks=cached.codebooks[:args.levels])
   config = load_config(args.config)
   # A generator with a rhythm bank follows the songs' onsets, heard through every level.
-  rhythm = (gan_trainer.onset_envelopes(vqvae, cached.train.codes, stem)
-            if config.model.get('rhythm_bank_steps', 0) else None)
+  rhythm = (gan_trainer.onset_envelopes(vqvae, cached.train.codes, stem,
+                                       gan_models.rhythm_frames(config.model))
+            if gan_models.has_rhythm_bank(config.model) else None)
   trainer = gan_trainer.GANTrainer(config, data, rhythm=rhythm)
   state = trainer.create_state()
   batches = trainer.train_batches(0)
