@@ -18,10 +18,10 @@ phase) with their 10th and 90th percentiles:
     real level 0 with i.i.d. draws (the training frequencies) at the other
     levels, and the reverse; the real steps in random order; i.i.d. codes;
     the run's generated pieces (its last checkpoint), whole and from their first
-    level (--codes_only stops here). The mel-domain chroma does not see what
-    inversion does: on the 92-song run the pieces' codes score as the songs'
-    here and far below them in evaluate's audio (docs/create.md, "The preset
-    as it is now");
+    level (--codes_only stops here). Random crops, not evaluate's clips: on the
+    92-song run the pieces score as the songs' crops here and far below
+    evaluate's held-out clips there (docs/create.md, "The preset as it is
+    now");
   - what the discriminator hears: its mean logit (each scale, then the rhythm
     discriminator's if the run has one) on real crops of its training length,
     on the same crops with their 0.25 s or 1 s blocks
