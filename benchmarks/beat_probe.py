@@ -30,8 +30,8 @@ phase) with their 10th and 90th percentiles:
     higher (0.5: it cannot tell them apart); for a run with a rhythm bank,
     beside each crop's onset envelope, the generated crops following the real
     crops' envelopes, as in training;
-  - the budget: the generated pieces' pulse clarity at every saved step (at the
-    last, also at code resolution).
+  - the budget: the generated pieces' pulse clarity at every earlier saved step,
+    and the last one's at code resolution.
 
 Ends with one JSON line.
 """
@@ -236,18 +236,15 @@ def main() -> None:
     shown = ', '.join(f'{float(v):.2f}' for v in logits.mean(0))
     print(f'  {name:38s} [{shown}]  ' + ('' if name == 'real' else f'{higher:.0%}'))
 
-  # The generator at every saved step.
-  for step in saved:
+  # The generator at every earlier saved step (the last one's pieces are `generated`).
+  for step in saved[:-1]:
     restored, _ = checkpoints.restore(args.gan_workdir, {'generator_ema': abstract.generator},
                                       step)
     generator.params = jax.device_get(restored['generator_ema'])
     codes = sampling.generate_codes(generator, keys, noise, steps)
     report(f'generated, step {step}', clip_figures(vqvae, codes, stem))
-    if step == saved[-1]:
-      report(f'generated, step {step}, first level decoded',
-             clip_figures(vqvae, codes, stem, 1))
-      report(f'generated, step {step}, onsets at code resolution',
-             clip_figures(vqvae, codes, stem, code_resolution=True))
+  report(f'generated, step {generator.step}, onsets at code resolution',
+         clip_figures(vqvae, generated, stem, code_resolution=True))
   print(json.dumps(results))
 
 
