@@ -446,14 +446,16 @@ def summary(workdir: str, state: dict) -> list[str]:
   metrics = json.loads(path.read_text())
   lines = [f'{"":22s} {"KAD":>20s} {"pulse clarity":>14s} {"chroma stability":>17s} '
            f'{"C2ST AUC":>9s}']
-  for name in ('floor', 'vqvae_reconstruction', 'gan', 'baseline_iid'):
+  # The training songs have a profile and no KAD: what the generator was shown.
+  for name in ('training', 'floor', 'vqvae_reconstruction', 'gan', 'baseline_iid'):
     kad = metrics.get(f'{name}/kad')
-    if not isinstance(kad, dict):
+    profile = metrics.get(f'{name}/profile')
+    if not isinstance(kad, dict) and not profile:
       continue
-    profile = metrics.get(f'{name}/profile', {})
-    shown = [f'{kad["value"]:.1f} [{kad["low"]:.1f}, {kad["high"]:.1f}]']
+    shown = ['-' if not isinstance(kad, dict)
+             else f'{kad["value"]:.1f} [{kad["low"]:.1f}, {kad["high"]:.1f}]']
     for entry in ('pulse_clarity', 'chroma_stability'):
-      value = profile.get(entry, {}).get('value')
+      value = (profile or {}).get(entry, {}).get('value')
       shown.append('-' if value is None else f'{value:.2f}')
     auc = metrics.get(f'{name}/c2st_auc', {}).get('value')
     shown.append('-' if auc is None else f'{auc:.2f}')

@@ -63,16 +63,22 @@ def test_every_set_has_intervals_and_the_same_count(metrics):
 
 def test_every_set_has_a_profile_and_a_two_sample_auc(metrics):
   num_clips = metrics['audio/num_clips']
-  for name in SETS:
+  # Real music and its copies: both halves; generated sets: half B's count.
+  real_derived = ('floor', 'vqvae_reconstruction', 'griffin_lim')
+  for name in SETS + ('training',):
     profile = metrics[f'{name}/profile']
     assert list(profile) == list(music_profile.PROFILE_ENTRIES), name
+    count = (2 * num_clips if name in real_derived
+             else metrics['audio/num_training_clips'] if name == 'training' else num_clips)
     for entry, summary in profile.items():
-      assert len(summary['per_clip']) == num_clips, (name, entry)
+      assert len(summary['per_clip']) == count, (name, entry)
       if entry == 'bar_repetition':  # 3 s clips: too short for bars, null with a note.
         assert summary['value'] is None and 'clip_seconds=3' in summary['note']
         continue
       if summary['value'] is not None:
         assert summary['low'] <= summary['value'] <= summary['high'], (name, entry)
+    if name == 'training':
+      continue
     auc = metrics[f'{name}/c2st_auc']
     assert 0.0 <= auc['low'] <= auc['value'] <= auc['high'] <= 1.0, name
   assert all(abs(summary['z_vs_floor']) < 1e-9
@@ -178,6 +184,26 @@ def test_mean_interval_covers_the_mean_and_shrinks_with_more_clips():
   assert small.low < 3.0 < small.high and large.low < 3.0 < large.high
   assert large.high - large.low < 0.3 * (small.high - small.low)
   assert evaluate.format_figure({'value': 1.0, 'low': 0.5, 'high': 2.0}) == '1 [0.5, 2]'
+
+
+def test_mean_interval_draws_whole_songs():
+  # 6 songs of 30 clips each: the clips of a song share its level, so the songs, not
+  # the 180 clips, say how well the mean is known.
+  rng = np.random.default_rng(0)
+  levels = rng.normal(0.5, 0.15, 6)
+  values = np.repeat(levels, 30) + rng.normal(0.0, 0.02, 180)
+  songs = np.repeat(np.arange(6), 30)
+  by_clip = intervals.mean_interval(values, 500)
+  by_song = intervals.mean_interval(values, 500, groups=songs)
+  assert by_song.value == by_clip.value == pytest.approx(values.mean())
+  assert by_song.high - by_song.low > 4 * (by_clip.high - by_clip.low)
+  # The song-level spread of 6 means: the interval is about 2 standard errors wide each way.
+  standard_error = levels.std(ddof=1) / np.sqrt(6)
+  assert 2.0 * standard_error < by_song.high - by_song.low < 6.0 * standard_error
+  # One clip a song: the same as drawing clips.
+  single = intervals.mean_interval(values[:20], 500, groups=np.arange(20))
+  plain = intervals.mean_interval(values[:20], 500)
+  assert single.low == pytest.approx(plain.low) and single.high == pytest.approx(plain.high)
 
 
 def test_latent_metrics_match_set_based_definitions():

@@ -129,12 +129,15 @@ def waveform_scores(original: np.ndarray, estimate: np.ndarray, visqol) -> dict:
 
 def analyze_real_clips(analyzer: ClipAnalyzer, sets: FeatureSets, plan, set_name: str,
                        clip_samples: int, seed: int, reconstruct: bool = False, visqol=None,
-                       num_visqol: int = 0, structure: bool = True) -> dict[str, list[float]]:
+                       num_visqol: int = 0, structure: bool = True,
+                       copies: FeatureSets | None = None) -> dict[str, list[float]]:
   """Features of real clips (and, with `reconstruct`, of their codec and inversion copies).
 
   ViSQOL (`visqol`, slow) scores the first `num_visqol` clips only; `seed`
-  seeds the inversion; without `structure`, no profile and no patches (the
-  training clips only serve the memorization check).
+  seeds the inversion; without `structure`, no profile and no patches. With
+  `copies`, the copies go there with their music profile only (the reference
+  half's: a profile needs no reference to be compared with, so it covers every
+  held-out song), and no scores are kept.
 
   Returns:
     Per-clip waveform scores, 'vqvae/...' and 'griffin_lim/...' lists (empty
@@ -152,6 +155,9 @@ def analyze_real_clips(analyzer: ClipAnalyzer, sets: FeatureSets, plan, set_name
                              (analyzer.inversion_name, log_mel)):
       audio = invert(source_mel, clip_samples, seed, first, analyzer.batch_size,
                      analyzer.vocoder)
+      if copies is not None:
+        copies.add(name, {'profile': music_structure.profiles(audio)})
+        continue
       sets.add(name, analyzer.features(audio))
       for offset, (original, estimate) in enumerate(zip(clips, audio)):
         use_visqol = visqol if first + offset < num_visqol else None

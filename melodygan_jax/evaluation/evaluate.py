@@ -13,7 +13,7 @@ from the cleaned WAVs (prepare's report.json) and split by source file into
 two disjoint halves of equal size: half A is the reference every set is
 compared with; half B against A is the real-vs-real floor. Compared sets, all
 of the same size as B:
-  floor                 real held-out clips (half B)
+  floor                 real held-out clips (half B; the profile: both halves)
   vqvae_reconstruction  half B through the codec and the inversion: the ceiling
                         a generator of this codec can reach
   griffin_lim           half B's true log-mel through the inversion alone (named
@@ -29,10 +29,16 @@ JSON). What an embedding does not hear: per set, a music-structure `profile`
 (evaluation/music_profile.py: pulse clarity, tempo stability, chroma stability
 and entropy, key clarity, harmonic share, onset density, bar-scale repetition;
 per entry the mean with its interval, the per-clip values and the distance from
-the floor in floor standard deviations) and `c2st_auc`, the held-out AUC of a
-small classifier trained to tell the set from half A on log-mel patches
-(evaluation/two_sample.py; 0.5 = indistinguishable, the floor's is real vs real). Memorization: each generated clip's nearest training clip in musicnn
-space, and the share closer than 95% of held-out real clips get.
+the held-out songs in their clips' standard deviations) and `c2st_auc`, the
+held-out AUC of a small classifier trained to tell the set from half A on log-mel
+patches (evaluation/two_sample.py; 0.5 = indistinguishable, the floor's is real
+vs real). A profile compares with no reference, so those of real music and its
+copies (floor, vqvae_reconstruction, griffin_lim) cover both halves, with
+intervals that draw whole songs (halves of a few songs each can differ by more
+than a generator does from real music); `training/profile` is the training
+clips' (what the generator was shown). Memorization: each generated clip's
+nearest training clip in musicnn space, and the share closer than 95% of
+held-out real clips get.
 Reconstruction of half B's waveforms: ViSQOL (on --num_visqol clips),
 multi-resolution STFT distance and mel distance against the original, for the
 codec + inversion and for the inversion alone (its floor); on whole held-out
@@ -198,10 +204,13 @@ def evaluate_audio(vqvae: loading.LoadedVQVAE, meta, data, dataset_dir: str,
                                         options.batch_size, vocoder)
   sets = clip_analysis.FeatureSets()
   visqol = reconstruction.Visqol() if options.num_visqol > 0 else None
-  for plan, name in ((half_a, 'reference'), (training, 'training')):
-    clip_analysis.analyze_real_clips(analyzer, sets, plan, name, clip_samples, options.seed,
-                                     structure=name != 'training')
-    timer.done(name, f'{len(plan)} real clips')
+  reference_copies = clip_analysis.FeatureSets()
+  clip_analysis.analyze_real_clips(analyzer, sets, half_a, 'reference', clip_samples,
+                                   options.seed, reconstruct=True, copies=reference_copies)
+  timer.done('reference', f'{len(half_a)} real clips, the profiles of their copies')
+  clip_analysis.analyze_real_clips(analyzer, sets, training, 'training', clip_samples,
+                                   options.seed)
+  timer.done('training', f'{len(training)} real clips')
   scores = clip_analysis.analyze_real_clips(
       analyzer, sets, half_b, 'floor', clip_samples, options.seed, reconstruct=True,
       visqol=visqol, num_visqol=options.num_visqol)
@@ -234,36 +243,58 @@ def evaluate_audio(vqvae: loading.LoadedVQVAE, meta, data, dataset_dir: str,
   for name, values in scores.items():
     metrics[name] = intervals.interval_entry(
         intervals.mean_interval(values, options.num_resamples, options.seed))
-  sources = {'reference': [clip.source for clip in half_a],
-             'floor': [clip.source for clip in half_b]}
+  sources = {name: [clip.source for clip in plan]
+             for name, plan in (('reference', half_a), ('floor', half_b),
+                                ('training', training))}
   timer.done('distances', 'intervals of every embedding distance')
-  metrics.update(structure_metrics(sets, sources, options))
+  metrics.update(structure_metrics(sets, reference_copies, sources, options))
   timer.done('structure', 'music profiles and two-sample classifiers')
   metrics.update(memorization_metrics(sets, [name for name in code_sets]))
   return metrics, code_sets
 
 
-def structure_metrics(sets: clip_analysis.FeatureSets, sources: dict[str, list[str]],
-                      options: EvaluationOptions) -> dict:
-  """Per compared set: its music profile beside the floor's, and its C2ST AUC against half A.
+def structure_metrics(sets: clip_analysis.FeatureSets,
+                      reference_copies: clip_analysis.FeatureSets,
+                      sources: dict[str, list[str]], options: EvaluationOptions) -> dict:
+  """Per compared set: its music profile beside the held-out songs', and its C2ST AUC
+  against half A.
+
+  A profile needs no reference, so the profiles of real music and of its copies cover
+  both halves (one half's songs can differ from the other's more than a model's
+  pieces do from real music), with intervals that draw whole songs; the training
+  clips' profile shows what the generator was shown.
 
   Args:
-    sets: features of 'reference' (half A), 'floor' (half B) and the compared sets.
-    sources: source file per clip of 'reference' and 'floor'; the floor's
-      reconstructions share the floor's, generated sets have none (each clip
-      is its own group in the classifier's train/test split).
+    sets: features of 'reference' (half A), 'floor' (half B), 'training' and the
+      compared sets.
+    reference_copies: the profiles of half A's codec and inversion copies.
+    sources: source file per clip of 'reference', 'floor' and 'training'; the
+      copies share their originals', generated sets have none (each clip is its
+      own group in the classifier's train/test split and in the intervals).
     options: seed, bootstrap draws, classifier steps.
 
   Returns:
-    {'<set>/profile': {entry: {...}}, '<set>/c2st_auc': {'value', 'low', 'high'}}.
+    {'<set>/profile': {entry: {...}}, '<set>/c2st_auc': {'value', 'low', 'high'}},
+    'training/profile' included.
   """
   metrics = {}
-  floor_profiles = sets.get('floor', 'profile')
+  held_out_songs = sources['reference'] + sources['floor']
+  held_out = np.concatenate([sets.get('reference', 'profile'), sets.get('floor', 'profile')])
   compared = [name for name in sets.names() if name not in ('reference', 'training')]
+
+  def summarize(profiles, songs):
+    return music_profile.summarize(profiles, held_out, options.clip_seconds,
+                                   options.num_resamples, options.seed, songs=songs)
   for name in compared:
-    metrics[f'{name}/profile'] = music_profile.summarize(
-        sets.get(name, 'profile'), floor_profiles, options.clip_seconds,
-        options.num_resamples, options.seed)
+    if name == 'floor':
+      metrics['floor/profile'] = summarize(held_out, held_out_songs)
+    elif name in reference_copies.names():
+      metrics[f'{name}/profile'] = summarize(np.concatenate(
+          [reference_copies.get(name, 'profile'), sets.get(name, 'profile')]), held_out_songs)
+    else:
+      metrics[f'{name}/profile'] = summarize(sets.get(name, 'profile'), None)
+  metrics['training/profile'] = summarize(sets.get('training', 'profile'),
+                                          sources['training'])
 
   def groups_of(clip_sources):
     names = sorted(set(clip_sources))

@@ -1,7 +1,8 @@
 """A set's music profile: clip values of audio/music_structure.py beside the real floor's.
 
-Per entry: the set's mean with a bootstrap interval, the per-clip values, and
-the distance from the floor in floor standard deviations; an entry no clip
+Per entry: the set's mean with a bootstrap interval (songs drawn whole where the
+clips have songs), the per-clip values, and the distance from the floor in
+floor standard deviations; an entry no clip
 defines (bar_repetition on clips under 10 s) is null with a one-line note.
 """
 import math
@@ -24,15 +25,17 @@ def null_note(entry: str, clip_seconds: float) -> str:
 
 
 def summarize(set_profiles: np.ndarray, floor_profiles: np.ndarray, clip_seconds: float,
-              num_resamples: int, seed: int = 0) -> dict:
+              num_resamples: int, seed: int = 0, songs=None) -> dict:
   """The JSON profile of one set: per entry its mean, interval, clips and distance from the floor.
 
   Args:
     set_profiles: [n, len(PROFILE_ENTRIES)] the set's clip profiles (NaN = undefined).
-    floor_profiles: [m, len(PROFILE_ENTRIES)] the real floor's (half B) clip profiles.
+    floor_profiles: [m, len(PROFILE_ENTRIES)] the held-out songs' clip profiles.
     clip_seconds: the clips' length (for the note on an undefined entry).
     num_resamples: bootstrap draws per interval.
     seed: bootstrap seed.
+    songs: optional [n] song of each clip: the interval draws whole songs. None: each
+      clip is its own (generated clips).
 
   Returns:
     {entry: {'value', 'low', 'high', 'per_clip': [float | None], 'z_vs_floor'}}, where
@@ -48,7 +51,8 @@ def summarize(set_profiles: np.ndarray, floor_profiles: np.ndarray, clip_seconds
       summary[entry] = {'value': None, 'low': None, 'high': None, 'per_clip': per_clip,
                         'z_vs_floor': None, 'note': null_note(entry, clip_seconds)}
       continue
-    interval = intervals.mean_interval(defined, num_resamples, seed)
+    groups = None if songs is None else np.asarray(songs)[np.isfinite(values)]
+    interval = intervals.mean_interval(defined, num_resamples, seed, groups=groups)
     floor = floor_profiles[:, column]
     floor = floor[np.isfinite(floor)]
     floor_std = float(floor.std()) if len(floor) > 1 else 0.0
