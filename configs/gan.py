@@ -54,6 +54,10 @@ def get_config() -> ml_collections.ConfigDict:
   # (min, max) lags in codes: a discriminator that judges only the autocorrelations of onset
   # envelopes it learns, at these lags (models/gan.py's RhythmDiscriminator). (): none.
   config.model.rhythm_lags = ()
+  # (min, max) lags in codes: a discriminator that judges only how alike the crop's steps
+  # are at these lags, in embeddings of a step it learns (models/gan.py's
+  # SimilarityDiscriminator): held pitches, bars that come back. (): none.
+  config.model.similarity_lags = ()
   # > 0: the generator follows the onset envelope of a stretch of the training songs,
   # drawn from a bank of this many codes of them (models/gan.py RhythmBank) instead of
   # the beat clock. 0: off.
@@ -81,6 +85,8 @@ def get_config() -> ml_collections.ConfigDict:
   # With rhythm_lags: the generator also matches the batch mean of the rhythm
   # discriminator's autocorrelations on real crops (feature matching). 0: off.
   config.loss.rhythm_matching_weight = 0.0
+  # With similarity_lags: the same feature matching on the similarity judge's view. 0: off.
+  config.loss.similarity_matching_weight = 0.0
   # With rhythm_bank_steps: the generator puts onsets where its envelope has them, as an
   # onset regressor trained on real crops (beside the discriminator) reads them. 0: off.
   config.loss.onset_following_weight = 0.0

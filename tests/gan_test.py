@@ -216,6 +216,8 @@ def test_smoothed_step_noise_keeps_unit_variance_and_changes_slower():
 @pytest.mark.parametrize('field, value, model_field, model_value', [
     ('rhythm_matching_weight', -1.0, 'rhythm_lags', (2, 8)),
     ('rhythm_matching_weight', 1.0, 'rhythm_lags', ()),
+    ('similarity_matching_weight', -1.0, 'similarity_lags', (1, 8)),
+    ('similarity_matching_weight', 1.0, 'similarity_lags', ()),
     ('onset_following_weight', -1.0, 'rhythm_bank_steps', 64),
     ('onset_following_weight', 1.0, 'rhythm_bank_steps', 0)])
 def test_bad_rhythm_loss_weights_are_one_line(field, value, model_field, model_value):
@@ -253,6 +255,46 @@ def test_the_rhythm_discriminator_sees_periodicity_wherever_the_events_fall():
     del config.model['rhythm_lags']
   assert jax.tree.structure(nnx.state(gan_models.discriminator_from_config(
       config.model, codebook_dim=3, seed=0))) == jax.tree.structure(nnx.state(plain))
+
+
+def test_the_similarity_discriminator_sees_held_and_returning_steps_wherever_they_fall():
+  judge = gan_models.SimilarityDiscriminator(codebook_dim=3, width=8, lags=(1, 12),
+                                             rngs=nnx.Rngs(0), heads=1, head_dim=5)
+  rng = np.random.default_rng(0)
+  chords = rng.normal(size=(8, 5)).astype(np.float32)
+  held = np.repeat(chords, 6, axis=0)  # A chord every 6 steps: 48 steps.
+  looped = np.tile(chords[:6], (8, 1))  # 6 chords, one a step, round and round.
+  jittery = rng.normal(size=(48, 5)).astype(np.float32)  # A new one every step.
+  sims = np.asarray(judge.similarity(jnp.stack([held, np.roll(held, 2, axis=0), looped,
+                                                jittery])[:, :, None]))
+  lags = np.arange(1, 13)
+  assert sims[0, 0] > 0.6 and sims[0, 0] > sims[0, 5] + 0.4  # Held: alike next step.
+  np.testing.assert_allclose(sims[0], sims[1], atol=0.1)  # Blind to where chords change.
+  assert lags[np.argmax(sims[2])] in (6, 12) and sims[2, 5] > 0.9 and sims[2, 0] < 0.0
+  assert np.all(np.abs(sims[3]) < 0.25)
+  # Its feature matching pulls jittery steps toward the held ones: gradient descent on
+  # the distance of their views makes neighbouring steps alike.
+  real = judge.features(jnp.asarray(np.repeat(rng.normal(size=(8, 3)), 6, axis=0),
+                                    jnp.float32)[None])
+
+  def distance(latents):
+    return jnp.mean(jnp.square(judge.features(latents) - real))
+  latents = jnp.asarray(rng.normal(size=(1, 48, 3)), jnp.float32)
+  start = float(distance(latents))
+  gradient = jax.jit(jax.grad(distance))
+  for _ in range(300):
+    latents = latents - 3.0 * gradient(latents)
+  assert float(distance(latents)) < 0.2 * start
+  steps = np.asarray(latents[0])
+  neighbours = np.corrcoef(steps[1:].ravel(), steps[:-1].ravel())[0, 1]
+  assert neighbours > 0.2, neighbours  # From 0.0: each step its own.
+  # Beside the scales and the rhythm judge, one more column.
+  config = gan_tiny.get_config()
+  config.model.dtype = 'float32'
+  config.model.rhythm_lags = (2, 12)
+  config.model.similarity_lags = (1, 12)
+  judged = gan_models.discriminator_from_config(config.model, codebook_dim=3, seed=0)
+  assert judged(jnp.zeros((4, 16, 3))).shape == (4, config.model.discriminator_scales + 2)
 
 
 def test_a_loaded_generator_samples_from_its_saved_rhythm_bank():
@@ -293,7 +335,8 @@ def test_a_piece_of_up_to_half_a_stretch_keeps_one_songs_rhythm():
 @pytest.mark.parametrize('field, value', [
     ('rhythm_bank_steps', 4), ('rhythm_bank_steps', -1),
     ('rhythm_lags', (0, 4)), ('rhythm_lags', (5, 4)), ('rhythm_lags', (2, 32)),
-    ('rhythm_lags', (3,)), ('beat_periods', (0.5, 8.0)), ('beat_periods', (9.0, 8.0)),
+    ('rhythm_lags', (3,)), ('similarity_lags', (0, 4)), ('similarity_lags', (2, 32)),
+    ('beat_periods', (0.5, 8.0)), ('beat_periods', (9.0, 8.0)),
     ('beat_periods', (8.0,)), ('beat_cycles', (0.0, 1.0)), ('beat_cycles', ()),
     ('noise_smoothing', 0), ('noise_smoothing', 4), ('rhythm_frames', 0)])
 def test_bad_rhythm_fields_are_one_line(field, value):

@@ -391,6 +391,59 @@ class RhythmDiscriminator(nnx.Module):
     return correlations.reshape(correlations.shape[0], -1)
 
 
+class SimilarityDiscriminator(nnx.Module):
+  """Latents [b, steps, dim] -> logits [b], from how alike the crop's steps are at each lag.
+
+  Held notes make a step like the next few; a bar that comes back makes a step
+  like the one a bar later. The convolutional judges have no view that says
+  either, and their judgement gives the generator no pull toward held pitches
+  or returning bars. This one is handed the crop's self-similarity: a few
+  embeddings of each step that it learns (kernel 1: what sounds at the step,
+  such as which pitches), each step's cosine similarity with the step `lag`
+  later, averaged over the crop, for every lag in [min_lag, max_lag], and a
+  small MLP that judges those. Like the rhythm judge's, its view is blind to
+  where in the crop things happen.
+  """
+
+  def __init__(self, *, codebook_dim: int, width: int, lags: tuple[int, int],
+               rngs: nnx.Rngs, dtype=jnp.float32, heads: int = 4, head_dim: int = 16):
+    self.min_lag, self.max_lag = int(lags[0]), int(lags[1])
+    if not 1 <= self.min_lag <= self.max_lag:
+      raise ValueError(f'similarity lags {lags}: need 1 <= min_lag <= max_lag')
+    self.heads, self.head_dim = heads, head_dim
+    self.embed_in = layers.conv(codebook_dim, width, 1, rngs=rngs, dtype=dtype)
+    self.embed_out = layers.conv(width, heads * head_dim, 1, rngs=rngs, dtype=dtype)
+    self.hidden = nnx.Linear(heads * (self.max_lag - self.min_lag + 1), width, rngs=rngs)
+    self.out = nnx.Linear(width, 1, rngs=rngs)
+
+  def __call__(self, latents: jax.Array) -> jax.Array:
+    return self.out(jax.nn.leaky_relu(self.hidden(self.features(latents)), 0.2))[:, 0]
+
+  def features(self, latents: jax.Array) -> jax.Array:
+    """[b, steps, dim] -> [b, heads * lags]: what the MLP judges (also for matching)."""
+    h = jax.nn.leaky_relu(self.embed_in(latents), 0.2)
+    embeddings = self.embed_out(h).astype(jnp.float32)
+    return self.similarity(embeddings.reshape(embeddings.shape[:2] + (self.heads,
+                                                                     self.head_dim)))
+
+  def similarity(self, embeddings: jax.Array) -> jax.Array:
+    """[b, steps, heads, head_dim] -> [b, heads * lags]: mean cosine similarity at each lag.
+
+    Centred over the crop first: what every step shares (the crop's timbre) would
+    make all steps alike at every lag.
+    """
+    centred = embeddings - jnp.mean(embeddings, axis=1, keepdims=True)
+    unit = centred * jax.lax.rsqrt(jnp.sum(centred**2, axis=-1, keepdims=True) + 1e-6)
+    steps = unit.shape[1]
+    lags = range(self.min_lag, min(self.max_lag, steps - 1) + 1)
+    similarities = jnp.stack(
+        [jnp.mean(jnp.sum(unit[:, lag:] * unit[:, :steps - lag], axis=-1), axis=1)
+         for lag in lags], -1)  # [b, heads, lags]
+    missing = self.max_lag - self.min_lag + 1 - similarities.shape[-1]  # A short sequence.
+    similarities = jnp.pad(similarities, ((0, 0), (0, 0), (0, missing)))
+    return similarities.reshape(similarities.shape[0], -1)
+
+
 class OnsetRegressor(nnx.Module):
   """Latents [b, steps, dim] -> the onset strength [b, steps, frames] of each code (of
   each of its frames, or their mean: `frames` 1), as decoded.
@@ -417,8 +470,9 @@ class OnsetRegressor(nnx.Module):
 
 
 class MultiScaleDiscriminator(nnx.Module):
-  """Latents [b, steps, dim] -> logits [b, scales (+1)]: one `Discriminator` per time
-  scale (and a `RhythmDiscriminator` when given `rhythm_lags`, the last column).
+  """Latents [b, steps, dim] -> logits [b, scales (+1) (+1)]: one `Discriminator` per time
+  scale (then a `RhythmDiscriminator` when given `rhythm_lags` and a
+  `SimilarityDiscriminator` when given `similarity_lags`, a column each).
 
   Scale i sees the sequence average-pooled by 2**i (MelGAN's multi-scale
   discriminator, here over latents): the same dilations span 2**i times as
@@ -431,7 +485,8 @@ class MultiScaleDiscriminator(nnx.Module):
 
   def __init__(self, *, codebook_dim: int, width: int, dilations: Sequence[int],
                num_scales: int, rngs: nnx.Rngs, dtype=jnp.float32,
-               rhythm_lags: Sequence[int] = (), onset_dim: int = 0, onset_frames: int = 1):
+               rhythm_lags: Sequence[int] = (), onset_dim: int = 0, onset_frames: int = 1,
+               similarity_lags: Sequence[int] = ()):
     if num_scales < 1:
       raise ValueError(f'discriminator num_scales={num_scales}: must be >= 1')
     self.scales = nnx.List([
@@ -440,6 +495,10 @@ class MultiScaleDiscriminator(nnx.Module):
     self.rhythm = (RhythmDiscriminator(codebook_dim=codebook_dim, width=width,
                                        lags=tuple(rhythm_lags), rngs=rngs, dtype=dtype)
                    if rhythm_lags else None)
+    self.similarity = (SimilarityDiscriminator(codebook_dim=codebook_dim, width=width,
+                                               lags=tuple(similarity_lags), rngs=rngs,
+                                               dtype=dtype)
+                       if similarity_lags else None)
     self.onsets = (OnsetRegressor(codebook_dim=onset_dim, width=width, rngs=rngs, dtype=dtype,
                                   frames=onset_frames) if onset_dim else None)
 
@@ -447,8 +506,9 @@ class MultiScaleDiscriminator(nnx.Module):
     logits = []
     for scale, discriminator in enumerate(self.scales):
       logits.append(discriminator(average_pool(latents, 2**scale)))
-    if self.rhythm is not None:
-      logits.append(self.rhythm(latents))
+    for judge in (self.rhythm, self.similarity):
+      if judge is not None:
+        logits.append(judge(latents))
     return jnp.stack(logits, axis=-1)
 
 
@@ -517,6 +577,7 @@ def discriminator_from_config(model_config, *, codebook_dim: int, seed: int,
       num_scales=int(model_config.discriminator_scales), rngs=nnx.Rngs(seed),
       dtype=jnp.dtype(model_config.dtype),
       rhythm_lags=tuple(model_config.get('rhythm_lags', ())),  # Runs from before it: none.
+      similarity_lags=tuple(model_config.get('similarity_lags', ())),
       onset_dim=codebook_dim if onset_following else 0,
       onset_frames=rhythm_frames(model_config))
 

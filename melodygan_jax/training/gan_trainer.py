@@ -103,6 +103,10 @@ def check_rhythm_losses(model: ml_collections.ConfigDict, loss: ml_collections.C
   config_checks.require(matching >= 0 and (matching == 0 or model.get('rhythm_lags')),
                         'config.loss.rhythm_matching_weight', matching,
                         'must be >= 0, and > 0 only with config.model.rhythm_lags')
+  similarity = float(loss.get('similarity_matching_weight', 0.0))
+  config_checks.require(similarity >= 0 and (similarity == 0 or model.get('similarity_lags')),
+                        'config.loss.similarity_matching_weight', similarity,
+                        'must be >= 0, and > 0 only with config.model.similarity_lags')
   following = float(loss.get('onset_following_weight', 0.0))
   config_checks.require(following >= 0 and (following == 0 or gan_models.has_rhythm_bank(model)),
                         'config.loss.onset_following_weight', following,
@@ -139,11 +143,12 @@ def check_long_context(crop_steps: int, model: ml_collections.ConfigDict) -> Non
   frames = model.get('rhythm_frames', 1)
   config_checks.require(isinstance(frames, int) and frames >= 1, 'config.model.rhythm_frames',
                         frames, 'must be an int >= 1 that divides the VQ-VAE time stride')
-  lags = tuple(model.get('rhythm_lags', ()))
-  config_checks.require(
-      not lags or (len(lags) == 2 and 1 <= int(lags[0]) <= int(lags[1]) < crop_steps),
-      'config.model.rhythm_lags', lags,
-      f'must be () or (min, max) with 1 <= min <= max < config.data.crop_steps={crop_steps}')
+  for field in ('rhythm_lags', 'similarity_lags'):
+    lags = tuple(model.get(field, ()))
+    config_checks.require(
+        not lags or (len(lags) == 2 and 1 <= int(lags[0]) <= int(lags[1]) < crop_steps),
+        f'config.model.{field}', lags,
+        f'must be () or (min, max) with 1 <= min <= max < config.data.crop_steps={crop_steps}')
   field = gan_models.receptive_field(model.generator_dilations)
   config_checks.require(
       field >= crop_steps, 'config.model.generator_dilations', tuple(model.generator_dilations),
@@ -286,13 +291,16 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
     return nnx.merge(disc_graphdef, disc_params)(with_mask(latents))
 
   rhythm_weight = float(config.loss.get('rhythm_matching_weight', 0.0))
+  similarity_weight = float(config.loss.get('similarity_matching_weight', 0.0))
 
-  def rhythm_matching(disc_params, fake, real):
-    """Feature matching (Salimans et al. 2016) on the rhythm discriminator's
-    autocorrelations: the batch means of generated and real crops, squared distance."""
-    rhythm = nnx.merge(disc_graphdef, disc_params).rhythm
-    real_mean = jnp.mean(jax.lax.stop_gradient(rhythm.features(with_mask(real))), axis=0)
-    return jnp.mean(jnp.square(jnp.mean(rhythm.features(with_mask(fake)), axis=0) - real_mean))
+  def feature_matching(judge_name, disc_params, fake, real):
+    """Feature matching (Salimans et al. 2016) on a judge's view (the rhythm judge's
+    autocorrelations, the similarity judge's self-similarities): the batch means of
+    generated and real crops, squared distance."""
+    judge_of = getattr(nnx.merge(disc_graphdef, disc_params), judge_name)
+    real_mean = jnp.mean(jax.lax.stop_gradient(judge_of.features(with_mask(real))), axis=0)
+    return jnp.mean(jnp.square(jnp.mean(judge_of.features(with_mask(fake)), axis=0)
+                               - real_mean))
 
   following_weight = onset_following_weight(config)
 
@@ -327,15 +335,19 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
     fake_logits = judge(disc_params, noisy(fake, g_noise_rng))
     _, adversarial = adversarial_losses(config.loss.kind, real_logits, fake_logits)
     usage = code_usage_loss(codes, code_probs, code_histogram)
-    matching = rhythm_matching(disc_params, fake, real) if rhythm_weight else jnp.zeros(())
+    matching = (feature_matching('rhythm', disc_params, fake, real) if rhythm_weight
+                else jnp.zeros(()))
+    similarity = (feature_matching('similarity', disc_params, fake, real)
+                  if similarity_weight else jnp.zeros(()))
     following = onset_error(disc_params, fake) if following_weight else jnp.zeros(())
     total = (adversarial + config.loss.code_usage_weight * usage
              + float(config.loss.get('context_moment_weight', 0.0)) * moments
-             + rhythm_weight * matching + following_weight * following)
-    return total, (adversarial, usage, codes, moments, matching, following)
+             + rhythm_weight * matching + similarity_weight * similarity
+             + following_weight * following)
+    return total, (adversarial, usage, codes, moments, matching, similarity, following)
 
-  (_, (g_loss, usage_loss, fake_codes, moment_loss, matching_loss, following_loss)), g_grads = (
-      jax.value_and_grad(g_loss_fn, has_aux=True)(state.generator))
+  (_, (g_loss, usage_loss, fake_codes, moment_loss, matching_loss, similarity_loss,
+       following_loss)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.generator)
   g_updates, gen_opt_state = gen_optimizer.update(
       g_grads, state.generator_opt_state, state.generator)
   gen_params = optax.apply_updates(state.generator, g_updates)
@@ -346,7 +358,7 @@ def train_step(gen_graphdef, disc_graphdef, optimizers, config, codebooks, code_
   metrics = {
       'train/loss': d_loss + g_loss, 'train/d_loss': d_loss, 'train/g_loss': g_loss,
       'train/r1': r1, 'train/code_usage_kl': usage_loss, 'train/context_moments': moment_loss,
-      'train/rhythm_matching': matching_loss,
+      'train/rhythm_matching': matching_loss, 'train/similarity_matching': similarity_loss,
       # The onsets read in real crops and in generated ones, against the envelope followed.
       'train/onset_regression': onset_regression, 'train/onset_following': following_loss,
       'train/d_accuracy': 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0)),
