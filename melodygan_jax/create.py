@@ -74,20 +74,22 @@ GAN_START_S_PER_AUDIO_HOUR = 27.0
 # evaluate, on 10 s clips, gets about a fifth of the budget: its held-out halves have as many
 # clips as that allows (at least 30 a side, at most what the held-out songs hold), and the
 # memorization check 240 training clips (40 minutes spread over every training song). Its
-# time, fitted to the phases it logs on 6.65 h of songs (docs/create.md, 19 min for halves of
-# 89 clips and 360 training clips): a fixed part (loading, compiles, the distances'
-# intervals, the two-sample classifiers), each training clip read and embedded, and each
-# pair of held-out clips: half A's read and embedded, half B's with its codec and inversion
-# copies and one clip of each of the three code sets decoded and inverted. Since evaluate
-# profiles both halves' copies and the training clips, a pair takes 1.5 s more and a
-# training clip 0.24 s more on a CPU where the rest took 0.55x those figures: scaled alike.
+# time, fitted to the phases it logs (docs/create.md; halves of 45 clips, 240 training clips,
+# 346 s, nothing else running): a fixed part (loading, the codec's held-out segments, the
+# code statistics), each training clip read, embedded and profiled, and each pair of
+# held-out clips: both read, embedded and profiled with their codec and inversion copies,
+# one clip of each of the three code sets decoded and inverted, their share of the
+# distances' intervals and of the two-sample classifiers. Measured where the calibration's
+# evaluate_probe_s (a clip's log-mel, Griffin-Lim and profile) was EVALUATE_PROBE_S, and
+# scaled by the probe on every other machine.
 EVALUATE_SHARE = 0.2
 EVALUATE_CLIP_S = 10.0
 EVALUATE_MIN_HALF = 30
 EVALUATE_TRAINING_CLIPS = 240
-EVALUATE_FIXED_S = 230.0
-EVALUATE_TRAINING_CLIP_S = 0.93
-EVALUATE_HALF_CLIP_S = 10.7
+EVALUATE_PROBE_S = 0.32
+EVALUATE_FIXED_S = 28.0
+EVALUATE_TRAINING_CLIP_S = 0.19
+EVALUATE_HALF_CLIP_S = 6.1
 SAMPLES_S = 90.0
 AUDIO_SUFFIXES = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.mp3', '.m4a', '.aac', '.aiff',
                   '.aif', '.wma', '.webm', '.mka')
@@ -226,16 +228,20 @@ def held_out_fraction(num_files: int, requested: float | None = None) -> float:
   return min(max(4 / max(num_files, 1), 0.1), 0.3)
 
 
-def evaluate_size(audio_s: float, held_out: float, budget_s: float) -> tuple[int, float]:
+def evaluate_size(audio_s: float, held_out: float, budget_s: float,
+                  probe_s: float | None = None) -> tuple[int, float]:
   """(held-out clips evaluate reads, its planned seconds) for `audio_s` of songs, `held_out`
-  of them held out, in a budget of `budget_s`."""
+  of them held out, in a budget of `budget_s`, on a machine whose calibration measured
+  `probe_s` (its evaluate_probe_s; None, from a workdir older than it: the figures as
+  measured)."""
+  speed = 1.0 if probe_s is None else probe_s / EVALUATE_PROBE_S
+  fixed_s, training_clip_s, pair_s = (speed * figure for figure in (
+      EVALUATE_FIXED_S, EVALUATE_TRAINING_CLIP_S, EVALUATE_HALF_CLIP_S))
   available = audio_s * held_out / EVALUATE_CLIP_S / 2
   training = min(audio_s * (1 - held_out) / EVALUATE_CLIP_S, EVALUATE_TRAINING_CLIPS)
-  fits = ((EVALUATE_SHARE * budget_s - EVALUATE_FIXED_S - EVALUATE_TRAINING_CLIP_S * training)
-          / EVALUATE_HALF_CLIP_S)
+  fits = (EVALUATE_SHARE * budget_s - fixed_s - training_clip_s * training) / pair_s
   half = max(min(fits, available), min(EVALUATE_MIN_HALF, available))
-  seconds = (EVALUATE_FIXED_S + EVALUATE_TRAINING_CLIP_S * training
-             + EVALUATE_HALF_CLIP_S * half)
+  seconds = fixed_s + training_clip_s * training + pair_s * half
   return max(int(2 * half), 2), seconds
 
 
@@ -251,6 +257,7 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
   """The stages still to run, with their steps and planned seconds, from the time left."""
   workdir, preset = settings['workdir'], settings['preset']
   calibration = state['calibration']
+  probe_s = calibration.get('evaluate_probe_s')
   done = state['finished']
   validation_fraction = held_out_fraction(state['num_files'], settings.get('held_out_fraction'))
   stages = []
@@ -274,12 +281,12 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
 
   def training_time(hours: float) -> float:
     """The training stages' seconds in a budget of `hours` (evaluation grows with it)."""
-    evaluate_s = evaluate_size(audio_s, validation_fraction, hours * 3600)[1]
+    evaluate_s = evaluate_size(audio_s, validation_fraction, hours * 3600, probe_s)[1]
     return (seconds_left + (hours - settings['hours']) * 3600 - planned_prepare - evaluate_s
             - SAMPLES_S - sum(overhead_s[name] for name in training_stages))
 
   evaluate_clips, evaluate_s = evaluate_size(audio_s, validation_fraction,
-                                             settings['hours'] * 3600)
+                                             settings['hours'] * 3600, probe_s)
   training_s = training_time(settings['hours'])
   shares = {'vqvae': CODEC_SHARE, 'gan': 1.0 - CODEC_SHARE}
   if settings['vocoder']:

@@ -120,6 +120,23 @@ def test_the_plan_fits_the_budget_and_grows_the_stage_overheads_with_the_songs()
   assert 1 <= gan.steps < create_lib.MIN_STEPS['gan']
 
 
+def test_evaluate_is_planned_from_the_machines_measured_speed():
+  audio_s = 20 * 3600  # Enough held-out songs that the budget, not the songs, sets the clips.
+  measured = create_lib.evaluate_size(audio_s, 0.36, 4 * 3600, create_lib.EVALUATE_PROBE_S)
+  assert measured == create_lib.evaluate_size(audio_s, 0.36, 4 * 3600)  # Older workdirs.
+  slow = create_lib.evaluate_size(audio_s, 0.36, 4 * 3600, 2 * create_lib.EVALUATE_PROBE_S)
+  fast = create_lib.evaluate_size(audio_s, 0.36, 4 * 3600, 0.5 * create_lib.EVALUATE_PROBE_S)
+  # Within its share of the budget, a faster machine reads more clips, a slower one fewer.
+  assert fast[0] > measured[0] > slow[0] >= 2 * create_lib.EVALUATE_MIN_HALF
+  share_s = create_lib.EVALUATE_SHARE * 4 * 3600
+  assert all(abs(seconds - share_s) < 1.0 for _, seconds in (measured, slow, fast))
+  # At the minimum of clips, a slower machine plans more seconds for the same clips.
+  short = [create_lib.evaluate_size(audio_s, 0.36, 900, speed * create_lib.EVALUATE_PROBE_S)
+           for speed in (1.0, 4.0)]
+  assert short[0][0] == short[1][0] == 2 * create_lib.EVALUATE_MIN_HALF
+  assert short[1][1] == pytest.approx(4.0 * short[0][1])
+
+
 def test_a_resumed_stage_is_planned_for_the_steps_after_its_checkpoint(tmp_path):
   calibration = {'backend': 'cpu', 'device_count': 1, 'gan': {'step_s': 1.38},
                  'vqvae': {'warmup_s': 1.29, 'adversarial_s': 1.80, 'adversarial_start_step': 1000}}
@@ -178,6 +195,7 @@ def test_songs_to_samples_within_the_budget_and_resumed_after_kill_9(corpus_dir,
     first.wait()
   state = json.loads((workdir / 'create.json').read_text())
   assert set(state['finished']) == {'prepare', 'vqvae'}
+  assert state['calibration']['evaluate_probe_s'] > 0.0  # evaluate planned from it.
   # The GAN's trainer hears SIGTERM when create dies: it saves and stops.
   wait_for(workdir / 'logs' / 'gan.log', 'preempted: saved the checkpoint', timeout_s=120)
   vqvae_log_size = (workdir / 'logs' / 'vqvae.log').stat().st_size

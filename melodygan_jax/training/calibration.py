@@ -4,7 +4,9 @@ r"""How long a config's train step takes on this machine, measured on synthetic 
       --gan_config=configs/gan_tiny.py [--steps=3]
 
 Prints one JSON line: seconds per step of each config given (the VQ-VAE's
-warm-up and adversarial phases apart), the backend and the compile seconds.
+warm-up and adversarial phases apart), the backend, the compile seconds, and
+`evaluate_probe_s`, the seconds a 10 s clip of evaluate's heaviest work takes
+(its log-mel, Griffin-Lim inversion and music profile).
 A step's cost does not depend on what the data are, so random log-mel crops
 and random codes of the configs' shapes stand in for the data set; the VQ-VAE
 the GAN trains on is assumed to be configs/vqvae.py's shape (levels, codebook
@@ -23,6 +25,8 @@ import numpy as np
 from ml_collections import config_flags
 
 from melodygan_jax.audio import contract
+from melodygan_jax.audio import music_structure
+from melodygan_jax.audio import synthesis
 from melodygan_jax.runs import latent_cache
 from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import config_checks
@@ -85,6 +89,26 @@ def gan_seconds_per_step(config, vqvae_config, steps: int = 3) -> dict:
   return {'step_s': step_s, 'compile_s': compile_s}
 
 
+def evaluate_probe_seconds(clip_seconds: float = 10.0, num_clips: int = 4) -> float:
+  """Seconds per clip of evaluate's heaviest work on this machine: a clip's log-mel, its
+  Griffin-Lim inversion and the music profile of what comes out, timed on a second batch
+  (the first compiles). `create` scales evaluate's planned minutes by it."""
+  samples = int(round(clip_seconds * contract.SAMPLE_RATE_HZ))
+  rng = np.random.default_rng(0)
+  time_s = np.arange(samples) / contract.SAMPLE_RATE_HZ
+  # A held tone with noise: the same work as music (the costs do not depend on the sound).
+  clips = (0.3 * np.sin(2 * np.pi * 220.0 * time_s)
+           + 0.05 * rng.standard_normal((num_clips, samples))).astype(np.float32)
+
+  def analyze():
+    log_mel = np.stack([contract.log_mel(clip) for clip in clips]).astype(np.float32)
+    music_structure.profiles(synthesis.log_mel_to_audio(log_mel))
+  analyze()
+  start = time.perf_counter()
+  analyze()
+  return (time.perf_counter() - start) / num_clips
+
+
 def steps_within(config, seconds: float) -> int:
   """Train steps of `config` (a codec or GAN config) that take `seconds` on this machine.
 
@@ -113,6 +137,7 @@ def main(argv):
     if vqvae_config is None:
       raise app.UsageError('--gan_config needs --vqvae_config (the codes\' shape)')
     figures['gan'] = gan_seconds_per_step(gan_config, vqvae_config, flags.FLAGS.steps)
+  figures['evaluate_probe_s'] = evaluate_probe_seconds()
   print(json.dumps(figures))
 
 
