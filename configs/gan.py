@@ -29,6 +29,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.stems = ()  # Empty: the VQ-VAE's stems. dataset_dir '' : the VQ-VAE's data.
   del config.data['crop_frames']  # The GAN crops codes, not frames:
   config.data.crop_steps = 224  # Codes per training crop (10.4 s); also the sampling window.
+  # Which crops a batch draws: 'time' (every position alike: a long song is drawn more
+  # often) or 'song' (every song alike, as evaluate's clips are, then a position in it).
+  config.data.crop_balance = 'time'
 
   config.model = ml_collections.ConfigDict()
   config.model.noise_dim = 128  # Global noise: what stays the same along a sample.

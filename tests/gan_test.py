@@ -469,6 +469,33 @@ def test_runs_join_only_adjacent_segments_of_one_source():
                                 [np.r_[0:6], np.r_[8:14], np.r_[14:20]])
 
 
+def test_song_balanced_crops_draw_every_song_alike_and_stay_inside_it():
+  # A song of 1,000 codes and four of 100, crops of 10: by time the long one gives its
+  # share of the start positions (991 of 991 + 4 x 91), by song a fifth of the crops.
+  lengths = [1000, 100, 100, 100, 100]
+  offsets = np.concatenate([[0], np.cumsum(lengths)])
+  runs = latent_cache.CodeRuns(codes=np.repeat(np.arange(5), lengths)[:, None],
+                               offsets=offsets)
+  rng = np.random.default_rng(0)
+  shares = {}
+  for balance in ('time', 'song'):
+    starts = latent_cache.sample_crop_starts(runs, 10, rng, 20_000, balance)
+    song = np.searchsorted(offsets, starts, side='right') - 1
+    assert np.all(starts + 10 <= offsets[song + 1])  # Inside its song.
+    shares[balance] = np.bincount(song, minlength=5) / len(song)
+  assert abs(shares['time'][0] - 991 / (991 + 4 * 91)) < 0.02
+  np.testing.assert_allclose(shares['song'], 0.2, atol=0.02)
+  # Batch s is still a function of (seed, s).
+  again = [latent_cache.sample_crop_starts(runs, 10, np.random.default_rng([0, 3]), 8, 'song')
+           for _ in range(2)]
+  np.testing.assert_array_equal(*again)
+  config = gan_tiny.get_config()
+  config.data.crop_balance = 'songs'
+  with pytest.raises(errors.ConfigError, match='config.data.crop_balance') as error:
+    gan_trainer.check_crop_balance(config.data)
+  assert '\n' not in str(error.value)
+
+
 def test_crops_longer_than_a_segment_come_from_inside_one_run():
   # Runs of 16, 12, 16, 4 and 20 codes; 4-code segments, 10-code crops.
   codes, keys, starts = source_segments({0: [0, 1, 2, 3], 1: [0, 1, 2, 5, 6, 7, 8], 2: [0],

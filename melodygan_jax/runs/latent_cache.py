@@ -94,25 +94,37 @@ def longest_run(runs: CodeRuns) -> int:
   return int(runs.lengths.max()) if len(runs.lengths) else 0
 
 
+CROP_BALANCES = ('time', 'song')
+
+
 def sample_crops(runs: CodeRuns, steps: int, rng: np.random.Generator,
-                 count: int) -> np.ndarray:
+                 count: int, balance: str = 'time') -> np.ndarray:
   """`count` random crops [count, steps, levels], each inside one run.
 
-  Uniform over every start position that keeps the crop inside its run; runs
-  shorter than `steps` are never drawn. One draw of `rng` per call, so a
-  generator seeded by (seed, step) makes the batch of that step.
+  balance 'time': uniform over every start position that keeps the crop
+  inside its run, so a song twice as long is drawn twice as often; 'song':
+  each run alike (a run is a song's stretch of adjacent segments, most songs
+  one run), then a start inside it. Runs shorter than `steps` are never
+  drawn. The draws come from `rng` alone, so a generator seeded by (seed,
+  step) makes the batch of that step.
   """
-  starts = sample_crop_starts(runs, steps, rng, count)
+  starts = sample_crop_starts(runs, steps, rng, count, balance)
   return runs.codes[starts[:, None] + np.arange(steps)]
 
 
 def sample_crop_starts(runs: CodeRuns, steps: int, rng: np.random.Generator,
-                       count: int) -> np.ndarray:
+                       count: int, balance: str = 'time') -> np.ndarray:
   """Where `sample_crops`' crops start in `runs.codes`, [count] (the same draw)."""
+  if balance not in CROP_BALANCES:
+    raise ValueError(f'crop balance {balance!r}: must be one of {CROP_BALANCES}')
   valid = np.maximum(runs.lengths - steps + 1, 0)
   ends = np.cumsum(valid)
   if not len(ends) or ends[-1] == 0:
     raise ValueError(f'no run holds {steps} steps (the longest: {longest_run(runs)})')
+  if balance == 'song':
+    drawable = np.flatnonzero(valid)
+    run = drawable[rng.integers(0, len(drawable), size=count)]
+    return runs.offsets[run] + rng.integers(0, valid[run])
   picks = rng.integers(0, ends[-1], size=count)
   run = np.searchsorted(ends, picks, side='right')
   return runs.offsets[run] + picks - (ends[run] - valid[run])

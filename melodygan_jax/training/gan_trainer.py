@@ -84,6 +84,7 @@ def check_config(config: ml_collections.ConfigDict) -> loading.LoadedVQVAE:
                         config.loss.kind, 'must be non_saturating or hinge')
   config_checks.resolve_dtype(model, 'config.model.dtype')
   check_long_context(config.data.crop_steps, model)
+  check_crop_balance(config.data)
   check_rhythm_losses(model, config.loss)
   context_masking.check_config(model, config.loss)
   meta = input_pipeline.load_dataset_meta(config.data.dataset_dir)
@@ -95,6 +96,13 @@ def check_config(config: ml_collections.ConfigDict) -> loading.LoadedVQVAE:
   config_checks.require(vqvae.time_stride % frames == 0, 'config.model.rhythm_frames', frames,
                         f'must divide the VQ-VAE time stride {vqvae.time_stride}')
   return vqvae
+
+
+def check_crop_balance(data: ml_collections.ConfigDict) -> None:
+  """How batches draw their crops names one of the ways there are (runs from before it: 'time')."""
+  balance = data.get('crop_balance', 'time')
+  config_checks.require(balance in latent_cache.CROP_BALANCES, 'config.data.crop_balance',
+                        balance, f'must be one of {latent_cache.CROP_BALANCES}')
 
 
 def check_rhythm_losses(model: ml_collections.ConfigDict, loss: ml_collections.ConfigDict):
@@ -481,7 +489,8 @@ class GANTrainer:
     for step in itertools.count(start_step):
       # Every host draws the whole global batch from (seed, step) and keeps its rows.
       rng = np.random.default_rng([self.config.seed, step])
-      starts = latent_cache.sample_crop_starts(self.data.train, self.steps, rng, global_batch)
+      starts = latent_cache.sample_crop_starts(self.data.train, self.steps, rng, global_batch,
+                                               self.config.data.get('crop_balance', 'time'))
       yield starts[first:first + local].astype(np.int32)
 
   def _local_batches(self, start_step: int):
