@@ -344,6 +344,20 @@ class Discriminator(nnx.Module):
     return jnp.mean(self.head(h).astype(jnp.float32), axis=(1, 2))
 
 
+def lagged_products(series: jax.Array, min_lag: int, max_lag: int) -> jax.Array:
+  """[b, steps, channels, dim] -> [b, channels * lags]: for each lag in [min_lag, max_lag],
+  the mean over the steps of the dot product of each step with the step `lag` later
+  (the rhythm judge's autocorrelations, the similarity judge's self-similarities).
+  Lags a short sequence does not reach are 0."""
+  steps = series.shape[1]
+  lags = range(min_lag, min(max_lag, steps - 1) + 1)
+  products = jnp.stack(
+      [jnp.mean(jnp.sum(series[:, lag:] * series[:, :steps - lag], axis=-1), axis=1)
+       for lag in lags], -1)  # [b, channels, lags]
+  products = jnp.pad(products, ((0, 0), (0, 0), (0, max_lag - min_lag + 1 - len(lags))))
+  return products.reshape(products.shape[0], -1)
+
+
 class RhythmDiscriminator(nnx.Module):
   """Latents [b, steps, dim] -> logits [b], from the crop's periodicity alone.
 
@@ -382,13 +396,7 @@ class RhythmDiscriminator(nnx.Module):
     """[b, steps, e] -> [b, e * lags]: each envelope's normalised autocorrelation."""
     centred = envelopes - jnp.mean(envelopes, axis=1, keepdims=True)
     centred = centred * jax.lax.rsqrt(jnp.mean(centred**2, axis=1, keepdims=True) + 1e-4)
-    steps = centred.shape[1]
-    lags = range(self.min_lag, min(self.max_lag, steps - 1) + 1)
-    correlations = jnp.stack(
-        [jnp.mean(centred[:, lag:] * centred[:, :steps - lag], axis=1) for lag in lags], -1)
-    missing = self.max_lag - self.min_lag + 1 - correlations.shape[-1]  # A short sequence.
-    correlations = jnp.pad(correlations, ((0, 0), (0, 0), (0, missing)))
-    return correlations.reshape(correlations.shape[0], -1)
+    return lagged_products(centred[..., None], self.min_lag, self.max_lag)
 
 
 class SimilarityDiscriminator(nnx.Module):
@@ -434,14 +442,7 @@ class SimilarityDiscriminator(nnx.Module):
     """
     centred = embeddings - jnp.mean(embeddings, axis=1, keepdims=True)
     unit = centred * jax.lax.rsqrt(jnp.sum(centred**2, axis=-1, keepdims=True) + 1e-6)
-    steps = unit.shape[1]
-    lags = range(self.min_lag, min(self.max_lag, steps - 1) + 1)
-    similarities = jnp.stack(
-        [jnp.mean(jnp.sum(unit[:, lag:] * unit[:, :steps - lag], axis=-1), axis=1)
-         for lag in lags], -1)  # [b, heads, lags]
-    missing = self.max_lag - self.min_lag + 1 - similarities.shape[-1]  # A short sequence.
-    similarities = jnp.pad(similarities, ((0, 0), (0, 0), (0, missing)))
-    return similarities.reshape(similarities.shape[0], -1)
+    return lagged_products(unit, self.min_lag, self.max_lag)
 
 
 class OnsetRegressor(nnx.Module):
