@@ -53,11 +53,12 @@ class ClipAnalyzer:
     frames = log_mel.shape[1] // self.vqvae.time_stride * self.vqvae.time_stride
     return log_mel[:, :frames]
 
-  def features(self, clips: np.ndarray, structure: bool = True) -> dict:
+  def features(self, clips: np.ndarray, patches: bool = True) -> dict:
     """[batch, samples] -> {'musicnn': [batch, 200], 'mfcc': [batch, 40], 'encoder': [batch, dim]}.
 
-    With `structure`, also 'profile' [batch, len(PROFILE_ENTRIES)] (NaN where
-    undefined) and 'patches' [batch, patches, PATCH_FRAMES, PATCH_MELS] float16.
+    Also 'profile' [batch, len(PROFILE_ENTRIES)] (NaN where undefined) and, with
+    `patches` (for the two-sample classifier), 'patches' [batch, patches,
+    PATCH_FRAMES, PATCH_MELS] float16.
     """
     log_mel = self.log_mels(clips)
     mfccs = np.stack([mfcc_from_log_mel(one) for one in log_mel])
@@ -67,8 +68,8 @@ class ClipAnalyzer:
     features = {'musicnn': self.embedder.embed(clips, contract.SAMPLE_RATE_HZ),
                 'mfcc': np.concatenate([mfccs.mean(1), mfccs.std(1)], axis=-1),
                 'encoder': encoded[:len(clips)].mean(axis=1)}
-    if structure:
-      features['profile'] = music_structure.profiles(clips)
+    features['profile'] = music_structure.profiles(clips)
+    if patches:
       features['patches'] = np.stack([two_sample.log_mel_patches(one, self.patches_per_clip)
                                       for one in log_mel])
     return features
@@ -129,12 +130,12 @@ def waveform_scores(original: np.ndarray, estimate: np.ndarray, visqol) -> dict:
 
 def analyze_real_clips(analyzer: ClipAnalyzer, sets: FeatureSets, plan, set_name: str,
                        clip_samples: int, seed: int, reconstruct: bool = False, visqol=None,
-                       num_visqol: int = 0, structure: bool = True,
+                       num_visqol: int = 0, patches: bool = True,
                        copies: FeatureSets | None = None) -> dict[str, list[float]]:
   """Features of real clips (and, with `reconstruct`, of their codec and inversion copies).
 
   ViSQOL (`visqol`, slow) scores the first `num_visqol` clips only; `seed`
-  seeds the inversion; without `structure`, no profile and no patches. With
+  seeds the inversion; without `patches`, no classifier patches. With
   `copies`, the copies go there with their music profile only (the reference
   half's: a profile needs no reference to be compared with, so it covers every
   held-out song), and no scores are kept.
@@ -147,7 +148,7 @@ def analyze_real_clips(analyzer: ClipAnalyzer, sets: FeatureSets, plan, set_name
   batches = clip_plans.read_clip_batches(plan, clip_samples, analyzer.batch_size)
   for batch_index, clips in enumerate(batches):
     first = batch_index * analyzer.batch_size
-    sets.add(set_name, analyzer.features(clips, structure))
+    sets.add(set_name, analyzer.features(clips, patches))
     if not reconstruct:
       continue
     log_mel = analyzer.log_mels(clips)

@@ -208,8 +208,9 @@ def evaluate_audio(vqvae: loading.LoadedVQVAE, meta, data, dataset_dir: str,
   clip_analysis.analyze_real_clips(analyzer, sets, half_a, 'reference', clip_samples,
                                    options.seed, reconstruct=True, copies=reference_copies)
   timer.done('reference', f'{len(half_a)} real clips, the profiles of their copies')
+  # The training clips: the memorization check and their profile; no classifier compares them.
   clip_analysis.analyze_real_clips(analyzer, sets, training, 'training', clip_samples,
-                                   options.seed)
+                                   options.seed, patches=False)
   timer.done('training', f'{len(training)} real clips')
   scores = clip_analysis.analyze_real_clips(
       analyzer, sets, half_b, 'floor', clip_samples, options.seed, reconstruct=True,
