@@ -142,6 +142,13 @@ def test_tiny_config_trains_and_its_mel_loss_falls(trained_vocoder):
   assert evaluated['eval/mr_stft'] < before['eval/mr_stft'], (before, evaluated)
   assert evaluated['eval/griffin_lim_mel_distance'] == pytest.approx(
       before['eval/griffin_lim_mel_distance'])
+  # The network's own output, before the inference refinement, is scored too, and it is
+  # what training moves.
+  assert evaluated['eval/unrefined_mr_stft'] != pytest.approx(evaluated['eval/mr_stft'])
+  assert evaluated['eval/unrefined_mr_stft'] < before['eval/unrefined_mr_stft'], (
+      before, evaluated)
+  assert evaluated['eval/unrefined_mr_stft_vs_griffin_lim'] == pytest.approx(
+      evaluated['eval/unrefined_mr_stft'] / evaluated['eval/griffin_lim_mr_stft'])
   assert workdir_lib.latest_step(str(workdir)) == TRAIN_STEPS
 
 

@@ -327,12 +327,21 @@ class VocoderTrainer:
     # Two compiled steps, warm-up and adversarial (see loop.PhasedStep).
     self._train_step = loop.PhasedStep(make_step, config.loss.adversarial_start_step)
     self.jit_input_log_mel = jax.jit(input_log_mel_fn, out_shardings=replicated)
-    self.jit_synthesize = jax.jit(
-        lambda generator, log_mel: neural_vocoder.synthesize(
-            nnx.merge(self.graphdef, generator), log_mel,
-            phase_prior_iterations=config.model.get('phase_prior_iterations', 0),
-            mel_refinement_iterations=config.model.get('mel_refinement_iterations', 0)),
-        out_shardings=replicated)
+
+    def synthesize_fn(refinement_iterations):
+      return jax.jit(
+          lambda generator, log_mel: neural_vocoder.synthesize(
+              nnx.merge(self.graphdef, generator), log_mel,
+              phase_prior_iterations=config.model.get('phase_prior_iterations', 0),
+              mel_refinement_iterations=refinement_iterations),
+          out_shardings=replicated)
+
+    refinement_iterations = config.model.get('mel_refinement_iterations', 0)
+    self.jit_synthesize = synthesize_fn(refinement_iterations)
+    # The network's own output too: the refinement pulls every input towards about
+    # the same fixed point, so its curve can hide what training still moves.
+    self.jit_synthesize_unrefined = (synthesize_fn(0) if refinement_iterations
+                                     else None)
     clip_samples = (int(config.data.validation_clip_seconds * contract.SAMPLE_RATE_HZ)
                     // contract.HOP_LENGTH * contract.HOP_LENGTH)
     validation = audio_crops.split_audio(config.data.dataset_dir, records.VALIDATION_SPLIT,
@@ -393,13 +402,23 @@ class VocoderTrainer:
                               for kind, audio in (('original', clips[i]),
                                                   ('vocoder', vocoded[i]))},
                        contract.SAMPLE_RATE_HZ)
-    return {'eval/mr_stft': scores['mr_stft'], 'eval/mel_distance': scores['mel_distance'],
-            'eval/griffin_lim_mr_stft': griffin_lim['mr_stft'],
-            'eval/griffin_lim_mel_distance': griffin_lim['mel_distance'],
-            # Below 1: the vocoder is closer to the original than Griffin-Lim.
-            'eval/mr_stft_vs_griffin_lim': scores['mr_stft'] / griffin_lim['mr_stft'],
-            'eval/mel_distance_vs_griffin_lim': (scores['mel_distance']
-                                                 / griffin_lim['mel_distance'])}
+    results = {'eval/mr_stft': scores['mr_stft'], 'eval/mel_distance': scores['mel_distance'],
+               'eval/griffin_lim_mr_stft': griffin_lim['mr_stft'],
+               'eval/griffin_lim_mel_distance': griffin_lim['mel_distance'],
+               # Below 1: the vocoder is closer to the original than Griffin-Lim.
+               'eval/mr_stft_vs_griffin_lim': scores['mr_stft'] / griffin_lim['mr_stft'],
+               'eval/mel_distance_vs_griffin_lim': (scores['mel_distance']
+                                                    / griffin_lim['mel_distance'])}
+    if self.jit_synthesize_unrefined is not None:
+      unrefined = waveform_scores(clips, np.stack([
+          synthesis.finish(clip) for clip in parallel.host_values(
+              self.jit_synthesize_unrefined(state.generator, replicated))]))
+      results.update({
+          'eval/unrefined_mr_stft': unrefined['mr_stft'],
+          'eval/unrefined_mel_distance': unrefined['mel_distance'],
+          'eval/unrefined_mr_stft_vs_griffin_lim': (unrefined['mr_stft']
+                                                    / griffin_lim['mr_stft'])})
+    return results
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
