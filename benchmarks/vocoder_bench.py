@@ -181,14 +181,22 @@ def main():
                                                   - mean[baseline]['visqol'], 3)
   curve = training_curve(args.vocoder_workdir)
   if curve:
+    # Runs that refine at inference also score the network's own output.
+    unrefined = all('eval/unrefined_mr_stft' in row for row in curve)
     print(f'\ntraining curve (validation clips of the run\'s own data set):\n'
-          f'{"step":>7s} {"MR-STFT":>8s} {"GL-32":>8s} {"mel dist":>9s} {"GL-32":>8s}')
+          f'{"step":>7s} {"MR-STFT":>8s} {"GL-32":>8s} {"vs GL":>6s} {"mel dist":>9s} {"GL-32":>8s}'
+          + (f' {"unrefined":>9s} {"vs GL":>6s}' if unrefined else ''))
     for row in curve:
       print(f'{row["step"]:7d} {row["eval/mr_stft"]:8.3f} {row["eval/griffin_lim_mr_stft"]:8.3f} '
-            f'{row["eval/mel_distance"]:9.3f} {row["eval/griffin_lim_mel_distance"]:8.3f}')
-    figures['training_curve'] = [{'step': row['step'], 'mr_stft': round(row['eval/mr_stft'], 4),
-                                  'mel_distance': round(row['eval/mel_distance'], 4)}
-                                 for row in curve]
+            f'{row["eval/mr_stft_vs_griffin_lim"]:6.3f} '
+            f'{row["eval/mel_distance"]:9.3f} {row["eval/griffin_lim_mel_distance"]:8.3f}'
+            + (f' {row["eval/unrefined_mr_stft"]:9.3f} '
+               f'{row["eval/unrefined_mr_stft_vs_griffin_lim"]:6.3f}' if unrefined else ''))
+    figures['training_curve'] = [
+        {'step': row['step'], 'mr_stft': round(row['eval/mr_stft'], 4),
+         'mel_distance': round(row['eval/mel_distance'], 4),
+         **({'unrefined_mr_stft': round(row['eval/unrefined_mr_stft'], 4)} if unrefined else {})}
+        for row in curve]
   figures['wall_s'] = round(time.perf_counter() - start, 1)
   print(json.dumps(figures))
 

@@ -496,6 +496,24 @@ def test_song_balanced_crops_draw_every_song_alike_and_stay_inside_it():
   assert '\n' not in str(error.value)
 
 
+def test_a_song_balanced_rhythm_bank_shares_its_blocks_out_song_by_song():
+  # Songs of 1,000, 100, 100, 100 and 5 codes, blocks of 10, a bank of 8 blocks: spread
+  # over time, 6 come from the long song; song by song, 2 from each song that holds a
+  # block, each inside its song, the first at its start and the last at its end.
+  lengths = [1000, 100, 100, 100, 5]
+  offsets = np.concatenate([[0], np.cumsum(lengths)])
+  positions = np.arange(offsets[-1], dtype=np.float32)
+  envelopes = np.stack([positions, np.repeat(np.arange(5), lengths)], axis=1)  # [n, 2].
+  by_time = gan_trainer.rhythm_bank_of(envelopes, 80, block=10)
+  assert np.sum(by_time[::10, 1] == 0) == 6
+  by_song = gan_trainer.rhythm_bank_of(envelopes, 80, block=10, run_offsets=offsets)
+  blocks = by_song.reshape(8, 10, 2)
+  np.testing.assert_array_equal(blocks[:, :, 1], np.repeat([0, 0, 1, 1, 2, 2, 3, 3], 10)
+                                .reshape(8, 10))  # One song a block, none from the last.
+  np.testing.assert_array_equal(np.diff(blocks[:, :, 0], axis=1), 1)  # Contiguous codes.
+  np.testing.assert_array_equal(blocks[:, 0, 0], [0, 990, 1000, 1090, 1100, 1190, 1200, 1290])
+
+
 def test_crops_longer_than_a_segment_come_from_inside_one_run():
   # Runs of 16, 12, 16, 4 and 20 codes; 4-code segments, 10-code crops.
   codes, keys, starts = source_segments({0: [0, 1, 2, 3], 1: [0, 1, 2, 5, 6, 7, 8], 2: [0],

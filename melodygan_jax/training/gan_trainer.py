@@ -247,11 +247,29 @@ def onset_envelopes(vqvae: loading.LoadedVQVAE, codes: np.ndarray, stem: str,
 
 
 def rhythm_bank_of(envelopes: np.ndarray, bank_steps: int,
-                   block: int = gan_models.RHYTHM_BANK_BLOCK) -> np.ndarray:
+                   block: int = gan_models.RHYTHM_BANK_BLOCK,
+                   run_offsets: np.ndarray | None = None) -> np.ndarray:
   """`bank_steps` codes of the training envelopes [n, frames]: blocks spread evenly over
-  them (tiled when there are fewer)."""
+  them (tiled when there are fewer).
+
+  `run_offsets` (CodeRuns.offsets): the blocks are shared out song by song instead, as
+  `data.crop_balance='song'` draws the crops, each song's spread evenly over it; songs
+  shorter than a block give none (all of them do when no song holds one).
+  """
   if len(envelopes) > bank_steps:
-    starts = np.linspace(0, len(envelopes) - block, bank_steps // block).astype(np.int64)
+    count = bank_steps // block
+    starts = np.linspace(0, len(envelopes) - block, count).astype(np.int64)
+    if run_offsets is not None:
+      offsets = np.asarray(run_offsets, np.int64)
+      lengths = np.diff(offsets)
+      songs = np.flatnonzero(lengths >= block)
+      if len(songs):
+        song = songs[np.arange(count) * len(songs) // count]  # Sorted: each song's blocks adjoin.
+        first = np.searchsorted(song, song)  # The block's index among its song's blocks...
+        index, per_song = np.arange(count) - first, np.bincount(song)[song]
+        room = lengths[song] - block  # ...and where it starts: evenly from 0 to the end.
+        starts = offsets[song] + np.round(index * room / np.maximum(per_song - 1, 1)).astype(
+            np.int64)
     envelopes = envelopes[(starts[:, None] + np.arange(block)).reshape(-1)]
   return envelopes[np.arange(bank_steps) % len(envelopes)]
 
@@ -428,7 +446,9 @@ class GANTrainer:
         rhythm = np.zeros((len(data.train.codes), frames), np.float32)
       rhythm = np.asarray(rhythm).reshape(len(data.train.codes), frames)
       self.rhythm = ((rhythm - rhythm.mean()) / (rhythm.std() + 1e-6)).astype(np.float32)
-      bank = rhythm_bank_of(self.rhythm, int(config.model.rhythm_bank_steps))
+      bank = rhythm_bank_of(self.rhythm, int(config.model.rhythm_bank_steps),
+                            run_offsets=(data.train.offsets if config.data.get(
+                                'crop_balance', 'time') == 'song' else None))
     self.gen_graphdef, self.disc_graphdef, self._initial_state, optimizers = init_state(
         config, *data.codebooks.shape, rhythm_bank=bank)
     self.base_rng = jax.random.key(config.seed)
