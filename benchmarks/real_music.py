@@ -60,8 +60,7 @@ def music_files(min_seconds: float,
     folders = [pathlib.Path(os.environ['MELODYGAN_MUSIC_DIR'])]
   else:
     folders = [package_dir(package) for package in packages]
-  lists = [sorted(p for p in folder.rglob('*') if p.suffix.lower() in _AUDIO_SUFFIXES)
-           for folder in folders]
+  lists = [audio_files(folder) for folder in folders]
   chosen, total = [], 0.0
   for index in range(max(len(paths) for paths in lists)):
     for paths in lists:
