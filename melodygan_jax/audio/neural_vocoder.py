@@ -75,5 +75,10 @@ def synthesize(generator: vocoder_models.VocosGenerator, log_mel: jax.Array,
   if not mel_refinement_iterations:
     return synthesize_with_priors(generator, log_mel, generator_priors)[0]
   spectrum = generator(log_mel, *generator_priors).astype(jnp.complex64)
-  return inversion.mel_consistent(spectrum, jnp.exp(log_mel.astype(jnp.float32)),
-                                  mel_refinement_iterations)
+  return refine_to_mel(spectrum, log_mel, mel_refinement_iterations)
+
+
+def refine_to_mel(spectrum: jax.Array, log_mel: jax.Array, iterations: int) -> jax.Array:
+  """The generator's STFT refined `iterations` steps into a waveform whose mel is
+  `log_mel` (`inversion.mel_consistent`)."""
+  return inversion.mel_consistent(spectrum, jnp.exp(log_mel.astype(jnp.float32)), iterations)

@@ -328,20 +328,21 @@ class VocoderTrainer:
     self._train_step = loop.PhasedStep(make_step, config.loss.adversarial_start_step)
     self.jit_input_log_mel = jax.jit(input_log_mel_fn, out_shardings=replicated)
 
-    def synthesize_fn(refinement_iterations):
-      return jax.jit(
-          lambda generator, log_mel: neural_vocoder.synthesize(
-              nnx.merge(self.graphdef, generator), log_mel,
-              phase_prior_iterations=config.model.get('phase_prior_iterations', 0),
-              mel_refinement_iterations=refinement_iterations),
-          out_shardings=replicated)
+    def eval_synthesis(generator, log_mel) -> dict:
+      """{'vocoder': what inference gives} and, where it refines, {'unrefined': the
+      network's own output}: the refinement pulls every input towards about the same
+      fixed point, so its curve can hide what training still moves."""
+      model = nnx.merge(self.graphdef, generator)
+      generator_priors = neural_vocoder.priors(
+          model, log_mel, phase_prior_iterations=config.model.get('phase_prior_iterations', 0))
+      audio, spectrum = neural_vocoder.synthesize_with_priors(model, log_mel, generator_priors)
+      refinement_iterations = config.model.get('mel_refinement_iterations', 0)
+      if not refinement_iterations:
+        return {'vocoder': audio}
+      return {'vocoder': neural_vocoder.refine_to_mel(spectrum, log_mel, refinement_iterations),
+              'unrefined': audio}
 
-    refinement_iterations = config.model.get('mel_refinement_iterations', 0)
-    self.jit_synthesize = synthesize_fn(refinement_iterations)
-    # The network's own output too: the refinement pulls every input towards about
-    # the same fixed point, so its curve can hide what training still moves.
-    self.jit_synthesize_unrefined = (synthesize_fn(0) if refinement_iterations
-                                     else None)
+    self.jit_eval_synthesis = jax.jit(eval_synthesis, out_shardings=replicated)
     clip_samples = (int(config.data.validation_clip_seconds * contract.SAMPLE_RATE_HZ)
                     // contract.HOP_LENGTH * contract.HOP_LENGTH)
     validation = audio_crops.split_audio(config.data.dataset_dir, records.VALIDATION_SPLIT,
@@ -391,8 +392,9 @@ class VocoderTrainer:
                                     self.mesh)  # Every process runs it.
     replicated = self.jit_input_log_mel(self.codec, replicated)  # The codec's, if fine-tuning.
     log_mel = parallel.host_values(replicated)
-    vocoded = np.stack([synthesis.finish(clip) for clip in parallel.host_values(
-        self.jit_synthesize(state.generator, replicated))])
+    outputs = {name: np.stack([synthesis.finish(clip) for clip in parallel.host_values(audio)])
+               for name, audio in self.jit_eval_synthesis(state.generator, replicated).items()}
+    vocoded = outputs['vocoder']
     scores = waveform_scores(clips, vocoded)
     if self._griffin_lim_scores is None:
       self._griffin_lim_scores = waveform_scores(clips, synthesis.log_mel_to_audio(log_mel))
@@ -409,10 +411,8 @@ class VocoderTrainer:
                'eval/mr_stft_vs_griffin_lim': scores['mr_stft'] / griffin_lim['mr_stft'],
                'eval/mel_distance_vs_griffin_lim': (scores['mel_distance']
                                                     / griffin_lim['mel_distance'])}
-    if self.jit_synthesize_unrefined is not None:
-      unrefined = waveform_scores(clips, np.stack([
-          synthesis.finish(clip) for clip in parallel.host_values(
-              self.jit_synthesize_unrefined(state.generator, replicated))]))
+    if 'unrefined' in outputs:
+      unrefined = waveform_scores(clips, outputs['unrefined'])
       results.update({
           'eval/unrefined_mr_stft': unrefined['mr_stft'],
           'eval/unrefined_mel_distance': unrefined['mel_distance'],
