@@ -16,7 +16,9 @@ data_prep cleaned it; every vocoder gets the clip's true log-mel
   - full-band mel distance (mean |log-mel difference|, 128 bands),
   - ViSQOL v3 audio mode (visqol-python, 48 kHz, MOS-LQO),
 and speed as real-time factor on this machine (seconds of audio per second of
-compute, after a warm-up, one clip at a time). Ends with one JSON line;
+compute, after a warm-up, one clip at a time), with the vocoder's time split into its
+parts (the NNLS magnitude, Griffin-Lim's phase prior, the network and its refiner, the
+mel refinement) on the first clip. Ends with one JSON line;
 `speedup_vs_griffin_lim_<n>` is the vocoder's speed over Griffin-Lim's, and
 `<metric>_ratio_vs_griffin_lim_<n>` is Griffin-Lim's distance over the
 vocoder's (greater is better, > 1.18 is 15% lower). Where the run refines its
@@ -85,6 +87,50 @@ def real_time_factor(vocoder, log_mel: np.ndarray, repeats: int = 2) -> float:
     np.asarray(vocoder(log_mel[None], keys))
   seconds = (time.perf_counter() - start) / repeats
   return contract.frames_to_seconds(len(log_mel) - 1) / seconds
+
+
+def time_parts(vocoder, log_mel: np.ndarray, repeats: int = 5) -> dict:
+  """Milliseconds of each part of a neural vocoder's synthesis for one clip, each compiled
+  on its own and timed after a warm-up (median of `repeats`): where its time goes."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from melodygan_jax.audio import neural_vocoder  # pylint: disable=g-import-not-at-top
+
+  generator = nnx.merge(vocoder.graphdef, vocoder.params)
+  log_mel = jnp.asarray(log_mel[None], jnp.float32)
+  keys = synthesis.clip_keys(0, [0])
+  prior_iterations = vocoder.config.model.get('phase_prior_iterations', 0)
+  refinement = vocoder.mel_refinement_iterations
+
+  def median_ms(function, *args) -> float:
+    function = jax.jit(function)
+    jax.block_until_ready(function(*args))
+    times = []
+    for _ in range(repeats):
+      started = time.perf_counter()
+      jax.block_until_ready(function(*args))
+      times.append(time.perf_counter() - started)
+    return 1000 * float(np.median(times))
+
+  magnitude = inversion.mel_to_magnitude(jnp.exp(log_mel), neural_vocoder.PRIOR_NNLS_ITERATIONS)
+  priors = neural_vocoder.priors(generator, log_mel, keys, prior_iterations)
+  spectrum = generator(log_mel, *priors).astype(jnp.complex64)
+  parts = {'nnls_magnitude': median_ms(lambda mel: inversion.mel_to_magnitude(
+      jnp.exp(mel), neural_vocoder.PRIOR_NNLS_ITERATIONS), log_mel)}
+  if generator.phase_prior:
+    parts[f'griffin_lim_phase_{prior_iterations}'] = median_ms(
+        lambda m: inversion.griffin_lim_phase(m, keys, prior_iterations), magnitude)
+  parts['network'] = median_ms(lambda mel, *p: generator(mel, *p), log_mel, *priors)
+  if generator.refiner is not None:
+    parts['of_which_refiner'] = median_ms(
+        lambda s: generator.refiner(jnp.log(jnp.abs(s) + 1e-5), jnp.angle(s)), spectrum)
+  parts[f'mel_refinement_{refinement}'] = median_ms(
+      lambda s, mel: neural_vocoder.refine_to_mel(s, mel, refinement), spectrum, log_mel)
+  parts['whole'] = median_ms(lambda mel: vocoder(mel, keys), log_mel)
+  parts['griffin_lim_32'] = median_ms(
+      lambda mel: inversion.GriffinLimVocoder(iterations=32)(mel, keys), log_mel)
+  return parts
 
 
 def score_clip(visqol, reference: np.ndarray, estimate: np.ndarray) -> dict:
@@ -179,6 +225,12 @@ def main():
     if visqol is not None:
       figures[f'visqol_minus_{baseline}'] = round(mean['vocoder']['visqol']
                                                   - mean[baseline]['visqol'], 3)
+  parts = time_parts(vocoder, contract.log_mel(clips[0]))
+  audio_s = contract.frames_to_seconds(len(contract.log_mel(clips[0])) - 1)
+  print(f'\nwhere the vocoder\'s time goes ({audio_s:.1f} s clip, each part compiled alone):')
+  for part, ms in parts.items():
+    print(f'  {part:28s} {ms:8.1f} ms  {1000 * audio_s / ms:6.1f}x real time')
+  figures['time_ms'] = {part: round(ms, 1) for part, ms in parts.items()}
   curve = training_curve(args.vocoder_workdir)
   if curve:
     # Runs that refine at inference also score the network's own output.
