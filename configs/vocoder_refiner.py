@@ -17,7 +17,8 @@ Trained on 61 songs (4.6 h) of seven Debian soundtracks and scored on 12 of the
 0.850 against 0.951 for 32-iteration Griffin-Lim (10.6% lower; 9.0% below 100
 iterations), mel distance 0.038 against 0.094, ViSQOL 4.684 against 4.652, no
 clip worse; 14.7x real time (Griffin-Lim 32: 35.6x). The validation curve is at
-0.888 of Griffin-Lim by step 4,000 (23 min) and 0.885 at 18,000.
+0.888 of Griffin-Lim by step 4,000 (23 min) and 0.885 at 18,000. `create
+--preset=cpu --vocoder` trains it for the vocoder's share of the budget.
 """
 import ml_collections
 

@@ -54,8 +54,10 @@ PRESETS = {  # Configs per preset: (codec, GAN), paths relative to the repositor
     'gpu': ('configs/vqvae.py', 'configs/gan.py'),
     'tpu': ('configs/vqvae.py', 'configs/gan.py'),
 }
-VOCODER_CONFIGS = {'tiny': 'configs/vocoder_tiny.py', 'cpu': 'configs/vocoder.py', 'gpu': 'configs/vocoder_large.py',
-                   'tpu': 'configs/vocoder_large.py'}
+# The CPU's vocoder is the spectral refiner: at equal minutes its held-out curve is below the
+# default's and still falling (docs/results.md, "The spectral refiner for two hours").
+VOCODER_CONFIGS = {'tiny': 'configs/vocoder_tiny.py', 'cpu': 'configs/vocoder_refiner.py',
+                   'gpu': 'configs/vocoder_large.py', 'tpu': 'configs/vocoder_large.py'}
 # The training time's split, chosen by the final samples' figures: on the 1-hour CPU run
 # of 95 songs (docs/create.md), 40/60 gave the GAN 1,118 steps on a 697-step codec and
 # beat 55/45 (541 on 798) on KAD (15.4 against 24.0), pulse (0.49, 0.47) and chroma
@@ -183,11 +185,12 @@ def jax_backend() -> str:
   return result.stdout.strip().splitlines()[-1]
 
 
-def calibrate(vqvae_config: str, gan_config: str) -> dict:
-  """Seconds per train step of both configs on this machine (a subprocess, ~1 minute)."""
+def calibrate(vqvae_config: str, gan_config: str, vocoder_config: str | None = None) -> dict:
+  """Seconds per train step of the configs on this machine (a subprocess, ~1 minute)."""
   result = subprocess.run(
       [sys.executable, '-m', 'melodygan_jax.training.calibration',
-       f'--vqvae_config={vqvae_config}', f'--gan_config={gan_config}'],
+       f'--vqvae_config={vqvae_config}', f'--gan_config={gan_config}']
+      + ([f'--vocoder_config={vocoder_config}'] if vocoder_config else []),
       capture_output=True, text=True, check=False, cwd=REPO_ROOT)
   lines = [line for line in result.stdout.splitlines() if line.startswith('{')]
   if result.returncode != 0 or not lines:
@@ -196,18 +199,24 @@ def calibrate(vqvae_config: str, gan_config: str) -> dict:
   return json.loads(lines[-1])
 
 
-def vocoder_step_s(calibration: dict) -> float:
-  """The vocoder's step costs about two codec steps on a CPU (measured 2x-3x): planned at 3."""
-  return 3 * calibration['vqvae']['adversarial_s']
+def vocoder_figures(calibration: dict) -> tuple[dict, int]:
+  """(step costs, adversarial start) of the vocoder's two phases: measured with its config,
+  or, in a workdir calibrated before the vocoder was, 3 codec steps a step throughout."""
+  if 'vocoder' in calibration:
+    return calibration['vocoder'], calibration['vocoder']['adversarial_start_step']
+  step_s = 3 * calibration['vqvae']['adversarial_s']
+  return {'warmup_s': step_s, 'adversarial_s': step_s}, 0
 
 
 def training_seconds(calibration: dict, name: str, steps: int, adversarial_start: int) -> float:
-  """Planned seconds of `steps` steps of the `name` training stage, from the calibration."""
+  """Planned seconds of `steps` steps of the `name` training stage, from the calibration
+  (`adversarial_start`: the codec's)."""
   if name == 'vqvae':
-    return step_budget.vqvae_seconds(calibration['vqvae'], steps, adversarial_start)
+    return step_budget.phased_seconds(calibration['vqvae'], steps, adversarial_start)
   if name == 'gan':
     return steps * calibration['gan']['step_s']
-  return steps * vocoder_step_s(calibration)
+  figures, vocoder_adversarial_start = vocoder_figures(calibration)
+  return step_budget.phased_seconds(figures, steps, vocoder_adversarial_start)
 
 
 def train_command(config: str, workdir: str, steps: int, overrides: dict) -> list[str]:
@@ -301,9 +310,11 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
 
   def steps_within(name: str, stage_s: float) -> int:
     if name == 'vqvae':
-      return step_budget.vqvae_steps_within(calibration['vqvae'], stage_s, adversarial_start)
-    step_s = calibration['gan']['step_s'] if name == 'gan' else vocoder_step_s(calibration)
-    return int(stage_s / step_s)
+      return step_budget.phased_steps_within(calibration['vqvae'], stage_s, adversarial_start)
+    if name == 'vocoder':
+      figures, vocoder_adversarial_start = vocoder_figures(calibration)
+      return step_budget.phased_steps_within(figures, stage_s, vocoder_adversarial_start)
+    return int(stage_s / calibration['gan']['step_s'])
 
   # A started stage keeps its steps (exact resume) and is planned for the steps after its
   # last checkpoint; the stages not yet started share the rest.
@@ -500,7 +511,8 @@ def create(songs: str, workdir: str, hours: float, preset: str, vocoder: bool,
     measuring_since = time.time()  # The measurement's minutes come out of the budget too.
     resolved = resolve_preset(preset, jax_backend() if preset == 'auto' else '')
     vqvae_config, gan_config = (find_config(path) for path in PRESETS[resolved])
-    calibration = calibrate(vqvae_config, gan_config)
+    calibration = calibrate(vqvae_config, gan_config, find_config(VOCODER_CONFIGS[resolved])
+                            if settings['vocoder'] else None)
     state = {'settings': settings, 'feature_version': contract.FEATURE_VERSION,
              'preset': resolved, 'audio_s': audio_s, 'num_files': num_files,
              'spent_s': time.time() - measuring_since,

@@ -120,6 +120,44 @@ def test_the_plan_fits_the_budget_and_grows_the_stage_overheads_with_the_songs()
   assert 1 <= gan.steps < create_lib.MIN_STEPS['gan']
 
 
+def test_the_vocoder_is_planned_from_its_own_measured_steps():
+  calibration = {'backend': 'cpu', 'device_count': 1, 'gan': {'step_s': 1.38},
+                 'vqvae': {'warmup_s': 1.29, 'adversarial_s': 1.80, 'adversarial_start_step': 1000},
+                 'vocoder': {'warmup_s': 0.4, 'adversarial_s': 0.4,
+                             'adversarial_start_step': 18_000}}
+  settings = {'workdir': '/w', 'preset': 'cpu', 'songs': '/s', 'hours': 1.0, 'vocoder': True,
+              'held_out_fraction': 0.32}
+
+  def planned(calibration, hours=1.0):
+    state = {'num_files': 95, 'calibration': calibration, 'finished': {}, 'steps': {},
+             'vqvae_adversarial_start_step': 1000}
+    return {stage.name: stage for stage in create_lib.plan(
+        {**settings, 'hours': hours}, state, hours * 3600, 6.65 * 3600)}
+
+  measured = planned(calibration)
+  vocoder = measured['vocoder']
+  assert '--config=' + create_lib.find_config('configs/vocoder_refiner.py') in vocoder.command
+  trains_s = vocoder.planned_s - create_lib.STAGE_OVERHEAD_S
+  assert trains_s == pytest.approx(0.4 * vocoder.steps)
+  # Its share of the training time, as the codec and the GAN get theirs.
+  gan_trains_s = measured['gan'].planned_s - measured['gan'].steps * 1.38
+  assert trains_s / (measured['gan'].steps * 1.38) == pytest.approx(
+      create_lib.VOCODER_SHARE / ((1 - create_lib.CODEC_SHARE) * (1 - create_lib.VOCODER_SHARE)),
+      rel=0.01)
+  assert gan_trains_s > 0
+  # A workdir calibrated before the vocoder was: three codec steps a step, as planned then,
+  # which left the vocoder under its 200 steps in an hour (refused), and in 4 hours under a
+  # tenth of the steps its measured cost fits.
+  older_calibration = {name: figures for name, figures in calibration.items()
+                       if name != 'vocoder'}
+  with pytest.raises(errors.UserError, match='for the vocoder stage'):
+    planned(older_calibration)
+  older = planned(older_calibration, hours=4.0)
+  assert older['vocoder'].planned_s - create_lib.STAGE_OVERHEAD_S == pytest.approx(
+      3 * 1.80 * older['vocoder'].steps)
+  assert 10 * older['vocoder'].steps < planned(calibration, hours=4.0)['vocoder'].steps
+
+
 def test_evaluate_is_planned_from_the_machines_measured_speed():
   audio_s = 20 * 3600  # Enough held-out songs that the budget, not the songs, sets the clips.
   measured = create_lib.evaluate_size(audio_s, 0.36, 4 * 3600, create_lib.EVALUATE_PROBE_S)

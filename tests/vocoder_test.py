@@ -18,6 +18,7 @@ from melodygan_jax.generation import reconstruct
 from melodygan_jax.models import vocoder as vocoder_models
 from melodygan_jax.runs import loading
 from melodygan_jax.runs import workdir as workdir_lib
+from melodygan_jax.training import calibration
 from melodygan_jax.training import metric_writer
 from melodygan_jax.training import vocoder_trainer
 
@@ -219,6 +220,19 @@ def test_sample_with_a_vocoder_writes_the_asked_duration(trained_gan, trained_vo
     assert rate == contract.SAMPLE_RATE_HZ and len(samples) == round(1.5 * rate)
     assert np.all(np.isfinite(samples)) and np.max(np.abs(samples)) > 1e-3
   assert 'vocoder: ' in (tmp_path / 'index.html').read_text()
+
+
+def test_calibration_times_the_vocoder_steps_phase_by_phase():
+  """create plans the vocoder stage from these: the discriminators' step costs more, and a
+  run that stops before they start is planned at the warm-up cost throughout."""
+  config = vocoder_tiny.get_config()
+  figures = calibration.vocoder_seconds_per_step(config, steps=2)
+  assert figures['adversarial_start_step'] == config.loss.adversarial_start_step
+  assert 0 < figures['warmup_s'] < figures['adversarial_s'], figures
+  with config.unlocked():
+    config.train.num_steps = config.loss.adversarial_start_step
+  figures = calibration.vocoder_seconds_per_step(config, steps=2)
+  assert figures['adversarial_s'] == figures['warmup_s'] > 0
 
 
 def test_train_crops_are_a_function_of_the_step(prepared_dir):

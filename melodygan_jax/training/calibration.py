@@ -1,14 +1,15 @@
 r"""How long a config's train step takes on this machine, measured on synthetic batches.
 
   python -m melodygan_jax.training.calibration --vqvae_config=configs/vqvae.py \
-      --gan_config=configs/gan_tiny.py [--steps=3]
+      --gan_config=configs/gan_tiny.py [--vocoder_config=configs/vocoder.py] [--steps=3]
 
 Prints one JSON line: seconds per step of each config given (the VQ-VAE's
-warm-up and adversarial phases apart), the backend, the compile seconds, and
+and the vocoder's warm-up and adversarial phases apart), the backend, the
+compile seconds, and
 `evaluate_probe_s`, the seconds a 10 s clip of evaluate's heaviest work takes
 (its log-mel, Griffin-Lim inversion and music profile).
-A step's cost does not depend on what the data are, so random log-mel crops
-and random codes of the configs' shapes stand in for the data set; the VQ-VAE
+A step's cost does not depend on what the data are, so random log-mel crops,
+audio crops and codes of the configs' shapes stand in for the data set; the VQ-VAE
 the GAN trains on is assumed to be configs/vqvae.py's shape (levels, codebook
 size and dimension from --vqvae_config). `create` plans its budget from these
 figures before any other work.
@@ -32,6 +33,7 @@ from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import gan_trainer
 from melodygan_jax.training import step_budget
+from melodygan_jax.training import vocoder_trainer
 from melodygan_jax.training import vqvae_trainer
 
 
@@ -66,6 +68,31 @@ def vqvae_seconds_per_step(config, steps: int = 3) -> dict:
                               batches, steps)
     figures['compile_s'] += compile_s
     figures['adversarial_s' if adversarial else 'warmup_s'] = step_s
+  return figures
+
+
+def vocoder_seconds_per_step(config, steps: int = 3) -> dict:
+  """{'warmup_s', 'adversarial_s', 'compile_s', 'adversarial_start_step'} of a vocoder
+  config's two phases, on random audio crops (true mels: no codec round trip)."""
+  config_checks.check_train_section(config.train)
+  (graphdef, disc_graphdef), state, optimizers, schedule = vocoder_trainer.init_state(config)
+  rng = np.random.default_rng(0)
+  shape = (config.train.batch_size, config.data.crop_samples)
+  batches = [{'audio': jnp.asarray(0.1 * rng.standard_normal(shape, np.float32))}
+             for _ in range(2)]
+  adversarial_start = int(config.loss.adversarial_start_step)
+  figures = {'compile_s': 0.0, 'adversarial_start_step': adversarial_start}
+  # A run of fewer steps than its adversarial start never pays for the discriminators'
+  # step: the warm-up cost stands in for it (and their compile is not spent here).
+  for adversarial in ((False, True) if adversarial_start < config.train.num_steps
+                      else (False,)):
+    step = jax.jit(functools.partial(
+        vocoder_trainer.train_step, graphdef, disc_graphdef, *optimizers, schedule, config,
+        lambda codec, log_mel: log_mel, adversarial))
+    compile_s, step_s = _time(lambda s, b, step=step: step(s, b, None), state, batches, steps)
+    figures['compile_s'] += compile_s
+    figures['adversarial_s' if adversarial else 'warmup_s'] = step_s
+  figures.setdefault('adversarial_s', figures['warmup_s'])
   return figures
 
 
@@ -119,7 +146,7 @@ def steps_within(config, seconds: float) -> int:
     errors.ConfigError: a trainer this cannot measure, one line.
   """
   if config.trainer == 'vqvae':
-    return max(1, step_budget.vqvae_steps_within(vqvae_seconds_per_step(config), seconds,
+    return max(1, step_budget.phased_steps_within(vqvae_seconds_per_step(config), seconds,
                                                  int(config.loss.adversarial_start_step)))
   config_checks.require(config.trainer == 'gan', 'config.trainer', config.trainer,
                         'a wall-clock budget is measured for vqvae and gan configs only')
@@ -137,6 +164,8 @@ def main(argv):
     if vqvae_config is None:
       raise app.UsageError('--gan_config needs --vqvae_config (the codes\' shape)')
     figures['gan'] = gan_seconds_per_step(gan_config, vqvae_config, flags.FLAGS.steps)
+  if flags.FLAGS.vocoder_config is not None:
+    figures['vocoder'] = vocoder_seconds_per_step(flags.FLAGS.vocoder_config, flags.FLAGS.steps)
   figures['evaluate_probe_s'] = evaluate_probe_seconds()
   print(json.dumps(figures))
 
@@ -144,6 +173,7 @@ def main(argv):
 def run():
   config_flags.DEFINE_config_file('vqvae_config', None, 'A configs/vqvae*.py file.')
   config_flags.DEFINE_config_file('gan_config', None, 'A configs/gan*.py file.')
+  config_flags.DEFINE_config_file('vocoder_config', None, 'A configs/vocoder*.py file.')
   flags.DEFINE_integer('steps', 3, 'Timed steps after the compiling one.')
   app.run(main)
 

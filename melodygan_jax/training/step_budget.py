@@ -4,15 +4,15 @@ Plain Python, no JAX: `create` plans with it before anything is compiled.
 """
 
 
-def vqvae_seconds(figures: dict, steps: int, adversarial_start: int) -> float:
-  """Seconds of `steps` codec steps; `figures` holds calibration's 'warmup_s' and
-  'adversarial_s' (the two phases cost differently)."""
+def phased_seconds(figures: dict, steps: int, adversarial_start: int) -> float:
+  """Seconds of `steps` steps of a codec or vocoder; `figures` holds calibration's
+  'warmup_s' and 'adversarial_s' (the two phases cost differently)."""
   warmup = min(steps, adversarial_start)
   return warmup * figures['warmup_s'] + (steps - warmup) * figures['adversarial_s']
 
 
-def vqvae_steps_within(figures: dict, seconds: float, adversarial_start: int) -> int:
-  """Codec steps that fit `seconds`: warm-up steps first, then adversarial ones."""
+def phased_steps_within(figures: dict, seconds: float, adversarial_start: int) -> int:
+  """Codec or vocoder steps that fit `seconds`: warm-up steps first, then adversarial ones."""
   warmup_s = adversarial_start * figures['warmup_s']
   if seconds <= warmup_s:
     return int(seconds / figures['warmup_s'])
