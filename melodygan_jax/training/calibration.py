@@ -3,11 +3,10 @@ r"""How long a config's train step takes on this machine, measured on synthetic 
   python -m melodygan_jax.training.calibration --vqvae_config=configs/vqvae.py \
       --gan_config=configs/gan_tiny.py [--vocoder_config=configs/vocoder.py] [--steps=3]
 
-Prints one JSON line: seconds per step of each config given (the VQ-VAE's
-and the vocoder's warm-up and adversarial phases apart), the backend, the
-compile seconds, and
-`evaluate_probe_s`, the seconds a 10 s clip of evaluate's heaviest work takes
-(its log-mel, Griffin-Lim inversion and music profile).
+Prints one JSON line: seconds per step of each config given (the VQ-VAE's and
+the vocoder's warm-up and adversarial phases apart), the backend, the compile
+seconds, and `evaluate_probe_s`, the seconds a 10 s clip of evaluate's heaviest
+work takes (its log-mel, Griffin-Lim inversion and music profile).
 A step's cost does not depend on what the data are, so random log-mel crops,
 audio crops and codes of the configs' shapes stand in for the data set; the VQ-VAE
 the GAN trains on is assumed to be configs/vqvae.py's shape (levels, codebook
