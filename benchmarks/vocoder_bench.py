@@ -225,8 +225,9 @@ def main():
     if visqol is not None:
       figures[f'visqol_minus_{baseline}'] = round(mean['vocoder']['visqol']
                                                   - mean[baseline]['visqol'], 3)
-  parts = time_parts(vocoder, contract.log_mel(clips[0]))
-  audio_s = contract.frames_to_seconds(len(contract.log_mel(clips[0])) - 1)
+  first_log_mel = contract.log_mel(clips[0])
+  parts = time_parts(vocoder, first_log_mel)
+  audio_s = contract.frames_to_seconds(len(first_log_mel) - 1)
   print(f'\nwhere the vocoder\'s time goes ({audio_s:.1f} s clip, each part compiled alone):')
   for part, ms in parts.items():
     print(f'  {part:28s} {ms:8.1f} ms  {1000 * audio_s / ms:6.1f}x real time')

@@ -49,6 +49,19 @@ def _time(step, state, batches, steps: int) -> tuple[float, float]:
   return compile_s, (time.perf_counter() - start) / steps
 
 
+def _time_phases(step_of_phase, state, batches, steps: int, phases=(False, True)) -> dict:
+  """{'compile_s', 'warmup_s', 'adversarial_s'} of a two-phase trainer (loop.PhasedStep):
+  `step_of_phase(adversarial)` is its compiled `step(state, batch)`. A phase not in
+  `phases` costs what the warm-up does."""
+  figures = {'compile_s': 0.0}
+  for adversarial in phases:
+    compile_s, step_s = _time(step_of_phase(adversarial), state, batches, steps)
+    figures['compile_s'] += compile_s
+    figures['adversarial_s' if adversarial else 'warmup_s'] = step_s
+  figures.setdefault('adversarial_s', figures['warmup_s'])
+  return figures
+
+
 def vqvae_seconds_per_step(config, steps: int = 3) -> dict:
   """{'warmup_s', 'adversarial_s', 'compile_s'}: the codec's two phases (loop.PhasedStep)."""
   config_checks.check_train_section(config.train)
@@ -57,17 +70,15 @@ def vqvae_seconds_per_step(config, steps: int = 3) -> dict:
   shape = (config.train.batch_size, config.data.crop_frames, contract.NUM_MELS)
   batches = [{'mel': jnp.asarray(rng.standard_normal(shape, np.float32)),
               'stem': jnp.zeros(shape[0], jnp.int32)} for _ in range(2)]
-  figures = {'compile_s': 0.0,
-             'adversarial_start_step': int(config.loss.adversarial_start_step)}
-  for adversarial in (False, True):
+
+  def step_of_phase(adversarial):
     step = jax.jit(functools.partial(
         vqvae_trainer.train_step, graphdef, disc_graphdef, *optimizers, schedule, config,
         adversarial, vqvae_trainer.unit_log_mel_stats()))
-    compile_s, step_s = _time(lambda s, b, step=step: step(s, b, jax.random.key(0)), state,
-                              batches, steps)
-    figures['compile_s'] += compile_s
-    figures['adversarial_s' if adversarial else 'warmup_s'] = step_s
-  return figures
+    return lambda state, batch: step(state, batch, jax.random.key(0))
+
+  return {**_time_phases(step_of_phase, state, batches, steps),
+          'adversarial_start_step': int(config.loss.adversarial_start_step)}
 
 
 def vocoder_seconds_per_step(config, steps: int = 3) -> dict:
@@ -80,19 +91,18 @@ def vocoder_seconds_per_step(config, steps: int = 3) -> dict:
   batches = [{'audio': jnp.asarray(0.1 * rng.standard_normal(shape, np.float32))}
              for _ in range(2)]
   adversarial_start = int(config.loss.adversarial_start_step)
-  figures = {'compile_s': 0.0, 'adversarial_start_step': adversarial_start}
-  # A run of fewer steps than its adversarial start never pays for the discriminators'
-  # step: the warm-up cost stands in for it (and their compile is not spent here).
-  for adversarial in ((False, True) if adversarial_start < config.train.num_steps
-                      else (False,)):
+
+  def step_of_phase(adversarial):
     step = jax.jit(functools.partial(
         vocoder_trainer.train_step, graphdef, disc_graphdef, *optimizers, schedule, config,
-        lambda codec, log_mel: log_mel, adversarial))
-    compile_s, step_s = _time(lambda s, b, step=step: step(s, b, None), state, batches, steps)
-    figures['compile_s'] += compile_s
-    figures['adversarial_s' if adversarial else 'warmup_s'] = step_s
-  figures.setdefault('adversarial_s', figures['warmup_s'])
-  return figures
+        vocoder_trainer.true_log_mel, adversarial))
+    return lambda state, batch: step(state, batch, None)
+
+  # A run of fewer steps than its adversarial start never pays for the discriminators'
+  # step: the warm-up cost stands in for it (and their compile is not spent here).
+  phases = (False, True) if adversarial_start < config.train.num_steps else (False,)
+  return {**_time_phases(step_of_phase, state, batches, steps, phases),
+          'adversarial_start_step': adversarial_start}
 
 
 def gan_seconds_per_step(config, vqvae_config, steps: int = 3) -> dict:

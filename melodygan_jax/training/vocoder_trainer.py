@@ -226,6 +226,12 @@ def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adv
   return (loss, terms), (generator, opt_state, disc_params, disc_opt_state)
 
 
+def true_log_mel(codec, log_mel: jax.Array) -> jax.Array:
+  """The generator's input without a codec: the crop's own log-mel (`codec` unused)."""
+  del codec
+  return log_mel
+
+
 def train_step(graphdef, disc_graphdef, optimizer, disc_optimizer, schedule, config,
                input_log_mel_fn, adversarial: bool, state: TrainState, batch,
                codec) -> tuple[TrainState, dict]:
@@ -297,7 +303,7 @@ class VocoderTrainer:
     (self.graphdef, disc_graphdef), self._initial_state, optimizers, self.schedule = (
         init_state(config))
     replicated = parallel.replicated(self.mesh)
-    self.codec, input_log_mel_fn = None, lambda codec, log_mel: log_mel
+    self.codec, input_log_mel_fn = None, true_log_mel
     if checked.vqvae is not None:
       vqvae = checked.vqvae
       mean, std = vqvae.normalization.of(CODEC_STEM)
