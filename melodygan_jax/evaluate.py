@@ -3,7 +3,8 @@ r"""Measure the codec and the generator on a data set's held-out music; write me
   python -m melodygan_jax.evaluate --vqvae_workdir=runs/vqvae [--gan_workdir=runs/gan] \
       --data_dir=data/ --output=metrics.json [--num_samples=N] [--max_clips=N] \
       [--max_training_clips=N] [--seed=K] [--clip_seconds=6] [--num_visqol=8] \
-      [--num_resamples=200] [--vocoder_workdir=runs/vocoder] [--c2st_steps=300]
+      [--num_resamples=200] [--vocoder_workdir=runs/vocoder] [--c2st_steps=300] \
+      [--style_strength=S]
 
 Prints one line per figure and the JSON; evaluation/evaluate.py says what each
 set and figure is.
@@ -24,6 +25,8 @@ def main(argv):
   with errors.exit_on_user_error('evaluate'):
     if len(argv) > 1:
       raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
+    if config.style_strength is not None and not config.style_strength > 0:
+      raise errors.UserError(f'--style_strength={config.style_strength:g}: must be > 0')
     for name in ('num_samples', 'max_clips', 'max_training_clips'):
       if getattr(config, name) is not None and getattr(config, name) < 2:
         raise errors.UserError(f'--{name} must be at least 2, got {getattr(config, name)}')
@@ -32,7 +35,7 @@ def main(argv):
         max_training_clips=config.max_training_clips,
         seed=config.seed, clip_seconds=config.clip_seconds, num_visqol=config.num_visqol,
         num_resamples=config.num_resamples, vocoder_workdir=config.vocoder_workdir,
-        c2st_steps=config.c2st_steps)
+        c2st_steps=config.c2st_steps, style_strength=config.style_strength)
     metrics = evaluate_lib.evaluate(config.vqvae_workdir, config.data_dir, config.gan_workdir,
                                     options)
   atomic_files.write_json(config.output, metrics)
@@ -60,6 +63,8 @@ def run():
                       'every set (default: Griffin-Lim).')
   flags.DEFINE_integer('c2st_steps', two_sample.TwoSampleOptions.num_steps,
                        'Training steps of the two-sample classifier, per set.')
+  flags.DEFINE_float('style_strength', None, 'Scale of the generated pieces\' global noise '
+                     '(default: measured for the GAN run; 1 = as trained).')
   flags.mark_flags_as_required(['vqvae_workdir', 'data_dir'])
   app.run(main)
 

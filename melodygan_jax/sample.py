@@ -62,6 +62,8 @@ def parse_flags(config) -> dict:
                                         ('--style_from', bool(style_from))) if given]
   if config.prompt and len(exclusive) > 1 or interpolate and style_from:
     raise errors.UserError(f'{" and ".join(exclusive)}: choose one of them')
+  if config.style_strength is not None and not config.style_strength > 0:
+    raise errors.UserError(f'--style_strength={config.style_strength:g}: must be > 0')
   metrics = None
   if config.metrics:
     try:
@@ -72,7 +74,8 @@ def parse_flags(config) -> dict:
               batch_size=config.batch_size, interpolate=interpolate,
               num_references=config.num_references, metrics=metrics, loop=config.loop,
               prompt=config.prompt, prompt_seconds=config.prompt_seconds,
-              style_from=style_from, vocoder_workdir=config.vocoder_workdir)
+              style_from=style_from, vocoder_workdir=config.vocoder_workdir,
+              style_strength=config.style_strength)
 
 
 def main(argv):
@@ -106,6 +109,9 @@ def run():
   flags.DEFINE_string('metrics', None, 'An evaluate --output JSON to show on the page.')
   flags.DEFINE_string('vocoder_workdir', None, 'A finished configs/vocoder.py run that turns '
                       'log-mel into audio (default: Griffin-Lim).')
+  flags.DEFINE_float('style_strength', None, 'Scale of each piece\'s global noise: higher holds '
+                     'its character (harmony) longer (default: measured for the run; 1 = as '
+                     'trained).')
   flags.mark_flags_as_required(['workdir', 'output_dir'])
   app.run(main)
 

@@ -201,7 +201,7 @@ def test_long_context_models_and_checks():
 
 def test_interpolation_does_not_depend_on_the_batch():
   generator = types.SimpleNamespace(config=types.SimpleNamespace(
-      model=types.SimpleNamespace(noise_dim=5)))
+      model=types.SimpleNamespace(noise_dim=5)), style_strength=1.5)
   _, whole = sampling.keys_and_noise(generator, 0, range(6), (1, 2), num_samples=6)
   _, last_batch = sampling.keys_and_noise(generator, 0, range(4, 6), (1, 2), num_samples=6)
   np.testing.assert_allclose(last_batch, whole[4:], atol=1e-6)
@@ -212,7 +212,7 @@ def test_interpolation_does_not_depend_on_the_batch():
 def fake_flags(**overrides):
   values = dict(num_samples=1, batch_size=1, seconds=2.0, seed=0, interpolate=None,
                 style_from=None, prompt=None, prompt_seconds=None, loop=False, metrics=None,
-                num_references=0)
+                num_references=0, style_strength=None)
   values.update(overrides)
   return types.SimpleNamespace(**values)
 
@@ -279,7 +279,7 @@ def test_long_samples_have_seamless_window_joins(trained_gan, tmp_path):
     assert len(joins) > 50 and joins == sorted(joins) and joins[-1] < len(clip)
   # The proof: the windows computed exactly what one pass over the same coordinates
   # computes, so the codes (decoded and inverted whole) hold no join at all.
-  generator = loading.load_generator(str(trained_gan[0]))
+  generator = sampling.load(str(trained_gan[0])).generator  # At the run's style strength.
   steps = len(manifest['samples'][0]['codes'])
   keys, noise = sampling.keys_and_noise(generator, 1, [0, 1], None, 2)
   windows = long_form.plan_for(generator, steps)

@@ -70,6 +70,7 @@ from melodygan_jax.evaluation import music_profile
 from melodygan_jax.evaluation import reconstruction
 from melodygan_jax.evaluation import two_sample
 from melodygan_jax.generation import sampling
+from melodygan_jax.generation import style_strength as style_strength_lib
 from melodygan_jax.runs import loading
 from melodygan_jax.runs import workdir as workdir_lib
 
@@ -96,6 +97,8 @@ class EvaluationOptions:
   batch_size: int = 8             # Clips per decode / inversion / embedding batch.
   vocoder_workdir: str | None = None  # A vocoder run inverts every set; default Griffin-Lim.
   c2st_steps: int = two_sample.TwoSampleOptions.num_steps  # Classifier steps per set.
+  # The generator's global noise scale; None: the run's calibrated strength (style_strength.py).
+  style_strength: float | None = None
 
 
 def distances_to_reference(reference: np.ndarray, evaluated: np.ndarray, kind: str,
@@ -404,7 +407,9 @@ def evaluate(vqvae_workdir: str, data_dir: str, gan_workdir: str | None = None,
                           f'compares the {EVALUATED_STEM!r} stem')
   metrics = {'vqvae/step': vqvae.step}
   if generator is not None:
+    generator = style_strength_lib.with_strength(generator, options.style_strength)
     metrics['gan/step'] = generator.step
+    metrics['gan/style_strength'] = generator.style_strength
   if vocoder is not None:
     metrics['vocoder/step'] = vocoder.step
   timer = PhaseTimer()

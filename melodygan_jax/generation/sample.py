@@ -104,7 +104,7 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
            show_progress: bool = True, num_references: int = 2,
            metrics: dict | None = None, loop: bool = False, prompt: str | None = None,
            prompt_seconds: float | None = None, style_from=(),
-           vocoder_workdir: str | None = None) -> dict:
+           vocoder_workdir: str | None = None, style_strength: float | None = None) -> dict:
   """Generates in the mode the arguments ask for and writes everything; returns the manifest.
 
   Args:
@@ -122,12 +122,14 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
     style_from: one clip (its style for every piece) or two (a morph from
       the first style to the second along each piece) (sampling.styled).
     vocoder_workdir: a finished configs/vocoder.py run (default: Griffin-Lim).
+    style_strength: the global noise's scale (default: the run's calibrated
+      strength, style_strength.py; 1 = as trained).
 
   Raises:
     user_audio.AudioInputError: an unusable --prompt or --style_from, one line.
   """
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-  model = sampling.load(workdir, vocoder_workdir)
+  model = sampling.load(workdir, vocoder_workdir, style_strength)
   if prompt:
     loaded_prompt = sampling.load_prompt(model, prompt, prompt_seconds)
     make = lambda indices: sampling.continuation(model, loaded_prompt, seed, indices, seconds)
@@ -159,6 +161,7 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
       'style_from': [os.path.abspath(path) for path in style_from],
       'window_steps': generator.window_steps,
       'gan_workdir': os.path.abspath(workdir), 'gan_step': generator.step,
+      'style_strength': generator.style_strength,
       'vqvae_workdir': os.path.abspath(vqvae.workdir), 'vqvae_step': vqvae.step,
       'stem': model.stem, 'sample_rate_hz': contract.SAMPLE_RATE_HZ,
       'vocoder': loading.describe_vocoder(model.vocoder), 'samples': samples,

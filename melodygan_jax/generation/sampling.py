@@ -35,6 +35,7 @@ from melodygan_jax.audio import synthesis
 from melodygan_jax.generation import continuation as continuation_lib
 from melodygan_jax.generation import long_form
 from melodygan_jax.generation import style as style_lib
+from melodygan_jax.generation import style_strength as style_strength_lib
 from melodygan_jax.models import gan as gan_models
 from melodygan_jax.runs import loading
 
@@ -76,14 +77,18 @@ class Piece:
   extra: dict           # Manifest fields: window_joins, prompt_end_sample, ...
 
 
-def load(workdir: str, vocoder_workdir: str | None = None) -> Model:
+def load(workdir: str, vocoder_workdir: str | None = None,
+         style_strength: float | None = None) -> Model:
   """A finished GAN run and the trained vocoder of `vocoder_workdir` (default Griffin-Lim).
+
+  `style_strength` scales the global noise (None: the run's calibrated
+  strength, measured on first use; style_strength.py).
 
   Raises:
     runs.workdir.WorkdirError: a workdir that cannot be used, one line.
   """
-  return Model(generator=loading.load_generator(workdir),
-               vocoder=loading.vocoder_from_flag(vocoder_workdir))
+  generator = style_strength_lib.with_strength(loading.load_generator(workdir), style_strength)
+  return Model(generator=generator, vocoder=loading.vocoder_from_flag(vocoder_workdir))
 
 
 def steps_for_seconds(seconds: float, time_stride: int) -> int:
@@ -98,13 +103,15 @@ def keys_and_noise(generator: loading.LoadedGenerator, seed: int, indices,
 
   With `interpolate` (two seeds), piece i of `num_samples` (default: of
   `indices`) sits at i / (num_samples - 1) of the way, whatever batch it is
-  generated in.
+  generated in. The noise is scaled by the generator's style strength
+  (style_strength.py).
   """
   noise_dim = generator.config.model.noise_dim
 
   def noise_of(sample_seed, index):
     key = jax.random.fold_in(jax.random.key(sample_seed), index)
-    return key, np.asarray(jax.random.normal(jax.random.fold_in(key, 0), (noise_dim,)))
+    noise = np.asarray(jax.random.normal(jax.random.fold_in(key, 0), (noise_dim,)))
+    return key, noise * np.float32(generator.style_strength)
 
   if interpolate is None:
     keys, noise = zip(*(noise_of(seed, i) for i in indices))
