@@ -480,6 +480,10 @@ def summary(workdir: str, state: dict) -> list[str]:
     auc = metrics.get(f'{name}/c2st_auc', {}).get('value')
     shown.append('-' if auc is None else f'{auc:.2f}')
     lines.append(f'{name:22s} {shown[0]:>20s} {shown[1]:>14s} {shown[2]:>17s} {shown[3]:>9s}')
+  strength = metrics.get('gan/style_strength')
+  if strength is not None:
+    lines.append(f'style strength {strength:.2f}: the global noise scaled so the pieces change '
+                 f'code as often as the songs (sample --style_strength=1: as trained)')
   share = metrics.get('gan/too_close_to_training_share')
   if share is not None:
     verdict = ('about what held-out real music gets (~5%)' if share <= 0.1

@@ -255,3 +255,23 @@ def test_songs_to_samples_within_the_budget_and_resumed_after_kill_9(corpus_dir,
   assert final['spent_s'] <= 1.1 * hours * 3600
   assert time.time() - started <= 1.1 * hours * 3600
   assert 'create: done in' in second.stdout
+
+
+def test_the_summary_names_the_style_strength_and_flags_a_model_that_copies(tmp_path):
+  interval = lambda value: {'value': value, 'low': value - 1, 'high': value + 1}
+  profile = {'pulse_clarity': {'value': 0.51}, 'chroma_stability': {'value': 0.59}}
+  metrics = {'gan/kad': interval(15.5), 'gan/profile': profile,
+             'gan/c2st_auc': {'value': 1.0}, 'baseline_iid/kad': interval(26.4),
+             'gan/style_strength': 2.447, 'gan/too_close_to_training_share': 0.3}
+  (tmp_path / 'metrics.json').write_text(json.dumps(metrics))
+  lines = create_lib.summary(str(tmp_path), {'finished': {}})
+  gan_row, = [line for line in lines if line.startswith('gan ')]
+  assert gan_row.split()[1:] == ['15.5', '[14.5,', '16.5]', '0.51', '0.59', '1.00']
+  assert any(line.startswith('style strength 2.45:') for line in lines)
+  assert lines[-1].startswith('memorisation: 30%') and 'TOO HIGH' in lines[-1]
+  metrics['gan/too_close_to_training_share'] = 0.04
+  (tmp_path / 'metrics.json').write_text(json.dumps(metrics))
+  assert 'about what held-out real music gets' in create_lib.summary(str(tmp_path), {})[-1]
+  (tmp_path / 'metrics.json').unlink()
+  assert create_lib.summary(str(tmp_path), {'finished': {}}) == [
+      'no metrics.json: it did not run']

@@ -18,6 +18,7 @@ from melodygan_jax import errors
 from melodygan_jax.runs import checkpoints
 from melodygan_jax.runs import latent_cache
 from melodygan_jax.runs import loading
+from melodygan_jax.runs import style_strength
 from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import context_masking
 from melodygan_jax.data import input_pipeline
@@ -627,13 +628,21 @@ def test_the_music_profile_hears_the_songs_beat_and_not_an_untrained_generator(
   config.train.music_profile_clips = 4
   vqvae = gan_trainer.check_config(config)
   data = latent_encoding.load_or_encode_latents(config, str(tmp_path), vqvae, parallel.make_mesh())
-  trainer = gan_trainer.GANTrainer(config, data, vqvae)
+  trainer = gan_trainer.GANTrainer(config, data, vqvae, workdir=str(tmp_path))
   metrics = trainer.evaluate(trainer.create_state(), _NullWriter(), 0)
   real_pulse = metrics['reference/music/pulse_clarity']
   assert real_pulse > 1.5 * metrics['eval/music/pulse_clarity'], metrics
   gaps = [abs(metrics[f'eval/music/{entry}'] / metrics[f'reference/music/{entry}'] - 1)
           for entry in gan_trainer.MUSIC_PROFILE_ENTRIES]
   assert metrics['eval/music/profile_gap'] == pytest.approx(sum(gaps))
+  # The pieces are heard at the style strength sampling will use, written for this step.
+  calibration = style_strength.read(str(tmp_path), 0)
+  assert calibration.strength == metrics['eval/music/style_strength']
+  target = style_strength.change_rate(data.train.codes, data.train.lengths)
+  assert calibration.training_change_rate == pytest.approx(target, abs=1e-4)
+  assert (abs(calibration.generated_change_rate - target)
+          <= abs(calibration.as_trained_change_rate - target))
+  assert style_strength.read(str(tmp_path), 1) is None
 
 
 def test_step_on_2_devices_matches_1_device(trained_vqvae, tmp_path):

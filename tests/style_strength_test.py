@@ -10,7 +10,7 @@ import pytest
 
 from melodygan_jax import atomic_files
 from melodygan_jax.generation import sampling
-from melodygan_jax.generation import style_strength
+from melodygan_jax.runs import style_strength
 from melodygan_jax.runs import latent_cache
 from melodygan_jax.runs import loading
 

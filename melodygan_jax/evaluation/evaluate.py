@@ -70,9 +70,9 @@ from melodygan_jax.evaluation import music_profile
 from melodygan_jax.evaluation import reconstruction
 from melodygan_jax.evaluation import two_sample
 from melodygan_jax.generation import sampling
-from melodygan_jax.generation import style_strength as style_strength_lib
 from melodygan_jax.runs import loading
 from melodygan_jax.runs import workdir as workdir_lib
+from melodygan_jax.runs import style_strength as style_strength_lib
 
 
 EVALUATED_STEM = clip_plans.EVALUATED_STEM
@@ -97,7 +97,7 @@ class EvaluationOptions:
   batch_size: int = 8             # Clips per decode / inversion / embedding batch.
   vocoder_workdir: str | None = None  # A vocoder run inverts every set; default Griffin-Lim.
   c2st_steps: int = two_sample.TwoSampleOptions.num_steps  # Classifier steps per set.
-  # The generator's global noise scale; None: the run's calibrated strength (style_strength.py).
+  # The generator's global noise scale; None: the run's calibrated strength (runs/style_strength.py).
   style_strength: float | None = None
 
 

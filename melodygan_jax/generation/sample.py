@@ -123,7 +123,7 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
       the first style to the second along each piece) (sampling.styled).
     vocoder_workdir: a finished configs/vocoder.py run (default: Griffin-Lim).
     style_strength: the global noise's scale (default: the run's calibrated
-      strength, style_strength.py; 1 = as trained).
+      strength, runs/style_strength.py; 1 = as trained).
 
   Raises:
     user_audio.AudioInputError: an unusable --prompt or --style_from, one line.

@@ -35,9 +35,9 @@ from melodygan_jax.audio import synthesis
 from melodygan_jax.generation import continuation as continuation_lib
 from melodygan_jax.generation import long_form
 from melodygan_jax.generation import style as style_lib
-from melodygan_jax.generation import style_strength as style_strength_lib
 from melodygan_jax.models import gan as gan_models
 from melodygan_jax.runs import loading
+from melodygan_jax.runs import style_strength as style_strength_lib
 
 LOOP_MARGIN_STEPS = 32  # Codes of wrap-around decoded on each side of a loop...
 LOOP_CROSSFADE_SAMPLES = 1024  # ...and the audio cross-fade at its wrap (46 ms).
@@ -82,7 +82,7 @@ def load(workdir: str, vocoder_workdir: str | None = None,
   """A finished GAN run and the trained vocoder of `vocoder_workdir` (default Griffin-Lim).
 
   `style_strength` scales the global noise (None: the run's calibrated
-  strength, measured on first use; style_strength.py).
+  strength, measured on first use; runs/style_strength.py).
 
   Raises:
     runs.workdir.WorkdirError: a workdir that cannot be used, one line.
@@ -104,7 +104,7 @@ def keys_and_noise(generator: loading.LoadedGenerator, seed: int, indices,
   With `interpolate` (two seeds), piece i of `num_samples` (default: of
   `indices`) sits at i / (num_samples - 1) of the way, whatever batch it is
   generated in. The noise is scaled by the generator's style strength
-  (style_strength.py).
+  (runs/style_strength.py).
   """
   noise_dim = generator.config.model.noise_dim
 

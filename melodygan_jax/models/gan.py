@@ -591,12 +591,15 @@ def generator_temperature(model_config) -> float:
 
 
 def sample_codes(generator: Generator, codebooks: jax.Array, temperature: float,
-                 rng: jax.Array, batch: int, steps: int, context=None, rhythm=None):
+                 rng: jax.Array, batch: int, steps: int, context=None, rhythm=None,
+                 global_noise_scale=1.0):
   """(latents [batch, steps, dim], codes [batch, steps, levels], code_probs) from noise
   (and a context, see `Generator`; and for a generator with a `RhythmBank`, the onset
-  envelopes [batch, steps, frames] to follow instead of the bank's)."""
+  envelopes [batch, steps, frames] to follow instead of the bank's). The global noise is
+  scaled by `global_noise_scale` (a style strength, runs/style_strength.py)."""
   noise_rng, gumbel_rng = jax.random.split(rng)
   global_noise, step_noise = generator.sample_noise(noise_rng, batch, steps)
+  global_noise = global_noise * global_noise_scale
   if rhythm is not None:
     step_noise = jnp.concatenate([step_noise[..., :generator.noise_channels],
                                   rhythm.astype(step_noise.dtype)], axis=-1)

@@ -170,7 +170,7 @@ class LoadedGenerator:
   params: nnx.State  # The EMA generator's weights.
   step: int
   workdir: str
-  style_strength: float = 1.0  # Global noise scale at sampling (generation/style_strength.py).
+  style_strength: float = 1.0  # Global noise scale at sampling (runs/style_strength.py).
 
   @property
   def temperature(self) -> float:

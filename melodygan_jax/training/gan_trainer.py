@@ -31,6 +31,7 @@ from melodygan_jax.models import gan as gan_models
 from melodygan_jax.models import residual_quantizer
 from melodygan_jax.runs import latent_cache
 from melodygan_jax.runs import loading
+from melodygan_jax.runs import style_strength
 from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import context_masking
@@ -215,11 +216,12 @@ def init_state(config, num_levels: int, codebook_size: int, codebook_dim: int,
 
 
 def sample_codes(gen_graphdef, codebooks, temperature, params, rng, batch: int, steps: int,
-                 context=None, rhythm=None):
+                 context=None, rhythm=None, global_noise_scale=1.0):
   """(latents, codes [batch, steps, levels], code_probs) from a generator's params (and a
-  context: (latents, mask), see gan_models.Generator; and onset envelopes to follow)."""
+  context: (latents, mask), see gan_models.Generator; onset envelopes to follow; a style
+  strength)."""
   return gan_models.sample_codes(nnx.merge(gen_graphdef, params), codebooks, temperature, rng,
-                                 batch, steps, context, rhythm)
+                                 batch, steps, context, rhythm, global_noise_scale)
 
 
 def onset_envelopes(vqvae: loading.LoadedVQVAE, codes: np.ndarray, stem: str,
@@ -423,8 +425,9 @@ class GANTrainer:
 
   def __init__(self, config: ml_collections.ConfigDict, data: latent_cache.LatentData,
                vqvae: loading.LoadedVQVAE | None = None, mesh=None,
-               rhythm: np.ndarray | None = None):
+               rhythm: np.ndarray | None = None, workdir: str | None = None):
     self.config = config
+    self.workdir = workdir  # Where the music profile's style strength is written.
     self.data = data
     self.mesh = mesh or parallel.make_mesh()
     self.steps = config.data.crop_steps
@@ -563,15 +566,17 @@ class GANTrainer:
     if self.vqvae is not None:
       self._write_summaries(writer, step, codes)
       if int(self.config.train.get('music_profile_clips', 0)):
-        metrics.update(self._music_metrics(state))
+        metrics.update(self._music_metrics(state, step))
     return metrics
 
-  def _music_metrics(self, state: GANState) -> dict:
+  def _music_metrics(self, state: GANState, step: int) -> dict:
     """Pulse and harmony of generated pieces, heard as evaluate hears them.
 
-    `train.music_profile_clips` pieces of `MUSIC_PROFILE_SECONDS`, decoded and
-    inverted with Griffin-Lim, analysed by audio/music_structure.py; beside them
-    the same number of held-out real crops through the same codec and inversion
+    `train.music_profile_clips` pieces of `MUSIC_PROFILE_SECONDS` at the style
+    strength sampling will use (measured here, runs/style_strength.py, and
+    written to the workdir for this step), decoded and inverted with
+    Griffin-Lim, analysed by audio/music_structure.py; beside them the same
+    number of held-out real crops through the same codec and inversion
     (`reference/music/...`), so the codec's own losses cancel. `profile_gap` is
     the sum of the two relative gaps (pulse clarity, chroma stability): what a
     sweep of the CPU preset minimizes (configs/gan_cpu.py).
@@ -585,10 +590,16 @@ class GANTrainer:
       real = latent_cache.real_crops(runs, steps)
       picks = np.random.default_rng(2).permutation(len(real))[:count]
       self._music_reference = self._music_profile(real[picks])
+    calibration = style_strength.calibrate(
+        functools.partial(self._crop_change_rate, state), self.data.train, step)
+    if self.workdir is not None:
+      style_strength.write(self.workdir, calibration)
     codes = np.asarray(jax.device_get(self.jit_sample(
-        state.generator_ema, jax.random.key(2), count, steps)[1]))
+        state.generator_ema, jax.random.key(2), count, steps, None, None,
+        calibration.strength)[1]))
     generated = self._music_profile(codes)
-    metrics = {}
+    metrics = {'eval/music/style_strength': calibration.strength,
+               'eval/music/as_trained_change_rate': calibration.as_trained_change_rate}
     gap = 0.0
     for entry in MUSIC_PROFILE_ENTRIES:
       real_value, value = self._music_reference[entry], generated[entry]
@@ -597,6 +608,13 @@ class GANTrainer:
       gap += abs(value - real_value) / max(abs(real_value), 1e-3)
     metrics['eval/music/profile_gap'] = gap
     return metrics
+
+  def _crop_change_rate(self, state: GANState, strength: float) -> float:
+    """style_strength.generated_change_rate's crops, from the EMA generator in training."""
+    codes = self.jit_sample(state.generator_ema, jax.random.key(style_strength.CALIBRATION_SEED),
+                            style_strength.CALIBRATION_CROPS, self.steps, None, None,
+                            jnp.float32(strength))[1]
+    return style_strength.change_rate(np.asarray(jax.device_get(codes)))
 
   def _music_profile(self, codes: np.ndarray) -> dict:
     """Mean of each MUSIC_PROFILE_ENTRIES over the decoded, inverted code sequences."""
@@ -664,7 +682,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   workdir_lib.copy_vqvae(vqvae, workdir)
   mesh = parallel.make_mesh()
   data = latent_encoding.load_or_encode_latents(config, workdir, vqvae, mesh)
-  trainer = GANTrainer(config, data, vqvae, mesh)
+  trainer = GANTrainer(config, data, vqvae, mesh, workdir=workdir)
   return loop.train_and_evaluate(trainer, config.train, workdir, eval_callback)
 
 
