@@ -610,9 +610,10 @@ class GANTrainer:
     return metrics
 
   def _crop_change_rate(self, state: GANState, strength: float) -> float:
-    """style_strength.generated_change_rate's crops, from the EMA generator in training."""
+    """style_strength.generated_change_rate's pieces, from the EMA generator in training."""
     codes = self.jit_sample(state.generator_ema, jax.random.key(style_strength.CALIBRATION_SEED),
-                            style_strength.CALIBRATION_CROPS, self.steps, None, None,
+                            style_strength.CALIBRATION_CROPS,
+                            style_strength.CALIBRATION_WINDOWS * self.steps, None, None,
                             jnp.float32(strength))[1]
     return style_strength.change_rate(np.asarray(jax.device_get(codes)))
 
