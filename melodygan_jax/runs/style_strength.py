@@ -4,16 +4,16 @@ The generator adds its global noise (the piece's character, generation/style.py)
 to the per-step inputs (noise and the songs' rhythm) and its output follows
 both. Trained on short crops, it follows the step inputs more than the songs
 do: on the 1-hour create run (docs/create.md, "How strongly a piece keeps its
-character") its pieces change their first-level code at 86% of the steps where
-the training songs change it at 73%, and they hold their harmony less (chroma
-stability 0.43 against the codec's 0.57). Scaled up at sampling, the character
-holds more of each piece (0.59 at the measured strength); scaled down (BigGAN's
-truncation) it holds less here, not more.
+character") its pieces change their first-level code at 87-90% of the steps
+where the training songs change it at 73%, and they hold their harmony less
+(chroma stability 0.43 against the codec's 0.57). Scaled up at sampling, the
+character holds more of each piece (0.58 at the measured strength 2.33);
+scaled down (BigGAN's truncation) it holds less here, not more.
 
 How far is measured on the run itself, not chosen by ear: the strength at
 which generated pieces change their first-level code as often as the training
-codes do (bisection over STRENGTH_RANGE on a fixed batch of pieces three
-training crops long: a crop alone changes more often at its padded ends). The GAN
+codes do (bisection over STRENGTH_RANGE on a fixed batch of pieces, each three
+training crops long, generated in one pass as long form computes them). The GAN
 trainer measures it at each evaluation of the music profile and writes it
 beside the checkpoint (STRENGTH_FILENAME); loading a run at a step without one
 measures it then. `--style_strength` in sample and evaluate replaces it (1 = the
@@ -38,9 +38,9 @@ from melodygan_jax.runs import workdir as workdir_lib
 
 STRENGTH_FILENAME = 'style_strength.json'
 STRENGTH_RANGE = (0.5, 8.0)
-# Pieces generated at each strength tried, in one pass (as long form computes them), each
-# CALIBRATION_WINDOWS training crops long. A piece's rate varies (sd 0.13-0.23 on the 1-hour
-# run's GAN): 128 of them put the mean within about 0.02, a tenth of a strength.
+# Pieces generated at each strength tried, each CALIBRATION_WINDOWS training crops long. A
+# piece's rate varies (sd 0.13-0.23 on the 1-hour run's GAN): 128 of them put the mean
+# within about 0.02, a tenth of a strength.
 CALIBRATION_CROPS = 128
 CALIBRATION_WINDOWS = 3
 BISECTION_STEPS = 6  # The range is 4 octaves: 6 halvings leave 4% of a strength.

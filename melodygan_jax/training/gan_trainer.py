@@ -596,7 +596,7 @@ class GANTrainer:
       style_strength.write(self.workdir, calibration)
     codes = np.asarray(jax.device_get(self.jit_sample(
         state.generator_ema, jax.random.key(2), count, steps, None, None,
-        calibration.strength)[1]))
+        jnp.float32(calibration.strength))[1]))
     generated = self._music_profile(codes)
     metrics = {'eval/music/style_strength': calibration.strength,
                'eval/music/as_trained_change_rate': calibration.as_trained_change_rate}
