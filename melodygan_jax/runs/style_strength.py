@@ -36,7 +36,7 @@ from melodygan_jax.runs import latent_cache
 from melodygan_jax.runs import loading
 from melodygan_jax.runs import workdir as workdir_lib
 
-STRENGTH_FILENAME = 'style_strength.json'
+STRENGTH_FILENAME = workdir_lib.STYLE_STRENGTH_FILENAME
 STRENGTH_RANGE = (0.5, 8.0)
 # Pieces generated at each strength tried, each CALIBRATION_WINDOWS training crops long. A
 # piece's rate varies (sd 0.13-0.23 on the 1-hour run's GAN): 128 of them put the mean

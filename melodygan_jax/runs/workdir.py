@@ -8,6 +8,7 @@
     metrics.jsonl             one JSON row per logged step (TensorBoard events beside it)
     vqvae/                    a GAN's copy of its VQ-VAE: config, normalization, one checkpoint
     latents.npz, latents.json a GAN's codes of the data set and where they came from
+    style_strength.json       a GAN's global-noise scale for sampling, and the step it is of
     features.json             a vocoder's mel settings
 
 A finished workdir is self-contained: sampling and reconstruction read only
@@ -36,6 +37,7 @@ CHECKPOINTS_DIRNAME = 'checkpoints'
 METRICS_FILENAME = 'metrics.jsonl'
 VQVAE_COPY_DIRNAME = 'vqvae'  # In a GAN workdir: the VQ-VAE it was trained on.
 LATENTS_FILENAME = 'latents.npz'  # In a GAN workdir, with latents.json beside it.
+STYLE_STRENGTH_FILENAME = 'style_strength.json'  # In a GAN workdir (runs/style_strength.py).
 FEATURES_FILENAME = 'features.json'  # In a vocoder workdir.
 
 RESUMABLE_FIELDS = (
