@@ -64,6 +64,11 @@ def test_the_calibration_is_written_once_per_step_and_read_after(gan_copy):
                                      strength=3.5))
   assert style_strength.calibrated(generator) == first
   assert atomic_files.read_json(path) == dataclasses.asdict(first)
+  # So is a file that is not a calibration (cut short, or of another layout).
+  for text in ('{"step": 1', '{"step": %d, "scale": 2.0}' % first.step):
+    with open(path, 'w') as f:
+      f.write(text)
+    assert style_strength.calibrated(generator) == first
 
 
 def test_the_strength_scales_each_piece_global_noise_and_nothing_else(gan_copy):

@@ -104,11 +104,16 @@ def write(workdir: str, calibration: Calibration) -> None:
 
 
 def read(workdir: str, step: int) -> Calibration | None:
-  """The run's calibration if it was measured at `step`."""
+  """The run's calibration if it was measured at `step` (None: measure it again, as for a
+  file of another step or one that does not parse)."""
   path = workdir_lib.path(workdir, STRENGTH_FILENAME)
   if not path.exists():
     return None
-  saved = Calibration(**atomic_files.read_json(path))
+  try:
+    saved = Calibration(**atomic_files.read_json(path))
+  except (TypeError, ValueError) as e:
+    logging.warning('%s: not a style strength file (%s); measuring it again', path, e)
+    return None
   return saved if saved.step == step else None
 
 
@@ -147,7 +152,7 @@ def calibrated(generator: loading.LoadedGenerator) -> Calibration:
 
 
 def describe(calibration: Calibration) -> str:
-  return (f'style strength {calibration.strength:.2f}: generated crops change their '
+  return (f'style strength {calibration.strength:.2f}: generated pieces change their '
           f'first-level code at {calibration.generated_change_rate:.1%} of steps '
           f'({calibration.as_trained_change_rate:.1%} as trained), the training codes at '
           f'{calibration.training_change_rate:.1%}')
