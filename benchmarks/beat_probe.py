@@ -2,7 +2,7 @@
 hears the beat, and whether more steps bring it.
 
   python benchmarks/beat_probe.py --gan_workdir=runs/gan [--num_clips=48] [--seconds=10]
-      [--codes_only]
+      [--codes_only] [--style_strength=S]
 
 On 10 s crops of the run's held-out code sequences (latents.npz) and as many
 generated pieces, decodes codes to log-mel with the run's VQ-VAE and prints the
@@ -59,6 +59,7 @@ from melodygan_jax.models import residual_quantizer  # pylint: disable=wrong-imp
 from melodygan_jax.runs import checkpoints  # pylint: disable=wrong-import-position
 from melodygan_jax.runs import latent_cache  # pylint: disable=wrong-import-position
 from melodygan_jax.runs import loading  # pylint: disable=wrong-import-position
+from melodygan_jax.runs import style_strength  # pylint: disable=wrong-import-position
 from melodygan_jax.runs import workdir as workdir_lib  # pylint: disable=wrong-import-position
 from melodygan_jax.training import gan_trainer  # pylint: disable=wrong-import-position
 
@@ -117,11 +118,16 @@ def main() -> None:
   parser.add_argument('--gan_workdir', required=True)
   parser.add_argument('--num_clips', type=int, default=48)
   parser.add_argument('--seconds', type=float, default=10.0)
+  parser.add_argument('--style_strength', type=float, default=None,
+                      help='Scale of the pieces\' global noise (default: the run\'s measured one).')
   parser.add_argument('--codes_only', action='store_true',
                       help='Only what the codes carry (minutes): no discriminator, no budget.')
   args = parser.parse_args()
 
-  generator = loading.load_generator(args.gan_workdir)
+  # Pieces as sample and evaluate make them: at the run's style strength unless given.
+  generator = style_strength.with_strength(loading.load_generator(args.gan_workdir),
+                                           args.style_strength)
+  print(f'style strength {generator.style_strength:.2f}')
   vqvae, config = generator.vqvae, generator.config
   stem = config.data.stems[0]
   data = latent_cache.load_latents(args.gan_workdir)

@@ -71,3 +71,6 @@ def test_style_from_clips_and_morphs_are_reproducible(trained_gan, corpus_dir, t
   codes = {name: [entry['codes'] for entry in run['samples']] for name, run in runs.items()}
   assert codes['one'] != codes['plain'] and codes['morph'] != codes['one']
   assert json.loads((tmp_path / 'one' / 'manifest.json').read_text())['style_from'] == [clip_a]
+  # A fitted style is used as fitted: no style strength scales it.
+  assert runs['one']['style_strength'] is None and runs['morph']['style_strength'] is None
+  assert runs['plain']['style_strength'] > 0

@@ -1,8 +1,10 @@
 """The style strength: measured once per run and step, applied to every piece's global noise."""
 import dataclasses
+import pathlib
 import shutil
 import subprocess
 import sys
+import types
 
 import jax
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 
 from melodygan_jax import atomic_files
 from melodygan_jax.generation import sampling
+from melodygan_jax.generation import stream
 from melodygan_jax.runs import style_strength
 from melodygan_jax.runs import latent_cache
 from melodygan_jax.runs import loading
@@ -69,6 +72,24 @@ def test_the_calibration_is_written_once_per_step_and_read_after(gan_copy):
     with open(path, 'w') as f:
       f.write(text)
     assert style_strength.calibrated(generator) == first
+
+
+def test_a_run_whose_folder_cannot_take_the_file_samples_at_the_measured_strength(gan_copy):
+  (pathlib.Path(gan_copy) / style_strength.STRENGTH_FILENAME).mkdir()  # Unwritable there.
+  generator = loading.load_generator(gan_copy)
+  calibration = style_strength.calibrated(generator)
+  assert calibration.strength != 1.0 and calibration.step == generator.step
+  assert sampling.load(gan_copy).generator.style_strength == calibration.strength
+
+
+def test_the_studio_styles_of_a_seed_are_its_pieces_noise_at_the_strength():
+  config = types.SimpleNamespace(model=types.SimpleNamespace(noise_dim=5))
+  strong = types.SimpleNamespace(config=config, style_strength=2.0)
+  as_trained = types.SimpleNamespace(config=config, style_strength=1.0)
+  np.testing.assert_allclose(stream.style_of_seed(strong, 3),
+                             2.0 * stream.style_of_seed(as_trained, 3), rtol=1e-6)
+  np.testing.assert_array_equal(stream.style_of_seed(strong, 3),
+                                sampling.keys_and_noise(strong, 3, [0])[1][0])
 
 
 def test_the_strength_scales_each_piece_global_noise_and_nothing_else(gan_copy):

@@ -161,7 +161,10 @@ def sample(workdir: str, output_dir: str, num_samples: int = 8, seconds: float =
       'style_from': [os.path.abspath(path) for path in style_from],
       'window_steps': generator.window_steps,
       'gan_workdir': os.path.abspath(workdir), 'gan_step': generator.step,
-      'style_strength': generator.style_strength,
+      # A style fitted to a clip (--style_from, or a prompt's for an unconditional GAN) is
+      # used as fitted.
+      'style_strength': (None if style_from or (prompt and not model.is_context_conditioned)
+                         else generator.style_strength),
       'vqvae_workdir': os.path.abspath(vqvae.workdir), 'vqvae_step': vqvae.step,
       'stem': model.stem, 'sample_rate_hz': contract.SAMPLE_RATE_HZ,
       'vocoder': loading.describe_vocoder(model.vocoder), 'samples': samples,

@@ -34,6 +34,7 @@ from flax import nnx
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import inversion
 from melodygan_jax.generation import long_form
+from melodygan_jax.generation import sampling
 from melodygan_jax.generation import style as style_lib
 from melodygan_jax.models import gan as gan_models
 
@@ -82,10 +83,9 @@ def _griffin_lim_unit(log_mel, previous_phase, has_previous, key, *, iterations:
 
 
 def style_of_seed(generator, seed: int) -> np.ndarray:
-  """The global noise [noise_dim] that piece 0 of `seed` is generated with (sampling's)."""
-  key = jax.random.fold_in(jax.random.key(seed), 0)
-  return np.asarray(jax.random.normal(jax.random.fold_in(key, 0),
-                                      (generator.config.model.noise_dim,)))
+  """The global noise [noise_dim] that piece 0 of `seed` is generated with (sampling's, at
+  the generator's style strength)."""
+  return sampling.keys_and_noise(generator, seed, [0])[1][0]
 
 
 class Stream:

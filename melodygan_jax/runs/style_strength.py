@@ -111,7 +111,7 @@ def read(workdir: str, step: int) -> Calibration | None:
     return None
   try:
     saved = Calibration(**atomic_files.read_json(path))
-  except (TypeError, ValueError) as e:
+  except (TypeError, ValueError, OSError) as e:
     logging.warning('%s: not a style strength file (%s); measuring it again', path, e)
     return None
   return saved if saved.step == step else None
@@ -147,7 +147,11 @@ def calibrated(generator: loading.LoadedGenerator) -> Calibration:
   calibration = calibrate(functools.partial(generated_change_rate, generator), training,
                           generator.step)
   logging.info('%s', describe(calibration))
-  write(generator.workdir, calibration)
+  try:
+    write(generator.workdir, calibration)
+  except OSError as e:  # A finished run on read-only storage samples all the same.
+    logging.warning('style strength not saved in %s (%s): measured again next time',
+                    generator.workdir, e)
   return calibration
 
 
