@@ -18,6 +18,7 @@ from melodygan_jax import atomic_files
 from melodygan_jax import errors
 from melodygan_jax.evaluation import evaluate as evaluate_lib
 from melodygan_jax.evaluation import two_sample
+from melodygan_jax.runs import style_strength
 
 
 def main(argv):
@@ -25,8 +26,7 @@ def main(argv):
   with errors.exit_on_user_error('evaluate'):
     if len(argv) > 1:
       raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
-    if config.style_strength is not None and not config.style_strength > 0:
-      raise errors.UserError(f'--style_strength={config.style_strength:g}: must be > 0')
+    style_strength.check(config.style_strength)  # Before anything loads.
     for name in ('num_samples', 'max_clips', 'max_training_clips'):
       if getattr(config, name) is not None and getattr(config, name) < 2:
         raise errors.UserError(f'--{name} must be at least 2, got {getattr(config, name)}')

@@ -24,6 +24,7 @@ from melodygan_jax import atomic_files
 from melodygan_jax import compilation_cache
 from melodygan_jax import errors
 from melodygan_jax.generation import sample as sample_lib
+from melodygan_jax.runs import style_strength
 
 MAX_SECONDS = 600.0  # Ten minutes: the longest sample tested.
 
@@ -62,8 +63,7 @@ def parse_flags(config) -> dict:
                                         ('--style_from', bool(style_from))) if given]
   if config.prompt and len(exclusive) > 1 or interpolate and style_from:
     raise errors.UserError(f'{" and ".join(exclusive)}: choose one of them')
-  if config.style_strength is not None and not config.style_strength > 0:
-    raise errors.UserError(f'--style_strength={config.style_strength:g}: must be > 0')
+  style_strength.check(config.style_strength)  # Before anything loads.
   metrics = None
   if config.metrics:
     try:

@@ -31,6 +31,7 @@ import numpy as np
 from flax import nnx
 
 from melodygan_jax import atomic_files
+from melodygan_jax import errors
 from melodygan_jax.models import gan as gan_models
 from melodygan_jax.runs import latent_cache
 from melodygan_jax.runs import loading
@@ -162,11 +163,20 @@ def describe(calibration: Calibration) -> str:
           f'{calibration.training_change_rate:.1%}')
 
 
+class StrengthError(errors.UserError, ValueError):
+  """A --style_strength that cannot scale the noise; str() names it, in one line."""
+
+
+def check(strength: float | None) -> None:
+  """Raises StrengthError unless `strength` is None (the run's own) or above 0."""
+  if strength is not None and not strength > 0:
+    raise StrengthError(f'--style_strength={strength:g}: must be > 0')
+
+
 def with_strength(generator: loading.LoadedGenerator,
                   strength: float | None = None) -> loading.LoadedGenerator:
   """`generator` sampling at `strength`; None: the run's calibrated strength."""
+  check(strength)
   if strength is None:
     strength = calibrated(generator).strength
-  elif not strength > 0:
-    raise ValueError(f'--style_strength={strength:g}: must be above 0')
   return dataclasses.replace(generator, style_strength=float(strength))
