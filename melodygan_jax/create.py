@@ -44,6 +44,8 @@ import soundfile
 from melodygan_jax import atomic_files
 from melodygan_jax import errors
 from melodygan_jax.audio import contract
+from melodygan_jax.data import records
+from melodygan_jax.evaluation import clip_plans
 from melodygan_jax.runs import workdir as workdir_lib  # Reads run folders without JAX.
 from melodygan_jax.training import step_budget  # Plain Python: create never imports JAX.
 
@@ -238,15 +240,18 @@ def held_out_fraction(num_files: int, requested: float | None = None) -> float:
 
 
 def evaluate_size(audio_s: float, held_out: float, budget_s: float,
-                  probe_s: float | None = None) -> tuple[int, float]:
+                  probe_s: float | None = None,
+                  held_out_clips: int | None = None) -> tuple[int, float]:
   """(held-out clips evaluate reads, its planned seconds) for `audio_s` of songs, `held_out`
   of them held out, in a budget of `budget_s`, on a machine whose calibration measured
   `probe_s` (its evaluate_probe_s; None, from a workdir older than it: the figures as
-  measured)."""
+  measured). Once prepare has run, `held_out_clips` is what its held-out songs hold (the
+  share held out by a hash of the names is `held_out` only on average)."""
   speed = 1.0 if probe_s is None else probe_s / EVALUATE_PROBE_S
   fixed_s, training_clip_s, pair_s = (speed * figure for figure in (
       EVALUATE_FIXED_S, EVALUATE_TRAINING_CLIP_S, EVALUATE_HALF_CLIP_S))
-  available = audio_s * held_out / EVALUATE_CLIP_S / 2
+  available = (audio_s * held_out / EVALUATE_CLIP_S if held_out_clips is None
+               else held_out_clips) / 2
   training = min(audio_s * (1 - held_out) / EVALUATE_CLIP_S, EVALUATE_TRAINING_CLIPS)
   fits = (EVALUATE_SHARE * budget_s - fixed_s - training_clip_s * training) / pair_s
   half = max(min(fits, available), min(EVALUATE_MIN_HALF, available))
@@ -260,6 +265,31 @@ def check_prepared(workdir: str) -> None:
   if 'train' not in stats.get('splits', {}).values():
     raise errors.UserError(f'{workdir}/data: every usable song was held out for evaluation; '
                            'add songs (at least 3 whole files)')
+
+
+def held_out_clips(workdir: str) -> list[int] | None:
+  """The 10 s clips of each song prepare held out, or None before it has run."""
+  path = pathlib.Path(workdir) / 'data' / records.REPORT_FILENAME
+  if not path.exists():
+    return None
+  return [int(entry.get('clean_duration_s', 0.0) // EVALUATE_CLIP_S)
+          for entry in json.loads(path.read_text()).get('files', [])
+          if entry.get('status') == 'used' and entry.get('split') == records.VALIDATION_SPLIT]
+
+
+def evaluation_skipped_because(workdir: str) -> str | None:
+  """Why evaluate cannot run on the prepared data set, or None: its real-vs-real floor
+  compares two halves of the held-out songs' 10 s clips, whole songs to each half, two clips
+  a half at least (prepare holds songs out by a hash of their names, so a small collection
+  may get too few)."""
+  clips = held_out_clips(workdir) or []
+  songs = [song for song, count in enumerate(clips) for _ in range(count)]
+  half = (len(clip_plans.split_halves(len(songs), songs)[0]) if len(set(songs)) >= 2 else 0)
+  if half >= clip_plans.MIN_CLIPS_A_HALF:
+    return None
+  return (f'the {len(clips)} held-out song(s) give {half} clip(s) of {EVALUATE_CLIP_S:g} s a '
+          f'half, and the comparison with real music needs {clip_plans.MIN_CLIPS_A_HALF} '
+          '(add songs, or raise --held_out_fraction); its time goes to training')
 
 
 def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> list[Stage]:
@@ -288,14 +318,18 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
                 'gan': STAGE_OVERHEAD_S + GAN_START_S_PER_AUDIO_HOUR * audio_hours,
                 'vocoder': STAGE_OVERHEAD_S}
 
+  clips = held_out_clips(workdir) if 'prepare' in done else None
+  clips = None if clips is None else sum(clips)
+
   def training_time(hours: float) -> float:
     """The training stages' seconds in a budget of `hours` (evaluation grows with it)."""
-    evaluate_s = evaluate_size(audio_s, validation_fraction, hours * 3600, probe_s)[1]
+    evaluate_s = (0.0 if 'evaluate' in done else evaluate_size(
+        audio_s, validation_fraction, hours * 3600, probe_s, clips)[1])
     return (seconds_left + (hours - settings['hours']) * 3600 - planned_prepare - evaluate_s
             - SAMPLES_S - sum(overhead_s[name] for name in training_stages))
 
   evaluate_clips, evaluate_s = evaluate_size(audio_s, validation_fraction,
-                                             settings['hours'] * 3600, probe_s)
+                                             settings['hours'] * 3600, probe_s, clips)
   training_s = training_time(settings['hours'])
   shares = {'vqvae': CODEC_SHARE, 'gan': 1.0 - CODEC_SHARE}
   if settings['vocoder']:
@@ -461,8 +495,10 @@ def summary(workdir: str, state: dict) -> list[str]:
   """What the final metrics say, memorisation last: a model that copies is a failure."""
   path = pathlib.Path(workdir) / 'metrics.json'
   if not path.exists():
-    failure = state['finished'].get('evaluate', {}).get('failure', 'it did not run')
-    return [f'no metrics.json: {failure}']
+    evaluation = state['finished'].get('evaluate', {})
+    if 'skipped' in evaluation:
+      return [f'no metrics.json: evaluate skipped: {evaluation["skipped"]}']
+    return [f'no metrics.json: {evaluation.get("failure", "it did not run")}']
   metrics = json.loads(path.read_text())
   lines = [f'{"":22s} {"KAD":>20s} {"pulse clarity":>14s} {"chroma stability":>17s} '
            f'{"C2ST AUC":>9s}']
@@ -574,6 +610,12 @@ def create(songs: str, workdir: str, hours: float, preset: str, vocoder: bool,
     print(f'create: {stage.name} done in {took / 60:.1f} min', flush=True)
     if stage.name == 'prepare':
       check_prepared(settings['workdir'])
+      skipped = evaluation_skipped_because(settings['workdir'])
+      if skipped:
+        state['finished']['evaluate'] = {'seconds': 0.0, 'planned_seconds': 0.0,
+                                         'skipped': skipped}
+        atomic_files.write_json(state_path, state)
+        print(f'create: evaluate skipped: {skipped}', flush=True)
     # The rest is planned again from the time actually left.
     stages = plan(settings, state, budget_s - state['spent_s'], state['audio_s'])
   for line in summary(settings['workdir'], state):

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from data_prep import demo_corpus
 from melodygan_jax import create as create_lib
 from melodygan_jax import errors
 from melodygan_jax.audio import contract
@@ -120,6 +121,51 @@ def test_the_plan_fits_the_budget_and_grows_the_stage_overheads_with_the_songs()
   assert 1 <= gan.steps < create_lib.MIN_STEPS['gan']
 
 
+def test_too_few_long_held_out_songs_skip_evaluate_and_give_its_time_to_training(tmp_path):
+  (tmp_path / 'data').mkdir()
+  def prepared(*songs):
+    files = [{'source': source, 'status': status, 'split': split, 'clean_duration_s': seconds}
+             for source, status, split, seconds in songs]
+    (tmp_path / 'data' / 'report.json').write_text(json.dumps({'files': files}))
+    return create_lib.evaluation_skipped_because(str(tmp_path))
+
+  train = ('a.wav', 'used', 'train', 200.0)
+  # Whole songs go to each half, the halves of one size: 3 and 2 clips make halves of 2.
+  assert prepared(train, ('b.wav', 'used', 'validation', 20.0),
+                  ('c.wav', 'used', 'validation', 31.0)) is None
+  assert prepared(train, ('b.wav', 'used', 'validation', 19.9),
+                  ('c.wav', 'used', 'validation', 31.0)).startswith(
+                      'the 2 held-out song(s) give 1 clip(s) of 10 s a half')
+  # A song under a clip's length, or one prepare could not use, holds no clip.
+  reason = prepared(train, ('b.wav', 'used', 'validation', 9.5),
+                    ('c.wav', 'used', 'validation', 31.0), ('d.wav', 'failed', 'validation', 0))
+  assert reason.startswith('the 2 held-out song(s) give 0 clip(s)') and 'needs 2' in reason
+
+  calibration = {'backend': 'cpu', 'device_count': 1, 'gan': {'step_s': 1.38},
+                 'vqvae': {'warmup_s': 1.29, 'adversarial_s': 1.80, 'adversarial_start_step': 1000},
+                 'evaluate_probe_s': 0.32}
+  settings = {'workdir': str(tmp_path), 'preset': 'cpu', 'songs': '/s', 'hours': 1.0,
+              'vocoder': False}
+  def planned(finished):
+    state = {'num_files': 95, 'calibration': calibration, 'finished': finished, 'steps': {},
+             'vqvae_adversarial_start_step': 1000}
+    return {stage.name: stage for stage in
+            create_lib.plan(settings, state, 3500.0, 6.65 * 3600)}
+
+  evaluated = planned({'prepare': {}})
+  skipped = planned({'prepare': {}, 'evaluate': {'skipped': reason}})
+  assert 'evaluate' in evaluated and 'evaluate' not in skipped
+  # Once prepare has run, evaluate reads what its held-out songs hold (0 + 3 clips here), not
+  # the 30% of 6.65 h that the share would hold on average.
+  assert '--max_clips=3' in evaluated['evaluate'].command
+  assert set(skipped) == {'vqvae', 'gan', 'samples'}
+  assert sum(stage.planned_s for stage in skipped.values()) <= 3500.0
+  assert skipped['gan'].steps > evaluated['gan'].steps
+  assert skipped['vqvae'].steps > evaluated['vqvae'].steps
+  assert create_lib.summary(str(tmp_path), {'finished': {'evaluate': {'skipped': reason}}}) == [
+      f'no metrics.json: evaluate skipped: {reason}']
+
+
 def test_the_vocoder_is_planned_from_its_own_measured_steps():
   calibration = {'backend': 'cpu', 'device_count': 1, 'gan': {'step_s': 1.38},
                  'vqvae': {'warmup_s': 1.29, 'adversarial_s': 1.80, 'adversarial_start_step': 1000},
@@ -205,9 +251,12 @@ def wait_for(path: pathlib.Path, text: str, timeout_s: float) -> None:
 
 
 @pytest.mark.end_to_end
-def test_songs_to_samples_within_the_budget_and_resumed_after_kill_9(corpus_dir, tmp_path):
+def test_songs_to_samples_within_the_budget_and_resumed_after_kill_9(tmp_path):
+  # 5 songs of 22 s: the 2 that prepare holds out (by a hash of their names) have two 10 s
+  # clips each, a half of two clips, as evaluate's comparison with real music needs.
+  demo_corpus.build_corpus(tmp_path / 'corpus', num_songs=5, seconds=22.0, seed=1)
   workdir = tmp_path / 'run'
-  flags = [f'--songs={corpus_dir / "songs"}', f'--workdir={workdir}', '--preset=tiny',
+  flags = [f'--songs={tmp_path / "corpus" / "songs"}', f'--workdir={workdir}', '--preset=tiny',
            '--min_audio_minutes=0.5']
   # Too little time for the minimum steps: refused after measuring, before any stage, with
   # the budget that would do (from the calibration now kept in the workdir).
@@ -249,8 +298,18 @@ def test_songs_to_samples_within_the_budget_and_resumed_after_kill_9(corpus_dir,
   final = json.loads((workdir / 'create.json').read_text())
   assert set(final['finished']) == {'prepare', 'vqvae', 'gan', 'evaluate', 'samples'}
   assert final['finished']['prepare'] == state['finished']['prepare']
+  assert 'failure' not in final['finished']['evaluate']
+  assert 'skipped' not in final['finished']['evaluate']
+  metrics = json.loads((workdir / 'metrics.json').read_text())
+  for name in ('floor', 'vqvae_reconstruction', 'gan', 'baseline_iid'):
+    assert metrics[f'{name}/kad']['low'] <= metrics[f'{name}/kad']['value'], name
+  assert 0.0 <= metrics['gan/too_close_to_training_share'] <= 1.0
+  assert 'memorisation: ' in second.stdout and 'style strength ' in second.stdout
   manifest = json.loads((workdir / 'samples' / 'manifest.json').read_text())
   assert len(manifest['samples']) == 8 and (workdir / 'samples' / 'index.html').exists()
+  # The listening page shows evaluate's figures.
+  assert '<td>gan/too_close_to_training_share</td>' in (
+      workdir / 'samples' / 'index.html').read_text()
   # Within the budget plus a tenth, the time of both runs counted.
   assert final['spent_s'] <= 1.1 * hours * 3600
   assert time.time() - started <= 1.1 * hours * 3600

@@ -125,6 +125,10 @@ def test_halves_hold_whole_files_and_equal_counts(trained_vqvae, held_out_dir):
       meta, str(held_out_dir), 3 * 22_050, evaluate.EvaluationOptions(max_training_clips=2))
   assert len(training) > 2 and len(few_training[2]) == 2
   assert few_training[0] == half_a and few_training[1] == half_b
+  # 5 s clips: one a song, three songs, halves of one clip: no interval within a set.
+  with pytest.raises(evaluate.EvaluationError, match='1 5 s clip.s. a half.*needs 2'):
+    evaluate.real_clip_plans(meta, str(held_out_dir), 5 * 22_050,
+                             evaluate.EvaluationOptions(clip_seconds=5.0))
 
 
 def test_a_capped_code_stream_is_a_spread_of_the_whole_one(trained_vqvae, prepared_dir):

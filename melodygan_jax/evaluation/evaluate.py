@@ -186,6 +186,12 @@ def real_clip_plans(meta, dataset_dir: str, clip_samples: int, options: Evaluati
         'lower --clip_seconds)')
   half_a, half_b = clip_plans.split_halves(
       len(held_out), groups=[sources.index(clip.source) for clip in held_out], seed=options.seed)
+  if len(half_a) < clip_plans.MIN_CLIPS_A_HALF:
+    raise EvaluationError(
+        f'{dataset_dir}: the held-out files give {len(half_a)} {options.clip_seconds:g} s '
+        f'clip(s) a half (whole files to each half, the halves of one size); the '
+        f'real-vs-real floor needs {clip_plans.MIN_CLIPS_A_HALF} (raise --validation_fraction '
+        'in prepare, or lower --clip_seconds)')
   training = clip_plans.plan_clips(
       wavs, clip_plans.split_sources(meta, records.TRAIN_SPLIT), clip_samples,
       training_cap(options))
