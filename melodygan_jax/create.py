@@ -292,6 +292,17 @@ def evaluation_skipped_because(workdir: str) -> str | None:
           '(add songs, or raise --held_out_fraction); its time goes to training')
 
 
+def skip_evaluation_if_it_cannot_run(workdir: str, state: dict, state_path: pathlib.Path) -> None:
+  """Marks evaluate done with the reason it cannot run (and says it), so it is not planned."""
+  if 'evaluate' in state['finished']:
+    return
+  skipped = evaluation_skipped_because(workdir)
+  if skipped:
+    state['finished']['evaluate'] = {'seconds': 0.0, 'planned_seconds': 0.0, 'skipped': skipped}
+    atomic_files.write_json(state_path, state)
+    print(f'create: evaluate skipped: {skipped}', flush=True)
+
+
 def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> list[Stage]:
   """The stages still to run, with their steps and planned seconds, from the time left."""
   workdir, preset = settings['workdir'], settings['preset']
@@ -562,6 +573,8 @@ def create(songs: str, workdir: str, hours: float, preset: str, vocoder: bool,
     atomic_files.write_json(state_path, state)
   state['settings']['hours'] = hours  # A resumed run may be given more (or less) time.
   settings = {**state['settings'], 'preset': state['preset']}
+  if 'prepare' in state['finished']:  # Killed between prepare's end and the check.
+    skip_evaluation_if_it_cannot_run(settings['workdir'], state, state_path)
   budget_s = hours * 3600
   started = time.time()
   spent_before = state['spent_s']
@@ -610,12 +623,7 @@ def create(songs: str, workdir: str, hours: float, preset: str, vocoder: bool,
     print(f'create: {stage.name} done in {took / 60:.1f} min', flush=True)
     if stage.name == 'prepare':
       check_prepared(settings['workdir'])
-      skipped = evaluation_skipped_because(settings['workdir'])
-      if skipped:
-        state['finished']['evaluate'] = {'seconds': 0.0, 'planned_seconds': 0.0,
-                                         'skipped': skipped}
-        atomic_files.write_json(state_path, state)
-        print(f'create: evaluate skipped: {skipped}', flush=True)
+      skip_evaluation_if_it_cannot_run(settings['workdir'], state, state_path)
     # The rest is planned again from the time actually left.
     stages = plan(settings, state, budget_s - state['spent_s'], state['audio_s'])
   for line in summary(settings['workdir'], state):

@@ -140,6 +140,14 @@ def test_too_few_long_held_out_songs_skip_evaluate_and_give_its_time_to_training
   reason = prepared(train, ('b.wav', 'used', 'validation', 9.5),
                     ('c.wav', 'used', 'validation', 31.0), ('d.wav', 'failed', 'validation', 0))
   assert reason.startswith('the 2 held-out song(s) give 0 clip(s)') and 'needs 2' in reason
+  # Recorded in the run's state (a resume after a kill at that moment checks again).
+  state_path = tmp_path / 'create.json'
+  state = {'finished': {'prepare': {}}}
+  create_lib.skip_evaluation_if_it_cannot_run(str(tmp_path), state, state_path)
+  assert json.loads(state_path.read_text())['finished']['evaluate']['skipped'] == reason
+  ran = {'finished': {'prepare': {}, 'evaluate': {'seconds': 60.0}}}
+  create_lib.skip_evaluation_if_it_cannot_run(str(tmp_path), ran, state_path)
+  assert ran['finished']['evaluate'] == {'seconds': 60.0}
 
   calibration = {'backend': 'cpu', 'device_count': 1, 'gan': {'step_s': 1.38},
                  'vqvae': {'warmup_s': 1.29, 'adversarial_s': 1.80, 'adversarial_start_step': 1000},
