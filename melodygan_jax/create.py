@@ -381,8 +381,10 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
     if steps < MIN_STEPS[name]:
       if done:
         # A run under way: refusing now would throw away what the budget already bought.
-        print(f'create: only {steps} steps of {name} fit the time left (fewer than '
-              f'{MIN_STEPS[name]}: an earlier stage overran); training them', flush=True)
+        # Said of the stage that runs next; a later one is planned again when its turn comes.
+        if name == training_stages[0]:
+          print(f'create: only {steps} steps of {name} fit the time left (fewer than '
+                f'{MIN_STEPS[name]}: an earlier stage overran); training them', flush=True)
       else:
         # The budget at which every training stage's share holds its minimum steps (no
         # stage has run yet, so every one is in free_share).

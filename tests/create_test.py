@@ -85,7 +85,7 @@ def test_a_stage_killed_by_its_deadline_uses_its_last_checkpoint(tmp_path):
   assert workdir_lib.latest_step(str(tmp_path / 'vqvae')) == 7
 
 
-def test_the_plan_fits_the_budget_and_grows_the_stage_overheads_with_the_songs():
+def test_the_plan_fits_the_budget_and_grows_the_stage_overheads_with_the_songs(capsys):
   calibration = {'backend': 'cpu', 'device_count': 1, 'gan': {'step_s': 1.38},
                  'vqvae': {'warmup_s': 1.29, 'adversarial_s': 1.80, 'adversarial_start_step': 1000}}
   state = {'num_files': 95, 'calibration': calibration, 'finished': {}, 'steps': {},
@@ -115,10 +115,15 @@ def test_the_plan_fits_the_budget_and_grows_the_stage_overheads_with_the_songs()
   settings = {'workdir': '/w', 'preset': 'cpu', 'songs': '/s', 'hours': 1.0, 'vocoder': False}
   with pytest.raises(errors.UserError, match='it needs at least'):
     create_lib.plan(settings, state, 900.0, 6.65 * 3600)
+  state['finished'] = {'prepare': {}}
+  create_lib.plan(settings, state, 900.0, 6.65 * 3600)
+  # The GAN is planned again when the codec has run: nothing said of it yet.
+  assert 'of gan fit the time left' not in capsys.readouterr().out
   state['finished'] = {'prepare': {}, 'vqvae': {}}
   (gan,) = [stage for stage in create_lib.plan(settings, state, 900.0, 6.65 * 3600)
             if stage.name == 'gan']
   assert 1 <= gan.steps < create_lib.MIN_STEPS['gan']
+  assert f'only {gan.steps} steps of gan fit the time left' in capsys.readouterr().out
 
 
 def test_too_few_long_held_out_songs_skip_evaluate_and_give_its_time_to_training(tmp_path):
