@@ -95,6 +95,9 @@ EVALUATE_FIXED_S = 28.0
 EVALUATE_TRAINING_CLIP_S = 0.19
 EVALUATE_HALF_CLIP_S = 6.1
 SAMPLES_S = 90.0
+# A training stage saves every few minutes (53 MB for configs/vqvae.py, under a second), so a
+# kill without notice loses little; SIGTERM (a preemption, create's own deadline) saves at once.
+CHECKPOINT_EVERY_S = 180.0
 AUDIO_SUFFIXES = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.mp3', '.m4a', '.aac', '.aiff',
                   '.aif', '.wma', '.webm', '.mka')
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -221,8 +224,11 @@ def training_seconds(calibration: dict, name: str, steps: int, adversarial_start
   return step_budget.phased_seconds(figures, steps, vocoder_adversarial_start)
 
 
-def train_command(config: str, workdir: str, steps: int, overrides: dict) -> list[str]:
-  every = max(steps // 8, 50)  # Checkpoints a few minutes apart: a kill loses little.
+def train_command(config: str, workdir: str, steps: int, overrides: dict,
+                  step_s: float) -> list[str]:
+  """The stage's train command: `steps` steps of `step_s` seconds each (planned), a
+  checkpoint every CHECKPOINT_EVERY_S and at the end."""
+  every = min(max(int(CHECKPOINT_EVERY_S / step_s), 50), steps)
   command = [sys.executable, '-m', 'melodygan_jax.train', f'--config={config}',
              f'--workdir={workdir}', f'--config.train.num_steps={steps}',
              f'--config.train.checkpoint_every_steps={every}',
@@ -374,10 +380,10 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
   for name in training_stages:
     stage_s = max(free_s * shares[name] / free_share, 0.0)
     steps = started.get(name) or max(steps_within(name, stage_s), 1)
+    all_steps_s = training_seconds(calibration, name, steps, adversarial_start)
     command = train_command(find_config(configs[name]), f'{workdir}/{name}', steps,
-                            overrides[name])
-    planned = still_to_train_s.get(name,
-                                   training_seconds(calibration, name, steps, adversarial_start))
+                            overrides[name], all_steps_s / steps)
+    planned = still_to_train_s.get(name, all_steps_s)
     if steps < MIN_STEPS[name]:
       if done:
         # A run under way: refusing now would throw away what the budget already bought.

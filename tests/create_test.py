@@ -98,6 +98,8 @@ def test_the_plan_fits_the_budget_and_grows_the_stage_overheads_with_the_songs(c
             create_lib.plan(settings, state, 3600.0, audio_hours * 3600)}
 
   few, many = planned(0.05, 6.65), planned(0.32, 6.65)
+  # A checkpoint every 3 minutes of planned steps (1.38 s each): a kill loses little.
+  assert '--config.train.checkpoint_every_steps=130' in few['gan'].command
   for stages in (few, many):
     assert sum(stage.planned_s for stage in stages.values()) <= 3600.0
   # Holding out more songs makes the codec's final eval longer (it reads the held-out split)
