@@ -1,6 +1,6 @@
 """What limits inversion from a mel: the magnitude it implies, or the phase found for it.
 
-  python benchmarks/phase_retrieval_probe.py [--num_clips=5] [--clip_seconds=8]
+  python benchmarks/phase_retrieval_probe.py [--num_clips=5] [--clip_seconds=8] [--iterations 0 4 8 16]
       [--dataset_dir=benchmarks/.cache/codec_data]
 
 On vocoder_bench.py's held-out real-music clips, inverts each clip's STFT
@@ -11,7 +11,11 @@ from a magnitude and a phase chosen from:
     the clip's true phase, or phase gradient heap integration (PGHI: Prusa,
     Balazs and Sondergaard, IEEE/ACM TASLP 2017; phase derivatives from the
     log-magnitude's, with the Gaussian that matches a Hann window) followed by
-    the same 32 Griffin-Lim iterations.
+    the same 32 Griffin-Lim iterations;
+  - and, for each of --iterations k, fast Griffin-Lim of k iterations from
+    random phases, from PGHI, and from PGHI's phase advance per frame summed
+    along each bin (no heap: one cumulative sum): how many iterations a better
+    start saves at equal quality, which is what a phase prior costs.
 Prints the multi-resolution STFT distance and the mel distance of each against
 the clip (vocoder_bench.py's figures), and one JSON line. The rows say how far
 each ingredient alone can take a mel-to-audio model: the true phase on the NNLS
@@ -85,9 +89,24 @@ def pghi_phase(magnitude: np.ndarray, seed: int = 0) -> np.ndarray:
   return np.exp(1j * phase)
 
 
-def griffin_lim_from(magnitude: np.ndarray, phase: np.ndarray) -> np.ndarray:
-  """inversion.griffin_lim's 32 fast iterations, from a given phase instead of a random one."""
-  found = inversion.griffin_lim_phase(jnp.asarray(magnitude)[None], None, 32,
+def frame_integrated_phase(magnitude: np.ndarray) -> np.ndarray:
+  """PGHI's phase advance per frame, summed along each bin's frames from zero (no heap, no
+  integration across bins): one cumulative sum, as cheap as a compiled program gets."""
+  n_fft, hop = contract.N_FFT, contract.HOP_LENGTH
+  log_magnitude = np.log(np.maximum(magnitude, 1e-12))
+  bins = np.arange(magnitude.shape[1])
+  per_frame = (2 * np.pi * hop * bins / n_fft
+               + hop * n_fft / _GAUSSIAN_LAMBDA * np.gradient(log_magnitude, axis=1))
+  steps = (per_frame[1:] + per_frame[:-1]) / 2
+  phase = np.concatenate([np.zeros((1, magnitude.shape[1])), np.cumsum(steps, axis=0)])
+  return np.exp(1j * phase)
+
+
+def griffin_lim_from(magnitude: np.ndarray, phase: np.ndarray, iterations: int = 32) -> np.ndarray:
+  """inversion.griffin_lim's fast iterations, from a given phase instead of a random one."""
+  if iterations == 0:
+    return inverse_stft(magnitude, phase)
+  found = inversion.griffin_lim_phase(jnp.asarray(magnitude)[None], None, iterations,
                                       initial_phase=jnp.asarray(phase)[None])
   return inverse_stft(magnitude, np.asarray(found[0]))
 
@@ -103,6 +122,8 @@ def main():
                       help='A prepared data set (default: vocoder_bench.py\'s real music)')
   parser.add_argument('--num_clips', type=int, default=5)
   parser.add_argument('--clip_seconds', type=float, default=8.0)
+  parser.add_argument('--iterations', type=int, nargs='*', default=[0, 4, 8, 16],
+                      help='Griffin-Lim iterations after each phase start, beside the 32 rows')
   args = parser.parse_args()
   start = time.perf_counter()
   dataset_dir = (pathlib.Path(args.dataset_dir) if args.dataset_dir
@@ -120,30 +141,39 @@ def main():
     nnls = np.asarray(inversion.mel_to_magnitude(  # As GriffinLimVocoder computes it.
         jnp.exp(jnp.asarray(log_mel))[None], inversion.GriffinLimVocoder().nnls_iterations)[0])
     key = jax.random.fold_in(jax.random.key(0), index)[None]
+    nnls_pghi, nnls_frames = pghi_phase(nnls, index), frame_integrated_phase(nnls)
     candidates = {
         'NNLS magnitude, Griffin-Lim 32': lambda: np.asarray(
             inversion.griffin_lim(jnp.asarray(nnls)[None], key, 32)[0]),
         'NNLS magnitude, true phase': lambda: inverse_stft(nnls, true_phase),
-        'NNLS magnitude, PGHI + Griffin-Lim 32': lambda: griffin_lim_from(
-            nnls, pghi_phase(nnls, index)),
+        'NNLS magnitude, PGHI + Griffin-Lim 32': lambda: griffin_lim_from(nnls, nnls_pghi),
         'true magnitude, Griffin-Lim 32': lambda: np.asarray(
             inversion.griffin_lim(jnp.asarray(true_magnitude)[None], key, 32)[0]),
         'true magnitude, PGHI + Griffin-Lim 32': lambda: griffin_lim_from(
             true_magnitude, pghi_phase(true_magnitude, index)),
     }
+    # Fewer iterations from a better start: what a phase prior costs at equal quality.
+    for iterations in args.iterations:
+      candidates[f'NNLS magnitude, Griffin-Lim {iterations}'] = (
+          lambda iterations=iterations: np.asarray(
+              inversion.griffin_lim(jnp.asarray(nnls)[None], key, iterations)[0]))
+      candidates[f'NNLS magnitude, PGHI + Griffin-Lim {iterations}'] = (
+          lambda iterations=iterations: griffin_lim_from(nnls, nnls_pghi, iterations))
+      candidates[f'NNLS magnitude, frame sum + Griffin-Lim {iterations}'] = (
+          lambda iterations=iterations: griffin_lim_from(nnls, nnls_frames, iterations))
     for name, invert in candidates.items():
       rows.setdefault(name, []).append(vocoder_bench.score_clip(None, clip, invert()))
 
   baseline = 'NNLS magnitude, Griffin-Lim 32'
   print(f'{len(clips)} held-out clips of {args.clip_seconds:.0f} s from {dataset_dir}: '
         + ', '.join(names))
-  print(f'{"magnitude, phase":40s} {"MR-STFT":>8s} {"vs GL-32":>9s} {"mel dist":>9s}')
+  print(f'{"magnitude, phase":48s} {"MR-STFT":>8s} {"vs GL-32":>9s} {"mel dist":>9s}')
   figures = {'clips': names, 'clip_seconds': args.clip_seconds}
   for name, scores in rows.items():
     mr_stft = float(np.mean([s['mr_stft'] for s in scores]))
     mel_distance = float(np.mean([s['mel_distance'] for s in scores]))
     change = mr_stft / np.mean([s['mr_stft'] for s in rows[baseline]]) - 1
-    print(f'{name:40s} {mr_stft:8.3f} {change:+9.1%} {mel_distance:9.3f}')
+    print(f'{name:48s} {mr_stft:8.3f} {change:+9.1%} {mel_distance:9.3f}')
     key_name = name.replace(', ', '__').replace(' + ', '_').replace(' ', '_').replace('-', '_')
     figures[f'mr_stft__{key_name}'] = round(mr_stft, 4)
     figures[f'mel_distance__{key_name}'] = round(mel_distance, 4)
