@@ -23,6 +23,7 @@ magnitude, the true magnitude under Griffin-Lim's phase, and whether a better
 non-learned phase start (PGHI) closes any of the gap.
 """
 import argparse
+import functools
 import heapq
 import json
 import os
@@ -45,9 +46,14 @@ from melodygan_jax.audio import inversion  # pylint: disable=wrong-import-positi
 from melodygan_jax.data import audio_crops  # pylint: disable=wrong-import-position
 from melodygan_jax.data import records  # pylint: disable=wrong-import-position
 
-# The Gaussian exp(-pi t^2 / lambda) closest to a Hann window of L samples: lambda = 0.25645 L^2.
-_GAUSSIAN_LAMBDA = 0.25645 * contract.WIN_LENGTH ** 2
-_PGHI_TOLERANCE = 1e-5  # Coefficients this far below the largest get random phases.
+_PGHI_TOLERANCE = inversion.PEAK_TOLERANCE  # Coefficients this far below the largest get
+# random phases.
+
+
+def _phase_derivatives(log_magnitude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """inversion.phase_derivatives, in float64 for the heap's long sums."""
+  per_frame, per_bin = inversion.phase_derivatives(jnp.asarray(log_magnitude, jnp.float32))
+  return np.asarray(per_frame, np.float64), np.asarray(per_bin, np.float64)
 
 
 def pghi_phase(magnitude: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -60,12 +66,8 @@ def pghi_phase(magnitude: np.ndarray, seed: int = 0) -> np.ndarray:
   coefficient and always continues from the largest one reached (the heap),
   with the trapezoid rule between neighbours.
   """
-  n_fft, hop = contract.N_FFT, contract.HOP_LENGTH
   log_magnitude = np.log(np.maximum(magnitude, 1e-12))
-  bins = np.arange(magnitude.shape[1])
-  per_frame = (2 * np.pi * hop * bins / n_fft
-               + hop * n_fft / _GAUSSIAN_LAMBDA * np.gradient(log_magnitude, axis=1))
-  per_bin = -_GAUSSIAN_LAMBDA / (hop * n_fft) * np.gradient(log_magnitude, axis=0) - np.pi
+  per_frame, per_bin = _phase_derivatives(log_magnitude)
   num_frames, num_bins = magnitude.shape
   phase = np.random.default_rng(seed).uniform(0, 2 * np.pi, magnitude.shape)
   done = log_magnitude < log_magnitude.max() + np.log(_PGHI_TOLERANCE)
@@ -92,11 +94,7 @@ def pghi_phase(magnitude: np.ndarray, seed: int = 0) -> np.ndarray:
 def frame_integrated_phase(magnitude: np.ndarray) -> np.ndarray:
   """PGHI's phase advance per frame, summed along each bin's frames from zero (no heap, no
   integration across bins): one cumulative sum, as cheap as a compiled program gets."""
-  n_fft, hop = contract.N_FFT, contract.HOP_LENGTH
-  log_magnitude = np.log(np.maximum(magnitude, 1e-12))
-  bins = np.arange(magnitude.shape[1])
-  per_frame = (2 * np.pi * hop * bins / n_fft
-               + hop * n_fft / _GAUSSIAN_LAMBDA * np.gradient(log_magnitude, axis=1))
+  per_frame, _ = _phase_derivatives(np.log(np.maximum(magnitude, 1e-12)))
   steps = (per_frame[1:] + per_frame[:-1]) / 2
   phase = np.concatenate([np.zeros((1, magnitude.shape[1])), np.cumsum(steps, axis=0)])
   return np.exp(1j * phase)
@@ -134,6 +132,7 @@ def main():
   clips = audio_crops.validation_clips(held_out, clip_samples, args.num_clips)
   names = [path.name for path in held_out.paths[:args.num_clips]]
   rows = {}
+  peak_locked = jax.jit(inversion.peak_locked_phase)
   for index, clip in enumerate(clips):
     log_mel = contract.log_mel(clip)
     spectrum = np.asarray(inversion.stft(jnp.asarray(clip)[None], len(log_mel))[0])
@@ -142,6 +141,7 @@ def main():
         jnp.exp(jnp.asarray(log_mel))[None], inversion.GriffinLimVocoder().nnls_iterations)[0])
     key = jax.random.fold_in(jax.random.key(0), index)[None]
     nnls_pghi, nnls_frames = pghi_phase(nnls, index), frame_integrated_phase(nnls)
+    nnls_peaks = np.asarray(peak_locked(jnp.asarray(nnls)[None])[0])
     candidates = {
         'NNLS magnitude, Griffin-Lim 32': lambda: np.asarray(
             inversion.griffin_lim(jnp.asarray(nnls)[None], key, 32)[0]),
@@ -161,6 +161,8 @@ def main():
           lambda iterations=iterations: griffin_lim_from(nnls, nnls_pghi, iterations))
       candidates[f'NNLS magnitude, frame sum + Griffin-Lim {iterations}'] = (
           lambda iterations=iterations: griffin_lim_from(nnls, nnls_frames, iterations))
+      candidates[f'NNLS magnitude, peak-locked + Griffin-Lim {iterations}'] = (
+          lambda iterations=iterations: griffin_lim_from(nnls, nnls_peaks, iterations))
     for name, invert in candidates.items():
       rows.setdefault(name, []).append(vocoder_bench.score_clip(None, clip, invert()))
 
@@ -177,6 +179,24 @@ def main():
     key_name = name.replace(', ', '__').replace(' + ', '_').replace(' ', '_').replace('-', '_')
     figures[f'mr_stft__{key_name}'] = round(mr_stft, 4)
     figures[f'mel_distance__{key_name}'] = round(mel_distance, 4)
+  # What each start costs, compiled, on the last clip (median of 5 after a warm-up call).
+  magnitude = jnp.asarray(nnls)[None]
+  timed = {'peak-locked phase': lambda: peak_locked(magnitude)}
+  for iterations in sorted(set(args.iterations) | {32}) if args.iterations else [32]:
+    if iterations:
+      run = jax.jit(functools.partial(inversion.griffin_lim_phase, iterations=iterations))
+      timed[f'Griffin-Lim {iterations}'] = functools.partial(run, magnitude, key)
+  print(f'{"compiled, one clip":48s} {"ms":>8s}')
+  for name, call in timed.items():
+    jax.block_until_ready(call())
+    seconds = []
+    for _ in range(5):
+      begin = time.perf_counter()
+      jax.block_until_ready(call())
+      seconds.append(time.perf_counter() - begin)
+    print(f'{name:48s} {1000 * np.median(seconds):8.1f}')
+    figures[f'ms__{name.replace(" ", "_").replace("-", "_")}'] = round(
+        1000 * float(np.median(seconds)), 1)
   figures['wall_s'] = round(time.perf_counter() - start, 1)
   print(json.dumps(figures))
 

@@ -170,6 +170,72 @@ def _transforms(num_frames: int, circular: bool):
           lambda spectrum: istft(spectrum, num_samples))
 
 
+# The Gaussian exp(-pi t^2 / lambda) closest to the periodic Hann window of N_FFT samples,
+# whose phase derivatives PGHI reads from the log-magnitude's (Prusa, Balazs and Sondergaard,
+# IEEE/ACM TASLP 2017): lambda = 0.25645 N^2.
+_GAUSSIAN_LAMBDA = 0.25645 * contract.N_FFT ** 2
+PEAK_TOLERANCE = 1e-5  # Peaks this far below a clip's largest coefficient are not followed.
+
+
+def phase_derivatives(log_magnitude: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """[..., frames, bins] log-magnitude -> (phase advance per frame, per bin), as a Gaussian
+  window's STFT has them (phases referred to each frame's start, as `stft`'s)."""
+  n_fft, hop = contract.N_FFT, contract.HOP_LENGTH
+  bins = jnp.arange(log_magnitude.shape[-1])
+  per_frame = (2 * jnp.pi * hop * bins / n_fft
+               + hop * n_fft / _GAUSSIAN_LAMBDA * jnp.gradient(log_magnitude, axis=-1))
+  per_bin = (-_GAUSSIAN_LAMBDA / (hop * n_fft) * jnp.gradient(log_magnitude, axis=-2)
+             - jnp.pi)
+  return per_frame, per_bin
+
+
+def peak_locked_phase(magnitude: jax.Array, tolerance: float = PEAK_TOLERANCE) -> jax.Array:
+  """A phase for [batch, frames, bins] magnitudes in one pass, as unit phasors.
+
+  PGHI's phase derivatives integrated frame by frame without its heap: each
+  spectral peak (a local maximum above `tolerance` of the clip's largest
+  coefficient) advances its phase from the frame before by its instantaneous
+  frequency, and every other bin takes its nearest peak's phase plus the
+  frequency derivative summed over the bins between them (the phase locking
+  of phase vocoders, Laroche and Dolson 1999). From it, 8 Griffin-Lim
+  iterations beat 32 from random phases on held-out music
+  (benchmarks/phase_retrieval_probe.py).
+  """
+  log_magnitude = jnp.log(jnp.maximum(magnitude, 1e-12))
+  per_frame, per_bin = phase_derivatives(log_magnitude)
+  num_bins = magnitude.shape[-1]
+  floor = log_magnitude.max(axis=(-2, -1), keepdims=True) + np.log(tolerance)
+  lower = jnp.full_like(log_magnitude[..., :1], -jnp.inf)
+  peaks = ((log_magnitude >= jnp.concatenate([lower, log_magnitude[..., :-1]], axis=-1))
+           & (log_magnitude >= jnp.concatenate([log_magnitude[..., 1:], lower], axis=-1))
+           & (log_magnitude > floor))
+  bins = jnp.arange(num_bins)
+  left = jax.lax.cummax(jnp.where(peaks, bins, -1), axis=peaks.ndim - 1)
+  right = jax.lax.cummin(jnp.where(peaks, bins, num_bins), axis=peaks.ndim - 1, reverse=True)
+  to_left = (left >= 0) & ((right == num_bins) | (bins - left <= right - bins))
+  owner = jnp.where(to_left, left, jnp.minimum(right, num_bins - 1))
+  across = jnp.concatenate([jnp.zeros_like(per_bin[..., :1]), jnp.cumsum(
+      (per_bin[..., 1:] + per_bin[..., :-1]) / 2, axis=-1)], axis=-1)
+  # What a bin adds to its owner's phase, and each frame's advance from the one before.
+  offset = across - jnp.take_along_axis(across, owner, axis=-1)
+  advance = jnp.concatenate([jnp.zeros_like(per_frame[:, :1]),
+                             (per_frame[:, 1:] + per_frame[:, :-1]) / 2], axis=1)
+
+  def frame(previous, inputs):
+    advance, owner, offset, has_peak = inputs
+    advanced = previous + advance
+    locked = jnp.take_along_axis(advanced, owner, axis=-1) + offset
+    current = jnp.where(has_peak[:, None], locked, advanced)
+    current = jnp.remainder(current + jnp.pi, 2 * jnp.pi) - jnp.pi  # float32 keeps its digits.
+    return current, current
+
+  frames_first = lambda x: jnp.moveaxis(x, 1, 0)
+  _, phase = jax.lax.scan(frame, jnp.zeros_like(magnitude[:, 0]), (
+      frames_first(advance), frames_first(owner), frames_first(offset),
+      frames_first(peaks.any(axis=-1))))
+  return jnp.exp(1j * jnp.moveaxis(phase, 0, 1))
+
+
 def griffin_lim_phase(magnitude: jax.Array, rngs: jax.Array | None, iterations: int,
                       momentum: float = 0.99, circular: bool = False,
                       initial_phase: jax.Array | None = None) -> jax.Array:
