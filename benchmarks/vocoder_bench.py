@@ -2,6 +2,7 @@
 
   python benchmarks/vocoder_bench.py --vocoder_workdir=runs/vocoder [--num_clips=6]
       [--clip_seconds=8] [--dataset_dir=benchmarks/.cache/codec_data]
+      [--phase_prior_start=random|peak_locked] [--phase_prior_iterations=N]
   python benchmarks/vocoder_bench.py --prepare_only     # just prepare the real-music data set
 
 Real music: the Debian game soundtracks (benchmarks/real_music.py; singularity-music and
@@ -25,7 +26,9 @@ vocoder's (greater is better, > 1.18 is 15% lower). Where the run refines its
 output towards the mel (`model.mel_refinement_iterations`), two more rows say
 what each part gives: the network's output unrefined, and 32-iteration
 Griffin-Lim refined the same way. With the run's
-metrics.jsonl, the training curve (eval rows) is printed too.
+metrics.jsonl, the training curve (eval rows) is printed too. The two
+--phase_prior flags run a vocoder trained with a phase prior with another one at
+inference (inversion.peak_locked_phase, fewer iterations).
 """
 import argparse
 import json
@@ -44,11 +47,13 @@ import numpy as np  # pylint: disable=wrong-import-position
 import real_music  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import contract  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import inversion  # pylint: disable=wrong-import-position
+from melodygan_jax.audio import neural_vocoder  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import synthesis  # pylint: disable=wrong-import-position
 from melodygan_jax.data import audio_crops  # pylint: disable=wrong-import-position
 from melodygan_jax.data import records  # pylint: disable=wrong-import-position
 from melodygan_jax.evaluation import reconstruction  # pylint: disable=wrong-import-position
 from melodygan_jax.runs import loading  # pylint: disable=wrong-import-position
+from melodygan_jax.runs import workdir as workdir_lib  # pylint: disable=wrong-import-position
 
 
 CACHE = ROOT / 'benchmarks' / '.cache'
@@ -95,12 +100,11 @@ def time_parts(vocoder, log_mel: np.ndarray, repeats: int = 5) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from flax import nnx  # pylint: disable=g-import-not-at-top
-  from melodygan_jax.audio import neural_vocoder  # pylint: disable=g-import-not-at-top
 
   generator = nnx.merge(vocoder.graphdef, vocoder.params)
   log_mel = jnp.asarray(log_mel[None], jnp.float32)
   keys = synthesis.clip_keys(0, [0])
-  prior_iterations = vocoder.config.model.get('phase_prior_iterations', 0)
+  prior_iterations, prior_start = neural_vocoder.phase_prior_of(vocoder.config.model)
   refinement = vocoder.mel_refinement_iterations
 
   def median_ms(function, *args) -> float:
@@ -114,11 +118,13 @@ def time_parts(vocoder, log_mel: np.ndarray, repeats: int = 5) -> dict:
     return 1000 * float(np.median(times))
 
   magnitude = inversion.mel_to_magnitude(jnp.exp(log_mel), neural_vocoder.PRIOR_NNLS_ITERATIONS)
-  priors = neural_vocoder.priors(generator, log_mel, keys, prior_iterations)
+  priors = neural_vocoder.priors(generator, log_mel, keys, prior_iterations, prior_start)
   spectrum = generator(log_mel, *priors).astype(jnp.complex64)
   parts = {'nnls_magnitude': median_ms(lambda mel: inversion.mel_to_magnitude(
       jnp.exp(mel), neural_vocoder.PRIOR_NNLS_ITERATIONS), log_mel)}
   if generator.phase_prior:
+    if prior_start == 'peak_locked':
+      parts['peak_locked_phase'] = median_ms(inversion.peak_locked_phase, magnitude)
     parts[f'griffin_lim_phase_{prior_iterations}'] = median_ms(
         lambda m: inversion.griffin_lim_phase(m, keys, prior_iterations), magnitude)
   parts['network'] = median_ms(lambda mel, *p: generator(mel, *p), log_mel, *priors)
@@ -158,6 +164,10 @@ def main():
   parser.add_argument('--num_clips', type=int, default=6)
   parser.add_argument('--clip_seconds', type=float, default=8.0)
   parser.add_argument('--no_visqol', action='store_true')
+  parser.add_argument('--phase_prior_start', choices=('random', 'peak_locked'), default=None,
+                      help='At inference, the phase prior from this start (default: the run\'s)')
+  parser.add_argument('--phase_prior_iterations', type=int, default=None,
+                      help='At inference, this many Griffin-Lim iterations in the phase prior')
   parser.add_argument('--prepare_only', action='store_true')
   args = parser.parse_args()
   start = time.perf_counter()
@@ -172,13 +182,19 @@ def main():
   held_out = audio_crops.split_audio(str(dataset_dir), records.VALIDATION_SPLIT, clip_samples)
   clips = audio_crops.validation_clips(held_out, clip_samples, args.num_clips)
   names = [path.name for path in held_out.paths[:args.num_clips]]
-  vocoder = loading.load_vocoder(args.vocoder_workdir)
+  phase_prior = None
+  if args.phase_prior_start or args.phase_prior_iterations:
+    trained = neural_vocoder.phase_prior_of(
+        workdir_lib.read_config(args.vocoder_workdir, 'vocoder').model)
+    phase_prior = (args.phase_prior_iterations or trained[0],
+                   args.phase_prior_start or trained[1])
+  vocoder = loading.load_vocoder(args.vocoder_workdir, phase_prior=phase_prior)
   vocoders = {'vocoder': vocoder, **{f'griffin_lim_{n}': inversion.GriffinLimVocoder(iterations=n)
                                      for n in GRIFFIN_LIM_ITERATIONS}}
   refinement = vocoder.mel_refinement_iterations
   if refinement:  # What the network adds, and what the refinement adds.
-    vocoders['vocoder_unrefined'] = loading.load_vocoder(args.vocoder_workdir,
-                                                        mel_refinement_iterations=0)
+    vocoders['vocoder_unrefined'] = loading.load_vocoder(
+        args.vocoder_workdir, mel_refinement_iterations=0, phase_prior=phase_prior)
     vocoders[f'griffin_lim_32_refined_{refinement}'] = inversion.GriffinLimVocoder(
         iterations=32, mel_refinement_iterations=refinement)
   visqol = None if args.no_visqol else reconstruction.Visqol()

@@ -104,6 +104,20 @@ def test_untrained_generator_with_priors_is_griffin_lim(refiner_channels):
   assert np.abs(np.asarray(neural_vocoder.synthesize(
       neural_vocoder.build_generator(config.model), log_mel, other_keys,
       phase_prior_iterations=32)) - np.asarray(griffin_lim)).max() > 1e-2
+  # From the peak-locked phase instead: Griffin-Lim from that start, whatever the keys.
+  magnitude = inversion.mel_to_magnitude(jnp.exp(log_mel), neural_vocoder.PRIOR_NNLS_ITERATIONS)
+  from_peaks = inversion.istft(magnitude * inversion.griffin_lim_phase(
+      magnitude, None, 8, initial_phase=inversion.peak_locked_phase(magnitude)), num_samples)
+  for some_keys in (keys, other_keys):
+    np.testing.assert_allclose(np.asarray(neural_vocoder.synthesize(
+        neural_vocoder.build_generator(config.model), log_mel, some_keys,
+        phase_prior_iterations=8, phase_prior_start='peak_locked')), np.asarray(from_peaks),
+        atol=1e-4)
+  with config.unlocked():  # A field of configs that set it; runs without it start at random.
+    config.model.phase_prior_start = 'heap'
+  config.data.dataset_dir = '/no/data/read/before/the/fields/are/checked'
+  with pytest.raises(errors.ConfigError, match='config.model.phase_prior_start'):
+    vocoder_trainer.check_config(config)
 
 
 @pytest.fixture(scope='module')
@@ -182,7 +196,8 @@ def test_copy_synthesis_writes_the_input_duration(trained_vocoder, corpus_dir, t
   assert np.all(np.isfinite(samples)) and np.max(np.abs(samples)) > 1e-3
   assert metrics['vocoder'] == {'kind': 'neural', 'workdir': str(trained_vocoder[0]),
                                 'step': TRAIN_STEPS, 'variant': 'tiny',
-                                'mel_refinement_iterations': 4}
+                                'mel_refinement_iterations': 4, 'phase_prior_iterations': 8,
+                                'phase_prior_start': 'random'}
   with pytest.raises(errors.UserError, match='--vocoder_workdir'):
     reconstruct.reconstruct_file(None, str(song), str(tmp_path / 'none.wav'))
 
@@ -197,6 +212,14 @@ def test_a_clip_is_decoded_in_one_pass_by_a_local_model(trained_vocoder):
   whole = np.asarray(vocoder(log_mel, keys))
   assert whole.shape == (1, 300 * contract.HOP_LENGTH)
   np.testing.assert_array_equal(np.asarray(vocoder(log_mel, keys)), whole)
+  # Its phase prior from another start at inference: another waveform, recorded as such.
+  peaks = loading.load_vocoder(str(trained_vocoder[0]), phase_prior=(4, 'peak_locked'))
+  assert peaks.describe()['phase_prior_start'] == 'peak_locked'
+  other = np.asarray(peaks(log_mel, keys))
+  assert other.shape == whole.shape and np.all(np.isfinite(other))
+  assert np.abs(other - whole).max() > 1e-3
+  with pytest.raises(ValueError, match='at least 1 iteration'):
+    loading.load_vocoder(str(trained_vocoder[0]), phase_prior=(0, 'peak_locked'))
   config = vocoder_tiny.get_config()
   config.model.dtype = 'float32'
   config.model.phase_prior_iterations = 0

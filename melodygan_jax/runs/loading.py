@@ -232,10 +232,10 @@ class NeuralVocoder:
 
   @functools.cached_property
   def _jit_synthesize(self):
-    iterations = self.config.model.get('phase_prior_iterations', 0)
+    iterations, start = neural_vocoder.phase_prior_of(self.config.model)
     return jax.jit(lambda params, log_mel, rngs: neural_vocoder.synthesize(
         nnx.merge(self.graphdef, params), log_mel, rngs, iterations,
-        self.mel_refinement_iterations))
+        self.mel_refinement_iterations, start))
 
   @property
   def mel_refinement_iterations(self) -> int:
@@ -243,16 +243,20 @@ class NeuralVocoder:
 
   def describe(self) -> dict:
     """What a manifest records about the vocoder used."""
+    iterations, start = neural_vocoder.phase_prior_of(self.config.model)
     return {'kind': 'neural', 'workdir': self.workdir, 'step': self.step,
             'variant': self.config.model.variant,
-            'mel_refinement_iterations': self.mel_refinement_iterations}
+            'mel_refinement_iterations': self.mel_refinement_iterations,
+            'phase_prior_iterations': iterations, 'phase_prior_start': start}
 
 
 def load_vocoder(workdir: str, step: int | None = None,
-         mel_refinement_iterations: int | None = None) -> NeuralVocoder:
+         mel_refinement_iterations: int | None = None,
+         phase_prior: tuple[int, str] | None = None) -> NeuralVocoder:
   """Restores a vocoder run's generator (latest checkpoint unless `step`).
 
-  `mel_refinement_iterations` replaces the run's own setting (None keeps it).
+  `mel_refinement_iterations` and `phase_prior` ((iterations, start) of a run that has a
+  phase prior) replace the run's own settings at inference (None keeps them).
 
   Raises:
     workdir_lib.WorkdirError: not a vocoder workdir, no checkpoint, other mel
@@ -263,9 +267,18 @@ def load_vocoder(workdir: str, step: int | None = None,
   # Inference computes in float32 wherever the run trained: the model is small, and
   # bfloat16's 8-bit mantissa would add its own noise to the phase.
   config.model.dtype = 'float32'
-  if mel_refinement_iterations is not None:
-    with config.unlocked():
+  with config.unlocked():
+    if mel_refinement_iterations is not None:
       config.model.mel_refinement_iterations = mel_refinement_iterations
+    if phase_prior is not None:
+      if not neural_vocoder.phase_prior_of(config.model)[0]:
+        raise workdir_lib.WorkdirError(f'{workdir}: this vocoder was trained without a phase '
+                                       'prior; it cannot take one')
+      iterations, start = phase_prior
+      if iterations < 1 or start not in neural_vocoder.PHASE_PRIOR_STARTS:
+        raise ValueError(f'phase_prior={phase_prior}: at least 1 iteration, from one of '
+                         f'{neural_vocoder.PHASE_PRIOR_STARTS}')
+      config.model.phase_prior_iterations, config.model.phase_prior_start = phase_prior
   graphdef, params = nnx.split(neural_vocoder.build_generator(config.model))
   restored, restored_step = checkpoints.restore(workdir, {'generator': params}, step)
   return NeuralVocoder(workdir=str(workdir), config=config, step=restored_step,

@@ -129,6 +129,9 @@ def check_config(config: ml_collections.ConfigDict) -> CheckedConfig:
   config_checks.require(model.get('phase_prior_iterations', 0) >= 0,
                         'config.model.phase_prior_iterations',
                         model.get('phase_prior_iterations', 0), 'must be >= 0 (0: no phase prior)')
+  config_checks.require(neural_vocoder.phase_prior_of(model)[1] in neural_vocoder.PHASE_PRIOR_STARTS,
+                        'config.model.phase_prior_start', neural_vocoder.phase_prior_of(model)[1],
+                        f'choose one of {", ".join(neural_vocoder.PHASE_PRIOR_STARTS)}')
   for field in ('adversarial_start_step', 'resolution_weight', 'feature_matching_weight',
                 'stft_weight', 'magnitude_weight', 'phase_weight'):
     config_checks.require(config.loss.get(field, 0.0) >= 0, f'config.loss.{field}',
@@ -160,7 +163,7 @@ def check_config(config: ml_collections.ConfigDict) -> CheckedConfig:
 
 
 def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adversarial: bool,
-            phase_prior_iterations: int, state: TrainState, audio, true_spectrum, log_mel,
+            phase_prior: tuple[int, str], state: TrainState, audio, true_spectrum, log_mel,
             input_log_mel):
   """Generator step, and discriminator step when `adversarial` (static).
 
@@ -171,7 +174,7 @@ def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adv
   prior_keys = jax.random.split(jax.random.fold_in(jax.random.key(0), state.step),
                                 audio.shape[0])
   generator_priors = neural_vocoder.priors(nnx.merge(graphdef, state.generator), input_log_mel,
-                                           prior_keys, phase_prior_iterations)
+                                           prior_keys, *phase_prior)
   generator_priors = jax.lax.stop_gradient(generator_priors)
 
   def generator_loss(params):
@@ -246,8 +249,7 @@ def train_step(graphdef, disc_graphdef, optimizer, disc_optimizer, schedule, con
   input_log_mel = jax.lax.stop_gradient(input_log_mel_fn(codec, log_mel))
   (loss, terms), (generator, opt_state, disc_params, disc_opt_state) = _update(
       graphdef, disc_graphdef, optimizer, disc_optimizer, config.loss, adversarial,
-      config.model.get('phase_prior_iterations', 0), state, audio, true_spectrum, log_mel,
-      input_log_mel)
+      neural_vocoder.phase_prior_of(config.model), state, audio, true_spectrum, log_mel, input_log_mel)
   metrics = {'train/loss': loss, 'train/learning_rate': schedule(state.step),
              **{f'train/{name}': value for name, value in terms.items()}}
   return state.replace(step=state.step + 1, generator=generator, opt_state=opt_state,
@@ -339,8 +341,8 @@ class VocoderTrainer:
       network's own output}: the refinement pulls every input towards about the same
       fixed point, so its curve can hide what training still moves."""
       model = nnx.merge(self.graphdef, generator)
-      generator_priors = neural_vocoder.priors(
-          model, log_mel, phase_prior_iterations=config.model.get('phase_prior_iterations', 0))
+      generator_priors = neural_vocoder.priors(model, log_mel, None,
+                                               *neural_vocoder.phase_prior_of(config.model))
       audio, spectrum = neural_vocoder.synthesize_with_priors(model, log_mel, generator_priors)
       refinement_iterations = config.model.get('mel_refinement_iterations', 0)
       if not refinement_iterations:
