@@ -1,7 +1,7 @@
 """What limits inversion from a mel: the magnitude it implies, or the phase found for it.
 
-  python benchmarks/phase_retrieval_probe.py [--num_clips=5] [--clip_seconds=8] [--iterations 0 4 8 16]
-      [--dataset_dir=benchmarks/.cache/codec_data]
+  python benchmarks/phase_retrieval_probe.py [--num_clips=5] [--clip_seconds=8]
+      [--iterations 0 4 8 16] [--dataset_dir=benchmarks/.cache/codec_data]
 
 On vocoder_bench.py's held-out real-music clips, inverts each clip's STFT
 from a magnitude and a phase chosen from:
@@ -46,8 +46,8 @@ from melodygan_jax.audio import inversion  # pylint: disable=wrong-import-positi
 from melodygan_jax.data import audio_crops  # pylint: disable=wrong-import-position
 from melodygan_jax.data import records  # pylint: disable=wrong-import-position
 
-_PGHI_TOLERANCE = inversion.PEAK_TOLERANCE  # Coefficients this far below the largest get
-# random phases.
+# Coefficients this far below the largest get random phases (as peak_locked_phase's).
+_PGHI_TOLERANCE = inversion.PEAK_TOLERANCE
 
 
 def _phase_derivatives(log_magnitude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -181,22 +181,16 @@ def main():
     figures[f'mel_distance__{key_name}'] = round(mel_distance, 4)
   # What each start costs, compiled, on the last clip (median of 5 after a warm-up call).
   magnitude = jnp.asarray(nnls)[None]
-  timed = {'peak-locked phase': lambda: peak_locked(magnitude)}
-  for iterations in sorted(set(args.iterations) | {32}) if args.iterations else [32]:
+  timed = {'peak-locked phase': inversion.peak_locked_phase}
+  for iterations in sorted(set(args.iterations) | {32}):
     if iterations:
-      run = jax.jit(functools.partial(inversion.griffin_lim_phase, iterations=iterations))
-      timed[f'Griffin-Lim {iterations}'] = functools.partial(run, magnitude, key)
+      timed[f'Griffin-Lim {iterations}'] = functools.partial(
+          inversion.griffin_lim_phase, rngs=key, iterations=iterations)
   print(f'{"compiled, one clip":48s} {"ms":>8s}')
-  for name, call in timed.items():
-    jax.block_until_ready(call())
-    seconds = []
-    for _ in range(5):
-      begin = time.perf_counter()
-      jax.block_until_ready(call())
-      seconds.append(time.perf_counter() - begin)
-    print(f'{name:48s} {1000 * np.median(seconds):8.1f}')
-    figures[f'ms__{name.replace(" ", "_").replace("-", "_")}'] = round(
-        1000 * float(np.median(seconds)), 1)
+  for name, function in timed.items():
+    milliseconds = vocoder_bench.compiled_median_ms(function, magnitude)
+    print(f'{name:48s} {milliseconds:8.1f}')
+    figures[f'ms__{name.replace(" ", "_").replace("-", "_")}'] = round(milliseconds, 1)
   figures['wall_s'] = round(time.perf_counter() - start, 1)
   print(json.dumps(figures))
 

@@ -94,10 +94,22 @@ def real_time_factor(vocoder, log_mel: np.ndarray, repeats: int = 2) -> float:
   return contract.frames_to_seconds(len(log_mel) - 1) / seconds
 
 
+def compiled_median_ms(function, *args, repeats: int = 5) -> float:
+  """Milliseconds of `function(*args)` compiled, the median of `repeats` after a warm-up."""
+  import jax  # pylint: disable=g-import-not-at-top
+  function = jax.jit(function)
+  jax.block_until_ready(function(*args))
+  times = []
+  for _ in range(repeats):
+    started = time.perf_counter()
+    jax.block_until_ready(function(*args))
+    times.append(time.perf_counter() - started)
+  return 1000 * float(np.median(times))
+
+
 def time_parts(vocoder, log_mel: np.ndarray, repeats: int = 5) -> dict:
   """Milliseconds of each part of a neural vocoder's synthesis for one clip, each compiled
   on its own and timed after a warm-up (median of `repeats`): where its time goes."""
-  import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from flax import nnx  # pylint: disable=g-import-not-at-top
 
@@ -108,14 +120,7 @@ def time_parts(vocoder, log_mel: np.ndarray, repeats: int = 5) -> dict:
   refinement = vocoder.mel_refinement_iterations
 
   def median_ms(function, *args) -> float:
-    function = jax.jit(function)
-    jax.block_until_ready(function(*args))
-    times = []
-    for _ in range(repeats):
-      started = time.perf_counter()
-      jax.block_until_ready(function(*args))
-      times.append(time.perf_counter() - started)
-    return 1000 * float(np.median(times))
+    return compiled_median_ms(function, *args, repeats=repeats)
 
   magnitude = inversion.mel_to_magnitude(jnp.exp(log_mel), neural_vocoder.PRIOR_NNLS_ITERATIONS)
   priors = neural_vocoder.priors(generator, log_mel, keys, prior_iterations, prior_start)
@@ -164,7 +169,8 @@ def main():
   parser.add_argument('--num_clips', type=int, default=6)
   parser.add_argument('--clip_seconds', type=float, default=8.0)
   parser.add_argument('--no_visqol', action='store_true')
-  parser.add_argument('--phase_prior_start', choices=('random', 'peak_locked'), default=None,
+  parser.add_argument('--phase_prior_start', choices=neural_vocoder.PHASE_PRIOR_STARTS,
+                      default=None,
                       help='At inference, the phase prior from this start (default: the run\'s)')
   parser.add_argument('--phase_prior_iterations', type=int, default=None,
                       help='At inference, this many Griffin-Lim iterations in the phase prior')

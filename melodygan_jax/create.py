@@ -335,8 +335,8 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
                 'gan': STAGE_OVERHEAD_S + GAN_START_S_PER_AUDIO_HOUR * audio_hours,
                 'vocoder': STAGE_OVERHEAD_S}
 
-  clips = held_out_clips(workdir) if 'prepare' in done else None
-  clips = None if clips is None else sum(clips)
+  counts = held_out_clips(workdir) if 'prepare' in done else None
+  clips = None if counts is None else sum(counts)
 
   def training_time(hours: float) -> float:
     """The training stages' seconds in a budget of `hours` (evaluation grows with it)."""

@@ -20,9 +20,8 @@ def build_generator(model_config, seed: int = 0) -> vocoder_models.VocosGenerato
 
 
 PRIOR_NNLS_ITERATIONS = 10  # Of the magnitude prior: Griffin-Lim's own mel inversion.
-
-
-PHASE_PRIOR_STARTS = ('random', 'peak_locked')  # config.model.phase_prior_start ('random' if absent).
+# config.model.phase_prior_start: where the phase prior's Griffin-Lim starts ('random' if absent).
+PHASE_PRIOR_STARTS = ('random', 'peak_locked')
 
 
 def phase_prior_of(model_config) -> tuple[int, str]:

@@ -10,10 +10,10 @@ import numpy as np
 import soundfile
 
 from melodygan_jax.data import input_pipeline
+from melodygan_jax.data import records
 
 # The distances' kernel bandwidth and intervals compare clips within a set: two at least.
 MIN_CLIPS_A_HALF = 2
-from melodygan_jax.data import records
 
 EVALUATED_STEM = 'mix'  # Cleaned WAVs are mixes; stems would need their own reference.
 

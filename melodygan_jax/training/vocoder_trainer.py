@@ -129,8 +129,9 @@ def check_config(config: ml_collections.ConfigDict) -> CheckedConfig:
   config_checks.require(model.get('phase_prior_iterations', 0) >= 0,
                         'config.model.phase_prior_iterations',
                         model.get('phase_prior_iterations', 0), 'must be >= 0 (0: no phase prior)')
-  config_checks.require(neural_vocoder.phase_prior_of(model)[1] in neural_vocoder.PHASE_PRIOR_STARTS,
-                        'config.model.phase_prior_start', neural_vocoder.phase_prior_of(model)[1],
+  prior_start = neural_vocoder.phase_prior_of(model)[1]
+  config_checks.require(prior_start in neural_vocoder.PHASE_PRIOR_STARTS,
+                        'config.model.phase_prior_start', prior_start,
                         f'choose one of {", ".join(neural_vocoder.PHASE_PRIOR_STARTS)}')
   for field in ('adversarial_start_step', 'resolution_weight', 'feature_matching_weight',
                 'stft_weight', 'magnitude_weight', 'phase_weight'):
@@ -249,7 +250,8 @@ def train_step(graphdef, disc_graphdef, optimizer, disc_optimizer, schedule, con
   input_log_mel = jax.lax.stop_gradient(input_log_mel_fn(codec, log_mel))
   (loss, terms), (generator, opt_state, disc_params, disc_opt_state) = _update(
       graphdef, disc_graphdef, optimizer, disc_optimizer, config.loss, adversarial,
-      neural_vocoder.phase_prior_of(config.model), state, audio, true_spectrum, log_mel, input_log_mel)
+      neural_vocoder.phase_prior_of(config.model), state, audio, true_spectrum, log_mel,
+      input_log_mel)
   metrics = {'train/loss': loss, 'train/learning_rate': schedule(state.step),
              **{f'train/{name}': value for name, value in terms.items()}}
   return state.replace(step=state.step + 1, generator=generator, opt_state=opt_state,
