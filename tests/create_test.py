@@ -317,7 +317,11 @@ def test_songs_to_samples_within_the_budget_and_resumed_after_kill_9(tmp_path):
   assert 'skipped' not in final['finished']['evaluate']
   metrics = json.loads((workdir / 'metrics.json').read_text())
   for name in ('floor', 'vqvae_reconstruction', 'gan', 'baseline_iid'):
-    assert metrics[f'{name}/kad']['low'] <= metrics[f'{name}/kad']['value'], name
+    kad = metrics[f'{name}/kad']
+    # Halves of two clips have one distinct resample, so the interval can collapse onto the
+    # value, computed by another sum: equal up to rounding.
+    assert kad['low'] <= kad['value'] + 1e-9 * abs(kad['value']) and kad['low'] <= kad['high'], (
+        name, kad)
   assert 0.0 <= metrics['gan/too_close_to_training_share'] <= 1.0
   assert 'memorisation: ' in second.stdout and 'style strength ' in second.stdout
   manifest = json.loads((workdir / 'samples' / 'manifest.json').read_text())
