@@ -84,3 +84,13 @@ def test_the_interval_resamples_whole_songs():
                                     groups_positive=np.repeat([0, 1], 20))
   assert by_song.value == by_clip.value == pytest.approx(0.75)
   assert by_song.high - by_song.low > 2 * (by_clip.high - by_clip.low)
+
+
+def test_few_training_clips_stop_the_classifier_after_max_epochs(tester):
+  # 30 training clips of 4 patches a side: 60 passes are 450 steps of 16 a side, past 40.
+  assert tester.num_steps(120) == OPTIONS.num_steps
+  assert tester.num_steps(8) == 30  # 60 passes over 8 patches, 16 a step.
+  assert tester.num_steps(0) == 1
+  # A set of 4 clips (8 training patches) still trains long enough to hear the beats.
+  few = tester.test(log_mels(4, seed=2, beats=True), seed_offset=1)
+  assert len(few.set_scores) == 2 and few.auc.value > 0.95

@@ -11,6 +11,7 @@ Clips are split whole, and grouped by source file where the source is known,
 so no training patch comes from a test clip (or a test song).
 """
 import dataclasses
+import math
 
 from flax import nnx
 import jax
@@ -29,6 +30,9 @@ class TwoSampleOptions:
   patches_per_clip: int = 8
   channels: tuple[int, ...] = (16, 32, 32)  # Stride-2 3x3 convolutions.
   num_steps: int = 300
+  # Steps stop sooner when a side's training patches are few: past this many passes over
+  # them the classifier only learns those patches by heart (2 clips a side: 15 steps).
+  max_epochs: float = 60.0
   batch_size: int = 64
   learning_rate: float = 2e-3
   test_fraction: float = 0.5
@@ -199,6 +203,12 @@ class TwoSampleTester:
     self.jit_train_step = _make_train_step(self.graphdef, self.optimizer)
     self.jit_logits = jax.jit(lambda params, patches: nnx.merge(self.graphdef, params)(patches))
 
+  def num_steps(self, smaller_side_patches: int) -> int:
+    """Training steps: `num_steps`, or fewer where `max_epochs` passes come sooner."""
+    half = self.options.batch_size // 2
+    epoch_steps = math.ceil(self.options.max_epochs * smaller_side_patches / half)
+    return max(1, min(self.options.num_steps, epoch_steps))
+
   def _normalize(self, patches: np.ndarray) -> np.ndarray:
     patches = np.asarray(patches, np.float32)
     if self.options.remove_patch_mean:
@@ -251,7 +261,7 @@ class TwoSampleTester:
     params = jax.tree.map(jnp.copy, self.initial_params)
     opt_state = self.optimizer.init(params)
     half = options.batch_size // 2
-    for _ in range(options.num_steps):
+    for _ in range(self.num_steps(min(len(reference_rows), len(set_rows)))):
       rows = np.concatenate([rng.choice(reference_rows, half), rng.choice(set_rows, half)])
       params, opt_state, _ = self.jit_train_step(params, opt_state, train_patches[rows],
                                                  train_labels[rows])
