@@ -63,7 +63,7 @@ def run():
                       'every set (default: Griffin-Lim).')
   flags.DEFINE_integer('c2st_steps', two_sample.TwoSampleOptions.num_steps,
                        'Training steps of the two-sample classifier, per set (fewer where '
-                       '60 passes over a side\'s training patches come sooner).')
+                       '100 passes over a side\'s training patches come sooner).')
   flags.DEFINE_float('style_strength', None, 'Scale of the generated pieces\' global noise '
                      '(default: measured for the GAN run; 1 = as trained).')
   flags.mark_flags_as_required(['vqvae_workdir', 'data_dir'])

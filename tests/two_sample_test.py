@@ -87,9 +87,9 @@ def test_the_interval_resamples_whole_songs():
 
 
 def test_few_training_clips_stop_the_classifier_after_max_epochs(tester):
-  # 30 training clips of 4 patches a side: 60 passes are 450 steps of 16 a side, past 40.
+  # 30 training clips of 4 patches a side: 100 passes are 750 steps of 16 a side, past 40.
   assert tester.num_steps(120) == OPTIONS.num_steps
-  assert tester.num_steps(8) == 30  # 60 passes over 8 patches, 16 a step.
+  assert tester.num_steps(4) == 25  # 100 passes over one clip's 4 patches, 16 a step.
   assert tester.num_steps(0) == 1
   # A set of 4 clips (8 training patches) still trains long enough to hear the beats.
   few = tester.test(log_mels(4, seed=2, beats=True), seed_offset=1)

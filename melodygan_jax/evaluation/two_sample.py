@@ -31,8 +31,9 @@ class TwoSampleOptions:
   channels: tuple[int, ...] = (16, 32, 32)  # Stride-2 3x3 convolutions.
   num_steps: int = 300
   # Steps stop sooner when a side's training patches are few: past this many passes over
-  # them the classifier only learns those patches by heart (2 clips a side: 15 steps).
-  max_epochs: float = 60.0
+  # them the classifier only learns those patches by heart (one training clip a side: 25
+  # steps; 12 or more keep all 300).
+  max_epochs: float = 100.0
   batch_size: int = 64
   learning_rate: float = 2e-3
   test_fraction: float = 0.5
