@@ -83,9 +83,7 @@ def clip_figures(vqvae: loading.LoadedVQVAE, codes: np.ndarray, stem: str,
     magnitudes = np.asarray(inversion.mel_to_magnitude(jnp.exp(jnp.asarray(log_mels)),
                                                        NNLS_ITERATIONS))
     for log_mel, magnitude in zip(log_mels, magnitudes):
-      power_db = 20.0 / np.log(10.0) * log_mel  # Log magnitude -> power in dB...
-      power_db = np.maximum(power_db, power_db.max() - 80.0)  # ...as librosa's power_to_db.
-      envelope = music_structure.onset_envelope(power_db)
+      envelope = music_structure.onset_envelope(music_structure.mel_power_db_of_log_mel(log_mel))
       if code_resolution:
         stride = vqvae.time_stride
         whole = len(envelope) // stride * stride

@@ -32,9 +32,8 @@ from melodygan_jax.runs import loading  # pylint: disable=wrong-import-position
 
 
 def onset_envelope(log_mel: np.ndarray) -> np.ndarray:
-  """[frames, mels] natural log of the mel magnitude -> the profile's onset envelope."""
-  mel_db = 20.0 / np.log(10.0) * np.asarray(log_mel, np.float64)  # Magnitude in dB: power's.
-  return music_structure.onset_envelope(np.maximum(mel_db, mel_db.max() - 80.0))
+  """[frames, mels] the contract's log-mel -> the profile's onset envelope."""
+  return music_structure.onset_envelope(music_structure.mel_power_db_of_log_mel(log_mel))
 
 
 def main():
@@ -63,7 +62,8 @@ def main():
     for log_mel, envelope in zip(clips, envelopes):
       normalized = vqvae.normalization.normalize(log_mel, 'mix')
       rebuilt = vqvae.normalization.denormalize(
-          reconstruct.reconstruct_normalized(vqvae, normalized, 1024, 64), 'mix')
+          reconstruct.reconstruct_normalized(vqvae, normalized, chunk_frames=1024,
+                                             overlap_frames=64), 'mix')
       rebuilt_envelope = onset_envelope(rebuilt)
       correlations.append(np.corrcoef(envelope, rebuilt_envelope)[0, 1])
       spreads.append(rebuilt_envelope.std() / envelope.std())

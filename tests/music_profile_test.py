@@ -1,6 +1,7 @@
 """music_structure and music_profile: each entry sees the property it is named after."""
 import json
 
+import librosa
 import numpy as np
 import pytest
 
@@ -46,6 +47,17 @@ def test_a_click_track_has_a_clear_steady_pulse_and_shuffling_removes_it(clicks)
   assert 1.5 < steady[ENTRY['onset_density_per_s']] < 2.5  # Two beats a second.
   assert steady[ENTRY['bar_repetition']] > broken[ENTRY['bar_repetition']] + 0.1
   assert steady[ENTRY['harmonic_share']] < 0.2  # Clicks are percussive.
+
+
+def test_a_log_mel_gives_the_pulse_of_the_audio_it_came_from(clicks):
+  # A decoded log-mel has no audio: its squared mel magnitude in dB stands for mel power.
+  log_mel = contract.log_mel(clicks)
+  squared_mel = contract.mel_frames(contract.magnitude_frames(clicks)).astype(np.float64) ** 2
+  np.testing.assert_allclose(music_structure.mel_power_db_of_log_mel(log_mel),
+                             librosa.power_to_db(squared_mel), atol=1e-3)
+  envelope = music_structure.onset_envelope(music_structure.mel_power_db_of_log_mel(log_mel))
+  from_audio = music_structure.clip_profile(clicks)[ENTRY['pulse_clarity']]
+  assert music_structure.pulse_clarity(envelope) == pytest.approx(from_audio, abs=0.05)
 
 
 def test_a_sustained_chord_is_stable_harmonic_and_in_a_key():
