@@ -1,14 +1,18 @@
 """music_structure and music_profile: each entry sees the property it is named after."""
 import json
 
+import jax
+import jax.numpy as jnp
 import librosa
 import numpy as np
 import pytest
+import scipy.ndimage
 
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import music_structure
 from melodygan_jax.evaluation import corruptions
 from melodygan_jax.evaluation import music_profile
+from melodygan_jax.training import vqvae_trainer
 
 RATE = contract.SAMPLE_RATE_HZ
 ENTRY = {name: index for index, name in enumerate(music_structure.PROFILE_ENTRIES)}
@@ -58,6 +62,28 @@ def test_a_log_mel_gives_the_pulse_of_the_audio_it_came_from(clicks):
   envelope = music_structure.onset_envelope(music_structure.mel_power_db_of_log_mel(log_mel))
   from_audio = music_structure.clip_profile(clicks)[ENTRY['pulse_clarity']]
   assert music_structure.pulse_clarity(envelope) == pytest.approx(from_audio, abs=0.05)
+
+
+def test_the_codecs_onset_loss_sees_the_profiles_onset_envelope(clicks):
+  """vqvae_trainer's loss computes, in JAX, the envelope whose periodicity the profile reads."""
+  log_mel = contract.log_mel(clicks)
+  envelope = music_structure.onset_envelope(music_structure.mel_power_db_of_log_mel(log_mel))
+  mel_db = jnp.asarray(20.0 / np.log(10.0) * log_mel)[None]
+  in_jax = np.asarray(vqvae_trainer.mel_onset_envelopes(mel_db, mel_db.max() - 80.0))[0]
+  # librosa pads the flux by its lag and half its default 2,048-sample frame, in hops,
+  offset = 1 + 2048 // (2 * contract.HOP_LENGTH)
+  # and keeps the input's length.
+  np.testing.assert_allclose(in_jax[:len(envelope) - offset], envelope[offset:],
+                             rtol=1e-4, atol=1e-4)
+  # On normalized crops (unit statistics here): nothing for a copy, a lot for the
+  # same spectrum with its clicks smeared over 16 frames, and a gradient that says where.
+  stats = vqvae_trainer.unit_log_mel_stats()
+  crops = jnp.asarray(log_mel[:256].reshape(2, 128, -1))
+  smeared = jnp.asarray(scipy.ndimage.uniform_filter1d(np.asarray(crops), 16, axis=1))
+  loss = lambda recon: vqvae_trainer.onset_envelope_loss(recon, crops, *stats)
+  assert float(loss(crops)) == 0.0
+  assert float(loss(smeared)) > 0.5
+  assert np.isfinite(np.asarray(jax.grad(loss)(smeared))).all()
 
 
 def test_a_sustained_chord_is_stable_harmonic_and_in_a_key():

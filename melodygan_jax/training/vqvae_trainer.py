@@ -1,6 +1,8 @@
 """VQ-VAE training: the model-specific parts the shared loop calls.
 
-Loss: L1 + MSE of the normalized log-mel reconstruction, plus the commitment
+Loss: L1 + MSE of the normalized log-mel reconstruction, the spectral
+convergence of its mel magnitudes, the relative L1 of its onset envelope (the
+spectral flux the structure profile hears the beat in), plus the commitment
 loss; each level's codebook follows an EMA of its assigned residuals (not a
 loss term). From `loss.adversarial_start_step` on (a warm-up of reconstruction
 alone first, as VQGAN), a multi-scale patch discriminator on the normalized
@@ -98,6 +100,9 @@ def check_config(config: ml_collections.ConfigDict,
                         'config.model.discriminator_scales', model.discriminator_scales,
                         f'with {len(model.discriminator_channels)} convolutions per scale, '
                         f'needs crops of at least {shrink} frames and mels')
+  config_checks.require(config.loss.onset_envelope_weight >= 0.0,
+                        'config.loss.onset_envelope_weight', config.loss.onset_envelope_weight,
+                        'must be >= 0 (0: no onset envelope loss)')
   config_checks.require(config.loss.adversarial_start_step >= 0,
                         'config.loss.adversarial_start_step', config.loss.adversarial_start_step,
                         'must be >= 0 (a step number)')
@@ -138,10 +143,12 @@ def _codec_and_discriminator_update(graphdef, disc_graphdef, optimizer, disc_opt
     recon, aux = model(mel, active_levels)
     l1, mse = reconstruction_losses(recon, mel)
     convergence = spectral_convergence_loss(recon, mel, stem_mean, stem_std)
+    onsets = onset_envelope_loss(recon, mel, stem_mean, stem_std)
     loss = (config.loss.l1_weight * l1 + config.loss.mse_weight * mse
             + config.loss.spectral_convergence_weight * convergence
+            + config.loss.onset_envelope_weight * onsets
             + config.model.commitment_cost * aux['commitment_loss'])
-    terms = {'l1': l1, 'mse': mse, 'spectral_convergence': convergence,
+    terms = {'l1': l1, 'mse': mse, 'spectral_convergence': convergence, 'onset_envelope': onsets,
              'adversarial': jnp.zeros(()), 'feature_matching': jnp.zeros(())}
     if adversarial:
       discriminator = nnx.merge(disc_graphdef, state.discriminator)
@@ -198,6 +205,7 @@ def train_step(graphdef, disc_graphdef, optimizer, disc_optimizer, schedule, con
   metrics = {
       'train/loss': loss, 'train/l1': terms['l1'], 'train/mse': terms['mse'],
       'train/spectral_convergence': terms['spectral_convergence'],
+      'train/onset_envelope': terms['onset_envelope'],
       'train/adversarial': terms['adversarial'],
       'train/feature_matching': terms['feature_matching'],
       'train/discriminator': terms['discriminator'],
@@ -463,3 +471,36 @@ def mel_spectral_convergence(recon, mel, stem_mean, stem_std) -> jax.Array:
 def spectral_convergence_loss(recon, mel, stem_mean, stem_std) -> jax.Array:
   """Mean over the batch of `mel_spectral_convergence`."""
   return jnp.mean(mel_spectral_convergence(recon, mel, stem_mean, stem_std))
+
+
+# The contract's log-mel is the natural log of the mel magnitude: x 20/ln 10 is its power in dB.
+_DB_PER_LOG_MAGNITUDE = 20.0 / np.log(10.0)
+_ONSET_RANGE_DB = 80.0  # librosa.power_to_db's top_db, as the structure profile uses.
+
+
+def mel_onset_envelopes(log_mel_db, floor_db) -> jax.Array:
+  """[batch, frames, mels] mel power in dB -> [batch, frames - 1] spectral flux.
+
+  What music_structure.onset_envelope (librosa's onset strength) computes, in
+  JAX: the mean over bands of each frame's rise above the last, with the
+  spectrum held at `floor_db` [batch, 1, 1] from below.
+  """
+  db = jnp.maximum(log_mel_db, floor_db)
+  return jnp.mean(jax.nn.relu(jnp.diff(db, axis=1)), axis=2)
+
+
+def onset_envelope_loss(recon, mel, stem_mean, stem_std) -> jax.Array:
+  """Mean over the batch of the relative L1 between the crops' onset envelopes.
+
+  The beat evaluate hears is the periodicity of this envelope; the log-mel
+  losses weigh a missed or an added onset like any other error of its size.
+  The floor is the target's: what it holds below 80 dB under its peak is not
+  heard as onsets in either.
+  """
+  mel_db = _DB_PER_LOG_MAGNITUDE * normalization.denormalize_with(mel, stem_mean, stem_std)
+  recon_db = _DB_PER_LOG_MAGNITUDE * normalization.denormalize_with(recon, stem_mean, stem_std)
+  floor_db = jax.lax.stop_gradient(jnp.max(mel_db, axis=(1, 2), keepdims=True) - _ONSET_RANGE_DB)
+  target = mel_onset_envelopes(mel_db, floor_db)
+  error = jnp.mean(jnp.abs(mel_onset_envelopes(recon_db, floor_db) - target), axis=1)
+  # 0.1 dB a frame: a silent crop's tiny flux does not turn noise into a large error.
+  return jnp.mean(error / (jnp.mean(target, axis=1) + 0.1))
