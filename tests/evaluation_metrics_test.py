@@ -2,6 +2,7 @@
 import functools
 import importlib.util
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -88,6 +89,18 @@ def test_fad_infinity_removes_the_sample_size_bias():
   assert smallest_n_fad - expected > 0.02  # The bias FAD∞ must remove is there...
   assert result.value == pytest.approx(expected, abs=0.01)  # ...and removed.
   assert result.slope > 0 and result.r2 > 0.8
+
+
+def test_fad_infinity_of_a_set_too_small_for_two_sizes_is_nan_not_a_guess():
+  rng = np.random.default_rng(7)
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')  # numpy's RankWarning of a line through one point.
+    result = distances.fad_infinity(rng.standard_normal((50, 3)), rng.standard_normal((2, 3)),
+                                    min_n=2)
+  assert np.isnan([result.value, result.slope, result.r2]).all()
+  assert [n for n, _ in result.points] == [2]  # The one FAD it could compute, kept.
+  assert np.isfinite(distances.fad_infinity(rng.standard_normal((50, 3)),
+                                            rng.standard_normal((3, 3)), min_n=2).value)
 
 
 # --- KAD, bootstrap, floor, memorization ----------------------------------

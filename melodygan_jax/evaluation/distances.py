@@ -20,6 +20,7 @@ clips in memorization.)
 """
 from collections.abc import Callable
 import dataclasses
+import math
 
 import numpy as np
 
@@ -120,15 +121,20 @@ class Extrapolation:
 
 
 def extrapolate_to_infinite_n(sample_counts, values) -> Extrapolation:
-  """Least-squares line of `values` against 1/n, read at 1/n = 0, with its R²."""
+  """Least-squares line of `values` against 1/n, read at 1/n = 0, with its R².
+
+  NaN throughout when the counts hold fewer than two sizes: no line to read.
+  """
   counts = np.asarray(sample_counts, np.float64)
   values = np.asarray(values, np.float64)
+  points = tuple((int(n), float(v)) for n, v in zip(counts, values))
+  if len(np.unique(counts)) < 2:
+    return Extrapolation(value=math.nan, slope=math.nan, r2=math.nan, points=points)
   slope, intercept = np.polyfit(1.0 / counts, values, 1)
   residual = values - (slope / counts + intercept)
   spread = np.sum((values - values.mean()) ** 2)
   r2 = 1.0 - np.sum(residual**2) / spread if spread > 0 else 1.0
-  return Extrapolation(value=float(intercept), slope=float(slope), r2=float(r2),
-                       points=tuple((int(n), float(v)) for n, v in zip(counts, values)))
+  return Extrapolation(value=float(intercept), slope=float(slope), r2=float(r2), points=points)
 
 
 def fad_infinity(reference: np.ndarray, evaluated: np.ndarray, num_points: int = 15,
@@ -148,7 +154,8 @@ def fad_infinity(reference: np.ndarray, evaluated: np.ndarray, num_points: int =
     seed: resampling seed.
 
   Returns:
-    `Extrapolation` with value = FAD∞, slope, R² and the (n, FAD) points.
+    `Extrapolation` with value = FAD∞, slope, R² and the (n, FAD) points; NaN when
+    `evaluated` is too small to be drawn at two sizes (2 rows and `min_n` 2, say).
   """
   reference = _as_rows(reference, 'reference')
   evaluated = _as_rows(evaluated, 'evaluated')

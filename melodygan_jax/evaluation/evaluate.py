@@ -113,12 +113,14 @@ def distances_to_reference(reference: np.ndarray, evaluated: np.ndarray, kind: s
   def fad_infinity_value(a, b):
     return distances.fad_infinity(a, b, num_points=6, min_n=min_n, seed=seed).value
   extrapolation = distances.fad_infinity(reference, evaluated, min_n=min_n, seed=seed)
-  infinity = distances.bootstrap_interval(fad_infinity_value, reference, evaluated,
-                                          num_resamples=max(resamples // 4, 20), seed=seed)
+  low = high = math.nan  # Too few clips to draw at two sizes: no FAD∞, no interval.
+  if not math.isnan(extrapolation.value):
+    infinity = distances.bootstrap_interval(fad_infinity_value, reference, evaluated,
+                                            num_resamples=max(resamples // 4, 20), seed=seed)
+    low, high = infinity.low, infinity.high
   return {'fad': intervals.interval_entry(distances.fad_interval(
               reference, evaluated, num_resamples=resamples, seed=seed)),
-          'fad_infinity': {'value': extrapolation.value, 'low': infinity.low,
-                           'high': infinity.high},
+          'fad_infinity': {'value': extrapolation.value, 'low': low, 'high': high},
           'fad_infinity_r2': extrapolation.r2,
           'kad': intervals.interval_entry(distances.kad_interval(
               reference, evaluated, bandwidth=bandwidth, num_resamples=resamples, seed=seed))}
