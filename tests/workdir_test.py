@@ -76,6 +76,21 @@ def test_a_resumed_run_refuses_a_changed_experiment(tmp_path, current_normalizat
   assert (workdir / 'config.json').read_text() == first
 
 
+def test_a_run_started_before_the_onset_loss_resumes_only_without_it(tmp_path,
+                                                                      current_normalization):
+  config, workdir = _started_run(tmp_path, current_normalization)
+  started = json.loads((workdir / 'config.json').read_text())
+  del started['loss']['onset_envelope_weight']  # As written before the field existed.
+  (workdir / 'config.json').write_text(json.dumps(started))
+  with pytest.raises(errors.ConfigError,
+                     match=r'config.loss.onset_envelope_weight=1.0: this workdir was started '
+                           r'with 0.0'):
+    workdir_lib.write_or_check_config(config, str(workdir))
+  config.loss.onset_envelope_weight = 0.0
+  workdir_lib.write_or_check_config(config, str(workdir))  # Trains as it did: resumes.
+  assert not list(workdir.glob('config.resumed.*.json'))
+
+
 def test_a_resumed_run_may_train_longer_and_records_it(tmp_path, capsys, current_normalization):
   config, workdir = _started_run(tmp_path, current_normalization)
   first = (workdir / 'config.json').read_text()

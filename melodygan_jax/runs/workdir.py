@@ -45,6 +45,9 @@ RESUMABLE_FIELDS = (
     'train.checkpoint_every_steps', 'train.keep_checkpoints', 'train.num_summary_examples',
 )
 PATH_FIELDS = ('data.dataset_dir', 'vqvae_workdir', 'init_vocoder_workdir')
+# Fields added to the configs after runs had been started without them, each with the value
+# that trains as those runs did: a run resumed with that value goes on as it was.
+ADDED_FIELDS = {'loss.onset_envelope_weight': 0.0}
 
 
 class WorkdirError(errors.UserError, ValueError):
@@ -138,6 +141,9 @@ def config_changes(old: dict, new: dict) -> dict[str, tuple]:
   """Dotted field -> (old value, new value) for every field that differs."""
   old_flat = _flatten(json.loads(json.dumps(old)))
   new_flat = _flatten(json.loads(json.dumps(new)))
+  for field, earlier in ADDED_FIELDS.items():
+    if field in new_flat:
+      old_flat.setdefault(field, earlier)
   return {field: (old_flat.get(field), new_flat.get(field))
           for field in sorted(set(old_flat) | set(new_flat))
           if old_flat.get(field) != new_flat.get(field)}
