@@ -83,7 +83,7 @@ def clip_figures(vqvae: loading.LoadedVQVAE, codes: np.ndarray, stem: str,
     magnitudes = np.asarray(inversion.mel_to_magnitude(jnp.exp(jnp.asarray(log_mels)),
                                                        NNLS_ITERATIONS))
     for log_mel, magnitude in zip(log_mels, magnitudes):
-      envelope = music_structure.onset_envelope(music_structure.mel_power_db_of_log_mel(log_mel))
+      envelope = music_structure.onset_envelope_of_log_mel(log_mel)
       if code_resolution:
         stride = vqvae.time_stride
         whole = len(envelope) // stride * stride

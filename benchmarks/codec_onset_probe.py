@@ -31,11 +31,6 @@ from melodygan_jax.generation import reconstruct  # pylint: disable=wrong-import
 from melodygan_jax.runs import loading  # pylint: disable=wrong-import-position
 
 
-def onset_envelope(log_mel: np.ndarray) -> np.ndarray:
-  """[frames, mels] the contract's log-mel -> the profile's onset envelope."""
-  return music_structure.onset_envelope(music_structure.mel_power_db_of_log_mel(log_mel))
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--dataset_dir', required=True, help='A prepared data set (data_prep)')
@@ -50,7 +45,7 @@ def main():
   if len(clips) < 2:
     sys.exit(f'codec_onset_probe: {args.dataset_dir} holds {len(clips)} held-out song(s) of '
              f'{args.clip_seconds:g} s; need 2 or more')
-  envelopes = [onset_envelope(log_mel) for log_mel in clips]
+  envelopes = [music_structure.onset_envelope_of_log_mel(log_mel) for log_mel in clips]
   songs_pulse = float(np.nanmean([music_structure.pulse_clarity(e) for e in envelopes]))
   print(f'{len(clips)} held-out clips of {args.clip_seconds:g} s; the songs\' pulse clarity '
         f'{songs_pulse:.3f}')
@@ -64,7 +59,7 @@ def main():
       rebuilt = vqvae.normalization.denormalize(
           reconstruct.reconstruct_normalized(vqvae, normalized, chunk_frames=1024,
                                              overlap_frames=64), 'mix')
-      rebuilt_envelope = onset_envelope(rebuilt)
+      rebuilt_envelope = music_structure.onset_envelope_of_log_mel(rebuilt)
       correlations.append(np.corrcoef(envelope, rebuilt_envelope)[0, 1])
       spreads.append(rebuilt_envelope.std() / envelope.std())
       pulses.append(music_structure.pulse_clarity(rebuilt_envelope))

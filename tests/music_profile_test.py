@@ -59,7 +59,7 @@ def test_a_log_mel_gives_the_pulse_of_the_audio_it_came_from(clicks):
   squared_mel = contract.mel_frames(contract.magnitude_frames(clicks)).astype(np.float64) ** 2
   np.testing.assert_allclose(music_structure.mel_power_db_of_log_mel(log_mel),
                              librosa.power_to_db(squared_mel), atol=1e-3)
-  envelope = music_structure.onset_envelope(music_structure.mel_power_db_of_log_mel(log_mel))
+  envelope = music_structure.onset_envelope_of_log_mel(log_mel)
   from_audio = music_structure.clip_profile(clicks)[ENTRY['pulse_clarity']]
   assert music_structure.pulse_clarity(envelope) == pytest.approx(from_audio, abs=0.05)
 
@@ -67,9 +67,10 @@ def test_a_log_mel_gives_the_pulse_of_the_audio_it_came_from(clicks):
 def test_the_codecs_onset_loss_sees_the_profiles_onset_envelope(clicks):
   """vqvae_trainer's loss computes, in JAX, the envelope whose periodicity the profile reads."""
   log_mel = contract.log_mel(clicks)
-  envelope = music_structure.onset_envelope(music_structure.mel_power_db_of_log_mel(log_mel))
-  mel_db = jnp.asarray(20.0 / np.log(10.0) * log_mel)[None]
-  in_jax = np.asarray(vqvae_trainer.mel_onset_envelopes(mel_db, mel_db.max() - 80.0))[0]
+  envelope = music_structure.onset_envelope_of_log_mel(log_mel)
+  mel_db = jnp.asarray(music_structure.DB_PER_LOG_MAGNITUDE * log_mel)[None]
+  in_jax = np.asarray(vqvae_trainer.mel_onset_envelopes(
+      mel_db, mel_db.max() - music_structure.TOP_DB))[0]
   # librosa pads the flux by its lag and half its default 2,048-sample frame, in hops,
   offset = 1 + 2048 // (2 * contract.HOP_LENGTH)
   # and keeps the input's length.

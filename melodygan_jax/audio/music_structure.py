@@ -60,18 +60,28 @@ _KEY_PROFILES = np.stack([np.roll(profile, shift) for profile in (_MAJOR_PROFILE
                           for shift in range(12)])  # [24, 12]
 
 
+# The contract's log-mel is the natural log of the mel magnitude: x 20/ln 10, its power in dB.
+DB_PER_LOG_MAGNITUDE = 20.0 / np.log(10.0)
+TOP_DB = 80.0  # librosa.power_to_db's range below the loudest bin.
+
+
 def mel_power_db_of_log_mel(log_mel: np.ndarray) -> np.ndarray:
   """[frames, mels] the contract's log-mel (natural log of the mel magnitude) -> its square in
-  dB, 80 dB below the loudest as librosa.power_to_db: a decoded log-mel's stand-in for the
+  dB, TOP_DB below the loudest as librosa.power_to_db: a decoded log-mel's stand-in for the
   mel power in dB that `onset_envelope` takes."""
-  mel_power_db = 20.0 / np.log(10.0) * np.asarray(log_mel, np.float64)
-  return np.maximum(mel_power_db, mel_power_db.max() - 80.0)
+  mel_power_db = DB_PER_LOG_MAGNITUDE * np.asarray(log_mel, np.float64)
+  return np.maximum(mel_power_db, mel_power_db.max() - TOP_DB)
 
 
 def onset_envelope(mel_power_db: np.ndarray) -> np.ndarray:
   """[frames, mels] mel power in dB -> [frames] onset strength (librosa's spectral flux)."""
   return librosa.onset.onset_strength(S=mel_power_db.T, sr=contract.SAMPLE_RATE_HZ,
                                       hop_length=contract.HOP_LENGTH)
+
+
+def onset_envelope_of_log_mel(log_mel: np.ndarray) -> np.ndarray:
+  """[frames, mels] the contract's log-mel (a decoded one, say) -> `onset_envelope`."""
+  return onset_envelope(mel_power_db_of_log_mel(log_mel))
 
 
 def normalized_autocorrelation(signals: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ import optax
 from flax import nnx
 
 from melodygan_jax.audio import contract
+from melodygan_jax.audio import music_structure
 from melodygan_jax.audio import spectral_metrics
 from melodygan_jax.audio import spectrogram_image
 from melodygan_jax.audio import synthesis
@@ -473,11 +474,6 @@ def spectral_convergence_loss(recon, mel, stem_mean, stem_std) -> jax.Array:
   return jnp.mean(mel_spectral_convergence(recon, mel, stem_mean, stem_std))
 
 
-# The contract's log-mel is the natural log of the mel magnitude: x 20/ln 10 is its power in dB.
-_DB_PER_LOG_MAGNITUDE = 20.0 / np.log(10.0)
-_ONSET_RANGE_DB = 80.0  # librosa.power_to_db's top_db, as the structure profile uses.
-
-
 def mel_onset_envelopes(log_mel_db, floor_db) -> jax.Array:
   """[batch, frames, mels] mel power in dB -> [batch, frames - 1] spectral flux.
 
@@ -494,12 +490,14 @@ def onset_envelope_loss(recon, mel, stem_mean, stem_std) -> jax.Array:
 
   The beat evaluate hears is the periodicity of this envelope; the log-mel
   losses weigh a missed or an added onset like any other error of its size.
-  The floor is the target's: what it holds below 80 dB under its peak is not
-  heard as onsets in either.
+  The floor is the target's: what it holds more than music_structure.TOP_DB
+  under its peak is not heard as onsets in either.
   """
-  mel_db = _DB_PER_LOG_MAGNITUDE * normalization.denormalize_with(mel, stem_mean, stem_std)
-  recon_db = _DB_PER_LOG_MAGNITUDE * normalization.denormalize_with(recon, stem_mean, stem_std)
-  floor_db = jax.lax.stop_gradient(jnp.max(mel_db, axis=(1, 2), keepdims=True) - _ONSET_RANGE_DB)
+  to_db = music_structure.DB_PER_LOG_MAGNITUDE
+  mel_db = to_db * normalization.denormalize_with(mel, stem_mean, stem_std)
+  recon_db = to_db * normalization.denormalize_with(recon, stem_mean, stem_std)
+  floor_db = jax.lax.stop_gradient(
+      jnp.max(mel_db, axis=(1, 2), keepdims=True) - music_structure.TOP_DB)
   target = mel_onset_envelopes(mel_db, floor_db)
   error = jnp.mean(jnp.abs(mel_onset_envelopes(recon_db, floor_db) - target), axis=1)
   # 0.1 dB a frame: a silent crop's tiny flux does not turn noise into a large error.
