@@ -18,7 +18,6 @@ import scipy.fft
 from melodygan_jax.audio import contract
 
 _CHUNK_FRAMES = 4096  # ~48 s of audio per step: 1.3 MB of features, 8 MB of spectrum.
-_MFCC_TOP_DB = 80.0  # librosa.feature.mfcc's power_to_db range.
 
 
 @contextlib.contextmanager
@@ -72,7 +71,7 @@ def write_segments(archive: zipfile.ZipFile, stem: str, samples: np.ndarray,
         count = min(_CHUNK_FRAMES, kept_frames - first)
         power_db = np.frombuffer(power_db_file.read(count * row_bytes), np.float32).reshape(
             count, contract.NUM_MELS)
-        power_db = np.maximum(power_db, np.float32(loudest_db - _MFCC_TOP_DB))
+        power_db = np.maximum(power_db, np.float32(loudest_db - contract.TOP_DB))
         mfcc = scipy.fft.dct(power_db, axis=-1, type=2, norm='ortho')[:, :contract.NUM_MFCC]
         mfcc_entry.write(mfcc.astype(np.float32).tobytes())
   return num_segments

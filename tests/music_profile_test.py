@@ -68,9 +68,9 @@ def test_the_codecs_onset_loss_sees_the_profiles_onset_envelope(clicks):
   """vqvae_trainer's loss computes, in JAX, the envelope whose periodicity the profile reads."""
   log_mel = contract.log_mel(clicks)
   envelope = music_structure.onset_envelope_of_log_mel(log_mel)
-  mel_db = jnp.asarray(music_structure.DB_PER_LOG_MAGNITUDE * log_mel)[None]
+  mel_db = jnp.asarray(contract.DB_PER_LOG_MAGNITUDE * log_mel)[None]
   in_jax = np.asarray(vqvae_trainer.mel_onset_envelopes(
-      mel_db, mel_db.max() - music_structure.TOP_DB))[0]
+      mel_db, mel_db.max() - contract.TOP_DB))[0]
   # librosa pads the flux by its lag and half its default 2,048-sample frame, in hops,
   offset = 1 + 2048 // (2 * contract.HOP_LENGTH)
   # and keeps the input's length.

@@ -17,6 +17,9 @@ NUM_MELS = 128
 MEL_FMIN_HZ = 0.0
 MEL_FMAX_HZ = SAMPLE_RATE_HZ / 2  # Full band: up to Nyquist, nothing is cut.
 LOG_MEL_FLOOR = 1e-5  # Log-mel = log(max(mel magnitude, floor)).
+# The log-mel is the natural log of the mel magnitude: x 20/ln 10 is its power in dB.
+DB_PER_LOG_MAGNITUDE = 20.0 / np.log(10.0)
+TOP_DB = 80.0  # librosa.power_to_db's range below the loudest bin (onsets, MFCC).
 NUM_MFCC = 20
 _FFT_BATCH_FRAMES = 512  # Frames per batched FFT call: its 3 MB of buffers stay in cache.
 

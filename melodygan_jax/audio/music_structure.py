@@ -60,17 +60,12 @@ _KEY_PROFILES = np.stack([np.roll(profile, shift) for profile in (_MAJOR_PROFILE
                           for shift in range(12)])  # [24, 12]
 
 
-# The contract's log-mel is the natural log of the mel magnitude: x 20/ln 10, its power in dB.
-DB_PER_LOG_MAGNITUDE = 20.0 / np.log(10.0)
-TOP_DB = 80.0  # librosa.power_to_db's range below the loudest bin.
-
-
 def mel_power_db_of_log_mel(log_mel: np.ndarray) -> np.ndarray:
   """[frames, mels] the contract's log-mel (natural log of the mel magnitude) -> its square in
-  dB, TOP_DB below the loudest as librosa.power_to_db: a decoded log-mel's stand-in for the
+  dB, contract.TOP_DB below the loudest as librosa.power_to_db: a decoded log-mel's stand-in for the
   mel power in dB that `onset_envelope` takes."""
-  mel_power_db = DB_PER_LOG_MAGNITUDE * np.asarray(log_mel, np.float64)
-  return np.maximum(mel_power_db, mel_power_db.max() - TOP_DB)
+  mel_power_db = contract.DB_PER_LOG_MAGNITUDE * np.asarray(log_mel, np.float64)
+  return np.maximum(mel_power_db, mel_power_db.max() - contract.TOP_DB)
 
 
 def onset_envelope(mel_power_db: np.ndarray) -> np.ndarray:

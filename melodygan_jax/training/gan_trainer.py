@@ -242,7 +242,7 @@ def onset_envelopes(vqvae: loading.LoadedVQVAE, codes: np.ndarray, stem: str,
   envelopes = []
   for start in range(0, len(windows), 16):
     log_mel = vqvae.codes_to_log_mel(windows[start:start + 16], stem)
-    power_db = music_structure.DB_PER_LOG_MAGNITUDE * log_mel
+    power_db = contract.DB_PER_LOG_MAGNITUDE * log_mel
     flux = np.maximum(np.diff(power_db, axis=1, prepend=power_db[:, :1]), 0.0).mean(axis=-1)
     envelopes.append(flux.reshape(len(flux) * window, frames, -1).mean(axis=-1))
   return np.concatenate(envelopes)[:total].astype(np.float32)

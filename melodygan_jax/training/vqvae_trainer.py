@@ -23,7 +23,6 @@ import optax
 from flax import nnx
 
 from melodygan_jax.audio import contract
-from melodygan_jax.audio import music_structure
 from melodygan_jax.audio import spectral_metrics
 from melodygan_jax.audio import spectrogram_image
 from melodygan_jax.audio import synthesis
@@ -490,14 +489,14 @@ def onset_envelope_loss(recon, mel, stem_mean, stem_std) -> jax.Array:
 
   The beat evaluate hears is the periodicity of this envelope; the log-mel
   losses weigh a missed or an added onset like any other error of its size.
-  The floor is the target's: what it holds more than music_structure.TOP_DB
+  The floor is the target's: what it holds more than contract.TOP_DB
   under its peak is not heard as onsets in either.
   """
-  to_db = music_structure.DB_PER_LOG_MAGNITUDE
+  to_db = contract.DB_PER_LOG_MAGNITUDE
   mel_db = to_db * normalization.denormalize_with(mel, stem_mean, stem_std)
   recon_db = to_db * normalization.denormalize_with(recon, stem_mean, stem_std)
   floor_db = jax.lax.stop_gradient(
-      jnp.max(mel_db, axis=(1, 2), keepdims=True) - music_structure.TOP_DB)
+      jnp.max(mel_db, axis=(1, 2), keepdims=True) - contract.TOP_DB)
   target = mel_onset_envelopes(mel_db, floor_db)
   error = jnp.mean(jnp.abs(mel_onset_envelopes(recon_db, floor_db) - target), axis=1)
   # 0.1 dB a frame: a silent crop's tiny flux does not turn noise into a large error.
