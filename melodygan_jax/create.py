@@ -69,7 +69,14 @@ CODEC_SHARE = 0.40
 VOCODER_SHARE = 0.25  # Of the training time, with --vocoder.
 MIN_STEPS = {'vqvae': 200, 'gan': 200, 'vocoder': 200}
 PREPARE_X_REAL_TIME = 200.0  # Planned rate of prepare before it has run (2 workers: 400-780x).
-STAGE_OVERHEAD_S = 90.0  # Start-up, compiles, the final eval and checkpoint of a training stage.
+PREPARE_START_S = 10.0  # Its start-up and the data set's writing (8 s for 2 min of songs).
+# A training stage's time beside its steps: start-up (the interpreter, JAX and TensorFlow,
+# the data set, the first and last checkpoints: 21 s for the codec on this CPU) and its
+# compiles, each as long as the calibration's (which compiled the same train step): the
+# train step's, the eval step's, and a resume's, which compiles again where the cache is off.
+STAGE_START_S = 25.0
+STAGE_COMPILES = 3
+COMPILE_S_UNMEASURED = 20.0  # A calibration without compile times (an older workdir's).
 # And what grows with the songs, measured on 6.65 h of them with 32% held out (this CPU): the
 # codec's final eval reads the whole held-out split (264 s for 2.1 h of it); the GAN first
 # encodes every song to codes and decodes the training codes' onset envelopes (181 s).
@@ -94,7 +101,14 @@ EVALUATE_PROBE_S = 0.32
 EVALUATE_FIXED_S = 28.0
 EVALUATE_TRAINING_CLIP_S = 0.19
 EVALUATE_HALF_CLIP_S = 6.1
-SAMPLES_S = 90.0
+# Kept back from training for evaluate, which runs after the last training stage, when no
+# later stage can give back what it takes beyond its plan: from 11% under to 18% over it
+# (the 1-hour run; the tiny preset, on an idle and on a loaded 2-core CPU).
+EVALUATE_RESERVE_SHARE = 0.03
+# samples: its start-up, the GAN's compile, and 8 pieces of 10 s generated, inverted and
+# drawn, each about two of the calibration's evaluate probes (24 s on this CPU at 1 hour).
+SAMPLES_START_S = 20.0
+SAMPLES_PROBES = 16
 # A training stage saves every few minutes (53 MB for configs/vqvae.py, under a second), so a
 # kill without notice loses little; SIGTERM (a preemption, create's own deadline) saves at once.
 CHECKPOINT_EVERY_S = 180.0
@@ -213,6 +227,20 @@ def vocoder_figures(calibration: dict) -> tuple[dict, int]:
   return {'warmup_s': step_s, 'adversarial_s': step_s}, 0
 
 
+def stage_overhead_s(calibration: dict, name: str) -> float:
+  """Seconds the `name` training stage spends beside its steps on this machine, before what
+  grows with the songs: its start-up and compiles (STAGE_START_S, STAGE_COMPILES)."""
+  figures = vocoder_figures(calibration)[0] if name == 'vocoder' else calibration[name]
+  return STAGE_START_S + STAGE_COMPILES * figures.get('compile_s', COMPILE_S_UNMEASURED)
+
+
+def samples_seconds(calibration: dict) -> float:
+  """Planned seconds of the samples stage on this machine."""
+  probe_s = calibration.get('evaluate_probe_s') or EVALUATE_PROBE_S
+  return (SAMPLES_START_S + calibration['gan'].get('compile_s', COMPILE_S_UNMEASURED)
+          + SAMPLES_PROBES * probe_s)
+
+
 def training_seconds(calibration: dict, name: str, steps: int, adversarial_start: int) -> float:
   """Planned seconds of `steps` steps of the `name` training stage, from the calibration
   (`adversarial_start`: the codec's)."""
@@ -318,7 +346,7 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
   validation_fraction = held_out_fraction(state['num_files'], settings.get('held_out_fraction'))
   stages = []
   if 'prepare' not in done:
-    prepare_s = audio_s / PREPARE_X_REAL_TIME
+    prepare_s = PREPARE_START_S + audio_s / PREPARE_X_REAL_TIME
     stages.append(Stage('prepare', [
         sys.executable, '-m', 'data_prep.prepare', f'--input_dir={settings["songs"]}',
         f'--output_dir={workdir}/data', '--num_workers=2',
@@ -330,10 +358,11 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
   planned_prepare = sum(stage.planned_s for stage in stages)
 
   audio_hours = audio_s / 3600
-  overhead_s = {'vqvae': STAGE_OVERHEAD_S
-                         + CODEC_EVAL_S_PER_HELD_OUT_HOUR * validation_fraction * audio_hours,
-                'gan': STAGE_OVERHEAD_S + GAN_START_S_PER_AUDIO_HOUR * audio_hours,
-                'vocoder': STAGE_OVERHEAD_S}
+  overhead_s = {name: stage_overhead_s(calibration, name) for name in training_stages}
+  overhead_s['vqvae'] = (overhead_s.get('vqvae', 0.0)
+                         + CODEC_EVAL_S_PER_HELD_OUT_HOUR * validation_fraction * audio_hours)
+  overhead_s['gan'] = overhead_s.get('gan', 0.0) + GAN_START_S_PER_AUDIO_HOUR * audio_hours
+  samples_s = 0.0 if 'samples' in done else samples_seconds(calibration)
 
   counts = held_out_clips(workdir) if 'prepare' in done else None
   clips = None if counts is None else sum(counts)
@@ -341,9 +370,10 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
   def training_time(hours: float) -> float:
     """The training stages' seconds in a budget of `hours` (evaluation grows with it)."""
     evaluate_s = (0.0 if 'evaluate' in done else evaluate_size(
-        audio_s, validation_fraction, hours * 3600, probe_s, clips)[1])
+        audio_s, validation_fraction, hours * 3600, probe_s, clips)[1]
+        + EVALUATE_RESERVE_SHARE * hours * 3600)
     return (seconds_left + (hours - settings['hours']) * 3600 - planned_prepare - evaluate_s
-            - SAMPLES_S - sum(overhead_s[name] for name in training_stages))
+            - samples_s - sum(overhead_s[name] for name in training_stages))
 
   evaluate_clips, evaluate_s = evaluate_size(audio_s, validation_fraction,
                                              settings['hours'] * 3600, probe_s, clips)
@@ -420,7 +450,8 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
         sys.executable, '-m', 'melodygan_jax.sample', f'--workdir={workdir}/gan',
         f'--output_dir={workdir}/samples', '--num_samples=8', '--seconds=10']
         + ([f'--metrics={workdir}/metrics.json']
-           if (pathlib.Path(workdir) / 'metrics.json').exists() else []) + vocoder_flag, SAMPLES_S, '8 pieces of 10 s'))
+           if (pathlib.Path(workdir) / 'metrics.json').exists() else []) + vocoder_flag,
+        samples_s, '8 pieces of 10 s'))
   return stages
 
 
