@@ -358,10 +358,11 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
   planned_prepare = sum(stage.planned_s for stage in stages)
 
   audio_hours = audio_s / 3600
-  overhead_s = {name: stage_overhead_s(calibration, name) for name in training_stages}
-  overhead_s['vqvae'] = (overhead_s.get('vqvae', 0.0)
-                         + CODEC_EVAL_S_PER_HELD_OUT_HOUR * validation_fraction * audio_hours)
-  overhead_s['gan'] = overhead_s.get('gan', 0.0) + GAN_START_S_PER_AUDIO_HOUR * audio_hours
+  grows_with_songs_s = {
+      'vqvae': CODEC_EVAL_S_PER_HELD_OUT_HOUR * validation_fraction * audio_hours,
+      'gan': GAN_START_S_PER_AUDIO_HOUR * audio_hours}
+  overhead_s = {name: stage_overhead_s(calibration, name) + grows_with_songs_s.get(name, 0.0)
+                for name in training_stages}
   samples_s = 0.0 if 'samples' in done else samples_seconds(calibration)
 
   counts = held_out_clips(workdir) if 'prepare' in done else None
