@@ -3,6 +3,7 @@
   python benchmarks/vocoder_bench.py --vocoder_workdir=runs/vocoder [--num_clips=6]
       [--clip_seconds=8] [--dataset_dir=benchmarks/.cache/codec_data]
       [--phase_prior_start=random|peak_locked] [--phase_prior_iterations=N]
+      [--mel_refinement_iterations=N]
   python benchmarks/vocoder_bench.py --prepare_only     # just prepare the real-music data set
 
 Real music: the Debian game soundtracks (benchmarks/real_music.py; singularity-music and
@@ -28,7 +29,8 @@ what each part gives: the network's output unrefined, and 32-iteration
 Griffin-Lim refined the same way. With the run's
 metrics.jsonl, the training curve (eval rows) is printed too. The two
 --phase_prior flags run a vocoder trained with a phase prior with another one at
-inference (inversion.peak_locked_phase, fewer iterations).
+inference (inversion.peak_locked_phase, fewer iterations), and
+--mel_refinement_iterations with another number of refinement steps.
 """
 import argparse
 import json
@@ -174,6 +176,8 @@ def main():
                       help='At inference, the phase prior from this start (default: the run\'s)')
   parser.add_argument('--phase_prior_iterations', type=int, default=None,
                       help='At inference, this many Griffin-Lim iterations in the phase prior')
+  parser.add_argument('--mel_refinement_iterations', type=int, default=None,
+                      help='At inference, this many mel refinement steps (default: the run\'s)')
   parser.add_argument('--prepare_only', action='store_true')
   args = parser.parse_args()
   start = time.perf_counter()
@@ -194,7 +198,8 @@ def main():
         workdir_lib.read_config(args.vocoder_workdir, 'vocoder').model)
     phase_prior = (args.phase_prior_iterations or trained[0],
                    args.phase_prior_start or trained[1])
-  vocoder = loading.load_vocoder(args.vocoder_workdir, phase_prior=phase_prior)
+  vocoder = loading.load_vocoder(args.vocoder_workdir, phase_prior=phase_prior,
+                                 mel_refinement_iterations=args.mel_refinement_iterations)
   vocoders = {'vocoder': vocoder, **{f'griffin_lim_{n}': inversion.GriffinLimVocoder(iterations=n)
                                      for n in GRIFFIN_LIM_ITERATIONS}}
   refinement = vocoder.mel_refinement_iterations

@@ -53,6 +53,7 @@ def get_config() -> ml_collections.ConfigDict:
   # (0: the phase from nothing, as Vocos). An untrained model is then Griffin-Lim
   # itself, and a CPU's training budget goes to doing better than it.
   config.model.phase_prior_iterations = 32
+  config.model.phase_prior_start = 'random'  # Or 'peak_locked' (inversion.peak_locked_phase).
   # At inference, the generator's STFT is refined this many steps into a waveform whose
   # mel is the one it was given (inversion.mel_consistent: Griffin-Lim's projections onto
   # the spectra with that mel); the training losses see the generator's own output.
@@ -77,6 +78,7 @@ def get_config() -> ml_collections.ConfigDict:
   # APNet's anti-wrapped phase losses (instantaneous phase, group delay, instantaneous
   # frequency) against the crop's own STFT phase, weighted by its magnitude. 0: none.
   config.loss.phase_weight = 0.0
+  config.loss.refinement_iterations = 0  # > 0: the losses hear the mel-refined output.
   # Reconstruction losses alone before this step (Vocos' pretrain_mel_steps): on a
   # CPU the warm-up steps run ~5x faster than the adversarial ones.
   config.loss.adversarial_start_step = 3_000

@@ -134,7 +134,7 @@ def check_config(config: ml_collections.ConfigDict) -> CheckedConfig:
                         'config.model.phase_prior_start', prior_start,
                         f'choose one of {", ".join(neural_vocoder.PHASE_PRIOR_STARTS)}')
   for field in ('adversarial_start_step', 'resolution_weight', 'feature_matching_weight',
-                'stft_weight', 'magnitude_weight', 'phase_weight'):
+                'stft_weight', 'magnitude_weight', 'phase_weight', 'refinement_iterations'):
     config_checks.require(config.loss.get(field, 0.0) >= 0, f'config.loss.{field}',
                           config.loss.get(field, 0.0), 'must be >= 0')
   train = config.train
@@ -181,6 +181,11 @@ def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adv
   def generator_loss(params):
     fake, spectrum = neural_vocoder.synthesize_with_priors(nnx.merge(graphdef, params),
                                                            input_log_mel, generator_priors)
+    if loss_config.get('refinement_iterations', 0):  # Static: runs from before it have none.
+      # The losses hear what inference plays: the output after the mel refinement, so the
+      # network learns what the refinement cannot restore instead of what it undoes.
+      fake = neural_vocoder.refine_to_mel(spectrum, input_log_mel,
+                                          loss_config.refinement_iterations)
     mel = mel_l1(log_mel, fake)
     stft = multi_resolution_stft_loss(audio, fake)
     magnitude = log_magnitude_l1(true_magnitude, spectrum)
