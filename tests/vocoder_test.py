@@ -293,9 +293,11 @@ def test_the_losses_can_hear_the_mel_refined_output(prepared_dir):
   assert refined['train/mel_l1'] < 0.85 * unrefined['train/mel_l1'], (refined, unrefined)
   assert refined['train/log_magnitude_l1'] == pytest.approx(unrefined['train/log_magnitude_l1'])
   assert 0 < refined['train/grad_norm'] != pytest.approx(unrefined['train/grad_norm'])
-  config.loss.refinement_iterations = -1
-  with pytest.raises(errors.ConfigError, match='config.loss.refinement_iterations'):
-    vocoder_trainer.check_config(config)
+  for iterations, inference in ((-1, 4), (4, 0)):  # Inference that never refines, too.
+    config.loss.refinement_iterations = iterations
+    config.model.mel_refinement_iterations = inference
+    with pytest.raises(errors.ConfigError, match='config.loss.refinement_iterations'):
+      vocoder_trainer.check_config(config)
 
 
 @pytest.mark.end_to_end
