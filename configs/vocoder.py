@@ -56,7 +56,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.phase_prior_start = 'random'  # Or 'peak_locked' (inversion.peak_locked_phase).
   # At inference, the generator's STFT is refined this many steps into a waveform whose
   # mel is the one it was given (inversion.mel_consistent: Griffin-Lim's projections onto
-  # the spectra with that mel); the training losses see the generator's own output.
+  # the spectra with that mel); the training losses see the generator's own output
+  # unless loss.refinement_iterations (below) refines it in the step too.
   config.model.mel_refinement_iterations = 32
   # A 2-D conv net over (frames, bins) after the head, correcting each bin's magnitude
   # and phase from its neighbours (models/vocoder.py SpectralRefiner); 0: none.

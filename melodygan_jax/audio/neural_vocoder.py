@@ -84,8 +84,8 @@ def synthesize(generator: vocoder_models.VocosGenerator, log_mel: jax.Array,
   """[batch, frames, NUM_MELS] log-mel -> [batch, (frames - 1) * HOP_LENGTH] float32 audio.
 
   `mel_refinement_iterations` > 0: the predicted STFT is refined into a waveform
-  whose mel is the one given (`inversion.mel_consistent`); inference only, the
-  training losses see the generator's own output.
+  whose mel is the one given (`inversion.mel_consistent`); the training losses see
+  the generator's own output unless `loss.refinement_iterations` refines it there too.
   """
   generator_priors = priors(generator, log_mel, rngs, phase_prior_iterations, phase_prior_start)
   if not mel_refinement_iterations:

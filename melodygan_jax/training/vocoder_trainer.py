@@ -137,9 +137,10 @@ def check_config(config: ml_collections.ConfigDict) -> CheckedConfig:
                 'stft_weight', 'magnitude_weight', 'phase_weight', 'refinement_iterations'):
     config_checks.require(config.loss.get(field, 0.0) >= 0, f'config.loss.{field}',
                           config.loss.get(field, 0.0), 'must be >= 0')
+  trained_refinement = config.loss.get('refinement_iterations', 0)
   config_checks.require(
-      not config.loss.get('refinement_iterations', 0) or model.get('mel_refinement_iterations', 0),
-      'config.loss.refinement_iterations', config.loss.get('refinement_iterations', 0),
+      not trained_refinement or model.get('mel_refinement_iterations', 0),
+      'config.loss.refinement_iterations', trained_refinement,
       'the losses would hear a refinement that inference never plays: set '
       'config.model.mel_refinement_iterations too, or this to 0')
   train = config.train
