@@ -79,7 +79,9 @@ def get_config() -> ml_collections.ConfigDict:
   # APNet's anti-wrapped phase losses (instantaneous phase, group delay, instantaneous
   # frequency) against the crop's own STFT phase, weighted by its magnitude. 0: none.
   config.loss.phase_weight = 0.0
-  config.loss.refinement_iterations = 0  # > 0: the losses hear the mel-refined output.
+  # > 0: the mel, MR-STFT and adversarial losses hear the output after this many mel-refinement
+  # steps (model.mel_refinement_iterations, what inference plays). 0: the network's own.
+  config.loss.refinement_iterations = 0
   # Reconstruction losses alone before this step (Vocos' pretrain_mel_steps): on a
   # CPU the warm-up steps run ~5x faster than the adversarial ones.
   config.loss.adversarial_start_step = 3_000

@@ -10,8 +10,9 @@ Griffin-Lim Iteration's denoiser) corrects each bin from its neighbours, and
 with the mel L1 at x1 instead of x45 (the NNLS prior already meets the mel; the
 inference refinement restores it) the network trades it for the linear
 spectrum's detail. For speed: the phase prior is 8 Griffin-Lim iterations from
-the peak-locked phase, inference refines 8 steps, and the losses hear the output
-after those 8 steps (the network learns what the refinement cannot restore).
+the peak-locked phase, inference refines 8 steps, and the waveform's losses hear
+the output after those 8 steps (the network learns what the refinement cannot
+restore; the log-magnitude loss still scores its own spectrum).
 Reconstruction losses only: 17,000 steps, about 70 min alone on a 2-core CPU
 (4.1 steps/s).
 
@@ -40,7 +41,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.refinement_iterations = 8
   config.loss.mel_weight = 1.0
   config.train.num_steps = 17_000
-  config.loss.adversarial_start_step = config.train.num_steps  # Never reached.
+  # Never reached: the start follows num_steps wherever a flag or create sets it.
+  config.loss.adversarial_start_step = config.train.get_ref('num_steps')
   config.train.eval_every_steps = 1_000
   config.train.checkpoint_every_steps = 1_000
   return config

@@ -56,8 +56,9 @@ PRESETS = {  # Configs per preset: (codec, GAN), paths relative to the repositor
     'gpu': ('configs/vqvae.py', 'configs/gan.py'),
     'tpu': ('configs/vqvae.py', 'configs/gan.py'),
 }
-# The CPU's vocoder is the spectral refiner: at equal minutes its held-out curve is below the
-# default's and still falling (docs/results.md, "The spectral refiner for two hours").
+# The CPU's vocoder is the spectral refiner trained through its mel refinement: at equal
+# minutes its held-out curve is below the default's and still falling, at 37x real time
+# (docs/results.md, "The refiner trained through its refinement, for speed").
 VOCODER_CONFIGS = {'tiny': 'configs/vocoder_tiny.py', 'cpu': 'configs/vocoder_refiner.py',
                    'gpu': 'configs/vocoder_large.py', 'tpu': 'configs/vocoder_large.py'}
 # The training time's split, chosen by the final samples' figures: on the 1-hour CPU run
@@ -214,7 +215,8 @@ def calibrate(vqvae_config: str, gan_config: str, vocoder_config: str | None = N
   lines = [line for line in result.stdout.splitlines() if line.startswith('{')]
   if result.returncode != 0 or not lines:
     tail = (result.stderr.strip().splitlines() or ['no output'])[-1]
-    raise errors.UserError(f'calibration failed: {tail}')
+    configs = ', '.join(filter(None, (vqvae_config, gan_config, vocoder_config)))
+    raise errors.UserError(f'measuring {configs} failed (exit {result.returncode}): {tail}')
   return json.loads(lines[-1])
 
 
@@ -293,12 +295,22 @@ def evaluate_size(audio_s: float, held_out: float, budget_s: float,
   return max(int(2 * half), 2), seconds
 
 
-def check_prepared(workdir: str) -> None:
-  """Refuses a data set whose songs all went to the held-out split (nothing to train on)."""
+def check_prepared(workdir: str, min_audio_minutes: float) -> float:
+  """Refuses a data set with too little audio after cleaning, or whose songs all went to the
+  held-out split (nothing to train on); returns the seconds of songs prepare used, what the
+  plan scales with (before prepare, a file libsndfile cannot read counted as none)."""
+  report = json.loads((pathlib.Path(workdir) / 'data' / records.REPORT_FILENAME).read_text())
+  clean_minutes = 60 * report.get('clean_audio_hours', 0.0)
+  if clean_minutes < min_audio_minutes:
+    raise errors.UserError(
+        f'{workdir}/data: {clean_minutes:.1f} minutes of audio after cleaning, from '
+        f'{report.get("num_used", 0)} files ({report.get("num_skipped", 0)} skipped, see '
+        f'report.json); at least {min_audio_minutes:g} are needed (--min_audio_minutes)')
   stats = json.loads((pathlib.Path(workdir) / 'data' / 'stats.json').read_text())
   if 'train' not in stats.get('splits', {}).values():
     raise errors.UserError(f'{workdir}/data: every usable song was held out for evaluation; '
                            'add songs (at least 3 whole files)')
+  return 3600 * report.get('audio_hours', 0.0)
 
 
 def held_out_clips(workdir: str) -> list[int] | None:
@@ -412,8 +424,14 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
     stage_s = max(free_s * shares[name] / free_share, 0.0)
     steps = started.get(name) or max(steps_within(name, stage_s), 1)
     all_steps_s = training_seconds(calibration, name, steps, adversarial_start)
+    stage_overrides = overrides[name]
+    warmup = {'vqvae': calibration['vqvae'],
+              'vocoder': vocoder_figures(calibration)[0]}.get(name, {}).get('warmup_steps')
+    if warmup is not None and steps <= warmup:
+      # Fewer steps than the config's warm-up (which its trainer refuses): warm up a tenth.
+      stage_overrides = {**stage_overrides, 'train.warmup_steps': steps // 10}
     command = train_command(find_config(configs[name]), f'{workdir}/{name}', steps,
-                            overrides[name], all_steps_s / steps)
+                            stage_overrides, all_steps_s / steps)
     planned = still_to_train_s.get(name, all_steps_s)
     if steps < MIN_STEPS[name]:
       if done:
@@ -613,7 +631,8 @@ def create(songs: str, workdir: str, hours: float, preset: str, vocoder: bool,
     atomic_files.write_json(state_path, state)
   state['settings']['hours'] = hours  # A resumed run may be given more (or less) time.
   settings = {**state['settings'], 'preset': state['preset']}
-  if 'prepare' in state['finished']:  # Killed between prepare's end and the check.
+  if 'prepare' in state['finished']:  # Killed between prepare's end and the checks.
+    state['audio_s'] = check_prepared(settings['workdir'], min_audio_minutes)
     skip_evaluation_if_it_cannot_run(settings['workdir'], state, state_path)
   budget_s = hours * 3600
   started = time.time()
@@ -662,7 +681,7 @@ def create(songs: str, workdir: str, hours: float, preset: str, vocoder: bool,
     atomic_files.write_json(state_path, state)
     print(f'create: {stage.name} done in {took / 60:.1f} min', flush=True)
     if stage.name == 'prepare':
-      check_prepared(settings['workdir'])
+      state['audio_s'] = check_prepared(settings['workdir'], min_audio_minutes)
       skip_evaluation_if_it_cannot_run(settings['workdir'], state, state_path)
     # The rest is planned again from the time actually left.
     stages = plan(settings, state, budget_s - state['spent_s'], state['audio_s'])

@@ -51,6 +51,18 @@ def test_what_cannot_work_is_refused_before_any_work(corpus_dir, tmp_path):
   assert not workdir.exists()  # Nothing was written for any of them.
 
 
+def test_too_little_audio_after_cleaning_is_refused_after_prepare(prepared_dir, tmp_path):
+  # Before prepare, a file libsndfile cannot read (an M4A, say) counts as no audio, and
+  # cleaning may cut silence: prepare's report decides, and the plan scales with it.
+  (tmp_path / 'data').symlink_to(prepared_dir)
+  message = str(pytest.raises(errors.UserError, create_lib.check_prepared, str(tmp_path),
+                              5.0).value)
+  assert re.fullmatch(r'\S+/data: 0\.\d minutes of audio after cleaning, from 4 files \(0 '
+                      r'skipped, see report\.json\); at least 5 are needed '
+                      r'\(--min_audio_minutes\)', message), message
+  assert create_lib.check_prepared(str(tmp_path), 0.1) == pytest.approx(4 * 9.0, rel=0.05)
+
+
 def test_a_workdir_of_other_settings_or_features_is_refused(corpus_dir, tmp_path):
   workdir = tmp_path / 'run'
   workdir.mkdir()
@@ -218,6 +230,28 @@ def test_the_vocoder_is_planned_from_its_own_measured_steps():
       older_calibration, 'vocoder') == pytest.approx(
       3 * 1.80 * older['vocoder'].steps)
   assert 10 * older['vocoder'].steps < planned(calibration, hours=4.0)['vocoder'].steps
+
+
+def test_a_stage_shorter_than_its_config_warm_up_warms_up_a_tenth_of_its_steps():
+  # A slow vocoder with a long warm-up (configs/vocoder_large.py's 1,000 steps) given an
+  # hour: the trainer refuses a warm-up as long as the run, so create shortens it.
+  calibration = {'backend': 'gpu', 'device_count': 1, 'gan': {'step_s': 1.38},
+                 'vqvae': {'warmup_s': 1.29, 'adversarial_s': 1.80, 'adversarial_start_step': 1000,
+                           'warmup_steps': 200},
+                 'vocoder': {'warmup_s': 1.0, 'adversarial_s': 1.0, 'adversarial_start_step': 0,
+                             'warmup_steps': 1000}}
+  state = {'num_files': 95, 'calibration': calibration, 'finished': {}, 'steps': {},
+           'vqvae_adversarial_start_step': 1000}
+  settings = {'workdir': '/w', 'preset': 'gpu', 'songs': '/s', 'hours': 1.0, 'vocoder': True,
+              'held_out_fraction': 0.32}
+  stages = {stage.name: stage
+            for stage in create_lib.plan(settings, state, 3600.0, 6.65 * 3600)}
+  vocoder_steps = stages['vocoder'].steps
+  assert create_lib.MIN_STEPS['vocoder'] <= vocoder_steps <= 1000
+  assert f'--config.train.warmup_steps={vocoder_steps // 10}' in stages['vocoder'].command
+  # The codec's steps are more than its warm-up: its config's own.
+  assert stages['vqvae'].steps > 200
+  assert not any('warmup_steps' in part for part in stages['vqvae'].command)
 
 
 def test_evaluate_is_planned_from_the_machines_measured_speed():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from configs import vocoder_refiner
 from configs import vocoder_tiny
 from melodygan_jax import errors
 from melodygan_jax.audio import contract
@@ -220,6 +221,8 @@ def test_a_clip_is_decoded_in_one_pass_by_a_local_model(trained_vocoder):
   assert np.abs(other - whole).max() > 1e-3
   with pytest.raises(ValueError, match='at least 1 iteration'):
     loading.load_vocoder(str(trained_vocoder[0]), phase_prior=(0, 'peak_locked'))
+  with pytest.raises(ValueError, match='mel_refinement_iterations=-1'):
+    loading.load_vocoder(str(trained_vocoder[0]), mel_refinement_iterations=-1)
   config = vocoder_tiny.get_config()
   config.model.dtype = 'float32'
   config.model.phase_prior_iterations = 0
@@ -251,6 +254,7 @@ def test_calibration_times_the_vocoder_steps_phase_by_phase():
   config = vocoder_tiny.get_config()
   figures = calibration.vocoder_seconds_per_step(config, steps=2)
   assert figures['adversarial_start_step'] == config.loss.adversarial_start_step
+  assert figures['warmup_steps'] == config.train.warmup_steps  # create shortens a longer one.
   assert 0 < figures['warmup_s'] < figures['adversarial_s'], figures
   with config.unlocked():
     config.train.num_steps = config.loss.adversarial_start_step
@@ -293,11 +297,19 @@ def test_the_losses_can_hear_the_mel_refined_output(prepared_dir):
   assert refined['train/mel_l1'] < 0.85 * unrefined['train/mel_l1'], (refined, unrefined)
   assert refined['train/log_magnitude_l1'] == pytest.approx(unrefined['train/log_magnitude_l1'])
   assert 0 < refined['train/grad_norm'] != pytest.approx(unrefined['train/grad_norm'])
-  for iterations, inference in ((-1, 4), (4, 0)):  # Inference that never refines, too.
+  # Refused: a negative count, inference that never refines, or refines another number of
+  # steps than the losses heard.
+  for iterations, inference in ((-1, 4), (4, 0), (4, 8)):
     config.loss.refinement_iterations = iterations
     config.model.mel_refinement_iterations = inference
     with pytest.raises(errors.ConfigError, match='config.loss.refinement_iterations'):
       vocoder_trainer.check_config(config)
+
+
+def test_the_refiner_config_stays_reconstruction_only_for_any_step_count():
+  config = vocoder_refiner.get_config()
+  config.train.num_steps = 40_000  # As a flag or create's budget sets it.
+  assert config.loss.adversarial_start_step == 40_000
 
 
 @pytest.mark.end_to_end

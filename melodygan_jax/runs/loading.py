@@ -269,6 +269,9 @@ def load_vocoder(workdir: str, step: int | None = None,
   config.model.dtype = 'float32'
   with config.unlocked():
     if mel_refinement_iterations is not None:
+      if mel_refinement_iterations < 0:
+        raise ValueError(f'mel_refinement_iterations={mel_refinement_iterations}: must be >= 0 '
+                         '(0: unrefined)')
       config.model.mel_refinement_iterations = mel_refinement_iterations
     if phase_prior is not None:
       if not neural_vocoder.phase_prior_of(config.model)[0]:

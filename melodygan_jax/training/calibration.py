@@ -63,7 +63,8 @@ def _time_phases(step_of_phase, state, batches, steps: int, phases=(False, True)
 
 
 def vqvae_seconds_per_step(config, steps: int = 3) -> dict:
-  """{'warmup_s', 'adversarial_s', 'compile_s'}: the codec's two phases (loop.PhasedStep)."""
+  """{'warmup_s', 'adversarial_s', 'compile_s', 'adversarial_start_step', 'warmup_steps'}:
+  the codec's two phases (loop.PhasedStep) and where they start."""
   config_checks.check_train_section(config.train)
   (graphdef, disc_graphdef), state, optimizers, schedule = vqvae_trainer.init_state(config)
   rng = np.random.default_rng(0)
@@ -78,12 +79,14 @@ def vqvae_seconds_per_step(config, steps: int = 3) -> dict:
     return lambda state, batch: step(state, batch, jax.random.key(0))
 
   return {**_time_phases(step_of_phase, state, batches, steps),
-          'adversarial_start_step': int(config.loss.adversarial_start_step)}
+          'adversarial_start_step': int(config.loss.adversarial_start_step),
+          'warmup_steps': int(config.train.warmup_steps)}
 
 
 def vocoder_seconds_per_step(config, steps: int = 3) -> dict:
-  """{'warmup_s', 'adversarial_s', 'compile_s', 'adversarial_start_step'} of a vocoder
-  config's two phases, on random audio crops (true mels: no codec round trip)."""
+  """{'warmup_s', 'adversarial_s', 'compile_s', 'adversarial_start_step', 'warmup_steps'}
+  of a vocoder config's two phases, on random audio crops (true mels: no codec round
+  trip)."""
   config_checks.check_train_section(config.train)
   (graphdef, disc_graphdef), state, optimizers, schedule = vocoder_trainer.init_state(config)
   rng = np.random.default_rng(0)
@@ -102,7 +105,8 @@ def vocoder_seconds_per_step(config, steps: int = 3) -> dict:
   # step: the warm-up cost stands in for it (and their compile is not spent here).
   phases = (False, True) if adversarial_start < config.train.num_steps else (False,)
   return {**_time_phases(step_of_phase, state, batches, steps, phases),
-          'adversarial_start_step': adversarial_start}
+          'adversarial_start_step': adversarial_start,
+          'warmup_steps': int(config.train.warmup_steps)}
 
 
 def gan_seconds_per_step(config, vqvae_config, steps: int = 3) -> dict:

@@ -12,8 +12,11 @@ x L1 of the head's log-magnitude against the crop's own STFT (APNet's
 amplitude loss), plus, from `loss.adversarial_start_step` on, the hinge
 losses and feature-matching losses of a multi-period and a multi-resolution
 spectrogram discriminator (the latter weighted by `loss.resolution_weight`);
-the discriminators are trained in the same step. AdamW with betas (0.8, 0.9),
-warm-up and cosine decay for both.
+the discriminators are trained in the same step. With
+`loss.refinement_iterations`, the mel, MR-STFT and adversarial losses hear the
+output after that many mel-refinement steps, what inference plays (the
+gradient goes through them). AdamW with betas (0.8, 0.9), warm-up and cosine
+decay for both.
 
 Fine-tuning on the codec (`config.vqvae_workdir`): the generator hears each
 crop's log-mel after a round trip through that VQ-VAE, so it learns to turn
@@ -138,11 +141,12 @@ def check_config(config: ml_collections.ConfigDict) -> CheckedConfig:
     config_checks.require(config.loss.get(field, 0.0) >= 0, f'config.loss.{field}',
                           config.loss.get(field, 0.0), 'must be >= 0')
   trained_refinement = config.loss.get('refinement_iterations', 0)
+  played_refinement = model.get('mel_refinement_iterations', 0)
   config_checks.require(
-      not trained_refinement or model.get('mel_refinement_iterations', 0),
-      'config.loss.refinement_iterations', trained_refinement,
-      'the losses would hear a refinement that inference never plays: set '
-      'config.model.mel_refinement_iterations too, or this to 0')
+      trained_refinement in (0, played_refinement), 'config.loss.refinement_iterations',
+      trained_refinement,
+      f'the losses would hear another refinement than inference plays '
+      f'(config.model.mel_refinement_iterations={played_refinement}): set it to that, or 0')
   train = config.train
   config_checks.check_positive(train, 'config.train', (
       'learning_rate', 'discriminator_learning_rate', 'grad_clip_norm'))
@@ -188,8 +192,10 @@ def _update(graphdef, disc_graphdef, optimizer, disc_optimizer, loss_config, adv
     fake, spectrum = neural_vocoder.synthesize_with_priors(nnx.merge(graphdef, params),
                                                            input_log_mel, generator_priors)
     if loss_config.get('refinement_iterations', 0):  # Static: runs from before it have none.
-      # The losses hear what inference plays: the output after the mel refinement, so the
-      # network learns what the refinement cannot restore instead of what it undoes.
+      # The waveform's losses (mel L1, MR-STFT, the discriminators) hear what inference
+      # plays, the output after the mel refinement, so the network learns what the
+      # refinement cannot restore instead of what it undoes; the log-magnitude and phase
+      # losses still score the network's own spectrum, an anchor to the true STFT.
       fake = neural_vocoder.refine_to_mel(spectrum, input_log_mel,
                                           loss_config.refinement_iterations)
     mel = mel_l1(log_mel, fake)
