@@ -308,8 +308,10 @@ def test_the_losses_can_hear_the_mel_refined_output(prepared_dir):
 
 def test_the_refiner_config_stays_reconstruction_only_for_any_step_count():
   config = vocoder_refiner.get_config()
-  config.train.num_steps = 40_000  # As a flag or create's budget sets it.
-  assert config.loss.adversarial_start_step == 40_000
+  config.train.num_steps = 1_000_000  # As a flag or create's budget may set it.
+  assert config.loss.adversarial_start_step > config.train.num_steps
+  config.loss.adversarial_start_step = 5_000  # Asking for the discriminators changes nothing else.
+  assert config.train.num_steps == 1_000_000
 
 
 @pytest.mark.end_to_end
