@@ -6,6 +6,7 @@ import dataclasses
 
 import librosa
 import numpy as np
+import scipy.ndimage
 import scipy.signal
 
 from melodygan_jax import errors
@@ -161,12 +162,63 @@ def remove_rumble(samples: np.ndarray, cutoff_hz: float, in_place: bool = False)
   return out
 
 
+_NOISE_FFT = 1024  # noisereduce's own STFT size.
+_NOISE_FRAMES = 2_000  # Frames spread over a song to find its noise floor: bounded work.
+# Gaussian noise's power in one STFT bin is exponential: its 10th percentile is -ln(0.9) of
+# its mean, and its median 6.6 times its 10th percentile; music spreads wider.
+_FLOOR_TO_MEAN = 1.0 / -np.log(0.9)
+_NOISE_LIKE_SPREAD = 7.5
+_FLOOR_SMOOTH_BINS = 31  # 670 Hz: wider than a held note's peak, narrower than hiss' slopes.
+_NOISE_REFERENCE_S = 4.0
+
+
+def noise_reference(samples: np.ndarray, seed: int = 0) -> np.ndarray:
+  """Seconds of noise with the recording's noise floor: noisereduce's `y_noise`.
+
+  The floor is each frequency bin's 10th percentile of power over the song
+  (minimum statistics: between the notes, what is left is the floor), scaled
+  up to the mean it implies for noise only where the bin's quieter half spreads
+  as noise does (in dense music the percentile is music, and scaled it took
+  most of the music for noise), then median-filtered across frequency so that a
+  held note or a drone (a narrow peak in every frame) is not taken for noise.
+  noisereduce's own estimate, from the whole signal, takes every steady
+  partial for noise.
+  """
+  samples = np.asarray(samples, np.float32)
+  if len(samples) < _NOISE_FFT:
+    samples = np.pad(samples, (0, _NOISE_FFT - len(samples)))
+  starts = np.unique(np.linspace(0, len(samples) - _NOISE_FFT, _NOISE_FRAMES).astype(np.int64))
+  window = scipy.signal.get_window('hann', _NOISE_FFT).astype(np.float32)
+  frames = samples[starts[:, None] + np.arange(_NOISE_FFT)] * window
+  power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+  floor, median = np.percentile(power, [10.0, 50.0], axis=0)
+  noise_like = median < _NOISE_LIKE_SPREAD * floor
+  floor = np.where(noise_like, floor * _FLOOR_TO_MEAN, floor)
+  floor = scipy.ndimage.median_filter(floor, size=_FLOOR_SMOOTH_BINS, mode='nearest')
+  # White noise shaped by a smooth gain: each framed bin's mean power is then
+  # gain**2 * sum(window**2), the floor.
+  length = int(_NOISE_REFERENCE_S * contract.SAMPLE_RATE_HZ)
+  white = np.fft.rfft(np.random.default_rng(seed).standard_normal(length))
+  frame_hz = np.fft.rfftfreq(_NOISE_FFT, 1 / contract.SAMPLE_RATE_HZ)
+  gain = np.sqrt(np.interp(np.fft.rfftfreq(length, 1 / contract.SAMPLE_RATE_HZ), frame_hz,
+                           floor) / np.sum(window.astype(np.float64) ** 2))
+  return np.fft.irfft(white * gain, length).astype(np.float32)
+
+
 def reduce_noise(samples: np.ndarray, strength: float) -> np.ndarray:
-  """Stationary spectral gating (noisereduce), for hiss and hum."""
+  """Stationary spectral gating (noisereduce) against the recording's noise floor, for
+  hiss; steady notes and drones are kept (see noise_reference).
+
+  The gate is smoothed over 50 ms but not across frequency: noisereduce's default
+  500 Hz smoothing spreads a narrow partial's open bins into their gated
+  neighbours (a held tone lost 35% with the true noise as reference), and its
+  zero-padded edge took 3.8 dB off everything under 200 Hz with nothing gated.
+  """
   import noisereduce  # pylint: disable=g-import-not-at-top  # Slow import, rarely on.
   return noisereduce.reduce_noise(
-      y=samples, sr=contract.SAMPLE_RATE_HZ, stationary=True,
-      prop_decrease=strength).astype(np.float32)
+      y=samples, sr=contract.SAMPLE_RATE_HZ, stationary=True, y_noise=noise_reference(samples),
+      prop_decrease=strength, n_fft=_NOISE_FFT, freq_mask_smooth_hz=None,
+      time_mask_smooth_ms=50).astype(np.float32)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,7 +24,7 @@ def test_quick_check_reports_step_costs_and_a_cached_second_start():
   assert (figures['vqvae_tiny_compile_s_second_start']
           < figures['vqvae_tiny_compile_s_first_start'])
   assert figures['vqvae_tiny_model_gflop_per_step'] > 0.1
-  assert 0 < figures['vqvae_tiny_mfu'] < 2
+  assert 0 < figures['vqvae_tiny_mfu'] <= 1  # Of the measured peak: never above it.
   assert figures['vqvae_tiny_examples_per_s'] > 0 and figures['vqvae_tiny_peak_memory_mib'] > 0
   # The VQ-VAE's step part runs without TensorFlow, librosa or soundfile.
   assert figures['vqvae_tiny_step_imports'] == ['ml_collections']

@@ -1,4 +1,6 @@
 """Cleaning steps on signals whose right answer is known."""
+import dataclasses
+
 import librosa
 import numpy as np
 import pytest
@@ -61,10 +63,28 @@ def test_silence_and_too_short_are_unusable():
     loudness.normalize_loudness(tone(0.2), -18.0, -1.0)
   with pytest.raises(cleaning.UnusableAudio, match='too short'):
     cleaning.clean(tone(0.2), cleaning.CleaningOptions(remove_silence=False))
-  denoised, _ = cleaning.clean(tone(3) + np.float32(0.01) * np.random.default_rng(0)
-                            .standard_normal(3 * RATE).astype(np.float32),
-                            cleaning.CleaningOptions(reduce_noise=True))
-  assert np.isfinite(denoised).all() and len(denoised) == 3 * RATE
+
+def test_noise_reduction_takes_the_hiss_between_the_notes_and_keeps_the_notes():
+  # A held 330 Hz note 0.6 s of every second, with hiss throughout.
+  time_s = np.arange(4 * RATE) / RATE
+  playing = (time_s % 1.0) < 0.6
+  noisy = tone(4) * playing + np.float32(0.01) * np.random.default_rng(0).standard_normal(
+      4 * RATE).astype(np.float32)
+  options = cleaning.CleaningOptions(remove_silence=False, normalize_loudness=False)
+  denoised, _ = cleaning.clean(noisy, dataclasses.replace(options, reduce_noise=True))
+  kept, _ = cleaning.clean(noisy, options)
+  assert np.isfinite(denoised).all() and len(denoised) == len(kept) == 4 * RATE
+  gaps = ((time_s % 1.0) > 0.7) & ((time_s % 1.0) < 0.9)
+  notes = ((time_s % 1.0) > 0.1) & ((time_s % 1.0) < 0.5) & (time_s > 0.5)
+  assert np.std(denoised[gaps]) < 0.4 * np.std(kept[gaps])  # The hiss falls.
+  # The note keeps its level and its shape: what is left beside the fitted tone is no
+  # more than the hiss was.
+  basis = np.stack([np.sin(2 * np.pi * 330 * time_s[notes]),
+                    np.cos(2 * np.pi * 330 * time_s[notes])], axis=1)
+  fits = {name: basis @ np.linalg.lstsq(basis, samples[notes], rcond=None)[0]
+          for name, samples in (('denoised', denoised), ('kept', kept))}
+  assert np.std(fits['denoised']) == pytest.approx(np.std(fits['kept']), rel=0.05)
+  assert np.std(denoised[notes] - fits['denoised']) <= np.std(kept[notes] - fits['kept'])
 
 
 def test_loudness_meter_matches_pyloudnorm_and_ignores_how_the_signal_is_cut():

@@ -1,5 +1,6 @@
 """The train split in device memory: the same crops as the host pipeline, the same training."""
 import logging
+import time
 
 import jax
 import numpy as np
@@ -13,6 +14,7 @@ from melodygan_jax.data import input_pipeline
 from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import device_data
 from melodygan_jax.training import gan_trainer
+from melodygan_jax.training import loop
 from melodygan_jax.training import parallel
 from melodygan_jax.training import vocoder_trainer
 from melodygan_jax.training import vqvae_trainer
@@ -124,6 +126,15 @@ def test_a_run_logs_its_input_wait(trained_vqvae):
   rows = [row for row in workdir_lib.read_metrics(str(workdir)) if 'train/loss' in row]
   shares = [row['train/input_wait_share'] for row in rows]
   assert shares and all(0.0 <= share <= 1.0 for share in shares)
+  # What it measures: the share of the interval spent in next(batches), whatever the steps.
+  progress = loop._Progress(num_steps=8, last_step=0)  # pylint: disable=protected-access
+  slow = (time.sleep(0.05) for _ in range(4))  # Input that keeps the loop waiting.
+  for _ in range(4):
+    progress.next_batch(slow)
+  assert progress.update(4)[2] > 0.8
+  time.sleep(0.2)  # A step's compute, its batch already there.
+  progress.next_batch(iter([None]))
+  assert progress.update(5)[2] < 0.2
 
 
 def test_songs_in_memory_give_the_vocoders_crops(prepared_dir):

@@ -62,9 +62,11 @@ def stage(module: str) -> str | None:
   return parts[1] if len(parts) > 2 and parts[1] in ALLOWED else None
 
 
-def test_library_stages_import_only_earlier_stages():
+def stage_violations(graph: dict[str, set[str]]) -> list[str]:
+  """Each import of a library module that goes up the pipeline, to data_prep or configs, or
+  to a top-level (CLI) module."""
   violations = []
-  for module, imported in project_graph().items():
+  for module, imported in graph.items():
     if not module.startswith('melodygan_jax.'):
       continue
     for name in imported:
@@ -75,18 +77,11 @@ def test_library_stages_import_only_earlier_stages():
           violations.append(f'{module} ({stage(module)}) imports {name} ({stage(name)})')
       elif stage(module) and not stage(name) and name not in SHARED_TOP_LEVEL:
         violations.append(f'{module} imports the top-level {name}')  # A CLI module.
-  assert not violations, '\n'.join(sorted(violations))
+  return sorted(violations)
 
 
-def test_data_prep_uses_only_the_contract_and_schema():
-  violations = [f'{module} imports {name}' for module, imported in project_graph().items()
-                if module.startswith('data_prep') for name in imported
-                if name.startswith('melodygan_jax') and not name.startswith(DATA_PREP_ALLOWED)]
-  assert not violations, '\n'.join(sorted(violations))
-
-
-def test_no_import_cycles():
-  graph = project_graph()
+def import_cycles(graph: dict[str, set[str]]) -> list[str]:
+  """Each cycle a depth-first walk of the graph meets, as 'a -> b -> a'."""
   state, cycles = {}, []
 
   def visit(module, trail):
@@ -103,11 +98,37 @@ def test_no_import_cycles():
   for module in sorted(graph):
     if module not in state:
       visit(module, [module])
+  return cycles
+
+
+def test_library_stages_import_only_earlier_stages():
+  violations = stage_violations(project_graph())
+  assert not violations, '\n'.join(violations)
+
+
+def test_data_prep_uses_only_the_contract_and_schema():
+  violations = [f'{module} imports {name}' for module, imported in project_graph().items()
+                if module.startswith('data_prep') for name in imported
+                if name.startswith('melodygan_jax') and not name.startswith(DATA_PREP_ALLOWED)]
+  assert not violations, '\n'.join(sorted(violations))
+
+
+def test_no_import_cycles():
+  cycles = import_cycles(project_graph())
   assert not cycles, '\n'.join(cycles)
 
 
 def test_the_checks_see_a_back_edge(tmp_path):
-  """The walker finds imports inside functions too (a check that cannot fail proves nothing)."""
+  """The walker finds imports inside functions too, and the checks flag what breaks the
+  rules (a check that cannot fail proves nothing)."""
   source = tmp_path / 'example.py'
   source.write_text('def f():\n  from melodygan_jax.training import loop\n')
   assert imports_of(source) == {'melodygan_jax.training.loop'}
+  # A model importing the trainer: up the pipeline; and a module importing a CLI.
+  assert stage_violations({'melodygan_jax.models.vqvae': imports_of(source)}) == [
+      'melodygan_jax.models.vqvae (models) imports melodygan_jax.training.loop (training)']
+  assert stage_violations({'melodygan_jax.audio.x': {'melodygan_jax.sample'}}) == [
+      'melodygan_jax.audio.x imports the top-level melodygan_jax.sample']
+  assert not stage_violations({'melodygan_jax.training.loop': {'melodygan_jax.models.vqvae'}})
+  assert import_cycles({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a -> b -> c -> a']
+  assert not import_cycles({'a': {'b'}, 'b': {'c'}, 'c': set()})

@@ -134,9 +134,14 @@ def test_style_from_an_uploaded_clip(client, song):
                                               'style_id': entry['style_id']})
   plain = client.post('/api/generate', json={'seconds': 1, 'seed': 0})
   assert len(decoded(styled)) == contract.SAMPLE_RATE_HZ and styled.content != plain.content
-  morph = client.post('/api/generate', json={'seconds': 1, 'seed': 0, 'style_seed': 2,
-                                             'morph_to_style_id': entry['style_id']})
+  morph_request = {'seconds': 1, 'seed': 0, 'style_seed': 2,
+                   'morph_to_style_id': entry['style_id']}
+  morph = client.post('/api/generate', json=morph_request)
   assert len(decoded(morph)) == contract.SAMPLE_RATE_HZ
+  # A morph towards the clip's style: neither end alone, and made again byte for byte.
+  start = client.post('/api/generate', json={'seconds': 1, 'seed': 0, 'style_seed': 2})
+  assert morph.content not in (start.content, styled.content)
+  assert client.post('/api/generate', json=morph_request).content == morph.content
 
 
 @pytest.mark.parametrize('case', ['not_audio', 'empty', 'too_big', 'too_long', 'traversal',
