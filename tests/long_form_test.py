@@ -88,6 +88,14 @@ def test_windowed_codes_are_reproducible_codes_of_any_length(output):
   moving = long_form.generate_codes(graphdef, params, codebooks, keys[:1],
                                     jnp.asarray(morph)[None], plan, 1.0)
   assert moving.shape == (1, 50, 2)
+  # Held at its first vector it is that global noise throughout; moving, its end differs.
+  held = long_form.generate_codes(graphdef, params, codebooks, keys[:1],
+                                  jnp.asarray(np.broadcast_to(morph[:1], morph.shape))[None],
+                                  plan, 1.0)
+  start = long_form.generate_codes(graphdef, params, codebooks, keys[:1],
+                                   jnp.asarray(morph[:1]), plan, 1.0)
+  np.testing.assert_array_equal(held, start)
+  assert np.any(np.asarray(moving)[0, -10:] != np.asarray(held)[0, -10:])
   a, b = np.ones(5), np.arange(5.0)
   back = style.morph_over_time(a, b, 40, there_and_back=True)  # For loops.
   np.testing.assert_allclose(back[0], a, atol=1e-6)
