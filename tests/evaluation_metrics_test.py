@@ -65,7 +65,13 @@ def test_frechet_refuses_unequal_sizes_unless_asked_to_subsample():
   a, b = rng.standard_normal((50, 3)), rng.standard_normal((70, 3))
   with pytest.raises(ValueError, match='50 and 70'):
     distances.frechet_distance(a, b)
-  assert np.isfinite(distances.frechet_distance(a, b, subsample_to_min=True))
+  subsampled = distances.frechet_distance(a, b, subsample_to_min=True, seed=7)
+  # The distance of 50 rows of each, the larger set's drawn without replacement (seeded).
+  rng = np.random.default_rng(7)
+  rng.choice(50, 50, replace=False)  # The smaller set's draw: all of its rows.
+  rows = np.sort(rng.choice(70, 50, replace=False))
+  assert subsampled == pytest.approx(distances.frechet_distance(a, b[rows]))
+  assert subsampled == distances.frechet_distance(a, b, subsample_to_min=True, seed=7)
 
 
 def test_extrapolation_recovers_the_asymptote_of_a_one_over_n_bias():
