@@ -28,6 +28,7 @@ import noisereduce  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
 from data_prep import cleaning  # pylint: disable=wrong-import-position
+from melodygan_jax import create  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import contract  # pylint: disable=wrong-import-position
 
 HISS_DB = (None, -20.0, -12.0)
@@ -48,8 +49,8 @@ def main():
   parser.add_argument('--seconds', type=float, default=30.0)
   parser.add_argument('--strength', type=float, default=0.8, help="prepare's --noise_reduction")
   args = parser.parse_args()
-  paths = sorted(path for path in pathlib.Path(args.songs_dir).rglob('*') if path.is_file()
-                 and path.suffix.lower() in ('.wav', '.flac', '.ogg', '.mp3', '.m4a', '.opus'))
+  paths = sorted(path for path in pathlib.Path(args.songs_dir).rglob('*')
+                 if path.is_file() and path.suffix.lower() in create.AUDIO_SUFFIXES)
   if not paths:
     sys.exit(f'noise_reduction_bench: --songs_dir={args.songs_dir}: no audio files')
   paths = paths[::max(len(paths) // args.num_songs, 1)][:args.num_songs]
@@ -81,8 +82,7 @@ def main():
     cells = []
     for method in ('input',) + tuple(methods):
       sdr, kept = np.array(rows[method, hiss]).T
-      finite = np.isfinite(sdr)
-      mean_sdr = float(np.mean(sdr[finite])) if finite.all() else float('inf')
+      mean_sdr = float(np.mean(sdr))  # inf for the clean input.
       figures[f'{method}_{name}_si_sdr_db'] = mean_sdr
       figures[f'{method}_{name}_min_si_sdr_db'] = float(np.min(sdr))
       figures[f'{method}_{name}_kept'] = float(np.mean(kept))

@@ -229,10 +229,15 @@ def vocoder_figures(calibration: dict) -> tuple[dict, int]:
   return {'warmup_s': step_s, 'adversarial_s': step_s}, 0
 
 
+def stage_figures(calibration: dict, name: str) -> dict:
+  """The calibration's figures of the `name` training stage (see vocoder_figures)."""
+  return vocoder_figures(calibration)[0] if name == 'vocoder' else calibration[name]
+
+
 def stage_overhead_s(calibration: dict, name: str) -> float:
   """Seconds the `name` training stage spends beside its steps on this machine, before what
   grows with the songs: its start-up and compiles (STAGE_START_S, STAGE_COMPILES)."""
-  figures = vocoder_figures(calibration)[0] if name == 'vocoder' else calibration[name]
+  figures = stage_figures(calibration, name)
   return STAGE_START_S + STAGE_COMPILES * figures.get('compile_s', COMPILE_S_UNMEASURED)
 
 
@@ -425,8 +430,7 @@ def plan(settings: dict, state: dict, seconds_left: float, audio_s: float) -> li
     steps = started.get(name) or max(steps_within(name, stage_s), 1)
     all_steps_s = training_seconds(calibration, name, steps, adversarial_start)
     stage_overrides = overrides[name]
-    warmup = {'vqvae': calibration['vqvae'],
-              'vocoder': vocoder_figures(calibration)[0]}.get(name, {}).get('warmup_steps')
+    warmup = stage_figures(calibration, name).get('warmup_steps')  # The GAN has none.
     if warmup is not None and steps <= warmup:
       # Fewer steps than the config's warm-up (which its trainer refuses): warm up a tenth.
       stage_overrides = {**stage_overrides, 'train.warmup_steps': steps // 10}
