@@ -658,6 +658,11 @@ def create(songs: str, workdir: str, hours: float, preset: str, vocoder: bool,
     stage = stages[0]
     if stage.steps is not None:
       state['steps'][stage.name] = stage.steps
+    # A stage's time over every run of it (an interrupted one's earlier runs count too) and
+    # its plan when it first started (a resumed one is planned for what is left of it).
+    running = state.setdefault('running', {}).setdefault(
+        stage.name, {'seconds': 0.0, 'planned_seconds': stage.planned_s})
+    earlier_s = running['seconds']
     atomic_files.write_json(state_path, state)
     stage_start = time.time()
     print(f'create: {stage.name} ({stage.planned_s / 60:.1f} min planned)', flush=True)
@@ -673,12 +678,15 @@ def create(songs: str, workdir: str, hours: float, preset: str, vocoder: bool,
     def heartbeat():
       if time.time() - last_write[0] >= 10:  # The time spent survives a kill -9.
         state['spent_s'] = spent_before + (time.time() - started)
+        running['seconds'] = earlier_s + (time.time() - stage_start)
         atomic_files.write_json(state_path, state)
         last_write[0] = time.time()
 
     failure = run_stage(stage, logs / f'{stage.name}.log', deadline, budget_end, heartbeat)
-    took = time.time() - stage_start
-    state['finished'][stage.name] = {'seconds': took, 'planned_seconds': stage.planned_s}
+    took = earlier_s + (time.time() - stage_start)
+    state['finished'][stage.name] = {'seconds': took,
+                                     'planned_seconds': running['planned_seconds']}
+    del state['running'][stage.name]
     if failure:
       state['finished'][stage.name]['failure'] = failure
     state['spent_s'] = spent_before + (time.time() - started)

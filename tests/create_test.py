@@ -347,6 +347,11 @@ def test_songs_to_samples_within_the_budget_and_resumed_after_kill_9(tmp_path):
   final = json.loads((workdir / 'create.json').read_text())
   assert set(final['finished']) == {'prepare', 'vqvae', 'gan', 'evaluate', 'samples'}
   assert final['finished']['prepare'] == state['finished']['prepare']
+  # The GAN's time is that of both its runs, beside the plan it first started with.
+  killed_gan = state['running']['gan']
+  assert final['finished']['gan']['seconds'] > killed_gan['seconds'] > 0.0
+  assert final['finished']['gan']['planned_seconds'] == killed_gan['planned_seconds']
+  assert final['running'] == {}
   assert 'failure' not in final['finished']['evaluate']
   assert 'skipped' not in final['finished']['evaluate']
   metrics = json.loads((workdir / 'metrics.json').read_text())
