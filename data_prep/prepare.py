@@ -40,7 +40,6 @@ import ml_collections
 from ml_collections import config_flags
 
 from data_prep import cleaning
-from data_prep import input_files
 from data_prep import prepare_config
 from data_prep import report as report_lib
 from data_prep import separation
@@ -49,6 +48,7 @@ from data_prep import song as song_lib
 from data_prep import workers
 from melodygan_jax import atomic_files
 from melodygan_jax import errors
+from melodygan_jax import input_files
 from melodygan_jax.audio import contract
 from melodygan_jax.data import records
 

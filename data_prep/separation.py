@@ -30,8 +30,8 @@ import librosa
 import numpy as np
 import scipy.ndimage
 
-from data_prep import input_files
 from melodygan_jax import errors
+from melodygan_jax import input_files
 from melodygan_jax.audio import audio_io
 from melodygan_jax.audio import contract
 

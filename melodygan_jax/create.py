@@ -43,6 +43,8 @@ import soundfile
 
 from melodygan_jax import atomic_files
 from melodygan_jax import errors
+from melodygan_jax import input_files
+from melodygan_jax.audio import audio_io
 from melodygan_jax.audio import contract
 from melodygan_jax.data import records
 from melodygan_jax.evaluation import clip_plans
@@ -113,8 +115,6 @@ SAMPLES_PROBES = 16
 # A training stage saves every few minutes (53 MB for configs/vqvae.py, under a second), so a
 # kill without notice loses little; SIGTERM (a preemption, create's own deadline) saves at once.
 CHECKPOINT_EVERY_S = 180.0
-AUDIO_SUFFIXES = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.mp3', '.m4a', '.aac', '.aiff',
-                  '.aif', '.wma', '.webm', '.mka')
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -137,10 +137,11 @@ def find_config(relative: str) -> str:
 
 
 def audio_seconds(songs_dir: str) -> tuple[int, float]:
-  """(files, seconds) of the audio files under `songs_dir`, read from their headers."""
+  """(files, seconds) of the audio files under `songs_dir`, read from their headers: the
+  files prepare reads first, listed as prepare lists them (linked folders followed)."""
   count, seconds = 0, 0.0
-  for path in sorted(pathlib.Path(songs_dir).rglob('*')):
-    if path.suffix.lower() not in AUDIO_SUFFIXES or not path.is_file():
+  for path in input_files.list_files(songs_dir):
+    if path.suffix.lower() not in audio_io.AUDIO_EXTENSIONS or not path.is_file():
       continue
     count += 1
     try:
@@ -179,7 +180,8 @@ def check_inputs(songs_dir: str, workdir: str, settings: dict,
                            'create); give a new or empty one')
   count, seconds = audio_seconds(songs_dir)
   if count == 0:
-    raise errors.UserError(f'--songs={songs_dir}: no audio files ({", ".join(AUDIO_SUFFIXES)})')
+    raise errors.UserError(f'--songs={songs_dir}: no audio files '
+                           f'({", ".join(sorted(audio_io.AUDIO_EXTENSIONS))})')
   if 0 < seconds < min_audio_minutes * 60:
     raise errors.UserError(
         f'--songs={songs_dir}: {seconds / 60:.1f} minutes of audio in {count} files; at least '

@@ -7,7 +7,9 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
+import soundfile
 
 from data_prep import demo_corpus
 from melodygan_jax import create as create_lib
@@ -49,6 +51,34 @@ def test_what_cannot_work_is_refused_before_any_work(corpus_dir, tmp_path):
   assert '--hours=0' in one_line_error(create(f'--songs={corpus_dir / "songs"}',
                                               f'--workdir={workdir}', '--hours=0'))
   assert not workdir.exists()  # Nothing was written for any of them.
+
+
+def test_songs_are_counted_as_prepare_reads_them(tmp_path):
+  # Prepare's suffixes (.wave, .w64 among them) in a linked folder, as a user who links in
+  # their music library has them: create must not call such a folder empty.
+  library = tmp_path / 'library'
+  library.mkdir()
+  three_minutes = np.zeros(3 * 60 * 8000, np.int16)
+  soundfile.write(library / 'first.wave', three_minutes, 8000, format='WAV')
+  soundfile.write(library / 'second.w64', three_minutes, 8000, format='W64')
+  (library / 'notes.txt').write_text('not audio')
+  songs = tmp_path / 'songs'
+  songs.mkdir()
+  (songs / 'library').symlink_to(library)
+  (songs / 'again').symlink_to(library)  # The same files by a second path count once.
+  count, seconds = create_lib.audio_seconds(str(songs))
+  assert count == 2 and seconds == pytest.approx(360.0)
+  settings = {'songs': str(songs)}
+  assert create_lib.check_inputs(str(songs), str(tmp_path / 'run'), settings) is None
+  message = str(pytest.raises(errors.UserError, create_lib.check_inputs, str(library / 'x'),
+                              str(tmp_path / 'run'), settings).value)
+  assert message.endswith('/x: no such folder')
+  (library / 'first.wave').unlink()
+  (library / 'second.w64').unlink()
+  message = str(pytest.raises(errors.UserError, create_lib.check_inputs, str(songs),
+                              str(tmp_path / 'run'), settings).value)
+  assert message.endswith(': no audio files (.aac, .aif, .aifc, .aiff, .caf, .flac, .m4a, .mka, '
+                          '.mp3, .mp4, .oga, .ogg, .opus, .w64, .wav, .wave, .webm, .wma)')
 
 
 def test_too_little_audio_after_cleaning_is_refused_after_prepare(prepared_dir, tmp_path):

@@ -16,7 +16,8 @@ ALLOWED = {
     'training': {'audio', 'data', 'models', 'runs', 'evaluation'},
 }
 SHARED_TOP_LEVEL = ('melodygan_jax.atomic_files', 'melodygan_jax.errors',
-                    'melodygan_jax.jax_versions', 'melodygan_jax.compilation_cache')
+                    'melodygan_jax.input_files', 'melodygan_jax.jax_versions',
+                    'melodygan_jax.compilation_cache')
 # data_prep builds the data set from the library's contract and schema only.
 DATA_PREP_ALLOWED = SHARED_TOP_LEVEL + ('melodygan_jax.audio.',
                      'melodygan_jax.data.records', 'melodygan_jax.data.normalization')
