@@ -101,6 +101,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.discriminator_learning_rate = 3e-4  # Faster D: two time-scale rule.
   config.train.adam_b1 = 0.0  # GANs: no momentum in the first moment.
   config.train.adam_b2 = 0.99
+  config.train.learning_rate_decay = 'none'  # Or 'linear': both rates to 0 at num_steps.
   config.train.generator_ema_decay = 0.999  # The EMA generator is the one sampled.
   config.train.num_eval_samples = 256
   # Pieces of 10 s decoded, inverted and analysed at each eval for their pulse and

@@ -374,6 +374,36 @@ def test_context_masks_are_prefixes_of_the_asked_share_and_length():
   assert lengths[given].min() == 1 and lengths[given].max() == 15
 
 
+def test_a_linear_learning_rate_decay_reaches_zero_at_the_last_step():
+  train = gan_tiny.get_config().train
+  train.num_steps = 10
+  params, grads = {'w': jnp.zeros(3)}, {'w': jnp.ones(3)}
+
+  def update_sizes(optimizer, steps):
+    state, sizes = optimizer.init(params), []
+    for _ in range(steps):
+      updates, state = optimizer.update(grads, state, params)
+      sizes.append(float(jnp.abs(updates['w']).max()))
+    return np.array(sizes)
+
+  # Adam with b1 = 0 on a constant gradient: each update is the learning rate of its step.
+  constant = update_sizes(gan_trainer.make_optimizers(train)[0], 11)
+  np.testing.assert_allclose(constant, train.generator_learning_rate, rtol=1e-4)
+  train.learning_rate_decay = 'linear'
+  generator, discriminator = gan_trainer.make_optimizers(train)
+  np.testing.assert_allclose(update_sizes(generator, 11),
+                             train.generator_learning_rate * np.linspace(1, 0, 11), rtol=1e-4,
+                             atol=1e-9)
+  np.testing.assert_allclose(update_sizes(discriminator, 11)[[0, 5, 10]],
+                             train.discriminator_learning_rate * np.array([1, 0.5, 0]),
+                             rtol=1e-4, atol=1e-9)
+  gan_trainer.check_learning_rate_decay(train)
+  train.learning_rate_decay = 'cosine'
+  with pytest.raises(errors.ConfigError, match='config.train.learning_rate_decay') as error:
+    gan_trainer.check_learning_rate_decay(train)
+  assert '\n' not in str(error.value)
+
+
 @pytest.mark.parametrize('section, field, value', [
     ('model', 'context_probability', 1.5), ('model', 'context_probability', -0.1),
     ('model', 'max_context_fraction', 1.0), ('loss', 'context_moment_weight', -1.0)])

@@ -47,7 +47,7 @@ RESUMABLE_FIELDS = (
 PATH_FIELDS = ('data.dataset_dir', 'vqvae_workdir', 'init_vocoder_workdir')
 # Fields added to the configs after runs had been started without them, each with the value
 # that trains as those runs did: a run resumed with that value goes on as it was.
-ADDED_FIELDS = {'loss.onset_envelope_weight': 0.0}
+ADDED_FIELDS = {'loss.onset_envelope_weight': 0.0, 'train.learning_rate_decay': 'none'}
 
 
 class WorkdirError(errors.UserError, ValueError):

@@ -86,6 +86,7 @@ def check_config(config: ml_collections.ConfigDict) -> loading.LoadedVQVAE:
   config_checks.resolve_dtype(model, 'config.model.dtype')
   check_long_context(config.data.crop_steps, model)
   check_crop_balance(config.data)
+  check_learning_rate_decay(config.train)
   check_rhythm_losses(model, config.loss)
   context_masking.check_config(model, config.loss)
   meta = input_pipeline.load_dataset_meta(config.data.dataset_dir)
@@ -104,6 +105,12 @@ def check_crop_balance(data: ml_collections.ConfigDict) -> None:
   balance = data.get('crop_balance', 'time')
   config_checks.require(balance in latent_cache.CROP_BALANCES, 'config.data.crop_balance',
                         balance, f'must be one of {latent_cache.CROP_BALANCES}')
+
+
+def check_learning_rate_decay(train: ml_collections.ConfigDict) -> None:
+  decay = train.get('learning_rate_decay', 'none')
+  config_checks.require(decay in LEARNING_RATE_DECAYS, 'config.train.learning_rate_decay', decay,
+                        f'must be one of {", ".join(LEARNING_RATE_DECAYS)}')
 
 
 def check_rhythm_losses(model: ml_collections.ConfigDict, loss: ml_collections.ConfigDict):
@@ -188,9 +195,23 @@ def onset_following_weight(config) -> float:
   return float(config.loss.get('onset_following_weight', 0.0))  # Runs from before it: 0.
 
 
+LEARNING_RATE_DECAYS = ('none', 'linear')
+
+
 def make_optimizers(train):
+  """Adam for each network. `train.learning_rate_decay='linear'` takes both rates to zero over
+  `train.num_steps`: when the steps are fixed in advance (create's budget), a schedule that
+  ends at zero serves best (Li, Yumer and Ramanan 2020, "Budgeted Training"); runs from
+  before it, and 'none', keep the rates constant."""
   adam = functools.partial(optax.adam, b1=train.adam_b1, b2=train.adam_b2)
-  return adam(train.generator_learning_rate), adam(train.discriminator_learning_rate)
+
+  def rate(peak: float):
+    if train.get('learning_rate_decay', 'none') == 'linear':
+      return optax.linear_schedule(peak, 0.0, train.num_steps)
+    return peak
+
+  return (adam(rate(train.generator_learning_rate)),
+          adam(rate(train.discriminator_learning_rate)))
 
 
 def init_state(config, num_levels: int, codebook_size: int, codebook_dim: int,
