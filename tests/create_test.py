@@ -1,6 +1,5 @@
 """create: songs to music in one command, within a budget, refusing early, resuming after kill -9."""
 import json
-import os
 import pathlib
 import re
 import signal
@@ -19,11 +18,6 @@ from melodygan_jax.audio import contract
 from melodygan_jax.runs import workdir as workdir_lib
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-# As a user runs it: every stage's loops (training steps, Griffin-Lim's iterations) compiled
-# with XLA's optimizations, which the other tests turn off (tests/conftest.py).
-OPTIMIZED = {**os.environ, 'JAX_DISABLE_MOST_OPTIMIZATIONS': 'false'}
 
 
 def create(*flags, **kwargs) -> subprocess.CompletedProcess:
@@ -346,13 +340,12 @@ def test_songs_to_samples_within_the_budget_and_resumed_after_kill_9(tmp_path):
            '--min_audio_minutes=0.5']
   # Too little time for the minimum steps: refused after measuring, before any stage, with
   # the budget that would do (from the calibration now kept in the workdir).
-  message = one_line_error(create(*flags, '--hours=0.01', env=OPTIMIZED))
+  message = one_line_error(create(*flags, '--hours=0.01'))
   assert 'leaves' in message and 'it needs at least' in message
   assert not (workdir / 'data').exists()
   needed = float(re.search(r'\(([\d.]+) h in all\)', message).group(1))
   assert 0.01 < needed < 0.5, message
-  assert 'it needs at least' in one_line_error(create(*flags, f'--hours={needed - 0.01:.2f}',
-                                                     env=OPTIMIZED))
+  assert 'it needs at least' in one_line_error(create(*flags, f'--hours={needed - 0.01:.2f}'))
   # Just that budget: each training stage at its minimum steps, beside the start-ups and
   # compiles the calibration measured.
   hours = needed
@@ -360,7 +353,7 @@ def test_songs_to_samples_within_the_budget_and_resumed_after_kill_9(tmp_path):
   with open(log, 'w') as output:
     first = subprocess.Popen([sys.executable, '-m', 'melodygan_jax.create', *flags,
                               f'--hours={hours}'], cwd=REPO_ROOT, stdout=output,
-                             stderr=subprocess.STDOUT, text=True, env=OPTIMIZED)
+                             stderr=subprocess.STDOUT, text=True)
   try:
     # The budget bounds the whole run, so the GAN's first steps come well within it (on a
     # loaded machine too: the calibration measured it).
@@ -375,7 +368,7 @@ def test_songs_to_samples_within_the_budget_and_resumed_after_kill_9(tmp_path):
   wait_for(workdir / 'logs' / 'gan.log', 'preempted: saved the checkpoint', timeout_s=120)
   vqvae_log_size = (workdir / 'logs' / 'vqvae.log').stat().st_size
   started = time.time()
-  second = create(*flags, f'--hours={hours}', env=OPTIMIZED)
+  second = create(*flags, f'--hours={hours}')
   assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
   plan = second.stdout.split('create: gan')[0]
   assert 'prepare' not in plan and 'vqvae' not in plan  # Finished stages are never redone.
