@@ -28,6 +28,7 @@ import noisereduce  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
 from data_prep import cleaning  # pylint: disable=wrong-import-position
+from melodygan_jax import input_files  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import audio_io  # pylint: disable=wrong-import-position
 from melodygan_jax.audio import contract  # pylint: disable=wrong-import-position
 
@@ -49,8 +50,8 @@ def main():
   parser.add_argument('--seconds', type=float, default=30.0)
   parser.add_argument('--strength', type=float, default=0.8, help="prepare's --noise_reduction")
   args = parser.parse_args()
-  paths = sorted(path for path in pathlib.Path(args.songs_dir).rglob('*')
-                 if path.is_file() and path.suffix.lower() in audio_io.AUDIO_EXTENSIONS)
+  paths = [path for path in input_files.list_files(args.songs_dir)
+           if path.is_file() and path.suffix.lower() in audio_io.AUDIO_EXTENSIONS]
   if not paths:
     sys.exit(f'noise_reduction_bench: --songs_dir={args.songs_dir}: no audio files')
   paths = paths[::max(len(paths) // args.num_songs, 1)][:args.num_songs]

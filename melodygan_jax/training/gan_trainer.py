@@ -204,11 +204,10 @@ def make_optimizers(train):
   ends at zero serves best (Li, Yumer and Ramanan 2020, "Budgeted Training"); runs from
   before it, and 'none', keep the rates constant."""
   adam = functools.partial(optax.adam, b1=train.adam_b1, b2=train.adam_b2)
+  linear = train.get('learning_rate_decay', 'none') == 'linear'
 
   def rate(peak: float):
-    if train.get('learning_rate_decay', 'none') == 'linear':
-      return optax.linear_schedule(peak, 0.0, train.num_steps)
-    return peak
+    return optax.linear_schedule(peak, 0.0, train.num_steps) if linear else peak
 
   return (adam(rate(train.generator_learning_rate)),
           adam(rate(train.discriminator_learning_rate)))
