@@ -193,6 +193,8 @@ def test_a_wall_clock_budget_gives_a_costlier_trial_fewer_steps(prepared_dir, tm
   config = tiny_sweep_config(prepared_dir)
   config.sweep.train_seconds = 2.0
   config.sweep.pruner = 'none'
+  # Unpruned: evaluated and saved at the end only (every 10 steps was 19 saves a trial).
+  config.train.eval_every_steps = config.train.checkpoint_every_steps = 10_000
   with config.unlocked():
     config.sweep.space.train.batch_size = 'choice(2, 128)'
   study = sweep.open_study(config, str(tmp_path), 'budget')
