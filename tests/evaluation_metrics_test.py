@@ -14,6 +14,7 @@ from melodygan_jax.evaluation import latent_metrics
 from melodygan_jax.evaluation import memorization
 from melodygan_jax.evaluation import ngrams
 from melodygan_jax.evaluation import reconstruction
+from melodygan_jax.evaluation import rhythm_following
 
 SAMPLE_RATE_HZ = 22_050
 
@@ -391,3 +392,27 @@ def test_musicnn_streams_clips_across_batches_like_one_at_a_time(embedder):
     np.testing.assert_allclose(patches, alone, atol=1e-5)
   with pytest.raises(ValueError, match='shorter than'):
     embedder.embed([tone(2.0)], SAMPLE_RATE_HZ)
+
+
+# --- rhythm following ---------------------------------------------------------
+
+def test_rhythm_following_reads_how_much_of_the_given_pulse_comes_out():
+  rng = np.random.default_rng(0)
+  given = rng.uniform(0.1, 0.9, 300)
+  half = rhythm_following.following(given, 0.2 + 0.5 * given + 0.02 * rng.standard_normal(300),
+                                    num_resamples=200)
+  slope, r = half['rhythm_following_slope'], half['rhythm_following_r']
+  assert slope['low'] < 0.5 < slope['high'] and slope['high'] - slope['low'] < 0.05
+  assert r['value'] > 0.95 and r['low'] <= r['value'] <= r['high']
+  assert half['given_pulse_clarity'] == pytest.approx(given.mean())
+  ignored = rhythm_following.following(given, rng.uniform(0.1, 0.9, 300), num_resamples=200)
+  for figure in ('rhythm_following_slope', 'rhythm_following_r'):
+    assert ignored[figure]['low'] < 0.0 < ignored[figure]['high']
+  # Clips too short for a pulse (NaN) are left out, pairs kept together.
+  played = 0.2 + 0.5 * given
+  played[:100] = np.nan
+  kept = rhythm_following.following(given, played, num_resamples=50)
+  assert kept['rhythm_following_slope']['value'] == pytest.approx(0.5)
+  assert kept['played_pulse_clarity'] == pytest.approx(np.mean(played[100:]))
+  assert np.isnan(rhythm_following.following(given[:2], played[100:102], 50)[
+      'rhythm_following_r']['value'])

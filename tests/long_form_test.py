@@ -17,6 +17,7 @@ from melodygan_jax import sample as sample_cli
 from melodygan_jax.audio import audio_io
 from melodygan_jax.audio import contract
 from melodygan_jax.audio import synthesis
+from melodygan_jax.evaluation import rhythm_following
 from melodygan_jax.generation import long_form
 from melodygan_jax.generation import projection
 from melodygan_jax.generation import sample
@@ -390,3 +391,53 @@ def test_a_crop_longer_than_the_segments_spans_adjacent_ones(trained_vqvae, trai
                      ) as error:
     gan_trainer.GANTrainer(config, data)
   assert '\n' not in str(error.value)
+
+
+def rhythm_bank_generator(envelopes: np.ndarray) -> loading.LoadedGenerator:
+  """A tiny untrained generator whose rhythm bank holds `envelopes` [steps, frames]."""
+  config = gan_tiny.get_config()
+  config.model.rhythm_bank_steps = len(envelopes)
+  config.model.rhythm_frames = envelopes.shape[1]
+  config.model.dtype = 'float32'
+  generator = gan_models.generator_from_config(config.model, num_levels=2, codebook_size=16,
+                                               codebook_dim=8, seed=0)
+  generator.beat_clock.envelopes.value = jnp.asarray(envelopes)
+  graphdef, params = nnx.split(generator)
+  return loading.LoadedGenerator(config=config, vqvae=None, graphdef=graphdef, params=params,
+                                 step=0, workdir='')
+
+
+def test_a_piece_is_given_one_stretch_of_the_bank_read_on_across_its_windows():
+  bank_steps = 4 * gan_models.RHYTHM_BANK_BLOCK
+  generator = rhythm_bank_generator(np.arange(bank_steps, dtype=np.float32)[:, None])
+  keys, _ = sampling.keys_and_noise(generator, 0, range(8))
+  channels = generator.config.model.noise_channels
+
+  def given(steps):
+    plan = long_form.plan_for(generator, steps)
+    return np.asarray(long_form.given_rhythm(generator.beat_clock, channels, keys, plan))[..., 0]
+  short, long = given(20), given(200)  # One window; seven.
+  assert len(long_form.plan_for(generator, 200).starts) > 1
+  np.testing.assert_array_equal(np.diff(long, axis=1), 1.0)  # One stretch, in order...
+  np.testing.assert_array_equal(long[:, :20], short)  # ...whatever the piece's length.
+  assert len(set(short[:, 0])) == 8
+
+
+def test_the_pulse_a_piece_is_given_is_that_of_its_stretch_of_the_bank():
+  """Two stretches of a hit every 12 frames (0.14 s), two of noise: each piece's envelope
+  pulses as the stretch it was drawn from (4 frames a code, heard a frame at a time)."""
+  block, frames = gan_models.RHYTHM_BANK_BLOCK, 4
+  beat = np.zeros(2 * block * frames, np.float32)
+  beat[::12] = 1.0
+  noise = np.random.default_rng(0).standard_normal(2 * block * frames).astype(np.float32)
+  bank = np.concatenate([beat, noise]).reshape(4 * block, frames)
+  generator = rhythm_bank_generator(bank)
+  steps = sampling.steps_for_seconds(10.0, time_stride=4)
+  pulse = rhythm_following.given_pulse(generator, 0, 24, steps, batch_size=8, time_stride=4)
+  assert pulse.shape == (24,)
+  # Pieces from either kind of stretch, none between: a beat is near 1, noise far below.
+  assert np.sum(pulse > 0.9) >= 4 and np.sum(pulse < 0.4) >= 4
+  assert np.all((pulse > 0.9) | (pulse < 0.4)), pulse
+  # A generator without a bank is given no rhythm.
+  generator.config.model.rhythm_bank_steps = 0
+  assert rhythm_following.given_pulse(generator, 0, 24, steps, 8, 4) is None

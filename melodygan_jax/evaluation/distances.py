@@ -309,7 +309,7 @@ def bootstrap_interval(metric: Callable[..., float], features_a: np.ndarray,
     extra = ({'source_ids_reference': index_a, 'source_ids_evaluated': index_b}
              if pass_source_ids else {})
     estimates.append(metric(features_a[index_a], features_b[index_b], **extra))
-  return _percentile_interval(metric(features_a, features_b), estimates, confidence)
+  return percentile_interval(metric(features_a, features_b), estimates, confidence)
 
 
 def _bootstrap_counts(rng: np.random.Generator, num_rows: int) -> np.ndarray:
@@ -317,7 +317,7 @@ def _bootstrap_counts(rng: np.random.Generator, num_rows: int) -> np.ndarray:
   return np.bincount(rng.integers(0, num_rows, num_rows), minlength=num_rows).astype(np.float64)
 
 
-def _percentile_interval(value, estimates, confidence) -> Interval:
+def percentile_interval(value, estimates, confidence) -> Interval:
   tail = 50.0 * (1.0 - confidence)
   low, high = np.percentile(estimates, [tail, 100.0 - tail])
   return Interval(value=float(value), low=float(low), high=float(high), confidence=confidence,
@@ -356,7 +356,7 @@ def fad_interval(features_a: np.ndarray, features_b: np.ndarray, num_resamples: 
     counts_b = _bootstrap_counts(rng, len(features_b))
     estimates.append(frechet_distance_of_fits(*_weighted_fit(features_a, counts_a),
                                               *_weighted_fit(features_b, counts_b)))
-  return _percentile_interval(frechet_distance(features_a, features_b), estimates, confidence)
+  return percentile_interval(frechet_distance(features_a, features_b), estimates, confidence)
 
 
 def kad_interval(reference: np.ndarray, evaluated: np.ndarray, bandwidth: float | None = None,
@@ -398,4 +398,4 @@ def kad_interval(reference: np.ndarray, evaluated: np.ndarray, bandwidth: float 
     estimates.append(KAD_SCALE * (within(kernel_rr, counts_r) + within(kernel_ee, counts_e)
                                   - 2.0 * across))
   value = kernel_audio_distance(reference, evaluated, bandwidth=bandwidth)
-  return _percentile_interval(value, estimates, confidence)
+  return percentile_interval(value, estimates, confidence)

@@ -38,7 +38,10 @@ intervals that draw whole songs (halves of a few songs each can differ by more
 than a generator does from real music); `training/profile` is the training
 clips' (what the generator was shown). Memorization: each generated clip's
 nearest training clip in musicnn space, and the share closer than 95% of
-held-out real clips get.
+held-out real clips get. Rhythm following, for a generator with a rhythm bank
+(evaluation/rhythm_following.py): clip by clip, the pulse clarity heard in each
+piece against that of the songs' envelope it was given to play, as a
+correlation and a slope (1: each envelope's pulse comes out as it went in).
 Reconstruction of half B's waveforms: ViSQOL (on --num_visqol clips),
 multi-resolution STFT distance and mel distance against the original, for the
 codec + inversion and for the inversion alone (its floor); on whole held-out
@@ -55,6 +58,7 @@ import numpy as np
 
 from melodygan_jax import errors
 from melodygan_jax.audio import contract
+from melodygan_jax.audio import music_structure
 from melodygan_jax.data import input_pipeline
 from melodygan_jax.data import records
 from melodygan_jax.data import reference_clips
@@ -68,6 +72,7 @@ from melodygan_jax.evaluation import latent_metrics
 from melodygan_jax.evaluation import memorization
 from melodygan_jax.evaluation import music_profile
 from melodygan_jax.evaluation import reconstruction
+from melodygan_jax.evaluation import rhythm_following
 from melodygan_jax.evaluation import two_sample
 from melodygan_jax.generation import sampling
 from melodygan_jax.runs import loading
@@ -234,8 +239,11 @@ def evaluate_audio(vqvae: loading.LoadedVQVAE, meta, data, dataset_dir: str,
                                                    seed=options.seed + 1)
                for kind in ('iid', 'uniform')}
   code_sets = {f'baseline_{kind}': codes for kind, codes in code_sets.items()}
+  given_pulse = None
   if generator is not None:
     code_sets['gan'] = generate(generator, vqvae, num_clips, steps, options)
+    given_pulse = rhythm_following.given_pulse(generator, options.seed, num_clips, steps,
+                                               options.batch_size, vqvae.time_stride)
   for name, codes in code_sets.items():
     clip_analysis.analyze_codes(analyzer, sets, name, codes, clip_samples, options.seed)
     timer.done(name, f'{len(codes)} clips decoded and inverted')
@@ -260,6 +268,10 @@ def evaluate_audio(vqvae: loading.LoadedVQVAE, meta, data, dataset_dir: str,
                                 ('training', training))}
   timer.done('distances', 'intervals of every embedding distance')
   metrics.update(structure_metrics(sets, reference_copies, sources, options))
+  if given_pulse is not None:
+    played = sets.get('gan', 'profile')[:, music_structure.PROFILE_ENTRIES.index('pulse_clarity')]
+    metrics.update({f'gan/{name}': value for name, value in rhythm_following.following(
+        given_pulse, played, options.num_resamples, options.seed).items()})
   timer.done('structure', 'music profiles and two-sample classifiers')
   metrics.update(memorization_metrics(sets, [name for name in code_sets]))
   return metrics, code_sets

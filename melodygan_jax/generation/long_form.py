@@ -164,6 +164,17 @@ def coordinate_noise(key: jax.Array, plan: WindowPlan, noise_channels: int,
   return gan_models.step_inputs(step_key, (plan.coordinate_steps,), noise_channels, clock)
 
 
+def given_rhythm(clock, noise_channels: int, keys: jax.Array, plan: WindowPlan) -> jax.Array:
+  """The rhythm each sample of `keys` is given at its output steps: the beat clock's (or
+  rhythm bank's) channels of its coordinates, [batch, output_steps, clock channels]."""
+  first = 0 if plan.loop else plan.context_steps  # Output position p is coordinate p + first.
+
+  def one(key):
+    coordinates = coordinate_noise(key, plan, noise_channels, clock)
+    return coordinates[first:first + plan.output_steps, noise_channels:]
+  return jax.vmap(one)(keys)
+
+
 def blend_windows(window_features: jax.Array, plan: WindowPlan) -> jax.Array:
   """[windows, window_steps, features] -> [output_steps, features] by normalized overlap-add.
 

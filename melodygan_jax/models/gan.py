@@ -297,7 +297,7 @@ class RhythmBank(nnx.Module):
   def __call__(self, rng: jax.Array, batch_shape: tuple[int, ...], steps: int,
                first_step=0) -> jax.Array:
     """[*batch_shape, steps, frames] from step `first_step` on."""
-    envelopes = jax.lax.stop_gradient(self.envelopes.value)
+    envelopes = jax.lax.stop_gradient(jnp.asarray(self.envelopes.value))  # Loaded: NumPy.
     size = envelopes.shape[0]
     envelopes = envelopes.reshape(size, self.channels)
     block = min(RHYTHM_BANK_BLOCK, size)
