@@ -595,6 +595,11 @@ def summary(workdir: str, state: dict) -> list[str]:
   if strength is not None:
     lines.append(f'style strength {strength:.2f}: the global noise scaled so the pieces change '
                  f'code as often as the songs (sample --style_strength=1: as trained)')
+  slope = metrics.get('gan/rhythm_following_slope')
+  if isinstance(slope, dict) and slope['value'] == slope['value']:  # Not NaN.
+    lines.append(f'rhythm following {slope["value"]:.2f} [{slope["low"]:.2f}, '
+                 f'{slope["high"]:.2f}]: how far a piece\'s pulse rises with that of the songs\' '
+                 f'rhythm it is given (1: one for one)')
   share = metrics.get('gan/too_close_to_training_share')
   if share is not None:
     verdict = ('about what held-out real music gets (~5%)' if share <= 0.1

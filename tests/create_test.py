@@ -416,6 +416,10 @@ def test_the_summary_names_the_style_strength_and_flags_a_model_that_copies(tmp_
   assert gan_row.split()[1:] == ['15.5', '[14.5,', '16.5]', '0.51', '0.59', '1.00']
   assert any(line.startswith('style strength 2.45:') for line in lines)
   assert lines[-1].startswith('memorisation: 30%') and 'TOO HIGH' in lines[-1]
+  assert not any(line.startswith('rhythm following') for line in lines)  # No rhythm bank.
+  metrics['gan/rhythm_following_slope'] = {'value': 0.53, 'low': 0.41, 'high': 0.66}
+  (tmp_path / 'metrics.json').write_text(json.dumps(metrics))
+  assert create_lib.summary(str(tmp_path), {})[-2].startswith('rhythm following 0.53 [0.41, 0.66]')
   metrics['gan/too_close_to_training_share'] = 0.04
   (tmp_path / 'metrics.json').write_text(json.dumps(metrics))
   assert 'about what held-out real music gets' in create_lib.summary(str(tmp_path), {})[-1]
