@@ -61,6 +61,27 @@ def test_frechet_is_finite_with_fewer_clips_than_dimensions():
   assert np.isfinite(value) and value > 0
 
 
+def test_frechet_of_fewer_rows_than_dimensions_equals_the_fits_way():
+  # The small [n_a, n_b] matrix's singular values give tr (C_a C_b)^½ as the [dim, dim]
+  # eigendecompositions do, with and without the bootstrap's repeat counts (to 1e-6: those
+  # add the square roots of their zero eigenvalues' rounding, about 1e-8 each).
+  rng = np.random.default_rng(5)
+  a, b = rng.standard_normal((9, 30)), 0.5 * rng.standard_normal((12, 30)) + 0.3
+  counts_a = rng.integers(0, 3, 9).astype(float)
+  counts_a[:2] = 1.0
+  counts_b = rng.integers(0, 3, 12).astype(float)
+  counts_b[:2] = 1.0
+  for weights_a, weights_b in ((None, None), (counts_a, counts_b)):
+    fits = distances.frechet_distance_of_fits(*distances._weighted_fit(a, weights_a),
+                                              *distances._weighted_fit(b, weights_b))
+    assert distances.frechet_distance_of_rows(a, b, weights_a, weights_b) == pytest.approx(
+        fits, rel=1e-6)
+  repeated = np.repeat(a, counts_a.astype(int), axis=0)  # The counts as copies of rows.
+  assert distances.frechet_distance_of_rows(a, b, counts_a) == pytest.approx(
+      distances.frechet_distance_of_fits(*distances.gaussian_fit(repeated),
+                                         *distances.gaussian_fit(b)), rel=1e-6)
+
+
 def test_frechet_refuses_unequal_sizes_unless_asked_to_subsample():
   rng = np.random.default_rng(4)
   a, b = rng.standard_normal((50, 3)), rng.standard_normal((70, 3))

@@ -72,6 +72,36 @@ def frechet_distance_of_fits(mean_a: np.ndarray, cov_a: np.ndarray, mean_b: np.n
                - 2.0 * trace_sqrt_product)
 
 
+def _scaled_rows(features: np.ndarray, counts: np.ndarray | None):
+  """Mean [dim] and rows Y [n, dim] with covariance Y^T Y of the rows repeated `counts` times."""
+  counts = np.ones(len(features)) if counts is None else counts
+  total = counts.sum()
+  mean = counts @ features / total
+  return mean, (features - mean) * np.sqrt(counts / (total - 1))[:, None]
+
+
+def frechet_distance_of_rows(features_a: np.ndarray, features_b: np.ndarray,
+                             counts_a: np.ndarray | None = None,
+                             counts_b: np.ndarray | None = None) -> float:
+  """`frechet_distance_of_fits` of the sets' Gaussian fits, each row repeated `counts` times.
+
+  With fewer rows than dimensions the covariances are C = Y^T Y of the centred,
+  scaled rows Y [n, dim], and tr (C_a C_b)^½ is the sum of the singular values
+  of Y_a Y_b^T [n_a, n_b] (the non-zero eigenvalues of C_a C_b are those of
+  (Y_a Y_b^T)(Y_a Y_b^T)^T): the same value from a small matrix, where the
+  fits' way takes two eigendecompositions of [dim, dim]. Otherwise the fits' way.
+  """
+  if max(len(features_a), len(features_b)) >= features_a.shape[1]:
+    return frechet_distance_of_fits(*_weighted_fit(features_a, counts_a),
+                                    *_weighted_fit(features_b, counts_b))
+  mean_a, rows_a = _scaled_rows(features_a, counts_a)
+  mean_b, rows_b = _scaled_rows(features_b, counts_b)
+  trace_sqrt_product = np.sum(np.linalg.svd(rows_a @ rows_b.T, compute_uv=False))
+  difference = mean_a - mean_b
+  return float(difference @ difference + np.sum(rows_a**2) + np.sum(rows_b**2)
+               - 2.0 * trace_sqrt_product)
+
+
 def equal_size_pair(features_a: np.ndarray, features_b: np.ndarray,
                     subsample_to_min: bool = False, seed: int = 0):
   """The two sets, checked (or subsampled without replacement) to one size.
@@ -108,7 +138,7 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray,
   features_a = _as_rows(features_a, 'features_a')
   features_b = _as_rows(features_b, 'features_b')
   features_a, features_b = equal_size_pair(features_a, features_b, subsample_to_min, seed)
-  return frechet_distance_of_fits(*gaussian_fit(features_a), *gaussian_fit(features_b))
+  return frechet_distance_of_rows(features_a, features_b)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,13 +192,16 @@ def fad_infinity(reference: np.ndarray, evaluated: np.ndarray, num_points: int =
   if min_n is None:
     min_n = max(len(evaluated) // 4, evaluated.shape[1] + 2, 2)
   min_n = min(min_n, len(evaluated))
-  reference_mean, reference_cov = gaussian_fit(reference)
-  reference_root = psd_sqrt(reference_cov)
   rng = np.random.default_rng(seed)
   counts = np.unique(np.linspace(min_n, len(evaluated), num_points).astype(int))
-  values = [frechet_distance_of_fits(reference_mean, reference_cov, *gaussian_fit(
-      evaluated[rng.integers(0, len(evaluated), n)]), sqrt_cov_a=reference_root)
-            for n in counts]
+  draws = [evaluated[rng.integers(0, len(evaluated), n)] for n in counts]
+  if max(len(reference), len(evaluated)) < reference.shape[1]:
+    values = [frechet_distance_of_rows(reference, drawn) for drawn in draws]
+  else:
+    reference_mean, reference_cov = gaussian_fit(reference)
+    reference_root = psd_sqrt(reference_cov)
+    values = [frechet_distance_of_fits(reference_mean, reference_cov, *gaussian_fit(drawn),
+                                       sqrt_cov_a=reference_root) for drawn in draws]
   return extrapolate_to_infinite_n(counts, values)
 
 
@@ -324,8 +357,10 @@ def percentile_interval(value, estimates, confidence) -> Interval:
                   num_resamples=len(estimates))
 
 
-def _weighted_fit(features: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _weighted_fit(features: np.ndarray,
+                  counts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
   """The Gaussian fit of the rows repeated `counts` times, without repeating them."""
+  counts = np.ones(len(features)) if counts is None else counts
   total = counts.sum()
   mean = counts @ features / total
   centered = features - mean
@@ -354,8 +389,7 @@ def fad_interval(features_a: np.ndarray, features_b: np.ndarray, num_resamples: 
   for _ in range(num_resamples):
     counts_a = _bootstrap_counts(rng, len(features_a))
     counts_b = _bootstrap_counts(rng, len(features_b))
-    estimates.append(frechet_distance_of_fits(*_weighted_fit(features_a, counts_a),
-                                              *_weighted_fit(features_b, counts_b)))
+    estimates.append(frechet_distance_of_rows(features_a, features_b, counts_a, counts_b))
   return percentile_interval(frechet_distance(features_a, features_b), estimates, confidence)
 
 
