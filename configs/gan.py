@@ -107,11 +107,6 @@ def get_config() -> ml_collections.ConfigDict:
   # Pieces of 10 s decoded, inverted and analysed at each eval for their pulse and
   # harmony beside held-out crops (eval/music/*; gan_trainer.py). 0: off.
   config.train.music_profile_clips = 0
-  # The style strength sampling plays at is measured by ear (runs/style_strength.py): this
-  # many generated pieces and training crops of this many seconds, decoded and inverted.
-  config.train.style_strength_pieces = 48
-  config.train.style_strength_reference_crops = 128
-  config.train.style_strength_seconds = 10.0
   # `python -m melodygan_jax.sweep`: scored by the Fréchet distance of generated to
   # held-out real code sequences.
   config.sweep = common.sweep_config(metric='eval/latent_frechet')

@@ -28,8 +28,4 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.eval_every_steps = 1_000
   config.train.checkpoint_every_steps = 1_000
   config.train.num_eval_samples = 256
-  # A quick style strength for the demo and the tests: 8 pieces of 3 s (~5 s here).
-  config.train.style_strength_pieces = 8
-  config.train.style_strength_reference_crops = 16
-  config.train.style_strength_seconds = 3.0
   return config

@@ -238,14 +238,9 @@ def stage_figures(calibration: dict, name: str) -> dict:
 
 def stage_overhead_s(calibration: dict, name: str) -> float:
   """Seconds the `name` training stage spends beside its steps on this machine, before what
-  grows with the songs: its start-up and compiles (STAGE_START_S, STAGE_COMPILES), and the
-  GAN's style strength, heard at the GAN's last evaluation or evaluate's first load
-  (style_strength_audio_s, the audio it inverts and hears, at the probe's rate; 0 in an
-  older calibration)."""
+  grows with the songs: its start-up and compiles (STAGE_START_S, STAGE_COMPILES)."""
   figures = stage_figures(calibration, name)
-  probe_s = calibration.get('evaluate_probe_s') or EVALUATE_PROBE_S
-  return (STAGE_START_S + STAGE_COMPILES * figures.get('compile_s', COMPILE_S_UNMEASURED)
-          + figures.get('style_strength_audio_s', 0.0) / EVALUATE_CLIP_S * probe_s)
+  return STAGE_START_S + STAGE_COMPILES * figures.get('compile_s', COMPILE_S_UNMEASURED)
 
 
 def samples_seconds(calibration: dict) -> float:
@@ -598,9 +593,8 @@ def summary(workdir: str, state: dict) -> list[str]:
     lines.append(f'{name:22s} {shown[0]:>20s} {shown[1]:>14s} {shown[2]:>17s} {shown[3]:>9s}')
   strength = metrics.get('gan/style_strength')
   if strength is not None:
-    lines.append(f'style strength {strength:.2f}: the global noise scaled so the pieces hold '
-                 f'their harmony as the codec\'s copies of the songs do (sample '
-                 f'--style_strength=1: as trained)')
+    lines.append(f'style strength {strength:.2f}: the global noise scaled so the pieces change '
+                 f'code as often as the songs (sample --style_strength=1: as trained)')
   slope = metrics.get('gan/rhythm_following_slope')
   if isinstance(slope, dict) and slope['value'] == slope['value']:  # Not NaN.
     lines.append(f'rhythm following {slope["value"]:.2f} [{slope["low"]:.2f}, '

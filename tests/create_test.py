@@ -154,12 +154,6 @@ def test_the_plan_fits_the_budget_and_grows_the_stage_overheads_with_the_songs(c
   gan_start_s = lambda stages: stages['gan'].planned_s - stages['gan'].steps * 1.38
   assert gan_start_s(planned(0.05, 13.3)) - gan_start_s(few) == pytest.approx(
       6.65 * create_lib.GAN_START_S_PER_AUDIO_HOUR)
-  # The style strength's audio (3,200 s of it) at the probe's rate (0.25 s a 10 s clip).
-  calibration['evaluate_probe_s'] = 0.25
-  without = gan_start_s(few)
-  calibration['gan']['style_strength_audio_s'] = 3200.0
-  assert gan_start_s(planned(0.05, 6.65)) - without == pytest.approx(80.0)
-  del calibration['gan']['style_strength_audio_s'], calibration['evaluate_probe_s']
   # Too little time left before any stage ran: refused. Once a stage has run (and overran),
   # the GAN trains the steps that still fit: refusing would waste what was spent.
   settings = {'workdir': '/w', 'preset': 'cpu', 'songs': '/s', 'hours': 1.0, 'vocoder': False}

@@ -150,13 +150,6 @@ def chroma_stability(chroma: np.ndarray, energy: np.ndarray) -> float:
   return float(np.mean(products[valid] / pair_norms[valid]))
 
 
-def clip_chroma_stability(samples: np.ndarray) -> float:
-  """`clip_profile`'s chroma stability alone: mono samples at the contract's rate -> float."""
-  magnitude = contract.magnitude_frames(np.asarray(samples, np.float32))
-  energy = contract.mel_frames(magnitude ** 2).astype(np.float64).sum(axis=1)
-  return chroma_stability(chroma_frames(magnitude), energy)
-
-
 def chroma_entropy_and_key_clarity(chroma: np.ndarray, energy: np.ndarray) -> tuple[float, float]:
   """Entropy (bits) of the energy-weighted mean chroma and its best key-profile correlation."""
   mean_chroma = (chroma * energy[:, None]).sum(axis=0)
@@ -193,8 +186,8 @@ def onset_frames(envelope: np.ndarray) -> np.ndarray:
 
   A peak is the maximum of the 30 ms before it, above the mean of the 100 ms
   around it by 0.07 (on the envelope scaled to [0, 1], or by ONSET_FLOOR_DB
-  when its peak is below that), at least 30 ms after the last. Written with scipy
-  filters because librosa's numba peak picker crashes in some numba builds.
+  when its peak is below that), at least 30 ms after the last. Written with scipy filters because librosa's numba peak picker
+  crashes in some numba builds.
   """
   scaled = envelope - envelope.min()
   scaled = scaled / max(scaled.max(), ONSET_FLOOR_DB)

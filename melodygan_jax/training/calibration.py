@@ -28,7 +28,6 @@ from melodygan_jax.audio import contract
 from melodygan_jax.audio import music_structure
 from melodygan_jax.audio import synthesis
 from melodygan_jax.runs import latent_cache
-from melodygan_jax.runs import style_strength
 from melodygan_jax.runs import workdir as workdir_lib
 from melodygan_jax.training import config_checks
 from melodygan_jax.training import gan_trainer
@@ -127,16 +126,7 @@ def gan_seconds_per_step(config, vqvae_config, steps: int = 3) -> dict:
   batches = trainer.train_batches(0)
   compile_s, step_s = _time(trainer.jit_train_step, trainer.create_state(),
                             [next(batches) for _ in range(2)], steps)
-  return {'step_s': step_s, 'compile_s': compile_s,
-          'style_strength_audio_s': style_strength_audio_s(config)}
-
-
-def style_strength_audio_s(config) -> float:
-  """Seconds of audio the run's style strength calibration decodes, inverts and hears
-  (runs/style_strength.py; at most: shorter songs give shorter clips)."""
-  heard = style_strength.sizes(config)
-  strengths = len(style_strength.FIRST_STRENGTHS) + style_strength.SECANT_STEPS
-  return (heard.reference_crops + strengths * heard.pieces) * heard.seconds
+  return {'step_s': step_s, 'compile_s': compile_s}
 
 
 def evaluate_probe_seconds(clip_seconds: float = 10.0, num_clips: int = 4) -> float:

@@ -502,7 +502,6 @@ class GANTrainer:
     self._training_sequence = data.train.codes[None]
     self.baselines = self._baseline_metrics()
     self._music_reference = None  # The held-out crops' music profile, made at the first eval.
-    self._harmony_reference = None  # The style strength's target, made at the first eval.
 
   def jit_train_step(self, state: GANState, batch) -> tuple[GANState, dict]:
     """`batch`: train_batches' item (crops, or where they start in the device tables)."""
@@ -611,16 +610,8 @@ class GANTrainer:
       real = latent_cache.real_crops(runs, steps)
       picks = np.random.default_rng(2).permutation(len(real))[:count]
       self._music_reference = self._music_profile(real[picks])
-    heard = style_strength.sizes(self.config)
-    calibration_steps = style_strength.calibration_steps(self.vqvae.time_stride, self.data.train,
-                                                         heard.seconds)
-    if self._harmony_reference is None:
-      self._harmony_reference = style_strength.reference_harmony(
-          self.vqvae, self.data.train, calibration_steps, self.config.data.stems[0],
-          heard.reference_crops)
     calibration = style_strength.calibrate(
-        functools.partial(self._pieces_harmony, state, calibration_steps),
-        self._harmony_reference, step)
+        functools.partial(self._crop_change_rate, state), self.data.train, step)
     if self.workdir is not None:
       style_strength.write(self.workdir, calibration)
     codes = np.asarray(jax.device_get(self.jit_sample(
@@ -628,7 +619,7 @@ class GANTrainer:
         jnp.float32(calibration.strength))[1]))
     generated = self._music_profile(codes)
     metrics = {'eval/music/style_strength': calibration.strength,
-               'eval/music/as_trained_chroma_stability': calibration.as_trained_chroma_stability}
+               'eval/music/as_trained_change_rate': calibration.as_trained_change_rate}
     gap = 0.0
     for entry in MUSIC_PROFILE_ENTRIES:
       real_value, value = self._music_reference[entry], generated[entry]
@@ -638,13 +629,13 @@ class GANTrainer:
     metrics['eval/music/profile_gap'] = gap
     return metrics
 
-  def _pieces_harmony(self, state: GANState, steps: int, strength: float) -> float:
-    """style_strength.generated_harmony's pieces, from the EMA generator in training."""
+  def _crop_change_rate(self, state: GANState, strength: float) -> float:
+    """style_strength.generated_change_rate's pieces, from the EMA generator in training."""
     codes = self.jit_sample(state.generator_ema, jax.random.key(style_strength.CALIBRATION_SEED),
-                            style_strength.sizes(self.config).pieces, steps, None, None,
+                            style_strength.CALIBRATION_CROPS,
+                            style_strength.CALIBRATION_WINDOWS * self.steps, None, None,
                             jnp.float32(strength))[1]
-    return style_strength.harmony(self.vqvae, np.asarray(jax.device_get(codes)),
-                                  self.config.data.stems[0])
+    return style_strength.change_rate(np.asarray(jax.device_get(codes)))
 
   def _music_profile(self, codes: np.ndarray) -> dict:
     """Mean of each MUSIC_PROFILE_ENTRIES over the decoded, inverted code sequences."""
