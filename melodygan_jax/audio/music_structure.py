@@ -186,8 +186,8 @@ def onset_frames(envelope: np.ndarray) -> np.ndarray:
 
   A peak is the maximum of the 30 ms before it, above the mean of the 100 ms
   around it by 0.07 (on the envelope scaled to [0, 1], or by ONSET_FLOOR_DB
-  when its peak is below that), at least 30 ms after the last. Written with scipy filters because librosa's numba peak picker
-  crashes in some numba builds.
+  when its peak is below that), at least 30 ms after the last. Written with scipy
+  filters because librosa's numba peak picker crashes in some numba builds.
   """
   scaled = envelope - envelope.min()
   scaled = scaled / max(scaled.max(), ONSET_FLOOR_DB)
