@@ -150,7 +150,10 @@ def load_vqvae(workdir: str, step: int | None = None, mesh: Mesh | None = None) 
   """
   config = workdir_lib.check_ready(workdir, 'vqvae')
   normalization = workdir_lib.read_normalization(workdir)
-  model = vqvae_models.from_config(config.model, rngs=nnx.Rngs(0), num_mels=contract.NUM_MELS)
+  # Its structure only (nnx.eval_shape): the initial weights the checkpoint replaces would
+  # cost seconds to draw, op by op.
+  model = nnx.eval_shape(lambda: vqvae_models.from_config(config.model, rngs=nnx.Rngs(0),
+                                                          num_mels=contract.NUM_MELS))
   graphdef, params, codebook = nnx.split(model, nnx.Param, quantizer_lib.CodebookVariable)
   restored, restored_step = checkpoints.restore(
       workdir, {'params': params, 'codebook': codebook}, step, mesh)
@@ -206,9 +209,9 @@ def load_generator(workdir: str) -> LoadedGenerator:
   config = workdir_lib.check_ready(workdir, 'gan')
   vqvae = load_vqvae(workdir_lib.gan_vqvae_workdir(workdir, config))
   num_levels, codebook_size, codebook_dim = np.asarray(vqvae.codebooks).shape
-  generator = gan_models.generator_from_config(
+  generator = nnx.eval_shape(lambda: gan_models.generator_from_config(
       config.model, num_levels=num_levels, codebook_size=codebook_size,
-      codebook_dim=codebook_dim, seed=0)
+      codebook_dim=codebook_dim, seed=0))
   graphdef, params = nnx.split(generator)
   restored, step = checkpoints.restore(workdir, {'generator_ema': params})
   return LoadedGenerator(config=config, vqvae=vqvae, graphdef=graphdef,
@@ -282,7 +285,7 @@ def load_vocoder(workdir: str, step: int | None = None,
         raise ValueError(f'phase_prior={phase_prior}: at least 1 iteration, from one of '
                          f'{neural_vocoder.PHASE_PRIOR_STARTS}')
       config.model.phase_prior_iterations, config.model.phase_prior_start = phase_prior
-  graphdef, params = nnx.split(neural_vocoder.build_generator(config.model))
+  graphdef, params = nnx.split(nnx.eval_shape(lambda: neural_vocoder.build_generator(config.model)))
   restored, restored_step = checkpoints.restore(workdir, {'generator': params}, step)
   return NeuralVocoder(workdir=str(workdir), config=config, step=restored_step,
                        graphdef=graphdef,
