@@ -73,11 +73,17 @@ def frechet_distance_of_fits(mean_a: np.ndarray, cov_a: np.ndarray, mean_b: np.n
 
 
 def _scaled_rows(features: np.ndarray, counts: np.ndarray | None):
-  """Mean [dim] and rows Y [n, dim] with covariance Y^T Y of the rows repeated `counts` times."""
+  """Mean [dim] and rows Y [n, dim] with covariance Y^T Y of the rows repeated `counts` times
+  (once each without `counts`), without repeating them."""
   counts = np.ones(len(features)) if counts is None else counts
   total = counts.sum()
   mean = counts @ features / total
   return mean, (features - mean) * np.sqrt(counts / (total - 1))[:, None]
+
+
+def _fewer_rows_than_dimensions(num_rows_a: int, num_rows_b: int, dim: int) -> bool:
+  """Where `frechet_distance_of_rows` takes the small [n_a, n_b] matrix's way."""
+  return max(num_rows_a, num_rows_b) < dim
 
 
 def frechet_distance_of_rows(features_a: np.ndarray, features_b: np.ndarray,
@@ -91,7 +97,7 @@ def frechet_distance_of_rows(features_a: np.ndarray, features_b: np.ndarray,
   (Y_a Y_b^T)(Y_a Y_b^T)^T): the same value from a small matrix, where the
   fits' way takes two eigendecompositions of [dim, dim]. Otherwise the fits' way.
   """
-  if max(len(features_a), len(features_b)) >= features_a.shape[1]:
+  if not _fewer_rows_than_dimensions(len(features_a), len(features_b), features_a.shape[1]):
     return frechet_distance_of_fits(*_weighted_fit(features_a, counts_a),
                                     *_weighted_fit(features_b, counts_b))
   mean_a, rows_a = _scaled_rows(features_a, counts_a)
@@ -195,7 +201,7 @@ def fad_infinity(reference: np.ndarray, evaluated: np.ndarray, num_points: int =
   rng = np.random.default_rng(seed)
   counts = np.unique(np.linspace(min_n, len(evaluated), num_points).astype(int))
   draws = [evaluated[rng.integers(0, len(evaluated), n)] for n in counts]
-  if max(len(reference), len(evaluated)) < reference.shape[1]:
+  if _fewer_rows_than_dimensions(len(reference), len(evaluated), reference.shape[1]):
     values = [frechet_distance_of_rows(reference, drawn) for drawn in draws]
   else:
     reference_mean, reference_cov = gaussian_fit(reference)
@@ -360,11 +366,8 @@ def percentile_interval(value, estimates, confidence) -> Interval:
 def _weighted_fit(features: np.ndarray,
                   counts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
   """The Gaussian fit of the rows repeated `counts` times, without repeating them."""
-  counts = np.ones(len(features)) if counts is None else counts
-  total = counts.sum()
-  mean = counts @ features / total
-  centered = features - mean
-  return mean, (centered * counts[:, None]).T @ centered / (total - 1)
+  mean, rows = _scaled_rows(features, counts)
+  return mean, rows.T @ rows
 
 
 def fad_interval(features_a: np.ndarray, features_b: np.ndarray, num_resamples: int = 200,

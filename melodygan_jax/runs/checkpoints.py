@@ -82,12 +82,12 @@ def restore(workdir: str, abstract, step: int | None = None,
     raise workdir_lib.WorkdirError(f'{workdir}: no checkpoint in {directory}')
   # Where each array goes is given, not read from the checkpoint: inference runs
   # on whatever devices this machine has, not the ones the run was saved from.
+  replicated = None if mesh is None else NamedSharding(mesh, PartitionSpec())
   # An abstract leaf without a sharding (nnx.eval_shape's) goes to this machine's first device.
-  default = (NamedSharding(mesh, PartitionSpec()) if mesh is not None
-             else jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
+  first_device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
-      x.shape, x.dtype, sharding=default if mesh is not None or getattr(x, 'sharding', None) is None
-      else x.sharding), abstract)
+      x.shape, x.dtype, sharding=replicated or getattr(x, 'sharding', None) or first_device),
+      abstract)
   try:
     with ocp.CheckpointManager(directory) as manager:
       # restore_args carry the target shardings; without them Orbax places
