@@ -59,10 +59,6 @@ VARIANTS = {
     'adversarial_from_0': {'loss.adversarial_start_step': 0},
     'spectral_refiner': {'model.refiner_channels': 16},
     'spectral_refiner_light_mel_loss': {'model.refiner_channels': 16, 'loss.mel_weight': 1.0},
-    'spectral_refiner_context': {'model.refiner_channels': 16, 'loss.mel_weight': 1.0,
-                                 'model.refiner_context': True},
-    'spectral_refiner_harmonics': {'model.refiner_channels': 16, 'loss.mel_weight': 1.0,
-                                   'model.refiner_harmonics': (2, 3, 4)},
 }
 
 

@@ -136,10 +136,8 @@ def time_parts(vocoder, log_mel: np.ndarray, repeats: int = 5) -> dict:
         lambda m: inversion.griffin_lim_phase(m, keys, prior_iterations), magnitude)
   parts['network'] = median_ms(lambda mel, *p: generator(mel, *p), log_mel, *priors)
   if generator.refiner is not None:
-    frames = generator.frame_vectors(log_mel, priors[1] if generator.phase_prior else None)
     parts['of_which_refiner'] = median_ms(
-        lambda s, f: generator.refiner(jnp.log(jnp.abs(s) + 1e-5), jnp.angle(s), f),
-        spectrum, frames)
+        lambda s: generator.refiner(jnp.log(jnp.abs(s) + 1e-5), jnp.angle(s)), spectrum)
   parts[f'mel_refinement_{refinement}'] = median_ms(
       lambda s, mel: neural_vocoder.refine_to_mel(s, mel, refinement), spectrum, log_mel)
   parts['whole'] = median_ms(lambda mel: vocoder(mel, keys), log_mel)

@@ -63,10 +63,6 @@ def get_config() -> ml_collections.ConfigDict:
   # and phase from its neighbours (models/vocoder.py SpectralRefiner); 0: none.
   config.model.refiner_channels = 0
   config.model.refiner_dilations = (1, 2, 4)  # Along frequency, one layer each.
-  # The refiner also hears each bin's frequency and each frame's backbone vector.
-  config.model.refiner_context = False
-  # ... and, for each h here, the bin at 1/h of its frequency (its h-th subharmonic).
-  config.model.refiner_harmonics = ()
   # Widths of the stride-3 convs of each period discriminator (periods 2, 3, 5, 7, 11).
   config.model.period_discriminator_channels = (16, 32, 64, 128)
   # Widths of the convs of each spectrogram discriminator (FFT 512, 1024, 2048).

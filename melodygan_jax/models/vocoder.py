@@ -69,66 +69,30 @@ class SpectralRefiner(nnx.Module):
   unit phasor and the phase differences across frames (instantaneous
   frequency) and across bins (group delay), which say whether neighbouring
   bins agree. Its last layer starts at zero, so it starts as the identity.
-
-  With `context_width`, it also hears where each bin is (convolutions are the
-  same at every frequency, but the detail a mel band leaves out grows with the
-  band's width, which grows with frequency) and each frame's backbone vector
-  (what the frame holds as a whole, pitch and timbre, which no 3x3 neighbourhood
-  sees), projected to a bias of its first layer.
-
-  With `harmonics` (h = 2, 3, ...), each bin k also hears bin k/h: its
-  log-magnitude and its phase advance over a frame times h, the advance a
-  partial at k would have if it were the h-th harmonic of one at k/h. The
-  mel's low bands are a bin or two wide and hold a note's lowest partials
-  exactly; its high bands are dozens of bins wide and say only how much energy
-  they hold, so where the upper partials sit inside them is best read from the
-  partials below, which lie too far off for the convolutions to reach.
   """
 
   INPUTS = 7  # log-magnitude, cos/sin of phase, of its frame difference, of its bin difference.
-  COORDINATES = 2  # A bin's frequency as a fraction of Nyquist, linear and logarithmic.
 
   def __init__(self, channels: int, frequency_dilations: tuple[int, ...], *, rngs: nnx.Rngs,
-               context_width: int = 0, harmonics: tuple[int, ...] = (), dtype=jnp.float32):
+               dtype=jnp.float32):
     conv = functools.partial(nnx.Conv, kernel_size=(3, 3), padding='SAME', dtype=dtype,
                              param_dtype=jnp.float32, rngs=rngs)
-    self.harmonics = tuple(harmonics)
-    self.inputs = conv(self.INPUTS + (self.COORDINATES if context_width else 0)
-                       + 3 * len(self.harmonics), channels)
-    self.context = (nnx.Linear(context_width, channels, dtype=dtype, param_dtype=jnp.float32,
-                               rngs=rngs) if context_width else None)
+    self.inputs = conv(self.INPUTS, channels)
     self.layers = nnx.List([conv(channels, channels, kernel_dilation=(1, dilation))
                             for dilation in frequency_dilations])
     self.outputs = conv(channels, 2)
     self.outputs.kernel[...] = jnp.zeros_like(self.outputs.kernel[...])
     self.outputs.bias[...] = jnp.zeros_like(self.outputs.bias[...])
 
-  def __call__(self, log_magnitude: jax.Array, phase: jax.Array,
-               frame_context: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-    """[batch, frames, bins] each (and, with `context_width`, the backbone's [batch,
-    frames, context_width]) -> the same, corrected."""
+  def __call__(self, log_magnitude: jax.Array, phase: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """[batch, frames, bins] each -> the same, corrected."""
     over_frames = jnp.diff(phase, axis=1, prepend=phase[:, :1])
     over_bins = jnp.diff(phase, axis=2, prepend=phase[:, :, :1])
     # Log-magnitudes span ~-12 (the floor) to ~5: centred and scaled to about unit range.
-    features = [(log_magnitude + 4.0) / 4.0, jnp.cos(phase), jnp.sin(phase),
-                jnp.cos(over_frames), jnp.sin(over_frames), jnp.cos(over_bins),
-                jnp.sin(over_bins)]
-    if self.context is not None:
-      num_bins = log_magnitude.shape[-1]
-      linear = jnp.arange(num_bins, dtype=jnp.float32) / (num_bins - 1)
-      # 0 at the first bin, 1 at Nyquist, equal steps per octave.
-      logarithmic = 1.0 + jnp.log2(jnp.arange(1, num_bins + 1) / num_bins) / jnp.log2(num_bins)
-      features += [jnp.broadcast_to(c, log_magnitude.shape) for c in (linear, logarithmic)]
-    for harmonic in self.harmonics:
-      below = jnp.round(jnp.arange(log_magnitude.shape[-1]) / harmonic).astype(jnp.int32)
-      # An advance wraps by 2 pi m; times h it wraps by 2 pi h m, so h times the wrapped
-      # advance is the right angle.
-      advance = harmonic * over_frames[..., below]
-      features += [(log_magnitude[..., below] + 4.0) / 4.0, jnp.cos(advance), jnp.sin(advance)]
-    x = self.inputs(jnp.stack(features, axis=-1).astype(self.inputs.dtype))
-    if self.context is not None:
-      x = x + self.context(frame_context.astype(self.context.dtype))[:, :, None, :]
-    x = jax.nn.gelu(x)
+    features = jnp.stack([(log_magnitude + 4.0) / 4.0, jnp.cos(phase), jnp.sin(phase),
+                          jnp.cos(over_frames), jnp.sin(over_frames), jnp.cos(over_bins),
+                          jnp.sin(over_bins)], axis=-1).astype(self.inputs.dtype)
+    x = jax.nn.gelu(self.inputs(features))
     for layer in self.layers:
       x = x + jax.nn.gelu(layer(x))
     corrections = self.outputs(x).astype(jnp.float32)
@@ -143,8 +107,7 @@ class VocosGenerator(nnx.Module):
   def __init__(self, *, num_mels: int, n_fft: int, width: int, intermediate_width: int,
                num_blocks: int, rngs: nnx.Rngs, magnitude_prior: bool = False,
                phase_prior: bool = False, refiner_channels: int = 0,
-               refiner_dilations: tuple[int, ...] = (1, 2, 4), refiner_context: bool = False,
-               refiner_harmonics: tuple[int, ...] = (), dtype=jnp.float32):
+               refiner_dilations: tuple[int, ...] = (1, 2, 4), dtype=jnp.float32):
     self.num_bins = n_fft // 2 + 1
     self.magnitude_prior = magnitude_prior  # __call__ then needs `log_magnitude_prior`...
     self.phase_prior = phase_prior  # ... and `phase_prior`.
@@ -166,30 +129,27 @@ class VocosGenerator(nnx.Module):
                                     param_dtype=jnp.float32, rngs=rngs)
       self.head.kernel[...] = self.head.kernel[...].at[:, self.num_bins:].set(0.0)
     self.refiner = (SpectralRefiner(refiner_channels, tuple(refiner_dilations), rngs=rngs,
-                                    context_width=width if refiner_context else 0,
-                                    harmonics=tuple(refiner_harmonics), dtype=dtype)
-                    if refiner_channels else None)
+                                    dtype=dtype) if refiner_channels else None)
 
-  def frame_vectors(self, log_mel: jax.Array, phase_prior: jax.Array | None = None
-                    ) -> jax.Array:
-    """The backbone's [batch, frames, width] output, which the head reads."""
+  def head_outputs(self, log_mel: jax.Array, phase_prior: jax.Array | None = None
+                   ) -> tuple[jax.Array, jax.Array]:
+    """(log-magnitude, phase angle), each [batch, frames, bins] float32 (corrections
+    of the priors where the model has them)."""
     x = self.embed_norm(self.embed(log_mel.astype(self.embed.dtype)))
     if self.phase_prior:
       phasors = jnp.concatenate([jnp.real(phase_prior), jnp.imag(phase_prior)], axis=-1)
       x = x + self.phase_embed(phasors.astype(self.phase_embed.dtype))
     for block in self.blocks:
       x = block(x)
-    return self.final_norm(x)
+    out = self.head(self.final_norm(x)).astype(jnp.float32)
+    return out[..., :self.num_bins], out[..., self.num_bins:]
 
   def __call__(self, log_mel: jax.Array, log_magnitude_prior: jax.Array | None = None,
                phase_prior: jax.Array | None = None) -> jax.Array:
     """log_mel [batch, frames, mels] (with `magnitude_prior`, the prior's [batch,
     frames, bins] log-magnitude; with `phase_prior`, its unit phasors, complex)
     -> the complex STFT."""
-    frames = self.frame_vectors(log_mel, phase_prior)
-    # (log-magnitude, phase angle): corrections of the priors where the model has them.
-    out = self.head(frames).astype(jnp.float32)
-    log_magnitude, phase = out[..., :self.num_bins], out[..., self.num_bins:]
+    log_magnitude, phase = self.head_outputs(log_mel, phase_prior)
     if self.magnitude_prior:
       # The clip bounds the correction, not the prior: loud bins are far above exp(4.6).
       log_magnitude = log_magnitude_prior + jnp.minimum(log_magnitude, MAX_LOG_MAGNITUDE)
@@ -198,7 +158,7 @@ class VocosGenerator(nnx.Module):
     if self.phase_prior:
       phase = phase + jnp.angle(phase_prior)
     if self.refiner is not None:
-      log_magnitude, phase = self.refiner(log_magnitude, phase, frames)
+      log_magnitude, phase = self.refiner(log_magnitude, phase)
     return spectrum_from_head(log_magnitude, phase)
 
 
@@ -221,6 +181,4 @@ def from_config(model_config, *, num_mels: int, n_fft: int, rngs: nnx.Rngs) -> V
                         phase_prior=model_config.get('phase_prior_iterations', 0) > 0,
                         refiner_channels=model_config.get('refiner_channels', 0),
                         refiner_dilations=tuple(model_config.get('refiner_dilations', (1, 2, 4))),
-                        refiner_context=model_config.get('refiner_context', False),
-                        refiner_harmonics=tuple(model_config.get('refiner_harmonics', ())),
                         dtype=jnp.dtype(model_config.dtype), **sizes)
