@@ -59,6 +59,9 @@ VARIANTS = {
     'adversarial_from_0': {'loss.adversarial_start_step': 0},
     'spectral_refiner': {'model.refiner_channels': 16},
     'spectral_refiner_light_mel_loss': {'model.refiner_channels': 16, 'loss.mel_weight': 1.0},
+    'spectral_refiner_wide': {'model.refiner_channels': 32, 'loss.mel_weight': 1.0},
+    'spectral_refiner_adversarial': {'model.refiner_channels': 16, 'loss.mel_weight': 1.0,
+                                     'loss.adversarial_start_step': 500},
 }
 
 
