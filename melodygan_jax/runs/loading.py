@@ -285,7 +285,8 @@ def load_vocoder(workdir: str, step: int | None = None,
         raise ValueError(f'phase_prior={phase_prior}: at least 1 iteration, from one of '
                          f'{neural_vocoder.PHASE_PRIOR_STARTS}')
       config.model.phase_prior_iterations, config.model.phase_prior_start = phase_prior
-  graphdef, params = nnx.split(nnx.eval_shape(lambda: neural_vocoder.build_generator(config.model)))
+  generator = nnx.eval_shape(lambda: neural_vocoder.build_generator(config.model))
+  graphdef, params = nnx.split(generator)
   restored, restored_step = checkpoints.restore(workdir, {'generator': params}, step)
   return NeuralVocoder(workdir=str(workdir), config=config, step=restored_step,
                        graphdef=graphdef,
